@@ -1,0 +1,410 @@
+/*
+ * rf_ring.c - segment lifecycle: create, validate, attach, close; errors.
+ *
+ * Nothing is read from a segment before fstat() says it is ours and large
+ * enough, and nothing but the descriptor is trusted before the magic, version
+ * and sizes check out.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rf_ring_int.h"
+
+static __thread char rf_errbuf[512];
+static _Atomic uint64_t rf_next_id = 1;
+
+void rf_set_err(int err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(rf_errbuf, sizeof rf_errbuf, fmt, ap);
+	va_end(ap);
+	if (err && n >= 0 && (size_t)n < sizeof rf_errbuf)
+		snprintf(rf_errbuf + n, sizeof rf_errbuf - (size_t)n, " (%s)", strerror(err));
+}
+
+const char *rf_ring_errmsg(void)
+{
+	return rf_errbuf[0] ? rf_errbuf : "no error";
+}
+
+uint64_t rf_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t rf_realtime_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Aeron-style backoff: spin, then yield, then sleep 1 us doubling to 1 ms. */
+void rf_backoff(unsigned *step)
+{
+	unsigned s = (*step)++;
+	if (s < 16) {
+		__builtin_ia32_pause();
+	} else if (s < 32) {
+		sched_yield();
+	} else {
+		unsigned shift = s - 32 < 10 ? s - 32 : 10;
+		struct timespec ts = {0, 1000L << shift};
+		nanosleep(&ts, NULL);
+	}
+}
+
+int rf_ring_default_name(char *buf, size_t len)
+{
+	const char *env = getenv("RINGFLOW_RING");
+	int n;
+	if (env && *env)
+		n = snprintf(buf, len, "%s%s", env[0] == '/' ? "" : "/", env);
+	else
+		n = snprintf(buf, len, "/ringflow-%u", (unsigned)geteuid());
+	if (n < 0 || (size_t)n >= len) {
+		rf_set_err(0, "ring name too long");
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+int rf_ring_default_spool_dir(char *buf, size_t len)
+{
+	const char *env = getenv("RINGFLOW_SPOOL_DIR");
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	int n;
+	if (env && *env)
+		n = snprintf(buf, len, "%s", env);
+	else if (xdg && *xdg)
+		n = snprintf(buf, len, "%s/ringflow", xdg);
+	else
+		n = snprintf(buf, len, "/tmp/ringflow-%u", (unsigned)geteuid());
+	if (n < 0 || (size_t)n >= len) {
+		rf_set_err(0, "spool directory name too long");
+		return -ENAMETOOLONG;
+	}
+	return 0;
+}
+
+static bool is_pow2(uint64_t v)
+{
+	return v && !(v & (v - 1));
+}
+
+/* Fill a freshly truncated segment; the magic is published last. */
+static void init_segment(struct rf_ring_shm *h, uint64_t cap, const char *spool, unsigned flags)
+{
+	h->version = RF_RING_VERSION;
+	h->data_off = RF_RING_DATA_OFF;
+	h->capacity = cap;
+	h->max_record = RF_RING_MAX_RECORD(cap);
+	h->slot_count = RF_RING_SLOTS;
+	h->flags = flags & RF_RING_GROUP;
+	h->created_ns = rf_realtime_ns();
+	snprintf(h->spool_dir, sizeof h->spool_dir, "%s", spool);
+	struct rf_ring_slot *slots = (struct rf_ring_slot *)((uint8_t *)h + RF_RING_SLOTS_OFF);
+	for (unsigned i = 0; i < RF_RING_SLOTS; i++)
+		atomic_store_explicit(&slots[i].pos, RF_POS_IDLE, memory_order_relaxed);
+	/* Release: pairs with the acquire load of magic in validate(); an
+	 * attacher that sees the magic sees every field above. */
+	atomic_store_explicit(&h->magic, RF_RING_MAGIC, memory_order_release);
+}
+
+/* fstat-level checks, before a single byte of the segment is read. */
+static int check_stat(int fd, const char *name, bool group, off_t *size)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		rf_set_err(e, "ring %s: fstat", name);
+		return -e;
+	}
+	if (st.st_uid != geteuid()) {
+		rf_set_err(0, "ring %s is owned by uid %u, not by this user (uid %u); refusing to "
+			   "attach to another user's segment", name, (unsigned)st.st_uid,
+			   (unsigned)geteuid());
+		return -EPERM;
+	}
+	if ((st.st_mode & 0007) || (!group && (st.st_mode & 0070))) {
+		rf_set_err(0, "ring %s has mode %03o: other users could read or forge records; "
+			   "expected 0600%s", name, (unsigned)(st.st_mode & 0777),
+			   group ? " or 0660" : " (0660 needs the group option)");
+		return -EPERM;
+	}
+	*size = st.st_size;
+	return 0;
+}
+
+static int validate(rf_ring *r, const char *name, size_t map_len)
+{
+	struct rf_ring_shm *h = r->shm;
+	/* Acquire: pairs with the release store of magic in init_segment(). */
+	uint64_t magic = atomic_load_explicit(&h->magic, memory_order_acquire);
+	if (magic != RF_RING_MAGIC) {
+		rf_set_err(0, "ring %s: bad magic 0x%016llx: not a ringflow ring (or not yet "
+			   "initialised)", name, (unsigned long long)magic);
+		return -EPROTO;
+	}
+	if (h->version != RF_RING_VERSION) {
+		rf_set_err(0, "ring %s: layout version %u, this library speaks %u", name,
+			   h->version, RF_RING_VERSION);
+		return -EPROTO;
+	}
+	uint64_t cap = h->capacity;
+	if (h->data_off != RF_RING_DATA_OFF || h->slot_count != RF_RING_SLOTS || !is_pow2(cap) ||
+	    cap < RF_RING_MIN_CAPACITY || cap > RF_RING_MAX_CAPACITY ||
+	    h->max_record != RF_RING_MAX_RECORD(cap) || RF_RING_DATA_OFF + cap != map_len) {
+		rf_set_err(0, "ring %s: inconsistent descriptor (capacity %llu, segment %zu bytes)",
+			   name, (unsigned long long)cap, map_len);
+		return -EINVAL;
+	}
+	if (memchr(h->spool_dir, 0, sizeof h->spool_dir) == NULL) {
+		rf_set_err(0, "ring %s: spool directory field not terminated", name);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int map_existing(rf_ring *r, const char *name, bool group)
+{
+	uint64_t deadline = rf_now_ns() + 1000000000ull;
+	unsigned step = 0;
+	for (;;) {
+		off_t size = 0;
+		int rc = check_stat(r->fd, name, group, &size);
+		if (rc)
+			return rc;
+		bool sized = (uint64_t)size >= RF_RING_DATA_OFF + RF_RING_MIN_CAPACITY &&
+			     (uint64_t)size <= RF_RING_DATA_OFF + (uint64_t)RF_RING_MAX_CAPACITY;
+		if (sized) {
+			void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED,
+				       r->fd, 0);
+			if (p == MAP_FAILED) {
+				int e = errno;
+				rf_set_err(e, "ring %s: mmap %lld bytes", name, (long long)size);
+				return -e;
+			}
+			r->shm = p;
+			r->map_len = (size_t)size;
+			rc = validate(r, name, (size_t)size);
+			if (rc == 0)
+				return 0;
+			uint64_t magic = atomic_load(&r->shm->magic);
+			munmap(p, (size_t)size);
+			r->shm = NULL;
+			/* Only a zero magic can mean "creator still initialising". */
+			if (magic != 0)
+				return rc;
+		}
+		if (rf_now_ns() > deadline) {
+			if (!sized)
+				rf_set_err(0, "ring %s: segment is %lld bytes, not a ringflow ring size",
+					   name, (long long)size);
+			return sized ? -EPROTO : -EINVAL;
+		}
+		rf_backoff(&step);
+	}
+}
+
+static int create_segment(rf_ring *r, const char *name, const struct rf_ring_opts *o,
+			  const char *spool)
+{
+	uint64_t cap = o->capacity ? o->capacity : RF_RING_DEFAULT_CAPACITY;
+	if (!is_pow2(cap) || cap < RF_RING_MIN_CAPACITY || cap > RF_RING_MAX_CAPACITY) {
+		rf_set_err(0, "ring capacity %llu: must be a power of two in [%u, %u]",
+			   (unsigned long long)cap, RF_RING_MIN_CAPACITY, RF_RING_MAX_CAPACITY);
+		return -EINVAL;
+	}
+	mode_t mode = (o->flags & RF_RING_GROUP) ? 0660 : 0600;
+	/* fchmod: the umask must not widen or narrow what we promise. */
+	if (fchmod(r->fd, mode) < 0 || ftruncate(r->fd, (off_t)(RF_RING_DATA_OFF + cap)) < 0) {
+		int e = errno;
+		rf_set_err(e, "ring %s: sizing new segment to %llu bytes", name,
+			   (unsigned long long)(RF_RING_DATA_OFF + cap));
+		return -e;
+	}
+	size_t len = RF_RING_DATA_OFF + cap;
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
+	if (p == MAP_FAILED) {
+		int e = errno;
+		rf_set_err(e, "ring %s: mmap", name);
+		return -e;
+	}
+	r->shm = p;
+	r->map_len = len;
+	init_segment(r->shm, cap, spool, o->flags);
+	return 0;
+}
+
+int rf_ring_open(rf_ring **out, const char *name, const struct rf_ring_opts *opts)
+{
+	struct rf_ring_opts o = {0};
+	char defname[128];
+	int rc;
+	if (opts)
+		o = *opts;
+	*out = NULL;
+	if (!name) {
+		if ((rc = rf_ring_default_name(defname, sizeof defname)))
+			return rc;
+		name = defname;
+	}
+	if (name[0] != '/' || strlen(name) >= sizeof ((rf_ring *)0)->name || strchr(name + 1, '/')) {
+		rf_set_err(0, "ring name '%s': must be '/name' without further slashes", name);
+		return -EINVAL;
+	}
+	if (o.full_policy < RF_RING_FULL_SPILL || o.full_policy > RF_RING_FULL_DROP) {
+		rf_set_err(0, "ring %s: unknown full policy %d", name, o.full_policy);
+		return -EINVAL;
+	}
+	rf_ring *r = calloc(1, sizeof *r);
+	if (!r) {
+		rf_set_err(ENOMEM, "ring %s: handle", name);
+		return -ENOMEM;
+	}
+	snprintf(r->name, sizeof r->name, "%s", name);
+	r->fd = -1;
+	r->spill.fd = -1;
+	pthread_mutex_init(&r->spill.lock, NULL);
+	r->flags = o.flags;
+	r->full_policy = o.full_policy;
+	r->full_wait_ns = o.full_wait_ns ? o.full_wait_ns : 1000000ull;
+	r->stall_check_ns = o.stall_check_ns ? o.stall_check_ns : 20000000ull;
+	r->stall_pos = RF_POS_IDLE;
+	r->id = atomic_fetch_add(&rf_next_id, 1);
+	r->pid = getpid();
+
+	char spool[256];
+	if (o.spool_dir)
+		snprintf(spool, sizeof spool, "%s", o.spool_dir);
+	else if ((rc = rf_ring_default_spool_dir(spool, sizeof spool)))
+		goto fail;
+
+	bool group = o.flags & RF_RING_GROUP;
+	bool created = false;
+	if (o.flags & RF_RING_CREATE) {
+		r->fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, group ? 0660 : 0600);
+		if (r->fd >= 0)
+			created = true;
+		else if (errno != EEXIST) {
+			rc = -errno;
+			rf_set_err(-rc, "ring %s: shm_open(create)", name);
+			goto fail;
+		}
+	}
+	if (!created) {
+		r->fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
+		if (r->fd < 0) {
+			rc = -errno;
+			rf_set_err(-rc, "ring %s: shm_open", name);
+			goto fail;
+		}
+	}
+	rc = created ? create_segment(r, name, &o, spool) : map_existing(r, name, group);
+	if (rc) {
+		if (created)
+			shm_unlink(name);
+		goto fail;
+	}
+	r->data = (uint8_t *)r->shm + RF_RING_DATA_OFF;
+	r->mask = r->shm->capacity - 1;
+	/* Producers and consumer agree on the spool dir through the ring. */
+	snprintf(r->spool_dir, sizeof r->spool_dir, "%s",
+		 o.spool_dir ? o.spool_dir : r->shm->spool_dir);
+
+	if (o.flags & RF_RING_CONSUMER) {
+		/* flock is dropped by the kernel when the holder dies, so a
+		 * restarted consumer never has to wait out a stale lock. */
+		if (flock(r->fd, LOCK_EX | LOCK_NB) < 0) {
+			rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+			rf_set_err(0, "ring %s: another consumer (pid %d) is attached", name,
+				   (int)atomic_load(&r->shm->consumer_pid));
+			goto fail;
+		}
+		atomic_store_explicit(&r->shm->consumer_pid, (int32_t)r->pid, memory_order_relaxed);
+		atomic_store_explicit(&r->shm->parked, 0, memory_order_relaxed);
+		if ((rc = rf_spool_dir_check(r->spool_dir, group, true)))
+			goto fail;
+	}
+	*out = r;
+	return 0;
+fail:
+	if (r->shm)
+		munmap(r->shm, r->map_len);
+	if (r->fd >= 0)
+		close(r->fd);
+	pthread_mutex_destroy(&r->spill.lock);
+	free(r);
+	return rc;
+}
+
+void rf_ring_close(rf_ring *r)
+{
+	if (!r)
+		return;
+	if (getpid() == r->pid) {
+		rf_spill_close(r);
+		rf_ring_release_slots(r);
+		if (r->flags & RF_RING_CONSUMER) {
+			atomic_store_explicit(&r->shm->consumer_pid, 0, memory_order_relaxed);
+			flock(r->fd, LOCK_UN);
+		}
+	}
+	munmap(r->shm, r->map_len);
+	close(r->fd);
+	pthread_mutex_destroy(&r->spill.lock);
+	free(r->scratch);
+	free(r);
+}
+
+int rf_ring_unlink(const char *name)
+{
+	char defname[128];
+	int rc;
+	if (!name) {
+		if ((rc = rf_ring_default_name(defname, sizeof defname)))
+			return rc;
+		name = defname;
+	}
+	if (shm_unlink(name) < 0) {
+		int e = errno;
+		rf_set_err(e, "ring %s: shm_unlink", name);
+		return -e;
+	}
+	return 0;
+}
+
+int rf_ring_stats(rf_ring *r, struct rf_ring_stats *st)
+{
+	struct rf_ring_shm *h = r->shm;
+	memset(st, 0, sizeof *st);
+	st->capacity = h->capacity;
+	st->max_record = h->max_record;
+	/* Acquire both: a consistent-enough snapshot for reporting. */
+	st->head = atomic_load_explicit(&h->head, memory_order_acquire);
+	st->tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+	st->spilled = atomic_load_explicit(&h->spilled, memory_order_relaxed);
+	st->spill_failed = atomic_load_explicit(&h->spill_failed, memory_order_relaxed);
+	st->dropped = atomic_load_explicit(&h->dropped, memory_order_relaxed);
+	st->claim_timeouts = atomic_load_explicit(&h->claim_timeouts, memory_order_relaxed);
+	st->abandoned = atomic_load_explicit(&h->abandoned, memory_order_relaxed);
+	st->spill_ingested = atomic_load_explicit(&h->spill_ingested, memory_order_relaxed);
+	st->spill_corrupt = atomic_load_explicit(&h->spill_corrupt, memory_order_relaxed);
+	st->wakeups = atomic_load_explicit(&h->wakeups, memory_order_relaxed);
+	st->consumer_pid = atomic_load_explicit(&h->consumer_pid, memory_order_relaxed);
+	st->consumer_heartbeat_ns = atomic_load_explicit(&h->heartbeat_ns, memory_order_relaxed);
+	return 0;
+}

@@ -1,0 +1,150 @@
+/*
+ * rf_ring.h - lock-free multi-producer, single-consumer shared-memory ring of
+ * variable-length records.
+ *
+ * Many producers (processes and threads) write records into one POSIX shared
+ * memory segment; one consumer (the sidecar) drains them in order.  See
+ * ringbuf/DESIGN.md for the layout, the protocol and every memory-ordering
+ * pairing.
+ *
+ * Conventions (liburing style): functions return 0 (or a count) on success and
+ * -errno on failure; rf_ring_errmsg() then gives a human-readable message with
+ * context for the calling thread's last failure.
+ */
+#ifndef RF_RING_H
+#define RF_RING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Opaque per-process handle on a mapped ring. */
+typedef struct rf_ring rf_ring;
+
+#define RF_RING_DEFAULT_CAPACITY (16u << 20) /* 16 MiB data area */
+#define RF_RING_MIN_CAPACITY (64u << 10)     /* 64 KiB */
+#define RF_RING_MAX_CAPACITY (1u << 30)      /* 1 GiB: lengths are int32 */
+#define RF_RING_HDR_BYTES 8u                 /* per-record header */
+#define RF_RING_ALIGN 8u
+/* Largest payload a ring of `cap` bytes accepts (2 MiB at the default). */
+#define RF_RING_MAX_RECORD(cap) ((size_t)(cap) / 8u - RF_RING_HDR_BYTES)
+
+/* Record types: user types are >= 1; values <= 0 are reserved. */
+#define RF_RING_TYPE_MAX 0x3fffffff
+
+/* rf_ring_opts.flags */
+#define RF_RING_CREATE 0x1u   /* create the segment if it does not exist */
+#define RF_RING_GROUP 0x2u    /* created segment and spill files are 0660, not 0600 */
+#define RF_RING_CONSUMER 0x4u /* attach as the (single) consumer */
+
+/* What a producer does when the ring has no room (rf_ring_opts.full_policy). */
+enum rf_ring_full_policy {
+	RF_RING_FULL_SPILL = 0, /* wait up to full_wait_ns, then spill to a file (default) */
+	RF_RING_FULL_WAIT = 1,  /* wait up to full_wait_ns, then fail with -EAGAIN */
+	RF_RING_FULL_DROP = 2,  /* drop at once, counted in the ring's `dropped` counter */
+};
+
+struct rf_ring_opts {
+	size_t capacity;        /* data area bytes, power of two; 0 = default (create only) */
+	unsigned flags;         /* RF_RING_* */
+	int full_policy;        /* enum rf_ring_full_policy */
+	uint64_t full_wait_ns;  /* bound on waiting for room; default 1 ms */
+	const char *spool_dir;  /* spill directory; NULL = the one recorded in the ring */
+	uint64_t stall_check_ns;/* consumer: how long a head claim may stall before the
+				   claimant's liveness is checked; default 20 ms */
+};
+
+/* Ring name for this user: $RINGFLOW_RING if set, else "/ringflow-<uid>". */
+int rf_ring_default_name(char *buf, size_t len);
+/* Spool directory default: $RINGFLOW_SPOOL_DIR, else $XDG_RUNTIME_DIR/ringflow,
+ * else /tmp/ringflow-<uid>. */
+int rf_ring_default_spool_dir(char *buf, size_t len);
+
+/*
+ * Attach to (or with RF_RING_CREATE, create) the ring `name` (NULL = default).
+ * A segment owned by another user, with a bad magic, version or size, or not
+ * fully initialised within 1 s, is refused with -EPERM / -EPROTO / -EINVAL.
+ * With RF_RING_CONSUMER, fails with -EBUSY if another live consumer holds it.
+ */
+int rf_ring_open(rf_ring **out, const char *name, const struct rf_ring_opts *opts);
+/* Unmap and free the handle; releases this process's producer slots. */
+void rf_ring_close(rf_ring *r);
+/* Remove the segment name (mapped handles stay valid). */
+int rf_ring_unlink(const char *name);
+/* The calling thread's last error message, never NULL. */
+const char *rf_ring_errmsg(void);
+
+/* ---- Producer API (thread-safe, zero-copy) ---- */
+
+struct rf_ring_claim {
+	void *data;     /* write `len` bytes here, then commit or abort */
+	uint32_t len;
+	uint32_t _flags; /* private */
+	uint64_t _pos;   /* private */
+};
+
+/* Claim room for a `len`-byte payload of `type` (1..RF_RING_TYPE_MAX).
+ * Returns 0, -EMSGSIZE (too large), -EAGAIN (full, WAIT policy), -ENOBUFS
+ * (full, dropped and counted) or -EINVAL. */
+int rf_ring_claim(rf_ring *r, int32_t type, size_t len, struct rf_ring_claim *c);
+/* Publish a claimed record. */
+int rf_ring_commit(rf_ring *r, struct rf_ring_claim *c);
+/* Give a claimed record back; the consumer skips it. */
+int rf_ring_abort(rf_ring *r, struct rf_ring_claim *c);
+/* claim + memcpy + commit. */
+int rf_ring_write(rf_ring *r, int32_t type, const void *data, size_t len);
+
+/* ---- Consumer API (one consumer per ring) ---- */
+
+#define RF_REC_SPILLED 0x1u /* came from a spill file, not the ring */
+
+struct rf_ring_rec {
+	uint64_t pos;     /* ring position of the record (or of its spill marker) */
+	uint32_t sub;     /* index within a spill file; 0 for ring records */
+	uint32_t flags;   /* RF_REC_* */
+	int32_t type;
+	uint32_t len;
+	const void *data; /* valid only during the callback */
+};
+
+/* Return 0 to go on, non-zero to stop the batch after this record (the record
+ * counts as consumed). */
+typedef int (*rf_ring_handler)(const struct rf_ring_rec *rec, void *arg);
+
+/* Deliver up to `max` committed records in order, then free their space with
+ * one store.  Also recovers claims of dead producers and ingests spill files.
+ * Returns the number of records delivered, or -errno. */
+int rf_ring_consume(rf_ring *r, rf_ring_handler fn, void *arg, unsigned max);
+
+/* Skip records already processed before a consumer restart: every record with
+ * pos < `pos` is treated as consumed.  Ignored if pos is outside [head, tail]. */
+int rf_ring_resume(rf_ring *r, uint64_t pos);
+
+/* Wait until records may be available or `timeout_ns` passes: spin, then
+ * yield, then park on the ring's futex (producers wake a parked consumer).
+ * Returns 1 if records may be available, 0 on timeout. */
+int rf_ring_wait(rf_ring *r, uint64_t timeout_ns);
+
+struct rf_ring_stats {
+	uint64_t capacity, max_record;
+	uint64_t head, tail;       /* positions: tail - head = bytes in use */
+	uint64_t spilled;          /* records written to spill files */
+	uint64_t spill_failed;     /* records that could not be spilled (dropped) */
+	uint64_t dropped;          /* records dropped by the DROP policy */
+	uint64_t claim_timeouts;   /* WAIT-policy claims that returned -EAGAIN */
+	uint64_t abandoned;        /* dead producers' claims turned into padding */
+	uint64_t spill_ingested;   /* spilled records delivered to the consumer */
+	uint64_t spill_corrupt;    /* spill files quarantined as corrupt */
+	uint64_t wakeups;          /* futex wakes issued by producers */
+	int32_t consumer_pid;      /* 0 if no consumer attached */
+	uint64_t consumer_heartbeat_ns; /* CLOCK_REALTIME of the consumer's last poll */
+};
+int rf_ring_stats(rf_ring *r, struct rf_ring_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* RF_RING_H */

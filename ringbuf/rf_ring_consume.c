@@ -1,0 +1,279 @@
+/*
+ * rf_ring_consume.c - the consumer side: batches, dead-claim recovery, waits.
+ *
+ * The consumer reads committed records from head in order, hands them to the
+ * caller, zeroes the space they used (free space is always zero: that is how
+ * "0 = not yet written" stays reliable) and publishes the new head with one
+ * release store per batch.
+ *
+ * A record at head that stays uncommitted (len <= 0) past stall_check_ns is
+ * examined: if no live thread holds a claim that could cover it, the claimant
+ * died between claim and commit and the record becomes padding (counted in
+ * `abandoned`).  A live claimant, however slow, is always waited for.
+ */
+#include <errno.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rf_ring_int.h"
+
+static struct rf_ring_slot *slot_at(rf_ring *r, uint32_t i)
+{
+	return (struct rf_ring_slot *)((uint8_t *)r->shm + RF_RING_SLOTS_OFF) + i;
+}
+
+/* Is any live thread claiming a position below `end`?  Conservative: a live
+ * thread with any such position (even a stale one from a failed CAS) makes
+ * us wait; that state lasts only a few instructions. */
+static bool claimants_alive(rf_ring *r, uint64_t end)
+{
+	for (uint32_t i = 0; i < RF_RING_SLOTS; i++) {
+		struct rf_ring_slot *s = slot_at(r, i);
+		uint64_t owner = atomic_load_explicit(&s->owner, memory_order_relaxed);
+		if (!owner)
+			continue;
+		/* Acquire: pairs with the producer's release store of IDLE after
+		 * its commit in finish(): idle here means len > 0 is visible. */
+		uint64_t pos = atomic_load_explicit(&s->pos, memory_order_acquire);
+		if (pos == RF_POS_IDLE || pos >= end)
+			continue;
+		uint64_t start = atomic_load_explicit(&s->start_time, memory_order_relaxed);
+		if (rf_thread_alive((pid_t)(owner >> 32), (pid_t)(uint32_t)owner, start))
+			return true;
+	}
+	return false;
+}
+
+/* End of the all-zero run starting at head (a claimant that died before its
+ * first header store wrote nothing), stopping at tail or the buffer's end. */
+static uint64_t zero_run_end(rf_ring *r, uint64_t head, uint64_t tail)
+{
+	uint64_t limit = head + (r->shm->capacity - (head & r->mask));
+	if (limit > tail)
+		limit = tail;
+	uint64_t p = head;
+	while (p < limit && atomic_load_explicit(rf_rec_len(r, p), memory_order_acquire) == 0)
+		p += RF_RING_ALIGN;
+	return p;
+}
+
+/* The record at head is not committed.  Returns 1 if it was turned into
+ * padding (the claimant is dead), 0 to keep waiting. */
+static int recover_head(rf_ring *r, uint64_t head)
+{
+	uint64_t now = rf_now_ns();
+	if (r->stall_pos != head) {
+		r->stall_pos = head;
+		r->stall_since = now;
+		r->stall_next_check = now + r->stall_check_ns;
+		return 0;
+	}
+	if (now < r->stall_next_check)
+		return 0;
+	r->stall_next_check = now + r->stall_check_ns;
+
+	/* Acquire: pairs with the producers' release CAS on tail; every slot
+	 * store made before a claim below tail is now visible. */
+	uint64_t tail = atomic_load_explicit(&r->shm->tail, memory_order_acquire);
+	if (tail == head)
+		return 0;
+	int32_t len = atomic_load_explicit(rf_rec_len(r, head), memory_order_acquire);
+	if (len > 0)
+		return 1; /* committed meanwhile */
+	uint64_t end;
+	if (len < 0) {
+		end = head + rf_align8((uint64_t)-(int64_t)len);
+	} else {
+		end = zero_run_end(r, head, tail);
+		if (end == head)
+			return 0;
+	}
+	if (end > tail || end - head > r->shm->capacity - (head & r->mask))
+		return 0; /* nonsense length: never pad beyond what was claimed */
+	if (claimants_alive(r, end))
+		return 0;
+	/* Re-check after the slot scan: a claimant that committed (and went
+	 * idle) while we scanned has a header now. */
+	int32_t again = atomic_load_explicit(rf_rec_len(r, head), memory_order_acquire);
+	if (again != len)
+		return again > 0;
+	if (len == 0 && zero_run_end(r, head, tail) < end)
+		return 0;
+	atomic_store_explicit(rf_rec_type(r, head), RF_REC_PAD, memory_order_relaxed);
+	/* Release: pairs with our own later acquire load in the batch loop;
+	 * keeps the padding header consistent for a restarted consumer too. */
+	atomic_store_explicit(rf_rec_len(r, head), (int32_t)(end - head), memory_order_release);
+	atomic_fetch_add_explicit(&r->shm->abandoned, 1, memory_order_relaxed);
+	r->stall_pos = RF_POS_IDLE;
+	return 1;
+}
+
+int rf_ring_consume(rf_ring *r, rf_ring_handler fn, void *arg, unsigned max)
+{
+	if (!(r->flags & RF_RING_CONSUMER)) {
+		rf_set_err(0, "ring %s: consume on a handle not opened as consumer", r->name);
+		return -EINVAL;
+	}
+	struct rf_ring_shm *h = r->shm;
+	atomic_store_explicit(&h->heartbeat_ns, rf_realtime_ns(), memory_order_relaxed);
+	/* Relaxed: only this consumer writes head. */
+	const uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
+	const uint64_t seg_end = head + (h->capacity - (head & r->mask));
+	uint64_t pos = head;
+	unsigned n = 0;
+	int rc = 0;
+
+	while (n < max && pos < seg_end) {
+		/* Acquire: pairs with the producer's release store of len in
+		 * finish() (or of padding in claim): payload is visible. */
+		int32_t len = atomic_load_explicit(rf_rec_len(r, pos), memory_order_acquire);
+		if (len <= 0) {
+			if (pos != head || !recover_head(r, pos))
+				break;
+			continue;
+		}
+		uint64_t size = rf_align8((uint64_t)len);
+		if ((uint64_t)len < RF_RING_HDR_BYTES || size > seg_end - pos) {
+			rf_set_err(0, "ring %s: corrupt record header at position %llu (length %d)",
+				   r->name, (unsigned long long)pos, len);
+			rc = -EPROTO;
+			break;
+		}
+		int32_t type = atomic_load_explicit(rf_rec_type(r, pos), memory_order_relaxed);
+		const uint8_t *payload = r->data + (pos & r->mask) + RF_RING_HDR_BYTES;
+		uint32_t plen = (uint32_t)len - RF_RING_HDR_BYTES;
+		int stop = 0;
+		if (type == RF_REC_SPILL_MARK) {
+			int got = rf_spill_ingest_marker(r, pos, payload, plen, fn, arg);
+			if (got < 0) {
+				rc = got;
+				break; /* marker stays: retried on the next call */
+			}
+			n += (unsigned)got;
+			stop = 1; /* free the marker, then remove its file */
+		} else if (type >= 1) {
+			struct rf_ring_rec rec = {.pos = pos, .type = type, .len = plen,
+						  .data = payload};
+			stop = fn(&rec, arg);
+			n++;
+		} /* RF_REC_PAD and unknown reserved types are skipped */
+		pos += size;
+		if (stop)
+			break;
+	}
+	if (pos != head) {
+		memset(r->data + (head & r->mask), 0, pos - head);
+		/* Release: pairs with the producers' acquire load of head in
+		 * rf_ring_claim_ring(): the zeroing above is visible before the
+		 * space can be claimed again. */
+		atomic_store_explicit(&h->head, pos, memory_order_release);
+		r->stall_pos = RF_POS_IDLE;
+		if (r->pending_unlink[0]) {
+			unlink(r->pending_unlink);
+			r->pending_unlink[0] = 0;
+		}
+	}
+	if (rc)
+		return rc;
+	/* Spill files of producers that died or left while the ring was full:
+	 * ingested once the ring is drained, i.e. after all their ring records. */
+	if (n == 0 && pos == atomic_load_explicit(&h->tail, memory_order_acquire)) {
+		uint64_t now = rf_now_ns();
+		if (now >= r->orphan_next_scan) {
+			r->orphan_next_scan = now + 100000000ull;
+			int got = rf_spill_ingest_orphans(r, fn, arg);
+			if (got < 0)
+				return got;
+			n += (unsigned)got;
+		}
+	}
+	return (int)n;
+}
+
+int rf_ring_resume(rf_ring *r, uint64_t target)
+{
+	struct rf_ring_shm *h = r->shm;
+	uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
+	uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+	if (target <= head || target > tail)
+		return 0;
+	/* Walk record by record: target must be a record boundary, and every
+	 * record before it must be committed (it was, when it was processed). */
+	uint64_t pos = head;
+	while (pos < target) {
+		int32_t len = atomic_load_explicit(rf_rec_len(r, pos), memory_order_acquire);
+		if (len <= 0 || (uint64_t)len < RF_RING_HDR_BYTES) {
+			rf_set_err(0, "ring %s: resume position %llu is not after committed records",
+				   r->name, (unsigned long long)target);
+			return -EINVAL;
+		}
+		uint64_t next = pos + rf_align8((uint64_t)len);
+		uint64_t seg_end = pos + (h->capacity - (pos & r->mask));
+		if (next > seg_end)
+			return -EPROTO;
+		memset(r->data + (pos & r->mask), 0, next - pos);
+		pos = next;
+	}
+	if (pos != target) {
+		rf_set_err(0, "ring %s: resume position %llu is not a record boundary", r->name,
+			   (unsigned long long)target);
+		return -EINVAL;
+	}
+	/* Release: pairs with producers' acquire load of head (as in consume). */
+	atomic_store_explicit(&h->head, pos, memory_order_release);
+	return 0;
+}
+
+static bool head_ready(rf_ring *r)
+{
+	uint64_t head = atomic_load_explicit(&r->shm->head, memory_order_relaxed);
+	/* Acquire: pairs with the producer's release store of len. */
+	return atomic_load_explicit(rf_rec_len(r, head), memory_order_acquire) > 0;
+}
+
+int rf_ring_wait(rf_ring *r, uint64_t timeout_ns)
+{
+	struct rf_ring_shm *h = r->shm;
+	uint64_t start = rf_now_ns();
+	/* Spin, then yield: cheap while records arrive steadily. */
+	for (int i = 0; i < 200; i++) {
+		if (head_ready(r))
+			return 1;
+		if (i < 100)
+			__builtin_ia32_pause();
+		else
+			sched_yield();
+	}
+	for (;;) {
+		uint64_t now = rf_now_ns();
+		if (now - start >= timeout_ns)
+			return head_ready(r);
+		uint64_t left = timeout_ns - (now - start);
+		/* Claims in flight: wake up in time to check their claimants. */
+		uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
+		if (atomic_load_explicit(&h->tail, memory_order_relaxed) != head &&
+		    left > r->stall_check_ns)
+			left = r->stall_check_ns;
+		atomic_store_explicit(&h->parked, 1, memory_order_relaxed);
+		/* Full fence: pairs with the producer's seq_cst fence in
+		 * rf_ring_wake_consumer().  Our parked = 1 store is ordered
+		 * before the re-check, so a commit we miss here sees parked. */
+		atomic_thread_fence(memory_order_seq_cst);
+		if (head_ready(r)) {
+			atomic_store_explicit(&h->parked, 0, memory_order_relaxed);
+			return 1;
+		}
+		struct timespec ts = {(time_t)(left / 1000000000ull), (long)(left % 1000000000ull)};
+		syscall(SYS_futex, &h->parked, FUTEX_WAIT, 1, &ts, NULL, 0);
+		atomic_store_explicit(&h->parked, 0, memory_order_relaxed);
+		if (head_ready(r))
+			return 1;
+		if (atomic_load_explicit(&h->tail, memory_order_relaxed) !=
+		    atomic_load_explicit(&h->head, memory_order_relaxed))
+			return 1; /* let consume() run stall recovery */
+	}
+}

@@ -1,0 +1,438 @@
+/*
+ * rf_spill.c - the full-ring spill path (producer) and its ingestion (consumer).
+ *
+ * When a claim finds no room within full_wait_ns, the producing process
+ * switches to "spilling": its records go, in order, to one append-only file in
+ * the ring's spool directory.  The process stays on the file until the ring has
+ * room for a SPILL_MARK record; the marker names the sealed file and sits in
+ * the ring exactly where the spilled records belong, so the consumer ingests
+ * the file there and no producer's records ever overtake each other.
+ *
+ * Files whose producer died, or closed its handle while the ring was still
+ * full, carry no marker: the consumer ingests them once the ring is drained
+ * (they are newer than anything their producer left in the ring).
+ *
+ * File format: 32-byte header, then records of
+ *   u32 len | i32 type | u32 crc32(type, payload) | u32 0 | payload[len]
+ * A torn last record (producer killed inside write()) was never committed and
+ * is counted as abandoned; any other inconsistency quarantines the file as
+ * *.corrupt (counted) after delivering the valid records before it.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "rf_ring_int.h"
+
+#define SPILL_MAGIC "RFSPILL1"
+#define SPILL_VERSION 1u
+
+struct spill_file_hdr {
+	char magic[8];
+	uint32_t version;
+	uint32_t hdr_bytes;
+	uint32_t pid;
+	uint32_t _pad;
+	uint64_t created_ns;
+};
+
+struct spill_rec_hdr {
+	uint32_t len;
+	int32_t type;
+	uint32_t crc;
+	uint32_t _zero;
+};
+
+struct rf_spill_mark {
+	char name[96];
+	uint64_t records;
+	uint64_t bytes;
+};
+
+_Static_assert(sizeof(struct spill_file_hdr) == 32, "spill header");
+_Static_assert(sizeof(struct rf_spill_mark) == 112, "marker");
+
+static __thread uint8_t *tls_buf;
+static __thread size_t tls_buf_len;
+
+static uint32_t rec_crc(int32_t type, const void *p, uint32_t len)
+{
+	uLong c = crc32(0L, (const Bytef *)&type, sizeof type);
+	return (uint32_t)crc32(c, (const Bytef *)p, len);
+}
+
+static const char *ring_base(rf_ring *r)
+{
+	return r->name + 1; /* names are "/base" */
+}
+
+int rf_spool_dir_check(const char *dir, bool group, bool create)
+{
+	if (create && mkdir(dir, group ? 0770 : 0700) < 0 && errno != EEXIST) {
+		int e = errno;
+		rf_set_err(e, "spool directory %s: mkdir", dir);
+		return -e;
+	}
+	struct stat st;
+	if (lstat(dir, &st) < 0) {
+		int e = errno;
+		rf_set_err(e, "spool directory %s", dir);
+		return -e;
+	}
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0002) ||
+	    (!group && (st.st_mode & 0020))) {
+		rf_set_err(0, "spool directory %s must be a directory owned by uid %u and not "
+			   "writable by others (mode %03o, owner %u)", dir, (unsigned)geteuid(),
+			   (unsigned)(st.st_mode & 0777), (unsigned)st.st_uid);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* Open this process's next spill file.  Caller holds spill.lock. */
+static int open_spill(rf_ring *r)
+{
+	struct rf_spill_w *w = &r->spill;
+	bool group = r->shm->flags & RF_RING_GROUP;
+	int rc = rf_spool_dir_check(r->spool_dir, group, true);
+	if (rc)
+		return rc;
+	uint64_t seq = atomic_fetch_add_explicit(&r->shm->spill_seq, 1, memory_order_relaxed);
+	pid_t pid = getpid();
+	snprintf(w->name, sizeof w->name, "spill-%.24s-%d-%" PRIu64 "-%" PRIu64 ".open",
+		 ring_base(r), (int)pid, rf_thread_start_time(pid, pid), seq);
+	char path[RF_PATH_MAX];
+	snprintf(path, sizeof path, "%s/%s", r->spool_dir, w->name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, group ? 0660 : 0600);
+	if (fd < 0) {
+		int e = errno;
+		rf_set_err(e, "ring %s: creating spill file %s", r->name, path);
+		return -e;
+	}
+	struct spill_file_hdr fh = {.version = SPILL_VERSION, .hdr_bytes = sizeof fh,
+				    .pid = (uint32_t)pid, .created_ns = rf_realtime_ns()};
+	memcpy(fh.magic, SPILL_MAGIC, 8);
+	if (write(fd, &fh, sizeof fh) != (ssize_t)sizeof fh) {
+		int e = errno ? errno : EIO;
+		rf_set_err(e, "ring %s: writing spill file %s", r->name, path);
+		close(fd);
+		unlink(path);
+		return -e;
+	}
+	w->fd = fd;
+	w->records = 0;
+	w->bytes = 0;
+	return 0;
+}
+
+int rf_spill_claim(rf_ring *r, int32_t type, size_t len, struct rf_ring_claim *c)
+{
+	size_t want = r->shm->max_record;
+	if (tls_buf_len < want) {
+		uint8_t *b = realloc(tls_buf, want); /* once per thread, slow path */
+		if (!b) {
+			atomic_fetch_add_explicit(&r->shm->spill_failed, 1, memory_order_relaxed);
+			rf_set_err(ENOMEM, "ring %s full and no spill buffer", r->name);
+			return -ENOBUFS;
+		}
+		tls_buf = b;
+		tls_buf_len = want;
+	}
+	c->data = tls_buf;
+	c->len = (uint32_t)len;
+	c->_flags = RF_CLAIM_SPILL;
+	c->_pos = (uint64_t)(uint32_t)type;
+	return 0;
+}
+
+static int append(rf_ring *r, int32_t type, const void *data, uint32_t len)
+{
+	struct rf_spill_w *w = &r->spill;
+	if (w->fd < 0) {
+		int rc = open_spill(r);
+		if (rc)
+			return rc;
+	}
+	struct spill_rec_hdr rh = {.len = len, .type = type, .crc = rec_crc(type, data, len)};
+	struct iovec iov[2] = {{&rh, sizeof rh}, {(void *)data, len}};
+	ssize_t want = (ssize_t)(sizeof rh + len);
+	ssize_t n = writev(w->fd, iov, 2);
+	if (n != want) {
+		int e = n < 0 ? errno : ENOSPC;
+		/* Cut a short write back off so the file stays well-formed. */
+		if (n > 0 && ftruncate(w->fd, (off_t)(sizeof(struct spill_file_hdr) + w->bytes)) < 0)
+			e = errno;
+		rf_set_err(e, "ring %s: spill write to %s/%s failed; record lost", r->name,
+			   r->spool_dir, w->name);
+		return -e;
+	}
+	w->records++;
+	w->bytes += (uint64_t)want;
+	atomic_fetch_add_explicit(&r->shm->spilled, 1, memory_order_relaxed);
+	return 0;
+}
+
+int rf_spill_commit(rf_ring *r, struct rf_ring_claim *c, bool abort)
+{
+	if (abort)
+		return 0;
+	int32_t type = (int32_t)c->_pos;
+	struct rf_spill_w *w = &r->spill;
+	for (;;) {
+		pthread_mutex_lock(&w->lock);
+		if (atomic_load_explicit(&w->active, memory_order_relaxed) || w->fd >= 0) {
+			atomic_store_explicit(&w->active, 1, memory_order_relaxed);
+			int rc = append(r, type, c->data, c->len);
+			pthread_mutex_unlock(&w->lock);
+			if (rc)
+				atomic_fetch_add_explicit(&r->shm->spill_failed, 1,
+							  memory_order_relaxed);
+			return rc ? -EIO : 0;
+		}
+		pthread_mutex_unlock(&w->lock);
+		/* Spilling ended between our claim and commit: the ring has room
+		 * again and our earlier records precede the marker. */
+		struct rf_ring_claim rc2;
+		int rc = rf_ring_claim_ring(r, type, c->len, &rc2, r->full_wait_ns);
+		if (rc == 0) {
+			memcpy(rc2.data, c->data, c->len);
+			return rf_ring_commit(r, &rc2);
+		}
+		if (rc != -ENOSPC)
+			return rc;
+		pthread_mutex_lock(&w->lock);
+		atomic_store_explicit(&w->active, 1, memory_order_relaxed);
+		pthread_mutex_unlock(&w->lock);
+	}
+}
+
+/* Place the marker for the current file if the ring has room.  Caller holds
+ * spill.lock.  Returns 0 when spilling is over. */
+static int place_marker(rf_ring *r, uint64_t wait_ns)
+{
+	struct rf_spill_w *w = &r->spill;
+	if (w->fd < 0) {
+		atomic_store_explicit(&w->active, 0, memory_order_relaxed);
+		return 0;
+	}
+	struct rf_ring_claim c;
+	int rc = rf_ring_claim_ring(r, RF_REC_SPILL_MARK, sizeof(struct rf_spill_mark), &c,
+				    wait_ns);
+	if (rc)
+		return rc;
+	close(w->fd); /* every append happened under the lock we hold */
+	w->fd = -1;
+	struct rf_spill_mark m = {.records = w->records, .bytes = w->bytes};
+	snprintf(m.name, sizeof m.name, "%s", w->name);
+	memcpy(c.data, &m, sizeof m);
+	atomic_store_explicit(&w->active, 0, memory_order_relaxed);
+	return rf_ring_commit(r, &c);
+}
+
+int rf_spill_try_leave(rf_ring *r)
+{
+	struct rf_spill_w *w = &r->spill;
+	pthread_mutex_lock(&w->lock);
+	int rc = atomic_load_explicit(&w->active, memory_order_relaxed) ? place_marker(r, 0) : 0;
+	pthread_mutex_unlock(&w->lock);
+	return rc;
+}
+
+void rf_spill_close(rf_ring *r)
+{
+	struct rf_spill_w *w = &r->spill;
+	pthread_mutex_lock(&w->lock);
+	if (w->fd >= 0 && place_marker(r, r->full_wait_ns) != 0) {
+		/* Still full: leave the file for the consumer to find. */
+		char from[RF_PATH_MAX], to[RF_PATH_MAX];
+		snprintf(from, sizeof from, "%s/%s", r->spool_dir, w->name);
+		snprintf(to, sizeof to, "%.*s.orphan", (int)(strlen(from) - 5), from);
+		close(w->fd);
+		w->fd = -1;
+		if (rename(from, to) < 0)
+			rf_set_err(errno, "ring %s: renaming spill file %s", r->name, from);
+	}
+	pthread_mutex_unlock(&w->lock);
+	free(tls_buf);
+	tls_buf = NULL;
+	tls_buf_len = 0;
+}
+
+/* ---- consumer side ---- */
+
+/* Deliver every valid record of `path`.  Returns the count delivered. */
+static int deliver_file(rf_ring *r, const char *path, uint64_t pos, rf_ring_handler fn,
+			void *arg, bool unlink_after)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		int e = errno;
+		rf_set_err(e, "ring %s: opening spill file %s", r->name, path);
+		return -e;
+	}
+	size_t maxrec = r->shm->max_record;
+	if (r->scratch_len < maxrec) {
+		free(r->scratch);
+		r->scratch = malloc(maxrec);
+		r->scratch_len = r->scratch ? maxrec : 0;
+		if (!r->scratch) {
+			close(fd);
+			return -ENOMEM;
+		}
+	}
+	struct spill_file_hdr fh;
+	const char *bad = NULL;
+	int n = 0;
+	ssize_t got = read(fd, &fh, sizeof fh);
+	if (got != (ssize_t)sizeof fh || memcmp(fh.magic, SPILL_MAGIC, 8) ||
+	    fh.version != SPILL_VERSION || fh.hdr_bytes != sizeof fh)
+		bad = "bad file header";
+	for (uint32_t sub = 0; !bad; sub++) {
+		struct spill_rec_hdr rh;
+		got = read(fd, &rh, sizeof rh);
+		if (got == 0)
+			break;
+		if (got != (ssize_t)sizeof rh) {
+			atomic_fetch_add_explicit(&r->shm->abandoned, 1, memory_order_relaxed);
+			break; /* torn last record: never committed */
+		}
+		if (rh.len > maxrec || rh.type < 1 || rh._zero) {
+			bad = "bad record header";
+			break;
+		}
+		got = read(fd, r->scratch, rh.len);
+		if (got != (ssize_t)rh.len) {
+			atomic_fetch_add_explicit(&r->shm->abandoned, 1, memory_order_relaxed);
+			break;
+		}
+		if (rec_crc(rh.type, r->scratch, rh.len) != rh.crc) {
+			bad = "checksum mismatch";
+			break;
+		}
+		struct rf_ring_rec rec = {.pos = pos, .sub = sub, .flags = RF_REC_SPILLED,
+					  .type = rh.type, .len = rh.len, .data = r->scratch};
+		fn(&rec, arg);
+		n++;
+	}
+	close(fd);
+	atomic_fetch_add_explicit(&r->shm->spill_ingested, (uint64_t)n, memory_order_relaxed);
+	if (bad) {
+		char q[RF_PATH_MAX + 16];
+		snprintf(q, sizeof q, "%s.corrupt", path);
+		rename(path, q);
+		atomic_fetch_add_explicit(&r->shm->spill_corrupt, 1, memory_order_relaxed);
+		rf_set_err(0, "ring %s: spill file %s: %s after %d records; quarantined as %s",
+			   r->name, path, bad, n, q);
+	} else if (unlink_after) {
+		unlink(path);
+	}
+	return n;
+}
+
+static bool valid_name(const char *name, size_t cap)
+{
+	const char *end = memchr(name, 0, cap);
+	return end && strncmp(name, "spill-", 6) == 0 && !strchr(name, '/') &&
+	       (size_t)(end - name) > 11 && strcmp(end - 5, ".open") == 0;
+}
+
+int rf_spill_ingest_marker(rf_ring *r, uint64_t pos, const void *mark, uint32_t len,
+			   rf_ring_handler fn, void *arg)
+{
+	struct rf_spill_mark m;
+	if (len != sizeof m) {
+		atomic_fetch_add_explicit(&r->shm->spill_corrupt, 1, memory_order_relaxed);
+		rf_set_err(0, "ring %s: spill marker of %u bytes ignored", r->name, len);
+		return 0;
+	}
+	memcpy(&m, mark, sizeof m);
+	if (!valid_name(m.name, sizeof m.name)) {
+		atomic_fetch_add_explicit(&r->shm->spill_corrupt, 1, memory_order_relaxed);
+		rf_set_err(0, "ring %s: spill marker with invalid file name ignored", r->name);
+		return 0;
+	}
+	/* Take the file over under a name that carries the marker's position
+	 * before delivering: if this consumer dies before head passes the
+	 * marker, the marker is seen again and finds the file by that name;
+	 * if it dies after, the orphan scan knows the file was delivered. */
+	char path[RF_PATH_MAX], owned[RF_PATH_MAX + 32];
+	snprintf(path, sizeof path, "%s/%s", r->spool_dir, m.name);
+	snprintf(owned, sizeof owned, "%s.p%" PRIu64, path, pos);
+	if (rename(path, owned) < 0 && errno != ENOENT) {
+		int e = errno;
+		rf_set_err(e, "ring %s: taking over spill file %s", r->name, path);
+		return -e;
+	}
+	int n = deliver_file(r, owned, pos, fn, arg, false);
+	if (n == -ENOENT) {
+		atomic_fetch_add_explicit(&r->shm->spill_corrupt, 1, memory_order_relaxed);
+		rf_set_err(ENOENT, "ring %s: spill file %s named by a marker is missing "
+			   "(%" PRIu64 " records lost)", r->name, path, m.records);
+		return 0;
+	}
+	if (n >= 0)
+		snprintf(r->pending_unlink, sizeof r->pending_unlink, "%s", owned);
+	return n;
+}
+
+/* Parse "spill-<base>-<pid>-<start>-<seq>.open" of this ring. */
+static bool parse_name(rf_ring *r, const char *name, pid_t *pid, uint64_t *start)
+{
+	size_t bl = strlen(ring_base(r));
+	if (bl > 24)
+		bl = 24;
+	if (strncmp(name, "spill-", 6) || strncmp(name + 6, ring_base(r), bl) || name[6 + bl] != '-')
+		return false;
+	unsigned long long p, s, q;
+	int used = 0;
+	if (sscanf(name + 7 + bl, "%llu-%llu-%llu%n", &p, &s, &q, &used) != 3)
+		return false;
+	*pid = (pid_t)p;
+	*start = s;
+	return true;
+}
+
+int rf_spill_ingest_orphans(rf_ring *r, rf_ring_handler fn, void *arg)
+{
+	DIR *d = opendir(r->spool_dir);
+	if (!d)
+		return 0;
+	uint64_t head = atomic_load_explicit(&r->shm->head, memory_order_relaxed);
+	int total = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		pid_t pid;
+		uint64_t start;
+		if (!parse_name(r, e->d_name, &pid, &start))
+			continue;
+		size_t nl = strlen(e->d_name);
+		char path[RF_PATH_MAX];
+		snprintf(path, sizeof path, "%s/%s", r->spool_dir, e->d_name);
+		const char *p = strstr(e->d_name, ".open.p");
+		if (p) {
+			/* Taken over by a marker: delivered once head passed it. */
+			uint64_t mpos = strtoull(p + 7, NULL, 10);
+			if (mpos < head)
+				unlink(path);
+			continue;
+		}
+		bool orphan = nl > 7 && strcmp(e->d_name + nl - 7, ".orphan") == 0;
+		bool open_dead = nl > 5 && strcmp(e->d_name + nl - 5, ".open") == 0 &&
+				 !rf_thread_alive(pid, pid, start);
+		if (!orphan && !open_dead)
+			continue;
+		int n = deliver_file(r, path, head, fn, arg, true);
+		if (n > 0)
+			total += n;
+	}
+	closedir(d);
+	return total;
+}
