@@ -209,6 +209,12 @@ static int map_existing(rf_ring *r, const char *name, bool group)
 			if (magic != 0)
 				return rc;
 		}
+		/* Only an empty segment can be a creator before ftruncate. */
+		if (!sized && size != 0) {
+			rf_set_err(0, "ring %s: segment is %lld bytes, not a ringflow ring size",
+				   name, (long long)size);
+			return -EINVAL;
+		}
 		if (rf_now_ns() > deadline) {
 			if (!sized)
 				rf_set_err(0, "ring %s: segment is %lld bytes, not a ringflow ring size",

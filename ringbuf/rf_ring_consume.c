@@ -112,22 +112,16 @@ static int recover_head(rf_ring *r, uint64_t head)
 	return 1;
 }
 
-int rf_ring_consume(rf_ring *r, rf_ring_handler fn, void *arg, unsigned max)
+/* One batch within one lap segment [head, end of buffer): deliver, zero,
+ * publish.  Returns the new head; *n counts deliveries, *stop asks to end. */
+static uint64_t consume_segment(rf_ring *r, uint64_t head, rf_ring_handler fn, void *arg,
+				unsigned max, unsigned *n, int *stop, int *rc)
 {
-	if (!(r->flags & RF_RING_CONSUMER)) {
-		rf_set_err(0, "ring %s: consume on a handle not opened as consumer", r->name);
-		return -EINVAL;
-	}
 	struct rf_ring_shm *h = r->shm;
-	atomic_store_explicit(&h->heartbeat_ns, rf_realtime_ns(), memory_order_relaxed);
-	/* Relaxed: only this consumer writes head. */
-	const uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
 	const uint64_t seg_end = head + (h->capacity - (head & r->mask));
 	uint64_t pos = head;
-	unsigned n = 0;
-	int rc = 0;
 
-	while (n < max && pos < seg_end) {
+	while (*n < max && pos < seg_end && !*stop) {
 		/* Acquire: pairs with the producer's release store of len in
 		 * finish() (or of padding in claim): payload is visible. */
 		int32_t len = atomic_load_explicit(rf_rec_len(r, pos), memory_order_acquire);
@@ -140,30 +134,27 @@ int rf_ring_consume(rf_ring *r, rf_ring_handler fn, void *arg, unsigned max)
 		if ((uint64_t)len < RF_RING_HDR_BYTES || size > seg_end - pos) {
 			rf_set_err(0, "ring %s: corrupt record header at position %llu (length %d)",
 				   r->name, (unsigned long long)pos, len);
-			rc = -EPROTO;
+			*rc = -EPROTO;
 			break;
 		}
 		int32_t type = atomic_load_explicit(rf_rec_type(r, pos), memory_order_relaxed);
 		const uint8_t *payload = r->data + (pos & r->mask) + RF_RING_HDR_BYTES;
 		uint32_t plen = (uint32_t)len - RF_RING_HDR_BYTES;
-		int stop = 0;
 		if (type == RF_REC_SPILL_MARK) {
 			int got = rf_spill_ingest_marker(r, pos, payload, plen, fn, arg);
 			if (got < 0) {
-				rc = got;
+				*rc = got;
 				break; /* marker stays: retried on the next call */
 			}
-			n += (unsigned)got;
-			stop = 1; /* free the marker, then remove its file */
+			*n += (unsigned)got;
+			*stop = 1; /* free the marker, then remove its file */
 		} else if (type >= 1) {
 			struct rf_ring_rec rec = {.pos = pos, .type = type, .len = plen,
 						  .data = payload};
-			stop = fn(&rec, arg);
-			n++;
+			*stop = fn(&rec, arg);
+			(*n)++;
 		} /* RF_REC_PAD and unknown reserved types are skipped */
 		pos += size;
-		if (stop)
-			break;
 	}
 	if (pos != head) {
 		memset(r->data + (head & r->mask), 0, pos - head);
@@ -177,6 +168,25 @@ int rf_ring_consume(rf_ring *r, rf_ring_handler fn, void *arg, unsigned max)
 			r->pending_unlink[0] = 0;
 		}
 	}
+	return pos;
+}
+
+int rf_ring_consume(rf_ring *r, rf_ring_handler fn, void *arg, unsigned max)
+{
+	if (!(r->flags & RF_RING_CONSUMER)) {
+		rf_set_err(0, "ring %s: consume on a handle not opened as consumer", r->name);
+		return -EINVAL;
+	}
+	struct rf_ring_shm *h = r->shm;
+	atomic_store_explicit(&h->heartbeat_ns, rf_realtime_ns(), memory_order_relaxed);
+	/* Relaxed: only this consumer writes head. */
+	uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
+	unsigned n = 0;
+	int stop = 0, rc = 0;
+	uint64_t pos = consume_segment(r, head, fn, arg, max, &n, &stop, &rc);
+	/* Reached the end of the buffer: go on from its start (second segment). */
+	if (!rc && !stop && n < max && pos != head && (pos & r->mask) == 0)
+		pos = consume_segment(r, pos, fn, arg, max, &n, &stop, &rc);
 	if (rc)
 		return rc;
 	/* Spill files of producers that died or left while the ring was full:
