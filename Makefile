@@ -8,7 +8,9 @@
 # Variants: VARIANT=release (default) | asan (ASan+UBSan) | tsan.  Each builds
 # into build/$(VARIANT)/ so they never mix objects.
 
-CC      ?= gcc
+ifeq ($(origin CC),default)
+  CC := gcc
+endif
 VARIANT ?= release
 PREFIX  ?= /usr/local
 B       := build/$(VARIANT)

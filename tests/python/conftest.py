@@ -1,0 +1,170 @@
+"""Shared fixtures for ringflow's Python tests.
+
+Everything here runs offline: the only network is loopback to an mlflow
+server that this file starts itself.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent  # the venv this pytest runs from
+
+# Set before mlflow / inspect_ai are imported anywhere in the session, so
+# nothing phones home (CI has no network beyond the package registries).
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("INSPECT_DISPLAY", "none")  # no rich live display in logs
+os.environ.setdefault("INSPECT_LOG_LEVEL", "warning")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TIKTOKEN_CACHE_DIR", tempfile.mkdtemp(prefix="rf-tiktoken-"))
+os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+os.environ.setdefault("no_proxy", "127.0.0.1,localhost")
+
+SERVER_START_TIMEOUT = 120.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """Stop the server and its uvicorn workers: they share its process group."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` (sqlite + served artifacts) on a free loopback port.
+
+    Yields its tracking URI, e.g. http://127.0.0.1:41234.
+    """
+    mlflow_bin = VENV_BIN / "mlflow"
+    if not mlflow_bin.exists():
+        found = shutil.which("mlflow")
+        if not found:
+            pytest.fail("mlflow executable not found; run scripts/venv.sh")
+        mlflow_bin = Path(found)
+
+    root = tmp_path_factory.mktemp("mlflow")
+    port = _free_port()
+    uri = f"http://127.0.0.1:{port}"
+    log_path = root / "server.log"
+    cmd = [
+        str(mlflow_bin), "server",
+        "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
+        "--artifacts-destination", str(root / "artifacts"),
+        "--serve-artifacts",
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--workers", "1",
+        # The default host check already admits localhost/127.0.0.1; naming
+        # them keeps this working if a later mlflow narrows the default.
+        "--allowed-hosts", f"127.0.0.1:{port},localhost:{port},127.0.0.1,localhost",
+    ]
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    log = open(log_path, "wb")
+    # Own session/process group so teardown can kill the worker children too.
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, env=env, cwd=root,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"mlflow server exited with {proc.returncode}:\n"
+                            + log_path.read_text(errors="replace")[-4000:])
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"mlflow server not healthy after {SERVER_START_TIMEOUT:.0f}s:\n"
+                            + log_path.read_text(errors="replace")[-4000:])
+            time.sleep(0.25)
+        yield uri
+    finally:
+        _stop_group(proc)
+        log.close()
+
+
+@pytest.fixture
+def inspect_log_dir(tmp_path, monkeypatch):
+    """A private Inspect log dir per test (Inspect writes ./logs by default)."""
+    d = tmp_path / "inspect-logs"
+    d.mkdir()
+    monkeypatch.setenv("INSPECT_LOG_DIR", str(d))
+    return d
+
+
+@pytest.fixture
+def run_mock_eval(inspect_log_dir):
+    """Run a real Inspect AI eval() against mockllm/model.
+
+    Usage: log = run_mock_eval(samples=[("q", "target"), ...],
+                               outputs=["answer", ...], usage=ModelUsage(...))
+    Every mock output carries `usage`: without it Inspect counts tokens
+    itself with tiktoken, which downloads an encoding and fails offline.
+    """
+    from inspect_ai import Task, eval as inspect_eval
+    from inspect_ai.dataset import Sample
+    from inspect_ai.model import ModelOutput, ModelUsage, get_model
+    from inspect_ai.scorer import match
+    from inspect_ai.solver import generate
+
+    def _run(samples, outputs, usage: "ModelUsage", scorer=None, **eval_kwargs):
+        assert len(outputs) == len(samples), "one mock output per sample"
+        custom = []
+        for text in outputs:
+            out = ModelOutput.from_content(model="mockllm/model", content=text)
+            out.usage = usage.model_copy()
+            custom.append(out)
+        model = get_model("mockllm/model", custom_outputs=custom)
+        task = Task(
+            dataset=[Sample(input=q, target=t) for q, t in samples],
+            solver=generate(),
+            scorer=scorer if scorer is not None else match(),
+        )
+        logs = inspect_eval(task, model=model, log_dir=str(inspect_log_dir),
+                            display="none", **eval_kwargs)
+        assert len(logs) == 1
+        return logs[0]
+
+    return _run
+
+
+def pytest_configure(config):
+    # inspect_ai 0.3.285 passes a tenacity argument tenacity now deprecates;
+    # harmless, and not ours to fix, so keep it out of the test output.
+    config.addinivalue_line(
+        "filterwarnings",
+        "ignore:The 'initial' parameter is deprecated:DeprecationWarning",
+    )

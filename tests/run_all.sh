@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# tests/run_all.sh - the whole `make test` suite.
+#
+#   release (gcc)        build + every C test
+#   asan    (clang)      ASan+UBSan build + every C test; also proves the code
+#                        builds warning-free (-Werror) under clang as well as gcc
+#   tsan    (gcc)        TSan build + the ring concurrency tests (test_ring_*)
+#   model                spin model checks (tests/model/check*.sh)
+#   python               pytest tests/python in .venv (if there are tests)
+#
+# Every step runs even after an earlier one failed, so one run reports
+# everything.  The very last line is "N passed, N failed[, N skipped]" summed
+# over all steps; a build failure counts as one failed test.  Exit 1 if
+# anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+exec 2>&1 # one ordered stream: CI reads the last line
+
+LOGS=build/logs
+mkdir -p "$LOGS"
+RES=$(mktemp /tmp/rf-results.XXXXXX)
+trap 'rm -f "$RES"' EXIT
+
+pass=0 fail=0 skip=0
+failed_steps=()
+
+step_fail() { # a failure that is not a test's own: counts as one failed test
+	echo "FAIL $1"
+	fail=$((fail + 1))
+	failed_steps+=("$1")
+}
+# failed_steps (names only) is for the recap; counts come from $RES.
+
+# build VARIANT CC: make all, quietly; show the tail of the log if it breaks.
+build() {
+	local v=$1 cc=$2 log="$LOGS/build-$1.log" stamp="build/$1/.rf-cc" want
+	want="$cc: $("$cc" --version 2>/dev/null | head -n1)"
+	# build/$v does not record which compiler made its objects; without this,
+	# a tree built earlier with gcc would let clang's warnings go unchecked.
+	if [ -d "build/$v" ] && [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+		rm -rf "build/$v"
+	fi
+	echo "== $v ($cc): build"
+	if make -s --no-print-directory VARIANT="$v" CC="$cc" all >"$log" 2>&1; then
+		echo "$want" >"$stamp"
+		return 0
+	fi
+	tail -n 60 "$log" | sed 's/^/    /'
+	step_fail "build $v ($cc) (full log: $log)"
+	return 1
+}
+
+# test_c VARIANT CC [NAMES...]: make test-c; run.sh appends "pass fail skip".
+test_c() {
+	local v=$1 cc=$2 before after rc
+	shift 2
+	echo "== $v ($cc): C tests"
+	before=$(wc -l <"$RES")
+	RF_RESULTS="$RES" make -s --no-print-directory VARIANT="$v" CC="$cc" test-c TESTS="$*"
+	rc=$?
+	after=$(wc -l <"$RES")
+	# make failing before run.sh wrote its line means the tests never ran.
+	if [ "$after" -eq "$before" ] && [ $rc -ne 0 ]; then
+		step_fail "$v C tests did not run (make test-c exit $rc)"
+	elif [ $rc -ne 0 ]; then
+		failed_steps+=("$v C tests")
+	fi
+}
+
+# (a) release, gcc
+build release gcc && test_c release gcc
+
+# (b) ASan+UBSan, clang.  halt_on_error makes UBSan findings fail the test.
+if build asan clang; then
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		test_c asan clang
+fi
+
+# (c) TSan, gcc: only the ring concurrency tests (the others are
+# single-threaded and TSan would only make them slow).
+if build tsan gcc; then
+	ring_tests=()
+	for f in build/tsan/tests/test_ring_*; do
+		[ -f "$f" ] && [ -x "$f" ] && ring_tests+=("$(basename "$f")")
+	done
+	if [ ${#ring_tests[@]} -gt 0 ]; then
+		TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+			test_c tsan gcc "${ring_tests[@]}"
+	else
+		echo "== tsan (gcc): no test_ring_* programs, nothing to run"
+	fi
+fi
+
+# (d) Model checks (spin): protocol properties no test run can force, e.g.
+# that the wakeup handshake loses no wakeup under x86-TSO reordering.
+for m in tests/model/check*.sh; do
+	[ -x "$m" ] || continue
+	echo "== model: $m"
+	"$m"
+	case $? in
+	0) echo "PASS $m"; echo "1 0 0" >>"$RES" ;;
+	77) echo "SKIP $m"; echo "0 0 1" >>"$RES" ;;
+	*) echo "FAIL $m"; echo "0 1 0" >>"$RES"; failed_steps+=("$m") ;;
+	esac
+done
+
+# (e) Python tests, in the pinned venv.
+if compgen -G "tests/python/test_*.py" >/dev/null; then
+	echo "== python: pytest tests/python"
+	if [ ! -x .venv/bin/python ]; then
+		step_fail "python tests: .venv missing (run: make venv)"
+	else
+		xml="$LOGS/pytest.xml"
+		rm -f "$xml"
+		.venv/bin/python -m pytest -q tests/python --junitxml="$xml"
+		rc=$?
+		counts=""
+		if [ -s "$xml" ]; then
+			# junit counts: errors (fixture/collection) are failures to us.
+			counts=$(.venv/bin/python - "$xml" <<'PY'
+import sys
+import xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suites = [root] if root.tag == "testsuite" else root.iter("testsuite")
+t = f = s = 0
+for su in suites:
+    t += int(su.get("tests", 0))
+    f += int(su.get("failures", 0)) + int(su.get("errors", 0))
+    s += int(su.get("skipped", 0))
+print(t - f - s, f, s)
+PY
+			)
+		fi
+		if [ $rc -eq 5 ]; then
+			echo "   (pytest collected no tests)" # exit 5 is not a failure
+		elif [ -n "$counts" ]; then
+			echo "$counts" >>"$RES"
+			if [ $rc -ne 0 ] && [ "$(echo "$counts" | cut -d' ' -f2)" = 0 ]; then
+				# pytest failed but its XML records no failure (internal error).
+				step_fail "pytest exited $rc"
+			elif [ $rc -ne 0 ]; then
+				failed_steps+=("python tests")
+			fi
+		elif [ $rc -ne 0 ]; then
+			step_fail "pytest exited $rc without a report"
+		fi
+	fi
+fi
+
+while read -r p f s; do
+	pass=$((pass + p)) fail=$((fail + f)) skip=$((skip + s))
+done <"$RES"
+
+if [ ${#failed_steps[@]} -gt 0 ]; then
+	printf '== failed: %s\n' "${failed_steps[@]}"
+fi
+summary="$pass passed, $fail failed"
+[ "$skip" -gt 0 ] && summary+=", $skip skipped"
+echo "$summary"
+[ "$fail" -eq 0 ]
