@@ -39,25 +39,32 @@ RING_LIB   := $(B)/libringbuf.a
 TEST_SRCS  := $(wildcard tests/test_*.c)
 TEST_BINS  := $(TEST_SRCS:tests/%.c=$(B)/tests/%)
 
+EXAMPLE_SRCS := $(wildcard examples/*.c)
+EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(B)/examples/%)
+
 BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
 
 .PHONY: all test test-c demo bench bench-ring deps venv clean install check-clang
-all: $(RING_LIB) $(TEST_BINS) $(BENCH_BINS)
+all: $(RING_LIB) $(TEST_BINS) $(BENCH_BINS) $(EXAMPLE_BINS)
 
-$(B)/%.o: %.c $(wildcard ringbuf/*.h) | $(B)/ringbuf
+$(B)/%.o: %.c $(wildcard ringbuf/*.h)
+	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
-
-$(B)/ringbuf:
-	mkdir -p $@ $(B)/tests $(B)/bench
 
 $(RING_LIB): $(RING_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
-$(B)/tests/%: tests/%.c $(RING_LIB) tests/rf_test.h | $(B)/ringbuf
+$(B)/tests/%: tests/%.c $(RING_LIB) tests/rf_test.h
+	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(RING_LIB) $(LDLIBS)
 
-$(B)/bench/%: bench/%.c $(RING_LIB) | $(B)/ringbuf
+$(B)/examples/%: examples/%.c $(RING_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(RING_LIB) $(LDLIBS)
+
+$(B)/bench/%: bench/%.c $(RING_LIB)
+	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(RING_LIB) $(LDLIBS) -lm
 
 # ---- the promises of README.md ----

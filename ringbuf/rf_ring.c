@@ -287,7 +287,7 @@ int rf_ring_open(rf_ring **out, const char *name, const struct rf_ring_opts *opt
 	pthread_mutex_init(&r->spill.lock, NULL);
 	r->flags = o.flags;
 	r->full_policy = o.full_policy;
-	r->full_wait_ns = o.full_wait_ns ? o.full_wait_ns : 1000000ull;
+	r->full_wait_ns = o.full_wait_ns ? o.full_wait_ns : 10000000ull;
 	r->stall_check_ns = o.stall_check_ns ? o.stall_check_ns : 20000000ull;
 	r->stall_pos = RF_POS_IDLE;
 	r->id = atomic_fetch_add(&rf_next_id, 1);
@@ -372,7 +372,6 @@ void rf_ring_close(rf_ring *r)
 	munmap(r->shm, r->map_len);
 	close(r->fd);
 	pthread_mutex_destroy(&r->spill.lock);
-	free(r->scratch);
 	free(r);
 }
 

@@ -141,8 +141,6 @@ struct rf_ring {
 	uint64_t stall_next_check;
 	uint64_t orphan_next_scan;
 	char pending_unlink[RF_PATH_MAX + 32]; /* spill file to remove once head passes its marker */
-	uint8_t *scratch;     /* spill ingestion buffer */
-	size_t scratch_len;
 };
 
 /* rf_ring.c */

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -268,7 +269,10 @@ void rf_spill_close(rf_ring *r)
 
 /* ---- consumer side ---- */
 
-/* Deliver every valid record of `path`.  Returns the count delivered. */
+/* Deliver every valid record of `path`, in place from a read-only mapping
+ * (no per-record syscalls: ingesting a large spill must not stall the ring).
+ * The file is sealed or its writer is gone, so it no longer changes.
+ * Returns the count delivered. */
 static int deliver_file(rf_ring *r, const char *path, uint64_t pos, rf_ring_handler fn,
 			void *arg, bool unlink_after)
 {
@@ -278,51 +282,66 @@ static int deliver_file(rf_ring *r, const char *path, uint64_t pos, rf_ring_hand
 		rf_set_err(e, "ring %s: opening spill file %s", r->name, path);
 		return -e;
 	}
-	size_t maxrec = r->shm->max_record;
-	if (r->scratch_len < maxrec) {
-		free(r->scratch);
-		r->scratch = malloc(maxrec);
-		r->scratch_len = r->scratch ? maxrec : 0;
-		if (!r->scratch) {
-			close(fd);
-			return -ENOMEM;
-		}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		rf_set_err(0, "ring %s: spill file %s is not a regular file", r->name, path);
+		return -EINVAL;
 	}
-	struct spill_file_hdr fh;
+	size_t size = (size_t)st.st_size;
+	const uint8_t *m = NULL;
+	if (size) {
+		void *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (p == MAP_FAILED) {
+			int e = errno;
+			close(fd);
+			rf_set_err(e, "ring %s: mapping spill file %s", r->name, path);
+			return -e;
+		}
+		m = p;
+	}
+	close(fd);
+	const size_t maxrec = r->shm->max_record;
 	const char *bad = NULL;
+	struct spill_file_hdr fh;
+	size_t off = sizeof fh;
 	int n = 0;
-	ssize_t got = read(fd, &fh, sizeof fh);
-	if (got != (ssize_t)sizeof fh || memcmp(fh.magic, SPILL_MAGIC, 8) ||
-	    fh.version != SPILL_VERSION || fh.hdr_bytes != sizeof fh)
-		bad = "bad file header";
-	for (uint32_t sub = 0; !bad; sub++) {
+	if (size < sizeof fh) {
+		bad = "truncated file header";
+	} else {
+		memcpy(&fh, m, sizeof fh);
+		if (memcmp(fh.magic, SPILL_MAGIC, 8) || fh.version != SPILL_VERSION ||
+		    fh.hdr_bytes != sizeof fh)
+			bad = "bad file header";
+	}
+	for (uint32_t sub = 0; !bad && off < size; sub++) {
 		struct spill_rec_hdr rh;
-		got = read(fd, &rh, sizeof rh);
-		if (got == 0)
-			break;
-		if (got != (ssize_t)sizeof rh) {
+		if (size - off < sizeof rh) {
 			atomic_fetch_add_explicit(&r->shm->abandoned, 1, memory_order_relaxed);
 			break; /* torn last record: never committed */
 		}
+		memcpy(&rh, m + off, sizeof rh);
 		if (rh.len > maxrec || rh.type < 1 || rh._zero) {
 			bad = "bad record header";
 			break;
 		}
-		got = read(fd, r->scratch, rh.len);
-		if (got != (ssize_t)rh.len) {
+		if (size - off - sizeof rh < rh.len) {
 			atomic_fetch_add_explicit(&r->shm->abandoned, 1, memory_order_relaxed);
 			break;
 		}
-		if (rec_crc(rh.type, r->scratch, rh.len) != rh.crc) {
+		const uint8_t *payload = m + off + sizeof rh;
+		if (rec_crc(rh.type, payload, rh.len) != rh.crc) {
 			bad = "checksum mismatch";
 			break;
 		}
 		struct rf_ring_rec rec = {.pos = pos, .sub = sub, .flags = RF_REC_SPILLED,
-					  .type = rh.type, .len = rh.len, .data = r->scratch};
+					  .type = rh.type, .len = rh.len, .data = payload};
 		fn(&rec, arg);
 		n++;
+		off += sizeof rh + rh.len;
 	}
-	close(fd);
+	if (m)
+		munmap((void *)m, size);
 	atomic_fetch_add_explicit(&r->shm->spill_ingested, (uint64_t)n, memory_order_relaxed);
 	if (bad) {
 		char q[RF_PATH_MAX + 16];
