@@ -4,7 +4,7 @@
  *
  * Many producers (processes and threads) write records into one POSIX shared
  * memory segment; one consumer (the sidecar) drains them in order.  See
- * ringbuf/DESIGN.md for the layout, the protocol and every memory-ordering
+ * docs/DESIGN.md ("The ring") for the layout, the protocol and every memory-ordering
  * pairing.
  *
  * Conventions (liburing style): functions return 0 (or a count) on success and
