@@ -1,9 +1,10 @@
 # ringflow - top-level build.  Plain make (liburing/Redis style).
 #
-#   make            build the library, daemon and tests (release, gcc)
+#   make            build libraries, tools, tests (release, gcc)
 #   make test       install what is missing, build every variant, run every test
 #   make demo       run the main job end to end
 #   make bench-ring ring benchmark (JSON lines), rewrites bench/RESULTS.md section
+#   make install PREFIX=...  libringflow (static + shared), headers, pkg-config
 #
 # Variants: VARIANT=release (default) | asan (ASan+UBSan) | tsan.  Each builds
 # into build/$(VARIANT)/ so they never mix objects.
@@ -14,10 +15,11 @@ endif
 VARIANT ?= release
 PREFIX  ?= /usr/local
 B       := build/$(VARIANT)
+VERSION := 0.1.0
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wpointer-arith -Wformat=2 -Wno-missing-field-initializers
-BASE    := -std=c17 -D_GNU_SOURCE -g -pthread -fPIC -Iringbuf -Itests
+BASE    := -std=c17 -D_GNU_SOURCE -g -pthread -fPIC -Iringbuf -Iproducer -Isidecar -Itests
 
 ifeq ($(VARIANT),release)
   VFLAGS := -O2
@@ -30,42 +32,64 @@ else
 endif
 
 ALL_CFLAGS := $(BASE) $(WARN) $(VFLAGS) $(CFLAGS)
-LDLIBS     += -lz -lpthread
+LIB_LIBS   := -lmsgpackc -lz -lpthread
+SIDE_LIBS  := -ljansson -luring -lcurl
 
-RING_SRCS  := $(wildcard ringbuf/*.c)
-RING_OBJS  := $(RING_SRCS:%.c=$(B)/%.o)
-RING_LIB   := $(B)/libringbuf.a
+HDRS       := $(wildcard ringbuf/*.h producer/*.h sidecar/*.h)
 
-TEST_SRCS  := $(wildcard tests/test_*.c)
-TEST_BINS  := $(TEST_SRCS:tests/%.c=$(B)/tests/%)
+# libringflow: the ring + the producer library (what applications link)
+LIB_SRCS   := $(wildcard ringbuf/*.c) $(wildcard producer/*.c)
+LIB_OBJS   := $(LIB_SRCS:%.c=$(B)/%.o)
+LIB        := $(B)/libringflow.a
+SOLIB      := $(B)/libringflow.so
 
-EXAMPLE_SRCS := $(wildcard examples/*.c)
-EXAMPLE_BINS := $(EXAMPLE_SRCS:examples/%.c=$(B)/examples/%)
+# sidecar modules (everything in sidecar/ but the programs in sidecar/bin/)
+SIDE_SRCS  := $(wildcard sidecar/*.c)
+SIDE_OBJS  := $(SIDE_SRCS:%.c=$(B)/%.o)
+SIDE_LIB   := $(B)/libsidecar.a
+PROG_SRCS  := $(wildcard sidecar/bin/*.c)
+PROG_BINS  := $(patsubst sidecar/bin/%.c,$(B)/bin/%,$(subst _,-,$(PROG_SRCS)))
 
-BENCH_SRCS := $(wildcard bench/*.c)
-BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
+TEST_BINS  := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
+EXAMPLE_BINS := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c)) \
+                $(patsubst producer/examples/%.c,$(B)/examples/%,$(wildcard producer/examples/*.c))
+BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*.c))
 
-.PHONY: all test test-c demo bench bench-ring deps venv clean install check-clang
-all: $(RING_LIB) $(TEST_BINS) $(BENCH_BINS) $(EXAMPLE_BINS)
+LINK_ALL   := $(SIDE_LIB) $(LIB) $(SIDE_LIBS) $(LIB_LIBS)
 
-$(B)/%.o: %.c $(wildcard ringbuf/*.h)
+.PHONY: all test test-c demo bench bench-ring deps venv pip clean install
+all: $(LIB) $(SOLIB) $(SIDE_LIB) $(PROG_BINS) $(TEST_BINS) $(BENCH_BINS) $(EXAMPLE_BINS)
+
+$(B)/%.o: %.c $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(RING_LIB): $(RING_OBJS)
+$(LIB): $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
-$(B)/tests/%: tests/%.c $(RING_LIB) tests/rf_test.h
-	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $< -o $@ $(RING_LIB) $(LDLIBS)
+$(SOLIB): $(LIB_OBJS)
+	$(CC) $(ALL_CFLAGS) -shared -Wl,-soname,libringflow.so.0 -o $@ $^ $(LIB_LIBS)
 
-$(B)/examples/%: examples/%.c $(RING_LIB)
-	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $< -o $@ $(RING_LIB) $(LDLIBS)
+$(SIDE_LIB): $(SIDE_OBJS)
+	rm -f $@ && ar rcs $@ $^
 
-$(B)/bench/%: bench/%.c $(RING_LIB)
+# sidecar/bin/ringflow_dump.c -> bin/ringflow-dump
+.SECONDEXPANSION:
+$(B)/bin/%: sidecar/bin/$$(subst -,_,$$*).c $(SIDE_LIB) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $< -o $@ $(RING_LIB) $(LDLIBS) -lm
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(LINK_ALL)
+
+$(B)/tests/%: tests/%.c $(SIDE_LIB) $(LIB) tests/rf_test.h
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(LINK_ALL)
+
+$(B)/examples/%: $$(firstword $$(wildcard examples/$$*.c producer/examples/$$*.c)) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(LIB) $(LIB_LIBS)
+
+$(B)/bench/%: bench/%.c $(SIDE_LIB) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $< -o $@ $(LINK_ALL) -lm
 
 # ---- the promises of README.md ----
 
@@ -74,6 +98,10 @@ deps:
 
 venv: deps
 	./scripts/venv.sh
+
+# The pip package (CPython extension over the same C sources), into .venv.
+pip: venv
+	./scripts/pip-install.sh
 
 test: deps venv
 	./tests/run_all.sh
@@ -92,10 +120,16 @@ bench-ring: deps
 
 bench: bench-ring
 
-install: $(RING_LIB)
-	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib
-	install -m 644 ringbuf/rf_ring.h $(DESTDIR)$(PREFIX)/include/
-	install -m 644 $(RING_LIB) $(DESTDIR)$(PREFIX)/lib/
+install: $(LIB) $(SOLIB) $(PROG_BINS)
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 producer/ringflow.h ringbuf/rf_ring.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SOLIB) $(DESTDIR)$(PREFIX)/lib/libringflow.so.$(VERSION)
+	ln -sf libringflow.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libringflow.so.0
+	ln -sf libringflow.so.0 $(DESTDIR)$(PREFIX)/lib/libringflow.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' producer/ringflow.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/ringflow.pc
+	install -m 755 $(PROG_BINS) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
 	rm -rf build

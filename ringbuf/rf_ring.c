@@ -340,6 +340,7 @@ int rf_ring_open(rf_ring **out, const char *name, const struct rf_ring_opts *opt
 				   (int)atomic_load(&r->shm->consumer_pid));
 			goto fail;
 		}
+		r->consumer_pid = r->pid;
 		atomic_store_explicit(&r->shm->consumer_pid, (int32_t)r->pid, memory_order_relaxed);
 		atomic_store_explicit(&r->shm->parked, 0, memory_order_relaxed);
 		if ((rc = rf_spool_dir_check(r->spool_dir, group, true)))
@@ -361,13 +362,13 @@ void rf_ring_close(rf_ring *r)
 {
 	if (!r)
 		return;
-	if (getpid() == r->pid) {
-		rf_spill_close(r);
-		rf_ring_release_slots(r);
-		if (r->flags & RF_RING_CONSUMER) {
-			atomic_store_explicit(&r->shm->consumer_pid, 0, memory_order_relaxed);
-			flock(r->fd, LOCK_UN);
-		}
+	rf_spill_close(r);
+	rf_ring_release_slots(r);
+	/* A forked child shares the parent's lock (same open file description):
+	 * only the process that took it gives it back. */
+	if ((r->flags & RF_RING_CONSUMER) && getpid() == r->consumer_pid) {
+		atomic_store_explicit(&r->shm->consumer_pid, 0, memory_order_relaxed);
+		flock(r->fd, LOCK_UN);
 	}
 	munmap(r->shm, r->map_len);
 	close(r->fd);

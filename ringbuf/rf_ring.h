@@ -93,6 +93,10 @@ struct rf_ring_claim {
 int rf_ring_claim(rf_ring *r, int32_t type, size_t len, struct rf_ring_claim *c);
 /* Publish a claimed record. */
 int rf_ring_commit(rf_ring *r, struct rf_ring_claim *c);
+/* Publish only the first `len` bytes of a claim (len <= claimed length): for
+ * writers that claim an upper bound and encode in place.  The unused tail
+ * becomes padding. */
+int rf_ring_commit_len(rf_ring *r, struct rf_ring_claim *c, size_t len);
 /* Give a claimed record back; the consumer skips it. */
 int rf_ring_abort(rf_ring *r, struct rf_ring_claim *c);
 /* claim + memcpy + commit. */

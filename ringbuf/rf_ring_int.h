@@ -132,7 +132,8 @@ struct rf_ring {
 	uint64_t id;          /* unique per handle, for thread-local caches */
 	char name[128];
 	char spool_dir[256];
-	pid_t pid;            /* process that opened the handle */
+	pid_t pid;            /* process using the handle (updated after fork) */
+	pid_t consumer_pid;   /* process that took the consumer lock, or 0 */
 	struct rf_spill_w spill;
 
 	/* consumer-only state */

@@ -302,13 +302,19 @@ void rf_ring_wake_consumer(rf_ring *r)
 	}
 }
 
-static int finish(rf_ring *r, struct rf_ring_claim *c, bool abort)
+static int finish(rf_ring *r, struct rf_ring_claim *c, bool abort, size_t used)
 {
 	if (!c || !c->data) {
 		rf_set_err(0, "ring %s: commit of a claim that is not held", r->name);
 		return -EINVAL;
 	}
+	if (used > c->len) {
+		rf_set_err(0, "ring %s: commit of %zu bytes exceeds the claim of %u", r->name,
+			   used, c->len);
+		return -EINVAL;
+	}
 	if (c->_flags & RF_CLAIM_SPILL) {
+		c->len = (uint32_t)used;
 		int rc = rf_spill_commit(r, c, abort);
 		c->data = NULL;
 		return rc;
@@ -317,6 +323,21 @@ static int finish(rf_ring *r, struct rf_ring_claim *c, bool abort)
 	uint32_t need = RF_RING_HDR_BYTES + c->len;
 	if (abort)
 		atomic_store_explicit(rf_rec_type(r, pos), RF_REC_PAD, memory_order_relaxed);
+	if (used < c->len) {
+		/* Shrink: the unused aligned tail of the claim becomes padding.
+		 * Release: pairs with the consumer's acquire load of len; it is
+		 * written before the record's own len, so it is never seen as
+		 * unwritten space after the record is visible. */
+		uint64_t keep = rf_align8(RF_RING_HDR_BYTES + (uint64_t)used);
+		uint64_t size = rf_align8(need);
+		if (keep < size) {
+			atomic_store_explicit(rf_rec_type(r, pos + keep), RF_REC_PAD,
+					      memory_order_relaxed);
+			atomic_store_explicit(rf_rec_len(r, pos + keep), (int32_t)(size - keep),
+					      memory_order_release);
+		}
+		need = RF_RING_HDR_BYTES + (uint32_t)used;
+	}
 	/* Release: pairs with the consumer's acquire load of len in
 	 * rf_ring_consume(): the payload and type are visible before len > 0. */
 	atomic_store_explicit(rf_rec_len(r, pos), (int32_t)need, memory_order_release);
@@ -331,12 +352,17 @@ static int finish(rf_ring *r, struct rf_ring_claim *c, bool abort)
 
 int rf_ring_commit(rf_ring *r, struct rf_ring_claim *c)
 {
-	return finish(r, c, false);
+	return finish(r, c, false, c ? c->len : 0);
+}
+
+int rf_ring_commit_len(rf_ring *r, struct rf_ring_claim *c, size_t len)
+{
+	return finish(r, c, false, len);
 }
 
 int rf_ring_abort(rf_ring *r, struct rf_ring_claim *c)
 {
-	return finish(r, c, true);
+	return finish(r, c, true, c ? c->len : 0);
 }
 
 int rf_ring_write(rf_ring *r, int32_t type, const void *data, size_t len)

@@ -134,8 +134,23 @@ static int open_spill(rf_ring *r)
 	return 0;
 }
 
+/* A forked child inherits the parent's spill state: the file and the lock
+ * (possibly held by a parent thread that does not exist in the child) are
+ * the parent's.  The child starts clean; the parent's marker covers the file. */
+static void spill_fork_check(rf_ring *r)
+{
+	pid_t pid = getpid(); /* slow path only: never on the ring's hot path */
+	if (pid == r->pid)
+		return;
+	r->pid = pid;
+	pthread_mutex_init(&r->spill.lock, NULL);
+	r->spill.fd = -1;
+	atomic_store_explicit(&r->spill.active, 0, memory_order_relaxed);
+}
+
 int rf_spill_claim(rf_ring *r, int32_t type, size_t len, struct rf_ring_claim *c)
 {
+	spill_fork_check(r);
 	size_t want = r->shm->max_record;
 	if (tls_buf_len < want) {
 		uint8_t *b = realloc(tls_buf, want); /* once per thread, slow path */
@@ -187,6 +202,7 @@ int rf_spill_commit(rf_ring *r, struct rf_ring_claim *c, bool abort)
 		return 0;
 	int32_t type = (int32_t)c->_pos;
 	struct rf_spill_w *w = &r->spill;
+	spill_fork_check(r);
 	for (;;) {
 		pthread_mutex_lock(&w->lock);
 		if (atomic_load_explicit(&w->active, memory_order_relaxed) || w->fd >= 0) {
@@ -241,6 +257,7 @@ static int place_marker(rf_ring *r, uint64_t wait_ns)
 int rf_spill_try_leave(rf_ring *r)
 {
 	struct rf_spill_w *w = &r->spill;
+	spill_fork_check(r);
 	pthread_mutex_lock(&w->lock);
 	int rc = atomic_load_explicit(&w->active, memory_order_relaxed) ? place_marker(r, 0) : 0;
 	pthread_mutex_unlock(&w->lock);
@@ -250,6 +267,7 @@ int rf_spill_try_leave(rf_ring *r)
 void rf_spill_close(rf_ring *r)
 {
 	struct rf_spill_w *w = &r->spill;
+	spill_fork_check(r);
 	pthread_mutex_lock(&w->lock);
 	if (w->fd >= 0 && place_marker(r, r->full_wait_ns) != 0) {
 		/* Still full: leave the file for the consumer to find. */
