@@ -1,0 +1,685 @@
+"""The Inspect AI hook: every hook that carries data becomes ring records.
+
+Rules this file keeps (../shared/reference/inspect_hooks.md, section 7):
+- no hook method raises into the eval or awaits I/O: each copies the scalars
+  it needs and hands one dict to the C encoder (microseconds);
+- enabled() is cached and cannot raise;
+- ModelEvents arrive several times: the last state per event uuid is kept
+  and emitted once, when the sample moves on;
+- event objects are live: fields are copied at delivery, the conversation is
+  never serialised (only its length);
+- on_task_end does not fire on cancellation: open tasks are closed in
+  on_run_end from the logs;
+- BeforeModelGenerate.sample_id is not the sample uuid: it is never joined on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import time
+from datetime import datetime
+from typing import Any
+
+from inspect_ai.hooks import (
+    EvalSetEnd,
+    EvalSetStart,
+    Hooks,
+    ModelCacheUsageData,
+    ModelRetry,
+    ModelUsageData,
+    RunEnd,
+    RunStart,
+    SampleAttemptEnd,
+    SampleAttemptStart,
+    SampleEnd,
+    SampleEvent,
+    SampleInit,
+    SampleScoring,
+    SampleStart,
+    TaskEnd,
+    TaskStart,
+    hooks,
+)
+
+from . import _producer
+from . import _ringflow as _rf
+
+log = logging.getLogger("ringflow")
+
+EV = _rf  # record type constants: EV.EV_MODEL_CALL, ...
+LOG_MODEL_API = os.environ.get("RINGFLOW_LOG_MODEL_API", "").lower() in ("1", "true", "yes")
+_LOG_LEVELS = ("warning", "error", "critical")
+
+
+def _ts(value: Any) -> float | None:
+    """Inspect times (datetime or ISO string) as epoch seconds."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.timestamp()
+    try:
+        return datetime.fromisoformat(str(value)).timestamp()
+    except ValueError:
+        return None
+
+
+def _usage(u: Any) -> dict[str, Any] | None:
+    if u is None:
+        return None
+    return {
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "total_tokens": u.total_tokens,
+        "input_tokens_cache_read": u.input_tokens_cache_read,
+        "input_tokens_cache_write": u.input_tokens_cache_write,
+        "reasoning_tokens": u.reasoning_tokens,
+        "total_cost": getattr(u, "total_cost", None),
+    }
+
+
+def _dump(model: Any) -> Any:
+    """A pydantic model as plain data, without None fields."""
+    if model is None:
+        return None
+    try:
+        return model.model_dump(mode="json", exclude_none=True)
+    except Exception:  # noqa: BLE001
+        return str(model)
+
+
+def _text(value: Any) -> Any:
+    """Tool results, inputs and targets as text (or a list of strings)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, list):
+        parts = []
+        for item in value:
+            t = getattr(item, "text", None)
+            if t is None:
+                t = getattr(item, "content", None)
+            parts.append(t if isinstance(t, str) else str(item) if not isinstance(item, str) else item)
+        return "\n".join(p for p in parts if p)
+    t = getattr(value, "text", None)
+    return t if isinstance(t, str) else str(value)
+
+
+class _Sample:
+    __slots__ = ("ids", "pending", "emitted", "attempt")
+
+    def __init__(self, ids: dict[str, Any]):
+        self.ids = ids  # copied into every record of the sample
+        self.pending: dict[str, dict[str, Any]] = {}  # event uuid -> latest model_call
+        # event uuid -> what was emitted: a re-delivery after the flush is
+        # emitted again only if it changed (readers keep the last per uuid).
+        self.emitted: dict[str, dict[str, Any]] = {}
+        self.attempt = 1
+
+
+class _WarningHandler(logging.Handler):
+    """Inspect's logger warnings (and worse) as `log` records."""
+
+    def __init__(self, hook: "RingflowHooks"):
+        super().__init__(logging.WARNING)
+        self.hook = hook
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if not record.name.startswith("inspect_ai"):
+                return
+            fields = {
+                "level": record.levelname.lower(),
+                "name": record.name,
+                "message": record.getMessage(),
+                "created": record.created,
+            }
+            if len(self.hook._runs) == 1:
+                fields["run_id"] = next(iter(self.hook._runs))
+            _producer.emit(EV.EV_LOG, fields)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+@hooks(name="ringflow", description="ringflow: eval telemetry to MLflow via a shared-memory ring")
+class RingflowHooks(Hooks):
+    def __init__(self) -> None:
+        self._enabled: bool | None = None
+        self._samples: dict[str, _Sample] = {}
+        self._tasks: dict[str, dict[str, Any]] = {}  # eval_id -> {task, run_id, ended}
+        self._runs: dict[str, set[str]] = {}  # run_id -> eval_ids
+        self._handler: _WarningHandler | None = None
+        self.errors = 0  # hook-side failures (never raised into the eval)
+
+    # ---- enablement -------------------------------------------------------
+
+    def enabled(self) -> bool:
+        e = self._enabled
+        if e is None:
+            try:
+                e = self._decide()
+            except Exception:  # noqa: BLE001 - enabled() must never raise
+                e = False
+            self._enabled = e
+        return e
+
+    def _decide(self) -> bool:
+        if os.environ.get("RINGFLOW_DISABLED", "").lower() in ("1", "true", "yes"):
+            return False
+        if not os.environ.get("MLFLOW_TRACKING_URI"):
+            return False  # same switch as inspect-mlflow
+        if _producer.producer() is None:
+            return False
+        _producer.autostart_sidecar()
+        if self._handler is None:
+            self._handler = _WarningHandler(self)
+            logging.getLogger("inspect_ai").addHandler(self._handler)
+        return True
+
+    def _fail(self, where: str, e: BaseException) -> None:
+        self.errors += 1
+        if self.errors <= 3:
+            log.warning("ringflow hook: %s failed: %r (eval continues)", where, e)
+
+    # ---- eval set / run ---------------------------------------------------
+
+    async def on_eval_set_start(self, data: EvalSetStart) -> None:
+        try:
+            _producer.emit(EV.EV_EVAL_SET_START, {"eval_set_id": data.eval_set_id, "log_dir": data.log_dir, "time": time.time()})
+        except Exception as e:  # noqa: BLE001
+            self._fail("on_eval_set_start", e)
+
+    async def on_eval_set_end(self, data: EvalSetEnd) -> None:
+        try:
+            _producer.emit(EV.EV_EVAL_SET_END, {"eval_set_id": data.eval_set_id, "log_dir": data.log_dir, "time": time.time()})
+        except Exception as e:  # noqa: BLE001
+            self._fail("on_eval_set_end", e)
+
+    async def on_run_start(self, data: RunStart) -> None:
+        try:
+            self._runs[data.run_id] = set()
+            _producer.emit(
+                EV.EV_RUN_START,
+                {
+                    "run_id": data.run_id,
+                    "eval_set_id": data.eval_set_id,
+                    "task_names": list(data.task_names),
+                    "time": time.time(),
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                },
+            )
+        except Exception as e:  # noqa: BLE001
+            self._fail("on_run_start", e)
+
+    async def on_run_end(self, data: RunEnd) -> None:
+        try:
+            now = time.time()
+            logs = {}
+            for lg in data.logs or []:
+                try:
+                    logs[lg.eval.eval_id] = lg
+                except Exception:  # noqa: BLE001
+                    pass
+            # Samples still holding model calls (cancelled mid-sample).
+            for uuid, s in list(self._samples.items()):
+                if s.ids.get("run_id") == data.run_id:
+                    self._flush(s)
+                    del self._samples[uuid]
+            # on_task_end does not fire on cancellation: close open tasks.
+            for eval_id in self._runs.get(data.run_id, ()):
+                t = self._tasks.get(eval_id)
+                if t is None or t["ended"]:
+                    continue
+                lg = logs.get(eval_id)
+                if lg is not None:
+                    self._emit_task_end(data.eval_set_id, data.run_id, eval_id, t["task"], lg, synthesized=True)
+                else:
+                    _producer.emit(
+                        EV.EV_TASK_END,
+                        {
+                            "run_id": data.run_id,
+                            "eval_set_id": data.eval_set_id,
+                            "eval_id": eval_id,
+                            "task": t["task"],
+                            "status": "cancelled",
+                            "error": repr(data.exception) if data.exception else None,
+                            "synthesized": True,
+                            "time": now,
+                        },
+                    )
+            exc = None
+            if data.exception is not None:
+                exc = {"type": type(data.exception).__name__, "message": str(data.exception)}
+            _producer.emit(
+                EV.EV_RUN_END,
+                {
+                    "run_id": data.run_id,
+                    "eval_set_id": data.eval_set_id,
+                    "time": now,
+                    "exception": exc,
+                    "logs": [
+                        {
+                            "eval_id": lg.eval.eval_id,
+                            "task": lg.eval.task,
+                            "status": lg.status,
+                            "location": lg.location,
+                        }
+                        for lg in logs.values()
+                    ],
+                },
+            )
+            for eval_id in self._runs.pop(data.run_id, ()):
+                self._tasks.pop(eval_id, None)
+        except Exception as e:  # noqa: BLE001
+            self._fail("on_run_end", e)
+
+    # ---- task ----------------------------------------------------------------
+
+    async def on_task_start(self, data: TaskStart) -> None:
+        try:
+            spec = data.spec
+            self._tasks[data.eval_id] = {"task": spec.task, "run_id": data.run_id, "ended": False}
+            self._runs.setdefault(data.run_id, set()).add(data.eval_id)
+            cfg = spec.config
+            plan = getattr(data, "plan", None)
+            steps = [{"solver": s.solver, "params": s.params} for s in (plan.steps if plan else [])]
+            solver = spec.solver or ",".join(s["solver"] for s in steps) or None
+            roles = {k: getattr(v, "model", str(v)) for k, v in (spec.model_roles or {}).items()}
+            ds = spec.dataset
+            _producer.emit(
+                EV.EV_TASK_START,
+                {
+                    "run_id": data.run_id,
+                    "eval_set_id": data.eval_set_id,
+                    "eval_id": data.eval_id,
+                    "task": spec.task,
+                    "task_id": spec.task_id,
+                    "task_version": spec.task_version,
+                    "task_file": spec.task_file,
+                    "task_display_name": spec.task_display_name,
+                    "model": spec.model,
+                    "model_base_url": spec.model_base_url,
+                    "model_args": spec.model_args,
+                    "model_roles": roles,
+                    "generate_config": _dump(spec.model_generate_config),
+                    "task_args": spec.task_args,
+                    "dataset": {
+                        "name": ds.name,
+                        "location": ds.location,
+                        "samples": ds.samples,
+                        "shuffled": ds.shuffled,
+                    },
+                    "solver": solver,
+                    "solver_args": spec.solver_args,
+                    "plan": steps,
+                    "scorers": [s.name for s in (spec.scorers or [])],
+                    "tags": list(spec.tags or []),
+                    "epochs": cfg.epochs,
+                    "limits": {
+                        "limit": cfg.limit,
+                        "message_limit": cfg.message_limit,
+                        "token_limit": cfg.token_limit,
+                        "time_limit": cfg.time_limit,
+                        "working_limit": cfg.working_limit,
+                        "cost_limit": getattr(cfg, "cost_limit", None),
+                    },
+                    "config": _dump(cfg),
+                    "created": _ts(spec.created),
+                    "metadata": spec.metadata,
+                },
+            )
+        except Exception as e:  # noqa: BLE001
+            self._fail("on_task_start", e)
+
+    def _emit_task_end(self, eval_set_id, run_id, eval_id, task, lg, synthesized=False) -> None:
+        res = lg.results
+        scores = []
+        for sc in (res.scores if res else []) or []:
+            scores.append(
+                {
+                    "name": sc.name,
+                    "scorer": sc.scorer,
+                    "reducer": sc.reducer,
+                    "scored_samples": sc.scored_samples,
+                    "unscored_samples": sc.unscored_samples,
+                    "metrics": {k: m.value for k, m in (sc.metrics or {}).items()},
+                }
+            )
+        st = lg.stats
+        _producer.emit(
+            EV.EV_TASK_END,
+            {
+                "run_id": run_id,
+                "eval_set_id": eval_set_id,
+                "eval_id": eval_id,
+                "task": task,
+                "status": lg.status,
+                "error": lg.error.message if lg.error else None,
+                "total_samples": res.total_samples if res else None,
+                "completed_samples": res.completed_samples if res else None,
+                "scores": scores,
+                "model_usage": {k: _usage(u) for k, u in (st.model_usage or {}).items()},
+                "role_usage": {k: _usage(u) for k, u in (getattr(st, "role_usage", None) or {}).items()},
+                "location": lg.location,
+                "started_at": _ts(st.started_at),
+                "completed_at": _ts(st.completed_at),
+                "synthesized": synthesized,
+                "time": time.time(),
+            },
+        )
+        t = self._tasks.get(eval_id)
+        if t is not None:
+            t["ended"] = True
+
+    async def on_task_end(self, data: TaskEnd) -> None:
+        try:
+            t = self._tasks.get(data.eval_id)
+            task = t["task"] if t else data.log.eval.task
+            self._emit_task_end(data.eval_set_id, data.run_id, data.eval_id, task, data.log)
+        except Exception as e:  # noqa: BLE001
+            self._fail("on_task_end", e)
+
+    # ---- samples ---------------------------------------------------------------
+
+    def _sample(self, data: Any, summary: Any = None) -> _Sample:
+        s = self._samples.get(data.sample_id)
+        if s is None:
+            t = self._tasks.get(data.eval_id)
+            ids = {
+                "run_id": data.run_id,
+                "eval_id": data.eval_id,
+                "task": t["task"] if t else None,
+                "sample_uuid": data.sample_id,
+                "sample_id": summary.id if summary is not None else None,
+                "epoch": summary.epoch if summary is not None else None,
+            }
+            s = self._samples[data.sample_id] = _Sample(ids)
+        elif summary is not None and s.ids["sample_id"] is None:
+            s.ids["sample_id"] = summary.id
+            s.ids["epoch"] = summary.epoch
+        return s
+
+    async def on_sample_init(self, data: SampleInit) -> None:
+        try:
+            s = self._sample(data, data.summary)
+            f = dict(s.ids)
+            f["input"] = _text(data.summary.input)
+            f["target"] = data.summary.target
+            f["time"] = time.time()
+            _producer.emit(EV.EV_SAMPLE_INIT, f)
+        except Exception as e:  # noqa: BLE001
+            self._fail("on_sample_init", e)
+
+    async def on_sample_start(self, data: SampleStart) -> None:
+        try:
+            s = self._sample(data, data.summary)
+            f = dict(s.ids)
+            f["time"] = time.time()
+            _producer.emit(EV.EV_SAMPLE_START, f)
+        except Exception as e:  # noqa: BLE001
+            self._fail("on_sample_start", e)
+
+    async def on_sample_attempt_start(self, data: SampleAttemptStart) -> None:
+        try:
+            s = self._sample(data, data.summary)
+            s.attempt = data.attempt
+            f = dict(s.ids)
+            f["attempt"] = data.attempt
+            f["time"] = time.time()
+            _producer.emit(EV.EV_ATTEMPT_START, f)
+        except Exception as e:  # noqa: BLE001
+            self._fail("on_sample_attempt_start", e)
+
+    async def on_sample_attempt_end(self, data: SampleAttemptEnd) -> None:
+        try:
+            s = self._sample(data, data.summary)
+            self._flush(s)
+            f = dict(s.ids)
+            f["attempt"] = data.attempt
+            f["error"] = data.error.message if data.error else None
+            f["will_retry"] = data.will_retry
+            f["time"] = time.time()
+            _producer.emit(EV.EV_ATTEMPT_END, f)
+        except Exception as e:  # noqa: BLE001
+            self._fail("on_sample_attempt_end", e)
+
+    async def on_sample_scoring(self, data: SampleScoring) -> None:
+        try:
+            s = self._sample(data)
+            self._flush(s)
+            f = dict(s.ids)
+            f["time"] = time.time()
+            _producer.emit(EV.EV_SAMPLE_SCORING, f)
+        except Exception as e:  # noqa: BLE001
+            self._fail("on_sample_scoring", e)
+
+    async def on_sample_end(self, data: SampleEnd) -> None:
+        try:
+            s = self._sample(data)
+            self._flush(s)
+            smp = data.sample
+            if s.ids["sample_id"] is None:
+                s.ids["sample_id"] = smp.id
+                s.ids["epoch"] = smp.epoch
+            f = dict(s.ids)
+            err = smp.error
+            f["status"] = "error" if err is not None else "success"
+            f["error"] = err.message if err is not None else None
+            f["limit"] = {"type": smp.limit.type, "limit": smp.limit.limit} if smp.limit else None
+            f["started_at"] = _ts(smp.started_at)
+            f["completed_at"] = _ts(smp.completed_at)
+            f["total_time"] = smp.total_time
+            f["working_time"] = smp.working_time
+            f["output"] = smp.output.completion if smp.output else None
+            f["scores"] = {
+                name: {
+                    "value": sc.value,
+                    "answer": sc.answer,
+                    "explanation": sc.explanation,
+                    "metadata": sc.metadata,
+                }
+                for name, sc in (smp.scores or {}).items()
+            }
+            f["model_usage"] = {k: _usage(u) for k, u in (smp.model_usage or {}).items()}
+            f["message_count"] = len(smp.messages) if smp.messages is not None else None
+            f["retries"] = len(smp.error_retries) if smp.error_retries else 0
+            f["attempt"] = s.attempt
+            f["time"] = time.time()
+            _producer.emit(EV.EV_SAMPLE_END, f)
+        except Exception as e:  # noqa: BLE001
+            self._fail("on_sample_end", e)
+        finally:
+            self._samples.pop(data.sample_id, None)
+
+    # ---- sample events -----------------------------------------------------------
+
+    def _flush(self, s: _Sample) -> None:
+        if s.pending:
+            pending, s.pending = s.pending, {}
+            for uuid, f in pending.items():
+                if s.emitted.get(uuid) != f:
+                    s.emitted[uuid] = f
+                    _producer.emit(EV.EV_MODEL_CALL, f)
+
+    def _base(self, s: _Sample, ev: Any) -> dict[str, Any]:
+        f = dict(s.ids)
+        f["attempt"] = s.attempt
+        f["event_uuid"] = ev.uuid
+        f["span_id"] = ev.span_id
+        return f
+
+    async def on_sample_event(self, data: SampleEvent) -> None:
+        try:
+            ev = data.event
+            kind = ev.event
+            s = self._samples.get(data.sample_id) or self._sample(data)
+            if kind == "model":
+                # Copy now (the object is live); emit the last state once.
+                s.pending[ev.uuid] = self._model_fields(s, ev)
+                return
+            handler = self._dispatch.get(kind)
+            if handler is None:
+                return
+            if s.pending:
+                self._flush(s)
+            handler(self, s, ev)
+        except Exception as e:  # noqa: BLE001
+            self._fail("on_sample_event", e)
+
+    def _model_fields(self, s: _Sample, ev: Any) -> dict[str, Any]:
+        f = self._base(s, ev)
+        out = ev.output
+        cfg = ev.config
+        u = out.usage if out is not None else None
+        choice = out.choices[0] if out is not None and out.choices else None
+        f["model"] = ev.model
+        f["role"] = ev.role
+        f["timestamp"] = ev.timestamp
+        f["completed"] = ev.completed
+        f["working_start"] = ev.working_start
+        f["working_time"] = ev.working_time
+        if u is not None:
+            f["input_tokens"] = u.input_tokens
+            f["output_tokens"] = u.output_tokens
+            f["total_tokens"] = u.total_tokens
+            f["input_tokens_cache_read"] = u.input_tokens_cache_read
+            f["input_tokens_cache_write"] = u.input_tokens_cache_write
+            f["reasoning_tokens"] = u.reasoning_tokens
+            f["total_cost"] = u.total_cost
+        f["temperature"] = cfg.temperature
+        f["top_p"] = cfg.top_p
+        f["max_tokens"] = cfg.max_tokens
+        f["cache"] = ev.cache
+        f["retries"] = ev.retries
+        f["error"] = ev.error
+        f["stop_reason"] = choice.stop_reason if choice is not None else None
+        f["input_messages"] = len(ev.input)
+        f["tool_calls"] = len(choice.message.tool_calls or ()) if choice is not None else 0
+        f["response"] = out.completion if out is not None else None
+        if LOG_MODEL_API and ev.call is not None:
+            f["request_raw"] = ev.call.request
+            f["response_raw"] = ev.call.response
+        return f
+
+    def _on_tool(self, s: _Sample, ev: Any) -> None:
+        f = self._base(s, ev)
+        err = ev.error
+        f["tool_call_id"] = ev.id
+        f["function"] = ev.function
+        f["arguments"] = ev.arguments
+        f["result"] = _text(ev.result)
+        f["error"] = {"type": err.type, "message": err.message} if err is not None else None
+        f["truncated"] = list(ev.truncated) if ev.truncated else None
+        f["timestamp"] = ev.timestamp
+        f["completed"] = ev.completed
+        f["working_start"] = ev.working_start
+        f["working_time"] = ev.working_time
+        f["agent"] = ev.agent
+        f["failed"] = ev.failed
+        _producer.emit(EV.EV_TOOL_CALL, f)
+
+    def _on_score(self, s: _Sample, ev: Any) -> None:
+        f = self._base(s, ev)
+        sc = ev.score
+        value = sc.value
+        if isinstance(value, float) and math.isnan(value):
+            value = float("nan")  # unscored stays NaN
+        f["scorer"] = ev.scorer
+        f["value"] = value
+        f["answer"] = sc.answer
+        f["explanation"] = sc.explanation
+        f["metadata"] = sc.metadata
+        f["target"] = ev.target
+        f["intermediate"] = ev.intermediate
+        f["timestamp"] = ev.timestamp
+        _producer.emit(EV.EV_SCORE, f)
+
+    def _on_span_begin(self, s: _Sample, ev: Any) -> None:
+        f = self._base(s, ev)
+        f["span_id"] = ev.id
+        f["parent_id"] = ev.parent_id
+        f["span_type"] = ev.type
+        f["name"] = ev.name
+        f["timestamp"] = ev.timestamp
+        f["working_start"] = ev.working_start
+        _producer.emit(EV.EV_SPAN_BEGIN, f)
+
+    def _on_span_end(self, s: _Sample, ev: Any) -> None:
+        f = self._base(s, ev)
+        f["span_id"] = ev.id
+        f["timestamp"] = ev.timestamp
+        f["working_start"] = ev.working_start
+        _producer.emit(EV.EV_SPAN_END, f)
+
+    def _on_error(self, s: _Sample, ev: Any) -> None:
+        f = self._base(s, ev)
+        f["message"] = ev.error.message
+        f["traceback"] = ev.error.traceback
+        f["timestamp"] = ev.timestamp
+        _producer.emit(EV.EV_ERROR, f)
+
+    def _on_limit(self, s: _Sample, ev: Any) -> None:
+        f = self._base(s, ev)
+        f["limit_type"] = ev.type
+        f["message"] = ev.message
+        f["limit"] = ev.limit
+        f["timestamp"] = ev.timestamp
+        _producer.emit(EV.EV_SAMPLE_LIMIT, f)
+
+    _dispatch = {
+        "tool": _on_tool,
+        "score": _on_score,
+        "span_begin": _on_span_begin,
+        "span_end": _on_span_end,
+        "error": _on_error,
+        "sample_limit": _on_limit,
+    }
+
+    # ---- model hooks (inline in Model.generate: keep them cheap) ---------------
+
+    async def on_model_usage(self, data: ModelUsageData) -> None:
+        try:
+            f = _usage(data.usage) or {}
+            f.update(
+                run_id=data.run_id,
+                eval_id=data.eval_id,
+                task=data.task_name,
+                model=data.model_name,
+                call_duration=data.call_duration,
+                retries=data.retries,
+                time=time.time(),
+            )
+            _producer.emit(EV.EV_MODEL_USAGE, f)
+        except Exception as e:  # noqa: BLE001
+            self._fail("on_model_usage", e)
+
+    async def on_model_cache_usage(self, data: ModelCacheUsageData) -> None:
+        try:
+            f = _usage(data.usage) or {}
+            f.update(model=data.model_name, time=time.time())
+            _producer.emit(EV.EV_MODEL_CACHE_USAGE, f)
+        except Exception as e:  # noqa: BLE001
+            self._fail("on_model_cache_usage", e)
+
+    async def on_model_retry(self, data: ModelRetry) -> None:
+        try:
+            t = self._tasks.get(data.eval_id) if data.eval_id else None
+            _producer.emit(
+                EV.EV_MODEL_RETRY,
+                {
+                    "run_id": data.run_id,
+                    "eval_id": data.eval_id,
+                    "task": data.task_name or (t["task"] if t else None),
+                    "sample_uuid": data.sample_id,  # ModelRetry carries the sample uuid
+                    "model": data.model_name,
+                    "attempt": data.attempt,
+                    "wait_time": data.wait_time,
+                    "exception_type": data.exception_type,
+                    "status_code": data.status_code,
+                    "time": time.time(),
+                },
+            )
+        except Exception as e:  # noqa: BLE001
+            self._fail("on_model_retry", e)

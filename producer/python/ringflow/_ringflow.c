@@ -1,0 +1,297 @@
+/*
+ * _ringflow.c - CPython extension over libringflow.
+ *
+ * Producer.emit(type, fields) walks a dict of plain Python values and encodes
+ * it straight into ring space through the same record builder C callers use
+ * (producer/rf_rec.c), so redaction and truncation apply identically.  It
+ * never raises for ring conditions (full, no space, errors): it returns False
+ * and the loss is counted (Producer.stats()).  Only misuse raises TypeError.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <datetime.h>
+#include <math.h>
+
+#include "ringflow.h"
+
+typedef struct {
+	PyObject_HEAD
+	rf_producer *p;
+	unsigned long long py_errors; /* values that could not be encoded */
+} ProducerObject;
+
+static PyObject *str_timestamp; /* "timestamp" */
+
+static int pack_value(rf_rec *r, const char *key, PyObject *v, int depth);
+
+static int pack_dict(rf_rec *r, PyObject *d, int depth)
+{
+	PyObject *k, *v;
+	Py_ssize_t pos = 0;
+	while (PyDict_Next(d, &pos, &k, &v)) {
+		const char *ks;
+		PyObject *tmp = NULL;
+		if (PyUnicode_Check(k)) {
+			ks = PyUnicode_AsUTF8(k);
+		} else {
+			tmp = PyObject_Str(k);
+			ks = tmp ? PyUnicode_AsUTF8(tmp) : NULL;
+		}
+		if (!ks) {
+			Py_XDECREF(tmp);
+			PyErr_Clear();
+			continue;
+		}
+		int rc = pack_value(r, ks, v, depth + 1);
+		Py_XDECREF(tmp);
+		if (rc < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Returns 0, or -1 with a Python exception set only for fatal errors. */
+static int pack_value(rf_rec *r, const char *key, PyObject *v, int depth)
+{
+	if (depth > RF_REC_MAX_DEPTH - 2) {
+		rf_rec_str(r, key, "[nested too deeply]");
+		return 0;
+	}
+	if (v == Py_None) {
+		rf_rec_nil(r, key);
+	} else if (PyBool_Check(v)) {
+		rf_rec_bool(r, key, v == Py_True);
+	} else if (PyLong_Check(v)) {
+		int overflow = 0;
+		long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+		if (overflow) {
+			PyObject *s = PyObject_Str(v);
+			rf_rec_str(r, key, s ? PyUnicode_AsUTF8(s) : "[int]");
+			Py_XDECREF(s);
+		} else {
+			rf_rec_int(r, key, x);
+		}
+	} else if (PyFloat_Check(v)) {
+		rf_rec_double(r, key, PyFloat_AS_DOUBLE(v));
+	} else if (PyUnicode_Check(v)) {
+		Py_ssize_t n;
+		const char *s = PyUnicode_AsUTF8AndSize(v, &n);
+		if (!s) {
+			PyErr_Clear(); /* lone surrogates: not UTF-8 encodable */
+			rf_rec_str(r, key, "[undecodable text]");
+		} else {
+			rf_rec_strn(r, key, s, (size_t)n);
+		}
+	} else if (PyDict_Check(v)) {
+		rf_rec_map_begin(r, key);
+		if (pack_dict(r, v, depth) < 0)
+			return -1;
+		rf_rec_map_end(r);
+	} else if (PyList_Check(v) || PyTuple_Check(v)) {
+		PyObject *seq = PySequence_Fast(v, "sequence");
+		if (!seq)
+			return -1;
+		rf_rec_array_begin(r, key);
+		Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+		PyObject **items = PySequence_Fast_ITEMS(seq);
+		for (Py_ssize_t i = 0; i < n; i++)
+			if (pack_value(r, NULL, items[i], depth + 1) < 0) {
+				Py_DECREF(seq);
+				return -1;
+			}
+		rf_rec_array_end(r);
+		Py_DECREF(seq);
+	} else if (PyBytes_Check(v)) {
+		rf_rec_bin(r, key, PyBytes_AS_STRING(v), (size_t)PyBytes_GET_SIZE(v));
+	} else if (PyDateTime_Check(v)) {
+		/* Times are float seconds since the epoch (docs/EVENTS.md). */
+		PyObject *ts = PyObject_CallMethodNoArgs(v, str_timestamp);
+		if (ts && PyFloat_Check(ts))
+			rf_rec_double(r, key, PyFloat_AS_DOUBLE(ts));
+		else
+			rf_rec_nil(r, key);
+		Py_XDECREF(ts);
+		PyErr_Clear();
+	} else {
+		PyObject *s = PyObject_Str(v);
+		if (s) {
+			Py_ssize_t n;
+			const char *cs = PyUnicode_AsUTF8AndSize(s, &n);
+			if (cs)
+				rf_rec_strn(r, key, cs, (size_t)n);
+			else
+				rf_rec_nil(r, key);
+			Py_DECREF(s);
+		} else {
+			rf_rec_nil(r, key);
+		}
+		PyErr_Clear();
+	}
+	return 0;
+}
+
+static int Producer_init(ProducerObject *self, PyObject *args, PyObject *kw)
+{
+	static char *kwlist[] = {"ring", "spool_dir", "max_text", "full_policy", "capacity", NULL};
+	const char *ring = NULL, *spool = NULL;
+	Py_ssize_t max_text = 0, capacity = 0;
+	int policy = 0;
+	if (!PyArg_ParseTupleAndKeywords(args, kw, "|zznin", kwlist, &ring, &spool, &max_text,
+					 &policy, &capacity))
+		return -1;
+	if (self->p) {
+		rf_producer_close(self->p);
+		self->p = NULL;
+	}
+	struct rf_producer_opts o = {.ring = ring, .spool_dir = spool, .max_text = (size_t)max_text,
+				     .full_policy = policy, .capacity = (size_t)capacity};
+	int rc;
+	Py_BEGIN_ALLOW_THREADS
+	rc = rf_producer_open(&self->p, &o);
+	Py_END_ALLOW_THREADS
+	if (rc) {
+		PyErr_Format(PyExc_OSError, "ringflow: %s", rf_errmsg());
+		return -1;
+	}
+	return 0;
+}
+
+static void Producer_dealloc(ProducerObject *self)
+{
+	rf_producer_close(self->p);
+	Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Producer_emit(ProducerObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+	if (nargs != 2 || !PyLong_Check(args[0]) || !PyDict_Check(args[1])) {
+		PyErr_SetString(PyExc_TypeError, "emit(type: int, fields: dict)");
+		return NULL;
+	}
+	if (!self->p)
+		Py_RETURN_FALSE;
+	long type = PyLong_AsLong(args[0]);
+	if (type < 1 || type > 0x3fffffff) {
+		PyErr_SetString(PyExc_ValueError, "record type out of range");
+		return NULL;
+	}
+	rf_rec r;
+	if (rf_rec_begin(self->p, &r, (int)type, 0))
+		Py_RETURN_FALSE; /* counted by the library */
+	if (pack_dict(&r, args[1], 0) < 0) {
+		rf_rec_abort(&r);
+		PyErr_Clear();
+		self->py_errors++;
+		Py_RETURN_FALSE;
+	}
+	if (rf_rec_end(&r))
+		Py_RETURN_FALSE;
+	Py_RETURN_TRUE;
+}
+
+static PyObject *Producer_add_secret(ProducerObject *self, PyObject *arg)
+{
+	const char *s = PyUnicode_Check(arg) ? PyUnicode_AsUTF8(arg) : NULL;
+	if (!s) {
+		PyErr_SetString(PyExc_TypeError, "add_secret(str)");
+		return NULL;
+	}
+	return PyBool_FromLong(self->p && rf_producer_add_secret(self->p, s) == 0);
+}
+
+static PyObject *Producer_consumer_alive(ProducerObject *self, PyObject *unused)
+{
+	(void)unused;
+	return PyBool_FromLong(self->p && rf_producer_consumer_alive(self->p));
+}
+
+static PyObject *Producer_stats(ProducerObject *self, PyObject *unused)
+{
+	(void)unused;
+	struct rf_producer_stats st = {0};
+	if (self->p)
+		rf_producer_stats(self->p, &st);
+	return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K,s:K,s:K,s:K}", "records", st.records,
+			     "errors", st.errors, "truncated", st.truncated, "redacted",
+			     st.redacted, "encode_errors", self->py_errors, "ring_spilled",
+			     st.ring_spilled, "ring_dropped", st.ring_dropped,
+			     "ring_spill_failed", st.ring_spill_failed);
+}
+
+static PyObject *Producer_close(ProducerObject *self, PyObject *unused)
+{
+	(void)unused;
+	rf_producer *p = self->p;
+	self->p = NULL;
+	if (p) {
+		Py_BEGIN_ALLOW_THREADS
+		rf_producer_close(p);
+		Py_END_ALLOW_THREADS
+	}
+	Py_RETURN_NONE;
+}
+
+static PyMethodDef Producer_methods[] = {
+	{"emit", (PyCFunction)(void (*)(void))Producer_emit, METH_FASTCALL,
+	 "emit(type, fields) -> bool: write one record; False if it was not written."},
+	{"add_secret", (PyCFunction)Producer_add_secret, METH_O,
+	 "add_secret(value): strings containing value are written as [REDACTED]."},
+	{"consumer_alive", (PyCFunction)Producer_consumer_alive, METH_NOARGS,
+	 "Is a consumer (ringflowd) attached to the ring and alive?"},
+	{"stats", (PyCFunction)Producer_stats, METH_NOARGS, "Counters of this producer and ring."},
+	{"close", (PyCFunction)Producer_close, METH_NOARGS, "Detach from the ring."},
+	{NULL, NULL, 0, NULL}};
+
+static PyTypeObject ProducerType = {
+	PyVarObject_HEAD_INIT(NULL, 0).tp_name = "ringflow._ringflow.Producer",
+	.tp_basicsize = sizeof(ProducerObject),
+	.tp_flags = Py_TPFLAGS_DEFAULT,
+	.tp_doc = "Producer(ring=None, spool_dir=None, max_text=0, full_policy=0, capacity=0)",
+	.tp_new = PyType_GenericNew,
+	.tp_init = (initproc)Producer_init,
+	.tp_dealloc = (destructor)Producer_dealloc,
+	.tp_methods = Producer_methods,
+};
+
+static PyObject *mod_event_name(PyObject *m, PyObject *arg)
+{
+	(void)m;
+	const char *n = rf_event_name((int)PyLong_AsLong(arg));
+	if (PyErr_Occurred())
+		return NULL;
+	if (!n)
+		Py_RETURN_NONE;
+	return PyUnicode_FromString(n);
+}
+
+static PyMethodDef mod_methods[] = {
+	{"event_name", mod_event_name, METH_O, "event_name(type) -> str | None"},
+	{NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_ringflow",
+				    "libringflow for Python", -1, mod_methods};
+
+PyMODINIT_FUNC PyInit__ringflow(void)
+{
+	PyDateTime_IMPORT;
+	if (!PyDateTimeAPI || PyType_Ready(&ProducerType) < 0)
+		return NULL;
+	str_timestamp = PyUnicode_InternFromString("timestamp");
+	PyObject *m = PyModule_Create(&moddef);
+	if (!m)
+		return NULL;
+	Py_INCREF(&ProducerType);
+	PyModule_AddObject(m, "Producer", (PyObject *)&ProducerType);
+	/* The record types, from the C header: one source of truth. */
+	for (int t = 1; t <= RF_EV_MAX_BUILTIN; t++) {
+		char name[64];
+		const char *n = rf_event_name(t);
+		snprintf(name, sizeof name, "EV_%s", n);
+		for (char *c = name + 3; *c; c++)
+			*c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+		PyModule_AddIntConstant(m, name, t);
+	}
+	PyModule_AddIntConstant(m, "SCHEMA_VERSION", RF_SCHEMA_VERSION);
+	return m;
+}
