@@ -18,6 +18,7 @@
  */
 #include <errno.h>
 #include <msgpack.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -26,6 +27,13 @@
 
 static __thread uint8_t *tls_over;
 static __thread size_t tls_over_cap;
+static pthread_once_t over_once = PTHREAD_ONCE_INIT;
+static pthread_key_t over_key; /* frees a thread's overflow buffer at its exit */
+
+static void over_key_init(void)
+{
+	pthread_key_create(&over_key, free);
+}
 
 static void rec_fail(rf_rec *r, int err)
 {
@@ -57,6 +65,8 @@ static bool reserve(rf_rec *r, size_t n)
 			r->buf = b;
 		tls_over = b;
 		tls_over_cap = cap;
+		pthread_once(&over_once, over_key_init);
+		pthread_setspecific(over_key, b);
 	}
 	if (r->in_ring) {
 		memcpy(tls_over, r->buf, r->len);
@@ -397,7 +407,7 @@ int rf_rec_end(rf_rec *r)
 		_Atomic uint32_t *h = &p->type_hint[r->type];
 		uint32_t old = atomic_load_explicit(h, memory_order_relaxed);
 		uint32_t want = (uint32_t)((r->len + r->len / 8 + 63) & ~(size_t)63);
-		uint32_t decayed = old - old / 16;
+		uint32_t decayed = old - old / 64; /* ~ the largest of the last 64 */
 		uint32_t next = want > decayed ? want : decayed;
 		if (next > 65536)
 			next = 65536;

@@ -63,6 +63,13 @@ _Static_assert(sizeof(struct rf_spill_mark) == 112, "marker");
 
 static __thread uint8_t *tls_buf;
 static __thread size_t tls_buf_len;
+static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
+static pthread_key_t buf_key; /* frees a thread's spill buffer at its exit */
+
+static void buf_key_init(void)
+{
+	pthread_key_create(&buf_key, free);
+}
 
 static uint32_t rec_crc(int32_t type, const void *p, uint32_t len)
 {
@@ -161,6 +168,8 @@ int rf_spill_claim(rf_ring *r, int32_t type, size_t len, struct rf_ring_claim *c
 		}
 		tls_buf = b;
 		tls_buf_len = want;
+		pthread_once(&buf_once, buf_key_init);
+		pthread_setspecific(buf_key, b);
 	}
 	c->data = tls_buf;
 	c->len = (uint32_t)len;
@@ -280,9 +289,6 @@ void rf_spill_close(rf_ring *r)
 			rf_set_err(errno, "ring %s: renaming spill file %s", r->name, from);
 	}
 	pthread_mutex_unlock(&w->lock);
-	free(tls_buf);
-	tls_buf = NULL;
-	tls_buf_len = 0;
 }
 
 /* ---- consumer side ---- */
