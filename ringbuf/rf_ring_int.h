@@ -112,6 +112,10 @@ _Static_assert(__builtin_offsetof(struct rf_ring_shm, spool_dir) == 1024, "layou
 /* Process-wide spill state of one handle (slow path, under `lock`). */
 struct rf_spill_w {
 	pthread_mutex_t lock;
+	/* After a failed spill (disk full, unwritable spool), claims on a full
+	 * ring neither wait nor retry the disk until this monotonic time: a
+	 * broken spool must not cost the producer full_wait_ns per record. */
+	_Atomic uint64_t broken_until;
 	_Atomic int active; /* producers route claims to the spill file */
 	int fd;
 	char name[96];      /* basename inside the spool dir */

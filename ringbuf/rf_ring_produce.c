@@ -268,6 +268,13 @@ int rf_ring_claim(rf_ring *r, int32_t type, size_t len, struct rf_ring_claim *c)
 		return rf_spill_claim(r, type, len, c);
 
 	uint64_t wait = r->full_policy == RF_RING_FULL_DROP ? 0 : r->full_wait_ns;
+	uint64_t broken = atomic_load_explicit(&r->spill.broken_until, memory_order_relaxed);
+	if (__builtin_expect(broken != 0, 0)) {
+		if (rf_now_ns() < broken)
+			wait = 0;
+		else
+			atomic_store_explicit(&r->spill.broken_until, 0, memory_order_relaxed);
+	}
 	int rc = rf_ring_claim_ring(r, type, len, c, wait);
 	if (__builtin_expect(rc != -ENOSPC, 1))
 		return rc;

@@ -155,9 +155,16 @@ static void spill_fork_check(rf_ring *r)
 	atomic_store_explicit(&r->spill.active, 0, memory_order_relaxed);
 }
 
+#define RF_SPILL_RETRY_NS 1000000000ull /* retry a broken spool after 1 s */
+
 int rf_spill_claim(rf_ring *r, int32_t type, size_t len, struct rf_ring_claim *c)
 {
 	spill_fork_check(r);
+	uint64_t broken = atomic_load_explicit(&r->spill.broken_until, memory_order_relaxed);
+	if (broken && rf_now_ns() < broken) {
+		atomic_fetch_add_explicit(&r->shm->spill_failed, 1, memory_order_relaxed);
+		return -EIO; /* the message of the failure that broke it stands */
+	}
 	size_t want = r->shm->max_record;
 	if (tls_buf_len < want) {
 		uint8_t *b = realloc(tls_buf, want); /* once per thread, slow path */
@@ -217,6 +224,11 @@ int rf_spill_commit(rf_ring *r, struct rf_ring_claim *c, bool abort)
 		if (atomic_load_explicit(&w->active, memory_order_relaxed) || w->fd >= 0) {
 			atomic_store_explicit(&w->active, 1, memory_order_relaxed);
 			int rc = append(r, type, c->data, c->len);
+			if (rc) {
+				atomic_store_explicit(&w->active, 0, memory_order_relaxed);
+				atomic_store_explicit(&w->broken_until, rf_now_ns() + RF_SPILL_RETRY_NS,
+						      memory_order_relaxed);
+			}
 			pthread_mutex_unlock(&w->lock);
 			if (rc)
 				atomic_fetch_add_explicit(&r->shm->spill_failed, 1,

@@ -303,7 +303,11 @@ class RingflowHooks(Hooks):
                     "model_base_url": spec.model_base_url,
                     "model_args": spec.model_args,
                     "model_roles": roles,
-                    "generate_config": _dump(spec.model_generate_config),
+                    # The model's config overlaid with eval()'s (plan.config).
+                    "generate_config": {
+                        **(_dump(spec.model_generate_config) or {}),
+                        **((_dump(plan.config) or {}) if plan is not None else {}),
+                    },
                     "task_args": spec.task_args,
                     "dataset": {
                         "name": ds.name,
