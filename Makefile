@@ -57,7 +57,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*.c))
 
 LINK_ALL   := $(SIDE_LIB) $(LIB) $(SIDE_LIBS) $(LIB_LIBS)
 
-.PHONY: all test test-c demo bench bench-ring deps venv pip clean install
+.PHONY: all test test-c demo bench bench-ring bench-hook deps venv pip clean install
 all: $(LIB) $(SOLIB) $(SIDE_LIB) $(PROG_BINS) $(TEST_BINS) $(BENCH_BINS) $(EXAMPLE_BINS)
 
 $(B)/%.o: %.c $(HDRS)
@@ -118,7 +118,12 @@ bench-ring: deps
 	$(MAKE) VARIANT=release CFLAGS=-DNDEBUG all
 	./bench/run_ring.sh
 
-bench: bench-ring
+bench-hook: deps venv
+	$(MAKE) VARIANT=release all
+	./scripts/pip-install.sh
+	./bench/run_hook.sh
+
+bench: bench-ring bench-hook
 
 install: $(LIB) $(SOLIB) $(PROG_BINS)
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin

@@ -106,24 +106,38 @@ static void patch_count(rf_rec *r, int level)
 	h[3] = (uint8_t)n;
 }
 
-/* Secret-looking keys: the value is never written.  "*_tokens" counts stay. */
+/* Secret-looking keys: the value is never written.  "*_tokens" counts stay.
+ * Called for every key, so it dispatches on the last character first: most
+ * keys ("run_id", "epoch", "model") are settled with at most two compares. */
+static bool ends_with(const char *k, size_t kl, const char *suf)
+{
+	size_t sl = strlen(suf);
+	return kl >= sl && !strcasecmp(k + kl - sl, suf);
+}
+
 bool rf_key_is_secret(const char *k)
 {
-	static const char *exact[] = {"authorization", "proxy-authorization", "cookie",
-				      "set-cookie", "x-api-key", "api-key", "apikey", "token",
-				      "password", "passwd", "secret", NULL};
-	static const char *suffix[] = {"api_key", "_token", "-token", "secret", "password",
-				       "_key_value", "credentials", NULL};
-	for (int i = 0; exact[i]; i++)
-		if (!strcasecmp(k, exact[i]))
-			return true;
 	size_t kl = strlen(k);
-	for (int i = 0; suffix[i]; i++) {
-		size_t sl = strlen(suffix[i]);
-		if (kl >= sl && !strcasecmp(k + kl - sl, suffix[i]))
-			return true;
+	if (kl < 5)
+		return false;
+	switch (k[kl - 1] | 0x20) {
+	case 'y': /* api_key, *_api_key, apikey, api-key, x-api-key */
+		return ends_with(k, kl, "api_key") || ends_with(k, kl, "apikey") ||
+		       ends_with(k, kl, "api-key");
+	case 'n': /* token, *_token, *-token, authorization, proxy-authorization */
+		return !strcasecmp(k, "token") || ends_with(k, kl, "_token") ||
+		       ends_with(k, kl, "-token") || ends_with(k, kl, "authorization");
+	case 't': /* secret, *secret */
+		return ends_with(k, kl, "secret");
+	case 'd': /* password, *password, passwd */
+		return ends_with(k, kl, "password") || ends_with(k, kl, "passwd");
+	case 'e': /* cookie, set-cookie, *_key_value */
+		return ends_with(k, kl, "cookie") || ends_with(k, kl, "_key_value");
+	case 's': /* credentials */
+		return ends_with(k, kl, "credentials");
+	default:
+		return false;
 	}
-	return false;
 }
 
 /* Starts a value: writes the key (in a map) and counts the entry.  Returns

@@ -6,8 +6,8 @@ Rules this file keeps (../shared/reference/inspect_hooks.md, section 7):
 - enabled() is cached and cannot raise;
 - ModelEvents arrive several times: the last state per event uuid is kept
   and emitted once, when the sample moves on;
-- event objects are live: fields are copied at delivery, the conversation is
-  never serialised (only its length);
+- event objects are live: what a later rewrite could change is copied at
+  delivery, the conversation is never serialised (only its length);
 - on_task_end does not fire on cancellation: open tasks are closed in
   on_run_end from the logs;
 - BeforeModelGenerate.sample_id is not the sample uuid: it is never joined on.
@@ -111,7 +111,7 @@ class _Sample:
 
     def __init__(self, ids: dict[str, Any]):
         self.ids = ids  # copied into every record of the sample
-        self.pending: dict[str, dict[str, Any]] = {}  # event uuid -> latest model_call
+        self.pending: dict[str, tuple] = {}  # event uuid -> (live ModelEvent, early copy)
         # event uuid -> what was emitted: a re-delivery after the flush is
         # emitted again only if it changed (readers keep the last per uuid).
         self.emitted: dict[str, dict[str, Any]] = {}
@@ -502,7 +502,8 @@ class RingflowHooks(Hooks):
     def _flush(self, s: _Sample) -> None:
         if s.pending:
             pending, s.pending = s.pending, {}
-            for uuid, f in pending.items():
+            for uuid, (ev, early) in pending.items():
+                f = self._model_fields(s, ev, early)
                 if s.emitted.get(uuid) != f:
                     s.emitted[uuid] = f
                     _producer.emit(EV.EV_MODEL_CALL, f)
@@ -520,8 +521,13 @@ class RingflowHooks(Hooks):
             kind = ev.event
             s = self._samples.get(data.sample_id) or self._sample(data)
             if kind == "model":
-                # Copy now (the object is live); emit the last state once.
-                s.pending[ev.uuid] = self._model_fields(s, ev)
+                # Inspect re-delivers a ModelEvent as it completes.  What a
+                # later rewrite could change (the input, condensed into refs;
+                # the raw call, rewritten to attachments) is copied now; the
+                # rest only becomes more final and is read once, at the flush.
+                early = (len(ev.input),
+                         (ev.call.request, ev.call.response) if LOG_MODEL_API and ev.call else None)
+                s.pending[ev.uuid] = (ev, early)
                 return
             handler = self._dispatch.get(kind)
             if handler is None:
@@ -532,39 +538,46 @@ class RingflowHooks(Hooks):
         except Exception as e:  # noqa: BLE001
             self._fail("on_sample_event", e)
 
-    def _model_fields(self, s: _Sample, ev: Any) -> dict[str, Any]:
-        f = self._base(s, ev)
+    def _model_fields(self, s: _Sample, ev: Any, early: tuple) -> dict[str, Any]:
+        # One dict display, not 30 item stores: this runs on every delivery.
         out = ev.output
         cfg = ev.config
         u = out.usage if out is not None else None
         choice = out.choices[0] if out is not None and out.choices else None
-        f["model"] = ev.model
-        f["role"] = ev.role
-        f["timestamp"] = ev.timestamp
-        f["completed"] = ev.completed
-        f["working_start"] = ev.working_start
-        f["working_time"] = ev.working_time
+        f = {
+            **s.ids,
+            "attempt": s.attempt,
+            "event_uuid": ev.uuid,
+            "span_id": ev.span_id,
+            "model": ev.model,
+            "role": ev.role,
+            "timestamp": ev.timestamp,
+            "completed": ev.completed,
+            "working_start": ev.working_start,
+            "working_time": ev.working_time,
+            "temperature": cfg.temperature,
+            "top_p": cfg.top_p,
+            "max_tokens": cfg.max_tokens,
+            "cache": ev.cache,
+            "retries": ev.retries,
+            "error": ev.error,
+            "stop_reason": choice.stop_reason if choice is not None else None,
+            "input_messages": early[0],
+            "tool_calls": len(choice.message.tool_calls or ()) if choice is not None else 0,
+            "response": out.completion if out is not None else None,
+        }
         if u is not None:
-            f["input_tokens"] = u.input_tokens
-            f["output_tokens"] = u.output_tokens
-            f["total_tokens"] = u.total_tokens
-            f["input_tokens_cache_read"] = u.input_tokens_cache_read
-            f["input_tokens_cache_write"] = u.input_tokens_cache_write
-            f["reasoning_tokens"] = u.reasoning_tokens
-            f["total_cost"] = u.total_cost
-        f["temperature"] = cfg.temperature
-        f["top_p"] = cfg.top_p
-        f["max_tokens"] = cfg.max_tokens
-        f["cache"] = ev.cache
-        f["retries"] = ev.retries
-        f["error"] = ev.error
-        f["stop_reason"] = choice.stop_reason if choice is not None else None
-        f["input_messages"] = len(ev.input)
-        f["tool_calls"] = len(choice.message.tool_calls or ()) if choice is not None else 0
-        f["response"] = out.completion if out is not None else None
-        if LOG_MODEL_API and ev.call is not None:
-            f["request_raw"] = ev.call.request
-            f["response_raw"] = ev.call.response
+            f.update(
+                input_tokens=u.input_tokens,
+                output_tokens=u.output_tokens,
+                total_tokens=u.total_tokens,
+                input_tokens_cache_read=u.input_tokens_cache_read,
+                input_tokens_cache_write=u.input_tokens_cache_write,
+                reasoning_tokens=u.reasoning_tokens,
+                total_cost=u.total_cost,
+            )
+        if early[1] is not None:
+            f["request_raw"], f["response_raw"] = early[1]
         return f
 
     def _on_tool(self, s: _Sample, ev: Any) -> None:

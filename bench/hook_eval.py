@@ -1,0 +1,58 @@
+"""The benchmark eval: N samples, each a tool call and an answer (mockllm with
+usage set), two scorers.  Prints the wall time of eval() in seconds.
+
+    python bench/hook_eval.py SAMPLES MAX_SAMPLES LOG_DIR
+"""
+
+import sys
+import time
+
+from inspect_ai import Task, eval as inspect_eval
+from inspect_ai.dataset import Sample
+from inspect_ai.model import ChatMessageTool, ModelOutput, ModelUsage, get_model
+from inspect_ai.scorer import includes, match
+from inspect_ai.solver import generate, use_tools
+from inspect_ai.tool import tool
+
+
+@tool
+def multiply():
+    async def execute(a: int, b: int):
+        """Multiply two integers.
+
+        Args:
+            a: first factor
+            b: second factor
+        """
+        return str(a * b)
+
+    return execute
+
+
+def outputs(input, tools, tool_choice, config):
+    n = 10 * len(input)
+    if isinstance(input[-1], ChatMessageTool):
+        out = ModelOutput.from_content("mockllm/model", f"ANSWER: {input[-1].text}")
+    else:
+        out = ModelOutput.for_tool_call("mockllm/model", "multiply", {"a": 6, "b": 7})
+    out.usage = ModelUsage(input_tokens=n, output_tokens=5, total_tokens=n + 5)
+    return out
+
+
+def main():
+    samples, max_samples, log_dir = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    task = Task(
+        dataset=[Sample(id=i, input=f"What is 6 x 7? #{i}", target="42") for i in range(samples)],
+        solver=[use_tools(multiply()), generate()],
+        scorer=[match(), includes()],
+    )
+    model = get_model("mockllm/model", custom_outputs=outputs)
+    t0 = time.perf_counter()
+    logs = inspect_eval(task, model=model, log_dir=log_dir, display="none", max_samples=max_samples)
+    dt = time.perf_counter() - t0
+    assert logs[0].status == "success", logs[0].status
+    print(f"{dt:.4f}")
+
+
+if __name__ == "__main__":
+    main()
