@@ -20,6 +20,65 @@
 #include "rf_ring_int.h"
 
 static __thread char rf_errbuf[512];
+
+/*
+ * One mapping per segment per process.  Handles opened on the same segment
+ * (a sidecar thread and a producer in one process, a test's two sides) share
+ * it: ThreadSanitizer tracks virtual addresses, and with two mappings the
+ * handshakes between the handles would be invisible to it.
+ */
+struct rf_mapping {
+	dev_t dev;
+	ino_t ino;
+	void *addr;
+	size_t len;
+	int refs;
+};
+static pthread_mutex_t rf_map_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rf_mapping rf_maps[16];
+
+/* Map `fd` (size `len`) or share this process's existing mapping of it. */
+static void *map_shared(int fd, size_t len)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return MAP_FAILED;
+	pthread_mutex_lock(&rf_map_lock);
+	for (size_t i = 0; i < sizeof rf_maps / sizeof *rf_maps; i++) {
+		struct rf_mapping *m = &rf_maps[i];
+		if (m->refs && m->dev == st.st_dev && m->ino == st.st_ino && m->len == len) {
+			m->refs++;
+			pthread_mutex_unlock(&rf_map_lock);
+			return m->addr;
+		}
+	}
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p != MAP_FAILED) {
+		for (size_t i = 0; i < sizeof rf_maps / sizeof *rf_maps; i++)
+			if (!rf_maps[i].refs) {
+				rf_maps[i] = (struct rf_mapping){st.st_dev, st.st_ino, p, len, 1};
+				break;
+			}
+	}
+	pthread_mutex_unlock(&rf_map_lock);
+	return p;
+}
+
+static void unmap_shared(void *addr, size_t len)
+{
+	pthread_mutex_lock(&rf_map_lock);
+	for (size_t i = 0; i < sizeof rf_maps / sizeof *rf_maps; i++) {
+		struct rf_mapping *m = &rf_maps[i];
+		if (m->refs && m->addr == addr) {
+			if (--m->refs == 0)
+				munmap(addr, len);
+			pthread_mutex_unlock(&rf_map_lock);
+			return;
+		}
+	}
+	pthread_mutex_unlock(&rf_map_lock);
+	munmap(addr, len); /* more than 16 segments mapped: not shared */
+}
 static _Atomic uint64_t rf_next_id = 1;
 
 void rf_set_err(int err, const char *fmt, ...)
@@ -190,8 +249,7 @@ static int map_existing(rf_ring *r, const char *name, bool group)
 		bool sized = (uint64_t)size >= RF_RING_DATA_OFF + RF_RING_MIN_CAPACITY &&
 			     (uint64_t)size <= RF_RING_DATA_OFF + (uint64_t)RF_RING_MAX_CAPACITY;
 		if (sized) {
-			void *p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED,
-				       r->fd, 0);
+			void *p = map_shared(r->fd, (size_t)size);
 			if (p == MAP_FAILED) {
 				int e = errno;
 				rf_set_err(e, "ring %s: mmap %lld bytes", name, (long long)size);
@@ -203,7 +261,7 @@ static int map_existing(rf_ring *r, const char *name, bool group)
 			if (rc == 0)
 				return 0;
 			uint64_t magic = atomic_load(&r->shm->magic);
-			munmap(p, (size_t)size);
+			unmap_shared(p, (size_t)size);
 			r->shm = NULL;
 			/* Only a zero magic can mean "creator still initialising". */
 			if (magic != 0)
@@ -243,7 +301,7 @@ static int create_segment(rf_ring *r, const char *name, const struct rf_ring_opt
 		return -e;
 	}
 	size_t len = RF_RING_DATA_OFF + cap;
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
+	void *p = map_shared(r->fd, len);
 	if (p == MAP_FAILED) {
 		int e = errno;
 		rf_set_err(e, "ring %s: mmap", name);
@@ -350,7 +408,7 @@ int rf_ring_open(rf_ring **out, const char *name, const struct rf_ring_opts *opt
 	return 0;
 fail:
 	if (r->shm)
-		munmap(r->shm, r->map_len);
+		unmap_shared(r->shm, r->map_len);
 	if (r->fd >= 0)
 		close(r->fd);
 	pthread_mutex_destroy(&r->spill.lock);
@@ -370,7 +428,7 @@ void rf_ring_close(rf_ring *r)
 		atomic_store_explicit(&r->shm->consumer_pid, 0, memory_order_relaxed);
 		flock(r->fd, LOCK_UN);
 	}
-	munmap(r->shm, r->map_len);
+	unmap_shared(r->shm, r->map_len);
 	close(r->fd);
 	pthread_mutex_destroy(&r->spill.lock);
 	free(r);
