@@ -103,14 +103,14 @@ venv: deps
 pip: venv
 	./scripts/pip-install.sh
 
-test: deps venv
+test: deps venv pip
 	./tests/run_all.sh
 
 # One variant's C tests (used by tests/run_all.sh).  TESTS narrows the set.
 test-c: all
 	./tests/run.sh $(B)/tests $(TESTS)
 
-demo: deps
+demo: deps venv pip
 	$(MAKE) VARIANT=release all
 	./scripts/demo.sh
 
