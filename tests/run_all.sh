@@ -5,7 +5,7 @@
 #   asan    (clang)      ASan+UBSan build + every C test; also proves the code
 #                        builds warning-free (-Werror) under clang as well as gcc
 #   tsan    (gcc)        TSan build + the in-process concurrency tests (TSAN_TESTS)
-#   model                spin model checks (tests/model/check*.sh)
+#   checks               spin model, make install (tests/{model,install}/check*.sh)
 #   python               pytest tests/python in .venv (if there are tests)
 #
 # Every step runs even after an earlier one failed, so one run reports
@@ -89,11 +89,12 @@ if build tsan gcc; then
 		test_c tsan gcc "${TSAN_TESTS[@]}"
 fi
 
-# (d) Model checks (spin): protocol properties no test run can force, e.g.
-# that the wakeup handshake loses no wakeup under x86-TSO reordering.
-for m in tests/model/check*.sh; do
+# (d) Script checks: the spin model of the ring's wakeup handshake (what no
+# test run can force: no lost wakeup under x86-TSO reordering), and
+# `make install` as a user builds against it.
+for m in tests/model/check*.sh tests/install/check*.sh; do
 	[ -x "$m" ] || continue
-	echo "== model: $m"
+	echo "== check: $m"
 	"$m"
 	case $? in
 	0) echo "PASS $m"; echo "1 0 0" >>"$RES" ;;
