@@ -33,7 +33,7 @@ endif
 
 ALL_CFLAGS := $(BASE) $(WARN) $(VFLAGS) $(CFLAGS)
 LIB_LIBS   := -lmsgpackc -lz -lpthread
-SIDE_LIBS  := -ljansson -luring -lcurl
+SIDE_LIBS  := -ljansson -luring -lcurl -lm
 
 HDRS       := $(wildcard ringbuf/*.h producer/*.h sidecar/*.h)
 

@@ -133,6 +133,14 @@ int rf_ring_resume(rf_ring *r, uint64_t pos);
  * Returns 1 if records may be available, 0 on timeout. */
 int rf_ring_wait(rf_ring *r, uint64_t timeout_ns);
 
+/* For consumers with their own event loop (io_uring FUTEX_WAIT, say):
+ * rf_ring_park() announces that the consumer is about to sleep and returns 1
+ * with the futex word and the value to wait on, or 0 if a record is ready
+ * (consume first; nothing to undo).  After waking, call rf_ring_unpark().
+ * Producers wake the word (FUTEX_WAKE, shared) only while it is set. */
+int rf_ring_park(rf_ring *r, uint32_t **uaddr, uint32_t *val);
+void rf_ring_unpark(rf_ring *r);
+
 struct rf_ring_stats {
 	uint64_t capacity, max_record;
 	uint64_t head, tail;       /* positions: tail - head = bytes in use */

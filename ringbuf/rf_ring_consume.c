@@ -287,3 +287,24 @@ int rf_ring_wait(rf_ring *r, uint64_t timeout_ns)
 			return 1; /* let consume() run stall recovery */
 	}
 }
+
+int rf_ring_park(rf_ring *r, uint32_t **uaddr, uint32_t *val)
+{
+	struct rf_ring_shm *h = r->shm;
+	atomic_store_explicit(&h->parked, 1, memory_order_relaxed);
+	/* Full fence: pairs with the producer's seq_cst fence in
+	 * rf_ring_wake_consumer(), exactly as in rf_ring_wait(). */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (head_ready(r)) {
+		atomic_store_explicit(&h->parked, 0, memory_order_relaxed);
+		return 0;
+	}
+	*uaddr = (uint32_t *)&h->parked;
+	*val = 1;
+	return 1;
+}
+
+void rf_ring_unpark(rf_ring *r)
+{
+	atomic_store_explicit(&r->shm->parked, 0, memory_order_relaxed);
+}

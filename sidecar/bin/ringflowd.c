@@ -1,0 +1,334 @@
+/*
+ * ringflowd - the per-host sidecar: drain the ring, upload to MLflow.
+ *
+ * One thread, one io_uring loop: the ring's wakeup (FUTEX_WAIT on its parked
+ * word), libcurl's sockets and timers, signals (signalfd).  Records are
+ * decoded (untrusted: malformed ones are counted and skipped), folded into
+ * MLflow runs by rf_track and uploaded in batches.  SIGTERM/SIGINT: stop
+ * taking records, flush what is pending (bounded), exit.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <strings.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rf_decode.h"
+#include "rf_http.h"
+#include "rf_loop.h"
+#include "rf_mlflow.h"
+#include "rf_ring.h"
+#include "rf_track.h"
+#include "ringflow.h"
+
+struct cfg {
+	const char *ring, *spool, *uri, *experiment, *token, *user, *password, *ca;
+	bool insecure, detach;
+	long flush_ms, batch_max, shutdown_ms, idle_exit_ms;
+};
+
+struct daemon {
+	struct cfg c;
+	rf_ring *ring;
+	rf_loop *loop;
+	rf_http *http;
+	rf_mlflow *mlflow;
+	rf_track *track;
+	int sigfd;
+	volatile int stopping;
+	uint64_t malformed, records;
+};
+
+static void logf_(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* logfmt: ts=... level=... msg="..." */
+static void logf_(const char *level, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	for (char *p = msg; *p; p++)
+		if (*p == '"' || *p == '\n')
+			*p = '\'';
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	char t[32];
+	strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(stderr, "ts=%s.%03ldZ level=%s msg=\"%s\"\n", t, ts.tv_nsec / 1000000, level, msg);
+}
+
+static const char *env(const char *a, const char *b)
+{
+	const char *v = getenv(a);
+	if ((!v || !*v) && b)
+		v = getenv(b);
+	return v && *v ? v : NULL;
+}
+
+static bool truthy(const char *v)
+{
+	return v && (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"));
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ringflowd [options]\n"
+		"Drains the ringflow ring and uploads Inspect AI telemetry to MLflow.\n\n"
+		"  --tracking-uri URI   MLflow server (MLFLOW_TRACKING_URI; required)\n"
+		"  --experiment NAME    experiment (MLFLOW_EXPERIMENT_NAME, default inspect_ai)\n"
+		"  --ring NAME          ring (RINGFLOW_RING, default /ringflow-<uid>)\n"
+		"  --spool-dir DIR      state and spill directory (RINGFLOW_SPOOL_DIR)\n"
+		"  --flush-ms N         send pending metrics at least every N ms (RINGFLOW_FLUSH_MS, 200)\n"
+		"  --batch-max N        entities per log-batch, <= 1000 (RINGFLOW_BATCH_MAX, 1000)\n"
+		"  --shutdown-ms N      on SIGTERM, flush for at most N ms (RINGFLOW_SHUTDOWN_MS, 10000)\n"
+		"  --idle-exit-ms N     exit after N ms with nothing to do (0 = never; default 0)\n"
+		"  --detach             run in the background (log to <spool-dir>/ringflowd.log)\n"
+		"  --help\n\n"
+		"Auth and TLS as MLflow's client: MLFLOW_TRACKING_TOKEN (Bearer),\n"
+		"MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (Basic, wins),\n"
+		"MLFLOW_TRACKING_SERVER_CERT_PATH (CA bundle), MLFLOW_TRACKING_INSECURE_TLS=true.\n"
+		"Not yet implemented (open issues): artifacts (INSPECT_MLFLOW_LOG_ARTIFACTS),\n"
+		"traces (MLFLOW_INSPECT_TRACING), the on-disk spool while MLflow is away.\n");
+}
+
+static int parse(struct cfg *c, int argc, char **argv)
+{
+	c->uri = env("MLFLOW_TRACKING_URI", NULL);
+	c->experiment = env("MLFLOW_EXPERIMENT_NAME", NULL);
+	c->ring = env("RINGFLOW_RING", NULL);
+	c->spool = env("RINGFLOW_SPOOL_DIR", NULL);
+	c->token = env("MLFLOW_TRACKING_TOKEN", NULL);
+	c->user = env("MLFLOW_TRACKING_USERNAME", NULL);
+	c->password = env("MLFLOW_TRACKING_PASSWORD", NULL);
+	c->ca = env("MLFLOW_TRACKING_SERVER_CERT_PATH", NULL);
+	c->insecure = truthy(env("MLFLOW_TRACKING_INSECURE_TLS", NULL));
+	c->flush_ms = env("RINGFLOW_FLUSH_MS", NULL) ? atol(env("RINGFLOW_FLUSH_MS", NULL)) : 200;
+	c->batch_max = env("RINGFLOW_BATCH_MAX", NULL) ? atol(env("RINGFLOW_BATCH_MAX", NULL)) : 1000;
+	c->shutdown_ms = env("RINGFLOW_SHUTDOWN_MS", NULL) ? atol(env("RINGFLOW_SHUTDOWN_MS", NULL)) : 10000;
+	static const struct option o[] = {
+		{"tracking-uri", required_argument, 0, 'u'}, {"experiment", required_argument, 0, 'e'},
+		{"ring", required_argument, 0, 'r'},         {"spool-dir", required_argument, 0, 's'},
+		{"flush-ms", required_argument, 0, 'f'},     {"batch-max", required_argument, 0, 'b'},
+		{"shutdown-ms", required_argument, 0, 'S'},  {"idle-exit-ms", required_argument, 0, 'i'},
+		{"detach", no_argument, 0, 'd'},             {"help", no_argument, 0, 'h'},
+		{0, 0, 0, 0}};
+	int ch;
+	while ((ch = getopt_long(argc, argv, "u:e:r:s:f:b:S:i:dh", o, NULL)) != -1) {
+		switch (ch) {
+		case 'u': c->uri = optarg; break;
+		case 'e': c->experiment = optarg; break;
+		case 'r': c->ring = optarg; break;
+		case 's': c->spool = optarg; break;
+		case 'f': c->flush_ms = atol(optarg); break;
+		case 'b': c->batch_max = atol(optarg); break;
+		case 'S': c->shutdown_ms = atol(optarg); break;
+		case 'i': c->idle_exit_ms = atol(optarg); break;
+		case 'd': c->detach = true; break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -1;
+		}
+	}
+	if (!c->uri) {
+		fprintf(stderr, "ringflowd: MLFLOW_TRACKING_URI (or --tracking-uri) is required\n");
+		return -1;
+	}
+	if (c->insecure && c->ca) {
+		fprintf(stderr, "ringflowd: MLFLOW_TRACKING_INSECURE_TLS and "
+				"MLFLOW_TRACKING_SERVER_CERT_PATH are mutually exclusive\n");
+		return -1;
+	}
+	return 0;
+}
+
+static int on_rec(const struct rf_ring_rec *rec, void *arg)
+{
+	struct daemon *d = arg;
+	rf_decoded dec;
+	const char *why = NULL;
+	d->records++;
+	if (rf_decode(&dec, rec->data, rec->len, &why) == 0) {
+		rf_track_record(d->track, rec->type, dec.root);
+	} else {
+		if (d->malformed++ < 10)
+			logf_("warn", "malformed record (type %d, %u bytes) skipped: %s", rec->type,
+			      rec->len, why);
+	}
+	rf_decoded_free(&dec);
+	return 0;
+}
+
+static void on_signal(rf_loop *l, int fd, unsigned events, void *arg)
+{
+	(void)l;
+	(void)events;
+	struct daemon *d = arg;
+	struct signalfd_siginfo si;
+	while (read(fd, &si, sizeof si) == sizeof si)
+		d->stopping = 1;
+}
+
+static void on_futex(rf_loop *l, void *arg)
+{
+	(void)l;
+	(void)arg; /* the wakeup itself is the event: the loop goes round */
+}
+
+static void report(struct daemon *d, const char *level)
+{
+	struct rf_track_stats ts;
+	struct rf_http_stats hs;
+	struct rf_ring_stats rs;
+	rf_track_stats(d->track, &ts);
+	rf_http_stats(d->http, &hs);
+	rf_ring_stats(d->ring, &rs);
+	logf_(level,
+	      "records=%llu malformed=%llu runs_created=%llu runs_reused=%llu runs_ended=%llu "
+	      "metrics=%llu params=%llu tags=%llu batches=%llu rejected=%llu pending=%llu "
+	      "requests=%llu retries=%llu http_failed=%llu ring_spilled=%llu ring_dropped=%llu "
+	      "ring_abandoned=%llu last_error='%s'",
+	      (unsigned long long)d->records, (unsigned long long)d->malformed,
+	      (unsigned long long)ts.runs_created, (unsigned long long)ts.runs_reused,
+	      (unsigned long long)ts.runs_ended, (unsigned long long)ts.metrics,
+	      (unsigned long long)ts.params, (unsigned long long)ts.tags,
+	      (unsigned long long)ts.batches, (unsigned long long)ts.rejected,
+	      (unsigned long long)ts.pending, (unsigned long long)hs.requests,
+	      (unsigned long long)hs.retries, (unsigned long long)hs.failed,
+	      (unsigned long long)rs.spilled, (unsigned long long)rs.dropped,
+	      (unsigned long long)rs.abandoned, ts.last_error[0] ? ts.last_error : hs.last_error);
+}
+
+static int detach(struct daemon *d)
+{
+	char path[600];
+	snprintf(path, sizeof path, "%s/ringflowd.log", d->c.spool);
+	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0)
+		_exit(0);
+	setsid();
+	if ((pid = fork()) > 0)
+		_exit(0);
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	int nul = open("/dev/null", O_RDONLY);
+	if (fd < 0 || nul < 0)
+		return -errno;
+	dup2(nul, 0);
+	dup2(fd, 1);
+	dup2(fd, 2);
+	close(nul);
+	close(fd);
+	return chdir("/") < 0 ? -errno : 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct daemon d;
+	if (parse(&d.c, argc, argv))
+		return 2;
+	static char spool[256];
+	if (!d.c.spool) {
+		rf_ring_default_spool_dir(spool, sizeof spool);
+		d.c.spool = spool;
+	}
+	mkdir(d.c.spool, 0700);
+	struct rf_ring_opts ro = {.flags = RF_RING_CREATE | RF_RING_CONSUMER, .spool_dir = d.c.spool};
+	int rc = rf_ring_open(&d.ring, d.c.ring, &ro);
+	if (rc == -EBUSY) {
+		/* Another sidecar serves this ring: nothing to do (autostart races). */
+		fprintf(stderr, "ringflowd: %s; exiting\n", rf_ring_errmsg());
+		return 0;
+	}
+	if (rc) {
+		fprintf(stderr, "ringflowd: %s\n", rf_ring_errmsg());
+		return 1;
+	}
+	if (d.c.detach && (rc = detach(&d))) {
+		fprintf(stderr, "ringflowd: cannot detach: %s\n", strerror(-rc));
+		return 1;
+	}
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	d.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	struct rf_http_opts ho = {.token = d.c.token, .username = d.c.user, .password = d.c.password,
+				  .insecure_tls = d.c.insecure, .ca_path = d.c.ca};
+	struct rf_track_opts to = {.experiment = d.c.experiment, .state_dir = d.c.spool,
+				   .flush_ms = d.c.flush_ms, .max_batch = (int)d.c.batch_max};
+	if ((rc = rf_loop_new(&d.loop)) || (rc = rf_http_new(&d.http, d.loop, &ho)) ||
+	    (rc = rf_mlflow_new(&d.mlflow, d.http, d.c.uri)) ||
+	    (rc = rf_track_new(&d.track, d.mlflow, &to))) {
+		fprintf(stderr, "ringflowd: startup failed: %s\n", strerror(-rc));
+		return 1;
+	}
+	rf_loop_watch(d.loop, d.sigfd, POLLIN, on_signal, &d);
+	logf_("info", "ringflowd %d serving ring %s -> %s (experiment %s)", (int)getpid(),
+	      d.c.ring ? d.c.ring : "(default)", d.c.uri, d.c.experiment ? d.c.experiment : "inspect_ai");
+
+	uint64_t idle_since = rf_loop_now_ms(), last_report = idle_since, stop_at = 0;
+	for (;;) {
+		int n = 0;
+		if (!d.stopping || !stop_at) {
+			n = rf_ring_consume(d.ring, on_rec, &d, 4096);
+			if (n < 0) {
+				logf_("error", "%s", rf_ring_errmsg());
+				n = 0;
+			}
+		}
+		if (d.stopping && !stop_at && n == 0) {
+			stop_at = rf_loop_now_ms() + (uint64_t)d.c.shutdown_ms;
+			logf_("info", "stopping: flushing for at most %ld ms", d.c.shutdown_ms);
+		}
+		rf_track_pump(d.track, stop_at != 0);
+		uint64_t now = rf_loop_now_ms();
+		bool idle = n == 0 && rf_track_idle(d.track) && rf_http_pending(d.http) == 0;
+		if (stop_at && (idle || now >= stop_at))
+			break;
+		if (!idle)
+			idle_since = now;
+		else if (d.c.idle_exit_ms > 0 && now - idle_since >= (uint64_t)d.c.idle_exit_ms)
+			break;
+		if (now - last_report >= 60000) {
+			report(&d, "info");
+			last_report = now;
+		}
+		if (n > 0) {
+			rf_loop_run_once(d.loop, 0);
+			continue;
+		}
+		uint32_t *word, val;
+		int wait_ms = (int)(d.c.flush_ms < 50 ? d.c.flush_ms : 50);
+		if (!stop_at && rf_ring_park(d.ring, &word, &val)) {
+			if (rf_loop_futex_wait(d.loop, word, val, on_futex, &d) != 0)
+				wait_ms = 2; /* no io_uring futex on this kernel: poll */
+			rf_loop_run_once(d.loop, wait_ms);
+			rf_ring_unpark(d.ring);
+		} else {
+			rf_loop_run_once(d.loop, stop_at ? 10 : 0);
+		}
+	}
+	report(&d, rf_track_idle(d.track) ? "info" : "warn");
+	rf_track_free(d.track);
+	rf_mlflow_free(d.mlflow);
+	rf_http_free(d.http);
+	rf_loop_free(d.loop);
+	rf_ring_close(d.ring);
+	return 0;
+}

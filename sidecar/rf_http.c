@@ -1,0 +1,384 @@
+/*
+ * rf_http.c - libcurl multi-socket driven by rf_loop (io_uring), plus retries.
+ *
+ * The shape follows curl's own hiperfifo/ephiperfifo examples: curl tells us
+ * which sockets to watch (CURLMOPT_SOCKETFUNCTION) and when to call it back
+ * (CURLMOPT_TIMERFUNCTION); we watch with io_uring and report readiness with
+ * curl_multi_socket_action().
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rf_http.h"
+
+#define TIMER_CURL 0
+#define TIMER_RETRY 1
+#define BODY_MAX (64u << 20)
+
+struct req {
+	struct req *next; /* retry list, by due time */
+	rf_http *h;
+	CURL *easy;
+	struct curl_slist *hdrs;
+	char *method, *url, *body, *ctype;
+	size_t len;
+	int retry;
+	rf_http_done cb;
+	void *arg;
+	char *resp;
+	size_t resp_len, resp_cap;
+	unsigned attempt;
+	uint64_t due;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct rf_http {
+	rf_loop *loop;
+	CURLM *multi;
+	struct rf_http_opts o;
+	char *auth_header;
+	struct req *retry;
+	size_t pending;
+	struct rf_http_stats st;
+	uint64_t rnd;
+};
+
+static void check_done(rf_http *h);
+
+static size_t on_body(char *ptr, size_t size, size_t n, void *arg)
+{
+	struct req *q = arg;
+	size_t add = size * n;
+	if (q->resp_len + add + 1 > q->resp_cap) {
+		size_t cap = q->resp_cap ? q->resp_cap * 2 : 4096;
+		while (cap < q->resp_len + add + 1)
+			cap *= 2;
+		if (cap > BODY_MAX)
+			return 0; /* curl reports a write error */
+		char *p = realloc(q->resp, cap);
+		if (!p)
+			return 0;
+		q->resp = p;
+		q->resp_cap = cap;
+	}
+	memcpy(q->resp + q->resp_len, ptr, add);
+	q->resp_len += add;
+	q->resp[q->resp_len] = 0;
+	return add;
+}
+
+static void on_sock_ready(rf_loop *l, int fd, unsigned events, void *arg)
+{
+	(void)l;
+	rf_http *h = arg;
+	int flags = 0, running;
+	if (events & POLLIN)
+		flags |= CURL_CSELECT_IN;
+	if (events & POLLOUT)
+		flags |= CURL_CSELECT_OUT;
+	if (events & (POLLERR | POLLHUP))
+		flags |= CURL_CSELECT_ERR;
+	curl_multi_socket_action(h->multi, fd, flags, &running);
+	check_done(h);
+}
+
+static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	(void)e;
+	(void)socketp;
+	rf_http *h = userp;
+	unsigned ev = 0;
+	if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+		ev |= POLLIN;
+	if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+		ev |= POLLOUT;
+	rf_loop_watch(h->loop, s, what == CURL_POLL_REMOVE ? 0 : ev, on_sock_ready, h);
+	return 0;
+}
+
+static void on_curl_timer(rf_loop *l, void *arg)
+{
+	(void)l;
+	rf_http *h = arg;
+	int running;
+	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(h);
+}
+
+static int on_timer(CURLM *m, long ms, void *userp)
+{
+	(void)m;
+	rf_http *h = userp;
+	rf_loop_timer(h->loop, TIMER_CURL, ms, on_curl_timer, h);
+	return 0;
+}
+
+static int start(rf_http *h, struct req *q)
+{
+	q->easy = curl_easy_init();
+	if (!q->easy)
+		return -ENOMEM;
+	CURL *e = q->easy;
+	q->resp_len = 0;
+	q->errbuf[0] = 0;
+	curl_easy_setopt(e, CURLOPT_URL, q->url);
+	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, q->method);
+	if (q->body) {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->body);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->len);
+	} else if (strcmp(q->method, "GET")) {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+	}
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, q->hdrs);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, q);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, q);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, q->errbuf);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, h->o.timeout_ms);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (h->o.username) {
+		curl_easy_setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
+		curl_easy_setopt(e, CURLOPT_USERNAME, h->o.username);
+		curl_easy_setopt(e, CURLOPT_PASSWORD, h->o.password ? h->o.password : "");
+	}
+	if (h->o.insecure_tls) {
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
+		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
+	} else if (h->o.ca_path) {
+		curl_easy_setopt(e, CURLOPT_CAINFO, h->o.ca_path);
+	}
+	h->st.requests++;
+	h->st.bytes_out += q->len;
+	return curl_multi_add_handle(h->multi, e) == CURLM_OK ? 0 : -EIO;
+}
+
+static void free_req(struct req *q)
+{
+	if (q->easy)
+		curl_easy_cleanup(q->easy);
+	curl_slist_free_all(q->hdrs);
+	free(q->method);
+	free(q->url);
+	free(q->body);
+	free(q->ctype);
+	free(q->resp);
+	free(q);
+}
+
+static uint64_t rnd(rf_http *h)
+{
+	h->rnd ^= h->rnd << 13, h->rnd ^= h->rnd >> 7, h->rnd ^= h->rnd << 17;
+	return h->rnd;
+}
+
+static void arm_retry_timer(rf_http *h);
+
+static void on_retry_timer(rf_loop *l, void *arg)
+{
+	(void)l;
+	rf_http *h = arg;
+	uint64_t now = rf_loop_now_ms();
+	while (h->retry && h->retry->due <= now) {
+		struct req *q = h->retry;
+		h->retry = q->next;
+		h->st.retries++;
+		if (start(h, q) != 0) {
+			q->due = now + 1000;
+			q->next = h->retry;
+			h->retry = q;
+			break;
+		}
+	}
+	arm_retry_timer(h);
+}
+
+static void arm_retry_timer(rf_http *h)
+{
+	if (!h->retry)
+		return;
+	uint64_t now = rf_loop_now_ms();
+	int64_t ms = h->retry->due > now ? (int64_t)(h->retry->due - now) : 0;
+	rf_loop_timer(h->loop, TIMER_RETRY, ms, on_retry_timer, h);
+}
+
+static void schedule_retry(rf_http *h, struct req *q)
+{
+	/* Exponential backoff with full jitter on the upper half: 250 ms
+	 * doubling, capped, times U(0.5, 1.0). */
+	uint64_t base = 250ull << (q->attempt < 10 ? q->attempt : 10);
+	if (base > (uint64_t)h->o.backoff_max_ms)
+		base = (uint64_t)h->o.backoff_max_ms;
+	uint64_t delay = base / 2 + rnd(h) % (base / 2 + 1);
+	q->attempt++;
+	q->due = rf_loop_now_ms() + delay;
+	struct req **pp = &h->retry;
+	while (*pp && (*pp)->due <= q->due)
+		pp = &(*pp)->next;
+	q->next = *pp;
+	*pp = q;
+	arm_retry_timer(h);
+}
+
+static bool retryable(struct req *q, long status)
+{
+	if (q->retry == RF_HTTP_NO_RETRY)
+		return false;
+	if (status == 0)
+		return true; /* connection error, timeout */
+	if (status == 408 || status == 429 || status == 502 || status == 504)
+		return true;
+	if (status == 503) /* MLflow's "disabled" 503s are text/plain and permanent */
+		return q->resp && q->resp[0] == '{';
+	if (status == 500)
+		return q->retry == RF_HTTP_RETRY_ALL;
+	return false;
+}
+
+static void check_done(rf_http *h)
+{
+	CURLMsg *m;
+	int left;
+	while ((m = curl_multi_info_read(h->multi, &left))) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		struct req *q;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&q);
+		long status = 0;
+		if (m->data.result == CURLE_OK)
+			curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+		curl_multi_remove_handle(h->multi, q->easy);
+		curl_easy_cleanup(q->easy);
+		q->easy = NULL;
+		if (status >= 200 && status < 300)
+			h->st.status_2xx++;
+		else if (status >= 400 && status < 500)
+			h->st.status_4xx++;
+		else if (status >= 500)
+			h->st.status_5xx++;
+		else
+			h->st.conn_errors++;
+		if (status < 200 || status >= 300) {
+			snprintf(h->st.last_error, sizeof h->st.last_error, "%s %.200s: %.250s", q->method,
+				 q->url, status ? (q->resp ? q->resp : "") : q->errbuf);
+		}
+		if (!(status >= 200 && status < 300) && retryable(q, status)) {
+			schedule_retry(h, q);
+			continue;
+		}
+		if (status >= 200 && status < 300)
+			h->st.ok++;
+		else
+			h->st.failed++;
+		h->pending--;
+		if (q->cb)
+			q->cb(status, q->resp ? q->resp : "", q->resp_len, q->errbuf, q->arg);
+		free_req(q);
+	}
+}
+
+int rf_http_new(rf_http **out, rf_loop *loop, const struct rf_http_opts *o)
+{
+	static bool global;
+	if (!global) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT))
+			return -EIO;
+		global = true;
+	}
+	rf_http *h = calloc(1, sizeof *h);
+	if (!h)
+		return -ENOMEM;
+	h->loop = loop;
+	if (o)
+		h->o = *o;
+	if (!h->o.timeout_ms)
+		h->o.timeout_ms = 30000;
+	if (!h->o.backoff_max_ms)
+		h->o.backoff_max_ms = 30000;
+	h->rnd = 0x9e3779b97f4a7c15ull ^ (uint64_t)rf_loop_now_ms();
+	if (h->o.token && !h->o.username) {
+		size_t n = strlen(h->o.token) + 32;
+		h->auth_header = malloc(n);
+		if (h->auth_header)
+			snprintf(h->auth_header, n, "Authorization: Bearer %s", h->o.token);
+	}
+	h->multi = curl_multi_init();
+	if (!h->multi) {
+		free(h);
+		return -ENOMEM;
+	}
+	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+	curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 4L);
+	*out = h;
+	return 0;
+}
+
+void rf_http_free(rf_http *h)
+{
+	if (!h)
+		return;
+	while (h->retry) {
+		struct req *q = h->retry;
+		h->retry = q->next;
+		free_req(q);
+	}
+	curl_multi_cleanup(h->multi);
+	free(h->auth_header);
+	free(h);
+}
+
+int rf_http_request(rf_http *h, const char *method, const char *url, char *body, size_t len,
+		    const char *content_type, int retry, rf_http_done cb, void *arg)
+{
+	struct req *q = calloc(1, sizeof *q);
+	if (!q) {
+		free(body);
+		return -ENOMEM;
+	}
+	q->h = h;
+	q->method = strdup(method);
+	q->url = strdup(url);
+	q->body = body;
+	q->len = len;
+	q->retry = retry;
+	q->cb = cb;
+	q->arg = arg;
+	char ct[128];
+	snprintf(ct, sizeof ct, "Content-Type: %s", content_type ? content_type : "application/json");
+	q->hdrs = curl_slist_append(q->hdrs, ct);
+	q->hdrs = curl_slist_append(q->hdrs, "Expect:"); /* no 100-continue round trip */
+	q->hdrs = curl_slist_append(q->hdrs, "User-Agent: ringflowd/0.1");
+	if (h->auth_header)
+		q->hdrs = curl_slist_append(q->hdrs, h->auth_header);
+	if (!q->method || !q->url || !q->hdrs) {
+		free_req(q);
+		return -ENOMEM;
+	}
+	h->pending++;
+	int rc = start(h, q);
+	if (rc) {
+		h->pending--;
+		free_req(q);
+	}
+	return rc;
+}
+
+size_t rf_http_pending(rf_http *h)
+{
+	return h->pending;
+}
+
+void rf_http_stats(rf_http *h, struct rf_http_stats *st)
+{
+	*st = h->st;
+}

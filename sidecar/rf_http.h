@@ -1,0 +1,65 @@
+/*
+ * rf_http.h - HTTP requests through libcurl's multi-socket API on rf_loop.
+ *
+ * libcurl does HTTP, TLS, keep-alive and auth; this module only connects
+ * its sockets and timers to the io_uring loop and adds the retry policy:
+ * connection errors, 408, 429, 502, 503, 504 (and 500 for idempotent
+ * requests) are retried with exponential backoff and jitter, without limit
+ * (nothing is dropped; the caller sees progress in the stats); any other
+ * status is final and handed to the caller with the server's message.
+ */
+#ifndef RF_HTTP_H
+#define RF_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rf_loop.h"
+
+typedef struct rf_http rf_http;
+
+/* status: HTTP status of the final response (0 if none); body: the response
+ * body (NUL-terminated); err: curl's error text when status is 0. */
+typedef void (*rf_http_done)(long status, const char *body, size_t len, const char *err,
+			     void *arg);
+
+struct rf_http_opts {
+	const char *token;      /* Bearer (MLFLOW_TRACKING_TOKEN) */
+	const char *username;   /* Basic, wins over the token (as MLflow's client) */
+	const char *password;
+	bool insecure_tls;      /* MLFLOW_TRACKING_INSECURE_TLS=true only */
+	const char *ca_path;    /* MLFLOW_TRACKING_SERVER_CERT_PATH */
+	long timeout_ms;        /* per attempt; default 30000 */
+	long backoff_max_ms;    /* default 30000 */
+};
+
+struct rf_http_stats {
+	uint64_t requests;      /* attempts sent */
+	uint64_t ok;            /* 2xx */
+	uint64_t retries;       /* attempts repeated */
+	uint64_t failed;        /* final non-2xx */
+	uint64_t status_2xx, status_4xx, status_5xx, conn_errors;
+	uint64_t bytes_out;
+	char last_error[512];
+};
+
+int rf_http_new(rf_http **out, rf_loop *loop, const struct rf_http_opts *o);
+void rf_http_free(rf_http *h);
+
+/* How a failed attempt is retried. */
+enum rf_http_retry {
+	RF_HTTP_RETRY_SAFE = 0, /* 408, 429, 502, 503 (JSON), 504 and connection errors */
+	RF_HTTP_RETRY_ALL = 1,  /* also 500: the request is idempotent */
+	RF_HTTP_NO_RETRY = 2,   /* the caller decides (e.g. runs/create is not idempotent) */
+};
+
+/* Queue a request.  `body` (may be NULL) is taken over and freed. */
+int rf_http_request(rf_http *h, const char *method, const char *url, char *body, size_t len,
+		    const char *content_type, int retry, rf_http_done cb, void *arg);
+
+/* Requests queued, in flight or waiting to retry. */
+size_t rf_http_pending(rf_http *h);
+void rf_http_stats(rf_http *h, struct rf_http_stats *st);
+
+#endif

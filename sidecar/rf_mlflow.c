@@ -1,0 +1,158 @@
+/*
+ * rf_mlflow.c - MLflow REST calls over rf_http, JSON by jansson.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rf_mlflow.h"
+
+struct rf_mlflow {
+	rf_http *http;
+	char uri[512]; /* without trailing '/' */
+};
+
+struct call {
+	rf_mlflow_cb cb;
+	void *arg;
+};
+
+int rf_mlflow_new(rf_mlflow **out, rf_http *http, const char *tracking_uri)
+{
+	rf_mlflow *m = calloc(1, sizeof *m);
+	if (!m)
+		return -ENOMEM;
+	m->http = http;
+	snprintf(m->uri, sizeof m->uri, "%s", tracking_uri);
+	size_t n = strlen(m->uri);
+	while (n && m->uri[n - 1] == '/')
+		m->uri[--n] = 0;
+	*out = m;
+	return 0;
+}
+
+void rf_mlflow_free(rf_mlflow *m)
+{
+	free(m);
+}
+
+const char *rf_mlflow_uri(rf_mlflow *m)
+{
+	return m->uri;
+}
+
+static void on_done(long status, const char *body, size_t len, const char *err, void *arg)
+{
+	struct call *c = arg;
+	json_t *j = NULL;
+	if (len && body[0] == '{')
+		j = json_loadb(body, len, 0, NULL);
+	const char *msg = err && *err ? err : "";
+	if (j && json_is_string(json_object_get(j, "message")))
+		msg = json_string_value(json_object_get(j, "message"));
+	else if (status && !(status >= 200 && status < 300) && len)
+		msg = body;
+	if (c->cb)
+		c->cb(status >= 200 && status < 300, status, j, msg, c->arg);
+	json_decref(j);
+	free(c);
+}
+
+static int send_json(rf_mlflow *m, const char *method, const char *url, json_t *body,
+		     int retry, rf_mlflow_cb cb, void *arg)
+{
+	struct call *c = malloc(sizeof *c);
+	char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	if (!c || (body && !s)) {
+		free(c);
+		free(s);
+		return -ENOMEM;
+	}
+	c->cb = cb;
+	c->arg = arg;
+	int rc = rf_http_request(m->http, method, url, s, s ? strlen(s) : 0, "application/json",
+				 retry, on_done, c);
+	if (rc)
+		free(c);
+	return rc;
+}
+
+int rf_mlflow_post(rf_mlflow *m, const char *path, json_t *body, int retry, rf_mlflow_cb cb,
+		   void *arg)
+{
+	char url[1024];
+	snprintf(url, sizeof url, "%s/api/2.0/mlflow/%s", m->uri, path);
+	return send_json(m, "POST", url, body, retry, cb, arg);
+}
+
+int rf_mlflow_get(rf_mlflow *m, const char *path_and_query, rf_mlflow_cb cb, void *arg)
+{
+	char url[2048];
+	snprintf(url, sizeof url, "%s/api/2.0/mlflow/%s", m->uri, path_and_query);
+	return send_json(m, "GET", url, NULL, RF_HTTP_RETRY_ALL, cb, arg);
+}
+
+int rf_mlflow_put_artifact(rf_mlflow *m, const char *artifact_uri, const char *rel_path,
+			   char *data, size_t len, const char *content_type, rf_mlflow_cb cb,
+			   void *arg)
+{
+	/* mlflow-artifacts:/<exp>/<run>/artifacts -> <uri>/api/2.0/mlflow-artifacts/artifacts/... */
+	char url[2048];
+	const char *pfx = "mlflow-artifacts:";
+	if (strncmp(artifact_uri, pfx, strlen(pfx)) == 0) {
+		const char *p = artifact_uri + strlen(pfx);
+		while (*p == '/')
+			p++;
+		snprintf(url, sizeof url, "%s/api/2.0/mlflow-artifacts/artifacts/%s/%s", m->uri, p,
+			 rel_path);
+	} else if (!strncmp(artifact_uri, "http://", 7) || !strncmp(artifact_uri, "https://", 8)) {
+		snprintf(url, sizeof url, "%s/%s", artifact_uri, rel_path);
+	} else {
+		free(data);
+		if (cb)
+			cb(0, 0, NULL, "artifact store is not served over HTTP by the tracking server "
+			   "(start mlflow server with --serve-artifacts)", arg);
+		return -ENOTSUP;
+	}
+	struct call *c = malloc(sizeof *c);
+	if (!c) {
+		free(data);
+		return -ENOMEM;
+	}
+	c->cb = cb;
+	c->arg = arg;
+	int rc = rf_http_request(m->http, "PUT", url, data, len, content_type, RF_HTTP_RETRY_ALL,
+				 on_done, c);
+	if (rc)
+		free(c);
+	return rc;
+}
+
+void rf_mlflow_sanitize_key(char *key)
+{
+	char *w = key;
+	for (const char *r = key; *r && w - key < 250; r++) {
+		unsigned char c = (unsigned char)*r;
+		char o = (isalnum(c) || c == '_' || c == '-' || c == '.' || c == ' ' || c == ':' ||
+			  c == '/') ? (char)c : '_';
+		if (o == '/' && (w == key || w[-1] == '/'))
+			continue; /* no leading or doubled '/' */
+		*w++ = o;
+	}
+	*w = 0;
+	while (w > key && w[-1] == '/')
+		*--w = 0;
+	/* "." and ".." path segments would be normalised away by the server. */
+	for (char *seg = key; *seg;) {
+		char *end = strchr(seg, '/');
+		size_t n = end ? (size_t)(end - seg) : strlen(seg);
+		if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
+			memset(seg, '_', n);
+		seg += n + (end ? 1 : 0);
+	}
+	if (!*key)
+		strcpy(key, "_");
+}

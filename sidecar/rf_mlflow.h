@@ -1,0 +1,41 @@
+/*
+ * rf_mlflow.h - the MLflow tracking REST calls ringflowd makes, asynchronous.
+ *
+ * Each call builds its JSON with jansson, goes through rf_http (retries) and
+ * reports the parsed result to a callback.  Names and payloads follow
+ * ../shared/reference/mlflow_protocol.md.
+ */
+#ifndef RF_MLFLOW_H
+#define RF_MLFLOW_H
+
+#include <jansson.h>
+
+#include "rf_http.h"
+
+typedef struct rf_mlflow rf_mlflow;
+
+/* ok: 2xx; status: HTTP status; resp: the parsed JSON body (NULL if none or
+ * not JSON; borrowed); msg: the server's message or curl's error. */
+typedef void (*rf_mlflow_cb)(int ok, long status, json_t *resp, const char *msg, void *arg);
+
+int rf_mlflow_new(rf_mlflow **out, rf_http *http, const char *tracking_uri);
+void rf_mlflow_free(rf_mlflow *m);
+const char *rf_mlflow_uri(rf_mlflow *m);
+
+/* POST /api/2.0/mlflow/<path> with `body` (stolen; retry: enum rf_http_retry),
+ * or GET with the query. */
+int rf_mlflow_post(rf_mlflow *m, const char *path, json_t *body, int retry, rf_mlflow_cb cb,
+		   void *arg);
+int rf_mlflow_get(rf_mlflow *m, const char *path_and_query, rf_mlflow_cb cb, void *arg);
+/* PUT an artifact (bytes stolen) under a run's artifact_uri. */
+int rf_mlflow_put_artifact(rf_mlflow *m, const char *artifact_uri, const char *rel_path,
+			   char *data, size_t len, const char *content_type, rf_mlflow_cb cb,
+			   void *arg);
+
+/* Metric/param/tag keys limited to what MLflow accepts: [A-Za-z0-9_-. :/],
+ * no leading or doubled '/', no '.'/'..' segment, <= 250 chars.  Anything
+ * else becomes '_' so a key is never rejected (a model name never makes a
+ * metric vanish). */
+void rf_mlflow_sanitize_key(char *key);
+
+#endif

@@ -1,0 +1,614 @@
+/*
+ * rf_runs.c - MLflow run lifecycle and uploads for rf_track.
+ *
+ * Order of work, driven by rf_track_pump():
+ *   1. the experiment: get-by-name, create on 404, re-get on "already
+ *      exists" (a race), restore if it was deleted;
+ *   2. runs: a parent before its children (children carry mlflow.parentRunId).
+ *      runs/create is not idempotent, so it is never blindly retried: after
+ *      an ambiguous failure the run is looked up by its ringflow.key tag
+ *      first.  Created ids are appended to an id map in the state directory,
+ *      so a restarted sidecar reuses its runs;
+ *   3. log-batch: up to max_batch entities (<= 100 params, <= 100 tags), one
+ *      request in flight per run so metric order holds; a 4xx batch is split
+ *      in halves until the offending entity is isolated and reported, so it
+ *      never takes the rest down with it;
+ *   4. runs/update with the final status, once the run's data is all sent
+ *      (a parent after its children).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "rf_track_int.h"
+
+#define PARAM_MAX 6000 /* MLflow's param value limit */
+
+/* The last error, for status reports and the log (cut to fit: it is a report). */
+static void __attribute__((format(printf, 2, 3))) track_err(rf_track *t, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(t->st.last_error, sizeof t->st.last_error, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- run table ---- */
+
+struct mrun *rf_track_run(rf_track *t, const char *key, bool create)
+{
+	for (struct mrun *r = t->runs; r; r = r->next)
+		if (!strcmp(r->key, key))
+			return r;
+	if (!create)
+		return NULL;
+	struct mrun *r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	snprintf(r->key, sizeof r->key, "%s", key);
+	r->ctags = json_array();
+	r->metrics = json_array();
+	r->params = json_object();
+	r->tags = json_object();
+	json_t *known = json_object_get(t->idmap, key);
+	if (json_is_array(known)) {
+		snprintf(r->id, sizeof r->id, "%s", json_string_value(json_array_get(known, 0)));
+		snprintf(r->artifact_uri, sizeof r->artifact_uri, "%s",
+			 json_string_value(json_array_get(known, 1)));
+		r->state = RUN_READY;
+		t->st.runs_reused++;
+	}
+	/* Append: runs are created in the order they were first seen. */
+	struct mrun **pp = &t->runs;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = r;
+	return r;
+}
+
+void rf_run_tag(struct mrun *r, const char *key, const char *value, bool at_create)
+{
+	if (at_create && r->state == RUN_NEW)
+		json_array_append_new(r->ctags, json_pack("{s:s,s:s}", "key", key, "value", value));
+	else
+		json_object_set_new(r->tags, key, json_string(value));
+}
+
+static char *utf8_prefix(const char *s, size_t max)
+{
+	size_t n = strlen(s);
+	if (n > max) {
+		n = max;
+		while (n && ((unsigned char)s[n] & 0xc0) == 0x80)
+			n--;
+	}
+	return strndup(s, n);
+}
+
+void rf_run_param(struct mrun *r, const char *key, const char *value)
+{
+	char k[256];
+	snprintf(k, sizeof k, "%s", key);
+	rf_mlflow_sanitize_key(k);
+	char *v = utf8_prefix(value, PARAM_MAX);
+	if (v)
+		json_object_set_new(r->params, k, json_string(v));
+	free(v);
+}
+
+void rf_run_metric(struct mrun *r, const char *key, double value, int64_t ts_ms, int64_t step)
+{
+	char k[256];
+	snprintf(k, sizeof k, "%s", key);
+	rf_mlflow_sanitize_key(k);
+	/* MLflow accepts "NaN"/"Infinity" strings for doubles; jansson has no NaN. */
+	json_t *v = isfinite(value) ? json_real(value)
+				    : json_string(isnan(value) ? "NaN" : value > 0 ? "Infinity"
+										: "-Infinity");
+	json_array_append_new(r->metrics, json_pack("{s:s,s:o,s:I,s:I}", "key", k, "value", v,
+						    "timestamp", (json_int_t)ts_ms, "step",
+						    (json_int_t)step));
+}
+
+void rf_run_end(struct mrun *r, const char *status, int64_t end_ms)
+{
+	if (r->end_status)
+		return;
+	r->end_status = status;
+	r->end_ms = end_ms;
+}
+
+/* ---- id map (persisted Inspect -> MLflow ids) ---- */
+
+static void idmap_load(rf_track *t)
+{
+	t->idmap = json_object();
+	FILE *f = fopen(t->idmap_path, "r");
+	if (!f)
+		return;
+	char line[1024];
+	while (fgets(line, sizeof line, f)) {
+		json_t *j = json_loads(line, 0, NULL); /* a torn last line just fails */
+		const char *k = json_string_value(json_object_get(j, "key"));
+		const char *id = json_string_value(json_object_get(j, "id"));
+		const char *uri = json_string_value(json_object_get(j, "artifact_uri"));
+		if (k && id)
+			json_object_set_new(t->idmap, k, json_pack("[s,s]", id, uri ? uri : ""));
+		json_decref(j);
+	}
+	fclose(f);
+}
+
+static void idmap_add(rf_track *t, struct mrun *r)
+{
+	json_object_set_new(t->idmap, r->key, json_pack("[s,s]", r->id, r->artifact_uri));
+	if (!t->idmap_path[0])
+		return;
+	json_t *j = json_pack("{s:s,s:s,s:s}", "key", r->key, "id", r->id, "artifact_uri",
+			      r->artifact_uri);
+	char *s = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	int fd = open(t->idmap_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd >= 0 && s) {
+		size_t n = strlen(s);
+		s[n] = '\n'; /* one write() per line: whole lines or nothing */
+		if (write(fd, s, n + 1) != (ssize_t)(n + 1))
+			track_err(t, "id map %s: write failed", t->idmap_path);
+		fdatasync(fd);
+	}
+	if (fd >= 0)
+		close(fd);
+	free(s);
+}
+
+/* ---- experiment ---- */
+
+static void exp_fail(rf_track *t, long status, const char *msg)
+{
+	t->exp_state = 0;
+	t->exp_retry_at = rf_loop_now_ms() + 2000;
+	track_err(t, "experiment %s: HTTP %ld: %.400s",
+		 t->experiment, status, msg);
+}
+
+static void on_exp_restored(int ok, long status, json_t *resp, const char *msg, void *arg)
+{
+	(void)resp;
+	rf_track *t = arg;
+	if (ok)
+		t->exp_state = 2;
+	else
+		exp_fail(t, status, msg);
+}
+
+static void exp_get(rf_track *t);
+
+static void on_exp_created(int ok, long status, json_t *resp, const char *msg, void *arg)
+{
+	rf_track *t = arg;
+	const char *id = json_string_value(json_object_get(resp, "experiment_id"));
+	if (ok && id) {
+		snprintf(t->exp_id, sizeof t->exp_id, "%s", id);
+		t->exp_state = 2;
+	} else if (status == 400) {
+		exp_get(t); /* created by someone else meanwhile */
+	} else {
+		exp_fail(t, status, msg);
+	}
+}
+
+static void on_exp_got(int ok, long status, json_t *resp, const char *msg, void *arg)
+{
+	rf_track *t = arg;
+	json_t *e = json_object_get(resp, "experiment");
+	if (ok && e) {
+		snprintf(t->exp_id, sizeof t->exp_id, "%s",
+			 json_string_value(json_object_get(e, "experiment_id")));
+		const char *stage = json_string_value(json_object_get(e, "lifecycle_stage"));
+		if (stage && !strcmp(stage, "deleted")) {
+			rf_mlflow_post(t->m, "experiments/restore",
+				       json_pack("{s:s}", "experiment_id", t->exp_id),
+				       RF_HTTP_RETRY_ALL, on_exp_restored, t);
+			return;
+		}
+		t->exp_state = 2;
+	} else if (status == 404) {
+		rf_mlflow_post(t->m, "experiments/create", json_pack("{s:s}", "name", t->experiment),
+			       RF_HTTP_NO_RETRY, on_exp_created, t);
+	} else {
+		exp_fail(t, status, msg);
+	}
+}
+
+static void exp_get(rf_track *t)
+{
+	char q[1024];
+	char *enc = curl_easy_escape(NULL, t->experiment, 0);
+	snprintf(q, sizeof q, "experiments/get-by-name?experiment_name=%s", enc ? enc : "");
+	curl_free(enc);
+	t->exp_state = 1;
+	rf_mlflow_get(t->m, q, on_exp_got, t);
+}
+
+/* ---- runs ---- */
+
+struct run_call {
+	rf_track *t;
+	struct mrun *r;
+	json_t *body; /* the batch, for splitting on a 4xx */
+};
+
+static struct run_call *call(rf_track *t, struct mrun *r, json_t *body)
+{
+	struct run_call *c = malloc(sizeof *c);
+	if (c)
+		*c = (struct run_call){t, r, body};
+	return c;
+}
+
+static void run_ready(rf_track *t, struct mrun *r, json_t *run)
+{
+	json_t *info = json_object_get(run, "info");
+	snprintf(r->id, sizeof r->id, "%s", json_string_value(json_object_get(info, "run_id")));
+	snprintf(r->artifact_uri, sizeof r->artifact_uri, "%s",
+		 json_string_value(json_object_get(info, "artifact_uri")));
+	r->state = RUN_READY;
+	idmap_add(t, r);
+}
+
+static void create_run(rf_track *t, struct mrun *r);
+
+static void on_run_found(int ok, long status, json_t *resp, const char *msg, void *arg)
+{
+	struct run_call *c = arg;
+	json_t *runs = json_object_get(resp, "runs");
+	if (ok && json_array_size(runs) > 0) {
+		run_ready(c->t, c->r, json_array_get(runs, 0));
+		c->t->st.runs_reused++;
+	} else if (ok) {
+		c->r->state = RUN_NEW; /* not there: create it (again) */
+		c->r->retry_at = 0;
+	} else {
+		c->r->state = RUN_NEW;
+		c->r->lookup = true;
+		c->r->retry_at = rf_loop_now_ms() + 2000;
+		track_err(c->t, "searching run %s: HTTP %ld: %.400s", c->r->key, status, msg);
+	}
+	free(c);
+}
+
+static void find_run(rf_track *t, struct mrun *r)
+{
+	char filter[300];
+	snprintf(filter, sizeof filter, "tags.`ringflow.key` = '%s'", r->key);
+	json_t *body = json_pack("{s:[s],s:s,s:i}", "experiment_ids", t->exp_id, "filter", filter,
+				 "max_results", 1);
+	r->state = RUN_CREATING;
+	struct run_call *c = call(t, r, NULL);
+	if (!c || rf_mlflow_post(t->m, "runs/search", body, RF_HTTP_RETRY_ALL, on_run_found, c))
+		r->state = RUN_NEW;
+}
+
+static void on_run_created(int ok, long status, json_t *resp, const char *msg, void *arg)
+{
+	struct run_call *c = arg;
+	struct mrun *r = c->r;
+	if (ok && json_object_get(resp, "run")) {
+		run_ready(c->t, r, json_object_get(resp, "run"));
+		c->t->st.runs_created++;
+	} else if (status >= 400 && status < 500 && status != 408 && status != 429) {
+		r->state = RUN_FAILED; /* the server refuses it: data for it is reported, not retried */
+		track_err(c->t, "creating run %s: HTTP %ld: %.400s", r->key, status, msg);
+	} else {
+		/* No answer, or a server error: it may exist.  Look before
+		 * creating again, after a backoff. */
+		r->state = RUN_NEW;
+		r->attempts++;
+		r->lookup = true;
+		r->retry_at = rf_loop_now_ms() + (uint64_t)(250 << (r->attempts < 7 ? r->attempts : 7));
+		track_err(c->t, "creating run %s: HTTP %ld: %.400s", r->key, status, msg);
+	}
+	free(c);
+}
+
+static void create_run(rf_track *t, struct mrun *r)
+{
+	if (r->lookup) { /* an earlier attempt may have created it */
+		r->lookup = false;
+		find_run(t, r);
+		return;
+	}
+	json_t *tags = json_copy(r->ctags);
+	json_array_append_new(tags, json_pack("{s:s,s:s}", "key", "ringflow.key", "value", r->key));
+	if (r->parent)
+		json_array_append_new(tags, json_pack("{s:s,s:s}", "key", "mlflow.parentRunId",
+						      "value", r->parent->id));
+	json_t *body = json_pack("{s:s,s:s,s:I,s:o}", "experiment_id", t->exp_id, "run_name",
+				 r->name, "start_time", (json_int_t)r->start_ms, "tags", tags);
+	r->state = RUN_CREATING;
+	struct run_call *c = call(t, r, NULL);
+	if (!c || rf_mlflow_post(t->m, "runs/create", body, RF_HTTP_NO_RETRY, on_run_created, c))
+		r->state = RUN_NEW;
+}
+
+/* ---- log-batch ---- */
+
+static size_t pending_entities(struct mrun *r)
+{
+	return json_array_size(r->metrics) + json_object_size(r->params) + json_object_size(r->tags);
+}
+
+static json_t *take_batch(rf_track *t, struct mrun *r)
+{
+	size_t room = (size_t)t->o.max_batch;
+	json_t *params = json_array(), *tags = json_array(), *metrics = json_array();
+	const char *k;
+	json_t *v;
+	void *tmp;
+	json_object_foreach_safe(r->params, tmp, k, v) {
+		if (json_array_size(params) == 100 || !room)
+			break;
+		json_array_append_new(params, json_pack("{s:s,s:O}", "key", k, "value", v));
+		json_object_del(r->params, k);
+		room--;
+	}
+	json_object_foreach_safe(r->tags, tmp, k, v) {
+		if (json_array_size(tags) == 100 || !room)
+			break;
+		json_array_append_new(tags, json_pack("{s:s,s:O}", "key", k, "value", v));
+		json_object_del(r->tags, k);
+		room--;
+	}
+	size_t n = json_array_size(r->metrics);
+	size_t take = n < room ? n : room;
+	for (size_t i = 0; i < take; i++)
+		json_array_append(metrics, json_array_get(r->metrics, i));
+	for (size_t i = 0; i < take; i++)
+		json_array_remove(r->metrics, 0);
+	return json_pack("{s:s,s:o,s:o,s:o}", "run_id", r->id, "metrics", metrics, "params", params,
+			 "tags", tags);
+}
+
+static size_t batch_size(json_t *b)
+{
+	return json_array_size(json_object_get(b, "metrics")) +
+	       json_array_size(json_object_get(b, "params")) +
+	       json_array_size(json_object_get(b, "tags"));
+}
+
+static void send_batch(rf_track *t, struct mrun *r, json_t *body);
+
+static void on_batch(int ok, long status, json_t *resp, const char *msg, void *arg)
+{
+	(void)resp;
+	struct run_call *c = arg;
+	rf_track *t = c->t;
+	struct mrun *r = c->r;
+	json_t *b = c->body;
+	free(c);
+	r->inflight = false;
+	size_t n = batch_size(b);
+	if (ok) {
+		t->st.batches++;
+		t->st.metrics += json_array_size(json_object_get(b, "metrics"));
+		t->st.params += json_array_size(json_object_get(b, "params"));
+		t->st.tags += json_array_size(json_object_get(b, "tags"));
+		json_decref(b);
+		return;
+	}
+	track_err(t, "log-batch to run %s (%s): HTTP %ld: %.400s",
+		 r->id, r->key, status, msg);
+	if (n <= 1) {
+		t->st.rejected += n; /* the server refuses this entity: reported, not retried */
+		json_decref(b);
+		return;
+	}
+	/* Split: the halves go back in front of what is pending, in order. */
+	const char *parts[] = {"metrics", "params", "tags"};
+	json_t *h1 = json_pack("{s:s,s:[],s:[],s:[]}", "run_id", r->id, "metrics", "params", "tags");
+	json_t *h2 = json_pack("{s:s,s:[],s:[],s:[]}", "run_id", r->id, "metrics", "params", "tags");
+	size_t i = 0;
+	for (int p = 0; p < 3; p++) {
+		json_t *a = json_object_get(b, parts[p]);
+		for (size_t j = 0; j < json_array_size(a); j++, i++)
+			json_array_append(json_object_get(i < n / 2 ? h1 : h2, parts[p]),
+					  json_array_get(a, j));
+	}
+	json_decref(b);
+	send_batch(t, r, h1);
+	/* The second half waits behind the first (one in flight per run). */
+	json_t *m2 = json_object_get(h2, "metrics");
+	for (size_t j = json_array_size(m2); j-- > 0;)
+		json_array_insert(r->metrics, 0, json_array_get(m2, j));
+	json_t *p2 = json_object_get(h2, "params");
+	for (size_t j = 0; j < json_array_size(p2); j++)
+		json_object_set(r->params, json_string_value(json_object_get(json_array_get(p2, j), "key")),
+				json_object_get(json_array_get(p2, j), "value"));
+	json_t *t2 = json_object_get(h2, "tags");
+	for (size_t j = 0; j < json_array_size(t2); j++)
+		json_object_set(r->tags, json_string_value(json_object_get(json_array_get(t2, j), "key")),
+				json_object_get(json_array_get(t2, j), "value"));
+	json_decref(h2);
+}
+
+static void send_batch(rf_track *t, struct mrun *r, json_t *body)
+{
+	struct run_call *c = call(t, r, body);
+	if (!c) {
+		json_decref(body);
+		return;
+	}
+	json_incref(body); /* the call keeps it for splitting */
+	r->inflight = true;
+	if (rf_mlflow_post(t->m, "runs/log-batch", body, RF_HTTP_RETRY_ALL, on_batch, c)) {
+		r->inflight = false;
+		json_decref(body);
+		free(c);
+	}
+}
+
+/* ---- end ---- */
+
+static void on_ended(int ok, long status, json_t *resp, const char *msg, void *arg)
+{
+	(void)resp;
+	struct run_call *c = arg;
+	if (ok) {
+		c->r->end_state = 2;
+		c->t->st.runs_ended++;
+	} else {
+		c->r->end_state = 2; /* refused (4xx): reported; retrying cannot help */
+		track_err(c->t, "ending run %s: HTTP %ld: %.400s", c->r->id, status, msg);
+	}
+	free(c);
+}
+
+static bool children_ended(rf_track *t, struct mrun *p)
+{
+	for (struct mrun *r = t->runs; r; r = r->next)
+		if (r->parent == p && r->end_state != 2 && r->state != RUN_FAILED)
+			return false;
+	return true;
+}
+
+static void end_run(rf_track *t, struct mrun *r)
+{
+	json_t *body = json_pack("{s:s,s:s,s:I}", "run_id", r->id, "status", r->end_status,
+				 "end_time", (json_int_t)r->end_ms);
+	struct run_call *c = call(t, r, NULL);
+	r->end_state = 1;
+	if (!c || rf_mlflow_post(t->m, "runs/update", body, RF_HTTP_RETRY_ALL, on_ended, c))
+		r->end_state = 0;
+}
+
+/* ---- the pump ---- */
+
+static void free_run(struct mrun *r)
+{
+	json_decref(r->ctags);
+	json_decref(r->metrics);
+	json_decref(r->params);
+	json_decref(r->tags);
+	if (r->agg) {
+		free(r->agg->total_times);
+		free(r->agg->seen);
+		free(r->agg);
+	}
+	free(r);
+}
+
+void rf_track_pump(rf_track *t, bool flush_now)
+{
+	uint64_t now = rf_loop_now_ms();
+	if (t->exp_state == 0 && now >= t->exp_retry_at) {
+		if (!t->runs)
+			return; /* nothing to log yet: no request */
+		exp_get(t);
+	}
+	if (t->exp_state != 2)
+		return;
+	bool flush = flush_now || now - t->last_flush >= (uint64_t)t->o.flush_ms;
+	if (flush)
+		t->last_flush = now;
+	for (struct mrun *r = t->runs; r; r = r->next) {
+		if (r->state == RUN_NEW && now >= r->retry_at && r->start_ms &&
+		    (!r->parent || r->parent->state == RUN_READY))
+			create_run(t, r);
+		if (r->state != RUN_READY || r->inflight)
+			continue;
+		size_t n = pending_entities(r);
+		if (n && (flush || r->end_status || n >= (size_t)t->o.max_batch))
+			send_batch(t, r, take_batch(t, r));
+		else if (!n && r->end_status && r->end_state == 0 && children_ended(t, r))
+			end_run(t, r);
+	}
+	/* Forget parents whose whole family is done (the id map remembers them). */
+	for (struct mrun **pp = &t->runs; *pp;) {
+		struct mrun *p = *pp;
+		bool done = !p->parent && p->end_state == 2 && children_ended(t, p);
+		if (!done) {
+			pp = &p->next;
+			continue;
+		}
+		for (struct mrun **cc = &t->runs; *cc;) {
+			if ((*cc)->parent == p) {
+				struct mrun *dead = *cc;
+				*cc = dead->next;
+				free_run(dead);
+			} else {
+				cc = &(*cc)->next;
+			}
+		}
+		for (pp = &t->runs; *pp && *pp != p; pp = &(*pp)->next)
+			;
+		*pp = p->next;
+		free_run(p);
+	}
+	t->st.pending = 0;
+	for (struct mrun *r = t->runs; r; r = r->next)
+		t->st.pending += pending_entities(r);
+}
+
+bool rf_track_idle(rf_track *t)
+{
+	for (struct mrun *r = t->runs; r; r = r->next) {
+		if (r->state == RUN_FAILED)
+			continue;
+		if (r->state != RUN_READY || r->inflight || pending_entities(r) ||
+		    (r->end_status && r->end_state != 2) || (r->start_ms && !r->end_status))
+			return false;
+	}
+	return true;
+}
+
+int rf_track_new(rf_track **out, rf_mlflow *m, const struct rf_track_opts *o)
+{
+	rf_track *t = calloc(1, sizeof *t);
+	if (!t)
+		return -ENOMEM;
+	t->m = m;
+	if (o)
+		t->o = *o;
+	snprintf(t->experiment, sizeof t->experiment, "%s",
+		 t->o.experiment && *t->o.experiment ? t->o.experiment : "inspect_ai");
+	if (t->o.flush_ms <= 0)
+		t->o.flush_ms = 200;
+	if (t->o.max_batch <= 0 || t->o.max_batch > 1000)
+		t->o.max_batch = 1000;
+	if (t->o.state_dir) {
+		char exp[257];
+		snprintf(exp, sizeof exp, "%s", t->experiment);
+		for (char *p = exp; *p; p++)
+			if (*p == '/' || *p == ' ')
+				*p = '_';
+		snprintf(t->idmap_path, sizeof t->idmap_path, "%s/idmap-%s.jsonl", t->o.state_dir, exp);
+	}
+	idmap_load(t);
+	*out = t;
+	return 0;
+}
+
+void rf_track_free(rf_track *t)
+{
+	if (!t)
+		return;
+	while (t->runs) {
+		struct mrun *r = t->runs;
+		t->runs = r->next;
+		free_run(r);
+	}
+	json_decref(t->idmap);
+	free(t);
+}
+
+void rf_track_stats(rf_track *t, struct rf_track_stats *st)
+{
+	*st = t->st;
+}

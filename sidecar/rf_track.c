@@ -1,0 +1,527 @@
+/*
+ * rf_track.c - fold Inspect records into MLflow runs, params, metrics, tags.
+ *
+ * Mapping (names as inspect-mlflow, its defects fixed; docs/DESIGN.md):
+ *   run_start   -> parent run "inspect-<run_id[:8]>", tags inspect.run_id,
+ *                  inspect.tasks, inspect.task_count, inspect.eval_set_id
+ *   task_start  -> child run named after the task, tags mlflow.parentRunId,
+ *                  inspect.eval_id, inspect.run_id, inspect.task,
+ *                  inspect.model; params task, model, task_version,
+ *                  dataset.name, dataset.samples, solver, task_arg.<k>,
+ *                  temperature, top_p, max_tokens, tags
+ *   sample_end  -> sample/<scorer>[/<key>], sample/total_time,
+ *                  sample/working_time; step = completion order in the task
+ *   model_call  -> event/model_call, event/input_tokens, event/output_tokens,
+ *                  event/model_time (once per event uuid)
+ *   tool_call   -> event/tool_call, event/tool_error, event/tool_time
+ *   task_end    -> <scorer>/<metric>, totals, usage/<model>/..., cost,
+ *                  latency/..., status FINISHED | FAILED | KILLED
+ *   run_end     -> parent status FINISHED | FAILED; open tasks closed
+ * Metric timestamps come from the records' own times, so a batch sent twice
+ * writes the same rows (MLflow drops exact duplicates).
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "rf_decode.h"
+#include "rf_track_int.h"
+#include "ringflow.h"
+
+/* ---- small helpers ---- */
+
+static bool get_str(const msgpack_object *m, const char *key, char *out, size_t cap)
+{
+	const char *s;
+	size_t n;
+	bool trunc;
+	if (!rf_obj_text(rf_obj_get(m, key), &s, &n, &trunc))
+		return false;
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(out, s, n);
+	out[n] = 0;
+	return true;
+}
+
+static bool get_num(const msgpack_object *m, const char *key, double *v)
+{
+	return rf_obj_num(rf_obj_get(m, key), v);
+}
+
+static int64_t ms_of(const msgpack_object *m, const char *key)
+{
+	double t;
+	if (get_num(m, key, &t) && t > 0)
+		return (int64_t)llround(t * 1000.0);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A msgpack scalar as text for a param value (JSON for structures). */
+static char *param_text(const msgpack_object *o)
+{
+	const char *s;
+	size_t n;
+	bool trunc;
+	if (rf_obj_text(o, &s, &n, &trunc))
+		return strndup(s, n);
+	json_t *j = rf_obj_to_json(o);
+	char *out = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(j);
+	return out;
+}
+
+/* Inspect's value_to_float(): C 1, P 0.5, I and N 0, yes/true 1, no/false 0,
+ * numeric strings, bools, numbers; NaN stays NaN (unscored). */
+bool rf_value_to_float(const msgpack_object *v, double *out)
+{
+	bool b;
+	const char *s;
+	size_t n;
+	if (!v)
+		return false;
+	if (rf_obj_bool(v, &b)) {
+		*out = b;
+		return true;
+	}
+	if (rf_obj_num(v, out))
+		return true;
+	if (!rf_obj_str(v, &s, &n))
+		return false;
+	char buf[64];
+	if (n >= sizeof buf)
+		n = sizeof buf - 1;
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	if (!strcmp(buf, "C")) {
+		*out = 1.0;
+	} else if (!strcmp(buf, "P")) {
+		*out = 0.5;
+	} else if (!strcmp(buf, "I") || !strcmp(buf, "N")) {
+		*out = 0.0;
+	} else if (!strcasecmp(buf, "yes") || !strcasecmp(buf, "true")) {
+		*out = 1.0;
+	} else if (!strcasecmp(buf, "no") || !strcasecmp(buf, "false")) {
+		*out = 0.0;
+	} else {
+		char *end;
+		double d = strtod(buf, &end);
+		/* Inspect converts anything else to 0.0 with a warning. */
+		*out = (end != buf && *end == 0 && isfinite(d)) ? d : 0.0;
+	}
+	return true;
+}
+
+/* Linear interpolation between ranks, like numpy's default percentile. */
+static double percentile(double *v, size_t n, double p)
+{
+	if (!n)
+		return NAN;
+	double rank = p * (double)(n - 1);
+	size_t lo = (size_t)floor(rank), hi = (size_t)ceil(rank);
+	return v[lo] + (v[hi] - v[lo]) * (rank - (double)lo);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* ---- per-task aggregation ---- */
+
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 1099511628211ull;
+	return h ? h : 1;
+}
+
+/* Set of event uuids already counted (open addressing on their hashes). */
+static bool seen_add(struct task_agg *a, const char *uuid)
+{
+	if (a->seen_n * 2 >= a->seen_cap) {
+		size_t cap = a->seen_cap ? a->seen_cap * 2 : 256;
+		uint64_t *t = calloc(cap, sizeof *t);
+		if (!t)
+			return true;
+		for (size_t i = 0; i < a->seen_cap; i++)
+			if (a->seen[i]) {
+				size_t j = a->seen[i] & (cap - 1);
+				while (t[j])
+					j = (j + 1) & (cap - 1);
+				t[j] = a->seen[i];
+			}
+		free(a->seen);
+		a->seen = t;
+		a->seen_cap = cap;
+	}
+	uint64_t h = fnv1a(uuid);
+	size_t j = h & (a->seen_cap - 1);
+	while (a->seen[j]) {
+		if (a->seen[j] == h)
+			return false;
+		j = (j + 1) & (a->seen_cap - 1);
+	}
+	a->seen[j] = h;
+	a->seen_n++;
+	return true;
+}
+
+static void agg_time(struct task_agg *a, double total, double working, bool has_working)
+{
+	if (a->n_tt == a->cap_tt) {
+		size_t cap = a->cap_tt ? a->cap_tt * 2 : 256;
+		double *p = realloc(a->total_times, cap * sizeof *p);
+		if (!p)
+			return;
+		a->total_times = p;
+		a->cap_tt = cap;
+	}
+	a->total_times[a->n_tt++] = total;
+	if (has_working) {
+		a->working_sum += working;
+		a->n_wt++;
+	}
+}
+
+/* ---- records ---- */
+
+static void on_run_start(rf_track *t, const msgpack_object *m)
+{
+	char run_id[128], names[2048] = "", buf[256];
+	if (!get_str(m, "run_id", run_id, sizeof run_id))
+		return;
+	char key[160];
+	snprintf(key, sizeof key, "run:%s", run_id);
+	struct mrun *r = rf_track_run(t, key, true);
+	if (!r || r->start_ms)
+		return;
+	r->start_ms = ms_of(m, "time");
+	snprintf(r->name, sizeof r->name, "inspect-%.8s", run_id);
+	const msgpack_object *tn = rf_obj_get(m, "task_names");
+	int count = 0;
+	if (tn && tn->type == MSGPACK_OBJECT_ARRAY) {
+		for (uint32_t i = 0; i < tn->via.array.size; i++) {
+			const char *s;
+			size_t n;
+			if (!rf_obj_str(&tn->via.array.ptr[i], &s, &n))
+				continue;
+			size_t used = strlen(names);
+			snprintf(names + used, sizeof names - used, "%s%.*s", count ? ", " : "", (int)n, s);
+			count++;
+		}
+	}
+	rf_run_tag(r, "inspect.run_id", run_id, true);
+	rf_run_tag(r, "inspect.tasks", names, true);
+	snprintf(buf, sizeof buf, "%d", count);
+	rf_run_tag(r, "inspect.task_count", buf, true);
+	if (get_str(m, "eval_set_id", buf, sizeof buf))
+		rf_run_tag(r, "inspect.eval_set_id", buf, true);
+}
+
+static struct mrun *task_run(rf_track *t, const msgpack_object *m, bool create)
+{
+	char eval_id[128], key[160];
+	if (!get_str(m, "eval_id", eval_id, sizeof eval_id))
+		return NULL;
+	snprintf(key, sizeof key, "task:%s", eval_id);
+	return rf_track_run(t, key, create);
+}
+
+static void param_str(struct mrun *r, const char *key, const msgpack_object *v)
+{
+	if (!v || v->type == MSGPACK_OBJECT_NIL)
+		return;
+	char *s = param_text(v);
+	if (s) {
+		rf_run_param(r, key, s);
+		free(s);
+	}
+}
+
+static void on_task_start(rf_track *t, const msgpack_object *m)
+{
+	struct mrun *r = task_run(t, m, true);
+	char run_id[128], key[160], task[256] = "", model[256] = "";
+	if (!r || r->start_ms || !get_str(m, "run_id", run_id, sizeof run_id))
+		return;
+	snprintf(key, sizeof key, "run:%s", run_id);
+	r->parent = rf_track_run(t, key, true);
+	r->start_ms = ms_of(m, "created");
+	get_str(m, "task", task, sizeof task);
+	get_str(m, "model", model, sizeof model);
+	snprintf(r->name, sizeof r->name, "%s", task[0] ? task : "task");
+	r->agg = calloc(1, sizeof *r->agg);
+	char eval_id[128];
+	get_str(m, "eval_id", eval_id, sizeof eval_id);
+	rf_run_tag(r, "inspect.eval_id", eval_id, true);
+	rf_run_tag(r, "inspect.run_id", run_id, true);
+	rf_run_tag(r, "inspect.task", task, true);
+	rf_run_tag(r, "inspect.model", model, true);
+	param_str(r, "task", rf_obj_get(m, "task"));
+	param_str(r, "model", rf_obj_get(m, "model"));
+	param_str(r, "task_version", rf_obj_get(m, "task_version"));
+	const msgpack_object *ds = rf_obj_get(m, "dataset");
+	param_str(r, "dataset.name", rf_obj_get(ds, "name"));
+	param_str(r, "dataset.samples", rf_obj_get(ds, "samples"));
+	param_str(r, "solver", rf_obj_get(m, "solver"));
+	const msgpack_object *ta = rf_obj_get(m, "task_args");
+	if (ta && ta->type == MSGPACK_OBJECT_MAP)
+		for (uint32_t i = 0; i < ta->via.map.size; i++) {
+			const msgpack_object *k = &ta->via.map.ptr[i].key;
+			char pk[300];
+			snprintf(pk, sizeof pk, "task_arg.%.*s", (int)k->via.str.size, k->via.str.ptr);
+			param_str(r, pk, &ta->via.map.ptr[i].val);
+		}
+	const msgpack_object *gc = rf_obj_get(m, "generate_config");
+	param_str(r, "temperature", rf_obj_get(gc, "temperature"));
+	param_str(r, "top_p", rf_obj_get(gc, "top_p"));
+	param_str(r, "max_tokens", rf_obj_get(gc, "max_tokens"));
+	const msgpack_object *tags = rf_obj_get(m, "tags");
+	if (tags && tags->type == MSGPACK_OBJECT_ARRAY && tags->via.array.size) {
+		char joined[4096] = "";
+		for (uint32_t i = 0; i < tags->via.array.size; i++) {
+			const char *s;
+			size_t n;
+			if (!rf_obj_str(&tags->via.array.ptr[i], &s, &n))
+				continue;
+			size_t used = strlen(joined);
+			snprintf(joined + used, sizeof joined - used, "%s%.*s", i ? ", " : "", (int)n, s);
+		}
+		rf_run_param(r, "tags", joined);
+	}
+}
+
+static void score_metrics(struct mrun *r, const char *scorer, const msgpack_object *v,
+			  int64_t ts, int64_t step)
+{
+	char key[512];
+	double d;
+	if (v && v->type == MSGPACK_OBJECT_MAP) {
+		for (uint32_t i = 0; i < v->via.map.size; i++) {
+			const msgpack_object *k = &v->via.map.ptr[i].key;
+			if (!rf_value_to_float(&v->via.map.ptr[i].val, &d))
+				continue;
+			snprintf(key, sizeof key, "sample/%s/%.*s", scorer, (int)k->via.str.size,
+				 k->via.str.ptr);
+			rf_run_metric(r, key, d, ts, step);
+		}
+		return;
+	}
+	if (v && v->type == MSGPACK_OBJECT_ARRAY)
+		return; /* lists have no single number */
+	if (rf_value_to_float(v, &d)) {
+		snprintf(key, sizeof key, "sample/%s", scorer);
+		rf_run_metric(r, key, d, ts, step);
+	}
+}
+
+static void on_sample_end(rf_track *t, const msgpack_object *m)
+{
+	struct mrun *r = task_run(t, m, false);
+	if (!r || !r->agg)
+		return;
+	int64_t step = r->agg->samples_done++;
+	int64_t ts = ms_of(m, "completed_at");
+	const msgpack_object *scores = rf_obj_get(m, "scores");
+	if (scores && scores->type == MSGPACK_OBJECT_MAP)
+		for (uint32_t i = 0; i < scores->via.map.size; i++) {
+			const msgpack_object *k = &scores->via.map.ptr[i].key;
+			char scorer[256];
+			snprintf(scorer, sizeof scorer, "%.*s", (int)k->via.str.size, k->via.str.ptr);
+			score_metrics(r, scorer, rf_obj_get(&scores->via.map.ptr[i].val, "value"), ts,
+				      step);
+		}
+	double total, working;
+	bool has_total = get_num(m, "total_time", &total);
+	bool has_working = get_num(m, "working_time", &working);
+	if (has_total)
+		rf_run_metric(r, "sample/total_time", total, ts, step);
+	if (has_working)
+		rf_run_metric(r, "sample/working_time", working, ts, step);
+	if (has_total)
+		agg_time(r->agg, total, working, has_working);
+}
+
+static void on_model_call(rf_track *t, const msgpack_object *m)
+{
+	struct mrun *r = task_run(t, m, false);
+	char uuid[128];
+	if (!r || !r->agg || !get_str(m, "event_uuid", uuid, sizeof uuid) || !seen_add(r->agg, uuid))
+		return;
+	int64_t step = r->agg->model_calls++;
+	int64_t ts = ms_of(m, "completed");
+	double v;
+	rf_run_metric(r, "event/model_call", (double)step, ts, step);
+	if (get_num(m, "input_tokens", &v))
+		rf_run_metric(r, "event/input_tokens", v, ts, step);
+	if (get_num(m, "output_tokens", &v))
+		rf_run_metric(r, "event/output_tokens", v, ts, step);
+	if (get_num(m, "working_time", &v))
+		rf_run_metric(r, "event/model_time", v, ts, step);
+}
+
+static void on_tool_call(rf_track *t, const msgpack_object *m)
+{
+	struct mrun *r = task_run(t, m, false);
+	char uuid[128];
+	if (!r || !r->agg || !get_str(m, "event_uuid", uuid, sizeof uuid) || !seen_add(r->agg, uuid))
+		return;
+	int64_t step = r->agg->tool_calls++;
+	int64_t ts = ms_of(m, "completed");
+	double v;
+	const msgpack_object *err = rf_obj_get(m, "error");
+	rf_run_metric(r, "event/tool_call", (double)step, ts, step);
+	rf_run_metric(r, "event/tool_error", err && err->type != MSGPACK_OBJECT_NIL ? 1.0 : 0.0, ts,
+		      step);
+	if (get_num(m, "working_time", &v))
+		rf_run_metric(r, "event/tool_time", v, ts, step);
+}
+
+static void usage_metrics(struct mrun *r, const char *model, const msgpack_object *u, int64_t ts,
+			  double *cost_sum, bool *cost_any)
+{
+	static const char *const fields[][2] = {
+		{"input_tokens", "input_tokens"},
+		{"output_tokens", "output_tokens"},
+		{"total_tokens", "total_tokens"},
+		{"input_tokens_cache_read", "input_cache_read_tokens"},
+		{"input_tokens_cache_write", "input_cache_write_tokens"},
+		{"reasoning_tokens", "reasoning_tokens"},
+	};
+	char key[512];
+	double v;
+	for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
+		if (get_num(u, fields[i][0], &v)) {
+			snprintf(key, sizeof key, "usage/%s/%s", model, fields[i][1]);
+			rf_run_metric(r, key, v, ts, 0);
+		}
+	if (get_num(u, "total_cost", &v)) { /* omitted when the provider reports none */
+		snprintf(key, sizeof key, "usage/%s/total_cost_usd", model);
+		rf_run_metric(r, key, v, ts, 0);
+		*cost_sum += v;
+		*cost_any = true;
+	}
+}
+
+static const char *end_status(const char *inspect_status)
+{
+	if (!strcmp(inspect_status, "success"))
+		return "FINISHED";
+	if (!strcmp(inspect_status, "cancelled"))
+		return "KILLED";
+	return "FAILED";
+}
+
+static void on_task_end(rf_track *t, const msgpack_object *m)
+{
+	struct mrun *r = task_run(t, m, true);
+	if (!r || r->end_status)
+		return;
+	int64_t ts = ms_of(m, "completed_at");
+	if (!rf_obj_get(m, "completed_at") || rf_obj_get(m, "completed_at")->type == MSGPACK_OBJECT_NIL)
+		ts = ms_of(m, "time");
+	char key[600];
+	double v;
+	const msgpack_object *scores = rf_obj_get(m, "scores");
+	if (scores && scores->type == MSGPACK_OBJECT_ARRAY)
+		for (uint32_t i = 0; i < scores->via.array.size; i++) {
+			const msgpack_object *s = &scores->via.array.ptr[i];
+			char name[256];
+			const msgpack_object *metrics = rf_obj_get(s, "metrics");
+			if (!get_str(s, "name", name, sizeof name) || !metrics ||
+			    metrics->type != MSGPACK_OBJECT_MAP)
+				continue;
+			for (uint32_t j = 0; j < metrics->via.map.size; j++) {
+				const msgpack_object *k = &metrics->via.map.ptr[j].key;
+				if (!rf_obj_num(&metrics->via.map.ptr[j].val, &v))
+					continue;
+				snprintf(key, sizeof key, "%s/%.*s", name, (int)k->via.str.size,
+					 k->via.str.ptr);
+				rf_run_metric(r, key, v, ts, 0);
+			}
+		}
+	if (get_num(m, "total_samples", &v))
+		rf_run_metric(r, "total_samples", v, ts, 0);
+	if (get_num(m, "completed_samples", &v))
+		rf_run_metric(r, "completed_samples", v, ts, 0);
+	double cost = 0;
+	bool cost_any = false;
+	const msgpack_object *mu = rf_obj_get(m, "model_usage");
+	if (mu && mu->type == MSGPACK_OBJECT_MAP)
+		for (uint32_t i = 0; i < mu->via.map.size; i++) {
+			const msgpack_object *k = &mu->via.map.ptr[i].key;
+			char model[256];
+			snprintf(model, sizeof model, "%.*s", (int)k->via.str.size, k->via.str.ptr);
+			usage_metrics(r, model, &mu->via.map.ptr[i].val, ts, &cost, &cost_any);
+		}
+	if (cost_any)
+		rf_run_metric(r, "cost/total_usd", cost, ts, 0);
+	struct task_agg *a = r->agg;
+	if (a && a->n_tt) {
+		double sum = 0;
+		for (size_t i = 0; i < a->n_tt; i++)
+			sum += a->total_times[i];
+		qsort(a->total_times, a->n_tt, sizeof(double), cmp_double);
+		rf_run_metric(r, "latency/per_sample_mean_seconds", sum / (double)a->n_tt, ts, 0);
+		rf_run_metric(r, "latency/per_sample_p50_seconds",
+			      percentile(a->total_times, a->n_tt, 0.50), ts, 0);
+		rf_run_metric(r, "latency/per_sample_p95_seconds",
+			      percentile(a->total_times, a->n_tt, 0.95), ts, 0);
+		if (a->n_wt)
+			rf_run_metric(r, "latency/per_sample_working_mean_seconds",
+				      a->working_sum / (double)a->n_wt, ts, 0);
+	}
+	double started, completed;
+	if (get_num(m, "started_at", &started) && get_num(m, "completed_at", &completed))
+		rf_run_metric(r, "latency/total_seconds", completed - started, ts, 0);
+	if (a && a->model_calls)
+		rf_run_metric(r, "total_model_calls", (double)a->model_calls, ts, 0);
+	if (a && a->tool_calls)
+		rf_run_metric(r, "total_tool_calls", (double)a->tool_calls, ts, 0);
+	char status[64] = "error";
+	get_str(m, "status", status, sizeof status);
+	rf_run_end(r, end_status(status), ms_of(m, "time"));
+}
+
+static void on_run_end(rf_track *t, const msgpack_object *m)
+{
+	char run_id[128], key[160];
+	if (!get_str(m, "run_id", run_id, sizeof run_id))
+		return;
+	snprintf(key, sizeof key, "run:%s", run_id);
+	struct mrun *p = rf_track_run(t, key, true);
+	if (!p)
+		return;
+	int64_t ts = ms_of(m, "time");
+	/* Tasks that never ended (the hook emits task_end for them; this is
+	 * the backstop when even that was lost): closed, never left RUNNING. */
+	for (struct mrun *r = t->runs; r; r = r->next)
+		if (r->parent == p && !r->end_status)
+			rf_run_end(r, "KILLED", ts);
+	const msgpack_object *exc = rf_obj_get(m, "exception");
+	rf_run_end(p, exc && exc->type != MSGPACK_OBJECT_NIL ? "FAILED" : "FINISHED", ts);
+}
+
+void rf_track_record(rf_track *t, int type, const msgpack_object *root)
+{
+	t->st.records++;
+	switch (type) {
+	case RF_EV_RUN_START: on_run_start(t, root); break;
+	case RF_EV_TASK_START: on_task_start(t, root); break;
+	case RF_EV_SAMPLE_END: on_sample_end(t, root); break;
+	case RF_EV_MODEL_CALL: on_model_call(t, root); break;
+	case RF_EV_TOOL_CALL: on_tool_call(t, root); break;
+	case RF_EV_TASK_END: on_task_end(t, root); break;
+	case RF_EV_RUN_END: on_run_end(t, root); break;
+	default: t->st.ignored++; break; /* not run data (spans, logs, ...) */
+	}
+}

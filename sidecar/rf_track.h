@@ -1,0 +1,46 @@
+/*
+ * rf_track.h - Inspect records -> MLflow experiments, runs, params, metrics,
+ * tags (names as inspect-mlflow; docs/DESIGN.md "The sidecar").
+ *
+ * rf_track_record() folds one decoded record into per-run state and pending
+ * log-batch data; rf_track_pump() turns what is ready into requests: the
+ * experiment, parent and child runs (in order), batches of up to 1000
+ * entities per run with one in flight per run, and final run statuses once a
+ * run's data is all sent.
+ */
+#ifndef RF_TRACK_H
+#define RF_TRACK_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "rf_mlflow.h"
+
+typedef struct rf_track rf_track;
+
+struct rf_track_opts {
+	const char *experiment;  /* MLFLOW_EXPERIMENT_NAME, default "inspect_ai" */
+	const char *state_dir;   /* where the Inspect->MLflow id map is kept */
+	int64_t flush_ms;        /* pending metrics are sent at least this often */
+	int max_batch;           /* entities per log-batch (<= 1000) */
+};
+
+struct rf_track_stats {
+	uint64_t records, ignored;        /* folded / not for tracking */
+	uint64_t runs_created, runs_reused, runs_ended;
+	uint64_t metrics, params, tags;   /* entities sent (2xx) */
+	uint64_t batches, rejected;       /* log-batch requests; entities the server refused */
+	uint64_t pending;                 /* entities not yet sent */
+	char last_error[512];
+};
+
+int rf_track_new(rf_track **out, rf_mlflow *m, const struct rf_track_opts *o);
+void rf_track_free(rf_track *t);
+void rf_track_record(rf_track *t, int type, const msgpack_object *root);
+void rf_track_pump(rf_track *t, bool flush_now);
+/* Nothing waiting: every run created, every entity and status sent. */
+bool rf_track_idle(rf_track *t);
+void rf_track_stats(rf_track *t, struct rf_track_stats *st);
+
+#endif
