@@ -238,6 +238,13 @@ static int detach(struct daemon *d)
 int main(int argc, char **argv)
 {
 	static struct daemon d;
+	/* Block the stop signals first: a SIGTERM that arrives while starting
+	 * is then read from the signalfd and handled as a clean stop. */
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
 	if (parse(&d.c, argc, argv))
 		return 2;
 	static char spool[256];
@@ -261,11 +268,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ringflowd: cannot detach: %s\n", strerror(-rc));
 		return 1;
 	}
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	d.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	struct rf_http_opts ho = {.token = d.c.token, .username = d.c.user, .password = d.c.password,

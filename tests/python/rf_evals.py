@@ -125,7 +125,8 @@ def main() -> None:
     if kind == "rich":
         logs = inspect_eval(
             rich(),
-            model=get_model("mockllm/model", custom_outputs=mock_model),
+            # RF_TEST_MODEL: a model name MLflow rejects in metric keys, say.
+            model=get_model(os.environ.get("RF_TEST_MODEL", "mockllm/model"), custom_outputs=mock_model),
             model_args={},
             log_dir=log_dir,
             display="none",

@@ -1,0 +1,273 @@
+"""ringflowd against a real MLflow server: real evals through hook -> ring ->
+ringflowd -> MLflow, checked through MLflow's own client against the log
+Inspect wrote.  Faults (429 then 200, a 400 for one entity) come from a proxy
+in front of the real server."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from faultproxy import FaultProxy
+from test_hook import EVALS, REPO, eval_env
+
+RINGFLOWD = REPO / "build" / "release" / "bin" / "ringflowd"
+
+
+def value_to_float(v):
+    """Inspect's value_to_float rules (the reference the sidecar follows)."""
+    from inspect_ai.scorer import value_to_float as v2f
+
+    return v2f()(v)
+
+
+class Sidecar:
+    def __init__(self, uri: str, ring: str, spool: Path, experiment: str, **extra: str):
+        env = dict(os.environ)
+        env.update(MLFLOW_TRACKING_URI=uri, RINGFLOW_RING=ring, RINGFLOW_SPOOL_DIR=str(spool),
+                   MLFLOW_EXPERIMENT_NAME=experiment, RINGFLOW_FLUSH_MS="100", **extra)
+        spool.mkdir(parents=True, exist_ok=True)
+        self.log = spool / f"ringflowd.test.{time.time_ns()}.log"
+        self.proc = subprocess.Popen([str(RINGFLOWD)], env=env, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.log, "wb"))
+        deadline = time.time() + 20  # serving the ring: signals are handled from here on
+        while "serving ring" not in self.log.read_text():
+            assert self.proc.poll() is None and time.time() < deadline, self.log.read_text()
+            time.sleep(0.02)
+
+    def stop(self) -> str:
+        """SIGTERM: it flushes what is pending, then exits 0."""
+        self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.wait(timeout=60) == 0
+        return self.log.read_text()
+
+
+def run_eval(env, log_dir: Path, kind: str, *args: str) -> str:
+    p = subprocess.run([sys.executable, str(EVALS), kind, str(log_dir), *args], env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return p.stdout.strip().splitlines()[-3]
+
+
+@pytest.fixture
+def exp_name(request):
+    return f"rf-{request.node.name[:40]}-{os.getpid()}-{time.time_ns() % 10**6}"
+
+
+def runs_of(client, experiment: str):
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None, "experiment not created"
+    runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    return parents, children
+
+
+def history(client, run_id, key):
+    return client.get_metric_history(run_id, key)
+
+
+@pytest.fixture(scope="module")
+def rich_run(mlflow_server, tmp_path_factory):
+    """One rich eval (tool calls, 3 scorers, 2 epochs, an erroring and a
+    retried sample) whose model name has characters MLflow rejects in keys."""
+    from inspect_ai.log import read_eval_log
+
+    tmp = tmp_path_factory.mktemp("sidecar-rich")
+    ring = f"/rf-pytest-sc-{os.getpid()}"
+    exp = f"rf-rich-{os.getpid()}-{time.time_ns() % 10**6}"
+    sc = Sidecar(mlflow_server, ring, tmp / "spool", exp)
+    try:
+        env = eval_env(ring, tmp / "spool", RF_TEST_MODEL="mockllm/vertex@model:v1")
+        location = run_eval(env, tmp / "logs", "rich")
+        log_text = sc.stop()
+    finally:
+        if sc.proc.poll() is None:
+            sc.proc.kill()
+        if os.path.exists(f"/dev/shm{ring}"):
+            os.unlink(f"/dev/shm{ring}")
+    return read_eval_log(location), exp, log_text
+
+
+def test_runs_tags_params_and_status(rich_run, mlflow_server):
+    from mlflow.tracking import MlflowClient
+
+    log, exp, sidecar_log = rich_run
+    client = MlflowClient(mlflow_server)
+    parents, children = runs_of(client, exp)
+    assert len(parents) == 1 and len(children) == 1
+    p, c = parents[0], children[0]
+    assert p.info.run_name == f"inspect-{log.eval.run_id[:8]}"
+    assert p.data.tags["inspect.run_id"] == log.eval.run_id
+    assert p.data.tags["inspect.tasks"] == "rich" and p.data.tags["inspect.task_count"] == "1"
+    assert c.data.tags["mlflow.parentRunId"] == p.info.run_id
+    assert c.info.run_name == "rich"
+    assert c.data.tags["inspect.eval_id"] == log.eval.eval_id
+    assert c.data.tags["inspect.run_id"] == log.eval.run_id
+    assert c.data.tags["inspect.task"] == "rich"
+    assert c.data.tags["inspect.model"] == "mockllm/vertex@model:v1"
+    assert c.data.params["task"] == "rich" and c.data.params["model"] == "mockllm/vertex@model:v1"
+    assert c.data.params["dataset.samples"] == "5"
+    assert c.data.params["temperature"] == "0.0" and c.data.params["max_tokens"] == "128"
+    assert c.data.params["solver"] == ",".join(s.solver for s in log.plan.steps)
+    assert c.info.status == "FINISHED" and p.info.status == "FINISHED"
+    assert "rejected=0" in sidecar_log and "malformed=0" in sidecar_log
+
+
+def test_sample_metrics_match_log(rich_run, mlflow_server):
+    from mlflow.tracking import MlflowClient
+
+    log, exp, _ = rich_run
+    client = MlflowClient(mlflow_server)
+    _, (c,) = runs_of(client, exp)
+    scored = [s for s in log.samples if s.scores]
+    for scorer in ("match", "grade"):
+        got = sorted(m.value for m in history(client, c.info.run_id, f"sample/{scorer}"))
+        want = sorted(value_to_float(s.scores[scorer].value) for s in scored)
+        assert got == pytest.approx(want), scorer
+    # Dict scores become one metric per key.
+    acc = sorted(m.value for m in history(client, c.info.run_id, "sample/rubric/accuracy"))
+    assert acc == sorted(s.scores["rubric"].value["accuracy"] for s in scored)
+    tt = history(client, c.info.run_id, "sample/total_time")
+    assert sorted(m.value for m in tt) == pytest.approx(sorted(s.total_time for s in log.samples))
+    assert sorted(m.step for m in tt) == list(range(len(log.samples)))  # completion order
+    wt = history(client, c.info.run_id, "sample/working_time")
+    assert len(wt) == len(log.samples)
+
+
+def test_task_metrics_match_log(rich_run, mlflow_server):
+    from mlflow.tracking import MlflowClient
+
+    log, exp, _ = rich_run
+    client = MlflowClient(mlflow_server)
+    _, (c,) = runs_of(client, exp)
+    m = c.data.metrics
+    for s in log.results.scores:
+        for name, metric in s.metrics.items():
+            assert m[f"{s.name}/{name}"] == pytest.approx(metric.value), f"{s.name}/{name}"
+    assert m["total_samples"] == log.results.total_samples
+    assert m["completed_samples"] == log.results.completed_samples
+    # The model name has '@': its usage metrics are there, under a sanitised key.
+    ((model, u),) = log.stats.model_usage.items()
+    key = "usage/mockllm/vertex_model:v1"
+    assert m[f"{key}/input_tokens"] == u.input_tokens
+    assert m[f"{key}/output_tokens"] == u.output_tokens
+    assert m[f"{key}/total_tokens"] == u.total_tokens
+    assert m[f"{key}/input_cache_read_tokens"] == u.input_tokens_cache_read
+    assert m[f"{key}/reasoning_tokens"] == u.reasoning_tokens
+    assert m[f"{key}/total_cost_usd"] == pytest.approx(u.total_cost)
+    assert m["cost/total_usd"] == pytest.approx(u.total_cost)
+    times = sorted(s.total_time for s in log.samples)
+    assert m["latency/per_sample_mean_seconds"] == pytest.approx(sum(times) / len(times))
+    n_model = sum(1 for s in log.samples for e in s.events if e.event == "model")
+    n_tool = sum(1 for s in log.samples for e in s.events if e.event == "tool")
+    assert m["total_model_calls"] == n_model and m["total_tool_calls"] == n_tool
+    # Live event metrics: once per unique event.
+    assert len(history(client, c.info.run_id, "event/model_call")) == n_model
+    assert len(history(client, c.info.run_id, "event/tool_call")) == n_tool
+    tokens = sum(x.value for x in history(client, c.info.run_id, "event/input_tokens"))
+    assert tokens == u.input_tokens
+
+
+def test_two_processes_one_sidecar_and_faults(mlflow_server, tmp_path, exp_name):
+    """Two concurrent Inspect processes into one ringflowd, behind a proxy
+    that answers 429 to the first log-batches and 400 to a batch carrying one
+    particular metric: everything else lands, the 400 is reported, once."""
+    from mlflow.tracking import MlflowClient
+
+    proxy = FaultProxy(mlflow_server, fail_batches=3, reject_key="sample/total_time", reject_step=7)
+    ring = f"/rf-pytest-two-{os.getpid()}"
+    sc = Sidecar(proxy.url, ring, tmp_path / "spool", exp_name)
+    try:
+        env = eval_env(ring, tmp_path / "spool")
+        procs = [subprocess.Popen([sys.executable, str(EVALS), "plain", str(tmp_path / f"logs{i}"), "30"],
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for i in range(2)]
+        outs = [p.communicate(timeout=300) for p in procs]
+        assert all(p.returncode == 0 for p in procs), outs
+        log_text = sc.stop()
+    finally:
+        if sc.proc.poll() is None:
+            sc.proc.kill()
+        proxy.close()
+        if os.path.exists(f"/dev/shm{ring}"):
+            os.unlink(f"/dev/shm{ring}")
+    client = MlflowClient(mlflow_server)
+    parents, children = runs_of(client, exp_name)
+    assert len(parents) == 2 and len(children) == 2
+    for c in children:
+        assert c.info.status == "FINISHED"
+        assert len(history(client, c.info.run_id, "sample/includes")) == 30
+        steps = sorted(m.step for m in history(client, c.info.run_id, "sample/total_time"))
+        assert steps == [s for s in range(30) if s != 7]  # only the refused entity is missing
+        assert c.data.metrics["total_samples"] == 30
+    assert proxy.injected[429] == 3 and proxy.injected[400] >= 2
+    assert "rejected=2 " in log_text and "injected: metric sample/total_time refused" in log_text
+    # Batched: many entities per request, not one request per metric.
+    import re
+
+    sent = sum(int(re.search(rf"{k}=(\d+)", log_text).group(1)) for k in ("metrics", "params", "tags"))
+    batches = proxy.counts["/api/2.0/mlflow/runs/log-batch"]
+    assert sent / batches >= 5, (sent, proxy.counts)
+
+
+def test_restart_reuses_runs(mlflow_server, tmp_path, exp_name):
+    """A sidecar restarted mid-eval keeps writing into the same runs."""
+    from mlflow.tracking import MlflowClient
+
+    ring = f"/rf-pytest-restart-{os.getpid()}"
+    spool = tmp_path / "spool"
+    sc = Sidecar(mlflow_server, ring, spool, exp_name)
+    try:
+        env = eval_env(ring, spool)
+        p = subprocess.Popen([sys.executable, str(EVALS), "plain", str(tmp_path / "logs"), "120", "10"],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        client = MlflowClient(mlflow_server)
+        deadline = time.time() + 120
+        while time.time() < deadline:  # wait until the runs exist
+            exp = client.get_experiment_by_name(exp_name)
+            if exp and len(client.search_runs([exp.experiment_id])) == 2:
+                break
+            time.sleep(0.2)
+        sc.stop()
+        sc = Sidecar(mlflow_server, ring, spool, exp_name)
+        out = p.communicate(timeout=300)
+        assert p.returncode == 0, out
+        sc.stop()
+    finally:
+        if sc.proc.poll() is None:
+            sc.proc.kill()
+        if os.path.exists(f"/dev/shm{ring}"):
+            os.unlink(f"/dev/shm{ring}")
+    parents, children = runs_of(client, exp_name)
+    assert len(parents) == 1 and len(children) == 1  # no run created twice
+    assert children[0].info.status == "FINISHED" and parents[0].info.status == "FINISHED"
+    assert children[0].data.metrics["total_samples"] == 120
+
+
+def test_deleted_experiment_is_restored(mlflow_server, tmp_path, exp_name):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(mlflow_server)
+    client.delete_experiment(client.create_experiment(exp_name))
+    ring = f"/rf-pytest-del-{os.getpid()}"
+    sc = Sidecar(mlflow_server, ring, tmp_path / "spool", exp_name)
+    try:
+        run_eval(eval_env(ring, tmp_path / "spool"), tmp_path / "logs", "plain", "3")
+        sc.stop()
+    finally:
+        if sc.proc.poll() is None:
+            sc.proc.kill()
+        if os.path.exists(f"/dev/shm{ring}"):
+            os.unlink(f"/dev/shm{ring}")
+    exp = client.get_experiment_by_name(exp_name)
+    assert exp.lifecycle_stage == "active"
+    assert len(client.search_runs([exp.experiment_id])) == 2
