@@ -469,6 +469,7 @@ int rf_ring_stats(rf_ring *r, struct rf_ring_stats *st)
 	st->spill_corrupt = atomic_load_explicit(&h->spill_corrupt, memory_order_relaxed);
 	st->wakeups = atomic_load_explicit(&h->wakeups, memory_order_relaxed);
 	st->consumer_pid = atomic_load_explicit(&h->consumer_pid, memory_order_relaxed);
+	st->created_ns = h->created_ns;
 	st->consumer_heartbeat_ns = atomic_load_explicit(&h->heartbeat_ns, memory_order_relaxed);
 	return 0;
 }

@@ -124,6 +124,13 @@ typedef int (*rf_ring_handler)(const struct rf_ring_rec *rec, void *arg);
  * Returns the number of records delivered, or -errno. */
 int rf_ring_consume(rf_ring *r, rf_ring_handler fn, void *arg, unsigned max);
 
+/* As rf_ring_consume(), but the records stay in the ring (not freed, head not
+ * moved) until rf_ring_release(): a consumer that must make them durable
+ * first (ringflowd's journal) releases only after that.  Until released, a
+ * consumer that dies gets them again.  -EBUSY if records are still held. */
+int rf_ring_consume_held(rf_ring *r, rf_ring_handler fn, void *arg, unsigned max);
+int rf_ring_release(rf_ring *r);
+
 /* Skip records already processed before a consumer restart: every record with
  * pos < `pos` is treated as consumed.  Ignored if pos is outside [head, tail]. */
 int rf_ring_resume(rf_ring *r, uint64_t pos);
@@ -153,6 +160,7 @@ struct rf_ring_stats {
 	uint64_t spill_corrupt;    /* spill files quarantined as corrupt */
 	uint64_t wakeups;          /* futex wakes issued by producers */
 	int32_t consumer_pid;      /* 0 if no consumer attached */
+	uint64_t created_ns;       /* CLOCK_REALTIME of the segment's creation (its identity) */
 	uint64_t consumer_heartbeat_ns; /* CLOCK_REALTIME of the consumer's last poll */
 };
 int rf_ring_stats(rf_ring *r, struct rf_ring_stats *st);

@@ -112,13 +112,17 @@ static int recover_head(rf_ring *r, uint64_t head)
 	return 1;
 }
 
-/* One batch within one lap segment [head, end of buffer): deliver, zero,
- * publish.  Returns the new head; *n counts deliveries, *stop asks to end. */
-static uint64_t consume_segment(rf_ring *r, uint64_t head, rf_ring_handler fn, void *arg,
-				unsigned max, unsigned *n, int *stop, int *rc)
+/* Deliver a batch within one lap segment [head, end of buffer) (and below
+ * `limit`).  Returns the position after the last record taken; *n counts
+ * deliveries, *stop asks to end.  Freeing is release_range()'s job. */
+static uint64_t consume_segment(rf_ring *r, uint64_t head, uint64_t limit, rf_ring_handler fn,
+				void *arg, unsigned max, unsigned *n, int *stop, int *rc)
 {
 	struct rf_ring_shm *h = r->shm;
-	const uint64_t seg_end = head + (h->capacity - (head & r->mask));
+	uint64_t seg_end = head + (h->capacity - (head & r->mask));
+	/* Never into bytes of this batch not yet zeroed (the first segment). */
+	if (seg_end > limit)
+		seg_end = limit;
 	uint64_t pos = head;
 
 	while (*n < max && pos < seg_end && !*stop) {
@@ -156,26 +160,40 @@ static uint64_t consume_segment(rf_ring *r, uint64_t head, rf_ring_handler fn, v
 		} /* RF_REC_PAD and unknown reserved types are skipped */
 		pos += size;
 	}
-	if (pos != head) {
-		memset(r->data + (head & r->mask), 0, pos - head);
-		/* Release: pairs with the producers' acquire load of head in
-		 * rf_ring_claim_ring(): the zeroing above is visible before the
-		 * space can be claimed again. */
-		atomic_store_explicit(&h->head, pos, memory_order_release);
-		r->stall_pos = RF_POS_IDLE;
-		if (r->pending_unlink[0]) {
-			unlink(r->pending_unlink);
-			r->pending_unlink[0] = 0;
-		}
-	}
 	return pos;
 }
 
-int rf_ring_consume(rf_ring *r, rf_ring_handler fn, void *arg, unsigned max)
+/* Free [from, to): zero it (free space is always zero) and publish head with
+ * one store.  The range may wrap once. */
+static void release_range(rf_ring *r, uint64_t from, uint64_t to)
+{
+	if (to == from)
+		return;
+	uint64_t cap = r->shm->capacity, off = from & r->mask, len = to - from;
+	uint64_t first = len < cap - off ? len : cap - off;
+	memset(r->data + off, 0, first);
+	if (len > first)
+		memset(r->data, 0, len - first);
+	/* Release: pairs with the producers' acquire load of head in
+	 * rf_ring_claim_ring(): the zeroing above is visible before the space
+	 * can be claimed again. */
+	atomic_store_explicit(&r->shm->head, to, memory_order_release);
+	r->stall_pos = RF_POS_IDLE;
+	if (r->pending_unlink[0]) {
+		unlink(r->pending_unlink);
+		r->pending_unlink[0] = 0;
+	}
+}
+
+static int consume(rf_ring *r, rf_ring_handler fn, void *arg, unsigned max, bool hold)
 {
 	if (!(r->flags & RF_RING_CONSUMER)) {
 		rf_set_err(0, "ring %s: consume on a handle not opened as consumer", r->name);
 		return -EINVAL;
+	}
+	if (r->held_to) {
+		rf_set_err(0, "ring %s: records still held: call rf_ring_release() first", r->name);
+		return -EBUSY;
 	}
 	struct rf_ring_shm *h = r->shm;
 	atomic_store_explicit(&h->heartbeat_ns, rf_realtime_ns(), memory_order_relaxed);
@@ -183,10 +201,18 @@ int rf_ring_consume(rf_ring *r, rf_ring_handler fn, void *arg, unsigned max)
 	uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
 	unsigned n = 0;
 	int stop = 0, rc = 0;
-	uint64_t pos = consume_segment(r, head, fn, arg, max, &n, &stop, &rc);
-	/* Reached the end of the buffer: go on from its start (second segment). */
+	const uint64_t limit = head + h->capacity;
+	uint64_t pos = consume_segment(r, head, limit, fn, arg, max, &n, &stop, &rc);
+	/* Reached the end of the buffer: go on from its start (second segment),
+	 * up to where this batch began: that space is freed only at the end. */
 	if (!rc && !stop && n < max && pos != head && (pos & r->mask) == 0)
-		pos = consume_segment(r, pos, fn, arg, max, &n, &stop, &rc);
+		pos = consume_segment(r, pos, limit, fn, arg, max, &n, &stop, &rc);
+	if (hold && pos != head) {
+		r->held_from = head;
+		r->held_to = pos;
+	} else {
+		release_range(r, head, pos);
+	}
 	if (rc)
 		return rc;
 	/* Spill files of producers that died or left while the ring was full:
@@ -202,6 +228,25 @@ int rf_ring_consume(rf_ring *r, rf_ring_handler fn, void *arg, unsigned max)
 		}
 	}
 	return (int)n;
+}
+
+int rf_ring_consume(rf_ring *r, rf_ring_handler fn, void *arg, unsigned max)
+{
+	return consume(r, fn, arg, max, false);
+}
+
+int rf_ring_consume_held(rf_ring *r, rf_ring_handler fn, void *arg, unsigned max)
+{
+	return consume(r, fn, arg, max, true);
+}
+
+int rf_ring_release(rf_ring *r)
+{
+	if (!r->held_to)
+		return 0;
+	release_range(r, r->held_from, r->held_to);
+	r->held_from = r->held_to = 0;
+	return 0;
 }
 
 int rf_ring_resume(rf_ring *r, uint64_t target)

@@ -141,6 +141,7 @@ struct rf_ring {
 	struct rf_spill_w spill;
 
 	/* consumer-only state */
+	uint64_t held_from, held_to; /* delivered but not yet released (held consume) */
 	uint64_t stall_pos;   /* head position seen stalled, or RF_POS_IDLE */
 	uint64_t stall_since; /* monotonic ns */
 	uint64_t stall_next_check;
