@@ -105,6 +105,7 @@ int rf_ring_write(rf_ring *r, int32_t type, const void *data, size_t len);
 /* ---- Consumer API (one consumer per ring) ---- */
 
 #define RF_REC_SPILLED 0x1u /* came from a spill file, not the ring */
+#define RF_REC_ORPHAN 0x2u  /* from a spill file without a marker: pos is not stable */
 
 struct rf_ring_rec {
 	uint64_t pos;     /* ring position of the record (or of its spill marker) */

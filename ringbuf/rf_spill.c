@@ -310,7 +310,7 @@ void rf_spill_close(rf_ring *r)
  * The file is sealed or its writer is gone, so it no longer changes.
  * Returns the count delivered. */
 static int deliver_file(rf_ring *r, const char *path, uint64_t pos, rf_ring_handler fn,
-			void *arg, bool unlink_after)
+			void *arg, bool orphan)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
@@ -370,7 +370,8 @@ static int deliver_file(rf_ring *r, const char *path, uint64_t pos, rf_ring_hand
 			bad = "checksum mismatch";
 			break;
 		}
-		struct rf_ring_rec rec = {.pos = pos, .sub = sub, .flags = RF_REC_SPILLED,
+		struct rf_ring_rec rec = {.pos = pos, .sub = sub,
+					  .flags = RF_REC_SPILLED | (orphan ? RF_REC_ORPHAN : 0),
 					  .type = rh.type, .len = rh.len, .data = payload};
 		fn(&rec, arg);
 		n++;
@@ -386,7 +387,7 @@ static int deliver_file(rf_ring *r, const char *path, uint64_t pos, rf_ring_hand
 		atomic_fetch_add_explicit(&r->shm->spill_corrupt, 1, memory_order_relaxed);
 		rf_set_err(0, "ring %s: spill file %s: %s after %d records; quarantined as %s",
 			   r->name, path, bad, n, q);
-	} else if (unlink_after) {
+	} else if (orphan) { /* a marker's file goes once head passed the marker */
 		unlink(path);
 	}
 	return n;

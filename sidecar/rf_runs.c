@@ -612,3 +612,8 @@ void rf_track_stats(rf_track *t, struct rf_track_stats *st)
 {
 	*st = t->st;
 }
+
+bool rf_track_empty(rf_track *t)
+{
+	return t->runs == NULL;
+}

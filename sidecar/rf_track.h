@@ -42,5 +42,7 @@ void rf_track_pump(rf_track *t, bool flush_now);
 /* Nothing waiting: every run created, every entity and status sent. */
 bool rf_track_idle(rf_track *t);
 void rf_track_stats(rf_track *t, struct rf_track_stats *st);
+/* No run is open or waiting: everything seen so far is in MLflow. */
+bool rf_track_empty(rf_track *t);
 
 #endif

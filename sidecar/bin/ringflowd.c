@@ -24,6 +24,7 @@
 
 #include "rf_decode.h"
 #include "rf_http.h"
+#include "rf_journal.h"
 #include "rf_loop.h"
 #include "rf_mlflow.h"
 #include "rf_ring.h"
@@ -34,6 +35,7 @@ struct cfg {
 	const char *ring, *spool, *uri, *experiment, *token, *user, *password, *ca;
 	bool insecure, detach;
 	long flush_ms, batch_max, shutdown_ms, idle_exit_ms;
+	int fsync_policy;
 };
 
 struct daemon {
@@ -43,6 +45,8 @@ struct daemon {
 	rf_http *http;
 	rf_mlflow *mlflow;
 	rf_track *track;
+	rf_journal *journal;
+	uint64_t journaled_since_reset;
 	int sigfd;
 	volatile int stopping;
 	uint64_t malformed, records;
@@ -97,12 +101,13 @@ static void usage(FILE *f)
 		"  --shutdown-ms N      on SIGTERM, flush for at most N ms (RINGFLOW_SHUTDOWN_MS, 10000)\n"
 		"  --idle-exit-ms N     exit after N ms with nothing to do (0 = never; default 0)\n"
 		"  --detach             run in the background (log to <spool-dir>/ringflowd.log)\n"
+		"  RINGFLOW_FSYNC       journal fdatasync: interval (default, <= 1/s), always, none\n"
 		"  --help\n\n"
 		"Auth and TLS as MLflow's client: MLFLOW_TRACKING_TOKEN (Bearer),\n"
 		"MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (Basic, wins),\n"
 		"MLFLOW_TRACKING_SERVER_CERT_PATH (CA bundle), MLFLOW_TRACKING_INSECURE_TLS=true.\n"
 		"Not yet implemented (open issues): artifacts (INSPECT_MLFLOW_LOG_ARTIFACTS),\n"
-		"traces (MLFLOW_INSPECT_TRACING), the on-disk spool while MLflow is away.\n");
+		"traces (MLFLOW_INSPECT_TRACING), a bound on memory while MLflow is away.\n");
 }
 
 static int parse(struct cfg *c, int argc, char **argv)
@@ -119,6 +124,10 @@ static int parse(struct cfg *c, int argc, char **argv)
 	c->flush_ms = env("RINGFLOW_FLUSH_MS", NULL) ? atol(env("RINGFLOW_FLUSH_MS", NULL)) : 200;
 	c->batch_max = env("RINGFLOW_BATCH_MAX", NULL) ? atol(env("RINGFLOW_BATCH_MAX", NULL)) : 1000;
 	c->shutdown_ms = env("RINGFLOW_SHUTDOWN_MS", NULL) ? atol(env("RINGFLOW_SHUTDOWN_MS", NULL)) : 10000;
+	const char *fs = env("RINGFLOW_FSYNC", NULL);
+	c->fsync_policy = !fs || !strcmp(fs, "interval") ? RF_FSYNC_INTERVAL
+			  : !strcmp(fs, "always")       ? RF_FSYNC_ALWAYS
+							: RF_FSYNC_NONE;
 	static const struct option o[] = {
 		{"tracking-uri", required_argument, 0, 'u'}, {"experiment", required_argument, 0, 'e'},
 		{"ring", required_argument, 0, 'r'},         {"spool-dir", required_argument, 0, 's'},
@@ -154,20 +163,34 @@ static int parse(struct cfg *c, int argc, char **argv)
 	return 0;
 }
 
-static int on_rec(const struct rf_ring_rec *rec, void *arg)
+/* Decode (records are untrusted) and fold into the MLflow state. */
+static void feed(struct daemon *d, int type, const void *data, uint32_t len)
 {
-	struct daemon *d = arg;
 	rf_decoded dec;
 	const char *why = NULL;
 	d->records++;
-	if (rf_decode(&dec, rec->data, rec->len, &why) == 0) {
-		rf_track_record(d->track, rec->type, dec.root);
+	if (rf_decode(&dec, data, len, &why) == 0) {
+		rf_track_record(d->track, type, dec.root);
 	} else {
 		if (d->malformed++ < 10)
-			logf_("warn", "malformed record (type %d, %u bytes) skipped: %s", rec->type,
-			      rec->len, why);
+			logf_("warn", "malformed record (type %d, %u bytes) skipped: %s", type, len, why);
 	}
 	rf_decoded_free(&dec);
+}
+
+static void on_replay(int type, const void *data, uint32_t len, void *arg)
+{
+	feed(arg, type, data, len);
+}
+
+static int on_rec(const struct rf_ring_rec *rec, void *arg)
+{
+	struct daemon *d = arg;
+	if (rf_journal_seen(d->journal, rec))
+		return 0; /* journaled before a restart; the ring had not freed it */
+	rf_journal_append(d->journal, rec);
+	d->journaled_since_reset++;
+	feed(d, rec->type, rec->data, rec->len);
 	return 0;
 }
 
@@ -192,6 +215,8 @@ static void report(struct daemon *d, const char *level)
 	struct rf_track_stats ts;
 	struct rf_http_stats hs;
 	struct rf_ring_stats rs;
+	struct rf_journal_stats js;
+	rf_journal_stats(d->journal, &js);
 	rf_track_stats(d->track, &ts);
 	rf_http_stats(d->http, &hs);
 	rf_ring_stats(d->ring, &rs);
@@ -199,7 +224,7 @@ static void report(struct daemon *d, const char *level)
 	      "records=%llu malformed=%llu runs_created=%llu runs_reused=%llu runs_ended=%llu "
 	      "metrics=%llu params=%llu tags=%llu batches=%llu rejected=%llu pending=%llu "
 	      "requests=%llu retries=%llu http_failed=%llu ring_spilled=%llu ring_dropped=%llu "
-	      "ring_abandoned=%llu last_error='%s'",
+	      "ring_abandoned=%llu journal_records=%llu journal_errors=%llu last_error='%s'",
 	      (unsigned long long)d->records, (unsigned long long)d->malformed,
 	      (unsigned long long)ts.runs_created, (unsigned long long)ts.runs_reused,
 	      (unsigned long long)ts.runs_ended, (unsigned long long)ts.metrics,
@@ -208,7 +233,8 @@ static void report(struct daemon *d, const char *level)
 	      (unsigned long long)ts.pending, (unsigned long long)hs.requests,
 	      (unsigned long long)hs.retries, (unsigned long long)hs.failed,
 	      (unsigned long long)rs.spilled, (unsigned long long)rs.dropped,
-	      (unsigned long long)rs.abandoned, ts.last_error[0] ? ts.last_error : hs.last_error);
+	      (unsigned long long)rs.abandoned, (unsigned long long)js.records,
+	      (unsigned long long)js.write_errors, ts.last_error[0] ? ts.last_error : hs.last_error);
 }
 
 static int detach(struct daemon *d)
@@ -280,6 +306,23 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ringflowd: startup failed: %s\n", strerror(-rc));
 		return 1;
 	}
+	/* The journal: what a killed predecessor took from the ring goes to
+	 * MLflow first (re-sent rows are exact duplicates, which MLflow drops). */
+	struct rf_ring_stats rs;
+	rf_ring_stats(d.ring, &rs);
+	char jpath[600];
+	const char *rn = d.c.ring ? d.c.ring : "default";
+	snprintf(jpath, sizeof jpath, "%s/journal-%s.rfj", d.c.spool, rn[0] == '/' ? rn + 1 : rn);
+	if ((rc = rf_journal_open(&d.journal, jpath, rs.created_ns, d.c.fsync_policy, on_replay, &d))) {
+		fprintf(stderr, "ringflowd: journal %s: %s\n", jpath, strerror(-rc));
+		return 1;
+	}
+	struct rf_journal_stats js;
+	rf_journal_stats(d.journal, &js);
+	if (js.replayed)
+		logf_("info", "replayed %llu journaled records", (unsigned long long)js.replayed);
+	if (js.last_error[0])
+		logf_("warn", "%s", js.last_error);
 	rf_loop_watch(d.loop, d.sigfd, POLLIN, on_signal, &d);
 	logf_("info", "ringflowd %d serving ring %s -> %s (experiment %s)", (int)getpid(),
 	      d.c.ring ? d.c.ring : "(default)", d.c.uri, d.c.experiment ? d.c.experiment : "inspect_ai");
@@ -288,11 +331,17 @@ int main(int argc, char **argv)
 	for (;;) {
 		int n = 0;
 		if (!d.stopping || !stop_at) {
-			n = rf_ring_consume(d.ring, on_rec, &d, 4096);
+			/* Held: the ring frees the batch only once it is journaled. */
+			n = rf_ring_consume_held(d.ring, on_rec, &d, 4096);
 			if (n < 0) {
 				logf_("error", "%s", rf_ring_errmsg());
 				n = 0;
 			}
+			if (rf_journal_flush(d.journal) < 0) {
+				rf_journal_stats(d.journal, &js);
+				logf_("error", "%s", js.last_error);
+			}
+			rf_ring_release(d.ring);
 		}
 		if (d.stopping && !stop_at && n == 0) {
 			stop_at = rf_loop_now_ms() + (uint64_t)d.c.shutdown_ms;
@@ -301,6 +350,10 @@ int main(int argc, char **argv)
 		rf_track_pump(d.track, stop_at != 0);
 		uint64_t now = rf_loop_now_ms();
 		bool idle = n == 0 && rf_track_idle(d.track) && rf_http_pending(d.http) == 0;
+		if (idle && d.journaled_since_reset && rf_track_empty(d.track)) {
+			rf_journal_reset(d.journal); /* all of it is in MLflow */
+			d.journaled_since_reset = 0;
+		}
 		if (stop_at && (idle || now >= stop_at))
 			break;
 		if (!idle)
@@ -327,6 +380,7 @@ int main(int argc, char **argv)
 		}
 	}
 	report(&d, rf_track_idle(d.track) ? "info" : "warn");
+	rf_journal_close(d.journal);
 	rf_track_free(d.track);
 	rf_mlflow_free(d.mlflow);
 	rf_http_free(d.http);

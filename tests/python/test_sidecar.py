@@ -271,3 +271,48 @@ def test_deleted_experiment_is_restored(mlflow_server, tmp_path, exp_name):
     exp = client.get_experiment_by_name(exp_name)
     assert exp.lifecycle_stage == "active"
     assert len(client.search_runs([exp.experiment_id])) == 2
+
+
+def test_sigkill_mid_eval_loses_nothing_duplicates_nothing(mlflow_server, tmp_path, exp_name):
+    """ringflowd SIGKILLed mid-eval and restarted: every sample metric lands
+    exactly once, no run is created twice (journal replay + id map)."""
+    from mlflow.tracking import MlflowClient
+
+    ring = f"/rf-pytest-kill-{os.getpid()}"
+    spool = tmp_path / "spool"
+    client = MlflowClient(mlflow_server)
+    sc = Sidecar(mlflow_server, ring, spool, exp_name)
+    try:
+        env = eval_env(ring, spool)
+        p = subprocess.Popen([sys.executable, str(EVALS), "plain", str(tmp_path / "logs"), "150", "10"],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 120
+        child = None
+        while time.time() < deadline:  # some samples uploaded, the eval still running
+            exp = client.get_experiment_by_name(exp_name)
+            runs = client.search_runs([exp.experiment_id]) if exp else []
+            child = next((r for r in runs if "mlflow.parentRunId" in r.data.tags), None)
+            if child and len(history(client, child.info.run_id, "sample/includes")) >= 20:
+                break
+            time.sleep(0.1)
+        assert p.poll() is None, "eval finished before the kill: make it longer"
+        sc.proc.kill()  # SIGKILL: no flush, no cleanup
+        sc.proc.wait()
+        sc = Sidecar(mlflow_server, ring, spool, exp_name)
+        out = p.communicate(timeout=300)
+        assert p.returncode == 0, out
+        log_text = sc.stop()
+    finally:
+        if sc.proc.poll() is None:
+            sc.proc.kill()
+        if os.path.exists(f"/dev/shm{ring}"):
+            os.unlink(f"/dev/shm{ring}")
+    assert "replayed" in log_text
+    parents, children = runs_of(client, exp_name)
+    assert len(parents) == 1 and len(children) == 1
+    c = children[0]
+    assert c.info.status == "FINISHED" and parents[0].info.status == "FINISHED"
+    steps = [m.step for m in history(client, c.info.run_id, "sample/total_time")]
+    assert sorted(steps) == list(range(150))  # each sample once: none lost, none twice
+    assert len(history(client, c.info.run_id, "sample/includes")) == 150
+    assert c.data.metrics["total_samples"] == 150

@@ -1,0 +1,293 @@
+/*
+ * rf_journal.c - see rf_journal.h.
+ *
+ * File: a 48-byte header, then records
+ *   u32 len | i32 type | u32 crc32(type, pos, sub, payload) | u32 sub | u64 pos | payload
+ * Orphan spill records (RF_REC_ORPHAN: no stable ring position) carry
+ * pos = UINT64_MAX and are never matched by rf_journal_seen(): a sidecar
+ * killed while ingesting an orphan file may deliver its records twice.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "rf_journal.h"
+
+#define MAGIC "RFJOURN1"
+#define VERSION 1u
+#define MAX_REC (64u << 20)
+#define NO_POS UINT64_MAX
+
+struct jhdr {
+	char magic[8];
+	uint32_t version, hdr_bytes;
+	uint64_t ring_created_ns;
+	uint64_t last_pos; /* highest ring position journaled before the last reset */
+	uint32_t last_sub, has_last;
+	uint64_t _pad;
+};
+
+struct jrec {
+	uint32_t len;
+	int32_t type;
+	uint32_t crc;
+	uint32_t sub;
+	uint64_t pos;
+};
+
+_Static_assert(sizeof(struct jhdr) == 48, "journal header");
+_Static_assert(sizeof(struct jrec) == 24, "journal record header");
+
+struct rf_journal {
+	int fd;
+	char path[600];
+	int policy;
+	struct jhdr h;
+	bool has_last;
+	uint64_t last_pos;
+	uint32_t last_sub;
+	uint8_t *buf;
+	size_t len, cap;
+	uint64_t last_sync_ms;
+	struct rf_journal_stats st;
+};
+
+static void __attribute__((format(printf, 2, 3))) jerr(rf_journal *j, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(j->st.last_error, sizeof j->st.last_error, fmt, ap);
+	va_end(ap);
+}
+
+static uint32_t rec_crc(const struct jrec *r, const void *data)
+{
+	uLong c = crc32(0L, (const Bytef *)&r->type, sizeof r->type);
+	c = crc32(c, (const Bytef *)&r->pos, sizeof r->pos);
+	c = crc32(c, (const Bytef *)&r->sub, sizeof r->sub);
+	return (uint32_t)crc32(c, (const Bytef *)data, r->len);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int write_header(rf_journal *j)
+{
+	j->h.last_pos = j->last_pos;
+	j->h.last_sub = j->last_sub;
+	j->h.has_last = j->has_last;
+	uint8_t raw[sizeof j->h];
+	memcpy(raw, &j->h, sizeof raw);
+	if (pwrite(j->fd, raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+		return -errno;
+	return 0;
+}
+
+static void note_pos(rf_journal *j, uint64_t pos, uint32_t sub)
+{
+	if (pos == NO_POS)
+		return;
+	if (!j->has_last || pos > j->last_pos || (pos == j->last_pos && sub > j->last_sub)) {
+		j->last_pos = pos;
+		j->last_sub = sub;
+		j->has_last = true;
+	}
+}
+
+/* Replay the records after the header; returns the offset of the valid end. */
+static off_t replay(rf_journal *j, const uint8_t *m, size_t size, rf_journal_fn fn, void *arg)
+{
+	size_t off = sizeof(struct jhdr);
+	while (off + sizeof(struct jrec) <= size) {
+		struct jrec r;
+		memcpy(&r, m + off, sizeof r);
+		if (r.len > MAX_REC || size - off - sizeof r < r.len)
+			break; /* torn tail: the batch being written when we died */
+		const uint8_t *data = m + off + sizeof r;
+		if (rec_crc(&r, data) != r.crc) {
+			j->st.corrupt++;
+			jerr(j, "journal %s: checksum mismatch at offset %zu; the rest kept aside",
+			     j->path, off);
+			char aside[640];
+			snprintf(aside, sizeof aside, "%s.corrupt-%llu", j->path,
+				 (unsigned long long)time(NULL));
+			int fd = open(aside, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+			if (fd >= 0) {
+				if (write(fd, m + off, size - off) < 0)
+					jerr(j, "journal %s: cannot keep the corrupt part aside", j->path);
+				close(fd);
+			}
+			break;
+		}
+		fn(r.type, data, r.len, arg);
+		note_pos(j, r.pos, r.sub);
+		j->st.replayed++;
+		off += sizeof r + r.len;
+	}
+	return (off_t)off;
+}
+
+int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns, int fsync_policy,
+		    rf_journal_fn fn, void *arg)
+{
+	rf_journal *j = calloc(1, sizeof *j);
+	if (!j)
+		return -ENOMEM;
+	snprintf(j->path, sizeof j->path, "%s", path);
+	j->policy = fsync_policy;
+	j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (j->fd < 0) {
+		int e = errno;
+		free(j);
+		return -e;
+	}
+	struct stat st;
+	fstat(j->fd, &st);
+	off_t end = sizeof(struct jhdr);
+	bool same_ring = false;
+	if ((size_t)st.st_size >= sizeof(struct jhdr)) {
+		void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, j->fd, 0);
+		if (m != MAP_FAILED) {
+			struct jhdr h;
+			memcpy(&h, m, sizeof h);
+			if (!memcmp(h.magic, MAGIC, 8) && h.version == VERSION &&
+			    h.hdr_bytes == sizeof h) {
+				same_ring = h.ring_created_ns == ring_created_ns;
+				if (same_ring && h.has_last) {
+					j->has_last = true;
+					j->last_pos = h.last_pos;
+					j->last_sub = h.last_sub;
+				}
+				end = replay(j, m, (size_t)st.st_size, fn, arg);
+			} else {
+				j->st.corrupt++;
+				jerr(j, "journal %s: not a ringflow journal; started over", path);
+			}
+			munmap(m, (size_t)st.st_size);
+		}
+	}
+	if (!same_ring) /* a new ring: its positions start over */
+		j->has_last = false;
+	memcpy(j->h.magic, MAGIC, 8);
+	j->h.version = VERSION;
+	j->h.hdr_bytes = sizeof j->h;
+	j->h.ring_created_ns = ring_created_ns;
+	if (ftruncate(j->fd, end) < 0 || write_header(j) < 0 || lseek(j->fd, end, SEEK_SET) < 0) {
+		int e = errno;
+		close(j->fd);
+		free(j);
+		return -e;
+	}
+	j->last_sync_ms = now_ms();
+	*out = j;
+	return 0;
+}
+
+void rf_journal_close(rf_journal *j)
+{
+	if (!j)
+		return;
+	rf_journal_flush(j);
+	fdatasync(j->fd);
+	close(j->fd);
+	free(j->buf);
+	free(j);
+}
+
+bool rf_journal_seen(rf_journal *j, const struct rf_ring_rec *rec)
+{
+	if (!j->has_last || (rec->flags & RF_REC_ORPHAN))
+		return false;
+	bool seen = rec->pos < j->last_pos || (rec->pos == j->last_pos && rec->sub <= j->last_sub);
+	if (seen)
+		j->st.skipped++;
+	return seen;
+}
+
+void rf_journal_append(rf_journal *j, const struct rf_ring_rec *rec)
+{
+	size_t need = j->len + sizeof(struct jrec) + rec->len;
+	if (need > j->cap) {
+		size_t cap = j->cap ? j->cap : 1u << 20;
+		while (cap < need)
+			cap *= 2;
+		uint8_t *b = realloc(j->buf, cap);
+		if (!b) {
+			j->st.write_errors++;
+			jerr(j, "journal %s: out of memory for a %u-byte record", j->path, rec->len);
+			return;
+		}
+		j->buf = b;
+		j->cap = cap;
+	}
+	uint64_t pos = rec->flags & RF_REC_ORPHAN ? NO_POS : rec->pos;
+	struct jrec r = {.len = rec->len, .type = rec->type, .sub = rec->sub, .pos = pos};
+	r.crc = rec_crc(&r, rec->data);
+	memcpy(j->buf + j->len, &r, sizeof r);
+	memcpy(j->buf + j->len + sizeof r, rec->data, rec->len);
+	j->len += sizeof r + rec->len;
+	note_pos(j, pos, rec->sub);
+	j->st.records++;
+}
+
+int rf_journal_flush(rf_journal *j)
+{
+	size_t off = 0;
+	while (off < j->len) {
+		ssize_t n = write(j->fd, j->buf + off, j->len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int e = n < 0 ? errno : ENOSPC;
+			j->st.write_errors++;
+			jerr(j, "journal %s: write failed (%s): these records go on from memory only",
+			     j->path, strerror(e));
+			/* Keep the file well-formed: cut what was half written. */
+			off_t pos = lseek(j->fd, 0, SEEK_CUR);
+			if (pos >= 0 && ftruncate(j->fd, pos - (off_t)off) == 0)
+				lseek(j->fd, pos - (off_t)off, SEEK_SET);
+			j->len = 0;
+			return -e;
+		}
+		off += (size_t)n;
+	}
+	j->st.bytes += j->len;
+	j->len = 0;
+	uint64_t t = now_ms();
+	if (j->policy == RF_FSYNC_ALWAYS || (j->policy == RF_FSYNC_INTERVAL && t - j->last_sync_ms >= 1000)) {
+		fdatasync(j->fd);
+		j->last_sync_ms = t;
+	}
+	return 0;
+}
+
+int rf_journal_reset(rf_journal *j)
+{
+	rf_journal_flush(j);
+	if (ftruncate(j->fd, sizeof(struct jhdr)) < 0 || write_header(j) < 0 ||
+	    lseek(j->fd, sizeof(struct jhdr), SEEK_SET) < 0) {
+		jerr(j, "journal %s: reset failed (%s)", j->path, strerror(errno));
+		return -errno;
+	}
+	fdatasync(j->fd);
+	j->st.resets++;
+	return 0;
+}
+
+void rf_journal_stats(rf_journal *j, struct rf_journal_stats *st)
+{
+	*st = j->st;
+}

@@ -1,0 +1,57 @@
+/*
+ * rf_journal.h - ringflowd's journal: records are written here before the
+ * ring frees them, and replayed after a restart.
+ *
+ * Every record taken from the ring is appended (checksummed, with its ring
+ * position) and the batch is written with one write() before the ring's head
+ * moves (rf_ring_consume_held / rf_ring_release).  A sidecar killed at any
+ * point restarts by replaying the journal: runs are found in the id map and
+ * metric rows carry the records' own timestamps, so what was already uploaded
+ * is written again as exact duplicates, which MLflow drops.  Ring records
+ * already in the journal (redelivered because the ring had not freed them)
+ * are recognised by position and skipped.  When every run in it has been
+ * uploaded and closed, the journal is truncated.
+ *
+ * Durability: a process crash loses nothing (the page cache holds it);
+ * fdatasync per RINGFLOW_FSYNC: "interval" (default, at most every second),
+ * "always" (every batch) or "none".
+ */
+#ifndef RF_JOURNAL_H
+#define RF_JOURNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "rf_ring.h"
+
+typedef struct rf_journal rf_journal;
+
+enum rf_fsync { RF_FSYNC_INTERVAL = 0, RF_FSYNC_ALWAYS = 1, RF_FSYNC_NONE = 2 };
+
+struct rf_journal_stats {
+	uint64_t records, bytes, replayed, skipped, corrupt, write_errors, resets;
+	char last_error[256];
+};
+
+typedef void (*rf_journal_fn)(int type, const void *data, uint32_t len, void *arg);
+
+/* Open (creating) the journal of the ring whose identity is ring_created_ns,
+ * and replay what it holds through fn.  A torn tail is cut off; a corrupt
+ * record ends the replay there (counted) and the rest is kept aside as
+ * <path>.corrupt-<n>. */
+int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns, int fsync_policy,
+		    rf_journal_fn fn, void *arg);
+void rf_journal_close(rf_journal *j);
+
+/* Has this ring record been journaled already? */
+bool rf_journal_seen(rf_journal *j, const struct rf_ring_rec *rec);
+/* Buffer a record; rf_journal_flush() writes the buffer (before the ring
+ * releases the batch).  A failed write is counted and reported; the records
+ * still go on to MLflow from memory. */
+void rf_journal_append(rf_journal *j, const struct rf_ring_rec *rec);
+int rf_journal_flush(rf_journal *j);
+/* Everything journaled has been uploaded: start over empty. */
+int rf_journal_reset(rf_journal *j);
+void rf_journal_stats(rf_journal *j, struct rf_journal_stats *st);
+
+#endif
