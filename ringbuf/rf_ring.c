@@ -400,6 +400,8 @@ int rf_ring_open(rf_ring **out, const char *name, const struct rf_ring_opts *opt
 		}
 		r->consumer_pid = r->pid;
 		atomic_store_explicit(&r->shm->consumer_pid, (int32_t)r->pid, memory_order_relaxed);
+		/* A predecessor killed while zeroing a batch it had delivered. */
+		rf_ring_finish_free(r);
 		atomic_store_explicit(&r->shm->parked, 0, memory_order_relaxed);
 		if ((rc = rf_spool_dir_check(r->spool_dir, group, true)))
 			goto fail;

@@ -88,8 +88,10 @@ struct rf_ring_claim {
 };
 
 /* Claim room for a `len`-byte payload of `type` (1..RF_RING_TYPE_MAX).
- * Returns 0, -EMSGSIZE (too large), -EAGAIN (full, WAIT policy), -ENOBUFS
- * (full, dropped and counted) or -EINVAL. */
+ * One outstanding claim per thread per ring: commit or abort it before the
+ * next.  Returns 0, -EMSGSIZE (too large), -EAGAIN (full, WAIT policy),
+ * -ENOBUFS (full, dropped and counted), -EBUSY (a claim is outstanding) or
+ * -EINVAL. */
 int rf_ring_claim(rf_ring *r, int32_t type, size_t len, struct rf_ring_claim *c);
 /* Publish a claimed record. */
 int rf_ring_commit(rf_ring *r, struct rf_ring_claim *c);

@@ -171,6 +171,9 @@ static void release_range(rf_ring *r, uint64_t from, uint64_t to)
 		return;
 	uint64_t cap = r->shm->capacity, off = from & r->mask, len = to - from;
 	uint64_t first = len < cap - off ? len : cap - off;
+	/* Release: pairs with the acquire load in rf_ring_finish_free() of a
+	 * consumer that takes over after we die inside the memset below. */
+	atomic_store_explicit(&r->shm->free_to, to, memory_order_release);
 	memset(r->data + off, 0, first);
 	if (len > first)
 		memset(r->data, 0, len - first);
@@ -270,7 +273,6 @@ int rf_ring_resume(rf_ring *r, uint64_t target)
 		uint64_t seg_end = pos + (h->capacity - (pos & r->mask));
 		if (next > seg_end)
 			return -EPROTO;
-		memset(r->data + (pos & r->mask), 0, next - pos);
 		pos = next;
 	}
 	if (pos != target) {
@@ -278,9 +280,18 @@ int rf_ring_resume(rf_ring *r, uint64_t target)
 			   (unsigned long long)target);
 		return -EINVAL;
 	}
-	/* Release: pairs with producers' acquire load of head (as in consume). */
-	atomic_store_explicit(&h->head, pos, memory_order_release);
+	release_range(r, head, target);
 	return 0;
+}
+
+void rf_ring_finish_free(rf_ring *r)
+{
+	struct rf_ring_shm *h = r->shm;
+	uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
+	/* Acquire: pairs with the release store of free_to in release_range(). */
+	uint64_t to = atomic_load_explicit(&h->free_to, memory_order_acquire);
+	if (to > head && to - head <= h->capacity)
+		release_range(r, head, to);
 }
 
 static bool head_ready(rf_ring *r)

@@ -81,7 +81,11 @@ struct rf_ring_shm {
 	uint8_t _pad2[RF_CACHELINE_PAIR - 8];
 
 	_Atomic uint64_t head;
-	uint8_t _pad3[RF_CACHELINE_PAIR - 8];
+	/* Where the consumer is freeing up to, stored before it zeroes a batch:
+	 * a consumer killed mid-zeroing is completed by its successor (head is
+	 * then never behind a half-zeroed batch). */
+	_Atomic uint64_t free_to;
+	uint8_t _pad3[RF_CACHELINE_PAIR - 16];
 
 	_Atomic uint32_t parked; /* futex word: 1 = consumer asleep or about to */
 	_Atomic int32_t consumer_pid;
@@ -166,7 +170,10 @@ void rf_ring_release_slots(rf_ring *r);
 int rf_ring_claim_ring(rf_ring *r, int32_t type, size_t len, struct rf_ring_claim *c,
 		       uint64_t wait_ns);
 
-/* rf_ring_wake.c */
+/* rf_ring_consume.c: complete a predecessor's interrupted release. */
+void rf_ring_finish_free(rf_ring *r);
+
+/* rf_ring_produce.c: wake a parked consumer after a commit */
 void rf_ring_wake_consumer(rf_ring *r);
 
 /* rf_spill.c */

@@ -187,6 +187,12 @@ int rf_ring_claim_ring(rf_ring *r, int32_t type, size_t len, struct rf_ring_clai
 	struct rf_ring_slot *slot = my_slot(r);
 	if (!slot)
 		return -EUSERS;
+	/* One outstanding claim per thread per ring: the slot describes one. */
+	if (atomic_load_explicit(&slot->pos, memory_order_relaxed) != RF_POS_IDLE) {
+		rf_set_err(0, "ring %s: this thread already holds a claim (commit or abort it first)",
+			   r->name);
+		return -EBUSY;
+	}
 	const uint64_t cap = h->capacity;
 	const uint64_t need = RF_RING_HDR_BYTES + len;
 	const uint64_t size = rf_align8(need);
@@ -209,6 +215,12 @@ int rf_ring_claim_ring(rf_ring *r, int32_t type, size_t len, struct rf_ring_clai
 			/* Release: pairs with the acquire load of head_cache above. */
 			atomic_store_explicit(&h->head_cache, head, memory_order_release);
 			if (tail + pad + size - head > cap) {
+				/* No claim in flight while we wait or give up: a
+				 * failed CAS may have left a position in the slot,
+				 * and a live thread advertising one below a dead
+				 * claim would keep the consumer from recovering it
+				 * (and so keep this wait from ever ending). */
+				atomic_store_explicit(&slot->pos, RF_POS_IDLE, memory_order_relaxed);
 				if (wait_ns == 0)
 					return -ENOSPC;
 				uint64_t now = rf_now_ns();

@@ -115,8 +115,11 @@ static int open_spill(rf_ring *r)
 		return rc;
 	uint64_t seq = atomic_fetch_add_explicit(&r->shm->spill_seq, 1, memory_order_relaxed);
 	pid_t pid = getpid();
-	snprintf(w->name, sizeof w->name, "spill-%.24s-%d-%" PRIu64 "-%" PRIu64 ".open",
-		 ring_base(r), (int)pid, rf_thread_start_time(pid, pid), seq);
+	/* The segment's creation time names the ring exactly: rings whose names
+	 * share a prefix, or a ring recreated under the same name, never take
+	 * each other's files. */
+	snprintf(w->name, sizeof w->name, "spill-%.24s-%016" PRIx64 "-%d-%" PRIu64 "-%" PRIu64 ".open",
+		 ring_base(r), r->shm->created_ns, (int)pid, rf_thread_start_time(pid, pid), seq);
 	char path[RF_PATH_MAX];
 	snprintf(path, sizeof path, "%s/%s", r->spool_dir, w->name);
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, group ? 0660 : 0600);
@@ -393,6 +396,8 @@ static int deliver_file(rf_ring *r, const char *path, uint64_t pos, rf_ring_hand
 	return n;
 }
 
+static bool parse_name(rf_ring *r, const char *name, pid_t *pid, uint64_t *start);
+
 static bool valid_name(const char *name, size_t cap)
 {
 	const char *end = memchr(name, 0, cap);
@@ -410,7 +415,9 @@ int rf_spill_ingest_marker(rf_ring *r, uint64_t pos, const void *mark, uint32_t 
 		return 0;
 	}
 	memcpy(&m, mark, sizeof m);
-	if (!valid_name(m.name, sizeof m.name)) {
+	pid_t mpid;
+	uint64_t mstart;
+	if (!valid_name(m.name, sizeof m.name) || !parse_name(r, m.name, &mpid, &mstart)) {
 		atomic_fetch_add_explicit(&r->shm->spill_corrupt, 1, memory_order_relaxed);
 		rf_set_err(0, "ring %s: spill marker with invalid file name ignored", r->name);
 		return 0;
@@ -440,19 +447,35 @@ int rf_spill_ingest_marker(rf_ring *r, uint64_t pos, const void *mark, uint32_t 
 }
 
 /* Parse "spill-<base>-<pid>-<start>-<seq>.open" of this ring. */
+/* Parse "spill-<base>-<ring id>-<pid>-<start>-<seq>.<kind>" of this ring
+ * (exactly: base and ring id must match), from the right, since a base may
+ * contain '-'. */
 static bool parse_name(rf_ring *r, const char *name, pid_t *pid, uint64_t *start)
 {
-	size_t bl = strlen(ring_base(r));
-	if (bl > 24)
-		bl = 24;
-	if (strncmp(name, "spill-", 6) || strncmp(name + 6, ring_base(r), bl) || name[6 + bl] != '-')
+	char buf[128];
+	if (strncmp(name, "spill-", 6) || strlen(name) >= sizeof buf)
 		return false;
-	unsigned long long p, s, q;
-	int used = 0;
-	if (sscanf(name + 7 + bl, "%llu-%llu-%llu%n", &p, &s, &q, &used) != 3)
+	snprintf(buf, sizeof buf, "%s", name + 6);
+	char *dot = strchr(buf, '.');
+	if (!dot)
 		return false;
-	*pid = (pid_t)p;
-	*start = s;
+	*dot = 0;
+	char *f[4]; /* seq, start, pid, ring id (right to left) */
+	for (int i = 0; i < 4; i++) {
+		char *dash = strrchr(buf, '-');
+		if (!dash)
+			return false;
+		*dash = 0;
+		f[i] = dash + 1;
+	}
+	char base[32];
+	snprintf(base, sizeof base, "%.24s", ring_base(r));
+	char id[32];
+	snprintf(id, sizeof id, "%016" PRIx64, r->shm->created_ns);
+	if (strcmp(buf, base) || strcmp(f[3], id))
+		return false;
+	*pid = (pid_t)strtol(f[2], NULL, 10);
+	*start = strtoull(f[1], NULL, 10);
 	return true;
 }
 

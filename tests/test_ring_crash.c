@@ -32,10 +32,13 @@
  *   files together must hold every committed record exactly once, in order
  *   per producer.
  *
- * RF_CRASH_SCALE (default 1) multiplies the number of consumer kills;
- * RF_CRASH_SEED fixes the seed; RF_CRASH_ONLY=a or =b runs one scenario.  Names of ring, spool and output directory carry the pid.
+ * RF_CRASH_SCALE (default 1) multiplies the number of consumer kills (16,
+ * 10 under sanitizers); RF_CRASH_SEED fixes the seed; RF_CRASH_ONLY=a or =b
+ * runs one scenario.  Ring, spool and output directory names carry the pid.
+ *
+ * The 1 s bound is a wall-clock assertion: on a machine so overloaded that
+ * this process gets no CPU for a second it fails without a ring bug.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -73,27 +76,44 @@
 #endif
 
 /*
- * ThreadSanitizer sees only this process: two producer threads of one process
- * writing the same ring bytes a lap apart are ordered through the consumer in
- * another process, which TSan cannot observe.  Payload writes get an explicit
- * edge (released before commit, acquired when a claim returns: a lap-later
- * claim of the same bytes only succeeds after that commit); the ring's own
- * header stores are suppressed with race_top, i.e. only when the racing access
- * is made directly by rf_ring_claim_ring or finish.  See test_ring_stress.c.
+ * ThreadSanitizer sees only this process.  Two producer threads of one
+ * process write the same ring bytes a lap apart, ordered through the consumer
+ * in another process (commit: release len -> consumer: acquire len, zero,
+ * release head -> claim: acquire head), which TSan cannot observe; it would
+ * report every reuse of ring space as a race.  So, in TSan builds only, each
+ * producer process declares its mapping of the segment a benign-race range
+ * (found in /proc/self/maps).  Everything outside the segment - spill state,
+ * slot caches, registry, handles, buffers - is still checked, and inside it
+ * every field but the record bytes is atomic anyway.
  */
 #ifdef RF_TSAN
-#include <sanitizer/tsan_interface.h>
-const char *__tsan_default_suppressions(void);
-const char *__tsan_default_suppressions(void)
+void AnnotateBenignRaceSized(const char *file, int line, const volatile void *mem,
+			     unsigned long size, const char *desc);
+static void tsan_ring_segment_is_shared(const char *ring)
 {
-	return "race_top:^rf_ring_claim_ring$\nrace_top:^finish$\n";
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[512], want[160];
+	snprintf(want, sizeof want, "/dev/shm%s\n", ring);
+	int found = 0;
+	while (f && fgets(line, sizeof line, f)) {
+		unsigned long lo, hi;
+		size_t ll = strlen(line), wl = strlen(want);
+		if (ll >= wl && strcmp(line + ll - wl, want) == 0 &&
+		    sscanf(line, "%lx-%lx", &lo, &hi) == 2) {
+			AnnotateBenignRaceSized(__FILE__, __LINE__, (void *)lo, hi - lo,
+						"ring segment: ordered by another process");
+			found = 1;
+		}
+	}
+	if (f)
+		fclose(f);
+	CHECK(found);
 }
-static char ring_edge;
-#define RING_EDGE_ACQUIRE() __tsan_acquire(&ring_edge)
-#define RING_EDGE_RELEASE() __tsan_release(&ring_edge)
 #else
-#define RING_EDGE_ACQUIRE() ((void)0)
-#define RING_EDGE_RELEASE() ((void)0)
+static void tsan_ring_segment_is_shared(const char *ring)
+{
+	(void)ring;
+}
 #endif
 
 #define MAGIC 0x48535243u /* "CRSH" */
@@ -168,6 +188,7 @@ struct child {
 	bool kill_expected; /* we SIGKILLed it */
 	bool stopped;       /* last waitpid saw it stopped */
 	bool exited;
+	bool keep_zombie; /* reap() leaves it alone (a zombie once dead) */
 	int status;
 	const char *what;
 };
@@ -246,6 +267,22 @@ static void cleanup(void)
 		rf_test_rm_rf(out_dir);
 }
 
+/* Killed by a timeout (run.sh sends SIGTERM) or ^C: still leave no
+ * processes or segments behind (directories are left: removing them is not
+ * async-signal-safe). */
+static void on_signal(int sig)
+{
+	if (getpid() == parent_pid) {
+		for (int i = 0; i < nkids; i++)
+			if (kids[i].pid > 0 && !kids[i].exited)
+				kill(kids[i].pid, SIGKILL);
+		if (ring_name[0])
+			shm_unlink(ring_name);
+	}
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 static int spawn(const char *what, void (*fn)(int arg), int arg)
 {
 	CHECK(nkids < MAXCHILD);
@@ -264,19 +301,16 @@ static int spawn(const char *what, void (*fn)(int arg), int arg)
 	return nkids++;
 }
 
-/* Collect status changes of children without blocking.  A child that dies
- * or exits non-zero without us having killed it fails the test. */
+/* Collect status changes of children without blocking (children marked
+ * keep_zombie are left unreaped).  A child that dies or exits non-zero
+ * without us having killed it fails the test. */
 static void reap(void)
 {
-	for (;;) {
+	for (int i = 0; i < nkids; i++) {
+		struct child *k = &kids[i];
 		int st;
-		pid_t pid = waitpid(-1, &st, WNOHANG | WUNTRACED | WCONTINUED);
-		if (pid <= 0)
-			return;
-		for (int i = 0; i < nkids; i++) {
-			struct child *k = &kids[i];
-			if (k->pid != pid)
-				continue;
+		while (k->pid > 0 && !k->exited && !k->keep_zombie &&
+		       waitpid(k->pid, &st, WNOHANG | WUNTRACED | WCONTINUED) == k->pid) {
 			if (WIFSTOPPED(st)) {
 				k->stopped = true;
 			} else if (WIFCONTINUED(st)) {
@@ -286,7 +320,7 @@ static void reap(void)
 				k->status = st;
 				if (!k->kill_expected && (!WIFEXITED(st) || WEXITSTATUS(st) != 0))
 					FAIL("%s (pid %d) died unexpectedly: status %#x%s%s", k->what,
-					     (int)pid, st, WIFSIGNALED(st) ? ", signal " : "",
+					     (int)k->pid, st, WIFSIGNALED(st) ? ", signal " : "",
 					     WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "");
 			}
 		}
@@ -386,10 +420,8 @@ static void claim_retry(rf_ring *r, uint32_t id, size_t len, struct rf_ring_clai
 {
 	for (;;) {
 		int rc = rf_ring_claim(r, 1 + (int32_t)(seq % 5), len, c);
-		if (rc == 0) {
-			RING_EDGE_ACQUIRE();
+		if (rc == 0)
 			return;
-		}
 		if (rc != -EAGAIN)
 			FAIL("producer %u: claim %zu bytes: %d %s", id, len, rc, rf_ring_errmsg());
 		atomic_fetch_add(&sh->p[id].eagain, 1);
@@ -408,7 +440,6 @@ static void put(struct pthread_arg *a, uint64_t seq, uint64_t *rnd)
 	 * that kills land between claim and commit too. */
 	if (a->pc->role == ROLE_RANDOM && *rnd % 8 == 0)
 		sleep_ns(50000 + *rnd % 400000);
-	RING_EDGE_RELEASE();
 	int rc = rf_ring_commit(a->r, &c);
 	if (rc)
 		FAIL("producer %u: commit: %d %s", a->id, rc, rf_ring_errmsg());
@@ -462,6 +493,7 @@ static void producer_process(int idx)
 	int rc = rf_ring_open(&r, ring_name, &o);
 	if (rc)
 		FAIL("producer process %d: open: %d %s", pc->proc, rc, rf_ring_errmsg());
+	tsan_ring_segment_is_shared(ring_name);
 	struct rf_ring_stats st;
 	rf_ring_stats(r, &st);
 	pthread_t th[8];
@@ -699,11 +731,11 @@ static void scenario_a(void)
 		CHECK_EQ(v->next[id], held);
 		uint64_t total0 = v->total;
 
+		/* Even victims are reaped by the pump loop as soon as they die
+		 * (/proc entry gone), odd ones stay zombies during the round. */
+		kids[k].keep_zombie = i % 2 == 1;
 		uint64_t tkill = rf_test_now_ns();
 		kill_child(k);
-		if (i % 2 == 0)
-			wait_child_blocking(k); /* reaped: /proc entry gone */
-		/* else: stays a zombie until the end of the round */
 		uint64_t t_aband = 0, t_first = 0;
 		while (!t_aband || !t_first) {
 			pump(r, v, 1000000);
@@ -721,6 +753,7 @@ static void scenario_a(void)
 				     v->total - total0);
 			}
 		}
+		kids[k].keep_zombie = false;
 		wait_child_blocking(k);
 		CHECK_EQ(abandoned(r), a0 + 1); /* exactly this dead claim */
 		if (t_aband >= 1000000000ull || t_first >= 1000000000ull)
@@ -1114,6 +1147,10 @@ int main(void)
 	sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	CHECK(sh != MAP_FAILED);
 	atexit(cleanup);
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	signal(SIGHUP, on_signal);
+	signal(SIGPIPE, SIG_IGN); /* a closed stdout must not skip the cleanup */
 	const char *only = getenv("RF_CRASH_ONLY"); /* "a" or "b": one scenario */
 	if (!only || !*only || strchr(only, 'a'))
 		scenario_a();

@@ -136,12 +136,18 @@ static void test_max_size_abort_full(void)
 	memset(cl.data, 0xab, st.max_record);
 	CHECK_EQ(rf_ring_commit(p, &cl), 0);
 
-	/* Aborted claims are never delivered, and do not block later ones. */
+	/* Aborted claims are never delivered, and do not block later ones
+	 * (made through a second handle: one outstanding claim per thread and
+	 * handle, a second one is refused). */
 	CHECK_EQ(rf_ring_claim(p, 4, 100, &cl), 0);
 	struct rf_ring_claim cl2;
-	CHECK_EQ(rf_ring_claim(p, 5, 10, &cl2), 0);
+	CHECK_EQ(rf_ring_claim(p, 5, 10, &cl2), -EBUSY);
+	rf_ring *p2;
+	CHECK_EQ(rf_ring_open(&p2, name, NULL), 0);
+	CHECK_EQ(rf_ring_claim(p2, 5, 10, &cl2), 0);
 	memset(cl2.data, 0x55, 10);
-	CHECK_EQ(rf_ring_commit(p, &cl2), 0);
+	CHECK_EQ(rf_ring_commit(p2, &cl2), 0);
+	rf_ring_close(p2);
 	CHECK_EQ(rf_ring_abort(p, &cl), 0);
 	struct collect col = {0};
 	CHECK_EQ(drain(c, &col), 2);
