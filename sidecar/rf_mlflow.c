@@ -111,10 +111,7 @@ int rf_mlflow_put_artifact(rf_mlflow *m, const char *artifact_uri, const char *r
 	} else if (!strncmp(artifact_uri, "http://", 7) || !strncmp(artifact_uri, "https://", 8)) {
 		snprintf(url, sizeof url, "%s/%s", artifact_uri, rel_path);
 	} else {
-		free(data);
-		if (cb)
-			cb(0, 0, NULL, "artifact store is not served over HTTP by the tracking server "
-			   "(start mlflow server with --serve-artifacts)", arg);
+		free(data); /* e.g. s3:// — not reachable through the tracking server */
 		return -ENOTSUP;
 	}
 	struct call *c = malloc(sizeof *c);

@@ -117,6 +117,31 @@ void rf_run_metric(struct mrun *r, const char *key, double value, int64_t ts_ms,
 						    (json_int_t)step));
 }
 
+void rf_run_artifacts(struct mrun *r, json_t *files)
+{
+	if (!r->uploads)
+		r->uploads = json_array();
+	json_t *logged = json_array();
+	size_t i;
+	json_t *f;
+	json_array_foreach(files, i, f) {
+		json_array_append(r->uploads, f);
+		if (!strcmp(json_string_value(json_object_get(f, "type")), "table"))
+			json_array_append_new(logged, json_pack("{s:O,s:s}", "path",
+								json_object_get(f, "path"), "type",
+								"table"));
+	}
+	/* As MlflowClient.log_table does: the UI lists tables from this tag. */
+	if (json_array_size(logged)) {
+		char *s = json_dumps(logged, JSON_COMPACT);
+		if (s)
+			rf_run_tag(r, "mlflow.loggedArtifacts", s, false);
+		free(s);
+	}
+	json_decref(logged);
+	json_decref(files);
+}
+
 void rf_run_end(struct mrun *r, const char *status, int64_t end_ms)
 {
 	if (r->end_status)
@@ -488,6 +513,81 @@ static void end_run(rf_track *t, struct mrun *r)
 		r->end_state = 0;
 }
 
+/* ---- artifacts ---- */
+
+static void on_uploaded(int ok, long status, json_t *resp, const char *msg, void *arg)
+{
+	(void)resp;
+	struct run_call *c = arg;
+	c->r->uploads_inflight--;
+	if (ok) {
+		c->t->st.artifacts++;
+	} else {
+		c->t->st.artifacts_failed++;
+		track_err(c->t, "artifact upload for run %s: HTTP %ld: %.400s", c->r->id, status, msg);
+	}
+	free(c);
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	*len = buf ? (size_t)n : 0;
+	return buf;
+}
+
+static void upload_next(rf_track *t, struct mrun *r)
+{
+	json_t *f = json_array_get(r->uploads, 0);
+	const char *path = json_string_value(json_object_get(f, "path"));
+	const char *type = json_string_value(json_object_get(f, "type"));
+	const char *body = json_string_value(json_object_get(f, "body"));
+	size_t len;
+	char *data;
+	if (!strcmp(type, "file")) {
+		data = slurp(body, &len);
+		if (!data) {
+			t->st.artifacts_failed++;
+			track_err(t, "artifact %s: cannot read %s", path, body);
+		}
+	} else {
+		data = strdup(body);
+		len = data ? strlen(data) : 0;
+	}
+	if (data) {
+		struct run_call *c = call(t, r, NULL);
+		if (c) {
+			r->uploads_inflight++;
+			int rc = rf_mlflow_put_artifact(t->m, r->artifact_uri, path, data, len,
+							strcmp(type, "file") ? "application/json"
+									     : "application/octet-stream",
+							on_uploaded, c);
+			if (rc) {
+				r->uploads_inflight--;
+				free(c);
+				t->st.artifacts_failed++;
+				track_err(t, "artifact %s for run %s: %s%s", path, r->id, strerror(-rc),
+					  rc == -ENOTSUP ? " (the server does not serve artifacts: "
+							   "mlflow server --serve-artifacts)" : "");
+			}
+		} else {
+			free(data);
+		}
+	}
+	json_array_remove(r->uploads, 0);
+}
+
 /* ---- the pump ---- */
 
 static void free_run(struct mrun *r)
@@ -496,7 +596,9 @@ static void free_run(struct mrun *r)
 	json_decref(r->metrics);
 	json_decref(r->params);
 	json_decref(r->tags);
+	json_decref(r->uploads);
 	if (r->agg) {
+		rf_art_free(r->agg->art);
 		free(r->agg->total_times);
 		free(r->agg->seen);
 		free(r->agg);
@@ -521,12 +623,17 @@ void rf_track_pump(rf_track *t, bool flush_now)
 		if (r->state == RUN_NEW && now >= r->retry_at && r->start_ms &&
 		    (!r->parent || r->parent->state == RUN_READY))
 			create_run(t, r);
-		if (r->state != RUN_READY || r->inflight)
+		if (r->state != RUN_READY)
+			continue;
+		while (json_array_size(r->uploads) && r->uploads_inflight < 4)
+			upload_next(t, r);
+		if (r->inflight)
 			continue;
 		size_t n = pending_entities(r);
 		if (n && (flush || r->end_status || n >= (size_t)t->o.max_batch))
 			send_batch(t, r, take_batch(t, r));
-		else if (!n && r->end_status && r->end_state == 0 && children_ended(t, r))
+		else if (!n && r->end_status && r->end_state == 0 && children_ended(t, r) &&
+			 !json_array_size(r->uploads) && !r->uploads_inflight)
 			end_run(t, r);
 	}
 	/* Forget parents whose whole family is done (the id map remembers them). */
@@ -562,6 +669,7 @@ bool rf_track_idle(rf_track *t)
 		if (r->state == RUN_FAILED)
 			continue;
 		if (r->state != RUN_READY || r->inflight || pending_entities(r) ||
+		    json_array_size(r->uploads) || r->uploads_inflight ||
 		    (r->end_status && r->end_state != 2) || (r->start_ms && !r->end_status))
 			return false;
 	}

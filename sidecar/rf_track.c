@@ -260,6 +260,8 @@ static void on_task_start(rf_track *t, const msgpack_object *m)
 	get_str(m, "model", model, sizeof model);
 	snprintf(r->name, sizeof r->name, "%s", task[0] ? task : "task");
 	r->agg = calloc(1, sizeof *r->agg);
+	if (r->agg && t->o.log_artifacts && (r->agg->art = rf_art_new()))
+		rf_art_task_start(r->agg->art, m);
 	char eval_id[128];
 	get_str(m, "eval_id", eval_id, sizeof eval_id);
 	rf_run_tag(r, "inspect.eval_id", eval_id, true);
@@ -324,11 +326,27 @@ static void score_metrics(struct mrun *r, const char *scorer, const msgpack_obje
 	}
 }
 
+static void on_sample_init(rf_track *t, const msgpack_object *m)
+{
+	struct mrun *r = task_run(t, m, false);
+	if (r && r->agg && r->agg->art)
+		rf_art_sample_init(r->agg->art, m);
+}
+
+static void on_error(rf_track *t, const msgpack_object *m)
+{
+	struct mrun *r = task_run(t, m, false);
+	if (r && r->agg && r->agg->art)
+		rf_art_event(r->agg->art, RF_EV_ERROR, m);
+}
+
 static void on_sample_end(rf_track *t, const msgpack_object *m)
 {
 	struct mrun *r = task_run(t, m, false);
 	if (!r || !r->agg)
 		return;
+	if (r->agg->art)
+		rf_art_sample_end(r->agg->art, m);
 	int64_t step = r->agg->samples_done++;
 	int64_t ts = ms_of(m, "completed_at");
 	const msgpack_object *scores = rf_obj_get(m, "scores");
@@ -359,6 +377,8 @@ static void on_model_call(rf_track *t, const msgpack_object *m)
 		return;
 	int64_t step = r->agg->model_calls++;
 	int64_t ts = ms_of(m, "completed");
+	if (r->agg->art)
+		rf_art_event(r->agg->art, RF_EV_MODEL_CALL, m);
 	double v;
 	rf_run_metric(r, "event/model_call", (double)step, ts, step);
 	if (get_num(m, "input_tokens", &v))
@@ -377,6 +397,8 @@ static void on_tool_call(rf_track *t, const msgpack_object *m)
 		return;
 	int64_t step = r->agg->tool_calls++;
 	int64_t ts = ms_of(m, "completed");
+	if (r->agg->art)
+		rf_art_event(r->agg->art, RF_EV_TOOL_CALL, m);
 	double v;
 	const msgpack_object *err = rf_obj_get(m, "error");
 	rf_run_metric(r, "event/tool_call", (double)step, ts, step);
@@ -487,6 +509,14 @@ static void on_task_end(rf_track *t, const msgpack_object *m)
 		rf_run_metric(r, "total_model_calls", (double)a->model_calls, ts, 0);
 	if (a && a->tool_calls)
 		rf_run_metric(r, "total_tool_calls", (double)a->tool_calls, ts, 0);
+	if (a && a->art) {
+		char eval_id[128] = "", location[1024] = "";
+		get_str(m, "eval_id", eval_id, sizeof eval_id);
+		get_str(m, "location", location, sizeof location);
+		rf_run_artifacts(r, rf_art_files(a->art, eval_id, location));
+		rf_art_free(a->art);
+		a->art = NULL;
+	}
 	char status[64] = "error";
 	get_str(m, "status", status, sizeof status);
 	rf_run_end(r, end_status(status), ms_of(m, "time"));
@@ -517,7 +547,9 @@ void rf_track_record(rf_track *t, int type, const msgpack_object *root)
 	switch (type) {
 	case RF_EV_RUN_START: on_run_start(t, root); break;
 	case RF_EV_TASK_START: on_task_start(t, root); break;
+	case RF_EV_SAMPLE_INIT: on_sample_init(t, root); break;
 	case RF_EV_SAMPLE_END: on_sample_end(t, root); break;
+	case RF_EV_ERROR: on_error(t, root); break;
 	case RF_EV_MODEL_CALL: on_model_call(t, root); break;
 	case RF_EV_TOOL_CALL: on_tool_call(t, root); break;
 	case RF_EV_TASK_END: on_task_end(t, root); break;

@@ -24,6 +24,7 @@ struct rf_track_opts {
 	const char *state_dir;   /* where the Inspect->MLflow id map is kept */
 	int64_t flush_ms;        /* pending metrics are sent at least this often */
 	int max_batch;           /* entities per log-batch (<= 1000) */
+	bool log_artifacts;      /* INSPECT_MLFLOW_LOG_ARTIFACTS (default true) */
 };
 
 struct rf_track_stats {
@@ -31,6 +32,7 @@ struct rf_track_stats {
 	uint64_t runs_created, runs_reused, runs_ended;
 	uint64_t metrics, params, tags;   /* entities sent (2xx) */
 	uint64_t batches, rejected;       /* log-batch requests; entities the server refused */
+	uint64_t artifacts, artifacts_failed;
 	uint64_t pending;                 /* entities not yet sent */
 	char last_error[512];
 };

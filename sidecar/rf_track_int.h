@@ -5,6 +5,8 @@
 
 #include <jansson.h>
 
+#include "rf_artifacts.h"
+
 #include "rf_track.h"
 
 struct task_agg {
@@ -16,6 +18,7 @@ struct task_agg {
 	uint64_t *seen;              /* hashes of counted event uuids */
 	size_t seen_n, seen_cap;
 	int64_t model_calls, tool_calls;
+	struct rf_art *art;          /* artifact rows, when artifacts are on */
 };
 
 enum { RUN_NEW, RUN_CREATING, RUN_READY, RUN_FAILED };
@@ -39,6 +42,8 @@ struct mrun {
 	const char *end_status;      /* set when the Inspect side ended */
 	int64_t end_ms;
 	int end_state;               /* 0 not sent, 1 in flight, 2 done */
+	json_t *uploads;             /* artifacts waiting to be PUT */
+	int uploads_inflight;
 	struct task_agg *agg;
 };
 
@@ -61,6 +66,8 @@ void rf_run_tag(struct mrun *r, const char *key, const char *value, bool at_crea
 void rf_run_param(struct mrun *r, const char *key, const char *value);
 void rf_run_metric(struct mrun *r, const char *key, double value, int64_t ts_ms, int64_t step);
 void rf_run_end(struct mrun *r, const char *status, int64_t end_ms);
+/* Queue artifact files (rf_art_files()) for upload before the run ends. */
+void rf_run_artifacts(struct mrun *r, json_t *files);
 bool rf_value_to_float(const msgpack_object *v, double *out);
 
 #endif

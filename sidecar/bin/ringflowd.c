@@ -106,8 +106,10 @@ static void usage(FILE *f)
 		"Auth and TLS as MLflow's client: MLFLOW_TRACKING_TOKEN (Bearer),\n"
 		"MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (Basic, wins),\n"
 		"MLFLOW_TRACKING_SERVER_CERT_PATH (CA bundle), MLFLOW_TRACKING_INSECURE_TLS=true.\n"
-		"Not yet implemented (open issues): artifacts (INSPECT_MLFLOW_LOG_ARTIFACTS),\n"
-		"traces (MLFLOW_INSPECT_TRACING), a bound on memory while MLflow is away.\n");
+		"Artifacts: INSPECT_MLFLOW_LOG_ARTIFACTS / MLFLOW_INSPECT_LOG_ARTIFACTS (default on).\n"
+		"Not yet implemented (open issues): traces (MLFLOW_INSPECT_TRACING),\n"
+		"inspect/messages.json and eval_logs/ (need Inspect's zstd .eval file), a bound\n"
+		"on memory while MLflow is away.\n");
 }
 
 static int parse(struct cfg *c, int argc, char **argv)
@@ -224,7 +226,8 @@ static void report(struct daemon *d, const char *level)
 	      "records=%llu malformed=%llu runs_created=%llu runs_reused=%llu runs_ended=%llu "
 	      "metrics=%llu params=%llu tags=%llu batches=%llu rejected=%llu pending=%llu "
 	      "requests=%llu retries=%llu http_failed=%llu ring_spilled=%llu ring_dropped=%llu "
-	      "ring_abandoned=%llu journal_records=%llu journal_errors=%llu last_error='%s'",
+	      "ring_abandoned=%llu journal_records=%llu journal_errors=%llu artifacts=%llu "
+	      "artifacts_failed=%llu last_error='%s'",
 	      (unsigned long long)d->records, (unsigned long long)d->malformed,
 	      (unsigned long long)ts.runs_created, (unsigned long long)ts.runs_reused,
 	      (unsigned long long)ts.runs_ended, (unsigned long long)ts.metrics,
@@ -234,7 +237,8 @@ static void report(struct daemon *d, const char *level)
 	      (unsigned long long)hs.retries, (unsigned long long)hs.failed,
 	      (unsigned long long)rs.spilled, (unsigned long long)rs.dropped,
 	      (unsigned long long)rs.abandoned, (unsigned long long)js.records,
-	      (unsigned long long)js.write_errors, ts.last_error[0] ? ts.last_error : hs.last_error);
+	      (unsigned long long)js.write_errors, (unsigned long long)ts.artifacts,
+	      (unsigned long long)ts.artifacts_failed, ts.last_error[0] ? ts.last_error : hs.last_error);
 }
 
 static int detach(struct daemon *d)
@@ -298,8 +302,12 @@ int main(int argc, char **argv)
 	d.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	struct rf_http_opts ho = {.token = d.c.token, .username = d.c.user, .password = d.c.password,
 				  .insecure_tls = d.c.insecure, .ca_path = d.c.ca};
+	/* As inspect-mlflow: INSPECT_MLFLOW_LOG_ARTIFACTS wins over the legacy
+	 * MLFLOW_INSPECT_LOG_ARTIFACTS; anything but "false" means on. */
+	const char *art = env("INSPECT_MLFLOW_LOG_ARTIFACTS", "MLFLOW_INSPECT_LOG_ARTIFACTS");
 	struct rf_track_opts to = {.experiment = d.c.experiment, .state_dir = d.c.spool,
-				   .flush_ms = d.c.flush_ms, .max_batch = (int)d.c.batch_max};
+				   .flush_ms = d.c.flush_ms, .max_batch = (int)d.c.batch_max,
+				   .log_artifacts = !art || strcasecmp(art, "false")};
 	if ((rc = rf_loop_new(&d.loop)) || (rc = rf_http_new(&d.http, d.loop, &ho)) ||
 	    (rc = rf_mlflow_new(&d.mlflow, d.http, d.c.uri)) ||
 	    (rc = rf_track_new(&d.track, d.mlflow, &to))) {

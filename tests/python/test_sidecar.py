@@ -316,3 +316,65 @@ def test_sigkill_mid_eval_loses_nothing_duplicates_nothing(mlflow_server, tmp_pa
     assert sorted(steps) == list(range(150))  # each sample once: none lost, none twice
     assert len(history(client, c.info.run_id, "sample/includes")) == 150
     assert c.data.metrics["total_samples"] == 150
+
+
+def test_artifacts_present_and_parseable(rich_run, mlflow_server, tmp_path):
+    import json as _json
+
+    from mlflow.tracking import MlflowClient
+
+    log, exp, _ = rich_run
+    client = MlflowClient(mlflow_server)
+    _, (c,) = runs_of(client, exp)
+    rid = c.info.run_id
+    listed = {f.path for f in client.list_artifacts(rid, "inspect")}
+    assert {"inspect/tasks.json", "inspect/samples.json", "inspect/sample_scores.json",
+            "inspect/events.json", "inspect/model_usage.json"} <= listed
+
+    def table(name):
+        t = _json.loads(Path(client.download_artifacts(rid, f"inspect/{name}.json", str(tmp_path))).read_text())
+        return [dict(zip(t["columns"], row)) for row in t["data"]]
+
+    (task,) = table("tasks")
+    assert task["task_name"] == "rich" and task["eval_id"] == log.eval.eval_id
+    samples = table("samples")
+    assert {(s["sample_id"], s["epoch"]) for s in samples} == {(s.id, s.epoch) for s in log.samples}
+    scores = table("sample_scores")
+    scored = [s for s in log.samples if s.scores]
+    assert len(scores) == sum(len(s.scores) for s in scored)
+    for row in scores:  # every row has its sample and explanation (inspect-mlflow's lack them)
+        smp = next(s for s in scored if (s.id, s.epoch) == (row["sample_id"], row["epoch"]))
+        assert row["explanation"] == smp.scores[row["scorer"]].explanation
+    usage = table("model_usage")
+    assert all(isinstance(u["total_cost"], float) and u["total_cost"] > 0 for u in usage)  # not cast to int
+    events = table("events")
+    assert sum(e["event_type"] == "tool" for e in events) == \
+        sum(1 for s in log.samples for e in s.events if e.event == "tool")
+    results = _json.loads(Path(client.download_artifacts(
+        rid, f"sample_results/{log.eval.eval_id}.json", str(tmp_path))).read_text())
+    assert len(results) == len(log.samples) and all("score/match" in r for r in results if not r["error"])
+    # The raw Inspect log, byte for byte.
+    name = Path(log.location).name
+    got = Path(client.download_artifacts(rid, f"inspect/logs/{name}", str(tmp_path))).read_bytes()
+    assert got == Path(log.location).read_bytes()
+    logged = _json.loads(c.data.tags["mlflow.loggedArtifacts"])
+    assert {x["path"] for x in logged} >= {"inspect/samples.json", "inspect/sample_scores.json"}
+
+
+def test_artifacts_switch_off(mlflow_server, tmp_path, exp_name):
+    from mlflow.tracking import MlflowClient
+
+    ring = f"/rf-pytest-noart-{os.getpid()}"
+    sc = Sidecar(mlflow_server, ring, tmp_path / "spool", exp_name, INSPECT_MLFLOW_LOG_ARTIFACTS="false")
+    try:
+        run_eval(eval_env(ring, tmp_path / "spool"), tmp_path / "logs", "plain", "3")
+        sc.stop()
+    finally:
+        if sc.proc.poll() is None:
+            sc.proc.kill()
+        if os.path.exists(f"/dev/shm{ring}"):
+            os.unlink(f"/dev/shm{ring}")
+    client = MlflowClient(mlflow_server)
+    _, (c,) = runs_of(client, exp_name)
+    assert client.list_artifacts(c.info.run_id) == []
+    assert c.data.metrics["total_samples"] == 3  # the rest is unaffected

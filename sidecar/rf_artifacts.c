@@ -1,0 +1,319 @@
+/*
+ * rf_artifacts.c - artifact tables from records (see rf_artifacts.h).
+ * Column names follow inspect-mlflow's tables; its defects are fixed: cost is
+ * a float, sample_scores rows carry sample_id and explanation.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "rf_artifacts.h"
+#include "rf_decode.h"
+#include "ringflow.h"
+
+bool rf_value_to_float(const msgpack_object *v, double *out);
+
+struct rf_art {
+	json_t *task;    /* the task row */
+	json_t *inputs;  /* sample uuid -> {input, target} */
+	json_t *samples, *scores, *usage, *events, *results; /* rows */
+	json_t *event_index; /* sample uuid -> next event index */
+};
+
+static const char *const SAMPLE_COLS[] = {"task_name", "eval_id", "sample_id", "epoch", "input",
+					   "target", "output", "scores", "events_count", "total_time",
+					   "working_time", "error", "usage_input_tokens",
+					   "usage_output_tokens", "usage_total_tokens", "usage_total_cost",
+					   NULL};
+static const char *const SCORE_COLS[] = {"task_name", "eval_id", "sample_id", "epoch", "scorer",
+					  "raw_value", "numeric_value", "explanation", NULL};
+static const char *const USAGE_COLS[] = {"task_name", "eval_id", "sample_id", "epoch", "model",
+					  "input_tokens", "output_tokens", "total_tokens",
+					  "input_tokens_cache_read", "input_tokens_cache_write",
+					  "reasoning_tokens", "total_cost", NULL};
+static const char *const EVENT_COLS[] = {"task_name", "eval_id", "sample_id", "epoch",
+					  "event_index", "event_type", "timestamp", "completed",
+					  "working_time", "model", "completion", "usage_input_tokens",
+					  "usage_output_tokens", "tool_function", "tool_arguments",
+					  "tool_result", "tool_error", "error", NULL};
+static const char *const TASK_COLS[] = {"task_name", "eval_id", "task_file", "task_version",
+					 "task_id", "solver", "model", "dataset", "dataset_samples",
+					 NULL};
+
+struct rf_art *rf_art_new(void)
+{
+	struct rf_art *a = calloc(1, sizeof *a);
+	if (!a)
+		return NULL;
+	a->inputs = json_object();
+	a->samples = json_array();
+	a->scores = json_array();
+	a->usage = json_array();
+	a->events = json_array();
+	a->results = json_array();
+	a->event_index = json_object();
+	return a;
+}
+
+void rf_art_free(struct rf_art *a)
+{
+	if (!a)
+		return;
+	json_decref(a->task);
+	json_decref(a->inputs);
+	json_decref(a->samples);
+	json_decref(a->scores);
+	json_decref(a->usage);
+	json_decref(a->events);
+	json_decref(a->results);
+	json_decref(a->event_index);
+	free(a);
+}
+
+/* A field as JSON (text unwrapped from its truncation map). */
+static json_t *field(const msgpack_object *m, const char *key)
+{
+	const msgpack_object *o = rf_obj_get(m, key);
+	if (!o)
+		return json_null();
+	const char *s;
+	size_t n;
+	bool trunc;
+	if (rf_obj_text(o, &s, &n, &trunc))
+		return json_stringn(s, n) ?: json_null();
+	return rf_obj_to_json(o);
+}
+
+/* Structures as a JSON string cell (as inspect-mlflow's tables do). */
+static json_t *as_text(json_t *v)
+{
+	if (json_is_object(v) || json_is_array(v)) {
+		char *s = json_dumps(v, JSON_COMPACT);
+		json_decref(v);
+		json_t *t = json_string(s ? s : "");
+		free(s);
+		return t;
+	}
+	return v;
+}
+
+static json_t *key_of(const msgpack_object *m)
+{
+	const msgpack_object *u = rf_obj_get(m, "sample_uuid");
+	return u ? rf_obj_to_json(u) : json_null();
+}
+
+void rf_art_task_start(struct rf_art *a, const msgpack_object *m)
+{
+	const msgpack_object *ds = rf_obj_get(m, "dataset");
+	json_decref(a->task);
+	a->task = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "task_name", field(m, "task"),
+			    "eval_id", field(m, "eval_id"), "task_file", field(m, "task_file"),
+			    "task_version", field(m, "task_version"), "task_id", field(m, "task_id"),
+			    "solver", field(m, "solver"), "model", field(m, "model"), "dataset",
+			    field(ds, "name"), "dataset_samples", field(ds, "samples"));
+}
+
+void rf_art_sample_init(struct rf_art *a, const msgpack_object *m)
+{
+	json_t *k = key_of(m);
+	if (json_is_string(k))
+		json_object_set_new(a->inputs, json_string_value(k),
+				    json_pack("{s:o,s:o}", "input", as_text(field(m, "input")),
+					      "target", as_text(field(m, "target"))));
+	json_decref(k);
+}
+
+static json_t *row(const char *const *cols, json_t *obj)
+{
+	json_t *r = json_array();
+	for (int i = 0; cols[i]; i++) {
+		json_t *v = json_object_get(obj, cols[i]);
+		json_array_append(r, v ? v : json_null());
+	}
+	json_decref(obj);
+	return r;
+}
+
+void rf_art_sample_end(struct rf_art *a, const msgpack_object *m)
+{
+	json_t *k = key_of(m);
+	json_t *in = json_is_string(k) ? json_object_get(a->inputs, json_string_value(k)) : NULL;
+	json_t *task = json_object_get(a->task, "task_name");
+	json_t *eval_id = json_object_get(a->task, "eval_id");
+	json_t *sid = field(m, "sample_id"), *epoch = field(m, "epoch");
+	json_t *scores = json_object();
+	json_t *result = json_pack("{s:O,s:O,s:O,s:O,s:O,s:o,s:o}", "id", sid, "epoch", epoch,
+				   "input", in ? json_object_get(in, "input") : json_null(), "target",
+				   in ? json_object_get(in, "target") : json_null(), "total_time",
+				   field(m, "total_time"), "error", field(m, "error"), "output",
+				   field(m, "output"));
+	const msgpack_object *sc = rf_obj_get(m, "scores");
+	if (sc && sc->type == MSGPACK_OBJECT_MAP)
+		for (uint32_t i = 0; i < sc->via.map.size; i++) {
+			const msgpack_object *name = &sc->via.map.ptr[i].key;
+			const msgpack_object *s = &sc->via.map.ptr[i].val;
+			char scorer[256], col[300];
+			snprintf(scorer, sizeof scorer, "%.*s", (int)name->via.str.size, name->via.str.ptr);
+			json_t *raw = field(s, "value");
+			json_object_set(scores, scorer, raw);
+			double d;
+			const msgpack_object *v = rf_obj_get(s, "value");
+			json_t *num = v && v->type != MSGPACK_OBJECT_MAP && v->type != MSGPACK_OBJECT_ARRAY &&
+					      rf_value_to_float(v, &d) && isfinite(d)
+					      ? json_real(d)
+					      : json_null();
+			char *rawtext = json_is_string(raw) ? strdup(json_string_value(raw))
+							    : json_dumps(raw, JSON_COMPACT | JSON_ENCODE_ANY);
+			json_array_append_new(a->scores,
+					      row(SCORE_COLS, json_pack("{s:O,s:O,s:O,s:O,s:s,s:s,s:o,s:o}",
+									"task_name", task, "eval_id", eval_id,
+									"sample_id", sid, "epoch", epoch,
+									"scorer", scorer, "raw_value",
+									rawtext ? rawtext : "", "numeric_value",
+									num, "explanation",
+									field(s, "explanation"))));
+			free(rawtext);
+			snprintf(col, sizeof col, "score/%s", scorer);
+			json_object_set(result, col, raw);
+			json_t *expl = field(s, "explanation");
+			if (!json_is_null(expl)) {
+				snprintf(col, sizeof col, "explanation/%s", scorer);
+				json_object_set(result, col, expl);
+			}
+			json_decref(expl);
+			json_decref(raw);
+		}
+	json_array_append_new(a->results, result);
+	/* Usage per model, and its sum for the samples table. */
+	double in_t = 0, out_t = 0, tot_t = 0, cost = 0;
+	bool has_cost = false;
+	const msgpack_object *mu = rf_obj_get(m, "model_usage");
+	if (mu && mu->type == MSGPACK_OBJECT_MAP)
+		for (uint32_t i = 0; i < mu->via.map.size; i++) {
+			const msgpack_object *u = &mu->via.map.ptr[i].val;
+			double v;
+			in_t += rf_obj_num(rf_obj_get(u, "input_tokens"), &v) ? v : 0;
+			out_t += rf_obj_num(rf_obj_get(u, "output_tokens"), &v) ? v : 0;
+			tot_t += rf_obj_num(rf_obj_get(u, "total_tokens"), &v) ? v : 0;
+			if (rf_obj_num(rf_obj_get(u, "total_cost"), &v)) {
+				cost += v;
+				has_cost = true;
+			}
+			json_array_append_new(
+				a->usage,
+				row(USAGE_COLS,
+				    json_pack("{s:O,s:O,s:O,s:O,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "task_name",
+					      task, "eval_id", eval_id, "sample_id", sid, "epoch", epoch,
+					      "model", rf_obj_to_json(&mu->via.map.ptr[i].key),
+					      "input_tokens", field(u, "input_tokens"), "output_tokens",
+					      field(u, "output_tokens"), "total_tokens", field(u, "total_tokens"),
+					      "input_tokens_cache_read", field(u, "input_tokens_cache_read"),
+					      "input_tokens_cache_write", field(u, "input_tokens_cache_write"),
+					      "reasoning_tokens", field(u, "reasoning_tokens"), "total_cost",
+					      field(u, "total_cost"))));
+		}
+	json_t *ev = json_is_string(k) ? json_object_get(a->event_index, json_string_value(k)) : NULL;
+	json_array_append_new(
+		a->samples,
+		row(SAMPLE_COLS,
+		    json_pack("{s:O,s:O,s:O,s:O,s:O,s:O,s:o,s:o,s:O,s:o,s:o,s:o,s:f,s:f,s:f,s:o}",
+			      "task_name", task, "eval_id", eval_id, "sample_id", sid, "epoch", epoch,
+			      "input", in ? json_object_get(in, "input") : json_null(), "target",
+			      in ? json_object_get(in, "target") : json_null(), "output",
+			      field(m, "output"), "scores", as_text(json_deep_copy(scores)),
+			      "events_count", ev ? ev : json_integer(0), "total_time",
+			      field(m, "total_time"), "working_time", field(m, "working_time"),
+			      "error", field(m, "error"), "usage_input_tokens", in_t,
+			      "usage_output_tokens", out_t, "usage_total_tokens", tot_t,
+			      "usage_total_cost", has_cost ? json_real(cost) : json_null())));
+	json_decref(scores);
+	json_decref(sid);
+	json_decref(epoch);
+	if (json_is_string(k))
+		json_object_del(a->inputs, json_string_value(k));
+	json_decref(k);
+}
+
+void rf_art_event(struct rf_art *a, int type, const msgpack_object *m)
+{
+	json_t *k = key_of(m);
+	if (!json_is_string(k)) {
+		json_decref(k);
+		return;
+	}
+	json_t *idx = json_object_get(a->event_index, json_string_value(k));
+	json_int_t i = idx ? json_integer_value(idx) : 0;
+	json_object_set_new(a->event_index, json_string_value(k), json_integer(i + 1));
+	json_t *o = json_pack("{s:O,s:O,s:o,s:o,s:I,s:s,s:o,s:o,s:o}", "task_name",
+			      json_object_get(a->task, "task_name"), "eval_id",
+			      json_object_get(a->task, "eval_id"), "sample_id", field(m, "sample_id"),
+			      "epoch", field(m, "epoch"), "event_index", i, "event_type",
+			      type == RF_EV_MODEL_CALL ? "model" : type == RF_EV_TOOL_CALL ? "tool" : "error",
+			      "timestamp", field(m, "timestamp"), "completed", field(m, "completed"),
+			      "working_time", field(m, "working_time"));
+	if (type == RF_EV_MODEL_CALL) {
+		json_object_set_new(o, "model", field(m, "model"));
+		json_object_set_new(o, "completion", field(m, "response"));
+		json_object_set_new(o, "usage_input_tokens", field(m, "input_tokens"));
+		json_object_set_new(o, "usage_output_tokens", field(m, "output_tokens"));
+		json_object_set_new(o, "error", field(m, "error"));
+	} else if (type == RF_EV_TOOL_CALL) {
+		json_object_set_new(o, "tool_function", field(m, "function"));
+		json_object_set_new(o, "tool_arguments", as_text(field(m, "arguments")));
+		json_object_set_new(o, "tool_result", field(m, "result"));
+		json_object_set_new(o, "tool_error", as_text(field(m, "error")));
+	} else {
+		json_object_set_new(o, "error", field(m, "message"));
+	}
+	json_array_append_new(a->events, row(EVENT_COLS, o));
+	json_decref(k);
+}
+
+static json_t *table(const char *const *cols, json_t *rows)
+{
+	json_t *c = json_array();
+	for (int i = 0; cols[i]; i++)
+		json_array_append_new(c, json_string(cols[i]));
+	return json_pack("{s:o,s:O}", "columns", c, "data", rows);
+}
+
+static void add(json_t *files, const char *path, json_t *doc, const char *type)
+{
+	char *s = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+	if (s)
+		json_array_append_new(files, json_pack("{s:s,s:s,s:s}", "path", path, "body", s, "type", type));
+	free(s);
+}
+
+json_t *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_location)
+{
+	json_t *files = json_array();
+	if (a->task) {
+		json_t *rows = json_pack("[o]", row(TASK_COLS, json_incref(a->task)));
+		add(files, "inspect/tasks.json", table(TASK_COLS, rows), "table");
+		json_decref(rows);
+	}
+	if (json_array_size(a->samples))
+		add(files, "inspect/samples.json", table(SAMPLE_COLS, a->samples), "table");
+	if (json_array_size(a->scores))
+		add(files, "inspect/sample_scores.json", table(SCORE_COLS, a->scores), "table");
+	if (json_array_size(a->events))
+		add(files, "inspect/events.json", table(EVENT_COLS, a->events), "table");
+	if (json_array_size(a->usage))
+		add(files, "inspect/model_usage.json", table(USAGE_COLS, a->usage), "table");
+	char path[300];
+	snprintf(path, sizeof path, "sample_results/%s.json", eval_id);
+	add(files, path, json_incref(a->results), "json");
+	struct stat st;
+	if (log_location && log_location[0] == '/' && stat(log_location, &st) == 0 && S_ISREG(st.st_mode)) {
+		const char *base = strrchr(log_location, '/') + 1;
+		snprintf(path, sizeof path, "inspect/logs/%s", base);
+		json_array_append_new(files, json_pack("{s:s,s:s,s:s}", "path", path, "body", log_location,
+						       "type", "file"));
+	}
+	return files;
+}
