@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,21 +28,46 @@ static bool depth_ok(const msgpack_object *o, int depth)
 	return true;
 }
 
+static __thread msgpack_zone *tls_zone;
+static pthread_once_t zone_once = PTHREAD_ONCE_INIT;
+static pthread_key_t zone_key; /* frees a thread's zone at its exit */
+
+static void free_zone(void *z)
+{
+	msgpack_zone_free(z);
+}
+
+static void zone_key_init(void)
+{
+	pthread_key_create(&zone_key, free_zone);
+}
+
 int rf_decode(rf_decoded *d, const void *data, size_t len, const char **why)
 {
 	memset(d, 0, sizeof *d);
-	msgpack_unpacked_init(&d->up);
-	size_t off = 0;
-	msgpack_unpack_return ret = msgpack_unpack_next(&d->up, data, len, &off);
-	if (ret != MSGPACK_UNPACK_SUCCESS) {
-		*why = ret == MSGPACK_UNPACK_CONTINUE ? "truncated msgpack" : "invalid msgpack";
-		return -EBADMSG;
+	if (!tls_zone) {
+		if (!(tls_zone = msgpack_zone_new(16384))) {
+			*why = "out of memory";
+			return -ENOMEM;
+		}
+		pthread_once(&zone_once, zone_key_init);
+		pthread_setspecific(zone_key, tls_zone);
+	} else {
+		msgpack_zone_clear(tls_zone); /* keeps its chunk: no malloc per record */
 	}
-	if (off != len) {
+	size_t off = 0;
+	msgpack_unpack_return ret = msgpack_unpack(data, len, &off, tls_zone, &d->obj);
+	if (ret == MSGPACK_UNPACK_EXTRA_BYTES) {
 		*why = "trailing bytes after the record";
 		return -EBADMSG;
 	}
-	const msgpack_object *root = &d->up.data;
+	if (ret != MSGPACK_UNPACK_SUCCESS) {
+		*why = ret == MSGPACK_UNPACK_CONTINUE ? "truncated msgpack"
+		       : ret == MSGPACK_UNPACK_NOMEM_ERROR ? "out of memory"
+							   : "invalid msgpack";
+		return -EBADMSG;
+	}
+	const msgpack_object *root = &d->obj;
 	if (root->type != MSGPACK_OBJECT_MAP) {
 		*why = "record is not a map";
 		return -EBADMSG;
@@ -60,7 +86,7 @@ int rf_decode(rf_decoded *d, const void *data, size_t len, const char **why)
 
 void rf_decoded_free(rf_decoded *d)
 {
-	msgpack_unpacked_destroy(&d->up);
+	d->root = NULL;
 }
 
 const msgpack_object *rf_obj_get(const msgpack_object *map, const char *key)

@@ -14,13 +14,15 @@
 #include <stddef.h>
 
 typedef struct rf_decoded {
-	msgpack_unpacked up; /* owns the zone */
+	msgpack_object obj;
 	const msgpack_object *root;
 	int64_t version;
 } rf_decoded;
 
-/* 0 on success; -EBADMSG with *why set on a malformed record.
- * Release with rf_decoded_free() in both cases. */
+/* 0 on success; -EBADMSG with *why set on a malformed record.  The object
+ * tree lives in a per-thread zone reused by the next rf_decode() on the same
+ * thread (no allocation per record once warm); rf_decoded_free() marks the
+ * end of its use. */
 int rf_decode(rf_decoded *d, const void *data, size_t len, const char **why);
 void rf_decoded_free(rf_decoded *d);
 

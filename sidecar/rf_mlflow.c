@@ -88,6 +88,24 @@ int rf_mlflow_post(rf_mlflow *m, const char *path, json_t *body, int retry, rf_m
 	return send_json(m, "POST", url, body, retry, cb, arg);
 }
 
+int rf_mlflow_post_raw(rf_mlflow *m, const char *path, char *body, size_t len, int retry,
+		       rf_mlflow_cb cb, void *arg)
+{
+	char url[1024];
+	snprintf(url, sizeof url, "%s/api/2.0/mlflow/%s", m->uri, path);
+	struct call *c = malloc(sizeof *c);
+	if (!c) {
+		free(body);
+		return -ENOMEM;
+	}
+	c->cb = cb;
+	c->arg = arg;
+	int rc = rf_http_request(m->http, "POST", url, body, len, "application/json", retry, on_done, c);
+	if (rc)
+		free(c);
+	return rc;
+}
+
 int rf_mlflow_get(rf_mlflow *m, const char *path_and_query, rf_mlflow_cb cb, void *arg)
 {
 	char url[2048];

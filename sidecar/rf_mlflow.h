@@ -27,6 +27,9 @@ const char *rf_mlflow_uri(rf_mlflow *m);
 int rf_mlflow_post(rf_mlflow *m, const char *path, json_t *body, int retry, rf_mlflow_cb cb,
 		   void *arg);
 int rf_mlflow_get(rf_mlflow *m, const char *path_and_query, rf_mlflow_cb cb, void *arg);
+/* POST a body already serialised (stolen). */
+int rf_mlflow_post_raw(rf_mlflow *m, const char *path, char *body, size_t len, int retry,
+		       rf_mlflow_cb cb, void *arg);
 /* PUT an artifact (bytes stolen) under a run's artifact_uri.  -ENOTSUP (no
  * callback) when the artifact store is not served over HTTP by the server. */
 int rf_mlflow_put_artifact(rf_mlflow *m, const char *artifact_uri, const char *rel_path,

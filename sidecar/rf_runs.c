@@ -54,7 +54,7 @@ struct mrun *rf_track_run(rf_track *t, const char *key, bool create)
 		return NULL;
 	snprintf(r->key, sizeof r->key, "%s", key);
 	r->ctags = json_array();
-	r->metrics = json_array();
+	r->t = t;
 	r->params = json_object();
 	r->tags = json_object();
 	json_t *known = json_object_get(t->idmap, key);
@@ -105,16 +105,8 @@ void rf_run_param(struct mrun *r, const char *key, const char *value)
 
 void rf_run_metric(struct mrun *r, const char *key, double value, int64_t ts_ms, int64_t step)
 {
-	char k[256];
-	snprintf(k, sizeof k, "%s", key);
-	rf_mlflow_sanitize_key(k);
-	/* MLflow accepts "NaN"/"Infinity" strings for doubles; jansson has no NaN. */
-	json_t *v = isfinite(value) ? json_real(value)
-				    : json_string(isnan(value) ? "NaN" : value > 0 ? "Infinity"
-										: "-Infinity");
-	json_array_append_new(r->metrics, json_pack("{s:s,s:o,s:I,s:I}", "key", k, "value", v,
-						    "timestamp", (json_int_t)ts_ms, "step",
-						    (json_int_t)step));
+	struct rf_pmetric m = {rf_keys_id(r->t->keys, key), value, ts_ms, step};
+	rf_mq_push(&r->mq, &m);
 }
 
 void rf_run_artifacts(struct mrun *r, json_t *files)
@@ -267,10 +259,10 @@ static void exp_get(rf_track *t)
 struct run_call {
 	rf_track *t;
 	struct mrun *r;
-	json_t *body; /* the batch, for splitting on a 4xx */
+	void *body; /* the batch in flight, for splitting on a 4xx */
 };
 
-static struct run_call *call(rf_track *t, struct mrun *r, json_t *body)
+static struct run_call *call(rf_track *t, struct mrun *r, void *body)
 {
 	struct run_call *c = malloc(sizeof *c);
 	if (c)
@@ -365,50 +357,81 @@ static void create_run(rf_track *t, struct mrun *r)
 
 /* ---- log-batch ---- */
 
+struct batch {
+	struct rf_pmetric *m;
+	size_t nm;
+	json_t *params, *tags; /* arrays of {key, value} */
+};
+
 static size_t pending_entities(struct mrun *r)
 {
-	return json_array_size(r->metrics) + json_object_size(r->params) + json_object_size(r->tags);
+	return r->mq.n + json_object_size(r->params) + json_object_size(r->tags);
 }
 
-static json_t *take_batch(rf_track *t, struct mrun *r)
+static void batch_free(struct batch *b)
+{
+	if (!b)
+		return;
+	free(b->m);
+	json_decref(b->params);
+	json_decref(b->tags);
+	free(b);
+}
+
+static size_t batch_size(const struct batch *b)
+{
+	return b->nm + json_array_size(b->params) + json_array_size(b->tags);
+}
+
+static struct batch *take_batch(rf_track *t, struct mrun *r)
 {
 	size_t room = (size_t)t->o.max_batch;
-	json_t *params = json_array(), *tags = json_array(), *metrics = json_array();
+	struct batch *b = calloc(1, sizeof *b);
+	if (!b)
+		return NULL;
+	b->params = json_array();
+	b->tags = json_array();
 	const char *k;
 	json_t *v;
 	void *tmp;
 	json_object_foreach_safe(r->params, tmp, k, v) {
-		if (json_array_size(params) == 100 || !room)
+		if (json_array_size(b->params) == 100 || !room)
 			break;
-		json_array_append_new(params, json_pack("{s:s,s:O}", "key", k, "value", v));
+		json_array_append_new(b->params, json_pack("{s:s,s:O}", "key", k, "value", v));
 		json_object_del(r->params, k);
 		room--;
 	}
 	json_object_foreach_safe(r->tags, tmp, k, v) {
-		if (json_array_size(tags) == 100 || !room)
+		if (json_array_size(b->tags) == 100 || !room)
 			break;
-		json_array_append_new(tags, json_pack("{s:s,s:O}", "key", k, "value", v));
+		json_array_append_new(b->tags, json_pack("{s:s,s:O}", "key", k, "value", v));
 		json_object_del(r->tags, k);
 		room--;
 	}
-	size_t n = json_array_size(r->metrics);
-	size_t take = n < room ? n : room;
-	for (size_t i = 0; i < take; i++)
-		json_array_append(metrics, json_array_get(r->metrics, i));
-	for (size_t i = 0; i < take; i++)
-		json_array_remove(r->metrics, 0);
-	return json_pack("{s:s,s:o,s:o,s:o}", "run_id", r->id, "metrics", metrics, "params", params,
-			 "tags", tags);
+	size_t n = r->mq.n < room ? r->mq.n : room;
+	b->m = malloc((n ? n : 1) * sizeof *b->m);
+	b->nm = b->m ? rf_mq_take(&r->mq, b->m, n) : 0;
+	return b;
 }
 
-static size_t batch_size(json_t *b)
+static void send_batch(rf_track *t, struct mrun *r, struct batch *b);
+
+/* Put a batch's entities back in front of what is pending, in order. */
+static void unshift(struct mrun *r, struct batch *b)
 {
-	return json_array_size(json_object_get(b, "metrics")) +
-	       json_array_size(json_object_get(b, "params")) +
-	       json_array_size(json_object_get(b, "tags"));
+	rf_mq_push_front(&r->mq, b->m, b->nm);
+	for (size_t j = 0; j < json_array_size(b->params); j++) {
+		json_t *e = json_array_get(b->params, j);
+		json_object_set(r->params, json_string_value(json_object_get(e, "key")),
+				json_object_get(e, "value"));
+	}
+	for (size_t j = 0; j < json_array_size(b->tags); j++) {
+		json_t *e = json_array_get(b->tags, j);
+		json_object_set(r->tags, json_string_value(json_object_get(e, "key")),
+				json_object_get(e, "value"));
+	}
+	batch_free(b);
 }
-
-static void send_batch(rf_track *t, struct mrun *r, json_t *body);
 
 static void on_batch(int ok, long status, json_t *resp, const char *msg, void *arg)
 {
@@ -416,66 +439,73 @@ static void on_batch(int ok, long status, json_t *resp, const char *msg, void *a
 	struct run_call *c = arg;
 	rf_track *t = c->t;
 	struct mrun *r = c->r;
-	json_t *b = c->body;
+	struct batch *b = c->body;
 	free(c);
 	r->inflight = false;
 	size_t n = batch_size(b);
 	if (ok) {
 		t->st.batches++;
-		t->st.metrics += json_array_size(json_object_get(b, "metrics"));
-		t->st.params += json_array_size(json_object_get(b, "params"));
-		t->st.tags += json_array_size(json_object_get(b, "tags"));
-		json_decref(b);
+		t->st.metrics += b->nm;
+		t->st.params += json_array_size(b->params);
+		t->st.tags += json_array_size(b->tags);
+		batch_free(b);
 		return;
 	}
-	track_err(t, "log-batch to run %s (%s): HTTP %ld: %.400s",
-		 r->id, r->key, status, msg);
+	track_err(t, "log-batch to run %s (%s): HTTP %ld: %.400s", r->id, r->key, status, msg);
 	if (n <= 1) {
 		t->st.rejected += n; /* the server refuses this entity: reported, not retried */
-		json_decref(b);
+		batch_free(b);
 		return;
 	}
-	/* Split: the halves go back in front of what is pending, in order. */
-	const char *parts[] = {"metrics", "params", "tags"};
-	json_t *h1 = json_pack("{s:s,s:[],s:[],s:[]}", "run_id", r->id, "metrics", "params", "tags");
-	json_t *h2 = json_pack("{s:s,s:[],s:[],s:[]}", "run_id", r->id, "metrics", "params", "tags");
-	size_t i = 0;
-	for (int p = 0; p < 3; p++) {
-		json_t *a = json_object_get(b, parts[p]);
-		for (size_t j = 0; j < json_array_size(a); j++, i++)
-			json_array_append(json_object_get(i < n / 2 ? h1 : h2, parts[p]),
-					  json_array_get(a, j));
+	/* Split in halves until the refused entity is alone; the second half
+	 * waits in front of what is pending (one batch in flight per run). */
+	struct batch *h1 = calloc(1, sizeof *h1), *h2 = calloc(1, sizeof *h2);
+	if (!h1 || !h2) {
+		free(h1);
+		free(h2);
+		unshift(r, b);
+		return;
 	}
-	json_decref(b);
+	size_t half = n / 2;
+	h1->params = json_array();
+	h1->tags = json_array();
+	h2->params = json_array();
+	h2->tags = json_array();
+	size_t i = 0;
+	for (size_t j = 0; j < json_array_size(b->params); j++, i++)
+		json_array_append(i < half ? h1->params : h2->params, json_array_get(b->params, j));
+	for (size_t j = 0; j < json_array_size(b->tags); j++, i++)
+		json_array_append(i < half ? h1->tags : h2->tags, json_array_get(b->tags, j));
+	size_t m1 = i < half ? half - i : 0;
+	if (m1 > b->nm)
+		m1 = b->nm;
+	h1->m = malloc((m1 ? m1 : 1) * sizeof *h1->m);
+	h2->m = malloc((b->nm - m1 ? b->nm - m1 : 1) * sizeof *h2->m);
+	memcpy(h1->m, b->m, m1 * sizeof *b->m);
+	memcpy(h2->m, b->m + m1, (b->nm - m1) * sizeof *b->m);
+	h1->nm = m1;
+	h2->nm = b->nm - m1;
+	batch_free(b);
+	unshift(r, h2);
 	send_batch(t, r, h1);
-	/* The second half waits behind the first (one in flight per run). */
-	json_t *m2 = json_object_get(h2, "metrics");
-	for (size_t j = json_array_size(m2); j-- > 0;)
-		json_array_insert(r->metrics, 0, json_array_get(m2, j));
-	json_t *p2 = json_object_get(h2, "params");
-	for (size_t j = 0; j < json_array_size(p2); j++)
-		json_object_set(r->params, json_string_value(json_object_get(json_array_get(p2, j), "key")),
-				json_object_get(json_array_get(p2, j), "value"));
-	json_t *t2 = json_object_get(h2, "tags");
-	for (size_t j = 0; j < json_array_size(t2); j++)
-		json_object_set(r->tags, json_string_value(json_object_get(json_array_get(t2, j), "key")),
-				json_object_get(json_array_get(t2, j), "value"));
-	json_decref(h2);
 }
 
-static void send_batch(rf_track *t, struct mrun *r, json_t *body)
+static void send_batch(rf_track *t, struct mrun *r, struct batch *b)
 {
-	struct run_call *c = call(t, r, body);
+	size_t len;
+	char *body = b ? rf_batch_body(r->id, t->keys, b->m, b->nm, b->params, b->tags, &len) : NULL;
+	struct run_call *c = body ? call(t, r, b) : NULL;
 	if (!c) {
-		json_decref(body);
+		free(body);
+		if (b)
+			unshift(r, b);
 		return;
 	}
-	json_incref(body); /* the call keeps it for splitting */
 	r->inflight = true;
-	if (rf_mlflow_post(t->m, "runs/log-batch", body, RF_HTTP_RETRY_ALL, on_batch, c)) {
+	if (rf_mlflow_post_raw(t->m, "runs/log-batch", body, len, RF_HTTP_RETRY_ALL, on_batch, c)) {
 		r->inflight = false;
-		json_decref(body);
 		free(c);
+		unshift(r, b);
 	}
 }
 
@@ -593,7 +623,7 @@ static void upload_next(rf_track *t, struct mrun *r)
 static void free_run(struct mrun *r)
 {
 	json_decref(r->ctags);
-	json_decref(r->metrics);
+	rf_mq_free(&r->mq);
 	json_decref(r->params);
 	json_decref(r->tags);
 	json_decref(r->uploads);
@@ -699,6 +729,12 @@ int rf_track_new(rf_track **out, rf_mlflow *m, const struct rf_track_opts *o)
 		snprintf(t->idmap_path, sizeof t->idmap_path, "%s/idmap-%s.jsonl", t->o.state_dir, exp);
 	}
 	idmap_load(t);
+	t->keys = rf_keys_new();
+	if (!t->keys) {
+		json_decref(t->idmap);
+		free(t);
+		return -ENOMEM;
+	}
 	*out = t;
 	return 0;
 }
@@ -713,6 +749,7 @@ void rf_track_free(rf_track *t)
 		free_run(r);
 	}
 	json_decref(t->idmap);
+	rf_keys_free(t->keys);
 	free(t);
 }
 

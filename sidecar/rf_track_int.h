@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "rf_artifacts.h"
+#include "rf_metrics.h"
 
 #include "rf_track.h"
 
@@ -36,7 +37,8 @@ struct mrun {
 	struct mrun *parent;
 	int64_t start_ms;
 	json_t *ctags;               /* tags sent with runs/create */
-	json_t *metrics;             /* pending, in order */
+	struct rf_track *t;
+	struct rf_mqueue mq;         /* pending metric rows, in order */
 	json_t *params, *tags;       /* pending, by key */
 	bool inflight;               /* one log-batch in flight per run (keeps order) */
 	const char *end_status;      /* set when the Inspect side ended */
@@ -56,6 +58,7 @@ struct rf_track {
 	uint64_t exp_retry_at;
 	struct mrun *runs;
 	json_t *idmap;               /* key -> [run id, artifact uri] (persisted) */
+	struct rf_keys *keys;        /* interned metric keys */
 	char idmap_path[600];
 	uint64_t last_flush;
 	struct rf_track_stats st;
