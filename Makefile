@@ -57,7 +57,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*.c))
 
 LINK_ALL   := $(SIDE_LIB) $(LIB) $(SIDE_LIBS) $(LIB_LIBS)
 
-.PHONY: all test test-c demo bench bench-ring bench-hook deps venv pip clean install
+.PHONY: all test test-c demo bench bench-ring bench-hook bench-sidecar deps venv pip clean install
 all: $(LIB) $(SOLIB) $(SIDE_LIB) $(PROG_BINS) $(TEST_BINS) $(BENCH_BINS) $(EXAMPLE_BINS)
 
 $(B)/%.o: %.c $(HDRS)
@@ -123,7 +123,12 @@ bench-hook: deps venv
 	./scripts/pip-install.sh
 	./bench/run_hook.sh
 
-bench: bench-ring bench-hook
+bench-sidecar: deps venv
+	$(MAKE) VARIANT=release all
+	./scripts/pip-install.sh
+	./bench/run_sidecar.sh
+
+bench: bench-ring bench-hook bench-sidecar
 
 install: $(LIB) $(SOLIB) $(PROG_BINS)
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin

@@ -1,38 +1,76 @@
 #!/usr/bin/env bash
-# make demo: the main job end to end, as far as the pipeline reaches today:
-#   1. the ring alone: producer processes -> shared memory -> consumer;
-#   2. a real Inspect AI eval whose ringflow hook writes every run, task,
-#      sample, model call, tool call and score into the ring, read back and
-#      decoded with msgpack-c by ringflow-dump (the sidecar's decoder).
-# The sidecar that uploads these records to MLflow is the next piece.
+# make demo: the main job end to end.
+#   1. the ring alone: producer processes -> shared memory -> one consumer;
+#   2. an Inspect AI eval (examples/demo_eval.py: mockllm, tool calls, two
+#      scorers) with the ringflow hook -> ring -> ringflowd -> MLflow.
+# Uses $MLFLOW_TRACKING_URI if set, else starts a local MLflow server (SQLite)
+# that keeps running afterwards so you can browse the results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-work=$(mktemp -d /tmp/ringflow-demo.XXXXXX)
+state=${RINGFLOW_DEMO_DIR:-/tmp/ringflow-demo}
+mkdir -p "$state"
 ring="/ringflow-demo-$$"
-cleanup() { rm -f "/dev/shm$ring"; rm -rf "$work"; }
+spool="$state/spool"
+mkdir -p "$spool"
+sidecar=""
+cleanup() {
+	[ -n "$sidecar" ] && kill "$sidecar" 2>/dev/null && wait "$sidecar" 2>/dev/null || true
+	rm -f "/dev/shm$ring"
+}
 trap cleanup EXIT
 
 echo "== 1. the ring: 4 processes x 2 threads -> one consumer"
 ./build/release/examples/ring_demo
 
 echo
-echo "== 2. an Inspect eval (mockllm, tool calls, two scorers) with the ringflow hook"
-RINGFLOW_RING=$ring RINGFLOW_AUTOSTART=0 RINGFLOW_SPOOL_DIR="$work/spool" \
-MLFLOW_TRACKING_URI=${MLFLOW_TRACKING_URI:-http://127.0.0.1:5000} INSPECT_LOG_LEVEL=warning \
-	.venv/bin/python examples/demo_eval.py 20 "$work/logs"
-echo
-echo "== records in the ring, decoded (ringflow-dump):"
-./build/release/bin/ringflow-dump --ring "$ring" --idle-ms 200 >"$work/records.jsonl"
-.venv/bin/python - "$work/records.jsonl" <<'PY'
-import collections, json, sys
-recs = [json.loads(l) for l in open(sys.argv[1])]
-counts = collections.Counter(r["type"] for r in recs)
-print("  " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])))
-calls = [r["data"] for r in recs if r["type"] == "model_call"]
-tok = sum(c["input_tokens"] + c["output_tokens"] for c in calls)
-span = [c["completed"] - c["timestamp"] for c in calls]
-print(f"  {len(calls)} model calls, {tok} tokens; event times from Inspect itself "
-      f"(model call durations {min(span)*1e3:.2f}-{max(span)*1e3:.2f} ms)")
-end = next(r["data"] for r in recs if r["type"] == "sample_end")
-print("  one sample_end: " + json.dumps({k: end[k] for k in ("sample_id", "epoch", "status", "scores", "total_time")})[:300])
+if [ -z "${MLFLOW_TRACKING_URI:-}" ]; then
+	port=${RINGFLOW_DEMO_PORT:-5055}
+	export MLFLOW_TRACKING_URI="http://127.0.0.1:$port"
+	if ! curl -sf "$MLFLOW_TRACKING_URI/health" >/dev/null 2>&1; then
+		echo "== starting a local MLflow server on $MLFLOW_TRACKING_URI (SQLite in $state)"
+		MLFLOW_DISABLE_TELEMETRY=true setsid .venv/bin/mlflow server \
+			--backend-store-uri "sqlite:///$state/mlflow.db" \
+			--artifacts-destination "$state/artifacts" --serve-artifacts \
+			--host 127.0.0.1 --port "$port" --workers 1 >"$state/mlflow.log" 2>&1 &
+		echo $! >"$state/mlflow.pid"
+		for _ in $(seq 1 120); do
+			curl -sf "$MLFLOW_TRACKING_URI/health" >/dev/null 2>&1 && break
+			sleep 0.5
+		done
+	fi
+fi
+curl -sf "$MLFLOW_TRACKING_URI/health" >/dev/null || { echo "MLflow at $MLFLOW_TRACKING_URI is not answering"; exit 1; }
+export MLFLOW_EXPERIMENT_NAME=${MLFLOW_EXPERIMENT_NAME:-ringflow-demo}
+
+echo "== 2. ringflowd -> $MLFLOW_TRACKING_URI (experiment $MLFLOW_EXPERIMENT_NAME)"
+RINGFLOW_RING=$ring RINGFLOW_SPOOL_DIR=$spool ./build/release/bin/ringflowd 2>"$state/ringflowd.log" &
+sidecar=$!
+sleep 0.3
+echo "== an Inspect eval (mockllm, tool calls, two scorers) with the ringflow hook"
+RINGFLOW_RING=$ring RINGFLOW_AUTOSTART=0 INSPECT_LOG_LEVEL=warning \
+	.venv/bin/python examples/demo_eval.py 20 "$state/logs"
+t0=$(date +%s.%N)
+kill -TERM "$sidecar"; wait "$sidecar" || true; sidecar=""
+echo "== ringflowd flushed and stopped $(.venv/bin/python -c "import time; print(round(time.time() - $t0, 2))") s after the eval; its summary:"
+tail -n 1 "$state/ringflowd.log" | tr ' ' '\n' | grep -E '^(records|runs_created|metrics|params|batches|requests|artifacts|rejected|malformed)=' | paste -sd' '
+.venv/bin/python - <<'PY'
+import os
+from mlflow.tracking import MlflowClient
+uri, name = os.environ["MLFLOW_TRACKING_URI"], os.environ["MLFLOW_EXPERIMENT_NAME"]
+c = MlflowClient(uri)
+exp = c.get_experiment_by_name(name)
+runs = c.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=50)
+parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+child = next(r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id)
+arts = [f.path for f in c.list_artifacts(child.info.run_id, "inspect")]
+print(f"\nMLflow: parent run {parent.info.run_name} ({parent.info.status}), task run "
+      f"{child.info.run_name} ({child.info.status})")
+print(f"  {len(child.data.metrics)} metrics, e.g. " + ", ".join(
+    f"{k}={child.data.metrics[k]:g}" for k in ("grade/mean", "match/accuracy", "total_samples",
+                                              "cost/total_usd") if k in child.data.metrics))
+print(f"  {len(child.data.params)} params, artifacts: {', '.join(a.split('/')[-1] for a in arts)}")
+print(f"\nOpen: {uri}/#/experiments/{exp.experiment_id}/runs/{parent.info.run_id}")
 PY
+if [ -f "$state/mlflow.pid" ]; then
+	echo "The MLflow server keeps running; stop it with: kill \$(cat $state/mlflow.pid)"
+fi

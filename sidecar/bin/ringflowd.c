@@ -96,7 +96,7 @@ static void usage(FILE *f)
 		"  --experiment NAME    experiment (MLFLOW_EXPERIMENT_NAME, default inspect_ai)\n"
 		"  --ring NAME          ring (RINGFLOW_RING, default /ringflow-<uid>)\n"
 		"  --spool-dir DIR      state and spill directory (RINGFLOW_SPOOL_DIR)\n"
-		"  --flush-ms N         send pending metrics at least every N ms (RINGFLOW_FLUSH_MS, 200)\n"
+		"  --flush-ms N         send pending metrics at least every N ms (RINGFLOW_FLUSH_MS, 1000)\n"
 		"  --batch-max N        entities per log-batch, <= 1000 (RINGFLOW_BATCH_MAX, 1000)\n"
 		"  --shutdown-ms N      on SIGTERM, flush for at most N ms (RINGFLOW_SHUTDOWN_MS, 10000)\n"
 		"  --idle-exit-ms N     exit after N ms with nothing to do (0 = never; default 0)\n"
@@ -123,7 +123,7 @@ static int parse(struct cfg *c, int argc, char **argv)
 	c->password = env("MLFLOW_TRACKING_PASSWORD", NULL);
 	c->ca = env("MLFLOW_TRACKING_SERVER_CERT_PATH", NULL);
 	c->insecure = truthy(env("MLFLOW_TRACKING_INSECURE_TLS", NULL));
-	c->flush_ms = env("RINGFLOW_FLUSH_MS", NULL) ? atol(env("RINGFLOW_FLUSH_MS", NULL)) : 200;
+	c->flush_ms = env("RINGFLOW_FLUSH_MS", NULL) ? atol(env("RINGFLOW_FLUSH_MS", NULL)) : 1000;
 	c->batch_max = env("RINGFLOW_BATCH_MAX", NULL) ? atol(env("RINGFLOW_BATCH_MAX", NULL)) : 1000;
 	c->shutdown_ms = env("RINGFLOW_SHUTDOWN_MS", NULL) ? atol(env("RINGFLOW_SHUTDOWN_MS", NULL)) : 10000;
 	const char *fs = env("RINGFLOW_FSYNC", NULL);
