@@ -33,7 +33,7 @@ endif
 
 ALL_CFLAGS := $(BASE) $(WARN) $(VFLAGS) $(CFLAGS)
 LIB_LIBS   := -lmsgpackc -lz -lpthread
-SIDE_LIBS  := -ljansson -luring -lcurl -lm
+SIDE_LIBS  := -ljansson -luring -lcurl -larchive -lm
 
 HDRS       := $(wildcard ringbuf/*.h producer/*.h sidecar/*.h)
 
@@ -79,7 +79,7 @@ $(B)/bin/%: sidecar/bin/$$(subst -,_,$$*).c $(SIDE_LIB) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(LINK_ALL)
 
-$(B)/tests/%: tests/%.c $(SIDE_LIB) $(LIB) tests/rf_test.h
+$(B)/tests/%: tests/%.c $(SIDE_LIB) $(LIB) tests/rf_test.h tests/rf_test_mp.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(LINK_ALL)
 

@@ -84,7 +84,7 @@ export RB_SRC_HASH=$(cat ringbuf/*.c ringbuf/*.h 2>/dev/null | sha256sum | cut -
 export RB_JSONL=$JSONL RB_RESULTS=$RESULTS
 
 python3 - <<'PY' || status=1
-import json, os, re, statistics
+import json, os, re, statistics, sys
 
 env = os.environ
 rows = []
@@ -299,30 +299,12 @@ if failed or missing or not rows:
 lines.append("")
 section = "\n".join(lines)
 
+# One section-replacement for every benchmark: bench/results_section.py.
+import subprocess
 path = env["RB_RESULTS"]
-try:
-    with open(path) as f:
-        text = f.read()
-except FileNotFoundError:
-    text = ("# ringflow benchmark results\n\n"
-            "Measured figures from the programs in `bench/`.  Each section below is "
-            "rewritten by the script that produced it; everything else is kept.\n")
-
-# Replace the "## Ring" section (up to the next level-2 heading) or append it.
-m = re.search(r"^## Ring[ \t]*\n", text, flags=re.M)
-if m:
-    nxt = re.search(r"^## ", text[m.end():], flags=re.M)
-    end = m.end() + nxt.start() if nxt else len(text)
-    text = text[:m.start()] + section + ("\n" if nxt else "") + text[end:]
-else:
-    text = text.rstrip("\n") + "\n\n" + section
-if not text.endswith("\n"):
-    text += "\n"
-tmp = path + ".tmp"
-with open(tmp, "w") as f:
-    f.write(text)
-os.replace(tmp, path)
-print(f"run_ring.sh: wrote the Ring section of {path}", file=__import__("sys").stderr)
+subprocess.run([sys.executable, "bench/results_section.py", path, "Ring"], input=section,
+               text=True, check=True)
+print(f"run_ring.sh: wrote the Ring section of {path}", file=sys.stderr)
 PY
 
 exit $status

@@ -7,6 +7,7 @@ set -euo pipefail
 PKGS=(
 	build-essential gcc clang make pkg-config
 	liburing-dev libcurl4-openssl-dev libmsgpack-dev libjansson-dev zlib1g-dev
+	libarchive-dev # reads Inspect's .eval logs (zip with zstd members) for artifacts
 	libclang-rt-14-dev # clang's ASan/UBSan/TSan runtimes (VARIANT=asan CC=clang)
 	python3-dev
 	procps iproute2 # ps/pgrep/ss used by the demo and sidecar tests

@@ -11,6 +11,7 @@
 
 #include "rf_artifacts.h"
 #include "rf_decode.h"
+#include "rf_evallog.h"
 #include "ringflow.h"
 
 bool rf_value_to_float(const msgpack_object *v, double *out);
@@ -38,6 +39,9 @@ static const char *const EVENT_COLS[] = {"task_name", "eval_id", "sample_id", "e
 					  "working_time", "model", "completion", "usage_input_tokens",
 					  "usage_output_tokens", "tool_function", "tool_arguments",
 					  "tool_result", "tool_error", "error", NULL};
+static const char *const MESSAGE_COLS[] = {"task_name", "eval_id", "sample_id", "epoch",
+					    "message_index", "role", "source", "content", "tool_calls",
+					    "tool_call_id", "model", "stop_reason", NULL};
 static const char *const TASK_COLS[] = {"task_name", "eval_id", "task_file", "task_version",
 					 "task_id", "solver", "model", "dataset", "dataset_samples",
 					 NULL};
@@ -289,6 +293,49 @@ static void add(json_t *files, const char *path, json_t *doc, const char *type)
 	free(s);
 }
 
+struct log_ctx {
+	struct rf_art *a;
+	json_t *messages;
+	json_t *header;
+};
+
+static json_t *text_or_json(json_t *v)
+{
+	return json_is_string(v) || json_is_null(v) || !v ? json_incref(v ? v : json_null())
+							 : as_text(json_incref(v));
+}
+
+static void on_log(json_t *header, json_t *sample, void *arg)
+{
+	struct log_ctx *c = arg;
+	if (header) {
+		json_decref(c->header);
+		c->header = json_incref(header);
+		return;
+	}
+	json_t *msgs = json_object_get(sample, "messages");
+	json_t *task = json_object_get(c->a->task, "task_name");
+	json_t *eval_id = json_object_get(c->a->task, "eval_id");
+	size_t i;
+	json_t *m;
+	json_array_foreach(msgs, i, m) {
+		json_array_append_new(
+			c->messages,
+			row(MESSAGE_COLS,
+			    json_pack("{s:O,s:O,s:O,s:O,s:I,s:O,s:O,s:o,s:o,s:O,s:O,s:O}", "task_name",
+				      task ? task : json_null(), "eval_id", eval_id ? eval_id : json_null(),
+				      "sample_id", json_object_get(sample, "id"), "epoch",
+				      json_object_get(sample, "epoch"), "message_index", (json_int_t)i,
+				      "role", json_object_get(m, "role") ?: json_null(), "source",
+				      json_object_get(m, "source") ?: json_null(), "content",
+				      text_or_json(json_object_get(m, "content")), "tool_calls",
+				      text_or_json(json_object_get(m, "tool_calls")), "tool_call_id",
+				      json_object_get(m, "tool_call_id") ?: json_null(), "model",
+				      json_object_get(m, "model") ?: json_null(), "stop_reason",
+				      json_object_get(m, "stop_reason") ?: json_null())));
+	}
+}
+
 json_t *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_location)
 {
 	json_t *files = json_array();
@@ -306,6 +353,24 @@ json_t *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_loca
 	if (json_array_size(a->usage))
 		add(files, "inspect/model_usage.json", table(USAGE_COLS, a->usage), "table");
 	char path[300];
+	/* From Inspect's own log: the conversation and the header. */
+	struct log_ctx lc = {a, json_array(), NULL};
+	char err[512] = "";
+	struct stat lst;
+	if (log_location && log_location[0] == '/' && stat(log_location, &lst) == 0 &&
+	    rf_evallog_read(log_location, on_log, &lc, err, sizeof err) == 0) {
+		if (json_array_size(lc.messages))
+			add(files, "inspect/messages.json", table(MESSAGE_COLS, lc.messages), "table");
+		if (lc.header) {
+			snprintf(path, sizeof path, "eval_logs/%s.json", eval_id);
+			add(files, path, json_incref(lc.header), "json");
+		}
+	} else if (err[0]) {
+		json_array_append_new(files, json_pack("{s:s,s:s,s:s}", "path", "", "body", err, "type",
+						       "error"));
+	}
+	json_decref(lc.messages);
+	json_decref(lc.header);
 	snprintf(path, sizeof path, "sample_results/%s.json", eval_id);
 	add(files, path, json_incref(a->results), "json");
 	struct stat st;

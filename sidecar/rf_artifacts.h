@@ -3,15 +3,12 @@
  *
  * inspect/{tasks,samples,sample_scores,events,model_usage}.json in MLflow's
  * table format ({"columns": [...], "data": [[...], ...]}, listed in the run's
- * mlflow.loggedArtifacts tag as log_table does), sample_results/<eval_id>.json,
- * and the raw Inspect log file (inspect/logs/<name>) when it is on a local
- * disk.  Rows are collected per task as records arrive and uploaded at task
- * end (PUT through the tracking server's artifact proxy, retried).
- *
- * Not built: inspect/messages.json and eval_logs/<eval_id>.json need the
- * conversation and the log header, which are only in Inspect's .eval file,
- * a zip with zstd members that Debian 12's libzip (1.7.3) cannot read; the raw
- * log file is uploaded instead.
+ * mlflow.loggedArtifacts tag as log_table does) and sample_results/<eval_id>.json
+ * from the records (collected per task as they arrive); inspect/messages.json,
+ * eval_logs/<eval_id>.json (the log without samples) and the raw log file
+ * (inspect/logs/<name>) from Inspect's own log when it is on a local disk
+ * (rf_evallog.c).  Uploaded at task end through the tracking server's
+ * artifact proxy, retried.
  */
 #ifndef RF_ARTIFACTS_H
 #define RF_ARTIFACTS_H
@@ -29,7 +26,8 @@ void rf_art_sample_end(struct rf_art *a, const msgpack_object *m);
 void rf_art_event(struct rf_art *a, int type, const msgpack_object *m);
 
 /* The files to upload: each is {"path": relative path, "body": bytes as a
- * JSON string, "type": "table"|"json"|"file"}; "file" bodies are local paths. */
+ * JSON string, "type": "table"|"json"|"file"|"error"}; "file" bodies are
+ * local paths; an "error" entry reports why the log could not be read. */
 json_t *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_location);
 
 #endif

@@ -117,6 +117,12 @@ void rf_run_artifacts(struct mrun *r, json_t *files)
 	size_t i;
 	json_t *f;
 	json_array_foreach(files, i, f) {
+		if (!strcmp(json_string_value(json_object_get(f, "type")), "error")) {
+			r->t->st.artifacts_failed++;
+			track_err(r->t, "artifacts from the Inspect log: %s",
+				  json_string_value(json_object_get(f, "body")));
+			continue;
+		}
 		json_array_append(r->uploads, f);
 		if (!strcmp(json_string_value(json_object_get(f, "type")), "table"))
 			json_array_append_new(logged, json_pack("{s:O,s:s}", "path",

@@ -50,6 +50,15 @@ class Sidecar:
         return self.log.read_text()
 
 
+def cleanup(sc: Sidecar, ring: str) -> None:
+    """After a test, pass or fail: no sidecar left running, no ring left behind."""
+    if sc.proc.poll() is None:
+        sc.proc.kill()
+        sc.proc.wait()
+    if os.path.exists(f"/dev/shm{ring}"):
+        os.unlink(f"/dev/shm{ring}")
+
+
 def run_eval(env, log_dir: Path, kind: str, *args: str) -> str:
     p = subprocess.run([sys.executable, str(EVALS), kind, str(log_dir), *args], env=env,
                        capture_output=True, text=True, timeout=300)
@@ -90,10 +99,7 @@ def rich_run(mlflow_server, tmp_path_factory):
         location = run_eval(env, tmp / "logs", "rich")
         log_text = sc.stop()
     finally:
-        if sc.proc.poll() is None:
-            sc.proc.kill()
-        if os.path.exists(f"/dev/shm{ring}"):
-            os.unlink(f"/dev/shm{ring}")
+        cleanup(sc, ring)
     return read_eval_log(location), exp, log_text
 
 
@@ -195,11 +201,8 @@ def test_two_processes_one_sidecar_and_faults(mlflow_server, tmp_path, exp_name)
         assert all(p.returncode == 0 for p in procs), outs
         log_text = sc.stop()
     finally:
-        if sc.proc.poll() is None:
-            sc.proc.kill()
+        cleanup(sc, ring)
         proxy.close()
-        if os.path.exists(f"/dev/shm{ring}"):
-            os.unlink(f"/dev/shm{ring}")
     client = MlflowClient(mlflow_server)
     parents, children = runs_of(client, exp_name)
     assert len(parents) == 2 and len(children) == 2
@@ -243,10 +246,7 @@ def test_restart_reuses_runs(mlflow_server, tmp_path, exp_name):
         assert p.returncode == 0, out
         sc.stop()
     finally:
-        if sc.proc.poll() is None:
-            sc.proc.kill()
-        if os.path.exists(f"/dev/shm{ring}"):
-            os.unlink(f"/dev/shm{ring}")
+        cleanup(sc, ring)
     parents, children = runs_of(client, exp_name)
     assert len(parents) == 1 and len(children) == 1  # no run created twice
     assert children[0].info.status == "FINISHED" and parents[0].info.status == "FINISHED"
@@ -264,10 +264,7 @@ def test_deleted_experiment_is_restored(mlflow_server, tmp_path, exp_name):
         run_eval(eval_env(ring, tmp_path / "spool"), tmp_path / "logs", "plain", "3")
         sc.stop()
     finally:
-        if sc.proc.poll() is None:
-            sc.proc.kill()
-        if os.path.exists(f"/dev/shm{ring}"):
-            os.unlink(f"/dev/shm{ring}")
+        cleanup(sc, ring)
     exp = client.get_experiment_by_name(exp_name)
     assert exp.lifecycle_stage == "active"
     assert len(client.search_runs([exp.experiment_id])) == 2
@@ -303,10 +300,7 @@ def test_sigkill_mid_eval_loses_nothing_duplicates_nothing(mlflow_server, tmp_pa
         assert p.returncode == 0, out
         log_text = sc.stop()
     finally:
-        if sc.proc.poll() is None:
-            sc.proc.kill()
-        if os.path.exists(f"/dev/shm{ring}"):
-            os.unlink(f"/dev/shm{ring}")
+        cleanup(sc, ring)
     assert "replayed" in log_text
     parents, children = runs_of(client, exp_name)
     assert len(parents) == 1 and len(children) == 1
@@ -329,7 +323,7 @@ def test_artifacts_present_and_parseable(rich_run, mlflow_server, tmp_path):
     rid = c.info.run_id
     listed = {f.path for f in client.list_artifacts(rid, "inspect")}
     assert {"inspect/tasks.json", "inspect/samples.json", "inspect/sample_scores.json",
-            "inspect/events.json", "inspect/model_usage.json"} <= listed
+            "inspect/events.json", "inspect/model_usage.json", "inspect/messages.json"} <= listed
 
     def table(name):
         t = _json.loads(Path(client.download_artifacts(rid, f"inspect/{name}.json", str(tmp_path))).read_text())
@@ -357,6 +351,14 @@ def test_artifacts_present_and_parseable(rich_run, mlflow_server, tmp_path):
     name = Path(log.location).name
     got = Path(client.download_artifacts(rid, f"inspect/logs/{name}", str(tmp_path))).read_bytes()
     assert got == Path(log.location).read_bytes()
+    # From Inspect's own .eval (zstd members): the conversation and the header.
+    messages = table("messages")
+    assert len(messages) == sum(len(s.messages) for s in log.samples)
+    assert {m["role"] for m in messages} >= {"user", "assistant", "tool"}
+    header = _json.loads(Path(client.download_artifacts(
+        rid, f"eval_logs/{log.eval.eval_id}.json", str(tmp_path))).read_text())
+    assert header["eval"]["eval_id"] == log.eval.eval_id and header["status"] == log.status
+    assert "samples" not in header or not header["samples"]
     logged = _json.loads(c.data.tags["mlflow.loggedArtifacts"])
     assert {x["path"] for x in logged} >= {"inspect/samples.json", "inspect/sample_scores.json"}
 
@@ -370,10 +372,7 @@ def test_artifacts_switch_off(mlflow_server, tmp_path, exp_name):
         run_eval(eval_env(ring, tmp_path / "spool"), tmp_path / "logs", "plain", "3")
         sc.stop()
     finally:
-        if sc.proc.poll() is None:
-            sc.proc.kill()
-        if os.path.exists(f"/dev/shm{ring}"):
-            os.unlink(f"/dev/shm{ring}")
+        cleanup(sc, ring)
     client = MlflowClient(mlflow_server)
     _, (c,) = runs_of(client, exp_name)
     assert client.list_artifacts(c.info.run_id) == []
