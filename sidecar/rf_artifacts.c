@@ -149,7 +149,7 @@ void rf_art_sample_end(struct rf_art *a, const msgpack_object *m)
 	json_t *eval_id = json_object_get(a->task, "eval_id");
 	json_t *sid = field(m, "sample_id"), *epoch = field(m, "epoch");
 	json_t *scores = json_object();
-	json_t *result = json_pack("{s:O,s:O,s:O,s:O,s:O,s:o,s:o}", "id", sid, "epoch", epoch,
+	json_t *result = json_pack("{s:O,s:O,s:O,s:O,s:o,s:o,s:o}", "id", sid, "epoch", epoch,
 				   "input", in ? json_object_get(in, "input") : json_null(), "target",
 				   in ? json_object_get(in, "target") : json_null(), "total_time",
 				   field(m, "total_time"), "error", field(m, "error"), "output",

@@ -7,6 +7,7 @@
 #   tsan    (gcc)        TSan build + the in-process concurrency tests (TSAN_TESTS)
 #   checks               spin model, make install (tests/{model,install}/check*.sh)
 #   python               pytest tests/python in .venv (if there are tests)
+#   python+asan          test_sidecar.py again with ringflowd under ASan+UBSan
 #
 # Every step runs even after an earlier one failed, so one run reports
 # everything.  The very last line is "N passed, N failed[, N skipped]" summed
@@ -103,20 +104,21 @@ for m in tests/model/check*.sh tests/install/check*.sh; do
 	esac
 done
 
-# (e) Python tests, in the pinned venv.
-if compgen -G "tests/python/test_*.py" >/dev/null; then
-	echo "== python: pytest tests/python"
+# pytest_step NAME XML ARGS...: run pytest in the venv, add its junit counts
+# (errors in fixtures or collection count as failures) to the totals.
+pytest_step() {
+	local name=$1 xml=$2 rc counts=""
+	shift 2
+	echo "== python: $name"
 	if [ ! -x .venv/bin/python ]; then
-		step_fail "python tests: .venv missing (run: make venv)"
-	else
-		xml="$LOGS/pytest.xml"
-		rm -f "$xml"
-		.venv/bin/python -m pytest -q tests/python --junitxml="$xml"
-		rc=$?
-		counts=""
-		if [ -s "$xml" ]; then
-			# junit counts: errors (fixture/collection) are failures to us.
-			counts=$(.venv/bin/python - "$xml" <<'PY'
+		step_fail "$name: .venv missing (run: make venv)"
+		return
+	fi
+	rm -f "$xml"
+	.venv/bin/python -m pytest -q "$@" --junitxml="$xml"
+	rc=$?
+	if [ -s "$xml" ]; then
+		counts=$(.venv/bin/python - "$xml" <<'PY'
 import sys
 import xml.etree.ElementTree as ET
 root = ET.parse(sys.argv[1]).getroot()
@@ -128,22 +130,35 @@ for su in suites:
     s += int(su.get("skipped", 0))
 print(t - f - s, f, s)
 PY
-			)
-		fi
-		if [ $rc -eq 5 ]; then
-			echo "   (pytest collected no tests)" # exit 5 is not a failure
-		elif [ -n "$counts" ]; then
-			echo "$counts" >>"$RES"
-			if [ $rc -ne 0 ] && [ "$(echo "$counts" | cut -d' ' -f2)" = 0 ]; then
-				# pytest failed but its XML records no failure (internal error).
-				step_fail "pytest exited $rc"
-			elif [ $rc -ne 0 ]; then
-				failed_steps+=("python tests")
-			fi
-		elif [ $rc -ne 0 ]; then
-			step_fail "pytest exited $rc without a report"
-		fi
+		)
 	fi
+	if [ $rc -eq 5 ]; then
+		echo "   (pytest collected no tests)" # exit 5 is not a failure
+	elif [ -n "$counts" ]; then
+		echo "$counts" >>"$RES"
+		if [ $rc -ne 0 ] && [ "$(echo "$counts" | cut -d' ' -f2)" = 0 ]; then
+			step_fail "$name: pytest exited $rc" # failed, yet no failure recorded
+		elif [ $rc -ne 0 ]; then
+			failed_steps+=("$name")
+		fi
+	elif [ $rc -ne 0 ]; then
+		step_fail "$name: pytest exited $rc without a report"
+	fi
+}
+
+# (e) Python tests, in the pinned venv.
+if compgen -G "tests/python/test_*.py" >/dev/null; then
+	pytest_step "pytest tests/python" "$LOGS/pytest.xml" tests/python
+fi
+
+# (f) The sidecar's tests again, with ringflowd built under ASan+UBSan: the
+# real-server paths (HTTP, retries, journal replay, artifacts) under the
+# sanitizers.  A leak or undefined behaviour makes it exit non-zero.
+if [ -x build/asan/bin/ringflowd ]; then
+	RF_RINGFLOWD=build/asan/bin/ringflowd \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		pytest_step "test_sidecar.py with ringflowd under ASan+UBSan" "$LOGS/pytest-asan.xml" \
+		tests/python/test_sidecar.py
 fi
 
 while read -r p f s; do
