@@ -107,8 +107,7 @@ static void usage(FILE *f)
 		"MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (Basic, wins),\n"
 		"MLFLOW_TRACKING_SERVER_CERT_PATH (CA bundle), MLFLOW_TRACKING_INSECURE_TLS=true.\n"
 		"Artifacts: INSPECT_MLFLOW_LOG_ARTIFACTS / MLFLOW_INSPECT_LOG_ARTIFACTS (default on).\n"
-		"Not yet implemented (open issues): traces (MLFLOW_INSPECT_TRACING),\n"
-		"inspect/messages.json and eval_logs/ (need Inspect's zstd .eval file), a bound\n"
+		"Not yet implemented (open issues): traces (MLFLOW_INSPECT_TRACING), a bound\n"
 		"on memory while MLflow is away.\n");
 }
 
