@@ -6,27 +6,18 @@ usage set), two scorers.  Prints the wall time of eval() in seconds.
 
 import sys
 import time
+from pathlib import Path
 
 from inspect_ai import Task, eval as inspect_eval
 from inspect_ai.dataset import Sample
 from inspect_ai.model import ChatMessageTool, ModelOutput, ModelUsage, get_model
 from inspect_ai.scorer import includes, match
 from inspect_ai.solver import generate, use_tools
-from inspect_ai.tool import tool
 
-
-@tool
-def multiply():
-    async def execute(a: int, b: int):
-        """Multiply two integers.
-
-        Args:
-            a: first factor
-            b: second factor
-        """
-        return str(a * b)
-
-    return execute
+# The example's tool (examples/demo_eval.py): one definition for the demo,
+# the benchmarks and the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from demo_eval import multiply  # noqa: E402
 
 
 def outputs(input, tools, tool_choice, config):

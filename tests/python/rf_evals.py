@@ -15,29 +15,20 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 from inspect_ai import Task, eval as inspect_eval, task
 from inspect_ai.dataset import Sample
 from inspect_ai.model import ChatMessageTool, ModelOutput, ModelUsage, get_model
 from inspect_ai.scorer import CORRECT, INCORRECT, PARTIAL, Score, Target, includes, match, mean, scorer
 from inspect_ai.solver import Generate, TaskState, generate, solver, use_tools
-from inspect_ai.tool import tool
+
+# The example's tool (examples/demo_eval.py): one definition for the demo,
+# the benchmarks and the tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+from demo_eval import multiply  # noqa: E402
 
 _attempts: dict[tuple, int] = {}
-
-
-@tool
-def multiply():
-    async def execute(a: int, b: int):
-        """Multiply two integers.
-
-        Args:
-            a: first factor
-            b: second factor
-        """
-        return str(a * b)
-
-    return execute
 
 
 def mock_model(input, tools, tool_choice, config):
