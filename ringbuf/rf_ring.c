@@ -459,7 +459,8 @@ int rf_ring_stats(rf_ring *r, struct rf_ring_stats *st)
 	memset(st, 0, sizeof *st);
 	st->capacity = h->capacity;
 	st->max_record = h->max_record;
-	/* Acquire both: a consistent-enough snapshot for reporting. */
+	/* Acquire both: pairs with the consumer's release store of head and the
+	 * producers' release CAS on tail; a snapshot for reporting only. */
 	st->head = atomic_load_explicit(&h->head, memory_order_acquire);
 	st->tail = atomic_load_explicit(&h->tail, memory_order_acquire);
 	st->spilled = atomic_load_explicit(&h->spilled, memory_order_relaxed);

@@ -56,6 +56,8 @@ static uint64_t zero_run_end(rf_ring *r, uint64_t head, uint64_t tail)
 	if (limit > tail)
 		limit = tail;
 	uint64_t p = head;
+	/* Acquire: pairs with the claimant's header stores (release) in
+	 * rf_ring_claim_ring(); a header seen non-zero ends the run. */
 	while (p < limit && atomic_load_explicit(rf_rec_len(r, p), memory_order_acquire) == 0)
 		p += RF_RING_ALIGN;
 	return p;
@@ -97,7 +99,8 @@ static int recover_head(rf_ring *r, uint64_t head)
 	if (claimants_alive(r, end))
 		return 0;
 	/* Re-check after the slot scan: a claimant that committed (and went
-	 * idle) while we scanned has a header now. */
+	 * idle) while we scanned has a header now.  Acquire: pairs with the
+	 * producer's release store of len in finish(). */
 	int32_t again = atomic_load_explicit(rf_rec_len(r, head), memory_order_acquire);
 	if (again != len)
 		return again > 0;
@@ -219,7 +222,8 @@ static int consume(rf_ring *r, rf_ring_handler fn, void *arg, unsigned max, bool
 	if (rc)
 		return rc;
 	/* Spill files of producers that died or left while the ring was full:
-	 * ingested once the ring is drained, i.e. after all their ring records. */
+	 * ingested once the ring is drained, i.e. after all their ring records.
+	 * Acquire: pairs with the producers' release CAS on tail. */
 	if (n == 0 && pos == atomic_load_explicit(&h->tail, memory_order_acquire)) {
 		uint64_t now = rf_now_ns();
 		if (now >= r->orphan_next_scan) {
@@ -256,6 +260,7 @@ int rf_ring_resume(rf_ring *r, uint64_t target)
 {
 	struct rf_ring_shm *h = r->shm;
 	uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
+	/* Acquire: pairs with the producers' release CAS on tail. */
 	uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
 	if (target <= head || target > tail)
 		return 0;
@@ -263,6 +268,7 @@ int rf_ring_resume(rf_ring *r, uint64_t target)
 	 * record before it must be committed (it was, when it was processed). */
 	uint64_t pos = head;
 	while (pos < target) {
+		/* Acquire: pairs with the producer's release store of len. */
 		int32_t len = atomic_load_explicit(rf_rec_len(r, pos), memory_order_acquire);
 		if (len <= 0 || (uint64_t)len < RF_RING_HDR_BYTES) {
 			rf_set_err(0, "ring %s: resume position %llu is not after committed records",

@@ -143,6 +143,8 @@ static int take_slot(rf_ring *r, uint32_t *out)
 			if (!atomic_compare_exchange_strong(&s->owner, &o, me))
 				continue;
 			atomic_store_explicit(&s->start_time, start, memory_order_relaxed);
+			/* Release: pairs with the consumer's acquire load of pos in
+			 * claimants_alive(); start_time is visible with the slot. */
 			atomic_store_explicit(&s->pos, RF_POS_IDLE, memory_order_release);
 			*out = i;
 			return 0;
@@ -350,6 +352,8 @@ static int finish(rf_ring *r, struct rf_ring_claim *c, bool abort, size_t used)
 		uint64_t keep = rf_align8(RF_RING_HDR_BYTES + (uint64_t)used);
 		uint64_t size = rf_align8(need);
 		if (keep < size) {
+			/* The release store of the padding's len below pairs with the
+			 * consumer's acquire load of len (as every header does). */
 			atomic_store_explicit(rf_rec_type(r, pos + keep), RF_REC_PAD,
 					      memory_order_relaxed);
 			atomic_store_explicit(rf_rec_len(r, pos + keep), (int32_t)(size - keep),
