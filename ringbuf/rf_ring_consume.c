@@ -56,8 +56,10 @@ static uint64_t zero_run_end(rf_ring *r, uint64_t head, uint64_t tail)
 	if (limit > tail)
 		limit = tail;
 	uint64_t p = head;
-	/* Acquire: pairs with the claimant's header stores (release) in
-	 * rf_ring_claim_ring(); a header seen non-zero ends the run. */
+	/* Acquire: pairs with the release stores of committed and padding
+	 * headers (finish(), rf_ring_claim_ring()); an in-progress header is a
+	 * relaxed store, and any non-zero value is all this needs: it ends the
+	 * run, and its claimant's slot is what decides. */
 	while (p < limit && atomic_load_explicit(rf_rec_len(r, p), memory_order_acquire) == 0)
 		p += RF_RING_ALIGN;
 	return p;
