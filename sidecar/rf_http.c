@@ -300,8 +300,8 @@ int rf_http_new(rf_http **out, rf_loop *loop, const struct rf_http_opts *o)
 		h->o = *o;
 	if (!h->o.timeout_ms)
 		h->o.timeout_ms = 30000;
-	if (!h->o.backoff_max_ms)
-		h->o.backoff_max_ms = 30000;
+	if (!h->o.backoff_max_ms) /* short: a local sidecar should catch up fast */
+		h->o.backoff_max_ms = 5000;
 	h->rnd = 0x9e3779b97f4a7c15ull ^ (uint64_t)rf_loop_now_ms();
 	if (h->o.token && !h->o.username) {
 		size_t n = strlen(h->o.token) + 32;
@@ -371,6 +371,13 @@ int rf_http_request(rf_http *h, const char *method, const char *url, char *body,
 		free_req(q);
 	}
 	return rc;
+}
+
+void rf_http_retry_now(rf_http *h)
+{
+	for (struct req *q = h->retry; q; q = q->next)
+		q->due = 0;
+	arm_retry_timer(h);
 }
 
 size_t rf_http_pending(rf_http *h)

@@ -31,7 +31,7 @@ struct rf_http_opts {
 	bool insecure_tls;      /* MLFLOW_TRACKING_INSECURE_TLS=true only */
 	const char *ca_path;    /* MLFLOW_TRACKING_SERVER_CERT_PATH */
 	long timeout_ms;        /* per attempt; default 30000 */
-	long backoff_max_ms;    /* default 30000 */
+	long backoff_max_ms;    /* default 5000 */
 };
 
 struct rf_http_stats {
@@ -57,6 +57,9 @@ enum rf_http_retry {
 /* Queue a request.  `body` (may be NULL) is taken over and freed. */
 int rf_http_request(rf_http *h, const char *method, const char *url, char *body, size_t len,
 		    const char *content_type, int retry, rf_http_done cb, void *arg);
+
+/* Make every request waiting for a retry due now (e.g. when stopping). */
+void rf_http_retry_now(rf_http *h);
 
 /* Requests queued, in flight or waiting to retry. */
 size_t rf_http_pending(rf_http *h);

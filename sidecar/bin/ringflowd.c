@@ -352,6 +352,7 @@ int main(int argc, char **argv)
 		}
 		if (d.stopping && !stop_at && n == 0) {
 			stop_at = rf_loop_now_ms() + (uint64_t)d.c.shutdown_ms;
+			rf_http_retry_now(d.http); /* the flush window is short: try at once */
 			logf_("info", "stopping: flushing for at most %ld ms", d.c.shutdown_ms);
 		}
 		rf_track_pump(d.track, stop_at != 0);

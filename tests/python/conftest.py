@@ -58,62 +58,78 @@ def _stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
         proc.wait(timeout=5)
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory):
-    """A real `mlflow server` (sqlite + served artifacts) on a free loopback port.
+class MlflowServer:
+    """A real `mlflow server` (sqlite + served artifacts) on a loopback port.
+    stop() and start() again keep its port and database (for outage tests)."""
 
-    Yields its tracking URI, e.g. http://127.0.0.1:41234.
-    """
-    mlflow_bin = VENV_BIN / "mlflow"
-    if not mlflow_bin.exists():
-        found = shutil.which("mlflow")
-        if not found:
-            pytest.fail("mlflow executable not found; run scripts/venv.sh")
-        mlflow_bin = Path(found)
+    def __init__(self, root: Path, port: int | None = None):
+        self.root = root
+        self.port = port or _free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+        self.log = None
 
-    root = tmp_path_factory.mktemp("mlflow")
-    port = _free_port()
-    uri = f"http://127.0.0.1:{port}"
-    log_path = root / "server.log"
-    cmd = [
-        str(mlflow_bin), "server",
-        "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
-        "--artifacts-destination", str(root / "artifacts"),
-        "--serve-artifacts",
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--workers", "1",
-        # The default host check already admits localhost/127.0.0.1; naming
-        # them keeps this working if a later mlflow narrows the default.
-        "--allowed-hosts", f"127.0.0.1:{port},localhost:{port},127.0.0.1,localhost",
-    ]
-    env = dict(os.environ)
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    log = open(log_path, "wb")
-    # Own session/process group so teardown can kill the worker children too.
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, env=env, cwd=root,
-                            start_new_session=True)
-    try:
+    def start(self) -> "MlflowServer":
+        mlflow_bin = VENV_BIN / "mlflow"
+        if not mlflow_bin.exists():
+            found = shutil.which("mlflow")
+            if not found:
+                pytest.fail("mlflow executable not found; run scripts/venv.sh")
+            mlflow_bin = Path(found)
+        log_path = self.root / "server.log"
+        cmd = [
+            str(mlflow_bin), "server",
+            "--backend-store-uri", f"sqlite:///{self.root}/mlflow.db",
+            "--artifacts-destination", str(self.root / "artifacts"),
+            "--serve-artifacts",
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--workers", "1",
+            # The default host check already admits localhost/127.0.0.1; naming
+            # them keeps this working if a later mlflow narrows the default.
+            "--allowed-hosts", f"127.0.0.1:{self.port},localhost:{self.port},127.0.0.1,localhost",
+        ]
+        env = dict(os.environ)
+        env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.log = open(log_path, "ab")
+        # Own session/process group so stop() can kill the worker children too.
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, env=env, cwd=self.root,
+                                     start_new_session=True)
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while True:
-            if proc.poll() is not None:
-                pytest.fail(f"mlflow server exited with {proc.returncode}:\n"
+            if self.proc.poll() is not None:
+                pytest.fail(f"mlflow server exited with {self.proc.returncode}:\n"
                             + log_path.read_text(errors="replace")[-4000:])
             try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=2) as r:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
                     if r.status == 200:
-                        break
+                        return self
             except OSError:
                 pass
             if time.monotonic() > deadline:
                 pytest.fail(f"mlflow server not healthy after {SERVER_START_TIMEOUT:.0f}s:\n"
                             + log_path.read_text(errors="replace")[-4000:])
             time.sleep(0.25)
-        yield uri
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop_group(self.proc)
+            self.proc = None
+        if self.log:
+            self.log.close()
+            self.log = None
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` for the session; yields its tracking URI."""
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow")).start()
+    try:
+        yield server.uri
     finally:
-        _stop_group(proc)
-        log.close()
+        server.stop()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ in front of the real server."""
 from __future__ import annotations
 
 import math
+import re
 import os
 import signal
 import subprocess
@@ -379,3 +380,103 @@ def test_artifacts_switch_off(mlflow_server, tmp_path, exp_name):
     _, (c,) = runs_of(client, exp_name)
     assert client.list_artifacts(c.info.run_id) == []
     assert c.data.metrics["total_samples"] == 3  # the rest is unaffected
+
+
+def test_mlflow_down_60s_mid_eval_loses_nothing(tmp_path, exp_name):
+    """The MLflow server stopped for 60 s mid-eval, then restarted: the eval
+    never waits on it (the hook only writes the ring), ringflowd keeps
+    draining, retries, and every sample's metrics land once."""
+    from conftest import MlflowServer
+    from mlflow.tracking import MlflowClient
+
+    server = MlflowServer(tmp_path / "mlflow").start()
+    ring = f"/rf-pytest-down-{os.getpid()}"
+    spool = tmp_path / "spool"
+    sc = Sidecar(server.uri, ring, spool, exp_name)
+    try:
+        env = eval_env(ring, spool)
+        p = subprocess.Popen([sys.executable, str(EVALS), "plain", str(tmp_path / "logs"), "200", "4"],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        client = MlflowClient(server.uri)
+        deadline = time.time() + 120
+        while time.time() < deadline:  # the runs exist and samples are flowing
+            exp = client.get_experiment_by_name(exp_name)
+            runs = client.search_runs([exp.experiment_id]) if exp else []
+            child = next((r for r in runs if "mlflow.parentRunId" in r.data.tags), None)
+            if child and history(client, child.info.run_id, "sample/includes"):
+                break
+            time.sleep(0.1)
+        server.stop()
+        t_down = time.time()
+        out = p.communicate(timeout=600)  # the eval goes on without MLflow
+        assert p.returncode == 0, out
+        eval_done_during_outage = time.time() - t_down < 60
+        time.sleep(max(0.0, 60 - (time.time() - t_down)))
+        server.start()
+        client = MlflowClient(server.uri)
+        deadline = time.time() + 120  # ringflowd catches up on its own
+        while time.time() < deadline:
+            _, children = runs_of(client, exp_name)
+            if children and children[0].info.status == "FINISHED":
+                break
+            time.sleep(0.2)
+        print(f"caught up {time.time() - t_down - 60:.1f} s after the server was back")
+        log_text = sc.stop()
+    finally:
+        cleanup(sc, ring)
+        server.stop()
+    server.start()
+    try:
+        client = MlflowClient(server.uri)
+        parents, children = runs_of(client, exp_name)
+        assert len(parents) == 1 and len(children) == 1
+        c = children[0]
+        assert c.info.status == "FINISHED" and c.data.metrics["total_samples"] == 200
+        steps = sorted(m.step for m in history(client, c.info.run_id, "sample/total_time"))
+        assert steps == list(range(200))  # every sample once
+        m = re.search(r"retries=(\d+)", log_text)
+        assert m and int(m.group(1)) > 0  # it did have to retry
+        print(f"eval finished during the outage: {eval_done_during_outage}")
+    finally:
+        server.stop()
+
+
+def test_no_sidecar_during_eval_larger_than_ring(mlflow_server, tmp_path, exp_name):
+    """No ringflowd while an eval writes more than the ring holds: the hook
+    spills to files; a sidecar started afterwards ingests ring and spill files
+    and every sample lands once."""
+    import ringflow
+    from mlflow.tracking import MlflowClient
+
+    ring = f"/rf-pytest-nosc-{os.getpid()}"
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    ringflow.Producer(ring=ring, spool_dir=str(spool), capacity=65536).close()  # 64 KiB
+    sc = None
+    try:
+        run_eval(eval_env(ring, spool), tmp_path / "logs", "plain", "300")
+        spilled = list(spool.glob("spill-*"))
+        assert spilled, "the eval should have outgrown the ring"
+        sc = Sidecar(mlflow_server, ring, spool, exp_name)
+        client = MlflowClient(mlflow_server)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            exp = client.get_experiment_by_name(exp_name)
+            runs = client.search_runs([exp.experiment_id]) if exp else []
+            if len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs):
+                break
+            time.sleep(0.2)
+        log_text = sc.stop()
+    finally:
+        if sc:
+            cleanup(sc, ring)
+        elif os.path.exists(f"/dev/shm{ring}"):
+            os.unlink(f"/dev/shm{ring}")
+    parents, children = runs_of(client, exp_name)
+    assert len(parents) == 1 and len(children) == 1
+    c = children[0]
+    assert c.info.status == "FINISHED" and c.data.metrics["total_samples"] == 300
+    steps = sorted(m.step for m in history(client, c.info.run_id, "sample/total_time"))
+    assert steps == list(range(300))
+    assert not list(spool.glob("spill-*")), "ingested spill files are removed"
+    assert "ring_spilled=0" not in log_text
