@@ -140,6 +140,11 @@ bool rf_key_is_secret(const char *k)
 	}
 }
 
+bool rf_secret_key(const char *key)
+{
+	return rf_key_is_secret(key);
+}
+
 /* Starts a value: writes the key (in a map) and counts the entry.  Returns
  * false if the value must not be written (inside a redacted value). */
 static bool begin_value(rf_rec *r, const char *key, bool *secret)

@@ -84,6 +84,10 @@ const char *rf_errmsg(void);
  * authorization, ...) and "Bearer ..." strings are always redacted. */
 int rf_producer_add_secret(rf_producer *p, const char *secret);
 
+/* Is `key` secret-looking (api_key, *_token, password, authorization, ...)?
+ * The rule the encoder applies; exported so consumers can apply it too. */
+bool rf_secret_key(const char *key);
+
 /* Is a consumer (the sidecar) attached and alive? */
 bool rf_producer_consumer_alive(rf_producer *p);
 

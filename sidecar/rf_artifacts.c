@@ -12,6 +12,7 @@
 #include "rf_artifacts.h"
 #include "rf_decode.h"
 #include "rf_evallog.h"
+#include "rf_redact.h"
 #include "ringflow.h"
 
 bool rf_value_to_float(const msgpack_object *v, double *out);
@@ -308,6 +309,8 @@ static json_t *text_or_json(json_t *v)
 static void on_log(json_t *header, json_t *sample, void *arg)
 {
 	struct log_ctx *c = arg;
+	/* The hook never saw this: the same redaction rules apply here. */
+	rf_redact_json(header ? header : sample);
 	if (header) {
 		json_decref(c->header);
 		c->header = json_incref(header);
@@ -357,8 +360,9 @@ json_t *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_loca
 	struct log_ctx lc = {a, json_array(), NULL};
 	char err[512] = "";
 	struct stat lst;
+	bool log_has_secret = false;
 	if (log_location && log_location[0] == '/' && stat(log_location, &lst) == 0 &&
-	    rf_evallog_read(log_location, on_log, &lc, err, sizeof err) == 0) {
+	    rf_evallog_read(log_location, on_log, &lc, err, sizeof err, &log_has_secret) == 0) {
 		if (json_array_size(lc.messages))
 			add(files, "inspect/messages.json", table(MESSAGE_COLS, lc.messages), "table");
 		if (lc.header) {
@@ -374,7 +378,12 @@ json_t *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_loca
 	snprintf(path, sizeof path, "sample_results/%s.json", eval_id);
 	add(files, path, json_incref(a->results), "json");
 	struct stat st;
-	if (log_location && log_location[0] == '/' && stat(log_location, &st) == 0 && S_ISREG(st.st_mode)) {
+	if (log_has_secret) {
+		json_array_append_new(files, json_pack("{s:s,s:s,s:s}", "path", "", "body",
+						       "raw Inspect log withheld: it contains the value of "
+						       "a secret environment variable", "type", "error"));
+	} else if (log_location && log_location[0] == '/' && stat(log_location, &st) == 0 &&
+		   S_ISREG(st.st_mode)) {
 		const char *base = strrchr(log_location, '/') + 1;
 		snprintf(path, sizeof path, "inspect/logs/%s", base);
 		json_array_append_new(files, json_pack("{s:s,s:s,s:s}", "path", path, "body", log_location,

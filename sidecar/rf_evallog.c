@@ -10,10 +10,12 @@
 #include <string.h>
 
 #include "rf_evallog.h"
+#include "rf_redact.h"
 
 #define ENTRY_MAX (512u << 20)
 
-static int read_eval_zip(const char *path, rf_evallog_fn fn, void *arg, char *err, size_t errlen)
+static int read_eval_zip(const char *path, rf_evallog_fn fn, void *arg, char *err, size_t errlen,
+			 bool *has_secret)
 {
 	struct archive *a = archive_read_new();
 	if (!a)
@@ -33,8 +35,6 @@ static int read_eval_zip(const char *path, rf_evallog_fn fn, void *arg, char *er
 		const char *name = archive_entry_pathname(e);
 		bool header = name && !strcmp(name, "header.json");
 		bool sample = name && !strncmp(name, "samples/", 8);
-		if (!header && !sample)
-			continue;
 		size_t len = 0;
 		for (;;) {
 			if (len + 65536 + 1 > cap) {
@@ -59,6 +59,10 @@ static int read_eval_zip(const char *path, rf_evallog_fn fn, void *arg, char *er
 				break;
 			len += (size_t)n;
 		}
+		if (rf_redact_bytes_have_secret(buf, len))
+			*has_secret = true; /* every entry is checked: the raw file goes as is */
+		if (!header && !sample)
+			continue;
 		json_t *j = json_loadb(buf, len, 0, NULL);
 		if (!j) {
 			snprintf(err, errlen, "%s: %s is not JSON", path, name);
@@ -74,9 +78,27 @@ out:
 	return rc;
 }
 
-static int read_json_log(const char *path, rf_evallog_fn fn, void *arg, char *err, size_t errlen)
+static int read_json_log(const char *path, rf_evallog_fn fn, void *arg, char *err, size_t errlen,
+			 bool *has_secret)
 {
 	json_error_t je;
+	FILE *f = fopen(path, "rb");
+	if (f) {
+		char *buf = NULL;
+		size_t cap = 0;
+		FILE *m = open_memstream(&buf, &cap);
+		char chunk[65536];
+		size_t n;
+		while (m && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+			fwrite(chunk, 1, n, m);
+		if (m) {
+			fclose(m);
+			if (rf_redact_bytes_have_secret(buf, cap))
+				*has_secret = true;
+		}
+		free(buf);
+		fclose(f);
+	}
 	json_t *log = json_load_file(path, 0, &je);
 	if (!log) {
 		snprintf(err, errlen, "%s: %s", path, je.text);
@@ -94,10 +116,12 @@ static int read_json_log(const char *path, rf_evallog_fn fn, void *arg, char *er
 	return 0;
 }
 
-int rf_evallog_read(const char *path, rf_evallog_fn fn, void *arg, char *err, size_t errlen)
+int rf_evallog_read(const char *path, rf_evallog_fn fn, void *arg, char *err, size_t errlen,
+		    bool *has_secret)
 {
 	size_t n = strlen(path);
+	*has_secret = false;
 	if (n > 5 && !strcmp(path + n - 5, ".json"))
-		return read_json_log(path, fn, arg, err, errlen);
-	return read_eval_zip(path, fn, arg, err, errlen);
+		return read_json_log(path, fn, arg, err, errlen, has_secret);
+	return read_eval_zip(path, fn, arg, err, errlen, has_secret);
 }

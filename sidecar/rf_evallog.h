@@ -8,10 +8,12 @@
 #define RF_EVALLOG_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 /* Calls fn for the header (the log without samples; sample == NULL) and for
  * each sample object.  Returns 0, or -errno with *err set. */
 typedef void (*rf_evallog_fn)(json_t *header, json_t *sample, void *arg);
-int rf_evallog_read(const char *path, rf_evallog_fn fn, void *arg, char *err, size_t errlen);
+int rf_evallog_read(const char *path, rf_evallog_fn fn, void *arg, char *err, size_t errlen,
+		    bool *has_secret);
 
 #endif

@@ -27,6 +27,7 @@
 #include "rf_journal.h"
 #include "rf_loop.h"
 #include "rf_mlflow.h"
+#include "rf_redact.h"
 #include "rf_ring.h"
 #include "rf_track.h"
 #include "ringflow.h"
@@ -276,6 +277,7 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	if (parse(&d.c, argc, argv))
 		return 2;
+	rf_redact_init(); /* secret values this process knows (the eval's, when autostarted) */
 	static char spool[256];
 	if (!d.c.spool) {
 		rf_ring_default_spool_dir(spool, sizeof spool);

@@ -87,7 +87,8 @@ class MlflowServer:
             "--workers", "1",
             # The default host check already admits localhost/127.0.0.1; naming
             # them keeps this working if a later mlflow narrows the default.
-            "--allowed-hosts", f"127.0.0.1:{self.port},localhost:{self.port},127.0.0.1,localhost",
+            # Any loopback port: the TLS and fault proxies in front pass their own.
+            "--allowed-hosts", "127.0.0.1:*,localhost:*,127.0.0.1,localhost",
         ]
         env = dict(os.environ)
         env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"

@@ -480,3 +480,81 @@ def test_no_sidecar_during_eval_larger_than_ring(mlflow_server, tmp_path, exp_na
     assert steps == list(range(300))
     assert not list(spool.glob("spill-*")), "ingested spill files are removed"
     assert "ring_spilled=0" not in log_text
+
+
+@pytest.mark.parametrize("mode", ["verify_default", "ca_path", "insecure"])
+def test_tls_verification(mlflow_server, tmp_path, exp_name, mode):
+    """TLS is verified by default (a self-signed server is refused, reported,
+    nothing sent); MLFLOW_TRACKING_SERVER_CERT_PATH trusts it; only
+    MLFLOW_TRACKING_INSECURE_TLS=true turns verification off."""
+    from mlflow.tracking import MlflowClient
+
+    from tlsproxy import TlsProxy, make_cert
+
+    key, cert = make_cert(tmp_path)
+    proxy = TlsProxy(mlflow_server, key, cert)
+    extra = {"ca_path": {"MLFLOW_TRACKING_SERVER_CERT_PATH": str(cert)},
+             "insecure": {"MLFLOW_TRACKING_INSECURE_TLS": "true"}}.get(mode, {})
+    ring = f"/rf-pytest-tls-{os.getpid()}"
+    sc = Sidecar(proxy.url, ring, tmp_path / "spool", exp_name, RINGFLOW_SHUTDOWN_MS="2000", **extra)
+    try:
+        run_eval(eval_env(ring, tmp_path / "spool"), tmp_path / "logs", "plain", "3")
+        client = MlflowClient(mlflow_server)
+        deadline = time.time() + (60 if mode != "verify_default" else 5)
+        while time.time() < deadline:
+            exp = client.get_experiment_by_name(exp_name)
+            runs = client.search_runs([exp.experiment_id]) if exp else []
+            if len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs):
+                break
+            time.sleep(0.2)
+        log_text = sc.stop()
+    finally:
+        cleanup(sc, ring)
+        proxy.close()
+    exp = client.get_experiment_by_name(exp_name)
+    if mode == "verify_default":
+        assert exp is None  # nothing went to an unverified server
+        assert proxy.handshake_failures > 0
+        assert "certificate" in log_text.lower()  # the reason is reported
+    else:
+        assert len(client.search_runs([exp.experiment_id])) == 2
+
+
+def test_canary_secret_never_reaches_mlflow(mlflow_server, tmp_path, exp_name):
+    """A secret in the environment, a model arg, a task arg and the prompt
+    text, and the sidecar's own token: none of it in MLflow's params, tags,
+    metrics or artifacts, nor in ringflowd's log.  The sidecar has the eval's
+    environment, as when the hook starts it: the conversation and header it
+    copies from Inspect's log are redacted, and the raw log (a zip it cannot
+    edit) is withheld because it holds the secret."""
+    from mlflow.tracking import MlflowClient
+
+    canary = "rfcanary-E2E-5b9d-SECRET-0417"
+    ring = f"/rf-pytest-canary-{os.getpid()}"
+    spool = tmp_path / "spool"
+    sc = Sidecar(mlflow_server, ring, spool, exp_name, MLFLOW_TRACKING_TOKEN=canary + "-token",
+                 OPENAI_API_KEY=canary)
+    try:
+        env = eval_env(ring, spool, OPENAI_API_KEY=canary, RF_TEST_SECRET=canary)
+        run_eval(env, tmp_path / "logs", "plain", "3")
+        log_text = sc.stop()
+    finally:
+        cleanup(sc, ring)
+    client = MlflowClient(mlflow_server)
+    exp = client.get_experiment_by_name(exp_name)
+    seen = []
+    for r in client.search_runs([exp.experiment_id]):
+        seen += [str(r.data.params), str(r.data.tags), str(r.data.metrics)]
+        dest = tmp_path / "dl" / r.info.run_id
+        dest.mkdir(parents=True)
+        client.download_artifacts(r.info.run_id, "", str(dest))
+        for f in dest.rglob("*"):
+            if f.is_file():
+                seen.append(f.read_text(errors="replace"))
+                assert not f.name.endswith(".eval"), "the raw log holds the secret"
+    blob = "\n".join(seen)
+    assert "task_arg.password" in blob  # the param is there, its value is not
+    assert '"messages.json"' in blob or "message_index" in blob  # the conversation went, redacted
+    assert canary not in blob
+    assert canary not in log_text
+    assert "raw Inspect log withheld" in log_text

@@ -1,0 +1,93 @@
+/*
+ * rf_redact.c - see rf_redact.h.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "rf_redact.h"
+#include "ringflow.h"
+
+#define MAX_SECRETS 64
+
+extern char **environ;
+
+static char *secrets[MAX_SECRETS];
+static size_t secret_len[MAX_SECRETS];
+static int nsecrets;
+
+static bool name_is_secret(const char *name, size_t n)
+{
+	static const char *const words[] = {"KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD",
+					    "CREDENTIAL", NULL};
+	char up[256];
+	if (n >= sizeof up)
+		n = sizeof up - 1;
+	for (size_t i = 0; i < n; i++)
+		up[i] = (char)toupper((unsigned char)name[i]);
+	up[n] = 0;
+	for (int i = 0; words[i]; i++)
+		if (strstr(up, words[i]))
+			return true;
+	return false;
+}
+
+void rf_redact_init(void)
+{
+	for (char **e = environ; e && *e && nsecrets < MAX_SECRETS; e++) {
+		const char *eq = strchr(*e, '=');
+		if (!eq || strlen(eq + 1) < 8 || !name_is_secret(*e, (size_t)(eq - *e)))
+			continue;
+		secrets[nsecrets] = strdup(eq + 1);
+		secret_len[nsecrets] = strlen(eq + 1);
+		if (secrets[nsecrets])
+			nsecrets++;
+	}
+}
+
+bool rf_redact_bytes_have_secret(const void *data, size_t len)
+{
+	for (int i = 0; i < nsecrets; i++)
+		if (len >= secret_len[i] && memmem(data, len, secrets[i], secret_len[i]))
+			return true;
+	return false;
+}
+
+static bool string_is_secret(const char *s, size_t n)
+{
+	return (n >= 7 && !strncasecmp(s, "Bearer ", 7)) || (n >= 6 && !strncasecmp(s, "Basic ", 6)) ||
+	       rf_redact_bytes_have_secret(s, n);
+}
+
+size_t rf_redact_json(json_t *j)
+{
+	size_t n = 0;
+	if (json_is_object(j)) {
+		const char *k;
+		json_t *v;
+		json_object_foreach(j, k, v) {
+			if (rf_secret_key(k) && !json_is_null(v)) {
+				json_object_set_new(j, k, json_string("[REDACTED]"));
+				n++;
+			} else if (json_is_string(v) &&
+				   string_is_secret(json_string_value(v), json_string_length(v))) {
+				json_object_set_new(j, k, json_string("[REDACTED]"));
+				n++;
+			} else {
+				n += rf_redact_json(v);
+			}
+		}
+	} else if (json_is_array(j)) {
+		for (size_t i = 0; i < json_array_size(j); i++) {
+			json_t *v = json_array_get(j, i);
+			if (json_is_string(v) && string_is_secret(json_string_value(v), json_string_length(v))) {
+				json_array_set_new(j, i, json_string("[REDACTED]"));
+				n++;
+			} else {
+				n += rf_redact_json(v);
+			}
+		}
+	}
+	return n;
+}

@@ -1,0 +1,25 @@
+/*
+ * rf_redact.h - keep secrets out of what the sidecar copies from Inspect's
+ * own log (the conversation, the log header, the raw file), which the hook
+ * never saw.  The same rules as the producer's encoder: values under
+ * secret-looking keys, "Bearer"/"Basic" strings, and any string containing
+ * the value of a secret environment variable (ringflowd started by the hook
+ * inherits the eval's environment, so it knows the same values).
+ */
+#ifndef RF_REDACT_H
+#define RF_REDACT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Learn the secret values of this process's environment (names containing
+ * KEY, TOKEN, SECRET, PASSWORD, PASSWD or CREDENTIAL; values >= 8 bytes). */
+void rf_redact_init(void);
+/* Do these bytes contain a known secret value? */
+bool rf_redact_bytes_have_secret(const void *data, size_t len);
+/* Replace, in place, every secret in a JSON tree with "[REDACTED]".
+ * Returns how many values were replaced. */
+size_t rf_redact_json(json_t *j);
+
+#endif
