@@ -21,6 +21,7 @@
 
 struct req {
 	struct req *next; /* retry list, by due time */
+	struct req *anext, **aprev; /* in-flight list */
 	rf_http *h;
 	CURL *easy;
 	struct curl_slist *hdrs;
@@ -42,6 +43,8 @@ struct rf_http {
 	struct rf_http_opts o;
 	char *auth_header;
 	struct req *retry;
+	struct req *active; /* in flight */
+	bool closing;
 	size_t pending;
 	struct rf_http_stats st;
 	uint64_t rnd;
@@ -157,7 +160,14 @@ static int start(rf_http *h, struct req *q)
 	}
 	h->st.requests++;
 	h->st.bytes_out += q->len;
-	return curl_multi_add_handle(h->multi, e) == CURLM_OK ? 0 : -EIO;
+	if (curl_multi_add_handle(h->multi, e) != CURLM_OK)
+		return -EIO;
+	q->anext = h->active;
+	if (h->active)
+		h->active->aprev = &q->anext;
+	q->aprev = &h->active;
+	h->active = q;
+	return 0;
 }
 
 static void free_req(struct req *q)
@@ -257,6 +267,9 @@ static void check_done(rf_http *h)
 		curl_multi_remove_handle(h->multi, q->easy);
 		curl_easy_cleanup(q->easy);
 		q->easy = NULL;
+		*q->aprev = q->anext; /* off the in-flight list */
+		if (q->anext)
+			q->anext->aprev = q->aprev;
 		if (status >= 200 && status < 300)
 			h->st.status_2xx++;
 		else if (status >= 400 && status < 500)
@@ -323,15 +336,35 @@ int rf_http_new(rf_http **out, rf_loop *loop, const struct rf_http_opts *o)
 	return 0;
 }
 
+void rf_http_cancel_all(rf_http *h)
+{
+	/* Every owner hears about its request (status 0) and can free what it
+	 * attached; nothing new is accepted from here on. */
+	h->closing = true;
+	while (h->active) {
+		struct req *q = h->active;
+		h->active = q->anext;
+		curl_multi_remove_handle(h->multi, q->easy);
+		h->pending--;
+		if (q->cb)
+			q->cb(0, "", 0, "cancelled: ringflowd is stopping", q->arg);
+		free_req(q);
+	}
+	while (h->retry) {
+		struct req *q = h->retry;
+		h->retry = q->next;
+		h->pending--;
+		if (q->cb)
+			q->cb(0, "", 0, "cancelled: ringflowd is stopping", q->arg);
+		free_req(q);
+	}
+}
+
 void rf_http_free(rf_http *h)
 {
 	if (!h)
 		return;
-	while (h->retry) {
-		struct req *q = h->retry;
-		h->retry = q->next;
-		free_req(q);
-	}
+	rf_http_cancel_all(h);
 	curl_multi_cleanup(h->multi);
 	free(h->auth_header);
 	free(h);
@@ -340,6 +373,10 @@ void rf_http_free(rf_http *h)
 int rf_http_request(rf_http *h, const char *method, const char *url, char *body, size_t len,
 		    const char *content_type, int retry, rf_http_done cb, void *arg)
 {
+	if (h->closing) {
+		free(body);
+		return -ECANCELED;
+	}
 	struct req *q = calloc(1, sizeof *q);
 	if (!q) {
 		free(body);

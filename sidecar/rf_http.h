@@ -58,6 +58,12 @@ enum rf_http_retry {
 int rf_http_request(rf_http *h, const char *method, const char *url, char *body, size_t len,
 		    const char *content_type, int retry, rf_http_done cb, void *arg);
 
+/* End every request in flight or waiting to retry: each callback is called
+ * with status 0 so its owner can free what it attached.  Later requests are
+ * refused (-ECANCELED).  rf_http_free() does this too; call it earlier when
+ * the callbacks' owners are freed before the rf_http. */
+void rf_http_cancel_all(rf_http *h);
+
 /* Make every request waiting for a retry due now (e.g. when stopping). */
 void rf_http_retry_now(rf_http *h);
 

@@ -457,6 +457,10 @@ static void on_batch(int ok, long status, json_t *resp, const char *msg, void *a
 		batch_free(b);
 		return;
 	}
+	if (status == 0) { /* no answer (cancelled at shutdown): keep it for later */
+		unshift(r, b);
+		return;
+	}
 	track_err(t, "log-batch to run %s (%s): HTTP %ld: %.400s", r->id, r->key, status, msg);
 	if (n <= 1) {
 		t->st.rejected += n; /* the server refuses this entity: reported, not retried */

@@ -391,6 +391,7 @@ int main(int argc, char **argv)
 	}
 	report(&d, rf_track_idle(d.track) ? "info" : "warn");
 	rf_journal_close(d.journal);
+	rf_http_cancel_all(d.http); /* before the state its callbacks touch is freed */
 	rf_track_free(d.track);
 	rf_mlflow_free(d.mlflow);
 	rf_http_free(d.http);
