@@ -4,7 +4,8 @@
 #   make test       install what is missing, build every variant, run every test
 #   make demo       run the main job end to end
 #   make bench-ring ring benchmark (JSON lines), rewrites bench/RESULTS.md section
-#   make install PREFIX=...  libringflow (static + shared), headers, pkg-config
+#   make install PREFIX=...  libringflow (static + shared), headers, pkg-config,
+#                            ringflowd, ringflow-dump, the systemd user unit
 #
 # Variants: VARIANT=release (default) | asan (ASan+UBSan) | tsan.  Each builds
 # into build/$(VARIANT)/ so they never mix objects.
@@ -140,6 +141,9 @@ install: $(LIB) $(SOLIB) $(PROG_BINS)
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' producer/ringflow.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/ringflow.pc
 	install -m 755 $(PROG_BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -d $(DESTDIR)$(PREFIX)/lib/systemd/user
+	sed -e 's|@PREFIX@|$(PREFIX)|' sidecar/ringflowd.service.in \
+		> $(DESTDIR)$(PREFIX)/lib/systemd/user/ringflowd.service
 
 clean:
 	rm -rf build

@@ -37,5 +37,9 @@ RINGFLOW_RING=$ring LD_LIBRARY_PATH=$prefix/lib "$prefix/use-shared"
 RINGFLOW_RING=$ring "$prefix/use-static"
 out=$("$prefix/bin/ringflow-dump" --ring "$ring" --idle-ms 100 2>/dev/null)
 n=$(grep -c '"message":"installed"' <<<"$out")
-echo "install: header, libringflow.so/.a, ringflow.pc, ringflow-dump; 2 programs built and ran ($n records)"
+"$prefix/bin/ringflowd" --help | grep -q MLFLOW_TRACKING_URI
+unit=$prefix/lib/systemd/user/ringflowd.service
+grep -q "^ExecStart=$prefix/bin/ringflowd\$" "$unit"
+echo "install: header, libringflow.so/.a, ringflow.pc, ringflowd, ringflow-dump, user unit;" \
+	"2 programs built and ran ($n records)"
 [ "$n" = 2 ]
