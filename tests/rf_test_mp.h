@@ -6,7 +6,9 @@
 #ifndef RF_TEST_MP_H
 #define RF_TEST_MP_H
 
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rf_test.h"
@@ -70,5 +72,28 @@ static void tsan_ring_segment_is_shared(const char *ring)
 	(void)ring;
 }
 #endif
+
+#define FAIL(...)                                                                \
+	do {                                                                     \
+		fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);            \
+		fprintf(stderr, __VA_ARGS__);                                    \
+		fputc('\n', stderr);                                             \
+		exit(RF_T_FAIL);                                                 \
+	} while (0)
+
+static inline uint64_t xorshift(uint64_t *s)
+{
+	uint64_t x = *s;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *s = x;
+}
+
+static inline uint64_t env_u64(const char *name, uint64_t dflt)
+{
+	const char *v = getenv(name);
+	return v && *v ? strtoull(v, NULL, 0) : dflt;
+}
 
 #endif

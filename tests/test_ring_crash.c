@@ -142,30 +142,9 @@ static int nkids;
 static char ring_name[64], spool_dir[128], out_dir[128];
 static uint64_t seed;
 
-#define FAIL(...)                                                                \
-	do {                                                                     \
-		fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);            \
-		fprintf(stderr, __VA_ARGS__);                                    \
-		fputc('\n', stderr);                                             \
-		exit(RF_T_FAIL);                                                 \
-	} while (0)
 
 /* ---- small helpers ---- */
 
-static uint64_t xorshift(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
-
-static uint64_t env_u64(const char *name, uint64_t dflt)
-{
-	const char *v = getenv(name);
-	return v && *v ? strtoull(v, NULL, 0) : dflt;
-}
 
 static void sleep_ns(uint64_t ns)
 {

@@ -132,28 +132,7 @@ static void on_signal(int sig)
 	raise(sig);
 }
 
-#define FAIL(...)                                                                \
-	do {                                                                     \
-		fprintf(stderr, "%s:%d: FAIL: ", __FILE__, __LINE__);            \
-		fprintf(stderr, __VA_ARGS__);                                    \
-		fputc('\n', stderr);                                             \
-		exit(RF_T_FAIL);                                                 \
-	} while (0)
 
-static uint64_t xorshift(uint64_t *s)
-{
-	uint64_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	return *s = x;
-}
-
-static uint64_t env_u64(const char *name, uint64_t dflt)
-{
-	const char *v = getenv(name);
-	return v && *v ? strtoull(v, NULL, 0) : dflt;
-}
 
 /* ---- producers ---- */
 

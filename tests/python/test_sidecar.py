@@ -83,6 +83,17 @@ def runs_of(client, experiment: str):
     return parents, children
 
 
+def wait_finished(client, experiment: str, timeout: float, runs: int = 2) -> None:
+    """Poll until the experiment holds `runs` runs, all FINISHED (or time out)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        exp = client.get_experiment_by_name(experiment)
+        found = client.search_runs([exp.experiment_id]) if exp else []
+        if len(found) == runs and all(r.info.status == "FINISHED" for r in found):
+            return
+        time.sleep(0.2)
+
+
 def history(client, run_id, key):
     return client.get_metric_history(run_id, key)
 
@@ -459,13 +470,7 @@ def test_no_sidecar_during_eval_larger_than_ring(mlflow_server, tmp_path, exp_na
         assert spilled, "the eval should have outgrown the ring"
         sc = Sidecar(mlflow_server, ring, spool, exp_name)
         client = MlflowClient(mlflow_server)
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            exp = client.get_experiment_by_name(exp_name)
-            runs = client.search_runs([exp.experiment_id]) if exp else []
-            if len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs):
-                break
-            time.sleep(0.2)
+        wait_finished(client, exp_name, 120)
         log_text = sc.stop()
     finally:
         if sc:
@@ -500,13 +505,7 @@ def test_tls_verification(mlflow_server, tmp_path, exp_name, mode):
     try:
         run_eval(eval_env(ring, tmp_path / "spool"), tmp_path / "logs", "plain", "3")
         client = MlflowClient(mlflow_server)
-        deadline = time.time() + (60 if mode != "verify_default" else 5)
-        while time.time() < deadline:
-            exp = client.get_experiment_by_name(exp_name)
-            runs = client.search_runs([exp.experiment_id]) if exp else []
-            if len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs):
-                break
-            time.sleep(0.2)
+        wait_finished(client, exp_name, (60 if mode != "verify_default" else 5))
         log_text = sc.stop()
     finally:
         cleanup(sc, ring)
