@@ -40,6 +40,8 @@ static const char *const rf_names[] = {
 	[RF_EV_MODEL_RETRY] = "model_retry", [RF_EV_MODEL_USAGE] = "model_usage",
 	[RF_EV_LOG] = "log", [RF_EV_SAMPLE_SCORING] = "sample_scoring",
 	[RF_EV_MODEL_CACHE_USAGE] = "model_cache_usage",
+	[RF_EV_TRACE_SPAN_START] = "trace_span_start", [RF_EV_TRACE_SPAN_END] = "trace_span_end",
+	[RF_EV_TRACE_SPAN_EVENT] = "trace_span_event", [RF_EV_TRACE_UPDATE] = "trace_update",
 };
 
 const char *rf_event_name(int type)

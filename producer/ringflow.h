@@ -55,7 +55,11 @@ enum rf_event_type {
 	RF_EV_LOG = 21,
 	RF_EV_SAMPLE_SCORING = 22,
 	RF_EV_MODEL_CACHE_USAGE = 23,
-	RF_EV_MAX_BUILTIN = 23,
+	RF_EV_TRACE_SPAN_START = 24, /* general tracing (rf_trace_* / rf_span_*) */
+	RF_EV_TRACE_SPAN_END = 25,
+	RF_EV_TRACE_SPAN_EVENT = 26,
+	RF_EV_TRACE_UPDATE = 27,
+	RF_EV_MAX_BUILTIN = 27,
 };
 
 /* "model_call" for RF_EV_MODEL_CALL; NULL for unknown types. */
