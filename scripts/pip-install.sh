@@ -14,7 +14,7 @@ fi
 log=build/logs/pip-install.log
 mkdir -p build/logs
 rm -rf producer/python/build producer/python/*.egg-info
-if ! .venv/bin/pip install --no-build-isolation --no-deps ./producer/python >"$log" 2>&1; then
+if ! .venv/bin/python -m pip install --no-build-isolation --no-deps ./producer/python >"$log" 2>&1; then
 	tail -n 40 "$log"
 	echo "pip-install: building the ringflow package failed (log: $log)" >&2
 	exit 1
