@@ -444,9 +444,12 @@ static void on_exp(int ok, long status, json_t *resp, const char *msg, void *arg
  * will be (refused). */
 const char *rf_traces_exp_of(rf_traces *x, struct xtrace *t)
 {
-	if (!t->exp_name[0] || !strcmp(t->exp_name, rf_track_experiment_name(x->track)))
+	const char *name = t->exp_name[0] ? t->exp_name : rf_track_experiment_name(x->track);
+	if (!strcmp(name, rf_track_experiment_name(x->track)) && rf_track_experiment_id(x->track))
 		return rf_track_experiment_id(x->track);
-	struct expid *e = exp_lookup(x, t->exp_name);
+	/* Not known to the tracking side (no Inspect run has needed it yet, or
+	 * another experiment): look it up or create it here. */
+	struct expid *e = exp_lookup(x, name);
 	if (!e)
 		return NULL;
 	if (e->state == 0 && now_ms() >= e->retry_at)
