@@ -133,7 +133,7 @@ bench: bench-ring bench-hook bench-sidecar
 
 install: $(LIB) $(SOLIB) $(PROG_BINS)
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
-	install -m 644 producer/ringflow.h ringbuf/rf_ring.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 producer/ringflow.h producer/ringflow_trace.h ringbuf/rf_ring.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(SOLIB) $(DESTDIR)$(PREFIX)/lib/libringflow.so.$(VERSION)
 	ln -sf libringflow.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libringflow.so.0
