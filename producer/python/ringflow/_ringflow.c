@@ -14,6 +14,7 @@
 #include <math.h>
 
 #include "ringflow.h"
+#include "rf_trace_int.h"
 
 typedef struct {
 	PyObject_HEAD
@@ -160,6 +161,180 @@ static int pack_value(rf_rec *r, const char *key, PyObject *v, int depth)
 	return 0;
 }
 
+/* ---- general tracing (ringflow.tracing): records 24-27 ----
+ * The Python side keeps the span stack (contextvars) and the span objects;
+ * these write one record each, with ids made here (rf_trace_rec.c). */
+
+static bool get_tid(PyObject *o, const uint8_t **tid)
+{
+	if (!PyBytes_Check(o) || PyBytes_GET_SIZE(o) != 16) {
+		PyErr_SetString(PyExc_TypeError, "trace id: 16 bytes");
+		return false;
+	}
+	*tid = (const uint8_t *)PyBytes_AS_STRING(o);
+	return true;
+}
+
+static bool get_u64(PyObject *o, uint64_t *v)
+{
+	*v = PyLong_AsUnsignedLongLong(o);
+	return !PyErr_Occurred();
+}
+
+static const char *opt_utf8(PyObject *o, Py_ssize_t *n)
+{
+	if (o == Py_None) {
+		*n = 0;
+		return NULL;
+	}
+	const char *s = PyUnicode_Check(o) ? PyUnicode_AsUTF8AndSize(o, n) : NULL;
+	if (!s && !PyErr_Occurred())
+		PyErr_SetString(PyExc_TypeError, "expected str or None");
+	return s;
+}
+
+/* A record built from Python values: a failed encoding is counted and
+ * reported as False, like emit(). */
+static PyObject *finish(ProducerObject *self, rf_rec *r, int rc)
+{
+	if (rc < 0) {
+		rf_rec_abort(r);
+		PyErr_Clear();
+		self->py_errors++;
+		Py_RETURN_FALSE;
+	}
+	if (rf_rec_end(r))
+		Py_RETURN_FALSE;
+	Py_RETURN_TRUE;
+}
+
+/* span_start(parent_tid|None, parent_sid, name, span_type, inputs|None,
+ *            attributes|None, experiment|None) -> (tid, sid)
+ * Ids come back even if the record could not be written (counted), so the
+ * caller's span goes on. */
+static PyObject *Producer_span_start(ProducerObject *self, PyObject *const *a, Py_ssize_t n)
+{
+	if (n != 7) {
+		PyErr_SetString(PyExc_TypeError, "span_start takes 7 arguments");
+		return NULL;
+	}
+	uint8_t tid[16];
+	uint64_t parent = 0;
+	if (a[0] == Py_None) {
+		rf_trace_new_trace_id(tid);
+	} else {
+		const uint8_t *t;
+		if (!get_tid(a[0], &t) || !get_u64(a[1], &parent))
+			return NULL;
+		memcpy(tid, t, 16);
+	}
+	Py_ssize_t nl, tl, el;
+	const char *name = opt_utf8(a[2], &nl), *type = opt_utf8(a[3], &tl);
+	const char *exp = opt_utf8(a[6], &el);
+	if (PyErr_Occurred())
+		return NULL;
+	uint64_t sid = rf_trace_new_span_id();
+	if (self->p) {
+		rf_rec r;
+		if (rf_trace_begin_start(self->p, &r, tid, sid, parent, name ? name : "span",
+					 name ? (size_t)nl : 4, type ? type : "UNKNOWN",
+					 type ? (size_t)tl : 7, rf_trace_now_ns(), exp) == 0) {
+			int rc = 0;
+			if (a[4] != Py_None)
+				rc = pack_value(&r, "inputs", a[4], 0);
+			if (rc == 0 && a[5] != Py_None && PyDict_Check(a[5]))
+				rc = pack_value(&r, "attributes", a[5], 0);
+			PyObject *ok = finish(self, &r, rc);
+			Py_XDECREF(ok);
+		}
+	}
+	PyObject *t = PyBytes_FromStringAndSize((const char *)tid, 16);
+	if (!t)
+		return NULL;
+	PyObject *res = Py_BuildValue("(NK)", t, (unsigned long long)sid);
+	return res;
+}
+
+/* span_end(tid, sid, outputs, has_outputs, attributes|None, status|None,
+ *          message|None, inputs, has_inputs) -> bool */
+static PyObject *Producer_span_end(ProducerObject *self, PyObject *const *a, Py_ssize_t n)
+{
+	if (n != 9) {
+		PyErr_SetString(PyExc_TypeError, "span_end takes 9 arguments");
+		return NULL;
+	}
+	const uint8_t *tid;
+	uint64_t sid;
+	Py_ssize_t sl, ml;
+	if (!get_tid(a[0], &tid) || !get_u64(a[1], &sid))
+		return NULL;
+	const char *status = opt_utf8(a[5], &sl), *msg = opt_utf8(a[6], &ml);
+	if (PyErr_Occurred())
+		return NULL;
+	if (!self->p)
+		Py_RETURN_FALSE;
+	rf_rec r;
+	if (rf_trace_begin_end(self->p, &r, tid, sid, rf_trace_now_ns(), status, msg))
+		Py_RETURN_FALSE;
+	int rc = 0;
+	if (PyObject_IsTrue(a[3]))
+		rc = pack_value(&r, "outputs", a[2], 0);
+	if (rc == 0 && a[4] != Py_None && PyDict_Check(a[4]) && PyDict_GET_SIZE(a[4]))
+		rc = pack_value(&r, "attributes", a[4], 0);
+	if (rc == 0 && PyObject_IsTrue(a[8]))
+		rc = pack_value(&r, "inputs", a[7], 0);
+	return finish(self, &r, rc);
+}
+
+/* span_event(tid, sid, name, attributes|None, time_ns|None) -> bool */
+static PyObject *Producer_span_event(ProducerObject *self, PyObject *const *a, Py_ssize_t n)
+{
+	if (n != 5) {
+		PyErr_SetString(PyExc_TypeError, "span_event takes 5 arguments");
+		return NULL;
+	}
+	const uint8_t *tid;
+	uint64_t sid, t = 0;
+	Py_ssize_t nl;
+	if (!get_tid(a[0], &tid) || !get_u64(a[1], &sid))
+		return NULL;
+	const char *name = opt_utf8(a[2], &nl);
+	if (PyErr_Occurred() || (a[4] != Py_None && !get_u64(a[4], &t)))
+		return NULL;
+	if (!self->p)
+		Py_RETURN_FALSE;
+	rf_rec r;
+	if (rf_trace_begin_event(self->p, &r, tid, sid, name, t ? t : rf_trace_now_ns()))
+		Py_RETURN_FALSE;
+	int rc = 0;
+	if (a[3] != Py_None && PyDict_Check(a[3]))
+		rc = pack_value(&r, "attributes", a[3], 0);
+	return finish(self, &r, rc);
+}
+
+/* trace_update(tid, tags|None, metadata|None) -> bool (values already str) */
+static PyObject *Producer_trace_update(ProducerObject *self, PyObject *const *a, Py_ssize_t n)
+{
+	if (n != 3) {
+		PyErr_SetString(PyExc_TypeError, "trace_update takes 3 arguments");
+		return NULL;
+	}
+	const uint8_t *tid;
+	if (!get_tid(a[0], &tid))
+		return NULL;
+	if (!self->p)
+		Py_RETURN_FALSE;
+	rf_rec r;
+	if (rf_trace_begin_update(self->p, &r, tid))
+		Py_RETURN_FALSE;
+	int rc = 0;
+	if (a[1] != Py_None && PyDict_Check(a[1]))
+		rc = pack_value(&r, "tags", a[1], 0);
+	if (rc == 0 && a[2] != Py_None && PyDict_Check(a[2]))
+		rc = pack_value(&r, "metadata", a[2], 0);
+	return finish(self, &r, rc);
+}
+
 static int Producer_init(ProducerObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"ring", "spool_dir", "max_text", "full_policy", "capacity", NULL};
@@ -270,6 +445,16 @@ static PyMethodDef Producer_methods[] = {
 	 "Is a consumer (ringflowd) attached to the ring and alive?"},
 	{"stats", (PyCFunction)Producer_stats, METH_NOARGS, "Counters of this producer and ring."},
 	{"close", (PyCFunction)Producer_close, METH_NOARGS, "Detach from the ring."},
+	{"span_start", (PyCFunction)(void (*)(void))Producer_span_start, METH_FASTCALL,
+	 "span_start(parent_tid, parent_sid, name, span_type, inputs, attributes, experiment)"
+	 " -> (tid, sid): write a trace_span_start record (parent_tid None: a new trace)."},
+	{"span_end", (PyCFunction)(void (*)(void))Producer_span_end, METH_FASTCALL,
+	 "span_end(tid, sid, outputs, has_outputs, attributes, status, message, inputs, "
+	 "has_inputs) -> bool: write a trace_span_end record."},
+	{"span_event", (PyCFunction)(void (*)(void))Producer_span_event, METH_FASTCALL,
+	 "span_event(tid, sid, name, attributes, time_ns) -> bool"},
+	{"trace_update", (PyCFunction)(void (*)(void))Producer_trace_update, METH_FASTCALL,
+	 "trace_update(tid, tags, metadata) -> bool"},
 	{NULL, NULL, 0, NULL}};
 
 static PyTypeObject ProducerType = {
