@@ -11,6 +11,7 @@
 #include <Python.h>
 
 #include <datetime.h>
+#include <structmember.h>
 #include <math.h>
 
 #include "ringflow.h"
@@ -165,34 +166,6 @@ static int pack_value(rf_rec *r, const char *key, PyObject *v, int depth)
  * The Python side keeps the span stack (contextvars) and the span objects;
  * these write one record each, with ids made here (rf_trace_rec.c). */
 
-static bool get_tid(PyObject *o, const uint8_t **tid)
-{
-	if (!PyBytes_Check(o) || PyBytes_GET_SIZE(o) != 16) {
-		PyErr_SetString(PyExc_TypeError, "trace id: 16 bytes");
-		return false;
-	}
-	*tid = (const uint8_t *)PyBytes_AS_STRING(o);
-	return true;
-}
-
-static bool get_u64(PyObject *o, uint64_t *v)
-{
-	*v = PyLong_AsUnsignedLongLong(o);
-	return !PyErr_Occurred();
-}
-
-static const char *opt_utf8(PyObject *o, Py_ssize_t *n)
-{
-	if (o == Py_None) {
-		*n = 0;
-		return NULL;
-	}
-	const char *s = PyUnicode_Check(o) ? PyUnicode_AsUTF8AndSize(o, n) : NULL;
-	if (!s && !PyErr_Occurred())
-		PyErr_SetString(PyExc_TypeError, "expected str or None");
-	return s;
-}
-
 /* A record built from Python values: a failed encoding is counted and
  * reported as False, like emit(). */
 static PyObject *finish(ProducerObject *self, rf_rec *r, int rc)
@@ -208,131 +181,254 @@ static PyObject *finish(ProducerObject *self, rf_rec *r, int rc)
 	Py_RETURN_TRUE;
 }
 
-/* span_start(parent_tid|None, parent_sid, name, span_type, inputs|None,
- *            attributes|None, experiment|None) -> (tid, sid)
- * Ids come back even if the record could not be written (counted), so the
- * caller's span goes on. */
-static PyObject *Producer_span_start(ProducerObject *self, PyObject *const *a, Py_ssize_t n)
-{
-	if (n != 7) {
-		PyErr_SetString(PyExc_TypeError, "span_start takes 7 arguments");
-		return NULL;
-	}
+/* A span: ids and what is kept until its end record.  ringflow.tracing's
+ * LiveSpan subclasses it (methods in Python, state here), so starting and
+ * ending a span are one C call each. */
+typedef struct {
+	PyObject_HEAD
+	ProducerObject *prod;
 	uint8_t tid[16];
-	uint64_t parent = 0;
-	if (a[0] == Py_None) {
-		rf_trace_new_trace_id(tid);
-	} else {
-		const uint8_t *t;
-		if (!get_tid(a[0], &t) || !get_u64(a[1], &parent))
-			return NULL;
-		memcpy(tid, t, 16);
-	}
-	Py_ssize_t nl, tl, el;
-	const char *name = opt_utf8(a[2], &nl), *type = opt_utf8(a[3], &tl);
-	const char *exp = opt_utf8(a[6], &el);
-	if (PyErr_Occurred())
-		return NULL;
-	uint64_t sid = rf_trace_new_span_id();
-	if (self->p) {
-		rf_rec r;
-		if (rf_trace_begin_start(self->p, &r, tid, sid, parent, name ? name : "span",
-					 name ? (size_t)nl : 4, type ? type : "UNKNOWN",
-					 type ? (size_t)tl : 7, rf_trace_now_ns(), exp) == 0) {
-			int rc = 0;
-			if (a[4] != Py_None)
-				rc = pack_value(&r, "inputs", a[4], 0);
-			if (rc == 0 && a[5] != Py_None && PyDict_Check(a[5]))
-				rc = pack_value(&r, "attributes", a[5], 0);
-			PyObject *ok = finish(self, &r, rc);
-			Py_XDECREF(ok);
-		}
-	}
-	PyObject *t = PyBytes_FromStringAndSize((const char *)tid, 16);
-	if (!t)
-		return NULL;
-	PyObject *res = Py_BuildValue("(NK)", t, (unsigned long long)sid);
-	return res;
+	unsigned long long sid, psid;
+	PyObject *name, *span_type, *inputs, *new_inputs, *outputs, *attrs, *status, *msg;
+	char has_new_inputs, has_outputs, ended;
+} SpanObject;
+
+static PyTypeObject SpanType;
+
+static int Span_traverse(SpanObject *s, visitproc visit, void *arg)
+{
+	Py_VISIT(s->prod);
+	Py_VISIT(s->name);
+	Py_VISIT(s->span_type);
+	Py_VISIT(s->inputs);
+	Py_VISIT(s->new_inputs);
+	Py_VISIT(s->outputs);
+	Py_VISIT(s->attrs);
+	Py_VISIT(s->status);
+	Py_VISIT(s->msg);
+	return 0;
 }
 
-/* span_end(tid, sid, outputs, has_outputs, attributes|None, status|None,
- *          message|None, inputs, has_inputs) -> bool */
-static PyObject *Producer_span_end(ProducerObject *self, PyObject *const *a, Py_ssize_t n)
+static int Span_clear(SpanObject *s)
 {
-	if (n != 9) {
-		PyErr_SetString(PyExc_TypeError, "span_end takes 9 arguments");
+	Py_CLEAR(s->prod);
+	Py_CLEAR(s->name);
+	Py_CLEAR(s->span_type);
+	Py_CLEAR(s->inputs);
+	Py_CLEAR(s->new_inputs);
+	Py_CLEAR(s->outputs);
+	Py_CLEAR(s->attrs);
+	Py_CLEAR(s->status);
+	Py_CLEAR(s->msg);
+	return 0;
+}
+
+static void Span_dealloc(SpanObject *s)
+{
+	PyObject_GC_UnTrack(s);
+	Span_clear(s);
+	Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static PyObject *Span_get_tid(SpanObject *s, void *c)
+{
+	(void)c;
+	return PyBytes_FromStringAndSize((const char *)s->tid, 16);
+}
+
+static bool opt_str(PyObject *o, const char **s)
+{
+	*s = NULL;
+	if (!o || o == Py_None)
+		return true;
+	if (!PyUnicode_Check(o) || !(*s = PyUnicode_AsUTF8(o))) {
+		if (!PyErr_Occurred())
+			PyErr_SetString(PyExc_TypeError, "expected str or None");
+		return false;
+	}
+	return true;
+}
+
+/* _finish(outputs, has_outputs) -> bool: write the end record (once). */
+static PyObject *Span_finish(SpanObject *s, PyObject *const *a, Py_ssize_t n)
+{
+	if (n != 2) {
+		PyErr_SetString(PyExc_TypeError, "_finish(outputs, has_outputs)");
 		return NULL;
 	}
-	const uint8_t *tid;
-	uint64_t sid;
-	Py_ssize_t sl, ml;
-	if (!get_tid(a[0], &tid) || !get_u64(a[1], &sid))
+	if (s->ended)
+		Py_RETURN_FALSE;
+	s->ended = 1;
+	const char *status, *msg;
+	if (!opt_str(s->status, &status) || !opt_str(s->msg, &msg))
 		return NULL;
-	const char *status = opt_utf8(a[5], &sl), *msg = opt_utf8(a[6], &ml);
-	if (PyErr_Occurred())
-		return NULL;
-	if (!self->p)
+	if (!s->prod || !s->prod->p)
 		Py_RETURN_FALSE;
 	rf_rec r;
-	if (rf_trace_begin_end(self->p, &r, tid, sid, rf_trace_now_ns(), status, msg))
+	if (rf_trace_begin_end(s->prod->p, &r, s->tid, s->sid, rf_trace_now_ns(), status, msg))
 		Py_RETURN_FALSE;
 	int rc = 0;
-	if (PyObject_IsTrue(a[3]))
-		rc = pack_value(&r, "outputs", a[2], 0);
-	if (rc == 0 && a[4] != Py_None && PyDict_Check(a[4]) && PyDict_GET_SIZE(a[4]))
-		rc = pack_value(&r, "attributes", a[4], 0);
-	if (rc == 0 && PyObject_IsTrue(a[8]))
-		rc = pack_value(&r, "inputs", a[7], 0);
-	return finish(self, &r, rc);
+	if (a[1] == Py_True)
+		rc = pack_value(&r, "outputs", a[0], 0);
+	else if (s->has_outputs && s->outputs)
+		rc = pack_value(&r, "outputs", s->outputs, 0);
+	if (rc == 0 && s->attrs && PyDict_Check(s->attrs) && PyDict_GET_SIZE(s->attrs))
+		rc = pack_value(&r, "attributes", s->attrs, 0);
+	if (rc == 0 && s->has_new_inputs && s->new_inputs)
+		rc = pack_value(&r, "inputs", s->new_inputs, 0);
+	return finish(s->prod, &r, rc);
 }
 
-/* span_event(tid, sid, name, attributes|None, time_ns|None) -> bool */
-static PyObject *Producer_span_event(ProducerObject *self, PyObject *const *a, Py_ssize_t n)
-{
-	if (n != 5) {
-		PyErr_SetString(PyExc_TypeError, "span_event takes 5 arguments");
-		return NULL;
-	}
-	const uint8_t *tid;
-	uint64_t sid, t = 0;
-	Py_ssize_t nl;
-	if (!get_tid(a[0], &tid) || !get_u64(a[1], &sid))
-		return NULL;
-	const char *name = opt_utf8(a[2], &nl);
-	if (PyErr_Occurred() || (a[4] != Py_None && !get_u64(a[4], &t)))
-		return NULL;
-	if (!self->p)
-		Py_RETURN_FALSE;
-	rf_rec r;
-	if (rf_trace_begin_event(self->p, &r, tid, sid, name, t ? t : rf_trace_now_ns()))
-		Py_RETURN_FALSE;
-	int rc = 0;
-	if (a[3] != Py_None && PyDict_Check(a[3]))
-		rc = pack_value(&r, "attributes", a[3], 0);
-	return finish(self, &r, rc);
-}
-
-/* trace_update(tid, tags|None, metadata|None) -> bool (values already str) */
-static PyObject *Producer_trace_update(ProducerObject *self, PyObject *const *a, Py_ssize_t n)
+/* _event(name, attributes|None, time_ns|None) -> bool */
+static PyObject *Span_event(SpanObject *s, PyObject *const *a, Py_ssize_t n)
 {
 	if (n != 3) {
-		PyErr_SetString(PyExc_TypeError, "trace_update takes 3 arguments");
+		PyErr_SetString(PyExc_TypeError, "_event(name, attributes, time_ns)");
 		return NULL;
 	}
-	const uint8_t *tid;
-	if (!get_tid(a[0], &tid))
+	const char *name;
+	unsigned long long t = 0;
+	if (!opt_str(a[0], &name))
 		return NULL;
-	if (!self->p)
+	if (a[2] != Py_None && (t = PyLong_AsUnsignedLongLong(a[2]), PyErr_Occurred()))
+		return NULL;
+	if (!s->prod || !s->prod->p)
 		Py_RETURN_FALSE;
 	rf_rec r;
-	if (rf_trace_begin_update(self->p, &r, tid))
+	if (rf_trace_begin_event(s->prod->p, &r, s->tid, s->sid, name, t ? t : rf_trace_now_ns()))
 		Py_RETURN_FALSE;
 	int rc = 0;
 	if (a[1] != Py_None && PyDict_Check(a[1]))
-		rc = pack_value(&r, "tags", a[1], 0);
-	if (rc == 0 && a[2] != Py_None && PyDict_Check(a[2]))
-		rc = pack_value(&r, "metadata", a[2], 0);
-	return finish(self, &r, rc);
+		rc = pack_value(&r, "attributes", a[1], 0);
+	return finish(s->prod, &r, rc);
+}
+
+/* _update(tags|None, metadata|None) -> bool: a trace_update of this trace. */
+static PyObject *Span_update(SpanObject *s, PyObject *const *a, Py_ssize_t n)
+{
+	if (n != 2) {
+		PyErr_SetString(PyExc_TypeError, "_update(tags, metadata)");
+		return NULL;
+	}
+	if (!s->prod || !s->prod->p)
+		Py_RETURN_FALSE;
+	rf_rec r;
+	if (rf_trace_begin_update(s->prod->p, &r, s->tid))
+		Py_RETURN_FALSE;
+	int rc = 0;
+	if (a[0] != Py_None && PyDict_Check(a[0]))
+		rc = pack_value(&r, "tags", a[0], 0);
+	if (rc == 0 && a[1] != Py_None && PyDict_Check(a[1]))
+		rc = pack_value(&r, "metadata", a[1], 0);
+	return finish(s->prod, &r, rc);
+}
+
+static PyMemberDef Span_members[] = {
+	{"name", T_OBJECT, offsetof(SpanObject, name), 0, NULL},
+	{"span_type", T_OBJECT, offsetof(SpanObject, span_type), 0, NULL},
+	{"_inputs", T_OBJECT, offsetof(SpanObject, inputs), 0, NULL},
+	{"_new_inputs", T_OBJECT, offsetof(SpanObject, new_inputs), 0, NULL},
+	{"_outputs", T_OBJECT, offsetof(SpanObject, outputs), 0, NULL},
+	{"_attrs", T_OBJECT, offsetof(SpanObject, attrs), 0, NULL},
+	{"_status", T_OBJECT, offsetof(SpanObject, status), 0, NULL},
+	{"_msg", T_OBJECT, offsetof(SpanObject, msg), 0, NULL},
+	{"_has_new_inputs", T_BOOL, offsetof(SpanObject, has_new_inputs), 0, NULL},
+	{"_has_outputs", T_BOOL, offsetof(SpanObject, has_outputs), 0, NULL},
+	{"_ended", T_BOOL, offsetof(SpanObject, ended), READONLY, NULL},
+	{"_sid", T_ULONGLONG, offsetof(SpanObject, sid), READONLY, NULL},
+	{"_prod", T_OBJECT, offsetof(SpanObject, prod), READONLY, NULL},
+	{"_psid", T_ULONGLONG, offsetof(SpanObject, psid), READONLY, NULL},
+	{NULL, 0, 0, 0, NULL}};
+
+static PyGetSetDef Span_getset[] = {{"_tid", (getter)Span_get_tid, NULL, "16-byte trace id", NULL},
+				    {NULL, NULL, NULL, NULL, NULL}};
+
+static PyMethodDef Span_methods[] = {
+	{"_finish", (PyCFunction)(void (*)(void))Span_finish, METH_FASTCALL,
+	 "_finish(outputs, has_outputs) -> bool: write the end record once"},
+	{"_event", (PyCFunction)(void (*)(void))Span_event, METH_FASTCALL,
+	 "_event(name, attributes, time_ns) -> bool"},
+	{"_update", (PyCFunction)(void (*)(void))Span_update, METH_FASTCALL,
+	 "_update(tags, metadata) -> bool (values already str)"},
+	{NULL, NULL, 0, NULL}};
+
+static PyTypeObject SpanType = {
+	PyVarObject_HEAD_INIT(NULL, 0).tp_name = "ringflow._ringflow.SpanBase",
+	.tp_basicsize = sizeof(SpanObject),
+	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+	.tp_doc = "The state of a span (made by Producer.span_start).",
+	.tp_traverse = (traverseproc)Span_traverse,
+	.tp_clear = (inquiry)Span_clear,
+	.tp_dealloc = (destructor)Span_dealloc,
+	.tp_members = Span_members,
+	.tp_getset = Span_getset,
+	.tp_methods = Span_methods,
+};
+
+/* span_start(cls, parent|None, name, span_type, inputs|None, attributes|None,
+ *            experiment|None) -> cls instance
+ * Writes the trace_span_start record; the span comes back even if the
+ * record could not be written (counted), so the caller goes on. */
+static PyObject *Producer_span_start(ProducerObject *self, PyObject *const *a, Py_ssize_t n)
+{
+	if (n != 7 || !PyType_Check(a[0]) || !PyType_IsSubtype((PyTypeObject *)a[0], &SpanType)) {
+		PyErr_SetString(PyExc_TypeError,
+				"span_start(cls, parent, name, span_type, inputs, attributes, experiment)");
+		return NULL;
+	}
+	SpanObject *parent = NULL;
+	if (a[1] != Py_None) {
+		if (!PyObject_TypeCheck(a[1], &SpanType)) {
+			PyErr_SetString(PyExc_TypeError, "parent: a span or None");
+			return NULL;
+		}
+		parent = (SpanObject *)a[1];
+	}
+	Py_ssize_t nl = 0, tl = 0;
+	const char *name = PyUnicode_Check(a[2]) ? PyUnicode_AsUTF8AndSize(a[2], &nl) : NULL;
+	const char *type = PyUnicode_Check(a[3]) ? PyUnicode_AsUTF8AndSize(a[3], &tl) : NULL;
+	const char *exp;
+	if (!name || !type) {
+		if (!PyErr_Occurred())
+			PyErr_SetString(PyExc_TypeError, "name and span_type: str");
+		return NULL;
+	}
+	if (!opt_str(a[6], &exp))
+		return NULL;
+	PyTypeObject *cls = (PyTypeObject *)a[0];
+	SpanObject *s = (SpanObject *)cls->tp_alloc(cls, 0);
+	if (!s)
+		return NULL;
+	if (parent) {
+		memcpy(s->tid, parent->tid, 16);
+		s->psid = parent->sid;
+	} else {
+		rf_trace_new_trace_id(s->tid);
+	}
+	s->sid = rf_trace_new_span_id();
+	Py_INCREF(self);
+	s->prod = self;
+	Py_INCREF(a[2]);
+	s->name = a[2];
+	Py_INCREF(a[3]);
+	s->span_type = a[3];
+	if (a[4] != Py_None) {
+		Py_INCREF(a[4]);
+		s->inputs = a[4];
+	}
+	if (self->p) {
+		rf_rec r;
+		if (rf_trace_begin_start(self->p, &r, s->tid, s->sid, s->psid, name, (size_t)nl, type,
+					 (size_t)tl, rf_trace_now_ns(), parent ? NULL : exp) == 0) {
+			int rc = 0;
+			if (a[4] != Py_None)
+				rc = pack_value(&r, "inputs", a[4], 0);
+			if (rc == 0 && a[5] != Py_None && PyDict_Check(a[5]) && PyDict_GET_SIZE(a[5]))
+				rc = pack_value(&r, "attributes", a[5], 0);
+			Py_XDECREF(finish(self, &r, rc));
+		}
+	}
+	return (PyObject *)s;
 }
 
 static int Producer_init(ProducerObject *self, PyObject *args, PyObject *kw)
@@ -446,15 +542,8 @@ static PyMethodDef Producer_methods[] = {
 	{"stats", (PyCFunction)Producer_stats, METH_NOARGS, "Counters of this producer and ring."},
 	{"close", (PyCFunction)Producer_close, METH_NOARGS, "Detach from the ring."},
 	{"span_start", (PyCFunction)(void (*)(void))Producer_span_start, METH_FASTCALL,
-	 "span_start(parent_tid, parent_sid, name, span_type, inputs, attributes, experiment)"
-	 " -> (tid, sid): write a trace_span_start record (parent_tid None: a new trace)."},
-	{"span_end", (PyCFunction)(void (*)(void))Producer_span_end, METH_FASTCALL,
-	 "span_end(tid, sid, outputs, has_outputs, attributes, status, message, inputs, "
-	 "has_inputs) -> bool: write a trace_span_end record."},
-	{"span_event", (PyCFunction)(void (*)(void))Producer_span_event, METH_FASTCALL,
-	 "span_event(tid, sid, name, attributes, time_ns) -> bool"},
-	{"trace_update", (PyCFunction)(void (*)(void))Producer_trace_update, METH_FASTCALL,
-	 "trace_update(tid, tags, metadata) -> bool"},
+	 "span_start(cls, parent, name, span_type, inputs, attributes, experiment) -> span: "
+	 "write a trace_span_start record (parent None: a new trace)."},
 	{NULL, NULL, 0, NULL}};
 
 static PyTypeObject ProducerType = {
@@ -489,7 +578,7 @@ static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_ringflow",
 PyMODINIT_FUNC PyInit__ringflow(void)
 {
 	PyDateTime_IMPORT;
-	if (!PyDateTimeAPI || PyType_Ready(&ProducerType) < 0)
+	if (!PyDateTimeAPI || PyType_Ready(&ProducerType) < 0 || PyType_Ready(&SpanType) < 0)
 		return NULL;
 	str_timestamp = PyUnicode_InternFromString("timestamp");
 	PyObject *m = PyModule_Create(&moddef);
@@ -497,6 +586,8 @@ PyMODINIT_FUNC PyInit__ringflow(void)
 		return NULL;
 	Py_INCREF(&ProducerType);
 	PyModule_AddObject(m, "Producer", (PyObject *)&ProducerType);
+	Py_INCREF(&SpanType);
+	PyModule_AddObject(m, "SpanBase", (PyObject *)&SpanType);
 	/* The record types, from the C header: one source of truth. */
 	for (int t = 1; t <= RF_EV_MAX_BUILTIN; t++) {
 		char name[64];

@@ -34,7 +34,7 @@ import time
 import traceback
 from typing import Any, Callable
 
-from . import _producer
+from . import _producer, _ringflow
 
 log = logging.getLogger("ringflow")
 
@@ -209,27 +209,12 @@ _UNSET = object()
 _current: contextvars.ContextVar[Any] = contextvars.ContextVar("ringflow_span", default=None)
 
 
-class LiveSpan:
-    """A recorded span (MLflow's LiveSpan, as far as it goes)."""
+class LiveSpan(_ringflow.SpanBase):
+    """A recorded span (MLflow's LiveSpan, as far as it goes).  Its state
+    lives in the C base (made by Producer.span_start); the end record is
+    written by _finish()."""
 
-    __slots__ = ("name", "span_type", "_p", "_tid", "_sid", "_psid", "_inputs", "_new_inputs",
-                 "_outputs", "_attrs", "_status", "_msg", "_ended")
-
-    def __init__(self, p, tid: bytes, sid: int, psid: int, name: str, span_type: str,
-                 inputs: Any):
-        self._p = p
-        self._tid = tid
-        self._sid = sid
-        self._psid = psid
-        self.name = name
-        self.span_type = span_type
-        self._inputs = inputs
-        self._new_inputs = _UNSET
-        self._outputs = _UNSET
-        self._attrs: dict | None = None
-        self._status: str | None = None
-        self._msg: str | None = None
-        self._ended = False
+    __slots__ = ()
 
     # ids as MLflow shows them
     @property
@@ -248,11 +233,11 @@ class LiveSpan:
 
     @property
     def inputs(self) -> Any:
-        return self._inputs if self._new_inputs is _UNSET else self._new_inputs
+        return self._new_inputs if self._has_new_inputs else self._inputs
 
     @property
     def outputs(self) -> Any:
-        return None if self._outputs is _UNSET else self._outputs
+        return self._outputs if self._has_outputs else None
 
     @property
     def attributes(self) -> dict:
@@ -260,9 +245,11 @@ class LiveSpan:
 
     def set_inputs(self, inputs: Any) -> None:
         self._new_inputs = inputs
+        self._has_new_inputs = True
 
     def set_outputs(self, outputs: Any) -> None:
         self._outputs = outputs
+        self._has_outputs = True
 
     def set_attribute(self, key: str, value: Any) -> None:
         if self._attrs is None:
@@ -285,8 +272,7 @@ class LiveSpan:
         if not isinstance(event, SpanEvent):
             event = SpanEvent(str(event), attributes=attributes)
         try:
-            self._p.span_event(self._tid, self._sid, event.name, event.attributes or None,
-                               event.timestamp)
+            self._event(event.name, event.attributes or None, event.timestamp)
         except Exception:  # noqa: BLE001 - never raise into the caller
             _producer.count_error()
 
@@ -307,21 +293,16 @@ class LiveSpan:
 
     def end(self, outputs: Any = _UNSET, attributes: dict | None = None, status: Any = None,
             end_time_ns: int | None = None) -> None:
-        """Write the end record (once).  end_time_ns is not supported: now is used."""
-        if self._ended:
-            return
-        self._ended = True
-        if outputs is not _UNSET:
-            self._outputs = outputs
+        """Write the end record (once; the time is now, end_time_ns is ignored)."""
         if attributes:
             self.set_attributes(attributes)
         if status is not None:
             self.set_status(status)
-        out = self._outputs
-        new_in = self._new_inputs
         try:
-            self._p.span_end(self._tid, self._sid, out, out is not _UNSET, self._attrs,
-                             self._status, self._msg, new_in, new_in is not _UNSET)
+            if outputs is _UNSET:
+                self._finish(None, False)
+            else:
+                self._finish(outputs, True)
         except Exception:  # noqa: BLE001
             _producer.count_error()
 
@@ -338,25 +319,21 @@ def _new_span(parent: LiveSpan | None, name: str, span_type: str, inputs: Any,
               attributes: dict | None):
     """A recorded span: child of `parent`, or a new trace's root (None)."""
     try:
-        if parent is None:
-            p = _producer.producer()
-            if p is None:
-                return NO_OP_SPAN
-            global _started_sidecar
-            if not _started_sidecar:
-                _started_sidecar = True
-                if os.environ.get("MLFLOW_TRACKING_URI"):
-                    _producer.autostart_sidecar()
-            tid, sid = p.span_start(None, 0, name, span_type, inputs, attributes, _experiment)
-            psid = 0
-        else:
-            p = parent._p
-            psid = parent._sid
-            tid, sid = p.span_start(parent._tid, psid, name, span_type, inputs, attributes, None)
+        if parent is not None:
+            return parent._prod.span_start(LiveSpan, parent, name, span_type, inputs,
+                                           attributes, None)
+        p = _producer._producer or _producer.producer()
+        if p is None:
+            return NO_OP_SPAN
+        global _started_sidecar
+        if not _started_sidecar:
+            _started_sidecar = True
+            if os.environ.get("MLFLOW_TRACKING_URI"):
+                _producer.autostart_sidecar()
+        return p.span_start(LiveSpan, None, name, span_type, inputs, attributes, _experiment)
     except Exception:  # noqa: BLE001 - a bad name or type must not break the caller
         _producer.count_error()
         return NO_OP_SPAN
-    return LiveSpan(p, tid, sid, psid, name, span_type, inputs)
 
 
 class start_span:  # noqa: N801 - a context manager named like MLflow's function
@@ -427,9 +404,8 @@ def get_active_trace_id() -> str | None:
 
 def _update(span: LiveSpan, tags: dict | None, metadata: dict | None) -> None:
     try:
-        span._p.trace_update(span._tid,
-                             {str(k): str(v) for k, v in tags.items()} if tags else None,
-                             {str(k): str(v) for k, v in metadata.items()} if metadata else None)
+        span._update({str(k): str(v) for k, v in tags.items()} if tags else None,
+                     {str(k): str(v) for k, v in metadata.items()} if metadata else None)
     except Exception:  # noqa: BLE001
         _producer.count_error()
 
@@ -557,7 +533,7 @@ def trace(func: Callable | None = None, name: str | None = None,
                     raise
                 current.reset(token)
                 if span is not NO_OP_SPAN:
-                    span.end(result)
+                    span._finish(result, True)
                 return result
 
             return async_wrapper
@@ -630,7 +606,7 @@ def trace(func: Callable | None = None, name: str | None = None,
                 raise
             current.reset(token)
             if span is not NO_OP_SPAN:
-                span.end(result)
+                span._finish(result, True)
             return result
 
         return wrapper
