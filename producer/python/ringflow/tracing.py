@@ -41,6 +41,7 @@ log = logging.getLogger("ringflow")
 __all__ = [
     "LiveSpan", "NoOpSpan", "SpanEvent", "SpanStatus", "SpanStatusCode", "SpanType",
     "configure", "disable", "enable", "get_active_trace_id", "get_current_active_span",
+    "get_last_active_trace_id",
     "is_enabled", "set_experiment", "set_sampling_ratio", "start_span",
     "start_span_no_context", "trace", "update_current_trace",
 ]
@@ -330,7 +331,10 @@ def _new_span(parent: LiveSpan | None, name: str, span_type: str, inputs: Any,
             _started_sidecar = True
             if os.environ.get("MLFLOW_TRACKING_URI"):
                 _producer.autostart_sidecar()
-        return p.span_start(LiveSpan, None, name, span_type, inputs, attributes, _experiment)
+        global _last_root
+        _last_root = p.span_start(LiveSpan, None, name, span_type, inputs, attributes,
+                                  _experiment)
+        return _last_root
     except Exception:  # noqa: BLE001 - a bad name or type must not break the caller
         _producer.count_error()
         return NO_OP_SPAN
@@ -390,6 +394,14 @@ def start_span_no_context(name: str, span_type: str = SpanType.UNKNOWN,
     if (tags or metadata) and span is not NO_OP_SPAN:
         _update(span, tags, metadata)
     return span
+
+
+_last_root: LiveSpan | None = None
+
+
+def get_last_active_trace_id() -> str | None:
+    """The id of the last trace this process started (recorded ones only)."""
+    return _last_root.trace_id if _last_root is not None else None
 
 
 def get_current_active_span() -> LiveSpan | None:
