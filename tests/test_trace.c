@@ -16,6 +16,7 @@
 #include <math.h>
 #include <msgpack.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
 
 #include "rf_decode.h"
@@ -343,6 +344,8 @@ static void test_enable(rf_ring *cons, struct got *g)
 	printf("enable/disable: off writes nothing; a trace keeps its root's decision\n");
 }
 
+static _Atomic int finished;
+
 static void *thread_traces(void *arg)
 {
 	(void)arg;
@@ -363,6 +366,13 @@ static void *thread_traces(void *arg)
 	return NULL;
 }
 
+static void *thread_main(void *arg) /* counts a finished thread, passed or failed */
+{
+	void *res = thread_traces(arg);
+	atomic_fetch_add(&finished, 1);
+	return res;
+}
+
 struct xend {
 	rf_span *s;
 };
@@ -379,11 +389,11 @@ static void test_threads(rf_ring *cons, struct got *g)
 {
 	pthread_t th[4];
 	for (int i = 0; i < 4; i++)
-		CHECK_EQ(pthread_create(&th[i], NULL, thread_traces, NULL), 0);
+		CHECK_EQ(pthread_create(&th[i], NULL, thread_main, NULL), 0);
 	int total = 0;
 	json_t *span_trace = json_object(), *span_parent = json_object(), *root_of = json_object();
-	bool done = false;
-	while (!done || g->n) {
+	for (int last = 0; last < 2;) { /* drain while they run, then once after */
+		last += last || atomic_load(&finished) == 4;
 		drain(cons, g);
 		for (int i = 0; i < g->n; i++) {
 			if (g->types[i] != RF_EV_TRACE_SPAN_START)
@@ -400,16 +410,11 @@ static void test_threads(rf_ring *cons, struct got *g)
 			total++;
 		}
 		reset(g);
-		if (!done) {
-			for (int i = 0; i < 4; i++) {
-				void *res;
-				CHECK_EQ(pthread_join(th[i], &res), 0);
-				CHECK(res == NULL);
-			}
-			done = true;
-		} else {
-			break;
-		}
+	}
+	for (int i = 0; i < 4; i++) {
+		void *res;
+		CHECK_EQ(pthread_join(th[i], &res), 0);
+		CHECK(res == NULL);
 	}
 	drain(cons, g);
 	CHECK_EQ(g->n, 0);
