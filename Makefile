@@ -4,6 +4,7 @@
 #   make test       install what is missing, build every variant, run every test
 #   make demo       run the main job end to end
 #   make bench-ring ring benchmark (JSON lines), rewrites bench/RESULTS.md section
+#   make bench-trace tracing API cost (C, Python, MLflow's own), ditto
 #   make install PREFIX=...  libringflow (static + shared), headers, pkg-config,
 #                            ringflowd, ringflow-dump, the systemd user unit
 #
@@ -58,7 +59,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*.c))
 
 LINK_ALL   := $(SIDE_LIB) $(LIB) $(SIDE_LIBS) $(LIB_LIBS)
 
-.PHONY: all test test-c demo bench bench-ring bench-hook bench-sidecar deps venv pip clean install
+.PHONY: all test test-c demo bench bench-ring bench-hook bench-sidecar bench-trace deps venv pip clean install
 all: $(LIB) $(SOLIB) $(SIDE_LIB) $(PROG_BINS) $(TEST_BINS) $(BENCH_BINS) $(EXAMPLE_BINS)
 
 $(B)/%.o: %.c $(HDRS)
@@ -129,11 +130,17 @@ bench-sidecar: deps venv
 	./scripts/pip-install.sh
 	./bench/run_sidecar.sh
 
-bench: bench-ring bench-hook bench-sidecar
+# Tracing API cost in the caller: C, Python, and MLflow's own tracing.
+bench-trace: deps venv
+	$(MAKE) VARIANT=release all
+	./scripts/pip-install.sh
+	./bench/run_trace.sh
+
+bench: bench-ring bench-hook bench-sidecar bench-trace
 
 install: $(LIB) $(SOLIB) $(PROG_BINS)
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
-	install -m 644 producer/ringflow.h ringbuf/rf_ring.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 producer/ringflow.h producer/ringflow_trace.h ringbuf/rf_ring.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(SOLIB) $(DESTDIR)$(PREFIX)/lib/libringflow.so.$(VERSION)
 	ln -sf libringflow.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libringflow.so.0

@@ -115,9 +115,8 @@ static bool ends_with(const char *k, size_t kl, const char *suf)
 	return kl >= sl && !strcasecmp(k + kl - sl, suf);
 }
 
-bool rf_key_is_secret(const char *k)
+static bool key_is_secret_n(const char *k, size_t kl)
 {
-	size_t kl = strlen(k);
 	if (kl < 5)
 		return false;
 	switch (k[kl - 1] | 0x20) {
@@ -140,6 +139,11 @@ bool rf_key_is_secret(const char *k)
 	}
 }
 
+bool rf_key_is_secret(const char *k)
+{
+	return key_is_secret_n(k, strlen(k));
+}
+
 bool rf_secret_key(const char *key)
 {
 	return rf_key_is_secret(key);
@@ -160,7 +164,7 @@ static bool begin_value(rf_rec *r, const char *key, bool *secret)
 		size_t kl = strlen(key);
 		msgpack_pack_str(&pk, kl);
 		msgpack_pack_str_body(&pk, key, kl);
-		*secret = rf_key_is_secret(key);
+		*secret = key_is_secret_n(key, kl);
 	}
 	r->count[r->depth]++;
 	return true;
@@ -203,7 +207,15 @@ int rf_rec_begin(rf_producer *p, rf_rec *r, int type, size_t size_hint)
 	r->in_ring = true;
 	r->hdr_off[0] = 0;
 	put_hdr32(r, 0xdf);
-	rf_rec_int(r, "v", RF_SCHEMA_VERSION);
+	/* "v": RF_SCHEMA_VERSION, pre-encoded (fixstr "v", positive fixint) */
+	_Static_assert(RF_SCHEMA_VERSION < 128, "fixint");
+	if (reserve(r, 3)) {
+		r->buf[r->len] = 0xa1;
+		r->buf[r->len + 1] = 'v';
+		r->buf[r->len + 2] = RF_SCHEMA_VERSION;
+		r->len += 3;
+		r->count[0] = 1;
+	}
 	return 0;
 }
 

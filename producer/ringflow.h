@@ -145,4 +145,8 @@ void rf_rec_abort(rf_rec *r);
 #ifdef __cplusplus
 }
 #endif
+
+/* General tracing (rf_trace_* / rf_span_*): any program's MLflow traces. */
+#include "ringflow_trace.h"
+
 #endif /* RINGFLOW_H */

@@ -82,7 +82,7 @@ struct rf_trace *rf_trace_new(const uint8_t id[16])
 	return tr;
 }
 
-void rf_span_release(struct rf_span *s)
+void rf_span_release(struct rf_xspan *s)
 {
 	free(s->name);
 	free(s->type);
@@ -129,7 +129,7 @@ static int index_grow(struct rf_trace *tr)
 	return 0;
 }
 
-struct rf_span *rf_trace_span(struct rf_trace *tr, uint64_t id, bool create)
+struct rf_xspan *rf_trace_span(struct rf_trace *tr, uint64_t id, bool create)
 {
 	if (tr->index_cap) {
 		for (size_t j = slot_of(id, tr->index_cap); tr->index[j];
@@ -141,7 +141,7 @@ struct rf_span *rf_trace_span(struct rf_trace *tr, uint64_t id, bool create)
 		return NULL;
 	if (tr->n == tr->cap) {
 		size_t cap = tr->cap ? tr->cap * 2 : 8;
-		struct rf_span *s = realloc(tr->spans, cap * sizeof *s);
+		struct rf_xspan *s = realloc(tr->spans, cap * sizeof *s);
 		if (!s)
 			return NULL;
 		tr->spans = s;
@@ -150,7 +150,7 @@ struct rf_span *rf_trace_span(struct rf_trace *tr, uint64_t id, bool create)
 	/* Keep the table at most half full. */
 	if ((tr->n + 1) * 2 > tr->index_cap && index_grow(tr))
 		return NULL;
-	struct rf_span *s = &tr->spans[tr->n];
+	struct rf_xspan *s = &tr->spans[tr->n];
 	memset(s, 0, sizeof *s);
 	s->id = id;
 	s->attrs = json_object();
@@ -161,7 +161,7 @@ struct rf_span *rf_trace_span(struct rf_trace *tr, uint64_t id, bool create)
 	return s;
 }
 
-void rf_span_set_name(struct rf_span *s, const char *name, const char *type)
+void rf_span_set_name(struct rf_xspan *s, const char *name, const char *type)
 {
 	if (name) {
 		free(s->name);
@@ -173,7 +173,7 @@ void rf_span_set_name(struct rf_span *s, const char *name, const char *type)
 	}
 }
 
-void rf_span_attr(struct rf_span *s, const char *key, json_t *v)
+void rf_span_attr(struct rf_xspan *s, const char *key, json_t *v)
 {
 	if (v && s->attrs)
 		json_object_set_new(s->attrs, key, v);
@@ -181,7 +181,7 @@ void rf_span_attr(struct rf_span *s, const char *key, json_t *v)
 		json_decref(v);
 }
 
-void rf_span_event(struct rf_span *s, const char *name, int64_t time_ns, json_t *attrs)
+void rf_span_event(struct rf_xspan *s, const char *name, int64_t time_ns, json_t *attrs)
 {
 	if (!s->events)
 		s->events = json_array();
@@ -190,7 +190,7 @@ void rf_span_event(struct rf_span *s, const char *name, int64_t time_ns, json_t 
 						   attrs ? attrs : json_object()));
 }
 
-void rf_span_error(struct rf_span *s, const char *type, const char *msg, int64_t time_ns)
+void rf_span_error(struct rf_xspan *s, const char *type, const char *msg, int64_t time_ns)
 {
 	s->status = RF_SPAN_ERROR;
 	free(s->status_msg);
@@ -200,7 +200,7 @@ void rf_span_error(struct rf_span *s, const char *type, const char *msg, int64_t
 				"exception.message", msg ? msg : ""));
 }
 
-void rf_span_end(struct rf_trace *tr, struct rf_span *s, int64_t end_ns)
+void rf_xspan_end(struct rf_trace *tr, struct rf_xspan *s, int64_t end_ns)
 {
 	if (!s->end_ns && !s->sent)
 		tr->unsent_ended++;
@@ -213,7 +213,7 @@ size_t rf_trace_close_open(struct rf_trace *tr, int64_t end_ns, const char *msg)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < tr->n; i++) {
-		struct rf_span *s = &tr->spans[i];
+		struct rf_xspan *s = &tr->spans[i];
 		if (s->end_ns || s->sent)
 			continue;
 		if (!s->name)
@@ -221,7 +221,7 @@ size_t rf_trace_close_open(struct rf_trace *tr, int64_t end_ns, const char *msg)
 		if (!s->start_ns)
 			s->start_ns = end_ns;
 		rf_span_error(s, "SpanNotEnded", msg, end_ns);
-		rf_span_end(tr, s, end_ns);
+		rf_xspan_end(tr, s, end_ns);
 		n++;
 	}
 	return n;
@@ -282,7 +282,7 @@ static json_t *ns_str(int64_t ns)
 	return json_string(b);
 }
 
-json_t *rf_otlp_span(const struct rf_trace *tr, const struct rf_span *s)
+json_t *rf_otlp_span(const struct rf_trace *tr, const struct rf_xspan *s)
 {
 	char tid[33], sid[17], pid[17];
 	hex(tr->id, 16, tid);

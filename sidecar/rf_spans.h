@@ -17,13 +17,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum rf_span_status { RF_SPAN_UNSET = 0, RF_SPAN_OK = 1, RF_SPAN_ERROR = 2 };
+enum rf_xspan_status { RF_SPAN_UNSET = 0, RF_SPAN_OK = 1, RF_SPAN_ERROR = 2 };
 
-struct rf_span {
+/* "xspan": rf_span_* is libringflow's public tracing API (ringflow_trace.h). */
+struct rf_xspan {
 	uint64_t id, parent;      /* parent 0: a root (or resolved to the root) */
 	char *name, *type;        /* type: MLflow span type (LLM, TOOL, ...) */
 	int64_t start_ns, end_ns; /* end_ns 0: still open */
-	int status;               /* enum rf_span_status */
+	int status;               /* enum rf_xspan_status */
 	char *status_msg;
 	json_t *attrs;            /* key -> JSON value (never NULL) */
 	json_t *inputs, *outputs; /* NULL: none */
@@ -33,7 +34,7 @@ struct rf_span {
 
 struct rf_trace {
 	uint8_t id[16];
-	struct rf_span *spans;
+	struct rf_xspan *spans;
 	size_t n, cap;
 	uint32_t *index;          /* open addressing: span id -> slot + 1 */
 	size_t index_cap;
@@ -55,20 +56,20 @@ struct rf_trace *rf_trace_new(const uint8_t id[16]);
 void rf_trace_free(struct rf_trace *tr);
 /* The span with this id, created (zeroed, open) when missing and `create`.
  * Pointers stay valid until the next creation. */
-struct rf_span *rf_trace_span(struct rf_trace *tr, uint64_t id, bool create);
-void rf_span_set_name(struct rf_span *s, const char *name, const char *type);
-void rf_span_attr(struct rf_span *s, const char *key, json_t *v); /* v stolen; NULL ignored */
-void rf_span_event(struct rf_span *s, const char *name, int64_t time_ns, json_t *attrs);
-void rf_span_error(struct rf_span *s, const char *type, const char *msg, int64_t time_ns);
-void rf_span_end(struct rf_trace *tr, struct rf_span *s, int64_t end_ns);
+struct rf_xspan *rf_trace_span(struct rf_trace *tr, uint64_t id, bool create);
+void rf_span_set_name(struct rf_xspan *s, const char *name, const char *type);
+void rf_span_attr(struct rf_xspan *s, const char *key, json_t *v); /* v stolen; NULL ignored */
+void rf_span_event(struct rf_xspan *s, const char *name, int64_t time_ns, json_t *attrs);
+void rf_span_error(struct rf_xspan *s, const char *type, const char *msg, int64_t time_ns);
+void rf_xspan_end(struct rf_trace *tr, struct rf_xspan *s, int64_t end_ns);
 /* End every open span at end_ns with ERROR and `msg`; returns how many. */
 size_t rf_trace_close_open(struct rf_trace *tr, int64_t end_ns, const char *msg);
 /* Drop a sent span's payload (keeps its id and parent). */
-void rf_span_release(struct rf_span *s);
+void rf_span_release(struct rf_xspan *s);
 
 /* One span as an OTLP JSON span object.  A parent that is not in the trace
  * is replaced by the trace's root so no span is orphaned. */
-json_t *rf_otlp_span(const struct rf_trace *tr, const struct rf_span *s);
+json_t *rf_otlp_span(const struct rf_trace *tr, const struct rf_xspan *s);
 /* {"resourceSpans":[{resource, scopeSpans:[{scope, spans}]}]} (spans stolen). */
 json_t *rf_otlp_request(json_t *spans);
 /* A JSON value as an OTLP AnyValue. */

@@ -68,7 +68,7 @@ static json_t *pick(const msgpack_object *r, const char *const *keys)
 	return o;
 }
 
-static void attrs(struct rf_span *s, const msgpack_object *r, const char *const *keys)
+static void attrs(struct rf_xspan *s, const msgpack_object *r, const char *const *keys)
 {
 	for (; *keys; keys++)
 		rf_span_attr(s, *keys, jget(r, *keys));
@@ -99,9 +99,9 @@ static struct xtrace *sample_trace(struct ictx *c, bool create)
 }
 
 /* The sample span (the root per sample; under its task per run). */
-static struct rf_span *sample_span(struct ictx *c, struct xtrace *t)
+static struct rf_xspan *sample_span(struct ictx *c, struct xtrace *t)
 {
-	struct rf_span *s = rf_trace_span(t->tr, rf_span_id_of("sample", c->sample_uuid), true);
+	struct rf_xspan *s = rf_trace_span(t->tr, rf_span_id_of("sample", c->sample_uuid), true);
 	if (s && !s->name) {
 		c->x->st.spans++;
 		char sid[128], epoch[32], name[200];
@@ -144,14 +144,14 @@ static uint64_t parent_of(struct ictx *c, const char *key)
 	return rf_span_id_of("sample", c->sample_uuid);
 }
 
-static struct rf_span *event_span(struct ictx *c, struct xtrace *t, const char *name,
+static struct rf_xspan *event_span(struct ictx *c, struct xtrace *t, const char *name,
 				  const char *type)
 {
 	char uuid[128];
 	if (!text(c->r, "event_uuid", uuid, sizeof uuid))
 		return NULL;
 	sample_span(c, t);
-	struct rf_span *s = rf_trace_span(t->tr, rf_span_id_of("event", uuid), true);
+	struct rf_xspan *s = rf_trace_span(t->tr, rf_span_id_of("event", uuid), true);
 	if (!s)
 		return NULL;
 	if (!s->name)
@@ -167,7 +167,7 @@ static void on_model(struct ictx *c, struct xtrace *t)
 	char model[256], name[300];
 	text(c->r, "model", model, sizeof model);
 	snprintf(name, sizeof name, "model:%s", model);
-	struct rf_span *s = event_span(c, t, name, "LLM");
+	struct rf_xspan *s = event_span(c, t, name, "LLM");
 	if (!s)
 		return;
 	s->start_ns = ns(c->r, "timestamp");
@@ -207,7 +207,7 @@ static void on_model(struct ictx *c, struct xtrace *t)
 	else
 		s->status = RF_SPAN_OK;
 	int64_t end = ns(c->r, "completed");
-	rf_span_end(t->tr, s, end ? end : s->start_ns);
+	rf_xspan_end(t->tr, s, end ? end : s->start_ns);
 }
 
 static void on_tool(struct ictx *c, struct xtrace *t)
@@ -215,7 +215,7 @@ static void on_tool(struct ictx *c, struct xtrace *t)
 	char fn[256], name[300];
 	text(c->r, "function", fn, sizeof fn);
 	snprintf(name, sizeof name, "tool:%s", fn);
-	struct rf_span *s = event_span(c, t, name, "TOOL");
+	struct rf_xspan *s = event_span(c, t, name, "TOOL");
 	if (!s)
 		return;
 	s->start_ns = ns(c->r, "timestamp");
@@ -240,7 +240,7 @@ static void on_tool(struct ictx *c, struct xtrace *t)
 	} else {
 		s->status = RF_SPAN_OK;
 	}
-	rf_span_end(t->tr, s, end ? end : s->start_ns);
+	rf_xspan_end(t->tr, s, end ? end : s->start_ns);
 }
 
 static void on_score(struct ictx *c, struct xtrace *t)
@@ -248,7 +248,7 @@ static void on_score(struct ictx *c, struct xtrace *t)
 	char scorer[256], name[300];
 	text(c->r, "scorer", scorer, sizeof scorer);
 	snprintf(name, sizeof name, "score:%s", scorer[0] ? scorer : "score");
-	struct rf_span *s = event_span(c, t, name, "EVALUATOR");
+	struct rf_xspan *s = event_span(c, t, name, "EVALUATOR");
 	if (!s)
 		return;
 	/* A score is an instant in Inspect's log; its scorer's span (the
@@ -261,7 +261,7 @@ static void on_score(struct ictx *c, struct xtrace *t)
 	rf_span_attr(s, "inspect.scorer", json_string(scorer));
 	rf_span_attr(s, "inspect.intermediate", jget(c->r, "intermediate"));
 	s->status = RF_SPAN_OK;
-	rf_span_end(t->tr, s, s->start_ns);
+	rf_xspan_end(t->tr, s, s->start_ns);
 }
 
 static const char *ispan_type(const char *t)
@@ -281,7 +281,7 @@ static void on_span(struct ictx *c, struct xtrace *t, bool begin)
 	if (!text(c->r, "span_id", sp, sizeof sp))
 		return;
 	sample_span(c, t);
-	struct rf_span *s = rf_trace_span(t->tr, rf_span_id_of("ispan", sp), true);
+	struct rf_xspan *s = rf_trace_span(t->tr, rf_span_id_of("ispan", sp), true);
 	if (!s)
 		return;
 	if (begin) {
@@ -298,7 +298,7 @@ static void on_span(struct ictx *c, struct xtrace *t, bool begin)
 			rf_span_attr(s, "inspect.span_type", json_string(ty));
 	} else if (!s->end_ns) {
 		s->status = RF_SPAN_OK;
-		rf_span_end(t->tr, s, ns(c->r, "timestamp"));
+		rf_xspan_end(t->tr, s, ns(c->r, "timestamp"));
 	}
 }
 
@@ -333,7 +333,7 @@ static json_t *feedback_value(const msgpack_object *v)
 	return out;
 }
 
-static void assessments(struct ictx *c, struct xtrace *t, struct rf_span *root, int64_t when)
+static void assessments(struct ictx *c, struct xtrace *t, struct rf_xspan *root, int64_t when)
 {
 	const msgpack_object *sc = rf_obj_get(c->r, "scores");
 	if (!sc || sc->type != MSGPACK_OBJECT_MAP)
@@ -375,7 +375,7 @@ static void assessments(struct ictx *c, struct xtrace *t, struct rf_span *root, 
 
 static void on_sample_end(struct ictx *c, struct xtrace *t)
 {
-	struct rf_span *s = sample_span(c, t);
+	struct rf_xspan *s = sample_span(c, t);
 	if (!s)
 		return;
 	int64_t start = ns(c->r, "started_at"), end = ns(c->r, "completed_at");
@@ -397,16 +397,16 @@ static void on_sample_end(struct ictx *c, struct xtrace *t)
 	/* Spans still open inside the sample (a cancelled tool, a span whose
 	 * end was never logged) end with it, as ERROR. */
 	for (size_t i = 0; i < t->tr->n; i++) {
-		struct rf_span *o = &t->tr->spans[i];
+		struct rf_xspan *o = &t->tr->spans[i];
 		if (!o->end_ns && !o->sent && o->id != s->id && !c->run_mode) {
 			if (!o->start_ns)
 				o->start_ns = end;
 			rf_span_error(o, "SpanNotEnded", "span still open when its sample ended", end);
-			rf_span_end(t->tr, o, end);
+			rf_xspan_end(t->tr, o, end);
 			c->x->st.spans_forced++;
 		}
 	}
-	rf_span_end(t->tr, s, end);
+	rf_xspan_end(t->tr, s, end);
 	assessments(c, t, s, end);
 	if (!c->run_mode)
 		rf_traces_complete(c->x, t, end, "span still open when its sample ended");
@@ -428,7 +428,7 @@ static void on_lifecycle(struct ictx *c, int type)
 	}
 	int64_t when = ns(c->r, "time");
 	if (type == RF_EV_RUN_START || type == RF_EV_RUN_END) {
-		struct rf_span *s = rf_trace_span(t->tr, t->tr->root, true);
+		struct rf_xspan *s = rf_trace_span(t->tr, t->tr->root, true);
 		if (!s)
 			return;
 		if (!s->name) {
@@ -451,12 +451,12 @@ static void on_lifecycle(struct ictx *c, int type)
 				rf_span_error(s, "EvalError", msg, when);
 			else
 				s->status = RF_SPAN_OK;
-			rf_span_end(t->tr, s, when);
+			rf_xspan_end(t->tr, s, when);
 			rf_traces_complete(c->x, t, when, "span still open when its run ended");
 		}
 		return;
 	}
-	struct rf_span *s = rf_trace_span(t->tr, rf_span_id_of("task", c->eval_id), true);
+	struct rf_xspan *s = rf_trace_span(t->tr, rf_span_id_of("task", c->eval_id), true);
 	if (!s)
 		return;
 	if (!s->name) {
@@ -483,7 +483,7 @@ static void on_lifecycle(struct ictx *c, int type)
 		else
 			s->status = RF_SPAN_OK;
 		int64_t end = ns(c->r, "completed_at");
-		rf_span_end(t->tr, s, end ? end : when);
+		rf_xspan_end(t->tr, s, end ? end : when);
 	}
 }
 
@@ -549,7 +549,7 @@ void rf_trace_inspect(rf_traces *x, int type, const msgpack_object *r)
 	struct xtrace *t = sample_trace(&c, true);
 	if (!t)
 		return;
-	struct rf_span *s;
+	struct rf_xspan *s;
 	switch (type) {
 	case RF_EV_SAMPLE_INIT:
 	case RF_EV_SAMPLE_START:

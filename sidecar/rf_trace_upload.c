@@ -91,7 +91,7 @@ static void on_export(long status, const char *body, size_t len, const char *err
 	free(c);
 }
 
-static void take_span(struct xtrace *t, struct rf_span *s, json_t *spans)
+static void take_span(struct xtrace *t, struct rf_xspan *s, json_t *spans)
 {
 	json_array_append_new(spans, rf_otlp_span(t->tr, s));
 	if (!t->min_start || (s->start_ns && s->start_ns < t->min_start))
@@ -127,7 +127,7 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, cons
 			continue;
 		size_t before = c->nspans;
 		for (size_t i = 0; i < t->tr->n && c->nspans < OTLP_MAX_SPANS; i++) {
-			struct rf_span *s = &t->tr->spans[i];
+			struct rf_xspan *s = &t->tr->spans[i];
 			if (s->end_ns && !s->sent) {
 				take_span(t, s, spans);
 				c->nspans++;

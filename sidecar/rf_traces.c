@@ -298,7 +298,7 @@ static void general(rf_traces *x, int type, const msgpack_object *r)
 	uint64_t sid = get_u64(r, "span_id");
 	if (!sid)
 		return;
-	struct rf_span *s = rf_trace_span(t->tr, sid, type == RF_EV_TRACE_SPAN_START);
+	struct rf_xspan *s = rf_trace_span(t->tr, sid, type == RF_EV_TRACE_SPAN_START);
 	if (!s || (s->sent && type != RF_EV_TRACE_SPAN_START)) {
 		x->st.late++;
 		return;
@@ -335,6 +335,12 @@ static void general(rf_traces *x, int type, const msgpack_object *r)
 		rf_span_event(s, name ? name : "event", get_i64(r, "time_ns"), a);
 		free(name);
 	} else { /* RF_EV_TRACE_SPAN_END */
+		/* Inputs set after the start (span.set_inputs) come with the end. */
+		const msgpack_object *in = rf_obj_get(r, "inputs");
+		if (in && in->type != MSGPACK_OBJECT_NIL) {
+			json_decref(s->inputs);
+			s->inputs = rf_obj_to_json(in);
+		}
 		const msgpack_object *out = rf_obj_get(r, "outputs");
 		if (out && out->type != MSGPACK_OBJECT_NIL) {
 			json_decref(s->outputs);
@@ -353,7 +359,7 @@ static void general(rf_traces *x, int type, const msgpack_object *r)
 			s->status_msg = msg;
 		}
 		free(st);
-		rf_span_end(t->tr, s, get_i64(r, "end_ns"));
+		rf_xspan_end(t->tr, s, get_i64(r, "end_ns"));
 		if (!s->parent)
 			rf_traces_complete(x, t, s->end_ns, "span not ended before its trace");
 	}
@@ -445,10 +451,15 @@ static void on_exp(int ok, long status, json_t *resp, const char *msg, void *arg
 const char *rf_traces_exp_of(rf_traces *x, struct xtrace *t)
 {
 	const char *name = t->exp_name[0] ? t->exp_name : rf_track_experiment_name(x->track);
-	if (!strcmp(name, rf_track_experiment_name(x->track)) && rf_track_experiment_id(x->track))
-		return rf_track_experiment_id(x->track);
-	/* Not known to the tracking side (no Inspect run has needed it yet, or
-	 * another experiment): look it up or create it here. */
+	if (!strcmp(name, rf_track_experiment_name(x->track))) {
+		const char *id = rf_track_experiment_id(x->track);
+		if (id)
+			return id;
+		/* The tracking path looks its experiment up only once it has a
+		 * run; a program's general traces may come without any run. */
+		if (t->run_key[0])
+			return NULL;
+	}
 	struct expid *e = exp_lookup(x, name);
 	if (!e)
 		return NULL;

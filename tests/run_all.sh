@@ -83,7 +83,7 @@ fi
 # their mapping of the segment as shared with an unseen process, so what TSan
 # checks there is everything else; test_ring_threads puts the whole protocol,
 # both sides, in one process where TSan sees it all.
-TSAN_TESTS=(test_ring_threads test_ring_wakeup test_ring_full test_ring_semantics test_producer
+TSAN_TESTS=(test_ring_threads test_ring_wakeup test_ring_full test_ring_semantics test_producer test_trace
 	test_ring_stress test_ring_crash)
 if build tsan gcc; then
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \

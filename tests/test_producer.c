@@ -86,7 +86,8 @@ static void test_every_type(const char *ring, rf_ring *cons, struct got *g)
 		seen[g->types[i]]++;
 		CHECK_EQ(json_integer_value(json_object_get(g->data[i], "v")), RF_SCHEMA_VERSION);
 	}
-	for (int t = 1; t <= RF_EV_MAX_BUILTIN; t++) {
+	/* The Inspect types; the tracing ones (24-27) are test_trace's. */
+	for (int t = 1; t < RF_EV_TRACE_SPAN_START; t++) {
 		if (!seen[t])
 			fprintf(stderr, "type %s missing\n", rf_event_name(t));
 		CHECK(seen[t] > 0);
@@ -110,7 +111,7 @@ static void test_every_type(const char *ring, rf_ring *cons, struct got *g)
 			      json_real_value(json_object_get(d, "timestamp")));
 		}
 	}
-	printf("every type: %d records, all %d types decoded\n", g->n, RF_EV_MAX_BUILTIN);
+	printf("every type: %d records, all %d types decoded\n", g->n, RF_EV_TRACE_SPAN_START - 1);
 	reset(g);
 }
 

@@ -49,7 +49,7 @@ static void test_store_and_otlp(void)
 	for (int i = 0; i < 300; i++) {
 		char k[16];
 		snprintf(k, sizeof k, "e%d", i);
-		struct rf_span *s = rf_trace_span(tr, rf_span_id_of("event", k), true);
+		struct rf_xspan *s = rf_trace_span(tr, rf_span_id_of("event", k), true);
 		CHECK(s && s->id == rf_span_id_of("event", k));
 		s->parent = i % 2 ? root : rf_span_id_of("ispan", "never-seen");
 		rf_span_set_name(s, k, "LLM");
@@ -59,22 +59,22 @@ static void test_store_and_otlp(void)
 	for (int i = 0; i < 300; i++) {
 		char k[16];
 		snprintf(k, sizeof k, "e%d", i);
-		struct rf_span *s = rf_trace_span(tr, rf_span_id_of("event", k), false);
+		struct rf_xspan *s = rf_trace_span(tr, rf_span_id_of("event", k), false);
 		CHECK(s && !strcmp(s->name, k));
 	}
 	CHECK(!rf_trace_span(tr, 12345, false));
-	struct rf_span *r = rf_trace_span(tr, root, true);
+	struct rf_xspan *r = rf_trace_span(tr, root, true);
 	rf_span_set_name(r, "sample:x", "CHAIN");
 	r->start_ns = 500;
 	r->inputs = json_pack("{s:s}", "input", "hi");
 	rf_span_attr(r, "n", json_integer(7));
-	rf_span_end(tr, r, 400); /* before its start: clamped, never negative */
+	rf_xspan_end(tr, r, 400); /* before its start: clamped, never negative */
 	CHECK(r->end_ns == 500);
 
 	/* Every open span is closed as ERROR with an exception event. */
 	size_t closed = rf_trace_close_open(tr, 9000, "never ended");
 	CHECK(closed == 300);
-	struct rf_span *e0 = rf_trace_span(tr, rf_span_id_of("event", "e0"), false);
+	struct rf_xspan *e0 = rf_trace_span(tr, rf_span_id_of("event", "e0"), false);
 	CHECK(e0->status == RF_SPAN_ERROR && e0->end_ns == 9000);
 	CHECK(json_array_size(e0->events) == 1);
 

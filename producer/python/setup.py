@@ -30,7 +30,7 @@ def stage(subdir, names=None):
 
 
 ring = stage("ringbuf")
-producer = stage("producer", {"rf_producer.c", "rf_rec.c"})
+producer = stage("producer", {"rf_producer.c", "rf_rec.c", "rf_trace_rec.c"})
 
 setup(
     ext_modules=[

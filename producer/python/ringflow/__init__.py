@@ -3,11 +3,29 @@
 Installing this package registers an Inspect AI hook (entry point group
 `inspect_ai`); it is active when MLFLOW_TRACKING_URI is set and
 RINGFLOW_DISABLED is not.  `ringflowd` (the sidecar) uploads to MLflow.
+
+`ringflow.tracing` (also re-exported here: trace, start_span,
+update_current_trace, SpanType, ...) sends MLflow traces from any program,
+with MLflow's fluent tracing API names.
 """
 
 from ._producer import emit, producer, stats
 from ._ringflow import SCHEMA_VERSION, Producer, event_name
+from . import tracing
+from .tracing import (
+    SpanEvent,
+    SpanStatus,
+    SpanStatusCode,
+    SpanType,
+    get_active_trace_id,
+    get_current_active_span,
+    start_span,
+    trace,
+    update_current_trace,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["Producer", "SCHEMA_VERSION", "emit", "event_name", "producer", "stats"]
+__all__ = ["Producer", "SCHEMA_VERSION", "SpanEvent", "SpanStatus", "SpanStatusCode", "SpanType",
+           "emit", "event_name", "get_active_trace_id", "get_current_active_span", "producer",
+           "start_span", "stats", "trace", "tracing", "update_current_trace"]

@@ -70,10 +70,19 @@ def emit(rtype: int, fields: dict[str, Any]) -> bool:
         return False
 
 
+_trace_errors = 0  # tracing calls that failed before reaching the encoder
+
+
+def count_error() -> None:
+    global _trace_errors
+    _trace_errors += 1
+
+
 def stats() -> dict[str, Any]:
     p = _producer
     s = p.stats() if p is not None else {}
     s["not_opened"] = _dropped
+    s["trace_errors"] = _trace_errors
     if _open_failed:
         s["open_error"] = _open_failed
     return s

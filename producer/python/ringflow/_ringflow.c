@@ -11,9 +11,11 @@
 #include <Python.h>
 
 #include <datetime.h>
+#include <structmember.h>
 #include <math.h>
 
 #include "ringflow.h"
+#include "rf_trace_int.h"
 
 typedef struct {
 	PyObject_HEAD
@@ -160,6 +162,275 @@ static int pack_value(rf_rec *r, const char *key, PyObject *v, int depth)
 	return 0;
 }
 
+/* ---- general tracing (ringflow.tracing): records 24-27 ----
+ * The Python side keeps the span stack (contextvars) and the span objects;
+ * these write one record each, with ids made here (rf_trace_rec.c). */
+
+/* A record built from Python values: a failed encoding is counted and
+ * reported as False, like emit(). */
+static PyObject *finish(ProducerObject *self, rf_rec *r, int rc)
+{
+	if (rc < 0) {
+		rf_rec_abort(r);
+		PyErr_Clear();
+		self->py_errors++;
+		Py_RETURN_FALSE;
+	}
+	if (rf_rec_end(r))
+		Py_RETURN_FALSE;
+	Py_RETURN_TRUE;
+}
+
+/* A span: ids and what is kept until its end record.  ringflow.tracing's
+ * LiveSpan subclasses it (methods in Python, state here), so starting and
+ * ending a span are one C call each. */
+typedef struct {
+	PyObject_HEAD
+	ProducerObject *prod;
+	uint8_t tid[16];
+	unsigned long long sid, psid;
+	PyObject *name, *span_type, *inputs, *new_inputs, *outputs, *attrs, *status, *msg;
+	char has_new_inputs, has_outputs, ended;
+} SpanObject;
+
+static PyTypeObject SpanType;
+
+static int Span_traverse(SpanObject *s, visitproc visit, void *arg)
+{
+	Py_VISIT(s->prod);
+	Py_VISIT(s->name);
+	Py_VISIT(s->span_type);
+	Py_VISIT(s->inputs);
+	Py_VISIT(s->new_inputs);
+	Py_VISIT(s->outputs);
+	Py_VISIT(s->attrs);
+	Py_VISIT(s->status);
+	Py_VISIT(s->msg);
+	return 0;
+}
+
+static int Span_clear(SpanObject *s)
+{
+	Py_CLEAR(s->prod);
+	Py_CLEAR(s->name);
+	Py_CLEAR(s->span_type);
+	Py_CLEAR(s->inputs);
+	Py_CLEAR(s->new_inputs);
+	Py_CLEAR(s->outputs);
+	Py_CLEAR(s->attrs);
+	Py_CLEAR(s->status);
+	Py_CLEAR(s->msg);
+	return 0;
+}
+
+static void Span_dealloc(SpanObject *s)
+{
+	PyObject_GC_UnTrack(s);
+	Span_clear(s);
+	Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static PyObject *Span_get_tid(SpanObject *s, void *c)
+{
+	(void)c;
+	return PyBytes_FromStringAndSize((const char *)s->tid, 16);
+}
+
+static bool opt_str(PyObject *o, const char **s)
+{
+	*s = NULL;
+	if (!o || o == Py_None)
+		return true;
+	if (!PyUnicode_Check(o) || !(*s = PyUnicode_AsUTF8(o))) {
+		if (!PyErr_Occurred())
+			PyErr_SetString(PyExc_TypeError, "expected str or None");
+		return false;
+	}
+	return true;
+}
+
+/* _finish(outputs, has_outputs) -> bool: write the end record (once). */
+static PyObject *Span_finish(SpanObject *s, PyObject *const *a, Py_ssize_t n)
+{
+	if (n != 2) {
+		PyErr_SetString(PyExc_TypeError, "_finish(outputs, has_outputs)");
+		return NULL;
+	}
+	if (s->ended)
+		Py_RETURN_FALSE;
+	s->ended = 1;
+	const char *status, *msg;
+	if (!opt_str(s->status, &status) || !opt_str(s->msg, &msg))
+		return NULL;
+	if (!s->prod || !s->prod->p)
+		Py_RETURN_FALSE;
+	rf_rec r;
+	if (rf_trace_begin_end(s->prod->p, &r, s->tid, s->sid, rf_trace_now_ns(), status, msg))
+		Py_RETURN_FALSE;
+	int rc = 0;
+	if (a[1] == Py_True)
+		rc = pack_value(&r, "outputs", a[0], 0);
+	else if (s->has_outputs && s->outputs)
+		rc = pack_value(&r, "outputs", s->outputs, 0);
+	if (rc == 0 && s->attrs && PyDict_Check(s->attrs) && PyDict_GET_SIZE(s->attrs))
+		rc = pack_value(&r, "attributes", s->attrs, 0);
+	if (rc == 0 && s->has_new_inputs && s->new_inputs)
+		rc = pack_value(&r, "inputs", s->new_inputs, 0);
+	return finish(s->prod, &r, rc);
+}
+
+/* _event(name, attributes|None, time_ns|None) -> bool */
+static PyObject *Span_event(SpanObject *s, PyObject *const *a, Py_ssize_t n)
+{
+	if (n != 3) {
+		PyErr_SetString(PyExc_TypeError, "_event(name, attributes, time_ns)");
+		return NULL;
+	}
+	const char *name;
+	unsigned long long t = 0;
+	if (!opt_str(a[0], &name))
+		return NULL;
+	if (a[2] != Py_None && (t = PyLong_AsUnsignedLongLong(a[2]), PyErr_Occurred()))
+		return NULL;
+	if (!s->prod || !s->prod->p)
+		Py_RETURN_FALSE;
+	rf_rec r;
+	if (rf_trace_begin_event(s->prod->p, &r, s->tid, s->sid, name, t ? t : rf_trace_now_ns()))
+		Py_RETURN_FALSE;
+	int rc = 0;
+	if (a[1] != Py_None && PyDict_Check(a[1]))
+		rc = pack_value(&r, "attributes", a[1], 0);
+	return finish(s->prod, &r, rc);
+}
+
+/* _update(tags|None, metadata|None) -> bool: a trace_update of this trace. */
+static PyObject *Span_update(SpanObject *s, PyObject *const *a, Py_ssize_t n)
+{
+	if (n != 2) {
+		PyErr_SetString(PyExc_TypeError, "_update(tags, metadata)");
+		return NULL;
+	}
+	if (!s->prod || !s->prod->p)
+		Py_RETURN_FALSE;
+	rf_rec r;
+	if (rf_trace_begin_update(s->prod->p, &r, s->tid))
+		Py_RETURN_FALSE;
+	int rc = 0;
+	if (a[0] != Py_None && PyDict_Check(a[0]))
+		rc = pack_value(&r, "tags", a[0], 0);
+	if (rc == 0 && a[1] != Py_None && PyDict_Check(a[1]))
+		rc = pack_value(&r, "metadata", a[1], 0);
+	return finish(s->prod, &r, rc);
+}
+
+static PyMemberDef Span_members[] = {
+	{"name", T_OBJECT, offsetof(SpanObject, name), 0, NULL},
+	{"span_type", T_OBJECT, offsetof(SpanObject, span_type), 0, NULL},
+	{"_inputs", T_OBJECT, offsetof(SpanObject, inputs), 0, NULL},
+	{"_new_inputs", T_OBJECT, offsetof(SpanObject, new_inputs), 0, NULL},
+	{"_outputs", T_OBJECT, offsetof(SpanObject, outputs), 0, NULL},
+	{"_attrs", T_OBJECT, offsetof(SpanObject, attrs), 0, NULL},
+	{"_status", T_OBJECT, offsetof(SpanObject, status), 0, NULL},
+	{"_msg", T_OBJECT, offsetof(SpanObject, msg), 0, NULL},
+	{"_has_new_inputs", T_BOOL, offsetof(SpanObject, has_new_inputs), 0, NULL},
+	{"_has_outputs", T_BOOL, offsetof(SpanObject, has_outputs), 0, NULL},
+	{"_ended", T_BOOL, offsetof(SpanObject, ended), READONLY, NULL},
+	{"_sid", T_ULONGLONG, offsetof(SpanObject, sid), READONLY, NULL},
+	{"_prod", T_OBJECT, offsetof(SpanObject, prod), READONLY, NULL},
+	{"_psid", T_ULONGLONG, offsetof(SpanObject, psid), READONLY, NULL},
+	{NULL, 0, 0, 0, NULL}};
+
+static PyGetSetDef Span_getset[] = {{"_tid", (getter)Span_get_tid, NULL, "16-byte trace id", NULL},
+				    {NULL, NULL, NULL, NULL, NULL}};
+
+static PyMethodDef Span_methods[] = {
+	{"_finish", (PyCFunction)(void (*)(void))Span_finish, METH_FASTCALL,
+	 "_finish(outputs, has_outputs) -> bool: write the end record once"},
+	{"_event", (PyCFunction)(void (*)(void))Span_event, METH_FASTCALL,
+	 "_event(name, attributes, time_ns) -> bool"},
+	{"_update", (PyCFunction)(void (*)(void))Span_update, METH_FASTCALL,
+	 "_update(tags, metadata) -> bool (values already str)"},
+	{NULL, NULL, 0, NULL}};
+
+static PyTypeObject SpanType = {
+	PyVarObject_HEAD_INIT(NULL, 0).tp_name = "ringflow._ringflow.SpanBase",
+	.tp_basicsize = sizeof(SpanObject),
+	.tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+	.tp_doc = "The state of a span (made by Producer.span_start).",
+	.tp_traverse = (traverseproc)Span_traverse,
+	.tp_clear = (inquiry)Span_clear,
+	.tp_dealloc = (destructor)Span_dealloc,
+	.tp_members = Span_members,
+	.tp_getset = Span_getset,
+	.tp_methods = Span_methods,
+};
+
+/* span_start(cls, parent|None, name, span_type, inputs|None, attributes|None,
+ *            experiment|None) -> cls instance
+ * Writes the trace_span_start record; the span comes back even if the
+ * record could not be written (counted), so the caller goes on. */
+static PyObject *Producer_span_start(ProducerObject *self, PyObject *const *a, Py_ssize_t n)
+{
+	if (n != 7 || !PyType_Check(a[0]) || !PyType_IsSubtype((PyTypeObject *)a[0], &SpanType)) {
+		PyErr_SetString(PyExc_TypeError,
+				"span_start(cls, parent, name, span_type, inputs, attributes, experiment)");
+		return NULL;
+	}
+	SpanObject *parent = NULL;
+	if (a[1] != Py_None) {
+		if (!PyObject_TypeCheck(a[1], &SpanType)) {
+			PyErr_SetString(PyExc_TypeError, "parent: a span or None");
+			return NULL;
+		}
+		parent = (SpanObject *)a[1];
+	}
+	Py_ssize_t nl = 0, tl = 0;
+	const char *name = PyUnicode_Check(a[2]) ? PyUnicode_AsUTF8AndSize(a[2], &nl) : NULL;
+	const char *type = PyUnicode_Check(a[3]) ? PyUnicode_AsUTF8AndSize(a[3], &tl) : NULL;
+	const char *exp;
+	if (!name || !type) {
+		if (!PyErr_Occurred())
+			PyErr_SetString(PyExc_TypeError, "name and span_type: str");
+		return NULL;
+	}
+	if (!opt_str(a[6], &exp))
+		return NULL;
+	PyTypeObject *cls = (PyTypeObject *)a[0];
+	SpanObject *s = (SpanObject *)cls->tp_alloc(cls, 0);
+	if (!s)
+		return NULL;
+	if (parent) {
+		memcpy(s->tid, parent->tid, 16);
+		s->psid = parent->sid;
+	} else {
+		rf_trace_new_trace_id(s->tid);
+	}
+	s->sid = rf_trace_new_span_id();
+	Py_INCREF(self);
+	s->prod = self;
+	Py_INCREF(a[2]);
+	s->name = a[2];
+	Py_INCREF(a[3]);
+	s->span_type = a[3];
+	if (a[4] != Py_None) {
+		Py_INCREF(a[4]);
+		s->inputs = a[4];
+	}
+	if (self->p) {
+		rf_rec r;
+		if (rf_trace_begin_start(self->p, &r, s->tid, s->sid, s->psid, name, (size_t)nl, type,
+					 (size_t)tl, rf_trace_now_ns(), parent ? NULL : exp) == 0) {
+			int rc = 0;
+			if (a[4] != Py_None)
+				rc = pack_value(&r, "inputs", a[4], 0);
+			if (rc == 0 && a[5] != Py_None && PyDict_Check(a[5]) && PyDict_GET_SIZE(a[5]))
+				rc = pack_value(&r, "attributes", a[5], 0);
+			Py_XDECREF(finish(self, &r, rc));
+		}
+	}
+	return (PyObject *)s;
+}
+
 static int Producer_init(ProducerObject *self, PyObject *args, PyObject *kw)
 {
 	static char *kwlist[] = {"ring", "spool_dir", "max_text", "full_policy", "capacity", NULL};
@@ -270,6 +541,9 @@ static PyMethodDef Producer_methods[] = {
 	 "Is a consumer (ringflowd) attached to the ring and alive?"},
 	{"stats", (PyCFunction)Producer_stats, METH_NOARGS, "Counters of this producer and ring."},
 	{"close", (PyCFunction)Producer_close, METH_NOARGS, "Detach from the ring."},
+	{"span_start", (PyCFunction)(void (*)(void))Producer_span_start, METH_FASTCALL,
+	 "span_start(cls, parent, name, span_type, inputs, attributes, experiment) -> span: "
+	 "write a trace_span_start record (parent None: a new trace)."},
 	{NULL, NULL, 0, NULL}};
 
 static PyTypeObject ProducerType = {
@@ -304,7 +578,7 @@ static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_ringflow",
 PyMODINIT_FUNC PyInit__ringflow(void)
 {
 	PyDateTime_IMPORT;
-	if (!PyDateTimeAPI || PyType_Ready(&ProducerType) < 0)
+	if (!PyDateTimeAPI || PyType_Ready(&ProducerType) < 0 || PyType_Ready(&SpanType) < 0)
 		return NULL;
 	str_timestamp = PyUnicode_InternFromString("timestamp");
 	PyObject *m = PyModule_Create(&moddef);
@@ -312,6 +586,8 @@ PyMODINIT_FUNC PyInit__ringflow(void)
 		return NULL;
 	Py_INCREF(&ProducerType);
 	PyModule_AddObject(m, "Producer", (PyObject *)&ProducerType);
+	Py_INCREF(&SpanType);
+	PyModule_AddObject(m, "SpanBase", (PyObject *)&SpanType);
 	/* The record types, from the C header: one source of truth. */
 	for (int t = 1; t <= RF_EV_MAX_BUILTIN; t++) {
 		char name[64];
