@@ -8,6 +8,7 @@ PKGS=(
 	build-essential gcc clang make pkg-config
 	liburing-dev libcurl4-openssl-dev libmsgpack-dev libjansson-dev zlib1g-dev
 	libarchive-dev # reads Inspect's .eval logs (zip with zstd members) for artifacts
+	libmicrohttpd-dev # the optional Prometheus /metrics endpoint of ringflowd
 	libclang-rt-14-dev # clang's ASan/UBSan/TSan runtimes (VARIANT=asan CC=clang)
 	python3-dev
 	procps iproute2 # ps/pgrep/ss used by the demo and sidecar tests

@@ -716,6 +716,19 @@ bool rf_track_idle(rf_track *t)
 	return true;
 }
 
+/* As rf_track_idle, but an open run with nothing left to send counts as
+ * drained: what `ringflowd flush` waits for. */
+bool rf_track_drained(rf_track *t)
+{
+	for (struct mrun *r = t->runs; r; r = r->next)
+		if (r->state != RUN_FAILED &&
+		    (r->state != RUN_READY || r->inflight || pending_entities(r) ||
+		     json_array_size(r->uploads) || r->uploads_inflight ||
+		     (r->end_status && r->end_state != 2)))
+			return false;
+	return true;
+}
+
 int rf_track_new(rf_track **out, rf_mlflow *m, const struct rf_track_opts *o)
 {
 	rf_track *t = calloc(1, sizeof *t);
