@@ -95,7 +95,7 @@ char *rf_prom_render(const struct rf_status_snap *s, size_t *len)
 		(unsigned long long)s->http_5xx, (unsigned long long)s->http_errors);
 	metric(f, "ringflow_retries_total", "counter", "HTTP attempts repeated after a retryable failure",
 	       s->retries);
-	metric(f, "ringflow_http_failed_total", "counter", "requests that failed for good",
+	metric(f, "ringflow_http_failed_total", "counter", "requests whose final answer was not 2xx (incl. 404s of lookups)",
 	       s->http_failed);
 	metric(f, "ringflow_rejected_total", "counter", "entities MLflow refused (4xx), reported",
 	       s->rejected);
