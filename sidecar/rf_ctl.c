@@ -338,11 +338,11 @@ static void print_text(struct ctl *c, const struct view *v, const struct view *v
 	       (unsigned long long)s->metrics, (unsigned long long)s->params,
 	       (unsigned long long)s->tags, (unsigned long long)s->rejected);
 	printf("  requests %llu (2xx %llu, 4xx %llu, 5xx %llu, no response %llu), batches %llu, "
-	       "retries %llu, failed %llu\n",
+	       "retries %llu\n",
 	       (unsigned long long)s->requests, (unsigned long long)s->http_2xx,
 	       (unsigned long long)s->http_4xx, (unsigned long long)s->http_5xx,
 	       (unsigned long long)s->http_errors, (unsigned long long)s->batches,
-	       (unsigned long long)s->retries, (unsigned long long)s->http_failed);
+	       (unsigned long long)s->retries);
 	human_bytes(a, sizeof a, (double)(s->ring_tail - s->ring_pos));
 	printf("  backlog: %s in the ring, %llu entities pending, %llu requests queued or in flight%s\n",
 	       a, (unsigned long long)s->pending, (unsigned long long)s->http_pending,
