@@ -157,8 +157,8 @@ fi
 if [ -x build/asan/bin/ringflowd ]; then
 	RF_RINGFLOWD=build/asan/bin/ringflowd \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		pytest_step "test_sidecar.py with ringflowd under ASan+UBSan" "$LOGS/pytest-asan.xml" \
-		tests/python/test_sidecar.py -k "not mlflow_down"
+		pytest_step "test_sidecar.py, test_ops.py with ringflowd under ASan+UBSan" "$LOGS/pytest-asan.xml" \
+		tests/python/test_sidecar.py tests/python/test_ops.py -k "not mlflow_down"
 fi
 
 while read -r p f s; do
