@@ -14,10 +14,35 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdarg.h>
 #include <string.h>
+#include <time.h>
 
 /* rf_loop timer id: rf_http uses 0 and 1. */
 #define PROM_TIMER 12
+
+/* MHD's own messages as ringflowd's logfmt lines (stderr). */
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	char msg[512];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	size_t n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = 0;
+	for (char *p = msg; *p; p++)
+		if (*p == '"' || *p == '\n')
+			*p = '\'';
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	char t[32];
+	strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(stderr, "ts=%s.%03ldZ level=warn msg=\"metrics endpoint: %s\"\n", t,
+		ts.tv_nsec / 1000000, msg);
+}
 
 struct rf_prom {
 	struct MHD_Daemon *mhd;
@@ -197,7 +222,8 @@ int rf_prom_start(rf_prom **out, rf_loop *loop, int port, rf_prom_snap_fn fn, vo
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	p->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL,
-				  on_request, p, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+				  on_request, p, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 				  MHD_OPTION_CONNECTION_LIMIT, 16u, MHD_OPTION_CONNECTION_TIMEOUT,
 				  10u, MHD_OPTION_END);
 	if (!p->mhd) {
