@@ -111,6 +111,38 @@ void rf_status_close(rf_status *s)
 	free(s);
 }
 
+/* The seqlock's read side (see the top of this file). */
+static int read_block(const struct rf_status_shm *m, struct rf_status_snap *out)
+{
+	uint64_t w[WORDS];
+	int rc = -EAGAIN;
+	for (int attempt = 0; attempt < 1000; attempt++) {
+		uint64_t s1 = atomic_load_explicit(&m->seq, memory_order_acquire);
+		if (s1 & 1) {
+			sched_yield();
+			continue;
+		}
+		for (size_t i = 0; i < WORDS; i++)
+			w[i] = atomic_load_explicit(&m->w[i], memory_order_relaxed);
+		/* Pairs with the writer's release fence: if any word came from a
+		 * later update, the sequence load below sees it moved. */
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&m->seq, memory_order_relaxed) == s1) {
+			rc = 0;
+			break;
+		}
+	}
+	if (rc)
+		return rc;
+	memcpy(out, w, sizeof *out);
+	if (out->magic != RF_STATUS_MAGIC || out->version != RF_STATUS_VERSION)
+		return -EPROTO;
+	out->last_error[sizeof out->last_error - 1] = 0;
+	out->tracking_uri[sizeof out->tracking_uri - 1] = 0;
+	out->experiment[sizeof out->experiment - 1] = 0;
+	return 0;
+}
+
 int rf_status_read(const char *path, struct rf_status_snap *out)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -133,34 +165,14 @@ int rf_status_read(const char *path, struct rf_status_snap *out)
 	close(fd);
 	if (m == MAP_FAILED)
 		return -errno;
-	uint64_t w[WORDS];
-	rc = -EAGAIN;
-	for (int attempt = 0; attempt < 1000; attempt++) {
-		uint64_t s1 = atomic_load_explicit(&m->seq, memory_order_acquire);
-		if (s1 & 1) {
-			sched_yield();
-			continue;
-		}
-		for (size_t i = 0; i < WORDS; i++)
-			w[i] = atomic_load_explicit(&m->w[i], memory_order_relaxed);
-		/* Pairs with the writer's release fence: if any word came from a
-		 * later update, the sequence load below sees it moved. */
-		atomic_thread_fence(memory_order_acquire);
-		if (atomic_load_explicit(&m->seq, memory_order_relaxed) == s1) {
-			rc = 0;
-			break;
-		}
-	}
+	rc = read_block(m, out);
 	munmap(m, sizeof *m);
-	if (rc)
-		return rc;
-	memcpy(out, w, sizeof *out);
-	if (out->magic != RF_STATUS_MAGIC || out->version != RF_STATUS_VERSION)
-		return -EPROTO;
-	out->last_error[sizeof out->last_error - 1] = 0;
-	out->tracking_uri[sizeof out->tracking_uri - 1] = 0;
-	out->experiment[sizeof out->experiment - 1] = 0;
-	return 0;
+	return rc;
+}
+
+int rf_status_read_own(rf_status *s, struct rf_status_snap *out)
+{
+	return read_block(s->m, out);
 }
 
 int rf_status_spool_usage(const char *spool, const char *ring, uint64_t ring_created_ns,

@@ -77,6 +77,9 @@ void rf_status_close(rf_status *s);
  * is not a stats file of this version, -EAGAIN if no consistent copy could
  * be taken (a writer stuck mid-update). */
 int rf_status_read(const char *path, struct rf_status_snap *out);
+/* The same, through the writer's own mapping (tests: ThreadSanitizer sees
+ * both sides of the seqlock only within one mapping). */
+int rf_status_read_own(rf_status *s, struct rf_status_snap *out);
 
 /* Bytes and number of this ring's spill files (by the ring's name and
  * identity, as rf_spill names them) and its journal in `spool`. */
