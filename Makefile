@@ -35,7 +35,7 @@ endif
 
 ALL_CFLAGS := $(BASE) $(WARN) $(VFLAGS) $(CFLAGS)
 LIB_LIBS   := -lmsgpackc -lz -lpthread
-SIDE_LIBS  := -ljansson -luring -lcurl -larchive -lm
+SIDE_LIBS  := -ljansson -luring -lcurl -larchive -lmicrohttpd -lm
 
 HDRS       := $(wildcard ringbuf/*.h producer/*.h sidecar/*.h)
 

@@ -2,10 +2,20 @@
 # make demo: the main job end to end.
 #   1. the ring alone: producer processes -> shared memory -> one consumer;
 #   2. an Inspect AI eval (examples/demo_eval.py: mockllm, tool calls, two
-#      scorers) with the ringflow hook -> ring -> ringflowd -> MLflow.
+#      scorers) with the ringflow hook -> ring -> ringflowd -> MLflow;
+#      `ringflowd flush` waits for the upload, `ringflowd status` shows the
+#      sidecar's counters, then a summary of what MLflow holds (runs, metrics,
+#      traces, artifacts) and the URL of the parent run.
+# Environment: RINGFLOW_DEMO_DIR (state, default /tmp/ringflow-demo),
+# RINGFLOW_DEMO_PORT (local MLflow port, default 5055), MLFLOW_EXPERIMENT_NAME
+# (default ringflow-demo), MLFLOW_INSPECT_TRACING (default true).
 # Uses $MLFLOW_TRACKING_URI if set, else starts a local MLflow server (SQLite)
 # that keeps running afterwards so you can browse the results.
 set -euo pipefail
+case "${1:-}" in -h | --help)
+	sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"
+	exit 0 ;;
+esac
 cd "$(dirname "$0")/.."
 state=${RINGFLOW_DEMO_DIR:-/tmp/ringflow-demo}
 mkdir -p "$state"
@@ -42,17 +52,26 @@ fi
 curl -sf "$MLFLOW_TRACKING_URI/health" >/dev/null || { echo "MLflow at $MLFLOW_TRACKING_URI is not answering"; exit 1; }
 export MLFLOW_EXPERIMENT_NAME=${MLFLOW_EXPERIMENT_NAME:-ringflow-demo}
 
+# Traces of each sample (MLflow's trace UI), as inspect-mlflow's switch.
+export MLFLOW_INSPECT_TRACING=${MLFLOW_INSPECT_TRACING:-true}
+export RINGFLOW_RING=$ring RINGFLOW_SPOOL_DIR=$spool
+
 echo "== 2. ringflowd -> $MLFLOW_TRACKING_URI (experiment $MLFLOW_EXPERIMENT_NAME)"
-RINGFLOW_RING=$ring RINGFLOW_SPOOL_DIR=$spool ./build/release/bin/ringflowd 2>"$state/ringflowd.log" &
+./build/release/bin/ringflowd 2>"$state/ringflowd.log" &
 sidecar=$!
-sleep 0.3
+for _ in $(seq 1 100); do
+	grep -q "serving ring" "$state/ringflowd.log" && break
+	kill -0 "$sidecar" 2>/dev/null || { cat "$state/ringflowd.log"; exit 1; }
+	sleep 0.1
+done
 echo "== an Inspect eval (mockllm, tool calls, two scorers) with the ringflow hook"
-RINGFLOW_RING=$ring RINGFLOW_AUTOSTART=0 INSPECT_LOG_LEVEL=warning \
+RINGFLOW_AUTOSTART=0 INSPECT_LOG_LEVEL=warning \
 	.venv/bin/python examples/demo_eval.py 20 "$state/logs"
-t0=$(date +%s.%N)
+echo "== waiting for the upload: ringflowd flush"
+./build/release/bin/ringflowd flush --timeout 120
+echo "== ringflowd status"
+./build/release/bin/ringflowd status --interval 0 | sed -n '/^sidecar/,$p'
 kill -TERM "$sidecar"; wait "$sidecar" || true; sidecar=""
-echo "== ringflowd flushed and stopped $(.venv/bin/python -c "import time; print(round(time.time() - $t0, 2))") s after the eval; its summary:"
-tail -n 1 "$state/ringflowd.log" | tr ' ' '\n' | grep -E '^(records|runs_created|metrics|params|batches|requests|artifacts|rejected|malformed)=' | paste -sd' '
 .venv/bin/python - <<'PY'
 import os
 from mlflow.tracking import MlflowClient
@@ -61,16 +80,40 @@ c = MlflowClient(uri)
 exp = c.get_experiment_by_name(name)
 runs = c.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=50)
 parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
-child = next(r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id)
-arts = [f.path for f in c.list_artifacts(child.info.run_id, "inspect")]
-print(f"\nMLflow: parent run {parent.info.run_name} ({parent.info.status}), task run "
-      f"{child.info.run_name} ({child.info.status})")
-print(f"  {len(child.data.metrics)} metrics, e.g. " + ", ".join(
-    f"{k}={child.data.metrics[k]:g}" for k in ("grade/mean", "match/accuracy", "total_samples",
-                                              "cost/total_usd") if k in child.data.metrics))
-print(f"  {len(child.data.params)} params, artifacts: {', '.join(a.split('/')[-1] for a in arts)}")
-print(f"\nOpen: {uri}/#/experiments/{exp.experiment_id}/runs/{parent.info.run_id}")
+children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+child = children[0]
+values = sum(len(c.get_metric_history(r.info.run_id, k)) for r in [parent] + children
+             for k in r.data.metrics)
+arts, todo = [], [(child.info.run_id, None)]
+while todo:
+    rid, path = todo.pop()
+    for f in c.list_artifacts(rid, path):
+        (todo.append((rid, f.path)) if f.is_dir else arts.append(f.path))
+# Traces: what MLflow's trace UI shows for this parent's evaluation (0 when
+# MLFLOW_INSPECT_TRACING is off or the sidecar does not send traces).
+traces, token = 0, None
+try:
+    while True:
+        page = c.search_traces(locations=[exp.experiment_id], max_results=500,
+                               include_spans=False, page_token=token)
+        traces += len(page)
+        token = page.token
+        if not token:
+            break
+except Exception as e:  # a server without the traces API: say so, count 0
+    print(f"  (traces not searchable: {e})")
+print(f"\nMLflow summary (experiment {name}):")
+print(f"  runs:      parent {parent.info.run_name} ({parent.info.status}), "
+      + ", ".join(f"task {r.info.run_name} ({r.info.status})" for r in children))
+print(f"  metrics:   {len(child.data.metrics)} keys on the task run, {values} values in all, e.g. "
+      + ", ".join(f"{k}={child.data.metrics[k]:g}" for k in ("grade/mean", "match/accuracy",
+                  "total_samples", "cost/total_usd") if k in child.data.metrics))
+print(f"  params:    {len(child.data.params)} on the task run")
+print(f"  traces:    {traces}")
+print(f"  artifacts: {len(arts)}: " + ", ".join(sorted(a.split('/')[-1] for a in arts)[:8])
+      + (", ..." if len(arts) > 8 else ""))
+print(f"\nOpen the parent run: {uri}/#/experiments/{exp.experiment_id}/runs/{parent.info.run_id}")
 PY
 if [ -f "$state/mlflow.pid" ]; then
-	echo "The MLflow server keeps running; stop it with: kill \$(cat $state/mlflow.pid)"
+	echo "The MLflow server keeps running (data in $state); stop it with: kill \$(cat $state/mlflow.pid)"
 fi

@@ -3,11 +3,16 @@
 # Idempotent and cheap: one dpkg-query for all packages; apt only runs when
 # something is missing (apt-get update once, then one install).
 set -euo pipefail
+case "${1:-}" in -h | --help)
+	sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"
+	exit 0 ;;
+esac
 
 PKGS=(
 	build-essential gcc clang make pkg-config
 	liburing-dev libcurl4-openssl-dev libmsgpack-dev libjansson-dev zlib1g-dev
 	libarchive-dev # reads Inspect's .eval logs (zip with zstd members) for artifacts
+	libmicrohttpd-dev # the optional Prometheus /metrics endpoint of ringflowd
 	libclang-rt-14-dev # clang's ASan/UBSan/TSan runtimes (VARIANT=asan CC=clang)
 	python3-dev
 	procps iproute2 # ps/pgrep/ss used by the demo and sidecar tests

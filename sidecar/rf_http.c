@@ -278,7 +278,10 @@ static void check_done(rf_http *h)
 			h->st.status_5xx++;
 		else
 			h->st.conn_errors++;
-		if (status < 200 || status >= 300) {
+		/* A final 4xx is its caller's to judge (a 404 of a lookup is an
+		 * answer; a refused entity is reported by rf_runs): only failures
+		 * of the server or the connection are errors here. */
+		if (status == 0 || status >= 500 || status == 408 || status == 429) {
 			snprintf(h->st.last_error, sizeof h->st.last_error, "%s %.200s: %.250s", q->method,
 				 q->url, status ? (q->resp ? q->resp : "") : q->errbuf);
 		}

@@ -646,6 +646,13 @@ static void free_run(struct mrun *r)
 	free(r);
 }
 
+static void count_pending(rf_track *t)
+{
+	t->st.pending = 0;
+	for (struct mrun *r = t->runs; r; r = r->next)
+		t->st.pending += pending_entities(r);
+}
+
 void rf_track_pump(rf_track *t, bool flush_now)
 {
 	uint64_t now = rf_loop_now_ms();
@@ -654,8 +661,10 @@ void rf_track_pump(rf_track *t, bool flush_now)
 			return; /* nothing to log yet: no request */
 		exp_get(t);
 	}
-	if (t->exp_state != 2)
+	if (t->exp_state != 2) {
+		count_pending(t); /* waiting for the experiment counts as pending */
 		return;
+	}
 	bool flush = flush_now || now - t->last_flush >= (uint64_t)t->o.flush_ms;
 	if (flush)
 		t->last_flush = now;
@@ -698,9 +707,7 @@ void rf_track_pump(rf_track *t, bool flush_now)
 		*pp = p->next;
 		free_run(p);
 	}
-	t->st.pending = 0;
-	for (struct mrun *r = t->runs; r; r = r->next)
-		t->st.pending += pending_entities(r);
+	count_pending(t);
 }
 
 bool rf_track_idle(rf_track *t)
@@ -713,6 +720,19 @@ bool rf_track_idle(rf_track *t)
 		    (r->end_status && r->end_state != 2) || (r->start_ms && !r->end_status))
 			return false;
 	}
+	return true;
+}
+
+/* As rf_track_idle, but an open run with nothing left to send counts as
+ * drained: what `ringflowd flush` waits for. */
+bool rf_track_drained(rf_track *t)
+{
+	for (struct mrun *r = t->runs; r; r = r->next)
+		if (r->state != RUN_FAILED &&
+		    (r->state != RUN_READY || r->inflight || pending_entities(r) ||
+		     json_array_size(r->uploads) || r->uploads_inflight ||
+		     (r->end_status && r->end_state != 2)))
+			return false;
 	return true;
 }
 

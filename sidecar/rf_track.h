@@ -43,6 +43,8 @@ void rf_track_record(rf_track *t, int type, const msgpack_object *root);
 void rf_track_pump(rf_track *t, bool flush_now);
 /* Nothing waiting: every run created, every entity and status sent. */
 bool rf_track_idle(rf_track *t);
+/* Nothing taken so far waits to be sent (runs may still be open). */
+bool rf_track_drained(rf_track *t);
 void rf_track_stats(rf_track *t, struct rf_track_stats *st);
 /* No run is open or waiting: everything seen so far is in MLflow. */
 bool rf_track_empty(rf_track *t);

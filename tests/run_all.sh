@@ -84,7 +84,7 @@ fi
 # checks there is everything else; test_ring_threads puts the whole protocol,
 # both sides, in one process where TSan sees it all.
 TSAN_TESTS=(test_ring_threads test_ring_wakeup test_ring_full test_ring_semantics test_producer test_trace
-	test_ring_stress test_ring_crash)
+	test_ring_stress test_ring_crash test_status)
 if build tsan gcc; then
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 		test_c tsan gcc "${TSAN_TESTS[@]}"
@@ -157,9 +157,9 @@ fi
 if [ -x build/asan/bin/ringflowd ]; then
 	RF_RINGFLOWD=build/asan/bin/ringflowd \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		pytest_step "test_sidecar.py, test_traces.py with ringflowd under ASan+UBSan" \
+		pytest_step "test_sidecar.py, test_traces.py, test_ops.py with ringflowd under ASan+UBSan" \
 		"$LOGS/pytest-asan.xml" tests/python/test_sidecar.py tests/python/test_traces.py \
-		-k "not mlflow_down and not mlflow_ui"
+		tests/python/test_ops.py -k "not mlflow_down and not mlflow_ui"
 fi
 
 while read -r p f s; do

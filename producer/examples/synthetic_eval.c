@@ -10,6 +10,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -90,6 +91,12 @@ static void model_call(rf_producer *p, int i, int n, double t0, const char *resp
 
 int main(int argc, char **argv)
 {
+	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		printf("usage: synthetic_eval [SAMPLES]\n  one run, one task, SAMPLES (default 10) samples"
+		       " with model and tool calls and two scores,\n  into the ring $RINGFLOW_RING"
+		       " (default /ringflow-<uid>; created if missing)\n");
+		return 0;
+	}
 	int samples = argc > 1 ? atoi(argv[1]) : 10;
 	rf_producer *p;
 	if (rf_producer_open(&p, NULL)) {

@@ -22,13 +22,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rf_ctl.h"
 #include "rf_decode.h"
 #include "rf_http.h"
 #include "rf_journal.h"
 #include "rf_loop.h"
 #include "rf_mlflow.h"
+#include "rf_prom.h"
 #include "rf_redact.h"
 #include "rf_ring.h"
+#include "rf_status.h"
 #include "rf_track.h"
 #include "rf_traces.h"
 #include "ringflow.h"
@@ -36,12 +39,21 @@
 struct cfg {
 	const char *ring, *spool, *uri, *experiment, *token, *user, *password, *ca;
 	bool insecure, detach;
-	long flush_ms, batch_max, shutdown_ms, idle_exit_ms;
+	long flush_ms, batch_max, shutdown_ms, idle_exit_ms, metrics_port;
 	int fsync_policy;
+};
+
+/* status file and Prometheus endpoint (ops_* below) */
+struct ops {
+	rf_status *status;
+	rf_prom *prom;
+	uint64_t started_ns, published_ms, scanned_ms, spool_bytes, spool_files, last_err_ns;
+	char last_err[512];
 };
 
 struct daemon {
 	struct cfg c;
+	struct ops ops;
 	rf_ring *ring;
 	rf_loop *loop;
 	rf_http *http;
@@ -94,6 +106,8 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ringflowd [options]\n"
+		"       ringflowd status [--help]   ring and sidecar counters, rates, backlog\n"
+		"       ringflowd flush [--help]    wait until what is queued is in MLflow\n"
 		"Drains the ringflow ring and uploads Inspect AI telemetry to MLflow.\n\n"
 		"  --tracking-uri URI   MLflow server (MLFLOW_TRACKING_URI; required)\n"
 		"  --experiment NAME    experiment (MLFLOW_EXPERIMENT_NAME, default inspect_ai)\n"
@@ -104,6 +118,7 @@ static void usage(FILE *f)
 		"  --shutdown-ms N      on SIGTERM, flush for at most N ms (RINGFLOW_SHUTDOWN_MS, 10000)\n"
 		"  --idle-exit-ms N     exit after N ms with nothing to do (0 = never; default 0)\n"
 		"  --detach             run in the background (log to <spool-dir>/ringflowd.log)\n"
+		"  --metrics-port N     Prometheus /metrics on 127.0.0.1:N (RINGFLOW_METRICS_PORT; off)\n"
 		"  RINGFLOW_FSYNC       journal fdatasync: interval (default, <= 1/s), always, none\n"
 		"  --help\n\n"
 		"Auth and TLS as MLflow's client: MLFLOW_TRACKING_TOKEN (Bearer),\n"
@@ -129,6 +144,7 @@ static int parse(struct cfg *c, int argc, char **argv)
 	c->flush_ms = env("RINGFLOW_FLUSH_MS", NULL) ? atol(env("RINGFLOW_FLUSH_MS", NULL)) : 1000;
 	c->batch_max = env("RINGFLOW_BATCH_MAX", NULL) ? atol(env("RINGFLOW_BATCH_MAX", NULL)) : 1000;
 	c->shutdown_ms = env("RINGFLOW_SHUTDOWN_MS", NULL) ? atol(env("RINGFLOW_SHUTDOWN_MS", NULL)) : 10000;
+	c->metrics_port = env("RINGFLOW_METRICS_PORT", NULL) ? atol(env("RINGFLOW_METRICS_PORT", NULL)) : 0;
 	const char *fs = env("RINGFLOW_FSYNC", NULL);
 	c->fsync_policy = !fs || !strcmp(fs, "interval") ? RF_FSYNC_INTERVAL
 			  : !strcmp(fs, "always")       ? RF_FSYNC_ALWAYS
@@ -139,9 +155,9 @@ static int parse(struct cfg *c, int argc, char **argv)
 		{"flush-ms", required_argument, 0, 'f'},     {"batch-max", required_argument, 0, 'b'},
 		{"shutdown-ms", required_argument, 0, 'S'},  {"idle-exit-ms", required_argument, 0, 'i'},
 		{"detach", no_argument, 0, 'd'},             {"help", no_argument, 0, 'h'},
-		{0, 0, 0, 0}};
+		{"metrics-port", required_argument, 0, 'm'}, {0, 0, 0, 0}};
 	int ch;
-	while ((ch = getopt_long(argc, argv, "u:e:r:s:f:b:S:i:dh", o, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "u:e:r:s:f:b:S:i:m:dh", o, NULL)) != -1) {
 		switch (ch) {
 		case 'u': c->uri = optarg; break;
 		case 'e': c->experiment = optarg; break;
@@ -152,9 +168,14 @@ static int parse(struct cfg *c, int argc, char **argv)
 		case 'S': c->shutdown_ms = atol(optarg); break;
 		case 'i': c->idle_exit_ms = atol(optarg); break;
 		case 'd': c->detach = true; break;
+		case 'm': c->metrics_port = atol(optarg); break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}
+	}
+	if (c->metrics_port < 0 || c->metrics_port > 65535) {
+		fprintf(stderr, "ringflowd: --metrics-port %ld: not a port\n", c->metrics_port);
+		return -1;
 	}
 	if (!c->uri) {
 		fprintf(stderr, "ringflowd: MLFLOW_TRACKING_URI (or --tracking-uri) is required\n");
@@ -265,6 +286,128 @@ static void report(struct daemon *d, const char *level)
 	report_traces(d, level);
 }
 
+/* ---- ops: the stats file (rf_status) and /metrics (rf_prom) ---- */
+
+static void ops_snap(struct rf_status_snap *s, void *arg)
+{
+	struct daemon *d = arg;
+	struct rf_track_stats ts;
+	struct rf_http_stats hs;
+	struct rf_ring_stats rs;
+	struct rf_journal_stats js;
+	rf_track_stats(d->track, &ts);
+	rf_http_stats(d->http, &hs);
+	rf_ring_stats(d->ring, &rs);
+	rf_journal_stats(d->journal, &js);
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	memset(s, 0, sizeof *s);
+	s->pid = getpid();
+	s->state = d->stopping ? RF_STATUS_STOPPING : RF_STATUS_RUNNING;
+	s->started_ns = d->ops.started_ns;
+	s->updated_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	s->ring_created_ns = rs.created_ns;
+	s->ring_pos = rs.head; /* released: journaled and folded */
+	s->ring_tail = rs.tail;
+	s->ring_capacity = rs.capacity;
+	s->spilled = rs.spilled;
+	s->spill_failed = rs.spill_failed;
+	s->spill_ingested = rs.spill_ingested;
+	s->spill_corrupt = rs.spill_corrupt;
+	s->dropped = rs.dropped;
+	s->claim_timeouts = rs.claim_timeouts;
+	s->abandoned = rs.abandoned;
+	s->records_in = d->records;
+	s->malformed = d->malformed;
+	s->records_out = ts.metrics + ts.params + ts.tags;
+	s->metrics = ts.metrics;
+	s->params = ts.params;
+	s->tags = ts.tags;
+	s->batches = ts.batches;
+	s->rejected = ts.rejected;
+	s->runs_created = ts.runs_created;
+	s->runs_ended = ts.runs_ended;
+	s->artifacts = ts.artifacts;
+	s->artifacts_failed = ts.artifacts_failed;
+	s->pending = ts.pending;
+	s->http_pending = rf_http_pending(d->http);
+	s->requests = hs.requests;
+	s->retries = hs.retries;
+	s->http_failed = hs.failed;
+	s->http_2xx = hs.status_2xx;
+	s->http_4xx = hs.status_4xx;
+	s->http_5xx = hs.status_5xx;
+	s->http_errors = hs.conn_errors;
+	s->journal_records = js.records;
+	s->journal_errors = js.write_errors;
+	s->journal_replayed = js.replayed;
+	s->spool_bytes = d->ops.spool_bytes;
+	s->spool_files = d->ops.spool_files;
+	s->drained = s->http_pending == 0 && rf_track_drained(d->track) && rf_traces_idle(d->traces);
+	const char *err = ts.last_error[0] ? ts.last_error : hs.last_error;
+	if (strcmp(err, d->ops.last_err)) {
+		snprintf(d->ops.last_err, sizeof d->ops.last_err, "%s", err);
+		d->ops.last_err_ns = s->updated_ns;
+	}
+	s->last_error_ns = d->ops.last_err_ns;
+	snprintf(s->last_error, sizeof s->last_error, "%s", d->ops.last_err);
+	snprintf(s->tracking_uri, sizeof s->tracking_uri, "%s", d->c.uri);
+	snprintf(s->experiment, sizeof s->experiment, "%s",
+		 d->c.experiment ? d->c.experiment : "inspect_ai");
+}
+
+/* Publish every RF_STATUS_PERIOD_MS (the loop wakes at least every 50 ms);
+ * the spool is scanned once a second (a readdir of a small directory). */
+static void ops_tick(struct daemon *d, bool force, uint64_t state)
+{
+	uint64_t now = rf_loop_now_ms();
+	if (!force && now - d->ops.published_ms < RF_STATUS_PERIOD_MS)
+		return;
+	if (force || now - d->ops.scanned_ms >= 1000) {
+		struct rf_ring_stats rs;
+		rf_ring_stats(d->ring, &rs);
+		rf_status_spool_usage(d->c.spool, d->c.ring, rs.created_ns, &d->ops.spool_bytes,
+				      &d->ops.spool_files);
+		d->ops.scanned_ms = now;
+	}
+	struct rf_status_snap s;
+	ops_snap(&s, d);
+	if (state)
+		s.state = state;
+	rf_status_publish(d->ops.status, &s);
+	d->ops.published_ms = now;
+}
+
+static int ops_start(struct daemon *d)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	d->ops.started_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	char path[600];
+	int rc = rf_status_path(path, sizeof path, d->c.spool, d->c.ring);
+	if (rc == 0 && (rc = rf_status_open(&d->ops.status, path)) != 0)
+		logf_("warn", "stats file %s: %s (ringflowd status will not see this sidecar)", path,
+		      strerror(-rc));
+	ops_tick(d, true, 0);
+	if (d->c.metrics_port > 0) {
+		rc = rf_prom_start(&d->ops.prom, d->loop, (int)d->c.metrics_port, ops_snap, d);
+		if (rc) {
+			logf_("error", "cannot serve metrics on 127.0.0.1:%ld: %s", d->c.metrics_port,
+			      strerror(-rc));
+			return rc;
+		}
+		logf_("info", "metrics on http://127.0.0.1:%ld/metrics", d->c.metrics_port);
+	}
+	return 0;
+}
+
+static void ops_stop(struct daemon *d)
+{
+	ops_tick(d, true, RF_STATUS_EXITED);
+	rf_prom_stop(d->ops.prom);
+	rf_status_close(d->ops.status);
+}
+
 static int detach(struct daemon *d)
 {
 	char path[600];
@@ -292,6 +435,8 @@ static int detach(struct daemon *d)
 int main(int argc, char **argv)
 {
 	static struct daemon d;
+	if (argc > 1 && (!strcmp(argv[1], "status") || !strcmp(argv[1], "flush")))
+		return rf_ctl_main(argc - 1, argv + 1);
 	/* Block the stop signals first: a SIGTERM that arrives while starting
 	 * is then read from the signalfd and handled as a clean stop. */
 	sigset_t mask;
@@ -375,6 +520,8 @@ int main(int argc, char **argv)
 	if (js.last_error[0])
 		logf_("warn", "%s", js.last_error);
 	rf_loop_watch(d.loop, d.sigfd, POLLIN, on_signal, &d);
+	if (ops_start(&d))
+		return 1;
 	logf_("info", "ringflowd %d serving ring %s -> %s (experiment %s)", (int)getpid(),
 	      d.c.ring ? d.c.ring : "(default)", d.c.uri, d.c.experiment ? d.c.experiment : "inspect_ai");
 
@@ -401,6 +548,7 @@ int main(int argc, char **argv)
 		}
 		rf_track_pump(d.track, stop_at != 0);
 		rf_traces_pump(d.traces, stop_at != 0);
+		ops_tick(&d, false, 0);
 		uint64_t now = rf_loop_now_ms();
 		bool idle = n == 0 && rf_track_idle(d.track) && rf_traces_idle(d.traces) &&
 			    rf_http_pending(d.http) == 0;
@@ -435,6 +583,7 @@ int main(int argc, char **argv)
 		}
 	}
 	report(&d, rf_track_idle(d.track) ? "info" : "warn");
+	ops_stop(&d);
 	rf_journal_close(d.journal);
 	rf_http_cancel_all(d.http); /* before the state its callbacks touch is freed */
 	rf_traces_free(d.traces);

@@ -1,0 +1,259 @@
+/*
+ * rf_prom.c - /metrics in Prometheus text format 0.0.4 (see rf_prom.h).
+ *
+ * libmicrohttpd does the HTTP; this file only renders the text and ties
+ * MHD's external-epoll mode to rf_loop: watch MHD's epoll fd, run MHD when
+ * it is readable, and keep one loop timer at the timeout MHD reports.
+ */
+#include "rf_prom.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+
+/* rf_loop timer id: rf_http uses 0 and 1. */
+#define PROM_TIMER 12
+
+/* MHD's own messages as ringflowd's logfmt lines (stderr). */
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	char msg[512];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	size_t n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = 0;
+	for (char *p = msg; *p; p++)
+		if (*p == '"' || *p == '\n')
+			*p = '\'';
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct tm tm;
+	gmtime_r(&ts.tv_sec, &tm);
+	char t[32];
+	strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
+	fprintf(stderr, "ts=%s.%03ldZ level=warn msg=\"metrics endpoint: %s\"\n", t,
+		ts.tv_nsec / 1000000, msg);
+}
+
+struct rf_prom {
+	struct MHD_Daemon *mhd;
+	rf_loop *loop;
+	int epfd;
+	rf_prom_snap_fn fn;
+	void *arg;
+};
+
+static void on_timer(rf_loop *l, void *arg);
+
+/* MHD must run again no later than the timeout it reports (idle
+ * connections are closed, partly read requests finished). */
+static void run(struct rf_prom *p)
+{
+	MHD_run(p->mhd);
+	MHD_UNSIGNED_LONG_LONG t;
+	if (MHD_get_timeout(p->mhd, &t) == MHD_YES)
+		rf_loop_timer(p->loop, PROM_TIMER, (int64_t)(t > 60000 ? 60000 : t), on_timer, p);
+	else
+		rf_loop_timer(p->loop, PROM_TIMER, -1, NULL, NULL);
+}
+
+static void on_timer(rf_loop *l, void *arg)
+{
+	(void)l;
+	run(arg);
+}
+
+static void on_epoll(rf_loop *l, int fd, unsigned events, void *arg)
+{
+	(void)l;
+	(void)fd;
+	(void)events;
+	run(arg);
+}
+
+static void metric(FILE *f, const char *name, const char *type, const char *help, uint64_t v)
+{
+	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", name, help, name, type, name,
+		(unsigned long long)v);
+}
+
+char *rf_prom_render(const struct rf_status_snap *s, size_t *len)
+{
+	char *buf = NULL;
+	size_t n = 0;
+	FILE *f = open_memstream(&buf, &n);
+	if (!f)
+		return NULL;
+	fprintf(f, "# HELP ringflow_up 1 while ringflowd serves its ring\n# TYPE ringflow_up gauge\n"
+		   "ringflow_up 1\n");
+	fprintf(f, "# HELP ringflow_start_time_seconds when ringflowd started (Unix time)\n"
+		   "# TYPE ringflow_start_time_seconds gauge\nringflow_start_time_seconds %.3f\n",
+		(double)s->started_ns / 1e9);
+	metric(f, "ringflow_records_in_total", "counter",
+	       "records taken from the ring (incl. spilled and replayed ones)", s->records_in);
+	metric(f, "ringflow_records_out_total", "counter",
+	       "entities (metrics, params, tags) accepted by MLflow", s->records_out);
+	fprintf(f, "# HELP ringflow_logged_total entities accepted by MLflow, by kind\n"
+		   "# TYPE ringflow_logged_total counter\n"
+		   "ringflow_logged_total{kind=\"metric\"} %llu\n"
+		   "ringflow_logged_total{kind=\"param\"} %llu\n"
+		   "ringflow_logged_total{kind=\"tag\"} %llu\n",
+		(unsigned long long)s->metrics, (unsigned long long)s->params,
+		(unsigned long long)s->tags);
+	metric(f, "ringflow_batches_total", "counter", "log-batch requests completed", s->batches);
+	fprintf(f, "# HELP ringflow_http_requests_total HTTP attempts to MLflow by outcome "
+		   "(error: no response)\n# TYPE ringflow_http_requests_total counter\n"
+		   "ringflow_http_requests_total{status=\"2xx\"} %llu\n"
+		   "ringflow_http_requests_total{status=\"4xx\"} %llu\n"
+		   "ringflow_http_requests_total{status=\"5xx\"} %llu\n"
+		   "ringflow_http_requests_total{status=\"error\"} %llu\n",
+		(unsigned long long)s->http_2xx, (unsigned long long)s->http_4xx,
+		(unsigned long long)s->http_5xx, (unsigned long long)s->http_errors);
+	metric(f, "ringflow_retries_total", "counter", "HTTP attempts repeated after a retryable failure",
+	       s->retries);
+	metric(f, "ringflow_http_failed_total", "counter", "requests whose final answer was not 2xx (incl. 404s of lookups)",
+	       s->http_failed);
+	metric(f, "ringflow_rejected_total", "counter", "entities MLflow refused (4xx), reported",
+	       s->rejected);
+	metric(f, "ringflow_malformed_total", "counter", "records refused by the decoder",
+	       s->malformed);
+	metric(f, "ringflow_dropped_total", "counter", "records dropped by producers (DROP policy)",
+	       s->dropped);
+	metric(f, "ringflow_spill_failed_total", "counter",
+	       "records producers could neither put in the ring nor spill", s->spill_failed);
+	metric(f, "ringflow_claim_timeouts_total", "counter",
+	       "WAIT-policy claims that found the ring full", s->claim_timeouts);
+	metric(f, "ringflow_abandoned_total", "counter",
+	       "claims of dead producers turned into padding", s->abandoned);
+	metric(f, "ringflow_spilled_total", "counter", "records producers wrote to spill files",
+	       s->spilled);
+	metric(f, "ringflow_spill_ingested_total", "counter", "spilled records delivered",
+	       s->spill_ingested);
+	metric(f, "ringflow_spill_corrupt_total", "counter", "spill files quarantined as corrupt",
+	       s->spill_corrupt);
+	metric(f, "ringflow_spool_bytes", "gauge", "bytes of this ring's spill files and journal",
+	       s->spool_bytes);
+	metric(f, "ringflow_ring_used_bytes", "gauge", "ring bytes claimed and not yet freed",
+	       s->ring_tail - s->ring_pos);
+	metric(f, "ringflow_ring_capacity_bytes", "gauge", "ring data area", s->ring_capacity);
+	metric(f, "ringflow_pending", "gauge", "entities taken from the ring not yet sent",
+	       s->pending);
+	metric(f, "ringflow_http_pending", "gauge", "requests queued, in flight or waiting to retry",
+	       s->http_pending);
+	metric(f, "ringflow_runs_created_total", "counter", "MLflow runs created", s->runs_created);
+	metric(f, "ringflow_runs_ended_total", "counter", "MLflow runs given a final status",
+	       s->runs_ended);
+	metric(f, "ringflow_artifacts_total", "counter", "artifacts uploaded", s->artifacts);
+	metric(f, "ringflow_artifacts_failed_total", "counter", "artifacts that failed for good",
+	       s->artifacts_failed);
+	metric(f, "ringflow_journal_errors_total", "counter", "journal write errors",
+	       s->journal_errors);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	*len = n;
+	return buf;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version, const char *upload,
+				  size_t *upload_len, void **req)
+{
+	(void)version;
+	(void)upload;
+	(void)upload_len;
+	(void)req;
+	struct rf_prom *p = cls;
+	struct MHD_Response *r;
+	unsigned code = MHD_HTTP_OK;
+	if (strcmp(method, "GET") && strcmp(method, "HEAD")) {
+		static const char m[] = "only GET\n";
+		code = MHD_HTTP_METHOD_NOT_ALLOWED;
+		r = MHD_create_response_from_buffer(sizeof m - 1, (void *)m, MHD_RESPMEM_PERSISTENT);
+	} else if (strcmp(url, "/metrics") && strcmp(url, "/")) {
+		static const char m[] = "ringflowd: metrics are at /metrics\n";
+		code = MHD_HTTP_NOT_FOUND;
+		r = MHD_create_response_from_buffer(sizeof m - 1, (void *)m, MHD_RESPMEM_PERSISTENT);
+	} else {
+		struct rf_status_snap s;
+		memset(&s, 0, sizeof s);
+		p->fn(&s, p->arg);
+		size_t n = 0;
+		char *text = rf_prom_render(&s, &n);
+		if (!text)
+			return MHD_NO;
+		r = MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_FREE);
+		if (!r)
+			free(text);
+	}
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type",
+				code == MHD_HTTP_OK ? "text/plain; version=0.0.4; charset=utf-8"
+						    : "text/plain");
+	enum MHD_Result ret = MHD_queue_response(c, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+int rf_prom_start(rf_prom **out, rf_loop *loop, int port, rf_prom_snap_fn fn, void *arg)
+{
+	*out = NULL;
+	if (port <= 0 || port > 65535)
+		return -EINVAL;
+	struct rf_prom *p = calloc(1, sizeof *p);
+	if (!p)
+		return -ENOMEM;
+	p->loop = loop;
+	p->fn = fn;
+	p->arg = arg;
+	/* Loopback only: the counters are not secret, but nothing on this
+	 * host should be reachable from elsewhere by default. */
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	p->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL,
+				  on_request, p, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+				  MHD_OPTION_CONNECTION_LIMIT, 16u, MHD_OPTION_CONNECTION_TIMEOUT,
+				  10u, MHD_OPTION_END);
+	if (!p->mhd) {
+		int e = errno ? errno : EADDRINUSE;
+		free(p);
+		return -e;
+	}
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(p->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	if (!info) {
+		MHD_stop_daemon(p->mhd);
+		free(p);
+		return -ENOTSUP;
+	}
+	p->epfd = info->epoll_fd;
+	int rc = rf_loop_watch(loop, p->epfd, POLLIN, on_epoll, p);
+	if (rc) {
+		MHD_stop_daemon(p->mhd);
+		free(p);
+		return rc;
+	}
+	*out = p;
+	return 0;
+}
+
+void rf_prom_stop(rf_prom *p)
+{
+	if (!p)
+		return;
+	rf_loop_watch(p->loop, p->epfd, 0, NULL, NULL);
+	rf_loop_timer(p->loop, PROM_TIMER, -1, NULL, NULL);
+	MHD_stop_daemon(p->mhd);
+	free(p);
+}

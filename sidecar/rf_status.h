@@ -1,0 +1,89 @@
+/*
+ * rf_status.h - the counters a running ringflowd publishes for
+ * `ringflowd status`, `ringflowd flush` and the Prometheus endpoint.
+ *
+ * The daemon keeps one owner-only file per ring,
+ * <spool>/ringflowd-<ring name without '/'>.stats, mapped shared, and
+ * rewrites it from its loop every RF_STATUS_PERIOD_MS (also while idle: the
+ * loop wakes at least every 50 ms).  Readers map it read-only; a sequence
+ * counter (seqlock) gives them a consistent snapshot without ever blocking
+ * the daemon, and no round trip to it is needed.  Every word of the block
+ * is an atomic 64-bit store/load, so the protocol has no data race.
+ */
+#ifndef RF_STATUS_H
+#define RF_STATUS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define RF_STATUS_PERIOD_MS 200
+
+enum rf_status_state { RF_STATUS_RUNNING = 1, RF_STATUS_STOPPING = 2, RF_STATUS_EXITED = 3 };
+
+/* One snapshot of the daemon's state.  Plain data: add fields only at the
+ * end and bump RF_STATUS_VERSION when the layout changes. */
+struct rf_status_snap {
+	uint64_t magic, version;
+	int64_t pid;
+	uint64_t state;             /* enum rf_status_state */
+	uint64_t started_ns;        /* CLOCK_REALTIME the daemon started */
+	uint64_t updated_ns;        /* CLOCK_REALTIME of this snapshot */
+	uint64_t ring_created_ns;   /* identity of the ring served */
+	/* Ring position below which every record has been taken, journaled and
+	 * folded into the MLflow state (the ring's head after the release). */
+	uint64_t ring_pos;
+	uint64_t ring_tail, ring_capacity;
+	/* The ring's own counters (rf_ring_stats) as seen at this snapshot. */
+	uint64_t spilled, spill_failed, spill_ingested, spill_corrupt, dropped, claim_timeouts,
+		abandoned;
+	/* Sidecar */
+	uint64_t records_in;        /* records taken from the ring (incl. spilled) and replayed */
+	uint64_t malformed;         /* of those, refused by the decoder */
+	uint64_t records_out;       /* entities (metrics + params + tags) MLflow accepted */
+	uint64_t metrics, params, tags, batches, rejected;
+	uint64_t runs_created, runs_ended, artifacts, artifacts_failed;
+	uint64_t pending;           /* entities not yet sent */
+	uint64_t http_pending;      /* requests queued, in flight or waiting to retry */
+	uint64_t requests, retries, http_failed, http_2xx, http_4xx, http_5xx, http_errors;
+	uint64_t journal_records, journal_errors, journal_replayed;
+	uint64_t spool_bytes;       /* spill files of this ring + its journal */
+	uint64_t spool_files;
+	/* 1 when nothing taken from the ring waits to be sent: no pending
+	 * entity, no run waiting to be created, no upload, end status or
+	 * request queued or in flight. */
+	uint64_t drained;
+	uint64_t last_error_ns;     /* when last_error last changed (0: never) */
+	char last_error[512];
+	char tracking_uri[256];
+	char experiment[248];
+};
+
+#define RF_STATUS_MAGIC 0x7266737461747573ull /* "rfstatus" */
+#define RF_STATUS_VERSION 1
+
+typedef struct rf_status rf_status;
+
+/* <spool>/ringflowd-<ring>.stats; ring NULL = the default ring name. */
+int rf_status_path(char *buf, size_t len, const char *spool, const char *ring);
+
+/* Daemon: create (or take over) the file, owner-only. */
+int rf_status_open(rf_status **out, const char *path);
+/* Daemon: publish a snapshot (magic and version are filled in). */
+void rf_status_publish(rf_status *s, const struct rf_status_snap *snap);
+void rf_status_close(rf_status *s);
+
+/* Reader: a consistent snapshot.  -ENOENT if there is no such file,
+ * -EPERM if it is not this user's or others may read it, -EPROTO if it
+ * is not a stats file of this version, -EAGAIN if no consistent copy could
+ * be taken (a writer stuck mid-update). */
+int rf_status_read(const char *path, struct rf_status_snap *out);
+/* The same, through the writer's own mapping (tests: ThreadSanitizer sees
+ * both sides of the seqlock only within one mapping). */
+int rf_status_read_own(rf_status *s, struct rf_status_snap *out);
+
+/* Bytes and number of this ring's spill files (by the ring's name and
+ * identity, as rf_spill names them) and its journal in `spool`. */
+int rf_status_spool_usage(const char *spool, const char *ring, uint64_t ring_created_ns,
+			  uint64_t *bytes, uint64_t *files);
+
+#endif
