@@ -90,6 +90,9 @@ static void cfg_init(void)
 			fprintf(stderr, "ringflow: ignoring sample rate \"%s\" (want 0.0-1.0)\n", env);
 	}
 	store_rate(rate);
+	const char *exp = getenv("RINGFLOW_TRACE_EXPERIMENT");
+	if (exp && *exp && !atomic_load(&cfg_exp))
+		rf_trace_set_experiment(exp);
 }
 
 void rf_trace_enable(bool on)
