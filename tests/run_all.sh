@@ -157,8 +157,9 @@ fi
 if [ -x build/asan/bin/ringflowd ]; then
 	RF_RINGFLOWD=build/asan/bin/ringflowd \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		pytest_step "test_sidecar.py, test_traces.py with ringflowd under ASan+UBSan" \
+		pytest_step "test_sidecar.py, test_traces.py, test_trace_e2e.py with ringflowd under ASan+UBSan" \
 		"$LOGS/pytest-asan.xml" tests/python/test_sidecar.py tests/python/test_traces.py \
+		tests/python/test_trace_e2e.py \
 		-k "not mlflow_down and not mlflow_ui"
 fi
 
