@@ -20,9 +20,16 @@
 #define INFO_MAX_INFLIGHT 16
 #define PREVIEW_MAX 1000    /* MLflow's request/response preview column */
 
+/* A trace's ended spans go out when it is complete, as they end in run
+ * mode, and in any case once TRACE_HOLD_MAX of them wait: a sample with
+ * thousands of events is sent in parts (spans upsert), so what the sidecar
+ * holds per trace stays bounded. */
+#define TRACE_HOLD_MAX 1000
+
 static bool ready_spans(const struct xtrace *t)
 {
-	return (t->complete || t->progressive) && t->tr->unsent_ended > 0;
+	return (t->complete || t->progressive || t->tr->unsent_ended >= TRACE_HOLD_MAX) &&
+	       t->tr->unsent_ended > 0;
 }
 
 /* JSON text of v cut to PREVIEW_MAX bytes at a UTF-8 boundary. */
@@ -174,10 +181,13 @@ static void send_spans(rf_traces *x)
 			continue; /* experiment or run not known yet */
 		if (!exp[0]) { /* its experiment was refused: nowhere to put it */
 			x->st.spans_failed += t->tr->unsent_ended;
-			x->st.traces_failed++;
-			if (!t->spans_inflight && t->info_state != 1)
-				rf_traces_drop(x, t);
-			continue;
+			for (size_t i = 0; i < t->tr->n; i++)
+				if (t->tr->spans[i].end_ns && !t->tr->spans[i].sent) {
+					t->tr->spans[i].sent = true;
+					rf_span_release(&t->tr->spans[i]);
+				}
+			t->tr->unsent_ended = 0;
+			continue; /* a complete one is dropped by send_infos */
 		}
 		char e[64], r[64];
 		snprintf(e, sizeof e, "%s", exp);
@@ -272,7 +282,12 @@ static void send_infos(rf_traces *x)
 		if (!t->complete || t->info_state || t->spans_inflight || t->tr->unsent_ended)
 			continue;
 		const char *exp = rf_traces_exp_of(x, t), *run = rf_traces_run_of(x, t);
-		if (!exp || !run || !exp[0])
+		if (exp && !exp[0]) { /* experiment refused (counted in send_spans) */
+			x->st.traces_failed++;
+			rf_traces_drop(x, t);
+			continue;
+		}
+		if (!exp || !run)
 			continue;
 		send_info(x, t, exp, run);
 	}
