@@ -124,10 +124,12 @@ int rf_producer_add_secret(rf_producer *p, const char *secret)
 
 bool rf_producer_value_is_secret(rf_producer *p, const char *s, size_t n)
 {
-	if (n >= 7 && !strncasecmp(s, "Bearer ", 7))
-		return true;
-	if (n >= 6 && !strncasecmp(s, "Basic ", 6))
-		return true;
+	if (n >= 6 && (s[0] | 0x20) == 'b') { /* most strings are settled here */
+		if (n >= 7 && !strncasecmp(s, "Bearer ", 7))
+			return true;
+		if (!strncasecmp(s, "Basic ", 6))
+			return true;
+	}
 	int k = atomic_load_explicit(&p->nsecrets, memory_order_acquire);
 	for (int i = 0; i < k; i++)
 		if (n >= p->secret_len[i] && memmem(s, n, p->secrets[i], p->secret_len[i]))

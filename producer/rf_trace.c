@@ -90,6 +90,9 @@ static void cfg_init(void)
 			fprintf(stderr, "ringflow: ignoring sample rate \"%s\" (want 0.0-1.0)\n", env);
 	}
 	store_rate(rate);
+	const char *exp = getenv("RINGFLOW_TRACE_EXPERIMENT");
+	if (exp && *exp && !atomic_load(&cfg_exp))
+		rf_trace_set_experiment(exp);
 }
 
 void rf_trace_enable(bool on)
@@ -205,6 +208,8 @@ static void kvset_clear(struct kvset *s)
 
 static void kvset_free(struct kvset *s)
 {
+	if (!s->v)
+		return;
 	kvset_clear(s);
 	free(s->v);
 	s->v = NULL;
@@ -313,15 +318,24 @@ static void write_start(rf_span *s, const char *name, const char *type, const rf
 }
 
 /* One freed span kept per thread for the next start (spans mostly start
- * right after one ended): saves a malloc/free pair per span.  Freed at
- * thread exit by a key destructor. */
+ * right after one ended): saves a malloc/free pair per span.  A key
+ * registered once per thread frees it at thread exit (the destructor runs
+ * in the exiting thread, whose thread-locals are still there). */
 static __thread rf_span *tls_spare;
+static __thread bool tls_spare_reg;
 static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
 static pthread_key_t spare_key;
 
+static void spare_dtor(void *unused)
+{
+	(void)unused;
+	free(tls_spare);
+	tls_spare = NULL;
+}
+
 static void spare_key_init(void)
 {
-	pthread_key_create(&spare_key, free);
+	pthread_key_create(&spare_key, spare_dtor);
 }
 
 static rf_span *span_alloc(void)
@@ -329,7 +343,6 @@ static rf_span *span_alloc(void)
 	rf_span *s = tls_spare;
 	if (s) {
 		tls_spare = NULL;
-		pthread_setspecific(spare_key, NULL);
 		memset(s, 0, sizeof *s);
 		return s;
 	}
@@ -342,9 +355,12 @@ static void span_free(rf_span *s)
 		free(s);
 		return;
 	}
-	pthread_once(&spare_once, spare_key_init);
+	if (!tls_spare_reg) {
+		pthread_once(&spare_once, spare_key_init);
+		pthread_setspecific(spare_key, (void *)1); /* non-NULL: the destructor runs */
+		tls_spare_reg = true;
+	}
 	tls_spare = s;
-	pthread_setspecific(spare_key, s);
 }
 
 /* A recorded span, child of `parent` (NULL: a new trace's root). */

@@ -86,7 +86,8 @@ bool rf_trace_enabled(void);
 /* Fraction of traces recorded, 0.0-1.0 (-EINVAL otherwise).  Default
  * $RINGFLOW_TRACE_SAMPLE_RATE, else $MLFLOW_TRACE_SAMPLING_RATIO, else 1. */
 int rf_trace_set_sample_rate(double rate);
-/* Destination experiment name (copied); NULL = the sidecar's experiment. */
+/* Destination experiment name (copied); NULL = the sidecar's experiment.
+ * Default $RINGFLOW_TRACE_EXPERIMENT. */
 int rf_trace_set_experiment(const char *name);
 /* Producer to write with; NULL (default) = one the library opens on first
  * use ($RINGFLOW_RING).  The producer must outlive every span using it. */

@@ -157,9 +157,10 @@ fi
 if [ -x build/asan/bin/ringflowd ]; then
 	RF_RINGFLOWD=build/asan/bin/ringflowd \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		pytest_step "test_sidecar.py, test_traces.py, test_ops.py with ringflowd under ASan+UBSan" \
+		pytest_step "sidecar, traces and ops tests with ringflowd under ASan+UBSan" \
 		"$LOGS/pytest-asan.xml" tests/python/test_sidecar.py tests/python/test_traces.py \
-		tests/python/test_ops.py -k "not mlflow_down and not mlflow_ui"
+		tests/python/test_trace_e2e.py tests/python/test_ops.py \
+		-k "not mlflow_down and not mlflow_ui"
 fi
 
 while read -r p f s; do
