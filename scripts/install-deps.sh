@@ -12,6 +12,7 @@ PKGS=(
 	python3-dev
 	procps iproute2 # ps/pgrep/ss used by the demo and sidecar tests
 	spin # model checks of the ring protocol (tests/model)
+	chromium # headless screenshot of the MLflow UI's trace view (tests/python/test_traces.py)
 )
 
 # python3-venv only matters if the python3 we will use cannot make venvs

@@ -373,6 +373,14 @@ void rf_http_free(rf_http *h)
 int rf_http_request(rf_http *h, const char *method, const char *url, char *body, size_t len,
 		    const char *content_type, int retry, rf_http_done cb, void *arg)
 {
+	return rf_http_request_ex(h, method, url, body, len, content_type, NULL, false, retry, cb,
+				  arg);
+}
+
+int rf_http_request_ex(rf_http *h, const char *method, const char *url, char *body, size_t len,
+		       const char *content_type, const char *const *headers, bool no_auth,
+		       int retry, rf_http_done cb, void *arg)
+{
 	if (h->closing) {
 		free(body);
 		return -ECANCELED;
@@ -395,8 +403,10 @@ int rf_http_request(rf_http *h, const char *method, const char *url, char *body,
 	q->hdrs = curl_slist_append(q->hdrs, ct);
 	q->hdrs = curl_slist_append(q->hdrs, "Expect:"); /* no 100-continue round trip */
 	q->hdrs = curl_slist_append(q->hdrs, "User-Agent: ringflowd/0.1");
-	if (h->auth_header)
+	if (h->auth_header && !no_auth)
 		q->hdrs = curl_slist_append(q->hdrs, h->auth_header);
+	for (size_t i = 0; headers && headers[i]; i++)
+		q->hdrs = curl_slist_append(q->hdrs, headers[i]);
 	if (!q->method || !q->url || !q->hdrs) {
 		free_req(q);
 		return -ENOMEM;

@@ -58,6 +58,13 @@ enum rf_http_retry {
 int rf_http_request(rf_http *h, const char *method, const char *url, char *body, size_t len,
 		    const char *content_type, int retry, rf_http_done cb, void *arg);
 
+/* The same with extra header lines ("Name: value", NULL-terminated list,
+ * copied) and, with no_auth, without MLflow's credentials (a request to a
+ * third party, e.g. an OpenTelemetry collector, must not carry them). */
+int rf_http_request_ex(rf_http *h, const char *method, const char *url, char *body, size_t len,
+		       const char *content_type, const char *const *headers, bool no_auth,
+		       int retry, rf_http_done cb, void *arg);
+
 /* End every request in flight or waiting to retry: each callback is called
  * with status 0 so its owner can free what it attached.  Later requests are
  * refused (-ECANCELED).  rf_http_free() does this too; call it earlier when

@@ -106,6 +106,26 @@ int rf_mlflow_post_raw(rf_mlflow *m, const char *path, char *body, size_t len, i
 	return rc;
 }
 
+int rf_mlflow_call(rf_mlflow *m, const char *method, const char *api_path, char *body,
+		   size_t len, const char *content_type, const char *const *headers, int retry,
+		   rf_mlflow_cb cb, void *arg)
+{
+	char url[2048];
+	snprintf(url, sizeof url, "%s%s", m->uri, api_path);
+	struct call *c = malloc(sizeof *c);
+	if (!c) {
+		free(body);
+		return -ENOMEM;
+	}
+	c->cb = cb;
+	c->arg = arg;
+	int rc = rf_http_request_ex(m->http, method, url, body, len, content_type, headers, false,
+				    retry, on_done, c);
+	if (rc)
+		free(c);
+	return rc;
+}
+
 int rf_mlflow_get(rf_mlflow *m, const char *path_and_query, rf_mlflow_cb cb, void *arg)
 {
 	char url[2048];

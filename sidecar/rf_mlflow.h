@@ -30,6 +30,11 @@ int rf_mlflow_get(rf_mlflow *m, const char *path_and_query, rf_mlflow_cb cb, voi
 /* POST a body already serialised (stolen). */
 int rf_mlflow_post_raw(rf_mlflow *m, const char *path, char *body, size_t len, int retry,
 		       rf_mlflow_cb cb, void *arg);
+/* Any call: `api_path` from the server root ("/v1/traces",
+ * "/api/3.0/mlflow/traces"), body stolen, extra headers as rf_http_request_ex. */
+int rf_mlflow_call(rf_mlflow *m, const char *method, const char *api_path, char *body,
+		   size_t len, const char *content_type, const char *const *headers, int retry,
+		   rf_mlflow_cb cb, void *arg);
 /* PUT an artifact (bytes stolen) under a run's artifact_uri.  -ENOTSUP (no
  * callback) when the artifact store is not served over HTTP by the server. */
 int rf_mlflow_put_artifact(rf_mlflow *m, const char *artifact_uri, const char *rel_path,

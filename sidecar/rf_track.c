@@ -557,3 +557,26 @@ void rf_track_record(rf_track *t, int type, const msgpack_object *root)
 	default: t->st.ignored++; break; /* not run data (spans, logs, ...) */
 	}
 }
+
+/* ---- what the trace uploader needs to know (rf_traces.c) ---- */
+
+const char *rf_track_experiment_id(rf_track *t)
+{
+	return t->exp_state == 2 ? t->exp_id : NULL;
+}
+
+const char *rf_track_experiment_name(rf_track *t)
+{
+	return t->experiment;
+}
+
+const char *rf_track_run_id(rf_track *t, const char *key, bool *failed)
+{
+	struct mrun *r = rf_track_run(t, key, false);
+	*failed = r && r->state == RUN_FAILED;
+	if (r)
+		return r->state == RUN_READY && r->id[0] ? r->id : NULL;
+	/* Ended and freed: the id map remembers every run made or found. */
+	json_t *known = json_object_get(t->idmap, key);
+	return json_is_array(known) ? json_string_value(json_array_get(known, 0)) : NULL;
+}

@@ -47,4 +47,11 @@ void rf_track_stats(rf_track *t, struct rf_track_stats *st);
 /* No run is open or waiting: everything seen so far is in MLflow. */
 bool rf_track_empty(rf_track *t);
 
+/* For the trace uploader: the experiment's id (NULL until known) and name;
+ * the MLflow run id of "run:<run_id>" / "task:<eval_id>" (NULL while not
+ * known; *failed when it never will be). */
+const char *rf_track_experiment_id(rf_track *t);
+const char *rf_track_experiment_name(rf_track *t);
+const char *rf_track_run_id(rf_track *t, const char *key, bool *failed);
+
 #endif

@@ -30,6 +30,7 @@
 #include "rf_redact.h"
 #include "rf_ring.h"
 #include "rf_track.h"
+#include "rf_traces.h"
 #include "ringflow.h"
 
 struct cfg {
@@ -46,6 +47,7 @@ struct daemon {
 	rf_http *http;
 	rf_mlflow *mlflow;
 	rf_track *track;
+	rf_traces *traces;
 	rf_journal *journal;
 	uint64_t journaled_since_reset;
 	int sigfd;
@@ -108,8 +110,9 @@ static void usage(FILE *f)
 		"MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (Basic, wins),\n"
 		"MLFLOW_TRACKING_SERVER_CERT_PATH (CA bundle), MLFLOW_TRACKING_INSECURE_TLS=true.\n"
 		"Artifacts: INSPECT_MLFLOW_LOG_ARTIFACTS / MLFLOW_INSPECT_LOG_ARTIFACTS (default on).\n"
-		"Not yet implemented (open issues): traces (MLFLOW_INSPECT_TRACING), a bound\n"
-		"on memory while MLflow is away.\n");
+		"Traces: MLFLOW_INSPECT_TRACING=true (every run; an eval with it set asks for its\n"
+		"own), MLFLOW_INSPECT_TRACE_MODE=sample (default) | run, RINGFLOW_TRACE_TIMEOUT_S\n"
+		"(600), OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / _HEADERS (OTLP/JSON copy).\n");
 }
 
 static int parse(struct cfg *c, int argc, char **argv)
@@ -173,6 +176,7 @@ static void feed(struct daemon *d, int type, const void *data, uint32_t len)
 	d->records++;
 	if (rf_decode(&dec, data, len, &why) == 0) {
 		rf_track_record(d->track, type, dec.root);
+		rf_traces_record(d->traces, type, dec.root);
 	} else {
 		if (d->malformed++ < 10)
 			logf_("warn", "malformed record (type %d, %u bytes) skipped: %s", type, len, why);
@@ -212,6 +216,25 @@ static void on_futex(rf_loop *l, void *arg)
 	(void)arg; /* the wakeup itself is the event: the loop goes round */
 }
 
+static void report_traces(struct daemon *d, const char *level)
+{
+	struct rf_traces_stats x;
+	rf_traces_stats(d->traces, &x);
+	if (!x.traces && !x.late)
+		return;
+	logf_(level,
+	      "traces=%llu traces_done=%llu traces_failed=%llu spans=%llu spans_sent=%llu "
+	      "spans_failed=%llu spans_forced=%llu assessments=%llu late=%llu otlp_requests=%llu "
+	      "info_requests=%llu export_spans=%llu export_failed=%llu last_error='%s'",
+	      (unsigned long long)x.traces, (unsigned long long)x.traces_done,
+	      (unsigned long long)x.traces_failed, (unsigned long long)x.spans,
+	      (unsigned long long)x.spans_sent, (unsigned long long)x.spans_failed,
+	      (unsigned long long)x.spans_forced, (unsigned long long)x.assessments,
+	      (unsigned long long)x.late, (unsigned long long)x.otlp_requests,
+	      (unsigned long long)x.info_requests, (unsigned long long)x.export_spans,
+	      (unsigned long long)x.export_failed, x.last_error);
+}
+
 static void report(struct daemon *d, const char *level)
 {
 	struct rf_track_stats ts;
@@ -239,6 +262,7 @@ static void report(struct daemon *d, const char *level)
 	      (unsigned long long)rs.abandoned, (unsigned long long)js.records,
 	      (unsigned long long)js.write_errors, (unsigned long long)ts.artifacts,
 	      (unsigned long long)ts.artifacts_failed, ts.last_error[0] ? ts.last_error : hs.last_error);
+	report_traces(d, level);
 }
 
 static int detach(struct daemon *d)
@@ -309,9 +333,27 @@ int main(int argc, char **argv)
 	struct rf_track_opts to = {.experiment = d.c.experiment, .state_dir = d.c.spool,
 				   .flush_ms = d.c.flush_ms, .max_batch = (int)d.c.batch_max,
 				   .log_artifacts = !art || strcasecmp(art, "false")};
+	/* Traces: MLFLOW_INSPECT_TRACING=true here traces every run; an eval
+	 * with it set asks for its own runs through its run_start record. */
+	const char *tm = env("MLFLOW_INSPECT_TRACE_MODE", NULL);
+	const char *otlp = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", NULL);
+	static char otlp_buf[1024];
+	if (!otlp && env("OTEL_EXPORTER_OTLP_ENDPOINT", NULL)) {
+		snprintf(otlp_buf, sizeof otlp_buf, "%s/v1/traces", env("OTEL_EXPORTER_OTLP_ENDPOINT", NULL));
+		otlp = otlp_buf;
+	}
+	const char *to_s = env("RINGFLOW_TRACE_TIMEOUT_S", NULL);
+	struct rf_traces_opts tro = {
+		.inspect_all = truthy(env("MLFLOW_INSPECT_TRACING", NULL)),
+		.run_mode_default = tm && !strcasecmp(tm, "run"),
+		.flush_ms = d.c.flush_ms,
+		.timeout_ms = to_s ? atol(to_s) * 1000L : 0,
+		.otlp_endpoint = otlp,
+		.otlp_headers = env("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")};
 	if ((rc = rf_loop_new(&d.loop)) || (rc = rf_http_new(&d.http, d.loop, &ho)) ||
 	    (rc = rf_mlflow_new(&d.mlflow, d.http, d.c.uri)) ||
-	    (rc = rf_track_new(&d.track, d.mlflow, &to))) {
+	    (rc = rf_track_new(&d.track, d.mlflow, &to)) ||
+	    (rc = rf_traces_new(&d.traces, d.mlflow, d.http, d.track, &tro))) {
 		fprintf(stderr, "ringflowd: startup failed: %s\n", strerror(-rc));
 		return 1;
 	}
@@ -358,9 +400,12 @@ int main(int argc, char **argv)
 			logf_("info", "stopping: flushing for at most %ld ms", d.c.shutdown_ms);
 		}
 		rf_track_pump(d.track, stop_at != 0);
+		rf_traces_pump(d.traces, stop_at != 0);
 		uint64_t now = rf_loop_now_ms();
-		bool idle = n == 0 && rf_track_idle(d.track) && rf_http_pending(d.http) == 0;
-		if (idle && d.journaled_since_reset && rf_track_empty(d.track)) {
+		bool idle = n == 0 && rf_track_idle(d.track) && rf_traces_idle(d.traces) &&
+			    rf_http_pending(d.http) == 0;
+		if (idle && d.journaled_since_reset && rf_track_empty(d.track) &&
+		    rf_traces_empty(d.traces)) {
 			rf_journal_reset(d.journal); /* all of it is in MLflow */
 			d.journaled_since_reset = 0;
 		}
@@ -392,6 +437,7 @@ int main(int argc, char **argv)
 	report(&d, rf_track_idle(d.track) ? "info" : "warn");
 	rf_journal_close(d.journal);
 	rf_http_cancel_all(d.http); /* before the state its callbacks touch is freed */
+	rf_traces_free(d.traces);
 	rf_track_free(d.track);
 	rf_mlflow_free(d.mlflow);
 	rf_http_free(d.http);

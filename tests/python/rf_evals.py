@@ -35,6 +35,12 @@ def mock_model(input, tools, tool_choice, config):
     """Ask for the tool first, answer once the tool has replied."""
     last = input[-1]
     n_in = 10 * len(input)
+    # RF_TEST_MODEL_DELAY: seconds a call takes (trace tests check span lengths).
+    delay = float(os.environ.get("RF_TEST_MODEL_DELAY", "0"))
+    if delay:
+        import time
+
+        time.sleep(delay)
     if isinstance(last, ChatMessageTool):
         out = ModelOutput.from_content("mockllm/model", f"ANSWER: {last.text}")
         out.usage = ModelUsage(input_tokens=n_in, output_tokens=7, total_tokens=n_in + 7)

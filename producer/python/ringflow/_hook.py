@@ -106,6 +106,32 @@ def _text(value: Any) -> Any:
     return t if isinstance(t, str) else str(value)
 
 
+_MAX_TRACE_MESSAGES = 64  # the last N input messages of a model call, for its LLM span
+
+
+def _trace_settings() -> tuple[bool, str | None]:
+    """MLFLOW_INSPECT_TRACING / MLFLOW_INSPECT_TRACE_MODE, read at run start as inspect-mlflow."""
+    on = os.environ.get("MLFLOW_INSPECT_TRACING", "").strip().lower() == "true"
+    mode = os.environ.get("MLFLOW_INSPECT_TRACE_MODE", "").strip().lower() or None
+    return on, mode
+
+
+def _messages(msgs: Any) -> list[dict[str, Any]]:
+    """Chat messages as plain data for an LLM span's inputs (text, tool calls)."""
+    out = []
+    for m in list(msgs)[-_MAX_TRACE_MESSAGES:]:
+        d: dict[str, Any] = {"role": getattr(m, "role", None), "content": getattr(m, "text", None)}
+        calls = getattr(m, "tool_calls", None)
+        if calls:
+            d["tool_calls"] = [{"id": c.id, "function": c.function, "arguments": c.arguments}
+                               for c in calls]
+        tcid = getattr(m, "tool_call_id", None)
+        if tcid:
+            d["tool_call_id"] = tcid
+        out.append(d)
+    return out
+
+
 class _Sample:
     __slots__ = ("ids", "pending", "emitted", "attempt")
 
@@ -150,6 +176,7 @@ class RingflowHooks(Hooks):
         self._tasks: dict[str, dict[str, Any]] = {}  # eval_id -> {task, run_id, ended}
         self._runs: dict[str, set[str]] = {}  # run_id -> eval_ids
         self._handler: _WarningHandler | None = None
+        self._tracing = False  # MLFLOW_INSPECT_TRACING at the last run start
         self.errors = 0  # hook-side failures (never raised into the eval)
 
     # ---- enablement -------------------------------------------------------
@@ -199,6 +226,7 @@ class RingflowHooks(Hooks):
     async def on_run_start(self, data: RunStart) -> None:
         try:
             self._runs[data.run_id] = set()
+            self._tracing, mode = _trace_settings()
             _producer.emit(
                 EV.EV_RUN_START,
                 {
@@ -208,6 +236,8 @@ class RingflowHooks(Hooks):
                     "time": time.time(),
                     "pid": os.getpid(),
                     "host": socket.gethostname(),
+                    "tracing": self._tracing,
+                    "trace_mode": mode,
                 },
             )
         except Exception as e:  # noqa: BLE001
@@ -526,7 +556,8 @@ class RingflowHooks(Hooks):
                 # the raw call, rewritten to attachments) is copied now; the
                 # rest only becomes more final and is read once, at the flush.
                 early = (len(ev.input),
-                         (ev.call.request, ev.call.response) if LOG_MODEL_API and ev.call else None)
+                         (ev.call.request, ev.call.response) if LOG_MODEL_API and ev.call else None,
+                         _messages(ev.input) if self._tracing else None)
                 s.pending[ev.uuid] = (ev, early)
                 return
             handler = self._dispatch.get(kind)
@@ -578,6 +609,8 @@ class RingflowHooks(Hooks):
             )
         if early[1] is not None:
             f["request_raw"], f["response_raw"] = early[1]
+        if early[2] is not None:
+            f["input"] = early[2]
         return f
 
     def _on_tool(self, s: _Sample, ev: Any) -> None:

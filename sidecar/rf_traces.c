@@ -1,0 +1,465 @@
+/*
+ * rf_traces.c - trace lifecycle and upload; the general tracing records.
+ *
+ * Flow: records build spans in an xtrace; a trace is complete when its root
+ * ends (or its sample/task/run ends, or it idles past the timeout: open
+ * spans are then closed with ERROR, never dropped).  rf_traces_pump() sends
+ * ended spans in OTLP/JSON batches per (experiment, run), then one
+ * StartTraceV3 per complete trace, and frees it when that is answered.
+ * Both calls upsert, so a retry or a replayed journal never duplicates.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "rf_decode.h"
+#include "rf_loop.h"
+#include "rf_traces_int.h"
+#include "ringflow.h"
+
+
+uint64_t rf_traces_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+#define now_ms rf_traces_now_ms
+
+int64_t rf_ns_of_secs(double s)
+{
+	return isfinite(s) && s > 0 ? (int64_t)llround(s * 1e9) : 0;
+}
+
+void rf_rfc3339(int64_t ns, char out[40])
+{
+	time_t sec = (time_t)(ns / 1000000000);
+	struct tm tm;
+	gmtime_r(&sec, &tm);
+	char b[24];
+	strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out, 40, "%s.%03dZ", b, (int)(ns / 1000000 % 1000));
+}
+
+void rf_traces_err(rf_traces *x, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(x->st.last_error, sizeof x->st.last_error, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- setup ---- */
+
+/* OTEL_EXPORTER_OTLP_*_HEADERS: "k=v,k2=v2", values percent-encoded. */
+static char **parse_headers(const char *spec)
+{
+	size_t n = 1;
+	for (const char *p = spec; p && *p; p++)
+		n += *p == ',';
+	char **out = calloc(n + 1, sizeof *out);
+	if (!out || !spec)
+		return out;
+	char *dup = strdup(spec), *save = NULL;
+	size_t k = 0;
+	for (char *tok = strtok_r(dup, ",", &save); tok && k < n; tok = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(tok, '=');
+		if (!eq)
+			continue;
+		*eq = 0;
+		char *key = tok, *val = eq + 1, *w = val;
+		while (*key == ' ')
+			key++;
+		for (char *r = val; *r; r++) {
+			unsigned v;
+			if (*r == '%' && sscanf(r + 1, "%2x", &v) == 1) {
+				*w++ = (char)v;
+				r += 2;
+			} else {
+				*w++ = *r;
+			}
+		}
+		*w = 0;
+		size_t len = strlen(key) + strlen(val) + 3;
+		out[k] = malloc(len);
+		if (out[k])
+			snprintf(out[k++], len, "%s: %s", key, val);
+	}
+	free(dup);
+	return out;
+}
+
+int rf_traces_new(rf_traces **out, rf_mlflow *m, rf_http *http, rf_track *track,
+		  const struct rf_traces_opts *o)
+{
+	rf_traces *x = calloc(1, sizeof *x);
+	if (!x)
+		return -ENOMEM;
+	x->m = m;
+	x->http = http;
+	x->track = track;
+	x->o = *o;
+	if (x->o.flush_ms <= 0)
+		x->o.flush_ms = 1000;
+	if (x->o.timeout_ms <= 0)
+		x->o.timeout_ms = 600000;
+	x->traced_runs = json_object();
+	if (o->otlp_endpoint && *o->otlp_endpoint) {
+		x->otlp_url = strdup(o->otlp_endpoint);
+		x->otlp_hdrs = parse_headers(o->otlp_headers);
+	}
+	x->o.otlp_endpoint = x->o.otlp_headers = NULL; /* not kept: the env may change */
+	*out = x;
+	return 0;
+}
+
+static void free_x(struct xtrace *t)
+{
+	rf_trace_free(t->tr);
+	free(t->req_preview);
+	free(t->resp_preview);
+	json_decref(t->tags);
+	json_decref(t->metadata);
+	json_decref(t->assessments);
+	free(t);
+}
+
+void rf_traces_free(rf_traces *x)
+{
+	if (!x)
+		return;
+	for (struct xtrace *t = x->list, *n; t; t = n) {
+		n = t->next;
+		free_x(t);
+	}
+	for (size_t i = 0; x->otlp_hdrs && x->otlp_hdrs[i]; i++)
+		free(x->otlp_hdrs[i]);
+	free(x->otlp_hdrs);
+	free(x->otlp_url);
+	free(x->exps);
+	json_decref(x->traced_runs);
+	free(x);
+}
+
+/* ---- the trace table ---- */
+
+static size_t bucket_of(const uint8_t id[16])
+{
+	return (size_t)(rf_hash64(0, id, 16) % RF_TRACE_BUCKETS);
+}
+
+bool rf_traces_recent(rf_traces *x, const uint8_t id[16])
+{
+	size_t n = x->recent_n < RF_TRACE_RECENT ? x->recent_n : RF_TRACE_RECENT;
+	for (size_t i = 0; i < n; i++)
+		if (!memcmp(x->recent[i], id, 16))
+			return true;
+	return false;
+}
+
+struct xtrace *rf_traces_get(rf_traces *x, const uint8_t id[16], bool create)
+{
+	size_t b = bucket_of(id);
+	for (struct xtrace *t = x->bucket[b]; t; t = t->hnext)
+		if (!memcmp(t->tr->id, id, 16)) {
+			t->last_ms = now_ms();
+			return t;
+		}
+	if (!create)
+		return NULL;
+	if (rf_traces_recent(x, id)) {
+		x->st.late++;
+		return NULL;
+	}
+	struct xtrace *t = calloc(1, sizeof *t);
+	if (!t || !(t->tr = rf_trace_new(id))) {
+		free(t);
+		rf_traces_err(x, "out of memory for a trace");
+		return NULL;
+	}
+	t->tags = json_object();
+	t->metadata = json_object();
+	t->assessments = json_array();
+	t->last_ms = now_ms();
+	t->hnext = x->bucket[b];
+	x->bucket[b] = t;
+	struct xtrace **pp = &x->list;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = t;
+	x->ntraces++;
+	x->st.traces++;
+	return t;
+}
+
+void rf_traces_drop(rf_traces *x, struct xtrace *t)
+{
+	memcpy(x->recent[x->recent_n++ % RF_TRACE_RECENT], t->tr->id, 16);
+	for (struct xtrace **pp = &x->bucket[bucket_of(t->tr->id)]; *pp; pp = &(*pp)->hnext)
+		if (*pp == t) {
+			*pp = t->hnext;
+			break;
+		}
+	for (struct xtrace **pp = &x->list; *pp; pp = &(*pp)->next)
+		if (*pp == t) {
+			*pp = t->next;
+			break;
+		}
+	x->ntraces--;
+	free_x(t);
+}
+
+void rf_traces_complete(rf_traces *x, struct xtrace *t, int64_t end_ns, const char *why)
+{
+	if (t->complete)
+		return;
+	x->st.spans_forced += rf_trace_close_open(t->tr, end_ns, why);
+	t->complete = true;
+}
+
+/* ---- general tracing records (24-27) ---- */
+
+static bool get_id(const msgpack_object *r, uint8_t id[16])
+{
+	const msgpack_object *o = rf_obj_get(r, "trace_id");
+	if (!o || o->type != MSGPACK_OBJECT_BIN || o->via.bin.size != 16)
+		return false;
+	memcpy(id, o->via.bin.ptr, 16);
+	return true;
+}
+
+static uint64_t get_u64(const msgpack_object *r, const char *k)
+{
+	const msgpack_object *o = rf_obj_get(r, k);
+	return o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? o->via.u64 : 0;
+}
+
+static int64_t get_i64(const msgpack_object *r, const char *k)
+{
+	int64_t v = 0;
+	return rf_obj_int(rf_obj_get(r, k), &v) ? v : 0;
+}
+
+static void merge_obj(json_t *dst, const msgpack_object *src, bool strings)
+{
+	if (!src || src->type != MSGPACK_OBJECT_MAP)
+		return;
+	json_t *j = rf_obj_to_json(src);
+	const char *k;
+	json_t *v;
+	json_object_foreach(j, k, v)
+	{
+		if (strings && !json_is_string(v)) {
+			char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+			json_object_set_new(dst, k, json_string(s ? s : ""));
+			free(s);
+		} else {
+			json_object_set(dst, k, v);
+		}
+	}
+	json_decref(j);
+}
+
+static char *dup_text(const msgpack_object *r, const char *k)
+{
+	const char *s;
+	size_t n;
+	bool trunc;
+	return rf_obj_text(rf_obj_get(r, k), &s, &n, &trunc) ? strndup(s, n) : NULL;
+}
+
+static void general(rf_traces *x, int type, const msgpack_object *r)
+{
+	uint8_t id[16];
+	if (!get_id(r, id)) {
+		rf_traces_err(x, "trace record without a 16-byte trace_id skipped");
+		x->st.late++; /* counted with the records that could not be placed */
+		return;
+	}
+	struct xtrace *t = rf_traces_get(x, id, type == RF_EV_TRACE_SPAN_START ||
+						       type == RF_EV_TRACE_UPDATE);
+	if (!t) {
+		if (type != RF_EV_TRACE_SPAN_START && type != RF_EV_TRACE_UPDATE)
+			x->st.late++;
+		return;
+	}
+	if (type == RF_EV_TRACE_UPDATE) {
+		merge_obj(t->tags, rf_obj_get(r, "tags"), true);
+		merge_obj(t->metadata, rf_obj_get(r, "metadata"), true);
+		return;
+	}
+	uint64_t sid = get_u64(r, "span_id");
+	if (!sid)
+		return;
+	struct rf_span *s = rf_trace_span(t->tr, sid, type == RF_EV_TRACE_SPAN_START);
+	if (!s || (s->sent && type != RF_EV_TRACE_SPAN_START)) {
+		x->st.late++;
+		return;
+	}
+	if (type == RF_EV_TRACE_SPAN_START) {
+		if (!s->name)
+			x->st.spans++;
+		s->parent = get_u64(r, "parent_id");
+		char *name = dup_text(r, "name"), *ty = dup_text(r, "span_type");
+		rf_span_set_name(s, name ? name : "(unnamed)", ty ? ty : "UNKNOWN");
+		free(name);
+		free(ty);
+		s->start_ns = get_i64(r, "start_ns");
+		const msgpack_object *in = rf_obj_get(r, "inputs");
+		if (in && in->type != MSGPACK_OBJECT_NIL) {
+			json_decref(s->inputs);
+			s->inputs = rf_obj_to_json(in);
+		}
+		merge_obj(s->attrs, rf_obj_get(r, "attributes"), false);
+		if (!s->parent) {
+			t->tr->root = sid;
+			char *exp = dup_text(r, "experiment");
+			if (exp)
+				snprintf(t->exp_name, sizeof t->exp_name, "%s", exp);
+			free(exp);
+			merge_obj(t->tags, rf_obj_get(r, "tags"), true);
+			merge_obj(t->metadata, rf_obj_get(r, "metadata"), true);
+			json_object_set_new(t->tags, "mlflow.traceName", json_string(s->name));
+		}
+	} else if (type == RF_EV_TRACE_SPAN_EVENT) {
+		char *name = dup_text(r, "name");
+		json_t *a = json_object();
+		merge_obj(a, rf_obj_get(r, "attributes"), false);
+		rf_span_event(s, name ? name : "event", get_i64(r, "time_ns"), a);
+		free(name);
+	} else { /* RF_EV_TRACE_SPAN_END */
+		const msgpack_object *out = rf_obj_get(r, "outputs");
+		if (out && out->type != MSGPACK_OBJECT_NIL) {
+			json_decref(s->outputs);
+			s->outputs = rf_obj_to_json(out);
+		}
+		merge_obj(s->attrs, rf_obj_get(r, "attributes"), false);
+		char *st = dup_text(r, "status"), *msg = dup_text(r, "status_message");
+		s->status = !st || !strcasecmp(st, "OK") ? RF_SPAN_OK
+			    : !strcasecmp(st, "UNSET")   ? RF_SPAN_UNSET
+							 : RF_SPAN_ERROR;
+		if (st && (!strcasecmp(st, "CANCELLED") || !strcasecmp(st, "TIMEOUT")))
+			/* OTLP and MLflow know OK/ERROR/UNSET only: keep the detail. */
+			rf_span_attr(s, "ringflow.status", json_string(st));
+		if (msg) {
+			free(s->status_msg);
+			s->status_msg = msg;
+		}
+		free(st);
+		rf_span_end(t->tr, s, get_i64(r, "end_ns"));
+		if (!s->parent)
+			rf_traces_complete(x, t, s->end_ns, "span not ended before its trace");
+	}
+}
+
+void rf_traces_record(rf_traces *x, int type, const msgpack_object *root)
+{
+	if (type >= RF_EV_TRACE_SPAN_START && type <= RF_EV_TRACE_UPDATE)
+		general(x, type, root);
+	else
+		rf_trace_inspect(x, type, root);
+}
+
+/* ---- experiments other than the sidecar's (general traces may name one) ---- */
+
+static void on_exp(int ok, long status, json_t *resp, const char *msg, void *arg);
+
+static struct expid *exp_lookup(rf_traces *x, const char *name)
+{
+	for (size_t i = 0; i < x->nexps; i++)
+		if (!strcmp(x->exps[i].name, name))
+			return &x->exps[i];
+	struct expid *e = realloc(x->exps, (x->nexps + 1) * sizeof *e);
+	if (!e)
+		return NULL;
+	x->exps = e;
+	e = &x->exps[x->nexps++];
+	memset(e, 0, sizeof *e);
+	snprintf(e->name, sizeof e->name, "%s", name);
+	return e;
+}
+
+struct expcall {
+	rf_traces *x;
+	size_t i;
+	bool create;
+};
+
+static void exp_request(rf_traces *x, size_t i, bool create)
+{
+	struct expcall *c = malloc(sizeof *c);
+	if (!c)
+		return;
+	*c = (struct expcall){x, i, create};
+	struct expid *e = &x->exps[i];
+	e->state = 1;
+	if (create) {
+		rf_mlflow_post(x->m, "experiments/create", json_pack("{s:s}", "name", e->name),
+			       RF_HTTP_NO_RETRY, on_exp, c);
+		return;
+	}
+	char *enc = curl_easy_escape(NULL, e->name, 0);
+	char q[1024];
+	snprintf(q, sizeof q, "experiments/get-by-name?experiment_name=%s", enc ? enc : "");
+	curl_free(enc);
+	rf_mlflow_get(x->m, q, on_exp, c);
+}
+
+static void on_exp(int ok, long status, json_t *resp, const char *msg, void *arg)
+{
+	struct expcall *c = arg;
+	rf_traces *x = c->x;
+	struct expid *e = &x->exps[c->i];
+	const char *id = json_string_value(json_object_get(json_object_get(resp, "experiment"),
+							   "experiment_id"));
+	if (!id)
+		id = json_string_value(json_object_get(resp, "experiment_id"));
+	if (ok && id) {
+		snprintf(e->id, sizeof e->id, "%s", id);
+		e->state = 2;
+	} else if (!c->create && status == 404) {
+		free(c);
+		exp_request(x, (size_t)(e - x->exps), true);
+		return;
+	} else if (c->create && status == 400 && msg && strstr(msg, "already exists")) {
+		e->state = 0; /* made by someone else meanwhile: look it up again */
+	} else if (status == 0 || status >= 500 || status == 429) {
+		e->state = 0;
+		e->retry_at = now_ms() + 2000;
+	} else {
+		e->state = 3;
+		rf_traces_err(x, "experiment %s for traces: HTTP %ld: %s", e->name, status, msg);
+	}
+	free(c);
+}
+
+/* The experiment id for a trace: NULL while not known; "" when it never
+ * will be (refused). */
+const char *rf_traces_exp_of(rf_traces *x, struct xtrace *t)
+{
+	if (!t->exp_name[0] || !strcmp(t->exp_name, rf_track_experiment_name(x->track)))
+		return rf_track_experiment_id(x->track);
+	struct expid *e = exp_lookup(x, t->exp_name);
+	if (!e)
+		return NULL;
+	if (e->state == 0 && now_ms() >= e->retry_at)
+		exp_request(x, (size_t)(e - x->exps), false);
+	return e->state == 2 ? e->id : e->state == 3 ? "" : NULL;
+}
+
+/* The run id to link: NULL while not known; "" for none. */
+const char *rf_traces_run_of(rf_traces *x, struct xtrace *t)
+{
+	if (!t->run_key[0])
+		return "";
+	bool failed;
+	const char *id = rf_track_run_id(x->track, t->run_key, &failed);
+	return id ? id : failed ? "" : NULL;
+}

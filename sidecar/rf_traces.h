@@ -1,0 +1,61 @@
+/*
+ * rf_traces.h - records -> MLflow traces (and an optional OTLP collector).
+ *
+ * Two sources build traces: Inspect records (rf_trace_inspect.c; one trace
+ * per sample by default, one per run with MLFLOW_INSPECT_TRACE_MODE=run;
+ * enabled by MLFLOW_INSPECT_TRACING=true in the sidecar's or the eval's
+ * environment) and the general tracing records 24-27 (docs/EVENTS.md).
+ *
+ * Upload (docs/DESIGN.md "Traces"): ended spans go to MLflow's /v1/traces
+ * as OTLP/JSON in batches grouped by experiment and run (the
+ * x-mlflow-run-id header links the traces to the run); once a trace's
+ * spans are all in, one StartTraceV3 carries its state, previews, tags,
+ * metadata (mlflow.sourceRun) and assessments (client-chosen ids, so a
+ * retry merges instead of duplicating).  Ids are derived from Inspect's own
+ * ids, so a replayed journal upserts the same trace.
+ */
+#ifndef RF_TRACES_H
+#define RF_TRACES_H
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "rf_http.h"
+#include "rf_mlflow.h"
+#include "rf_track.h"
+
+typedef struct rf_traces rf_traces;
+
+struct rf_traces_opts {
+	bool inspect_all;          /* MLFLOW_INSPECT_TRACING=true for the sidecar: every run */
+	bool run_mode_default;     /* MLFLOW_INSPECT_TRACE_MODE=run */
+	int64_t flush_ms;          /* ended spans are sent at least this often */
+	int64_t timeout_ms;        /* a trace idle this long is closed (ERROR) */
+	const char *otlp_endpoint; /* OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (NULL: none) */
+	const char *otlp_headers;  /* OTEL_EXPORTER_OTLP_TRACES_HEADERS "k=v,k2=v2" */
+};
+
+struct rf_traces_stats {
+	uint64_t traces, traces_done, traces_failed; /* begun; fully in MLflow; refused */
+	uint64_t spans, spans_sent, spans_failed;    /* built; accepted; refused */
+	uint64_t spans_forced;     /* closed as ERROR because they never ended */
+	uint64_t assessments;
+	uint64_t late;             /* records for a trace already uploaded (dropped, counted) */
+	uint64_t otlp_requests, info_requests;
+	uint64_t export_spans, export_failed;        /* to the OTLP collector */
+	char last_error[512];
+};
+
+int rf_traces_new(rf_traces **out, rf_mlflow *m, rf_http *http, rf_track *track,
+		  const struct rf_traces_opts *o);
+void rf_traces_free(rf_traces *x);
+void rf_traces_record(rf_traces *x, int type, const msgpack_object *root);
+void rf_traces_pump(rf_traces *x, bool flush_now);
+/* Nothing ready to send and nothing in flight. */
+bool rf_traces_idle(rf_traces *x);
+/* No trace held at all (open ones included). */
+bool rf_traces_empty(rf_traces *x);
+void rf_traces_stats(rf_traces *x, struct rf_traces_stats *st);
+
+#endif

@@ -1,0 +1,81 @@
+/* rf_traces_int.h - state shared by rf_traces.c (lifecycle, upload,
+ * general tracing records) and rf_trace_inspect.c (Inspect records). */
+#ifndef RF_TRACES_INT_H
+#define RF_TRACES_INT_H
+
+#include <jansson.h>
+
+#include "rf_spans.h"
+#include "rf_traces.h"
+
+struct xtrace {
+	struct xtrace *hnext;       /* hash chain */
+	struct xtrace *next;        /* all traces, oldest first */
+	struct rf_trace *tr;
+	char exp_name[256];         /* "" = the sidecar's experiment */
+	char run_key[160];          /* rf_track key of the run to link ("" = none) */
+	char inspect_run[96];       /* Inspect run id (closing at run end) */
+	char eval_id[96];           /* Inspect eval id (closing at task end) */
+	json_t *tags, *metadata;    /* string -> string */
+	json_t *assessments;        /* Assessment objects */
+	bool complete;              /* root ended: send the rest, then the info */
+	bool progressive;           /* send ended spans before the root ends */
+	int info_state;             /* 0 not sent, 1 in flight, 2 done */
+	int spans_inflight;         /* OTLP requests carrying its spans */
+	uint64_t last_ms;           /* monotonic ms of the last record */
+	/* Kept from the root (and all spans) as they are sent, for the info. */
+	char *req_preview, *resp_preview;
+	int64_t min_start, max_end;
+	int root_status;
+};
+
+struct expid {
+	char name[256], id[64];
+	int state;                  /* 0 none, 1 in flight, 2 ready, 3 failed */
+	uint64_t retry_at;
+};
+
+#define RF_TRACE_BUCKETS 4096
+#define RF_TRACE_RECENT 4096
+
+struct rf_traces {
+	rf_mlflow *m;
+	rf_http *http;
+	rf_track *track;
+	struct rf_traces_opts o;
+	struct xtrace *bucket[RF_TRACE_BUCKETS];
+	struct xtrace *list;
+	size_t ntraces;
+	struct expid *exps;
+	size_t nexps;
+	json_t *traced_runs;        /* Inspect run id -> "sample" | "run" */
+	uint8_t recent[RF_TRACE_RECENT][16]; /* traces already uploaded (late records) */
+	size_t recent_n;
+	uint64_t last_flush;
+	int otlp_inflight, info_inflight;
+	char *otlp_url;
+	char **otlp_hdrs;           /* "Name: value", NULL-terminated */
+	struct rf_traces_stats st;
+};
+
+struct xtrace *rf_traces_get(rf_traces *x, const uint8_t id[16], bool create);
+bool rf_traces_recent(rf_traces *x, const uint8_t id[16]);
+/* The trace's root has ended (or it is being closed): close the rest and
+ * queue everything for upload. */
+void rf_traces_complete(rf_traces *x, struct xtrace *t, int64_t end_ns, const char *why);
+void rf_traces_err(rf_traces *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Uploaded (or given up): forget it, remembering its id for late records. */
+void rf_traces_drop(rf_traces *x, struct xtrace *t);
+/* Experiment id for the trace (NULL: not yet known; "": never) and the run
+ * id to link (NULL: not yet known; "": none). */
+const char *rf_traces_exp_of(rf_traces *x, struct xtrace *t);
+const char *rf_traces_run_of(rf_traces *x, struct xtrace *t);
+uint64_t rf_traces_now_ms(void);
+/* Inspect records (rf_trace_inspect.c). */
+void rf_trace_inspect(rf_traces *x, int type, const msgpack_object *r);
+
+/* Time helpers: seconds (float) -> ns; RFC 3339 from ns. */
+int64_t rf_ns_of_secs(double s);
+void rf_rfc3339(int64_t ns, char out[40]);
+
+#endif

@@ -1,0 +1,267 @@
+"""MLflow traces from real Inspect evals: hook -> ring -> ringflowd -> a real
+MLflow server (and a copy to an OTLP receiver on loopback), checked through
+MLflow's own client against the log Inspect wrote.
+
+Model calls take 30 ms here (RF_TEST_MODEL_DELAY), so a span stamped with the
+time a record arrived, or a zero-length one, fails the timing checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+import test_sidecar as ts
+from test_hook import REPO, eval_env
+
+ARTIFACTS = REPO / "tests" / "artifacts"
+
+
+class OtlpReceiver:
+    """A minimal OTLP/HTTP JSON collector: keeps every request's spans and headers."""
+
+    def __init__(self):
+        self.requests: list[tuple[dict, dict]] = []
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.requests.append((dict(self.headers), json.loads(body)))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def spans(self) -> list[dict]:
+        out = []
+        for _, body in self.requests:
+            for rs in body["resourceSpans"]:
+                for ss in rs["scopeSpans"]:
+                    out.extend(ss["spans"])
+        return out
+
+    def close(self):
+        self.server.shutdown()
+
+
+def traced_eval(mlflow_server, tmp: Path, mode: str = "sample", **sidecar_env: str):
+    from inspect_ai.log import read_eval_log
+
+    ring = f"/rf-pytest-tr-{mode}-{os.getpid()}"
+    exp = f"rf-traces-{mode}-{os.getpid()}-{time.time_ns() % 10**6}"
+    # SIGTERM flushes everything (a loaded CI host may need more than 10 s).
+    sidecar_env.setdefault("RINGFLOW_SHUTDOWN_MS", "120000")
+    sc = ts.Sidecar(mlflow_server, ring, tmp / "spool", exp, **sidecar_env)
+    try:
+        env = eval_env(ring, tmp / "spool", MLFLOW_INSPECT_TRACING="true",
+                       MLFLOW_INSPECT_TRACE_MODE=mode, RF_TEST_MODEL_DELAY="0.03")
+        location = ts.run_eval(env, tmp / "logs", "rich")
+        log_text = sc.stop()
+    finally:
+        ts.cleanup(sc, ring)
+    return read_eval_log(location), exp, log_text
+
+
+@pytest.fixture(scope="module")
+def receiver():
+    r = OtlpReceiver()
+    yield r
+    r.close()
+
+
+@pytest.fixture(scope="module")
+def sample_traces(mlflow_server, tmp_path_factory, receiver):
+    from mlflow import MlflowClient
+
+    log, exp, log_text = traced_eval(
+        mlflow_server, tmp_path_factory.mktemp("traces-sample"),
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=receiver.url,
+        OTEL_EXPORTER_OTLP_TRACES_HEADERS="x-rf-test=abc%20def,x-other=1",
+        MLFLOW_TRACKING_TOKEN="rf-mlflow-token-not-for-collectors")
+    client = MlflowClient(mlflow_server)
+    e = client.get_experiment_by_name(exp)
+    traces = client.search_traces(locations=[e.experiment_id], max_results=500)
+    return log, exp, log_text, client, e, traces
+
+
+def by_sample(traces):
+    return {(t.info.tags["inspect.sample_id"], int(t.info.tags["inspect.epoch"])): t for t in traces}
+
+
+def test_one_trace_per_sample_tagged_and_linked(sample_traces):
+    log, exp, log_text, client, e, traces = sample_traces
+    assert "traces_failed=0" in log_text and "spans_failed=0" in log_text, log_text
+    assert len(traces) == len(log.samples)
+    assert set(by_sample(traces)) == {(str(s.id), s.epoch) for s in log.samples}
+    _, children = ts.runs_of(client, exp)
+    (task_run,) = children
+    for t in traces:
+        tags = t.info.tags
+        assert tags["inspect.run_id"] == log.eval.run_id
+        assert tags["inspect.eval_id"] == log.eval.eval_id
+        assert tags["inspect.task"] == log.eval.task
+        assert tags["mlflow.traceName"].startswith(f"sample:{tags['inspect.sample_id']}")
+        assert t.info.trace_metadata["mlflow.sourceRun"] == task_run.info.run_id
+    linked = client.search_traces(locations=[e.experiment_id], run_id=task_run.info.run_id,
+                                  max_results=500)
+    assert len(linked) == len(traces)
+
+
+def _ns(ts_) -> int:
+    return int(round(ts_.timestamp() * 1e9))
+
+
+def test_span_tree_types_and_true_timings(sample_traces):
+    log, _, _, _, _, traces = sample_traces
+    found = by_sample(traces)
+    checked = {"LLM": 0, "TOOL": 0}
+    for s in log.samples:
+        t = found[(str(s.id), s.epoch)]
+        spans = {sp.span_id: sp for sp in t.data.spans}
+        roots = [sp for sp in spans.values() if sp.parent_id is None]
+        assert len(roots) == 1 and roots[0].span_type == "CHAIN"
+        assert roots[0].name.startswith("sample:")
+        by_event = {sp.attributes["inspect.event_uuid"]: sp for sp in spans.values()
+                    if "inspect.event_uuid" in sp.attributes}
+        by_ispan = {sp.attributes["inspect.span_id"]: sp for sp in spans.values()
+                    if "inspect.span_id" in sp.attributes}
+        for ev in s.events:
+            if ev.event == "span_begin" and ev.id in by_ispan and ev.parent_id in by_ispan:
+                # Inspect's own nesting is kept.
+                assert spans[by_ispan[ev.id].parent_id] is by_ispan[ev.parent_id]
+            if ev.event not in ("model", "tool") or ev.uuid not in by_event:
+                continue
+            sp = by_event[ev.uuid]
+            assert sp.span_type == ("LLM" if ev.event == "model" else "TOOL")
+            # The event's own times, within 1 ms; never the arrival time.
+            assert abs(sp.start_time_ns - _ns(ev.timestamp)) <= 1_000_000
+            assert abs(sp.end_time_ns - _ns(ev.completed)) <= 1_000_000
+            assert sp.attributes["working_time"] == pytest.approx(ev.working_time, rel=1e-6)
+            if ev.event == "model":
+                assert sp.end_time_ns - sp.start_time_ns >= 25_000_000  # the 30 ms call
+                u = sp.attributes["mlflow.chat.tokenUsage"]
+                assert u["input_tokens"] == ev.output.usage.input_tokens
+                assert u["output_tokens"] == ev.output.usage.output_tokens
+                assert sp.attributes["mlflow.llm.model"] == ev.model
+                assert sp.inputs["input"][0]["role"] == "user"
+            checked["LLM" if ev.event == "model" else "TOOL"] += 1
+        scores = [sp for sp in spans.values() if sp.span_type == "EVALUATOR" and
+                  sp.name.startswith("score:")]
+        for sp in scores:  # under their scorer's span
+            assert spans[sp.parent_id].name == sp.name.split(":", 1)[1]
+    assert checked["LLM"] >= 10 and checked["TOOL"] >= 4, checked
+
+
+def test_assessments_equal_logged_scores(sample_traces):
+    log, _, _, _, _, traces = sample_traces
+    found = by_sample(traces)
+    n = 0
+    for s in log.samples:
+        t = found[(str(s.id), s.epoch)]
+        got = {a.name: a for a in t.info.assessments}
+        assert set(got) == {f"inspect/{k}" for k in (s.scores or {})}
+        for name, sc in (s.scores or {}).items():
+            a = got[f"inspect/{name}"]
+            v = sc.value
+            if isinstance(v, (bool, int, float)):
+                assert a.value == pytest.approx(float(v))
+            elif isinstance(v, dict):
+                assert json.loads(a.value) == v
+            else:
+                assert a.value == v  # "C", "I", ... as Inspect logged them
+            assert a.rationale == sc.explanation
+            assert a.source.source_type == "CODE" and a.source.source_id == "inspect_ai"
+            n += 1
+    assert n >= 20
+
+
+def test_error_spans_marked(sample_traces):
+    log, _, _, _, _, traces = sample_traces
+    found = by_sample(traces)
+    failed = [s for s in log.samples if s.error is not None]
+    assert failed, "the rich eval has an always-failing sample"
+    for s in failed:
+        t = found[(str(s.id), s.epoch)]
+        assert t.info.state.value == "ERROR"
+        root = [sp for sp in t.data.spans if sp.parent_id is None][0]
+        assert root.status.status_code.value == "ERROR"
+        assert any(e.name == "exception" for e in root.events)
+    ok = [found[(str(s.id), s.epoch)] for s in log.samples if s.error is None]
+    assert all(t.info.state.value == "OK" for t in ok)
+
+
+def test_otlp_export_copy(sample_traces, receiver):
+    _, _, log_text, _, _, traces = sample_traces
+    got = receiver.spans()
+    mlflow_spans = {(t.info.trace_id[3:], sp.span_id) for t in traces for sp in t.data.spans}
+    assert {(s["traceId"], s["spanId"]) for s in got} == mlflow_spans
+    for headers, _ in receiver.requests:
+        h = {k.lower(): v for k, v in headers.items()}
+        assert h["x-rf-test"] == "abc def" and h["x-other"] == "1"
+        assert "authorization" not in h  # MLflow's credentials stay with MLflow
+        assert h["content-type"].startswith("application/json")
+    assert "export_failed=0" in log_text
+
+
+def test_run_mode_one_trace_with_hierarchy(mlflow_server, tmp_path):
+    from mlflow import MlflowClient
+
+    log, exp, log_text = traced_eval(mlflow_server, tmp_path, mode="run")
+    client = MlflowClient(mlflow_server)
+    e = client.get_experiment_by_name(exp)
+    (t,) = client.search_traces(locations=[e.experiment_id], max_results=10)
+    spans = {sp.span_id: sp for sp in t.data.spans}
+    (root,) = [sp for sp in spans.values() if sp.parent_id is None]
+    assert root.name == f"eval_run:{log.eval.run_id[:8]}"
+    tasks = [sp for sp in spans.values() if sp.parent_id == root.span_id]
+    assert [sp.name for sp in tasks] == [f"task:{log.eval.task}"]
+    samples = [sp for sp in spans.values() if sp.parent_id == tasks[0].span_id]
+    assert len(samples) == len(log.samples)
+    assert len(t.info.assessments) == sum(len(s.scores or {}) for s in log.samples)
+    parents, _ = ts.runs_of(client, exp)
+    assert t.info.trace_metadata["mlflow.sourceRun"] == parents[0].info.run_id
+
+
+def test_mlflow_ui_shows_a_sample_trace(sample_traces, mlflow_server):
+    """Headless Chromium renders the MLflow UI's view of one sample trace; the
+    screenshot is kept under tests/artifacts/ and the rendered page must name
+    the trace's spans."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        pytest.fail("chromium is not installed (scripts/install-deps.sh installs it)")
+    _, _, _, _, e, traces = sample_traces
+    t = max(traces, key=lambda x: (len(x.data.spans), x.info.tags["mlflow.traceName"]))
+    url = (f"{mlflow_server}/#/experiments/{e.experiment_id}/traces"
+           f"?selectedEvaluationId={t.info.trace_id}")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "mlflow_ui_trace.png"
+    shot.unlink(missing_ok=True)
+    common = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
+              "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1600,1000",
+              "--virtual-time-budget=30000", "--run-all-compositor-stages-before-draw",
+              "--user-data-dir=" + str(ARTIFACTS / ".chromium")]
+    p = subprocess.run([*common, f"--screenshot={shot}", url], capture_output=True, text=True,
+                       timeout=180)
+    assert shot.exists() and shot.stat().st_size > 10_000, p.stderr[-2000:]
+    dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True,
+                         timeout=180).stdout
+    names = {sp.name for sp in t.data.spans}
+    assert t.info.tags["mlflow.traceName"] in dom or any(n in dom for n in names), dom[-3000:]
+    for name in ("solvers", "generate", "scorers", "model:mockllm/model", "tool:multiply"):
+        assert name in dom, f"the trace view does not show span {name!r}"
