@@ -289,7 +289,8 @@ def trial(mode: str, samples: int, max_samples: int, repeat: int, tracing_rf: bo
         sidecar = None
         ring = f"/rf-bench-e2e-{os.getpid()}-{mode}"
         row: dict = {"bench": "e2e", "samples": samples, "mode": mode, "repeat": repeat,
-                     "max_samples": max_samples}
+                     "max_samples": max_samples, "start": time.strftime("%H:%M:%S", time.gmtime()),
+                     "load1": os.getloadavg()[0]}
         fp = None
         try:
             env = {k: v for k, v in os.environ.items()
@@ -347,13 +348,15 @@ def trial(mode: str, samples: int, max_samples: int, repeat: int, tracing_rf: bo
                 row["eval_s"] = round(res["eval_s"], 3)
                 if DEBUG:
                     log(f"  +{time.time() - res['end_epoch']:.2f}s eval() returned")
-                vis = None
+                vis, exited = None, None
                 if mode != "nohook":
                     want = expected_traces(mode, samples, tracing)
                     row["expected_traces"] = want
                     why, exp = "", []
                     limit = min(deadline, time.time() + max(300, samples * 0.3))
                     while time.time() < limit:
+                        if exited is None and p.poll() is not None:
+                            exited = time.time()
                         ok, why = visible(client, samples, want, exp)
                         if DEBUG:
                             log(f"  +{time.time() - res['end_epoch']:.2f}s {why or 'visible'}")
@@ -362,7 +365,8 @@ def trial(mode: str, samples: int, max_samples: int, repeat: int, tracing_rf: bo
                             break
                         time.sleep(0.1)
                 p.wait(timeout=max(10, deadline - time.time()))
-                row["exit_after_eval_s"] = round(time.time() - res["end_epoch"], 2)
+                # when the eval process ended (hooks flushing at exit), +-0.1 s
+                row["exit_after_eval_s"] = round((exited or time.time()) - res["end_epoch"], 2)
             except (subprocess.TimeoutExpired, TimeoutError):
                 p.kill()
                 p.wait()
@@ -480,6 +484,12 @@ def main() -> None:
         deadline = now.replace(hour=hh, minute=mm, second=0, microsecond=0).timestamp()
     tracing_rf = ringflow_tracing()
     log(f"sizes {sizes} modes {modes} max_samples {a.max_samples} ringflow tracing {tracing_rf}")
+    print(json.dumps({"bench": "e2e", "invocation": {
+        "sizes": sizes, "modes": modes, "repeats": {n: reps.get(n, 1) for n in sizes},
+        "max_samples": a.max_samples, "deadline": a.deadline or None, "ringflow_tracing": tracing_rf,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "load": os.getloadavg(),
+        "command": os.environ.get("BENCH_COMMAND", "python bench/e2e.py " + " ".join(sys.argv[1:]))}}),
+        flush=True)
     for n in sizes:
         rows, fps = [], {}
         for rep in range(reps.get(n, 1)):
