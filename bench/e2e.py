@@ -42,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -334,29 +335,31 @@ def trial(mode: str, samples: int, max_samples: int, repeat: int, tracing_rf: bo
             out, err = open(tmp / "eval.out", "wb"), open(tmp / "eval.err", "wb")
             p = subprocess.Popen([str(py), str(EVAL), str(samples), str(max_samples), str(tmp / "logs"),
                                   str(result)], env=env, stdout=out, stderr=err)
+            exited: list[float] = []  # when the process ended, whatever the polling is doing
+            waiter = threading.Thread(target=lambda: (p.wait(), exited.append(time.time())), daemon=True)
+            waiter.start()
             try:
                 # eval() returned (result.json) or the process ended: polling
                 # starts at once, while a hook may still be flushing at exit.
-                while not result.exists() and p.poll() is None:
+                while not result.exists() and not exited:
                     if time.time() - t_start > timeout:
                         raise TimeoutError
                     time.sleep(0.05)
-                if p.poll() is not None and p.returncode:
+                if exited and not result.exists():
+                    waiter.join()
                     raise SystemExit(f"{mode} eval failed: {(tmp / 'eval.err').read_text()[-3000:]}")
                 time.sleep(0.05)
                 res = json.loads(result.read_text())
                 row["eval_s"] = round(res["eval_s"], 3)
                 if DEBUG:
                     log(f"  +{time.time() - res['end_epoch']:.2f}s eval() returned")
-                vis, exited = None, None
+                vis = None
                 if mode != "nohook":
                     want = expected_traces(mode, samples, tracing)
                     row["expected_traces"] = want
                     why, exp = "", []
                     limit = min(deadline, time.time() + max(300, samples * 0.3))
                     while time.time() < limit:
-                        if exited is None and p.poll() is not None:
-                            exited = time.time()
                         ok, why = visible(client, samples, want, exp)
                         if DEBUG:
                             log(f"  +{time.time() - res['end_epoch']:.2f}s {why or 'visible'}")
@@ -364,12 +367,14 @@ def trial(mode: str, samples: int, max_samples: int, repeat: int, tracing_rf: bo
                             vis = time.time() - res["end_epoch"]
                             break
                         time.sleep(0.1)
-                p.wait(timeout=max(10, deadline - time.time()))
-                # when the eval process ended (hooks flushing at exit), +-0.1 s
-                row["exit_after_eval_s"] = round((exited or time.time()) - res["end_epoch"], 2)
+                waiter.join(timeout=max(10, deadline - time.time()))
+                if waiter.is_alive():
+                    raise TimeoutError
+                # when the eval process ended (hooks flushing at exit)
+                row["exit_after_eval_s"] = round(exited[0] - res["end_epoch"], 2)
             except (subprocess.TimeoutExpired, TimeoutError):
                 p.kill()
-                p.wait()
+                waiter.join()
                 raise TimeoutError from None
             if p.returncode:
                 raise SystemExit(f"{mode} eval failed: {(tmp / 'eval.err').read_text()[-3000:]}")
