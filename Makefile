@@ -5,6 +5,7 @@
 #   make demo       run the main job end to end
 #   make bench-ring ring benchmark (JSON lines), rewrites bench/RESULTS.md section
 #   make bench-trace tracing API cost (C, Python, MLflow's own), ditto
+#   make bench      every benchmark (ring, hook, sidecar, trace, e2e), JSON lines
 #   make install PREFIX=...  libringflow (static + shared), headers, pkg-config,
 #                            ringflowd, ringflow-dump, the systemd user unit
 #
@@ -59,7 +60,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*.c))
 
 LINK_ALL   := $(SIDE_LIB) $(LIB) $(SIDE_LIBS) $(LIB_LIBS)
 
-.PHONY: all test test-c demo bench bench-ring bench-hook bench-sidecar bench-trace deps venv pip clean install
+.PHONY: all test test-c demo bench bench-ring bench-hook bench-sidecar bench-trace bench-e2e deps venv pip clean install
 all: $(LIB) $(SOLIB) $(SIDE_LIB) $(PROG_BINS) $(TEST_BINS) $(BENCH_BINS) $(EXAMPLE_BINS)
 
 $(B)/%.o: %.c $(HDRS)
@@ -136,7 +137,14 @@ bench-trace: deps venv
 	./scripts/pip-install.sh
 	./bench/run_trace.sh
 
-bench: bench-ring bench-hook bench-sidecar bench-trace
+# no hook / ringflow / inspect-mlflow 0.9.0 on the same eval, 100-10,000 samples
+# (BENCH_SIZES, BENCH_DEADLINE: bench/run_e2e.sh); ~1.5 h with all sizes
+bench-e2e: deps venv
+	$(MAKE) VARIANT=release all
+	./scripts/pip-install.sh
+	./bench/run_e2e.sh
+
+bench: bench-ring bench-hook bench-sidecar bench-trace bench-e2e
 
 install: $(LIB) $(SOLIB) $(PROG_BINS)
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin

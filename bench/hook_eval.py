@@ -1,9 +1,15 @@
 """The benchmark eval: N samples, each a tool call and an answer (mockllm with
 usage set), two scorers.  Prints the wall time of eval() in seconds.
 
-    python bench/hook_eval.py SAMPLES MAX_SAMPLES LOG_DIR
+    python bench/hook_eval.py SAMPLES MAX_SAMPLES LOG_DIR [RESULT_JSON]
+
+RESULT_JSON (bench/e2e.py) also gets the wall clock at which eval() returned,
+so "visible after the eval" is measured from that moment, not from the
+interpreter's exit (hooks may keep working in atexit handlers).
 """
 
+import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -41,7 +47,12 @@ def main():
     t0 = time.perf_counter()
     logs = inspect_eval(task, model=model, log_dir=log_dir, display="none", max_samples=max_samples)
     dt = time.perf_counter() - t0
+    end = time.time()
     assert logs[0].status == "success", logs[0].status
+    if len(sys.argv) > 4:
+        with open(sys.argv[4] + ".tmp", "w") as f:
+            json.dump({"eval_s": dt, "end_epoch": end, "log": logs[0].location}, f)
+        os.replace(sys.argv[4] + ".tmp", sys.argv[4])  # whole or absent for the reader
     print(f"{dt:.4f}")
 
 

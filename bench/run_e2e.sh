@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# make bench-e2e: the same real Inspect eval with no hook, with ringflow and
+# with inspect-mlflow 0.9.0 from PyPI, each against a fresh MLflow server
+# (bench/e2e.py).  JSON lines on stdout and in build/bench/e2e.jsonl; rewrites
+# the "## End to end" section of bench/RESULTS.md and bench/e2e.png.
+#
+#   BENCH_SIZES=100,1000      sizes (default 100,1000,10000; 10,000 x inspect-mlflow takes ~1 h)
+#   BENCH_MODES=...           subset of nohook,ringflow,inspect_mlflow
+#   BENCH_REPEATS=100:3,...   repeats per size (default 100:3,1000:1,10000:1)
+#   BENCH_DEADLINE=HH:MM      UTC: trials not done by then are "not measured (time)"
+#   BENCH_APPEND=1            add to build/bench/e2e.jsonl instead of starting it
+#                             afresh (e.g. the 10,000-sample runs later)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p build/bench
+out=build/bench/e2e.jsonl
+
+# inspect-mlflow lives in its own venv, so neither package sees the other.
+IMV=.venv-inspect-mlflow
+REQ=bench/requirements-inspect-mlflow.txt
+want=$(sha256sum "$REQ" | cut -d' ' -f1)
+if ! [ -x "$IMV/bin/python" ] || [ "$(cat "$IMV/.stamp" 2>/dev/null)" != "$want" ]; then
+	base=$(.venv/bin/python -c 'import sys; print(sys._base_executable)')
+	echo "run_e2e.sh: creating $IMV from $REQ" >&2
+	rm -rf "$IMV"
+	"$base" -m venv "$IMV"
+	"$IMV/bin/python" -m pip install --disable-pip-version-check -q -r "$REQ" >&2
+	echo "$want" >"$IMV/.stamp"
+fi
+.venv/bin/python -m pip install --disable-pip-version-check -q -r bench/requirements-bench.txt >&2
+
+[ "${BENCH_APPEND:-0}" = 1 ] || : >"$out"
+export BENCH_COMMAND="${BENCH_COMMAND:-make bench-e2e${BENCH_SIZES:+ BENCH_SIZES=$BENCH_SIZES}}"
+.venv/bin/python bench/e2e.py | tee -a "$out"
+.venv/bin/python bench/e2e_report.py "$out" --png bench/e2e.png |
+	.venv/bin/python bench/results_section.py bench/RESULTS.md "End to end"
+echo "run_e2e.sh: wrote the End to end section of bench/RESULTS.md and bench/e2e.png" >&2
