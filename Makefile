@@ -3,6 +3,7 @@
 #   make            build libraries, tools, tests (release, gcc)
 #   make test       install what is missing, build every variant, run every test
 #   make demo       run the main job end to end
+#   make fuzz       libFuzzer targets, 10 M executions each (tests/fuzz/)
 #   make bench-ring ring benchmark (JSON lines), rewrites bench/RESULTS.md section
 #   make install PREFIX=...  libringflow (static + shared), headers, pkg-config,
 #                            ringflowd, ringflow-dump, the systemd user unit
@@ -58,7 +59,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*.c))
 
 LINK_ALL   := $(SIDE_LIB) $(LIB) $(SIDE_LIBS) $(LIB_LIBS)
 
-.PHONY: all test test-c demo bench bench-ring bench-hook bench-sidecar deps venv pip clean install
+.PHONY: all test test-c demo bench bench-ring bench-hook bench-sidecar deps venv pip clean install fuzz fuzz-build
 all: $(LIB) $(SOLIB) $(SIDE_LIB) $(PROG_BINS) $(TEST_BINS) $(BENCH_BINS) $(EXAMPLE_BINS)
 
 $(B)/%.o: %.c $(HDRS)
@@ -130,6 +131,15 @@ bench-sidecar: deps venv
 	./bench/run_sidecar.sh
 
 bench: bench-ring bench-hook bench-sidecar
+
+# libFuzzer targets (tests/fuzz/, clang, ASan+UBSan), not part of `make test`
+# (which only replays their kept corpora): each runs FUZZ_RUNS (10 M) times,
+# one JSON line per target; FUZZ_UPDATE=1 keeps the minimized corpus.
+fuzz-build:
+	$(MAKE) -f tests/fuzz/fuzz.mk all
+
+fuzz:
+	./tests/fuzz/run.sh $(FUZZ_TARGETS)
 
 install: $(LIB) $(SOLIB) $(PROG_BINS)
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
