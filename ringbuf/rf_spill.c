@@ -123,6 +123,10 @@ static int open_spill(rf_ring *r)
 	char path[RF_PATH_MAX];
 	snprintf(path, sizeof path, "%s/%s", r->spool_dir, w->name);
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, group ? 0660 : 0600);
+	if (fd >= 0 && group && fchmod(fd, 0660) < 0) { /* not narrowed by the umask */
+		close(fd);
+		fd = -1;
+	}
 	if (fd < 0) {
 		int e = errno;
 		rf_set_err(e, "ring %s: creating spill file %s", r->name, path);

@@ -172,9 +172,14 @@ int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns
 		return -ENOMEM;
 	snprintf(j->path, sizeof j->path, "%s", path);
 	j->policy = fsync_policy;
-	j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (j->fd < 0) {
+	/* Owner-only, as the ring (group access only by choice; fchmod: the
+	 * umask must not decide it). */
+	mode_t mode = rf_ring_group_requested() ? 0660 : 0600;
+	j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, mode);
+	if (j->fd < 0 || fchmod(j->fd, mode) < 0) {
 		int e = errno;
+		if (j->fd >= 0)
+			close(j->fd);
 		free(j);
 		return -e;
 	}

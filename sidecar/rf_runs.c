@@ -28,6 +28,7 @@
 #include <curl/curl.h>
 
 #include "rf_resp.h"
+#include "rf_ring.h"
 #include "rf_track_int.h"
 
 #define PARAM_MAX 6000 /* MLflow's param value limit */
@@ -179,7 +180,8 @@ static void idmap_add(rf_track *t, struct mrun *r)
 			      r->artifact_uri);
 	char *s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
-	int fd = open(t->idmap_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	int fd = open(t->idmap_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+		      rf_ring_group_requested() ? 0660 : 0600);
 	if (fd >= 0 && s) {
 		size_t n = strlen(s);
 		s[n] = '\n'; /* one write() per line: whole lines or nothing */

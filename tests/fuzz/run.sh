@@ -7,6 +7,7 @@
 # the run's corpus minimized (-merge=1).  Exit 1 if any target crashed.
 #
 #   tests/fuzz/run.sh [target...]        (targets: record journal spill mlflow_resp)
+#   FUZZ_RUNS=N FUZZ_SECONDS=S FUZZ_UPDATE=1 tests/fuzz/run.sh ...
 #   tests/fuzz/run.sh --replay [target...]   each kept input once (make test)
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
@@ -18,6 +19,10 @@ fi
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(record journal spill mlflow_resp)
 RUNS=${FUZZ_RUNS:-10000000}
+# FUZZ_SECONDS bounds each target's time as well (a shared machine); the JSON
+# line then shows how many of the FUZZ_RUNS executions were done.
+TIME=()
+[ -n "${FUZZ_SECONDS:-}" ] && TIME=(-max_total_time="$FUZZ_SECONDS")
 FB=build/fuzz
 make -s --no-print-directory -j2 -f tests/fuzz/fuzz.mk all >"$FB.build.log" 2>&1 || {
 	tail -n 40 "$FB.build.log"
@@ -55,7 +60,7 @@ for t in "${TARGETS[@]}"; do
 	[ -f "tests/fuzz/$t.dict" ] && dict=(-dict="tests/fuzz/$t.dict")
 	log=$FB/fuzz-$t.log
 	start=$(date +%s)
-	nice -n 10 "$bin" -runs="$RUNS" -print_final_stats=1 -artifact_prefix="$crashes" \
+	nice -n 10 "$bin" -runs="$RUNS" "${TIME[@]}" -print_final_stats=1 -artifact_prefix="$crashes" \
 		"${dict[@]}" "$work" >"$log" 2>&1
 	rc=$?
 	secs=$(($(date +%s) - start))
