@@ -84,10 +84,15 @@ static const char *ring_base(rf_ring *r)
 
 int rf_spool_dir_check(const char *dir, bool group, bool create)
 {
-	if (create && mkdir(dir, group ? 0770 : 0700) < 0 && errno != EEXIST) {
-		int e = errno;
-		rf_set_err(e, "spool directory %s: mkdir", dir);
-		return -e;
+	if (create) {
+		if (mkdir(dir, group ? 0770 : 0700) == 0) {
+			if (group)
+				chmod(dir, 0770); /* created just now: not narrowed by the umask */
+		} else if (errno != EEXIST) {
+			int e = errno;
+			rf_set_err(e, "spool directory %s: mkdir", dir);
+			return -e;
+		}
 	}
 	struct stat st;
 	if (lstat(dir, &st) < 0) {

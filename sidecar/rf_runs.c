@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -180,8 +181,10 @@ static void idmap_add(rf_track *t, struct mrun *r)
 			      r->artifact_uri);
 	char *s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
-	int fd = open(t->idmap_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-		      rf_ring_group_requested() ? 0660 : 0600);
+	bool group = rf_ring_group_requested();
+	int fd = open(t->idmap_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, group ? 0660 : 0600);
+	if (fd >= 0 && group)
+		fchmod(fd, 0660); /* not narrowed by the umask */
 	if (fd >= 0 && s) {
 		size_t n = strlen(s);
 		s[n] = '\n'; /* one write() per line: whole lines or nothing */

@@ -45,6 +45,17 @@ static void bad_field(const msgpack_object *o)
 		cur->st.bad_fields++;
 }
 
+/* m[key] if it is of `type` (map, array); NULL if absent, counted if not. */
+static const msgpack_object *get_typed(const msgpack_object *m, const char *key, int type)
+{
+	const msgpack_object *o = rf_obj_get(m, key);
+	if (o && (int)o->type != type) {
+		bad_field(o);
+		return NULL;
+	}
+	return o;
+}
+
 static bool get_str(const msgpack_object *m, const char *key, char *out, size_t cap)
 {
 	const char *s;
@@ -235,7 +246,7 @@ static void on_run_start(rf_track *t, const msgpack_object *m)
 		return;
 	r->start_ms = ms_of(m, "time");
 	snprintf(r->name, sizeof r->name, "inspect-%.8s", run_id);
-	const msgpack_object *tn = rf_obj_get(m, "task_names");
+	const msgpack_object *tn = get_typed(m, "task_names", MSGPACK_OBJECT_ARRAY);
 	int count = 0;
 	if (tn && tn->type == MSGPACK_OBJECT_ARRAY) {
 		for (uint32_t i = 0; i < tn->via.array.size; i++) {
@@ -304,7 +315,7 @@ static void on_task_start(rf_track *t, const msgpack_object *m)
 	param_str(r, "dataset.name", rf_obj_get(ds, "name"));
 	param_str(r, "dataset.samples", rf_obj_get(ds, "samples"));
 	param_str(r, "solver", rf_obj_get(m, "solver"));
-	const msgpack_object *ta = rf_obj_get(m, "task_args");
+	const msgpack_object *ta = get_typed(m, "task_args", MSGPACK_OBJECT_MAP);
 	if (ta && ta->type == MSGPACK_OBJECT_MAP)
 		for (uint32_t i = 0; i < ta->via.map.size; i++) {
 			const msgpack_object *k = &ta->via.map.ptr[i].key;
@@ -316,7 +327,7 @@ static void on_task_start(rf_track *t, const msgpack_object *m)
 	param_str(r, "temperature", rf_obj_get(gc, "temperature"));
 	param_str(r, "top_p", rf_obj_get(gc, "top_p"));
 	param_str(r, "max_tokens", rf_obj_get(gc, "max_tokens"));
-	const msgpack_object *tags = rf_obj_get(m, "tags");
+	const msgpack_object *tags = get_typed(m, "tags", MSGPACK_OBJECT_ARRAY);
 	if (tags && tags->type == MSGPACK_OBJECT_ARRAY && tags->via.array.size) {
 		char joined[4096] = "";
 		for (uint32_t i = 0; i < tags->via.array.size; i++) {
@@ -378,7 +389,7 @@ static void on_sample_end(rf_track *t, const msgpack_object *m)
 		rf_art_sample_end(r->agg->art, m);
 	int64_t step = r->agg->samples_done++;
 	int64_t ts = ms_of(m, "completed_at");
-	const msgpack_object *scores = rf_obj_get(m, "scores");
+	const msgpack_object *scores = get_typed(m, "scores", MSGPACK_OBJECT_MAP);
 	if (scores && scores->type == MSGPACK_OBJECT_MAP)
 		for (uint32_t i = 0; i < scores->via.map.size; i++) {
 			const msgpack_object *k = &scores->via.map.ptr[i].key;
@@ -482,7 +493,7 @@ static void on_task_end(rf_track *t, const msgpack_object *m)
 		ts = ms_of(m, "time");
 	char key[600];
 	double v;
-	const msgpack_object *scores = rf_obj_get(m, "scores");
+	const msgpack_object *scores = get_typed(m, "scores", MSGPACK_OBJECT_ARRAY);
 	if (scores && scores->type == MSGPACK_OBJECT_ARRAY)
 		for (uint32_t i = 0; i < scores->via.array.size; i++) {
 			const msgpack_object *s = &scores->via.array.ptr[i];
@@ -506,7 +517,7 @@ static void on_task_end(rf_track *t, const msgpack_object *m)
 		rf_run_metric(r, "completed_samples", v, ts, 0);
 	double cost = 0;
 	bool cost_any = false;
-	const msgpack_object *mu = rf_obj_get(m, "model_usage");
+	const msgpack_object *mu = get_typed(m, "model_usage", MSGPACK_OBJECT_MAP);
 	if (mu && mu->type == MSGPACK_OBJECT_MAP)
 		for (uint32_t i = 0; i < mu->via.map.size; i++) {
 			const msgpack_object *k = &mu->via.map.ptr[i].key;

@@ -259,8 +259,10 @@ static int detach(struct daemon *d)
 	setsid();
 	if ((pid = fork()) > 0)
 		_exit(0);
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-		      rf_ring_group_requested() ? 0660 : 0600);
+	bool group = rf_ring_group_requested();
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, group ? 0660 : 0600);
+	if (fd >= 0 && group)
+		fchmod(fd, 0660); /* not narrowed by the umask */
 	int nul = open("/dev/null", O_RDONLY);
 	if (fd < 0 || nul < 0)
 		return -errno;
@@ -293,7 +295,8 @@ int main(int argc, char **argv)
 	/* Owner-only unless group access was asked for (--group,
 	 * RINGFLOW_RING_GROUP=1): the ring, spill files, journal, id map, log. */
 	bool group = rf_ring_group_requested();
-	mkdir(d.c.spool, group ? 0770 : 0700);
+	if (mkdir(d.c.spool, group ? 0770 : 0700) == 0 && group)
+		chmod(d.c.spool, 0770); /* not narrowed by the umask */
 	struct rf_ring_opts ro = {.flags = RF_RING_CREATE | RF_RING_CONSUMER, .spool_dir = d.c.spool};
 	int rc = rf_ring_open(&d.ring, d.c.ring, &ro);
 	if (rc == -EBUSY) {
