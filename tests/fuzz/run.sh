@@ -42,7 +42,7 @@ for t in "${TARGETS[@]}"; do
 	if [ $replay = 1 ]; then
 		# Every kept input once, under ASan+UBSan: regressions caught in seconds.
 		if "$bin" -runs=0 "${dirs[@]}" >"$FB/replay-$t.log" 2>&1; then
-			echo "PASS fuzz replay $t ($(cat "${dirs[@]/%//*}" 2>/dev/null | wc -c) bytes of inputs)"
+			echo "PASS fuzz replay $t ($(find "${dirs[@]}" -type f | wc -l) inputs)"
 		else
 			grep -E "ERROR|SUMMARY|runtime error|Running:" "$FB/replay-$t.log" | tail -n 8
 			echo "FAIL fuzz replay $t (log: $FB/replay-$t.log)"
