@@ -3,6 +3,7 @@
 #   make            build libraries, tools, tests (release, gcc)
 #   make test       install what is missing, build every variant, run every test
 #   make demo       run the main job end to end
+#   make fuzz       libFuzzer targets, 10 M executions each (tests/fuzz/)
 #   make bench-ring ring benchmark (JSON lines), rewrites bench/RESULTS.md section
 #   make bench-trace tracing API cost (C, Python, MLflow's own), ditto
 #   make bench      every benchmark (ring, hook, sidecar, trace, e2e), JSON lines
@@ -60,7 +61,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*.c))
 
 LINK_ALL   := $(SIDE_LIB) $(LIB) $(SIDE_LIBS) $(LIB_LIBS)
 
-.PHONY: all test test-c demo bench bench-ring bench-hook bench-sidecar bench-trace bench-e2e deps venv pip clean install
+.PHONY: all test test-c demo bench bench-ring bench-hook bench-sidecar bench-trace bench-e2e deps venv pip clean install fuzz fuzz-build
 all: $(LIB) $(SOLIB) $(SIDE_LIB) $(PROG_BINS) $(TEST_BINS) $(BENCH_BINS) $(EXAMPLE_BINS)
 
 $(B)/%.o: %.c $(HDRS)
@@ -145,6 +146,15 @@ bench-e2e: deps venv
 	./bench/run_e2e.sh
 
 bench: bench-ring bench-hook bench-sidecar bench-trace bench-e2e
+
+# libFuzzer targets (tests/fuzz/, clang, ASan+UBSan), not part of `make test`
+# (which only replays their kept corpora): each runs FUZZ_RUNS (10 M) times,
+# one JSON line per target; FUZZ_UPDATE=1 keeps the minimized corpus.
+fuzz-build:
+	$(MAKE) -f tests/fuzz/fuzz.mk all
+
+fuzz:
+	./tests/fuzz/run.sh $(FUZZ_TARGETS)
 
 install: $(LIB) $(SOLIB) $(PROG_BINS)
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin

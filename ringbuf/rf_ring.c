@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -125,6 +126,25 @@ void rf_backoff(unsigned *step)
 	}
 }
 
+int rf_ring_group_requested(void)
+{
+	const char *v = getenv("RINGFLOW_RING_GROUP");
+	return v && (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes"));
+}
+
+/* Is gid this process's group or one of its supplementary groups? */
+static bool in_our_groups(gid_t gid)
+{
+	if (gid == getegid())
+		return true;
+	gid_t g[256];
+	int n = getgroups(256, g);
+	for (int i = 0; i < n; i++)
+		if (g[i] == gid)
+			return true;
+	return false;
+}
+
 int rf_ring_default_name(char *buf, size_t len)
 {
 	const char *env = getenv("RINGFLOW_RING");
@@ -191,10 +211,13 @@ static int check_stat(int fd, const char *name, bool group, off_t *size)
 		rf_set_err(e, "ring %s: fstat", name);
 		return -e;
 	}
-	if (st.st_uid != geteuid()) {
+	/* Another user's segment only by choice (the group option), and only
+	 * from a group we are in: its records would be trusted as ours. */
+	if (st.st_uid != geteuid() && !(group && in_our_groups(st.st_gid))) {
 		rf_set_err(0, "ring %s is owned by uid %u, not by this user (uid %u); refusing to "
-			   "attach to another user's segment", name, (unsigned)st.st_uid,
-			   (unsigned)geteuid());
+			   "attach to another user's segment%s", name, (unsigned)st.st_uid,
+			   (unsigned)geteuid(),
+			   group ? "" : " (RINGFLOW_RING_GROUP=1 shares a ring within a group)");
 		return -EPERM;
 	}
 	if ((st.st_mode & 0007) || (!group && (st.st_mode & 0070))) {
@@ -320,6 +343,8 @@ int rf_ring_open(rf_ring **out, const char *name, const struct rf_ring_opts *opt
 	int rc;
 	if (opts)
 		o = *opts;
+	if (rf_ring_group_requested())
+		o.flags |= RF_RING_GROUP;
 	*out = NULL;
 	if (!name) {
 		if ((rc = rf_ring_default_name(defname, sizeof defname)))

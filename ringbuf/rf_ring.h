@@ -37,7 +37,9 @@ typedef struct rf_ring rf_ring;
 
 /* rf_ring_opts.flags */
 #define RF_RING_CREATE 0x1u   /* create the segment if it does not exist */
-#define RF_RING_GROUP 0x2u    /* created segment and spill files are 0660, not 0600 */
+#define RF_RING_GROUP 0x2u    /* created segment and spill files are 0660, not 0600, and a
+				 segment of another user of one of our groups is accepted;
+				 also set by $RINGFLOW_RING_GROUP=1 (rf_ring_group_requested) */
 #define RF_RING_CONSUMER 0x4u /* attach as the (single) consumer */
 
 /* What a producer does when the ring has no room (rf_ring_opts.full_policy). */
@@ -57,6 +59,11 @@ struct rf_ring_opts {
 	uint64_t stall_check_ns;/* consumer: how long a head claim may stall before the
 				   claimant's liveness is checked; default 20 ms */
 };
+
+/* Group access asked for through the environment: $RINGFLOW_RING_GROUP is
+ * 1/true/yes.  Off by default: rings, spill files and the sidecar's files are
+ * owner-only (0600). */
+int rf_ring_group_requested(void);
 
 /* Ring name for this user: $RINGFLOW_RING if set, else "/ringflow-<uid>". */
 int rf_ring_default_name(char *buf, size_t len);

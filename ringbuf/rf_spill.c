@@ -84,10 +84,15 @@ static const char *ring_base(rf_ring *r)
 
 int rf_spool_dir_check(const char *dir, bool group, bool create)
 {
-	if (create && mkdir(dir, group ? 0770 : 0700) < 0 && errno != EEXIST) {
-		int e = errno;
-		rf_set_err(e, "spool directory %s: mkdir", dir);
-		return -e;
+	if (create) {
+		if (mkdir(dir, group ? 0770 : 0700) == 0) {
+			if (group)
+				chmod(dir, 0770); /* created just now: not narrowed by the umask */
+		} else if (errno != EEXIST) {
+			int e = errno;
+			rf_set_err(e, "spool directory %s: mkdir", dir);
+			return -e;
+		}
 	}
 	struct stat st;
 	if (lstat(dir, &st) < 0) {
@@ -123,6 +128,10 @@ static int open_spill(rf_ring *r)
 	char path[RF_PATH_MAX];
 	snprintf(path, sizeof path, "%s/%s", r->spool_dir, w->name);
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, group ? 0660 : 0600);
+	if (fd >= 0 && group && fchmod(fd, 0660) < 0) { /* not narrowed by the umask */
+		close(fd);
+		fd = -1;
+	}
 	if (fd < 0) {
 		int e = errno;
 		rf_set_err(e, "ring %s: creating spill file %s", r->name, path);
@@ -308,6 +317,58 @@ void rf_spill_close(rf_ring *r)
 
 /* ---- consumer side ---- */
 
+/* Parse a spill file image (untrusted bytes: a file in the spool directory):
+ * deliver its valid records in order.  *bad names the first inconsistency
+ * (the file is then quarantined by the caller); *torn is set when the last
+ * record was cut short (never committed).  Returns the count delivered.
+ * Pure, so tests/fuzz/spill can run it on arbitrary input. */
+int rf_spill_scan(const uint8_t *m, size_t size, size_t maxrec, uint64_t pos, uint32_t flags,
+		  rf_ring_handler fn, void *arg, const char **bad, bool *torn)
+{
+	struct spill_file_hdr fh;
+	size_t off = sizeof fh;
+	int n = 0;
+	*bad = NULL;
+	*torn = false;
+	if (size < sizeof fh) {
+		*bad = "truncated file header";
+		return 0;
+	}
+	memcpy(&fh, m, sizeof fh);
+	if (memcmp(fh.magic, SPILL_MAGIC, 8) || fh.version != SPILL_VERSION ||
+	    fh.hdr_bytes != sizeof fh) {
+		*bad = "bad file header";
+		return 0;
+	}
+	for (uint32_t sub = 0; off < size; sub++) {
+		struct spill_rec_hdr rh;
+		if (size - off < sizeof rh) {
+			*torn = true;
+			break; /* torn last record: never committed */
+		}
+		memcpy(&rh, m + off, sizeof rh);
+		if (rh.len > maxrec || rh.type < 1 || rh._zero) {
+			*bad = "bad record header";
+			break;
+		}
+		if (size - off - sizeof rh < rh.len) {
+			*torn = true;
+			break;
+		}
+		const uint8_t *payload = m + off + sizeof rh;
+		if (rec_crc(rh.type, payload, rh.len) != rh.crc) {
+			*bad = "checksum mismatch";
+			break;
+		}
+		struct rf_ring_rec rec = {.pos = pos, .sub = sub, .flags = flags, .type = rh.type,
+					  .len = rh.len, .data = payload};
+		fn(&rec, arg);
+		n++;
+		off += sizeof rh + rh.len;
+	}
+	return n;
+}
+
 /* Deliver every valid record of `path`, in place from a read-only mapping
  * (no per-record syscalls: ingesting a large spill must not stall the ring).
  * The file is sealed or its writer is gone, so it no longer changes.
@@ -340,46 +401,12 @@ static int deliver_file(rf_ring *r, const char *path, uint64_t pos, rf_ring_hand
 		m = p;
 	}
 	close(fd);
-	const size_t maxrec = r->shm->max_record;
 	const char *bad = NULL;
-	struct spill_file_hdr fh;
-	size_t off = sizeof fh;
-	int n = 0;
-	if (size < sizeof fh) {
-		bad = "truncated file header";
-	} else {
-		memcpy(&fh, m, sizeof fh);
-		if (memcmp(fh.magic, SPILL_MAGIC, 8) || fh.version != SPILL_VERSION ||
-		    fh.hdr_bytes != sizeof fh)
-			bad = "bad file header";
-	}
-	for (uint32_t sub = 0; !bad && off < size; sub++) {
-		struct spill_rec_hdr rh;
-		if (size - off < sizeof rh) {
-			atomic_fetch_add_explicit(&r->shm->abandoned, 1, memory_order_relaxed);
-			break; /* torn last record: never committed */
-		}
-		memcpy(&rh, m + off, sizeof rh);
-		if (rh.len > maxrec || rh.type < 1 || rh._zero) {
-			bad = "bad record header";
-			break;
-		}
-		if (size - off - sizeof rh < rh.len) {
-			atomic_fetch_add_explicit(&r->shm->abandoned, 1, memory_order_relaxed);
-			break;
-		}
-		const uint8_t *payload = m + off + sizeof rh;
-		if (rec_crc(rh.type, payload, rh.len) != rh.crc) {
-			bad = "checksum mismatch";
-			break;
-		}
-		struct rf_ring_rec rec = {.pos = pos, .sub = sub,
-					  .flags = RF_REC_SPILLED | (orphan ? RF_REC_ORPHAN : 0),
-					  .type = rh.type, .len = rh.len, .data = payload};
-		fn(&rec, arg);
-		n++;
-		off += sizeof rh + rh.len;
-	}
+	bool torn = false;
+	int n = rf_spill_scan(m, size, r->shm->max_record, pos,
+			      RF_REC_SPILLED | (orphan ? RF_REC_ORPHAN : 0), fn, arg, &bad, &torn);
+	if (torn)
+		atomic_fetch_add_explicit(&r->shm->abandoned, 1, memory_order_relaxed);
 	if (m)
 		munmap((void *)m, size);
 	atomic_fetch_add_explicit(&r->shm->spill_ingested, (uint64_t)n, memory_order_relaxed);

@@ -11,10 +11,18 @@
 
 #define RF_DECODE_MAX_DEPTH 32
 
-static bool depth_ok(const msgpack_object *o, int depth)
+/* Shape check, and one fix-up on the way: msgpack-c leaves the pointer of
+ * a zero-length string, bin or key NULL, which memcpy/strndup/"%.*s" must
+ * never see (UBSan, tests/fuzz/record); they get "" instead.  The tree is
+ * this thread's zone, so it is ours to touch. */
+static bool depth_ok(msgpack_object *o, int depth)
 {
 	if (depth > RF_DECODE_MAX_DEPTH)
 		return false;
+	if (o->type == MSGPACK_OBJECT_STR && !o->via.str.ptr)
+		o->via.str.ptr = "";
+	if (o->type == MSGPACK_OBJECT_BIN && !o->via.bin.ptr)
+		o->via.bin.ptr = "";
 	if (o->type == MSGPACK_OBJECT_ARRAY) {
 		for (uint32_t i = 0; i < o->via.array.size; i++)
 			if (!depth_ok(&o->via.array.ptr[i], depth + 1))
@@ -22,8 +30,84 @@ static bool depth_ok(const msgpack_object *o, int depth)
 	} else if (o->type == MSGPACK_OBJECT_MAP) {
 		for (uint32_t i = 0; i < o->via.map.size; i++)
 			if (o->via.map.ptr[i].key.type != MSGPACK_OBJECT_STR ||
+			    !depth_ok(&o->via.map.ptr[i].key, depth + 1) ||
 			    !depth_ok(&o->via.map.ptr[i].val, depth + 1))
 				return false;
+	}
+	return true;
+}
+
+/* Declared sizes against the bytes there are, before msgpack-c sees them:
+ * msgpack_unpack() allocates a container's declared element count up front,
+ * so a 5-byte record declaring 2^32 map entries asks for hundreds of GiB
+ * (found by tests/fuzz/record).  Every element takes at least one byte, so
+ * a record is refused when the elements still owed exceed the bytes left;
+ * msgpack-c's C API has no such limit.  This walks headers only (lengths of
+ * strings, bins, exts are skipped, never interpreted); msgpack-c still does
+ * all the parsing. */
+static bool sizes_ok(const uint8_t *p, size_t len)
+{
+	static const uint8_t fixed[32] = {
+		/* 0xc0..0xdf: bytes after the type byte for fixed-size types */
+		[0x00] = 0, [0x02] = 0, [0x03] = 0,			/* nil, false, true */
+		[0x0a] = 4, [0x0b] = 8,					/* float 32/64 */
+		[0x0c] = 1, [0x0d] = 2, [0x0e] = 4, [0x0f] = 8,		/* uint 8..64 */
+		[0x10] = 1, [0x11] = 2, [0x12] = 4, [0x13] = 8,		/* int 8..64 */
+		[0x14] = 2, [0x15] = 3, [0x16] = 5, [0x17] = 9, [0x18] = 17, /* fixext */
+	};
+	size_t pos = 0, owed = 1; /* objects still to read */
+	while (owed) {
+		if (pos >= len)
+			return false;
+		uint8_t b = p[pos++];
+		owed--;
+		uint64_t n = 0;   /* elements (containers) or bytes (str, bin, ext) */
+		bool elems = false;
+		if (b <= 0x7f || b >= 0xe0) {
+			continue;
+		} else if (b <= 0x8f) {
+			n = 2u * (b & 0x0f), elems = true;
+		} else if (b <= 0x9f) {
+			n = b & 0x0f, elems = true;
+		} else if (b <= 0xbf) {
+			n = b & 0x1f;
+		} else if (b == 0xc1) {
+			return false; /* never used */
+		} else {
+			unsigned w; /* width of a length field */
+			switch (b) {
+			case 0xc4: case 0xd9: w = 1; break;		/* bin8, str8 */
+			case 0xc5: case 0xda: case 0xdc: case 0xde: w = 2; break;
+			case 0xc6: case 0xdb: case 0xdd: case 0xdf: w = 4; break;
+			case 0xc7: w = 1; break;			/* ext8 */
+			case 0xc8: w = 2; break;
+			case 0xc9: w = 4; break;
+			default: w = 0; break;
+			}
+			if (!w) {
+				n = fixed[b - 0xc0];
+			} else {
+				if (len - pos < w)
+					return false;
+				for (unsigned i = 0; i < w; i++)
+					n = n << 8 | p[pos++];
+				if (b >= 0xc7 && b <= 0xc9)
+					n += 1; /* the ext type byte */
+				if (b == 0xdc || b == 0xdd)
+					elems = true;
+				if (b == 0xde || b == 0xdf)
+					n *= 2, elems = true;
+			}
+		}
+		if (n > len - pos)
+			return false;
+		if (elems) {
+			owed += n;
+			if (owed > len - pos)
+				return false; /* more elements owed than bytes left */
+		} else {
+			pos += n;
+		}
 	}
 	return true;
 }
@@ -55,6 +139,10 @@ int rf_decode(rf_decoded *d, const void *data, size_t len, const char **why)
 	} else {
 		msgpack_zone_clear(tls_zone); /* keeps its chunk: no malloc per record */
 	}
+	if (!sizes_ok(data, len)) {
+		*why = "truncated msgpack or declared sizes larger than the record";
+		return -EBADMSG;
+	}
 	size_t off = 0;
 	msgpack_unpack_return ret = msgpack_unpack(data, len, &off, tls_zone, &d->obj);
 	if (ret == MSGPACK_UNPACK_EXTRA_BYTES) {
@@ -67,7 +155,7 @@ int rf_decode(rf_decoded *d, const void *data, size_t len, const char **why)
 							   : "invalid msgpack";
 		return -EBADMSG;
 	}
-	const msgpack_object *root = &d->obj;
+	msgpack_object *root = &d->obj;
 	if (root->type != MSGPACK_OBJECT_MAP) {
 		*why = "record is not a map";
 		return -EBADMSG;

@@ -107,9 +107,23 @@ static void note_pos(rf_journal *j, uint64_t pos, uint32_t sub)
 	}
 }
 
-/* Replay the records after the header; returns the offset of the valid end. */
-static off_t replay(rf_journal *j, const uint8_t *m, size_t size, rf_journal_fn fn, void *arg)
+int rf_journal_scan(const uint8_t *m, size_t size, uint64_t ring_created_ns, rf_journal_fn fn,
+		    void *arg, struct rf_journal_scan *s)
 {
+	memset(s, 0, sizeof *s);
+	s->end = sizeof(struct jhdr);
+	if (size < sizeof(struct jhdr))
+		return 0; /* empty or new: nothing to replay */
+	struct jhdr h;
+	memcpy(&h, m, sizeof h);
+	if (memcmp(h.magic, MAGIC, 8) || h.version != VERSION || h.hdr_bytes != sizeof h)
+		return -EBADMSG;
+	s->same_ring = h.ring_created_ns == ring_created_ns;
+	if (s->same_ring && h.has_last) {
+		s->has_last = true;
+		s->last_pos = h.last_pos;
+		s->last_sub = h.last_sub;
+	}
 	size_t off = sizeof(struct jhdr);
 	while (off + sizeof(struct jrec) <= size) {
 		struct jrec r;
@@ -118,26 +132,36 @@ static off_t replay(rf_journal *j, const uint8_t *m, size_t size, rf_journal_fn 
 			break; /* torn tail: the batch being written when we died */
 		const uint8_t *data = m + off + sizeof r;
 		if (rec_crc(&r, data) != r.crc) {
-			j->st.corrupt++;
-			jerr(j, "journal %s: checksum mismatch at offset %zu; the rest kept aside",
-			     j->path, off);
-			char aside[640];
-			snprintf(aside, sizeof aside, "%s.corrupt-%llu", j->path,
-				 (unsigned long long)time(NULL));
-			int fd = open(aside, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-			if (fd >= 0) {
-				if (write(fd, m + off, size - off) < 0)
-					jerr(j, "journal %s: cannot keep the corrupt part aside", j->path);
-				close(fd);
-			}
+			s->corrupt = true;
 			break;
 		}
 		fn(r.type, data, r.len, arg);
-		note_pos(j, r.pos, r.sub);
-		j->st.replayed++;
+		if (r.pos != NO_POS &&
+		    (!s->has_last || r.pos > s->last_pos || (r.pos == s->last_pos && r.sub > s->last_sub))) {
+			s->last_pos = r.pos;
+			s->last_sub = r.sub;
+			s->has_last = true;
+		}
+		s->records++;
 		off += sizeof r + r.len;
 	}
-	return (off_t)off;
+	s->end = off;
+	return 0;
+}
+
+/* A checksum mismatch ends the replay: the rest is kept aside, not lost. */
+static void keep_aside(rf_journal *j, const uint8_t *m, size_t size, size_t off)
+{
+	j->st.corrupt++;
+	jerr(j, "journal %s: checksum mismatch at offset %zu; the rest kept aside", j->path, off);
+	char aside[640];
+	snprintf(aside, sizeof aside, "%s.corrupt-%llu", j->path, (unsigned long long)time(NULL));
+	int fd = open(aside, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		if (write(fd, m + off, size - off) < 0)
+			jerr(j, "journal %s: cannot keep the corrupt part aside", j->path);
+		close(fd);
+	}
 }
 
 int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns, int fsync_policy,
@@ -148,9 +172,14 @@ int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns
 		return -ENOMEM;
 	snprintf(j->path, sizeof j->path, "%s", path);
 	j->policy = fsync_policy;
-	j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (j->fd < 0) {
+	/* Owner-only, as the ring (group access only by choice; fchmod: the
+	 * umask must not decide it). */
+	mode_t mode = rf_ring_group_requested() ? 0660 : 0600;
+	j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, mode);
+	if (j->fd < 0 || fchmod(j->fd, mode) < 0) {
 		int e = errno;
+		if (j->fd >= 0)
+			close(j->fd);
 		free(j);
 		return -e;
 	}
@@ -161,17 +190,17 @@ int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns
 	if ((size_t)st.st_size >= sizeof(struct jhdr)) {
 		void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, j->fd, 0);
 		if (m != MAP_FAILED) {
-			struct jhdr h;
-			memcpy(&h, m, sizeof h);
-			if (!memcmp(h.magic, MAGIC, 8) && h.version == VERSION &&
-			    h.hdr_bytes == sizeof h) {
-				same_ring = h.ring_created_ns == ring_created_ns;
-				if (same_ring && h.has_last) {
-					j->has_last = true;
-					j->last_pos = h.last_pos;
-					j->last_sub = h.last_sub;
-				}
-				end = replay(j, m, (size_t)st.st_size, fn, arg);
+			struct rf_journal_scan s;
+			if (rf_journal_scan(m, (size_t)st.st_size, ring_created_ns, fn, arg, &s) == 0) {
+				same_ring = s.same_ring;
+				/* Positions of another ring mean nothing here. */
+				j->has_last = same_ring && s.has_last;
+				j->last_pos = s.last_pos;
+				j->last_sub = s.last_sub;
+				j->st.replayed += s.records;
+				end = (off_t)s.end;
+				if (s.corrupt)
+					keep_aside(j, m, (size_t)st.st_size, s.end);
 			} else {
 				j->st.corrupt++;
 				jerr(j, "journal %s: not a ringflow journal; started over", path);

@@ -20,6 +20,7 @@
 #define RF_JOURNAL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "rf_ring.h"
@@ -53,5 +54,21 @@ int rf_journal_flush(rf_journal *j);
 /* Everything journaled has been uploaded: start over empty. */
 int rf_journal_reset(rf_journal *j);
 void rf_journal_stats(rf_journal *j, struct rf_journal_stats *st);
+
+/* The parse of a journal image (untrusted bytes; rf_journal_open() uses it,
+ * the fuzz target tests/fuzz/journal calls it directly): records of a valid
+ * header are handed to fn up to a torn tail or the first checksum mismatch.
+ * -EBADMSG if the header is not a ringflow journal's. */
+struct rf_journal_scan {
+	size_t end;         /* offset just past the last good record */
+	uint64_t records;   /* handed to fn */
+	bool corrupt;       /* stopped at a checksum mismatch (at `end`) */
+	bool same_ring;     /* written for ring_created_ns */
+	bool has_last;      /* highest ring position seen (or from the header) */
+	uint64_t last_pos;
+	uint32_t last_sub;
+};
+int rf_journal_scan(const uint8_t *m, size_t size, uint64_t ring_created_ns, rf_journal_fn fn,
+		    void *arg, struct rf_journal_scan *s);
 
 #endif

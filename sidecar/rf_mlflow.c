@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "rf_mlflow.h"
+#include "rf_resp.h"
 
 struct rf_mlflow {
 	rf_http *http;
@@ -46,14 +47,8 @@ const char *rf_mlflow_uri(rf_mlflow *m)
 static void on_done(long status, const char *body, size_t len, const char *err, void *arg)
 {
 	struct call *c = arg;
-	json_t *j = NULL;
-	if (len && body[0] == '{')
-		j = json_loadb(body, len, 0, NULL);
-	const char *msg = err && *err ? err : "";
-	if (j && json_is_string(json_object_get(j, "message")))
-		msg = json_string_value(json_object_get(j, "message"));
-	else if (status && !(status >= 200 && status < 300) && len)
-		msg = body;
+	const char *msg;
+	json_t *j = rf_resp_parse(status, body, len, err, &msg);
 	if (c->cb)
 		c->cb(status >= 200 && status < 300, status, j, msg, c->arg);
 	json_decref(j);

@@ -23,10 +23,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 
+#include "rf_resp.h"
+#include "rf_ring.h"
 #include "rf_track_int.h"
 
 #define PARAM_MAX 6000 /* MLflow's param value limit */
@@ -178,7 +181,10 @@ static void idmap_add(rf_track *t, struct mrun *r)
 			      r->artifact_uri);
 	char *s = json_dumps(j, JSON_COMPACT);
 	json_decref(j);
-	int fd = open(t->idmap_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	bool group = rf_ring_group_requested();
+	int fd = open(t->idmap_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, group ? 0660 : 0600);
+	if (fd >= 0 && group)
+		fchmod(fd, 0660); /* not narrowed by the umask */
 	if (fd >= 0 && s) {
 		size_t n = strlen(s);
 		s[n] = '\n'; /* one write() per line: whole lines or nothing */
@@ -216,26 +222,21 @@ static void exp_get(rf_track *t);
 static void on_exp_created(int ok, long status, json_t *resp, const char *msg, void *arg)
 {
 	rf_track *t = arg;
-	const char *id = json_string_value(json_object_get(resp, "experiment_id"));
-	if (ok && id) {
-		snprintf(t->exp_id, sizeof t->exp_id, "%s", id);
+	if (ok && rf_resp_experiment_created(resp, t->exp_id, sizeof t->exp_id)) {
 		t->exp_state = 2;
 	} else if (status == 400) {
 		exp_get(t); /* created by someone else meanwhile */
 	} else {
-		exp_fail(t, status, msg);
+		exp_fail(t, status, ok ? "response without a usable experiment_id" : msg);
 	}
 }
 
 static void on_exp_got(int ok, long status, json_t *resp, const char *msg, void *arg)
 {
 	rf_track *t = arg;
-	json_t *e = json_object_get(resp, "experiment");
-	if (ok && e) {
-		snprintf(t->exp_id, sizeof t->exp_id, "%s",
-			 json_string_value(json_object_get(e, "experiment_id")));
-		const char *stage = json_string_value(json_object_get(e, "lifecycle_stage"));
-		if (stage && !strcmp(stage, "deleted")) {
+	bool deleted = false;
+	if (ok && rf_resp_experiment(resp, t->exp_id, sizeof t->exp_id, &deleted)) {
+		if (deleted) {
 			rf_mlflow_post(t->m, "experiments/restore",
 				       json_pack("{s:s}", "experiment_id", t->exp_id),
 				       RF_HTTP_RETRY_ALL, on_exp_restored, t);
@@ -246,7 +247,7 @@ static void on_exp_got(int ok, long status, json_t *resp, const char *msg, void 
 		rf_mlflow_post(t->m, "experiments/create", json_pack("{s:s}", "name", t->experiment),
 			       RF_HTTP_NO_RETRY, on_exp_created, t);
 	} else {
-		exp_fail(t, status, msg);
+		exp_fail(t, status, ok ? "response without a usable experiment" : msg);
 	}
 }
 
@@ -276,14 +277,14 @@ static struct run_call *call(rf_track *t, struct mrun *r, void *body)
 	return c;
 }
 
-static void run_ready(rf_track *t, struct mrun *r, json_t *run)
+/* False (nothing changed) when the server's run object is unusable. */
+static bool run_ready(rf_track *t, struct mrun *r, json_t *run)
 {
-	json_t *info = json_object_get(run, "info");
-	snprintf(r->id, sizeof r->id, "%s", json_string_value(json_object_get(info, "run_id")));
-	snprintf(r->artifact_uri, sizeof r->artifact_uri, "%s",
-		 json_string_value(json_object_get(info, "artifact_uri")));
+	if (!rf_resp_run(run, r->id, sizeof r->id, r->artifact_uri, sizeof r->artifact_uri))
+		return false;
 	r->state = RUN_READY;
 	idmap_add(t, r);
+	return true;
 }
 
 static void create_run(rf_track *t, struct mrun *r);
@@ -292,17 +293,17 @@ static void on_run_found(int ok, long status, json_t *resp, const char *msg, voi
 {
 	struct run_call *c = arg;
 	json_t *runs = json_object_get(resp, "runs");
-	if (ok && json_array_size(runs) > 0) {
-		run_ready(c->t, c->r, json_array_get(runs, 0));
+	if (ok && json_array_size(runs) > 0 && run_ready(c->t, c->r, json_array_get(runs, 0))) {
 		c->t->st.runs_reused++;
-	} else if (ok) {
+	} else if (ok && !json_array_size(runs)) {
 		c->r->state = RUN_NEW; /* not there: create it (again) */
 		c->r->retry_at = 0;
 	} else {
 		c->r->state = RUN_NEW;
 		c->r->lookup = true;
 		c->r->retry_at = rf_loop_now_ms() + 2000;
-		track_err(c->t, "searching run %s: HTTP %ld: %.400s", c->r->key, status, msg);
+		track_err(c->t, "searching run %s: HTTP %ld: %.400s", c->r->key, status,
+			  ok ? "response without a usable run" : msg);
 	}
 	free(c);
 }
@@ -323,8 +324,7 @@ static void on_run_created(int ok, long status, json_t *resp, const char *msg, v
 {
 	struct run_call *c = arg;
 	struct mrun *r = c->r;
-	if (ok && json_object_get(resp, "run")) {
-		run_ready(c->t, r, json_object_get(resp, "run"));
+	if (ok && run_ready(c->t, r, json_object_get(resp, "run"))) {
 		c->t->st.runs_created++;
 	} else if (status >= 400 && status < 500 && status != 408 && status != 429) {
 		r->state = RUN_FAILED; /* the server refuses it: data for it is reported, not retried */
@@ -336,7 +336,8 @@ static void on_run_created(int ok, long status, json_t *resp, const char *msg, v
 		r->attempts++;
 		r->lookup = true;
 		r->retry_at = rf_loop_now_ms() + (uint64_t)(250 << (r->attempts < 7 ? r->attempts : 7));
-		track_err(c->t, "creating run %s: HTTP %ld: %.400s", r->key, status, msg);
+		track_err(c->t, "creating run %s: HTTP %ld: %.400s", r->key, status,
+			  ok ? "response without a usable run" : msg);
 	}
 	free(c);
 }

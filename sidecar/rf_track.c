@@ -34,13 +34,38 @@
 
 /* ---- small helpers ---- */
 
+/* The tracker folding the current record (one thread folds records): a
+ * field present with the wrong type is counted there (`bad_fields`), then
+ * treated as absent. */
+static _Thread_local rf_track *cur;
+
+static void bad_field(const msgpack_object *o)
+{
+	if (o && o->type != MSGPACK_OBJECT_NIL && cur)
+		cur->st.bad_fields++;
+}
+
+/* m[key] if it is of `type` (map, array); NULL if absent, counted if not. */
+static const msgpack_object *get_typed(const msgpack_object *m, const char *key, int type)
+{
+	const msgpack_object *o = rf_obj_get(m, key);
+	if (o && (int)o->type != type) {
+		bad_field(o);
+		return NULL;
+	}
+	return o;
+}
+
 static bool get_str(const msgpack_object *m, const char *key, char *out, size_t cap)
 {
 	const char *s;
 	size_t n;
 	bool trunc;
-	if (!rf_obj_text(rf_obj_get(m, key), &s, &n, &trunc))
+	const msgpack_object *o = rf_obj_get(m, key);
+	if (!rf_obj_text(o, &s, &n, &trunc)) {
+		bad_field(o);
 		return false;
+	}
 	if (n >= cap)
 		n = cap - 1;
 	memcpy(out, s, n);
@@ -50,14 +75,23 @@ static bool get_str(const msgpack_object *m, const char *key, char *out, size_t 
 
 static bool get_num(const msgpack_object *m, const char *key, double *v)
 {
-	return rf_obj_num(rf_obj_get(m, key), v);
+	const msgpack_object *o = rf_obj_get(m, key);
+	if (rf_obj_num(o, v))
+		return true;
+	bad_field(o);
+	return false;
 }
 
+/* Epoch seconds -> ms; a time that is not one (NaN, infinite, negative, past
+ * year 5000) is a bad field and the record takes the current time. */
 static int64_t ms_of(const msgpack_object *m, const char *key)
 {
 	double t;
-	if (get_num(m, key, &t) && t > 0)
-		return (int64_t)llround(t * 1000.0);
+	if (get_num(m, key, &t)) {
+		if (isfinite(t) && t > 0 && t < 1e11)
+			return (int64_t)llround(t * 1000.0);
+		bad_field(rf_obj_get(m, key));
+	}
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -177,6 +211,12 @@ static bool seen_add(struct task_agg *a, const char *uuid)
 
 static void agg_time(struct task_agg *a, double total, double working, bool has_working)
 {
+	/* Only real durations go into the percentiles: a NaN would make
+	 * cmp_double inconsistent, which qsort must never be given. */
+	if (!isfinite(total))
+		return;
+	if (has_working && !isfinite(working))
+		has_working = false;
 	if (a->n_tt == a->cap_tt) {
 		size_t cap = a->cap_tt ? a->cap_tt * 2 : 256;
 		double *p = realloc(a->total_times, cap * sizeof *p);
@@ -206,7 +246,7 @@ static void on_run_start(rf_track *t, const msgpack_object *m)
 		return;
 	r->start_ms = ms_of(m, "time");
 	snprintf(r->name, sizeof r->name, "inspect-%.8s", run_id);
-	const msgpack_object *tn = rf_obj_get(m, "task_names");
+	const msgpack_object *tn = get_typed(m, "task_names", MSGPACK_OBJECT_ARRAY);
 	int count = 0;
 	if (tn && tn->type == MSGPACK_OBJECT_ARRAY) {
 		for (uint32_t i = 0; i < tn->via.array.size; i++) {
@@ -275,7 +315,7 @@ static void on_task_start(rf_track *t, const msgpack_object *m)
 	param_str(r, "dataset.name", rf_obj_get(ds, "name"));
 	param_str(r, "dataset.samples", rf_obj_get(ds, "samples"));
 	param_str(r, "solver", rf_obj_get(m, "solver"));
-	const msgpack_object *ta = rf_obj_get(m, "task_args");
+	const msgpack_object *ta = get_typed(m, "task_args", MSGPACK_OBJECT_MAP);
 	if (ta && ta->type == MSGPACK_OBJECT_MAP)
 		for (uint32_t i = 0; i < ta->via.map.size; i++) {
 			const msgpack_object *k = &ta->via.map.ptr[i].key;
@@ -287,7 +327,7 @@ static void on_task_start(rf_track *t, const msgpack_object *m)
 	param_str(r, "temperature", rf_obj_get(gc, "temperature"));
 	param_str(r, "top_p", rf_obj_get(gc, "top_p"));
 	param_str(r, "max_tokens", rf_obj_get(gc, "max_tokens"));
-	const msgpack_object *tags = rf_obj_get(m, "tags");
+	const msgpack_object *tags = get_typed(m, "tags", MSGPACK_OBJECT_ARRAY);
 	if (tags && tags->type == MSGPACK_OBJECT_ARRAY && tags->via.array.size) {
 		char joined[4096] = "";
 		for (uint32_t i = 0; i < tags->via.array.size; i++) {
@@ -349,7 +389,7 @@ static void on_sample_end(rf_track *t, const msgpack_object *m)
 		rf_art_sample_end(r->agg->art, m);
 	int64_t step = r->agg->samples_done++;
 	int64_t ts = ms_of(m, "completed_at");
-	const msgpack_object *scores = rf_obj_get(m, "scores");
+	const msgpack_object *scores = get_typed(m, "scores", MSGPACK_OBJECT_MAP);
 	if (scores && scores->type == MSGPACK_OBJECT_MAP)
 		for (uint32_t i = 0; i < scores->via.map.size; i++) {
 			const msgpack_object *k = &scores->via.map.ptr[i].key;
@@ -453,7 +493,7 @@ static void on_task_end(rf_track *t, const msgpack_object *m)
 		ts = ms_of(m, "time");
 	char key[600];
 	double v;
-	const msgpack_object *scores = rf_obj_get(m, "scores");
+	const msgpack_object *scores = get_typed(m, "scores", MSGPACK_OBJECT_ARRAY);
 	if (scores && scores->type == MSGPACK_OBJECT_ARRAY)
 		for (uint32_t i = 0; i < scores->via.array.size; i++) {
 			const msgpack_object *s = &scores->via.array.ptr[i];
@@ -477,7 +517,7 @@ static void on_task_end(rf_track *t, const msgpack_object *m)
 		rf_run_metric(r, "completed_samples", v, ts, 0);
 	double cost = 0;
 	bool cost_any = false;
-	const msgpack_object *mu = rf_obj_get(m, "model_usage");
+	const msgpack_object *mu = get_typed(m, "model_usage", MSGPACK_OBJECT_MAP);
 	if (mu && mu->type == MSGPACK_OBJECT_MAP)
 		for (uint32_t i = 0; i < mu->via.map.size; i++) {
 			const msgpack_object *k = &mu->via.map.ptr[i].key;
@@ -544,6 +584,32 @@ static void on_run_end(rf_track *t, const msgpack_object *m)
 void rf_track_record(rf_track *t, int type, const msgpack_object *root)
 {
 	t->st.records++;
+	cur = t;
+	uint64_t bad = t->st.bad_fields;
+	/* The ids a record is filed under: without them (absent or not a
+	 * string) it cannot be used, and is counted as invalid. */
+	static const char *const need[][2] = {
+		[RF_EV_RUN_START] = {"run_id", NULL},   [RF_EV_TASK_START] = {"eval_id", "run_id"},
+		[RF_EV_SAMPLE_INIT] = {"eval_id", NULL}, [RF_EV_SAMPLE_END] = {"eval_id", NULL},
+		[RF_EV_ERROR] = {"eval_id", NULL},      [RF_EV_MODEL_CALL] = {"eval_id", "event_uuid"},
+		[RF_EV_TOOL_CALL] = {"eval_id", "event_uuid"}, [RF_EV_TASK_END] = {"eval_id", NULL},
+		[RF_EV_RUN_END] = {"run_id", NULL},
+	};
+	if (type > 0 && (size_t)type < sizeof need / sizeof *need && need[type][0]) {
+		for (int i = 0; i < 2 && need[type][i]; i++) {
+			const char *s;
+			size_t n;
+			bool tr;
+			if (!rf_obj_text(rf_obj_get(root, need[type][i]), &s, &n, &tr) || !n) {
+				t->st.invalid++;
+				snprintf(t->st.last_error, sizeof t->st.last_error,
+					 "%s record without a string %s: ignored",
+					 rf_event_name(type) ? rf_event_name(type) : "?", need[type][i]);
+				cur = NULL;
+				return;
+			}
+		}
+	}
 	switch (type) {
 	case RF_EV_RUN_START: on_run_start(t, root); break;
 	case RF_EV_TASK_START: on_task_start(t, root); break;
@@ -556,6 +622,12 @@ void rf_track_record(rf_track *t, int type, const msgpack_object *root)
 	case RF_EV_RUN_END: on_run_end(t, root); break;
 	default: t->st.ignored++; break; /* not run data (spans, logs, ...) */
 	}
+	if (t->st.bad_fields != bad)
+		snprintf(t->st.last_error, sizeof t->st.last_error,
+			 "%s record: %llu field(s) of the wrong type ignored",
+			 rf_event_name(type) ? rf_event_name(type) : "?",
+			 (unsigned long long)(t->st.bad_fields - bad));
+	cur = NULL;
 }
 
 /* ---- what the trace uploader needs to know (rf_traces.c) ---- */

@@ -29,6 +29,8 @@ struct rf_track_opts {
 
 struct rf_track_stats {
 	uint64_t records, ignored;        /* folded / not for tracking */
+	uint64_t invalid;                 /* unusable: an id missing or not a string */
+	uint64_t bad_fields;              /* fields of the wrong type, ignored */
 	uint64_t runs_created, runs_reused, runs_ended;
 	uint64_t metrics, params, tags;   /* entities sent (2xx) */
 	uint64_t batches, rejected;       /* log-batch requests; entities the server refused */

@@ -7,7 +7,9 @@
 #   tsan    (gcc)        TSan build + the in-process concurrency tests (TSAN_TESTS)
 #   checks               spin model, make install (tests/{model,install}/check*.sh)
 #   python               pytest tests/python in .venv (if there are tests)
-#   python+asan          test_sidecar.py again with ringflowd under ASan+UBSan
+#   fuzz replay (clang)  each fuzz target's kept corpus once (tests/fuzz/)
+#   python+asan          test_sidecar.py, test_bad_input.py again with ringflowd
+#                        under ASan+UBSan
 #
 # Every step runs even after an earlier one failed, so one run reports
 # everything.  The very last line is "N passed, N failed[, N skipped]" summed
@@ -76,6 +78,21 @@ if build asan clang; then
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		test_c asan clang
+fi
+
+# (b2) The fuzz targets' kept inputs (tests/fuzz/<target>/{corpus,regressions}),
+# each once through its libFuzzer binary (clang, ASan+UBSan): what `make fuzz`
+# found stays fixed.  Seconds; the long runs are `make fuzz`, outside make test.
+echo "== fuzz corpora (clang, ASan+UBSan): replay"
+fz=$(ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	./tests/fuzz/run.sh --replay 2>&1)
+echo "$fz"
+fz_p=$(grep -c '^PASS fuzz replay' <<<"$fz") fz_f=$(grep -c '^FAIL fuzz replay' <<<"$fz")
+if [ "$fz_p" -eq 0 ] && [ "$fz_f" -eq 0 ]; then
+	step_fail "fuzz replay did not run"
+else
+	echo "$fz_p $fz_f 0" >>"$RES"
+	[ "$fz_f" -eq 0 ] || failed_steps+=("fuzz replay")
 fi
 
 # (c) TSan, gcc: the concurrency tests.  ThreadSanitizer sees only its own
@@ -159,7 +176,7 @@ if [ -x build/asan/bin/ringflowd ]; then
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		pytest_step "sidecar, traces and ops tests with ringflowd under ASan+UBSan" \
 		"$LOGS/pytest-asan.xml" tests/python/test_sidecar.py tests/python/test_traces.py \
-		tests/python/test_trace_e2e.py tests/python/test_ops.py \
+		tests/python/test_trace_e2e.py tests/python/test_ops.py tests/python/test_bad_input.py \
 		-k "not mlflow_down and not mlflow_ui"
 fi
 

@@ -67,11 +67,12 @@ static int on_rec(const struct rf_ring_rec *rec, void *arg)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: ringflow-dump [--ring NAME] [--idle-ms N] [--count N] [--discard]\n"
+	fprintf(f, "usage: ringflow-dump [--ring NAME] [--idle-ms N] [--count N] [--discard] [--group]\n"
 		   "  Drains the ring (default $RINGFLOW_RING or /ringflow-<uid>) as its consumer\n"
 		   "  and prints one JSON object per record.  Exits after --count records, or\n"
 		   "  after the ring stayed empty for --idle-ms (default 500; 0 = follow).\n"
 		   "  --discard consumes without decoding or printing (a fast drain).\n"
+		   "  --group accepts a group member's ring (as RINGFLOW_RING_GROUP=1).\n"
 		   "  A summary goes to stderr.  Exit 1 if any record was malformed.\n");
 }
 
@@ -84,15 +85,17 @@ int main(int argc, char **argv)
 					     {"idle-ms", required_argument, 0, 'i'},
 					     {"count", required_argument, 0, 'c'},
 					     {"discard", no_argument, 0, 'd'},
+					     {"group", no_argument, 0, 'g'},
 					     {"help", no_argument, 0, 'h'},
 					     {0, 0, 0, 0}};
 	int c;
-	while ((c = getopt_long(argc, argv, "r:i:c:dh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "r:i:c:dgh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r': ring = optarg; break;
 		case 'i': idle_ms = strtol(optarg, NULL, 10); break;
 		case 'c': d.max = strtol(optarg, NULL, 10); break;
 		case 'd': d.discard = true; break;
+		case 'g': setenv("RINGFLOW_RING_GROUP", "1", 1); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

@@ -119,6 +119,9 @@ static void usage(FILE *f)
 		"  --idle-exit-ms N     exit after N ms with nothing to do (0 = never; default 0)\n"
 		"  --detach             run in the background (log to <spool-dir>/ringflowd.log)\n"
 		"  --metrics-port N     Prometheus /metrics on 127.0.0.1:N (RINGFLOW_METRICS_PORT; off)\n"
+		"  --group              group access (RINGFLOW_RING_GROUP=1): ring, spill files,\n"
+		"                       journal 0660 and a group member's ring accepted; default\n"
+		"                       owner-only (0600), another user's ring refused\n"
 		"  RINGFLOW_FSYNC       journal fdatasync: interval (default, <= 1/s), always, none\n"
 		"  --help\n\n"
 		"Auth and TLS as MLflow's client: MLFLOW_TRACKING_TOKEN (Bearer),\n"
@@ -155,9 +158,10 @@ static int parse(struct cfg *c, int argc, char **argv)
 		{"flush-ms", required_argument, 0, 'f'},     {"batch-max", required_argument, 0, 'b'},
 		{"shutdown-ms", required_argument, 0, 'S'},  {"idle-exit-ms", required_argument, 0, 'i'},
 		{"detach", no_argument, 0, 'd'},             {"help", no_argument, 0, 'h'},
-		{"metrics-port", required_argument, 0, 'm'}, {0, 0, 0, 0}};
+		{"metrics-port", required_argument, 0, 'm'}, {"group", no_argument, 0, 'g'},
+		{0, 0, 0, 0}};
 	int ch;
-	while ((ch = getopt_long(argc, argv, "u:e:r:s:f:b:S:i:m:dh", o, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "u:e:r:s:f:b:S:i:m:dgh", o, NULL)) != -1) {
 		switch (ch) {
 		case 'u': c->uri = optarg; break;
 		case 'e': c->experiment = optarg; break;
@@ -169,6 +173,7 @@ static int parse(struct cfg *c, int argc, char **argv)
 		case 'i': c->idle_exit_ms = atol(optarg); break;
 		case 'd': c->detach = true; break;
 		case 'm': c->metrics_port = atol(optarg); break;
+		case 'g': setenv("RINGFLOW_RING_GROUP", "1", 1); break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}
@@ -267,12 +272,13 @@ static void report(struct daemon *d, const char *level)
 	rf_http_stats(d->http, &hs);
 	rf_ring_stats(d->ring, &rs);
 	logf_(level,
-	      "records=%llu malformed=%llu runs_created=%llu runs_reused=%llu runs_ended=%llu "
+	      "records=%llu malformed=%llu invalid=%llu bad_fields=%llu runs_created=%llu runs_reused=%llu runs_ended=%llu "
 	      "metrics=%llu params=%llu tags=%llu batches=%llu rejected=%llu pending=%llu "
 	      "requests=%llu retries=%llu http_failed=%llu ring_spilled=%llu ring_dropped=%llu "
 	      "ring_abandoned=%llu journal_records=%llu journal_errors=%llu artifacts=%llu "
 	      "artifacts_failed=%llu last_error='%s'",
 	      (unsigned long long)d->records, (unsigned long long)d->malformed,
+	      (unsigned long long)ts.invalid, (unsigned long long)ts.bad_fields,
 	      (unsigned long long)ts.runs_created, (unsigned long long)ts.runs_reused,
 	      (unsigned long long)ts.runs_ended, (unsigned long long)ts.metrics,
 	      (unsigned long long)ts.params, (unsigned long long)ts.tags,
@@ -420,7 +426,10 @@ static int detach(struct daemon *d)
 	setsid();
 	if ((pid = fork()) > 0)
 		_exit(0);
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	bool group = rf_ring_group_requested();
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, group ? 0660 : 0600);
+	if (fd >= 0 && group)
+		fchmod(fd, 0660); /* not narrowed by the umask */
 	int nul = open("/dev/null", O_RDONLY);
 	if (fd < 0 || nul < 0)
 		return -errno;
@@ -452,7 +461,11 @@ int main(int argc, char **argv)
 		rf_ring_default_spool_dir(spool, sizeof spool);
 		d.c.spool = spool;
 	}
-	mkdir(d.c.spool, 0700);
+	/* Owner-only unless group access was asked for (--group,
+	 * RINGFLOW_RING_GROUP=1): the ring, spill files, journal, id map, log. */
+	bool group = rf_ring_group_requested();
+	if (mkdir(d.c.spool, group ? 0770 : 0700) == 0 && group)
+		chmod(d.c.spool, 0770); /* not narrowed by the umask */
 	struct rf_ring_opts ro = {.flags = RF_RING_CREATE | RF_RING_CONSUMER, .spool_dir = d.c.spool};
 	int rc = rf_ring_open(&d.ring, d.c.ring, &ro);
 	if (rc == -EBUSY) {

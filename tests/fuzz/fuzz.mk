@@ -1,0 +1,29 @@
+# tests/fuzz/fuzz.mk - the libFuzzer targets (make fuzz / make fuzz-build).
+#
+# clang, -fsanitize=fuzzer,address,undefined; every finding aborts.  The
+# targets link the real ring, producer and sidecar code, with rf_http.c and
+# rf_loop.c replaced by tests/fuzz/fuzz_http.c (the fuzzer plays the MLflow
+# server; no sockets, no io_uring).
+FCC     ?= clang
+FB      := build/fuzz
+FFLAGS  := -std=c17 -D_GNU_SOURCE -g -O1 -pthread -fno-omit-frame-pointer \
+           -Iringbuf -Iproducer -Isidecar -Itests/fuzz \
+           -Wall -Wextra -Werror -Wno-missing-field-initializers \
+           -fsanitize=address,undefined -fno-sanitize-recover=all
+FSRCS   := $(wildcard ringbuf/*.c) $(wildcard producer/*.c) \
+           $(filter-out sidecar/rf_http.c sidecar/rf_loop.c,$(wildcard sidecar/*.c)) \
+           tests/fuzz/fuzz_http.c tests/fuzz/fuzz_track.c
+FOBJS   := $(FSRCS:%.c=$(FB)/obj/%.o)
+FTARGETS := record journal spill mlflow_resp
+FHDRS   := $(wildcard ringbuf/*.h producer/*.h sidecar/*.h tests/fuzz/*.h)
+FLIBS   := -ljansson -lcurl -larchive -lmsgpackc -lz -lm -lpthread
+
+all: $(FTARGETS:%=$(FB)/%)
+
+$(FB)/obj/%.o: %.c $(FHDRS)
+	@mkdir -p $(@D)
+	$(FCC) $(FFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FB)/%: tests/fuzz/%.c $(FOBJS) $(FHDRS)
+	@mkdir -p $(@D)
+	$(FCC) $(FFLAGS) -fsanitize=fuzzer $< $(FOBJS) -o $@ $(FLIBS)
