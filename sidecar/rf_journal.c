@@ -8,6 +8,7 @@
  * killed while ingesting an orphan file may deliver its records twice.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -58,6 +59,9 @@ struct rf_journal {
 	uint8_t *buf;
 	size_t len, cap;
 	uint64_t last_sync_ms;
+	uint64_t size;           /* bytes in the file: header + whole records */
+	int failing;             /* errno of the last failed write, 0 when writable */
+	uint64_t fail_ms, fail_since;
 	struct rf_journal_stats st;
 };
 
@@ -107,37 +111,70 @@ static void note_pos(rf_journal *j, uint64_t pos, uint32_t sub)
 	}
 }
 
-/* Replay the records after the header; returns the offset of the valid end. */
+/* Is there a whole, checksummed record at m[off]? */
+static bool rec_ok(const uint8_t *m, size_t size, size_t off, struct jrec *r)
+{
+	if (off + sizeof *r > size)
+		return false;
+	memcpy(r, m + off, sizeof *r);
+	if (r->len > MAX_REC || r->type <= 0 || size - off - sizeof *r < r->len)
+		return false;
+	return rec_crc(r, m + off + sizeof *r) == r->crc;
+}
+
+/* Keep a corrupt stretch of the journal aside for inspection (0600). */
+static void quarantine(rf_journal *j, const uint8_t *m, size_t from, size_t to)
+{
+	char aside[640];
+	snprintf(aside, sizeof aside, "%s.corrupt-%llu-%zu", j->path, (unsigned long long)time(NULL),
+		 from);
+	int fd = open(aside, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	bool kept = fd >= 0 && write(fd, m + from, to - from) == (ssize_t)(to - from);
+	if (fd >= 0)
+		close(fd);
+	j->st.corrupt++;
+	j->st.corrupt_bytes += to - from;
+	jerr(j, "journal %s: %zu corrupt bytes at offset %zu %s %s; the records around them are replayed",
+	     j->path, to - from, from, kept ? "quarantined as" : "could not be kept aside as", aside);
+}
+
+/* Replay the records after the header; returns the offset of the valid end.
+ * A record whose checksum fails is not the end: the scan looks for the next
+ * whole record whose checksum holds (a 32-bit crc over its header and
+ * payload: a false match has odds of 2^-32 per position), quarantines the
+ * bytes in between and goes on, so one bad sector costs only the records in
+ * it.  What is left after the last good record is a torn tail (the batch
+ * being written when the sidecar died) if it does not parse as a record,
+ * and is cut off. */
 static off_t replay(rf_journal *j, const uint8_t *m, size_t size, rf_journal_fn fn, void *arg)
 {
 	size_t off = sizeof(struct jhdr);
-	while (off + sizeof(struct jrec) <= size) {
+	while (off < size) {
 		struct jrec r;
-		memcpy(&r, m + off, sizeof r);
-		if (r.len > MAX_REC || size - off - sizeof r < r.len)
-			break; /* torn tail: the batch being written when we died */
-		const uint8_t *data = m + off + sizeof r;
-		if (rec_crc(&r, data) != r.crc) {
-			j->st.corrupt++;
-			jerr(j, "journal %s: checksum mismatch at offset %zu; the rest kept aside",
-			     j->path, off);
-			char aside[640];
-			snprintf(aside, sizeof aside, "%s.corrupt-%llu", j->path,
-				 (unsigned long long)time(NULL));
-			int fd = open(aside, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-			if (fd >= 0) {
-				if (write(fd, m + off, size - off) < 0)
-					jerr(j, "journal %s: cannot keep the corrupt part aside", j->path);
-				close(fd);
+		if (!rec_ok(m, size, off, &r)) {
+			size_t next = off + 1;
+			while (next + sizeof r <= size && !rec_ok(m, size, next, &r))
+				next++;
+			if (next + sizeof r > size) { /* no good record after it */
+				bool torn = off + sizeof r > size;
+				if (!torn) {
+					memcpy(&r, m + off, sizeof r);
+					torn = r.len <= MAX_REC && size - off - sizeof r < r.len;
+				}
+				if (torn)
+					break; /* the batch being written when we died: cut */
+				next = size;
 			}
-			break;
+			quarantine(j, m, off, next);
+			off = next;
+			continue;
 		}
-		fn(r.type, data, r.len, arg);
+		fn(r.type, m + off + sizeof r, r.len, arg);
 		note_pos(j, r.pos, r.sub);
 		j->st.replayed++;
 		off += sizeof r + r.len;
 	}
-	return (off_t)off;
+	return (off_t)(off < size ? off : size);
 }
 
 int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns, int fsync_policy,
@@ -191,6 +228,7 @@ int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns
 		free(j);
 		return -e;
 	}
+	j->size = (uint64_t)end;
 	j->last_sync_ms = now_ms();
 	*out = j;
 	return 0;
@@ -245,6 +283,11 @@ void rf_journal_append(rf_journal *j, const struct rf_ring_rec *rec)
 
 int rf_journal_flush(rf_journal *j)
 {
+	if (!j->len)
+		return 0;
+	uint64_t t = now_ms();
+	if (j->failing && t - j->fail_ms < 200)
+		return -j->failing; /* a full disk is not retried in a busy loop */
 	size_t off = 0;
 	while (off < j->len) {
 		ssize_t n = write(j->fd, j->buf + off, j->len - off);
@@ -253,20 +296,29 @@ int rf_journal_flush(rf_journal *j)
 		if (n <= 0) {
 			int e = n < 0 ? errno : ENOSPC;
 			j->st.write_errors++;
-			jerr(j, "journal %s: write failed (%s): these records go on from memory only",
-			     j->path, strerror(e));
-			/* Keep the file well-formed: cut what was half written. */
-			off_t pos = lseek(j->fd, 0, SEEK_CUR);
-			if (pos >= 0 && ftruncate(j->fd, pos - (off_t)off) == 0)
-				lseek(j->fd, pos - (off_t)off, SEEK_SET);
-			j->len = 0;
+			if (!j->failing) {
+				j->fail_since = t;
+				jerr(j, "journal %s: write failed (%s): taking no more records from the "
+					"ring until it can be written",
+				     j->path, strerror(e));
+			}
+			j->failing = e;
+			j->fail_ms = t;
+			/* Keep the file well-formed: cut what was half written; the
+			 * buffer is kept and written again on the next flush. */
+			if (ftruncate(j->fd, (off_t)j->size) == 0)
+				lseek(j->fd, (off_t)j->size, SEEK_SET);
 			return -e;
 		}
 		off += (size_t)n;
 	}
+	if (j->failing)
+		jerr(j, "journal %s: writable again after %llu ms", j->path,
+		     (unsigned long long)(t - j->fail_since));
+	j->failing = 0;
 	j->st.bytes += j->len;
+	j->size += j->len;
 	j->len = 0;
-	uint64_t t = now_ms();
 	if (j->policy == RF_FSYNC_ALWAYS || (j->policy == RF_FSYNC_INTERVAL && t - j->last_sync_ms >= 1000)) {
 		fdatasync(j->fd);
 		j->last_sync_ms = t;
@@ -276,15 +328,28 @@ int rf_journal_flush(rf_journal *j)
 
 int rf_journal_reset(rf_journal *j)
 {
-	rf_journal_flush(j);
+	if (rf_journal_flush(j) < 0)
+		return -j->failing; /* what is buffered must be written first */
 	if (ftruncate(j->fd, sizeof(struct jhdr)) < 0 || write_header(j) < 0 ||
 	    lseek(j->fd, sizeof(struct jhdr), SEEK_SET) < 0) {
-		jerr(j, "journal %s: reset failed (%s)", j->path, strerror(errno));
-		return -errno;
+		int e = errno;
+		jerr(j, "journal %s: reset failed (%s)", j->path, strerror(e));
+		return -e;
 	}
 	fdatasync(j->fd);
+	j->size = sizeof(struct jhdr);
 	j->st.resets++;
 	return 0;
+}
+
+uint64_t rf_journal_size(const rf_journal *j)
+{
+	return j->size + j->len;
+}
+
+int rf_journal_failing(const rf_journal *j)
+{
+	return j->len ? j->failing : 0;
 }
 
 void rf_journal_stats(rf_journal *j, struct rf_journal_stats *st)

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "rf_decode.h"
+#include "rf_gate.h"
 #include "rf_http.h"
 #include "rf_journal.h"
 #include "rf_loop.h"
@@ -36,6 +37,7 @@ struct cfg {
 	const char *ring, *spool, *uri, *experiment, *token, *user, *password, *ca;
 	bool insecure, detach;
 	long flush_ms, batch_max, shutdown_ms, idle_exit_ms;
+	long spool_max_mb, pending_max;
 	int fsync_policy;
 };
 
@@ -48,6 +50,7 @@ struct daemon {
 	rf_track *track;
 	rf_journal *journal;
 	uint64_t journaled_since_reset;
+	struct rf_gate gate; /* spool and memory bounds (rf_gate.h) */
 	int sigfd;
 	volatile int stopping;
 	uint64_t malformed, records;
@@ -102,14 +105,17 @@ static void usage(FILE *f)
 		"  --shutdown-ms N      on SIGTERM, flush for at most N ms (RINGFLOW_SHUTDOWN_MS, 10000)\n"
 		"  --idle-exit-ms N     exit after N ms with nothing to do (0 = never; default 0)\n"
 		"  --detach             run in the background (log to <spool-dir>/ringflowd.log)\n"
+		"  --spool-max-mb N     while MLflow is away, stop taking records from the ring once the\n"
+		"                       journal holds N MiB (RINGFLOW_SPOOL_MAX_MB, 1024; 0 = no bound)\n"
+		"  RINGFLOW_PENDING_MAX stop taking records while this many entities wait for MLflow\n"
+		"                       (1000000, ~32 MB of metric rows; 0 = no bound)\n"
 		"  RINGFLOW_FSYNC       journal fdatasync: interval (default, <= 1/s), always, none\n"
 		"  --help\n\n"
 		"Auth and TLS as MLflow's client: MLFLOW_TRACKING_TOKEN (Bearer),\n"
 		"MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (Basic, wins),\n"
 		"MLFLOW_TRACKING_SERVER_CERT_PATH (CA bundle), MLFLOW_TRACKING_INSECURE_TLS=true.\n"
 		"Artifacts: INSPECT_MLFLOW_LOG_ARTIFACTS / MLFLOW_INSPECT_LOG_ARTIFACTS (default on).\n"
-		"Not yet implemented (open issues): traces (MLFLOW_INSPECT_TRACING), a bound\n"
-		"on memory while MLflow is away.\n");
+		"Not yet implemented (open issues): traces (MLFLOW_INSPECT_TRACING).\n");
 }
 
 static int parse(struct cfg *c, int argc, char **argv)
@@ -126,6 +132,8 @@ static int parse(struct cfg *c, int argc, char **argv)
 	c->flush_ms = env("RINGFLOW_FLUSH_MS", NULL) ? atol(env("RINGFLOW_FLUSH_MS", NULL)) : 1000;
 	c->batch_max = env("RINGFLOW_BATCH_MAX", NULL) ? atol(env("RINGFLOW_BATCH_MAX", NULL)) : 1000;
 	c->shutdown_ms = env("RINGFLOW_SHUTDOWN_MS", NULL) ? atol(env("RINGFLOW_SHUTDOWN_MS", NULL)) : 10000;
+	c->spool_max_mb = env("RINGFLOW_SPOOL_MAX_MB", NULL) ? atol(env("RINGFLOW_SPOOL_MAX_MB", NULL)) : 1024;
+	c->pending_max = env("RINGFLOW_PENDING_MAX", NULL) ? atol(env("RINGFLOW_PENDING_MAX", NULL)) : 1000000;
 	const char *fs = env("RINGFLOW_FSYNC", NULL);
 	c->fsync_policy = !fs || !strcmp(fs, "interval") ? RF_FSYNC_INTERVAL
 			  : !strcmp(fs, "always")       ? RF_FSYNC_ALWAYS
@@ -136,9 +144,10 @@ static int parse(struct cfg *c, int argc, char **argv)
 		{"flush-ms", required_argument, 0, 'f'},     {"batch-max", required_argument, 0, 'b'},
 		{"shutdown-ms", required_argument, 0, 'S'},  {"idle-exit-ms", required_argument, 0, 'i'},
 		{"detach", no_argument, 0, 'd'},             {"help", no_argument, 0, 'h'},
+		{"spool-max-mb", required_argument, 0, 'M'},
 		{0, 0, 0, 0}};
 	int ch;
-	while ((ch = getopt_long(argc, argv, "u:e:r:s:f:b:S:i:dh", o, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "u:e:r:s:f:b:S:i:dhM:", o, NULL)) != -1) {
 		switch (ch) {
 		case 'u': c->uri = optarg; break;
 		case 'e': c->experiment = optarg; break;
@@ -149,6 +158,7 @@ static int parse(struct cfg *c, int argc, char **argv)
 		case 'S': c->shutdown_ms = atol(optarg); break;
 		case 'i': c->idle_exit_ms = atol(optarg); break;
 		case 'd': c->detach = true; break;
+		case 'M': c->spool_max_mb = atol(optarg); break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}
@@ -212,6 +222,24 @@ static void on_futex(rf_loop *l, void *arg)
 	(void)arg; /* the wakeup itself is the event: the loop goes round */
 }
 
+/* The spool and memory bounds (rf_gate.h): closed = take nothing from the ring. */
+static bool gate_closed(struct daemon *d)
+{
+	struct rf_track_stats ts;
+	struct rf_http_stats hs;
+	rf_track_stats(d->track, &ts);
+	rf_http_stats(d->http, &hs);
+	struct rf_gate_in in = {.now_ms = rf_loop_now_ms(), .journal_bytes = rf_journal_size(d->journal),
+				.journal_failing = rf_journal_failing(d->journal), .pending = ts.pending,
+				.http_ok = hs.ok, .http_pending = rf_http_pending(d->http)};
+	if (rf_gate_update(&d->gate, &in)) {
+		char msg[512];
+		rf_gate_describe(&d->gate, &in, msg, sizeof msg);
+		logf_(rf_gate_closed(&d->gate) ? "warn" : "info", "%s", msg);
+	}
+	return rf_gate_closed(&d->gate);
+}
+
 static void report(struct daemon *d, const char *level)
 {
 	struct rf_track_stats ts;
@@ -239,6 +267,17 @@ static void report(struct daemon *d, const char *level)
 	      (unsigned long long)rs.abandoned, (unsigned long long)js.records,
 	      (unsigned long long)js.write_errors, (unsigned long long)ts.artifacts,
 	      (unsigned long long)ts.artifacts_failed, ts.last_error[0] ? ts.last_error : hs.last_error);
+	const struct rf_gate *g = &d->gate;
+	logf_(level,
+	      "spool journal_bytes=%llu journal_corrupt=%llu journal_corrupt_bytes=%llu "
+	      "ring_spill_failed=%llu ring_spill_corrupt=%llu gate_spool_full=%llu gate_memory=%llu "
+	      "gate_journal=%llu gate_closed_ms=%llu",
+	      (unsigned long long)rf_journal_size(d->journal), (unsigned long long)js.corrupt,
+	      (unsigned long long)js.corrupt_bytes, (unsigned long long)rs.spill_failed,
+	      (unsigned long long)rs.spill_corrupt, (unsigned long long)g->closes[RF_GATE_SPOOL_FULL],
+	      (unsigned long long)g->closes[RF_GATE_MEMORY], (unsigned long long)g->closes[RF_GATE_JOURNAL],
+	      (unsigned long long)(g->closed_ms +
+				   (rf_gate_closed(g) ? rf_loop_now_ms() - g->closed_at : 0)));
 }
 
 static int detach(struct daemon *d)
@@ -332,6 +371,8 @@ int main(int argc, char **argv)
 		logf_("info", "replayed %llu journaled records", (unsigned long long)js.replayed);
 	if (js.last_error[0])
 		logf_("warn", "%s", js.last_error);
+	rf_gate_init(&d.gate, (uint64_t)(d.c.spool_max_mb > 0 ? d.c.spool_max_mb : 0) << 20,
+		     (uint64_t)(d.c.pending_max > 0 ? d.c.pending_max : 0), rf_loop_now_ms());
 	rf_loop_watch(d.loop, d.sigfd, POLLIN, on_signal, &d);
 	logf_("info", "ringflowd %d serving ring %s -> %s (experiment %s)", (int)getpid(),
 	      d.c.ring ? d.c.ring : "(default)", d.c.uri, d.c.experiment ? d.c.experiment : "inspect_ai");
@@ -339,7 +380,12 @@ int main(int argc, char **argv)
 	uint64_t idle_since = rf_loop_now_ms(), last_report = idle_since, stop_at = 0;
 	for (;;) {
 		int n = 0;
-		if (!d.stopping || !stop_at) {
+		bool closed = gate_closed(&d);
+		if (rf_journal_failing(d.journal) && rf_journal_flush(d.journal) == 0) {
+			rf_ring_release(d.ring); /* the held batch is journaled at last */
+			closed = gate_closed(&d);
+		}
+		if ((!d.stopping || !stop_at) && !closed) {
 			/* Held: the ring frees the batch only once it is journaled. */
 			n = rf_ring_consume_held(d.ring, on_rec, &d, 4096);
 			if (n < 0) {
@@ -349,8 +395,10 @@ int main(int argc, char **argv)
 			if (rf_journal_flush(d.journal) < 0) {
 				rf_journal_stats(d.journal, &js);
 				logf_("error", "%s", js.last_error);
+				closed = gate_closed(&d); /* keep the batch in the ring */
+			} else {
+				rf_ring_release(d.ring);
 			}
-			rf_ring_release(d.ring);
 		}
 		if (d.stopping && !stop_at && n == 0) {
 			stop_at = rf_loop_now_ms() + (uint64_t)d.c.shutdown_ms;
@@ -361,8 +409,8 @@ int main(int argc, char **argv)
 		uint64_t now = rf_loop_now_ms();
 		bool idle = n == 0 && rf_track_idle(d.track) && rf_http_pending(d.http) == 0;
 		if (idle && d.journaled_since_reset && rf_track_empty(d.track)) {
-			rf_journal_reset(d.journal); /* all of it is in MLflow */
-			d.journaled_since_reset = 0;
+			if (rf_journal_reset(d.journal) == 0) /* all of it is in MLflow */
+				d.journaled_since_reset = 0;
 		}
 		if (stop_at && (idle || now >= stop_at))
 			break;
@@ -376,6 +424,10 @@ int main(int argc, char **argv)
 		}
 		if (n > 0) {
 			rf_loop_run_once(d.loop, 0);
+			continue;
+		}
+		if (closed && !stop_at) { /* the ring is not read: just serve MLflow */
+			rf_loop_run_once(d.loop, 50);
 			continue;
 		}
 		uint32_t *word, val;
