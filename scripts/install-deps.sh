@@ -12,6 +12,7 @@ PKGS=(
 	python3-dev
 	procps iproute2 # ps/pgrep/ss used by the demo and sidecar tests
 	spin # model checks of the ring protocol (tests/model)
+	postgresql # the load test's MLflow backend (tests/python/test_load.py starts its own cluster)
 )
 
 # python3-venv only matters if the python3 we will use cannot make venvs
