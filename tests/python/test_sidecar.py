@@ -33,12 +33,13 @@ def value_to_float(v):
 
 
 class Sidecar:
-    def __init__(self, uri: str, ring: str, spool: Path, experiment: str, **extra: str):
+    def __init__(self, uri: str, ring: str, spool: Path, experiment: str,
+                 log_dir: Path | None = None, **extra: str):
         env = dict(os.environ)
         env.update(MLFLOW_TRACKING_URI=uri, RINGFLOW_RING=ring, RINGFLOW_SPOOL_DIR=str(spool),
                    MLFLOW_EXPERIMENT_NAME=experiment, RINGFLOW_FLUSH_MS="100", **extra)
         spool.mkdir(parents=True, exist_ok=True)
-        self.log = spool / f"ringflowd.test.{time.time_ns()}.log"
+        self.log = (log_dir or spool) / f"ringflowd.test.{time.time_ns()}.log"
         self.proc = subprocess.Popen([str(RINGFLOWD)], env=env, stdout=subprocess.DEVNULL,
                                      stderr=open(self.log, "wb"))
         deadline = time.time() + 20  # serving the ring: signals are handled from here on
