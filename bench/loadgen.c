@@ -18,11 +18,14 @@
  * failure (ring full and the spill failed: -EIO) is counted, not retried.
  * Output: one JSON object per task on stdout with what was written
  * successfully ("ok"), what failed ("failed") and the sums of what was
- * written, then a summary line {"records":..,"seconds":..}.
+ * written, one {"proc":..,"lifecycle_retries":..} per process (failed attempts
+ * of lifecycle records, each counted by the ring like any failed record), then
+ * a summary line {"records":..,"seconds":..}.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +39,7 @@ static const char *tag;
 static long n_threads, n_records, sample_every = 1000;
 static rf_producer *prod;
 static int proc_ix;
+static _Atomic uint64_t lifecycle_retries; /* failed attempts of MUST() records */
 
 struct task {
 	pthread_t th;
@@ -62,6 +66,7 @@ static double now(void)
 				if (rf_rec_end(&r) == 0)                                   \
 					break;                                             \
 			}                                                                  \
+			lifecycle_retries++;                                               \
 			if (try_ == 12000) {                                               \
 				fprintf(stderr, "loadgen: giving up on a %s record: %s\n", \
 					rf_event_name(type), rf_errmsg());                 \
@@ -193,6 +198,8 @@ static int child(void)
 		       t->run_id, t->eval_id, t->usage_ok, t->samples_ok, t->failed, t->in_sum,
 		       t->out_sum, t->tot_sum);
 	}
+	printf("{\"proc\":%d,\"lifecycle_retries\":%" PRIu64 "}\n", proc_ix,
+	       (uint64_t)lifecycle_retries);
 	fflush(stdout);
 	rf_producer_close(prod);
 	free(ts);
