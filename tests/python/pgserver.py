@@ -11,7 +11,7 @@ import os
 import pwd
 import shutil
 import subprocess
-import time
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -23,11 +23,15 @@ def pg_bindir() -> Path | None:
 
 
 class PgServer:
-    def __init__(self, root: Path, port: int):
+    """The cluster lives in its own /tmp/rf-pg-* dir, not under pytest's
+    tmp_path: pytest re-tightens /tmp/pytest-of-<user> to 0700 when any
+    session starts, which would lock the postgres user out mid-test."""
+
+    def __init__(self, port: int):
         self.bindir = pg_bindir()
         if self.bindir is None:
             pytest.fail("Debian's postgresql is not installed (scripts/install-deps.sh installs it)")
-        self.root, self.port = root, port
+        self.root, self.port = Path(tempfile.mkdtemp(prefix="rf-pg-")), port
         self.data = root / "pgdata"
         self.sock = root / "pgsock"
         self.user = "postgres" if os.geteuid() == 0 else None
@@ -46,12 +50,6 @@ class PgServer:
             pw = pwd.getpwnam(self.user)
             for d in (self.root, self.sock):
                 os.chown(d, pw.pw_uid, pw.pw_gid)
-            # The test's tmp dirs above must be traversable by that user.
-            p = self.root.parent
-            while p != p.parent:
-                if os.stat(p).st_mode & 0o001 == 0:
-                    os.chmod(p, os.stat(p).st_mode | 0o001)
-                p = p.parent
         r = self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", "postgres",
                       "--auth=trust", "-E", "UTF8", "--no-sync", check=False)
         if r.returncode:
@@ -78,3 +76,4 @@ class PgServer:
             self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w",
                       "stop", check=False)
             self.started = False
+        shutil.rmtree(self.root, ignore_errors=True)
