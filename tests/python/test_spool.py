@@ -82,23 +82,25 @@ def test_bounded_while_mlflow_away(tmp_path, bound):
         warm, _ = loadgen(ring, spool, f"warm{os.getpid()}{bound}", 1, 1, 100, 10)
         wait_all_finished(client, exp, 2, 60)  # the experiment exists, MLflow answered
         server.stop()
-        t0 = time.time()
-        tasks, summary = loadgen(ring, spool, f"bound{os.getpid()}{bound}", 2, 2, 20000, 10)
-        produce_s = time.time() - t0
+        # First producers: enough for the bound to be reached...
+        tasks, _ = loadgen(ring, spool, f"bndA{os.getpid()}{bound}", 2, 2, 5000, 10)
         reason = "spool full" if bound == "spool" else "memory bound"
-        text = wait_log(sc, reason, 60)
-        assert text.count(reason) == 1  # said once, not per batch
+        wait_log(sc, reason, 60)
+        # ...then more, which find the sidecar not taking records: they
+        # fill the 1 MiB ring and spill, without waiting.
+        t0 = time.time()
+        more, summary = loadgen(ring, spool, f"bndB{os.getpid()}{bound}", 2, 2, 5000, 10)
+        produce_s = time.time() - t0
+        tasks += more
         assert list(spool.glob("spill-*")), "the ring should have filled and spilled"
+        text = sc.log.read_text()
+        assert text.count(reason) == 1  # said once, not per batch
         server.start()
-        wait_all_finished(client, exp, 2 + 2 + 4, 180)
+        wait_all_finished(client, exp, 2 + 2 * (2 + 4), 180)
         log_text = sc.stop()
+        check_tasks(client, exp, tasks)
     finally:
         cleanup(sc, ring)
-        server.stop()
-    server.start()
-    try:
-        check_tasks(MlflowClient(server.uri), exp, tasks)
-    finally:
         server.stop()
     assert sum(t["failed"] for t in tasks) == 0
     c = counters(log_text)
