@@ -32,8 +32,8 @@ class PgServer:
         if self.bindir is None:
             pytest.fail("Debian's postgresql is not installed (scripts/install-deps.sh installs it)")
         self.root, self.port = Path(tempfile.mkdtemp(prefix="rf-pg-")), port
-        self.data = root / "pgdata"
-        self.sock = root / "pgsock"
+        self.data = self.root / "pgdata"
+        self.sock = self.root / "pgsock"
         self.user = "postgres" if os.geteuid() == 0 else None
         self.started = False
 
