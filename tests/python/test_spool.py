@@ -240,3 +240,60 @@ def test_corrupt_journal_quarantined_rest_replayed(tmp_path):
     finally:
         cleanup(sc, ring)
         server.stop()
+
+
+def _spill_records(path: Path) -> list[tuple[int, int, bytes]]:
+    """(offset, type, payload) of each record (rf_spill.c's framing: a
+    32-byte file header, then u32 len | i32 type | u32 crc | u32 0 | payload)."""
+    data = path.read_bytes()
+    off, out = 32, []
+    while off + 16 <= len(data):
+        ln, typ, _crc, _z = struct.unpack_from("<IiII", data, off)
+        out.append((off, typ, data[off + 16:off + 16 + ln]))
+        off += 16 + ln
+    return out
+
+
+def test_corrupt_spill_file_quarantined_rest_ingested(tmp_path):
+    """No sidecar while an eval overflows a 64 KiB ring: records spill.  One
+    record in the middle of the spill file is damaged.  A sidecar started
+    afterwards ingests the records before and after it, quarantines the file
+    as *.corrupt, logs and counts it: MLflow's sums are the producers' minus
+    exactly the damaged record."""
+    from mlflow.tracking import MlflowClient
+
+    ring = f"/rf-pytest-spillbad-{os.getpid()}"
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    make_ring(ring, spool)
+    exp = f"rf-spillbad-{os.getpid()}-{time.time_ns() % 10**6}"
+    server = MlflowServer(tmp_path / "mlflow").start()
+    sc = None
+    try:
+        tasks, _ = loadgen(ring, spool, f"spillbad{os.getpid()}", 1, 1, 3000, 100)
+        (spill,) = list(spool.glob("spill-*"))
+        recs = _spill_records(spill)
+        victims = [r for r in recs[len(recs) // 2:] if r[1] == 20]
+        off, _, payload = victims[0]
+        lost = msgpack.unpackb(payload)
+        raw = bytearray(spill.read_bytes())
+        raw[off + 16 + len(payload) // 2] ^= 0xFF
+        spill.write_bytes(bytes(raw))
+        sc = Sidecar(server.uri, ring, spool, exp)
+        client = MlflowClient(server.uri)
+        wait_all_finished(client, exp, 2, 120)
+        log_text = sc.stop()
+        assert list(spool.glob("spill-*.corrupt")), "the damaged file is kept aside"
+        c = counters(log_text)
+        assert c["ring_spill_corrupt"] == 1
+        (t,) = tasks
+        for f in ("input_tokens", "output_tokens", "total_tokens"):
+            t[f] -= lost[f]
+        t["usage_ok"] -= 1
+        check_tasks(client, exp, tasks)  # all but the damaged record
+    finally:
+        if sc:
+            cleanup(sc, ring)
+        elif os.path.exists(f"/dev/shm{ring}"):
+            os.unlink(f"/dev/shm{ring}")
+        server.stop()
