@@ -51,6 +51,7 @@ struct daemon {
 	rf_journal *journal;
 	uint64_t journaled_since_reset;
 	struct rf_gate gate; /* spool and memory bounds (rf_gate.h) */
+	uint64_t spill_corrupt_seen; /* spill files quarantined, as last logged */
 	int sigfd;
 	volatile int stopping;
 	uint64_t malformed, records;
@@ -371,6 +372,7 @@ int main(int argc, char **argv)
 		logf_("info", "replayed %llu journaled records", (unsigned long long)js.replayed);
 	if (js.last_error[0])
 		logf_("warn", "%s", js.last_error);
+	d.spill_corrupt_seen = rs.spill_corrupt;
 	rf_gate_init(&d.gate, (uint64_t)(d.c.spool_max_mb > 0 ? d.c.spool_max_mb : 0) << 20,
 		     (uint64_t)(d.c.pending_max > 0 ? d.c.pending_max : 0), rf_loop_now_ms());
 	rf_loop_watch(d.loop, d.sigfd, POLLIN, on_signal, &d);
@@ -391,6 +393,11 @@ int main(int argc, char **argv)
 			if (n < 0) {
 				logf_("error", "%s", rf_ring_errmsg());
 				n = 0;
+			}
+			struct rf_ring_stats now_rs;
+			if (rf_ring_stats(d.ring, &now_rs) == 0 && now_rs.spill_corrupt != d.spill_corrupt_seen) {
+				d.spill_corrupt_seen = now_rs.spill_corrupt; /* say which file and why */
+				logf_("warn", "%s", rf_ring_errmsg());
 			}
 			if (rf_journal_flush(d.journal) < 0) {
 				rf_journal_stats(d.journal, &js);

@@ -284,6 +284,8 @@ def test_corrupt_spill_file_quarantined_rest_ingested(tmp_path):
         wait_all_finished(client, exp, 2, 120)
         log_text = sc.stop()
         assert list(spool.glob("spill-*.corrupt")), "the damaged file is kept aside"
+        assert re.search(r"level=warn msg=.*spill file .*checksum mismatch; \d+ bytes skipped.*"
+                         r"quarantined as", log_text), log_text[-2000:]
         c = counters(log_text)
         assert c["ring_spill_corrupt"] == 1
         (t,) = tasks
