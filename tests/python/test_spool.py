@@ -121,7 +121,7 @@ def _mount_tmpfs(path: Path, size: str) -> None:
         pytest.skip(f"missing capability: cannot mount a tmpfs for the spool ({r.stderr.strip()})")
 
 
-def test_spool_disk_full_then_space_returns(tmp_path):
+def test_spool_disk_full_then_space_returns(tmp_path, mlflow_server):
     """The spool is a 2 MiB tmpfs, filled up.  Journal writes fail: ringflowd
     logs it, counts it (journal_errors), keeps the batch in the ring and takes
     no more; the ring fills, producers' spills fail: counted (spill_failed),
@@ -130,7 +130,6 @@ def test_spool_disk_full_then_space_returns(tmp_path):
     exactly; what failed is exactly what was counted; no crash."""
     from mlflow.tracking import MlflowClient
 
-    server = MlflowServer(tmp_path / "mlflow").start()
     spool = tmp_path / "spool"
     _mount_tmpfs(spool, "2m")
     ring = f"/rf-pytest-full-{os.getpid()}"
@@ -138,8 +137,8 @@ def test_spool_disk_full_then_space_returns(tmp_path):
     sc = None
     try:
         make_ring(ring, spool)
-        sc = Sidecar(server.uri, ring, spool, exp, log_dir=tmp_path)
-        client = MlflowClient(server.uri)
+        sc = Sidecar(mlflow_server, ring, spool, exp, log_dir=tmp_path)
+        client = MlflowClient(mlflow_server)
         filler = spool / "filler"
         subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=64k"], capture_output=True)
         assert shutil.disk_usage(spool).free < 65536
@@ -157,7 +156,6 @@ def test_spool_disk_full_then_space_returns(tmp_path):
     finally:
         if sc:
             cleanup(sc, ring)
-        server.stop()
         subprocess.run(["umount", "-l", str(spool)], capture_output=True)
     c = counters(log_text)
     failed = sum(t["failed"] for t in tasks)
@@ -186,7 +184,7 @@ def _journal_records(path: Path) -> list[tuple[int, int, bytes]]:
     return out
 
 
-def test_corrupt_journal_quarantined_rest_replayed(tmp_path):
+def test_corrupt_journal_quarantined_rest_replayed(tmp_path, mlflow_server):
     """A journal with a damaged record in the middle: on start the damaged
     stretch is copied aside (.corrupt-*), logged and counted, and every record
     before and after it is replayed: MLflow's sums are the producers' sums
@@ -220,11 +218,10 @@ def test_corrupt_journal_quarantined_rest_replayed(tmp_path):
     raw[off + 24 + len(payload) // 2] ^= 0xFF
     journal.write_bytes(bytes(raw))
 
-    server = MlflowServer(tmp_path / "mlflow").start()
     make_ring(ring, spool, capacity=1 << 22)  # a new ring: nothing of the old in it
-    sc = Sidecar(server.uri, ring, spool, exp)
+    sc = Sidecar(mlflow_server, ring, spool, exp)
     try:
-        client = MlflowClient(server.uri)
+        client = MlflowClient(mlflow_server)
         wait_all_finished(client, exp, 2, 120)
         log_text = sc.stop()
         assert "corrupt bytes at offset" in log_text and "quarantined as" in log_text
@@ -239,7 +236,6 @@ def test_corrupt_journal_quarantined_rest_replayed(tmp_path):
         check_tasks(client, exp, tasks)  # all but the damaged record
     finally:
         cleanup(sc, ring)
-        server.stop()
 
 
 def _spill_records(path: Path) -> list[tuple[int, int, bytes]]:
@@ -254,7 +250,7 @@ def _spill_records(path: Path) -> list[tuple[int, int, bytes]]:
     return out
 
 
-def test_corrupt_spill_file_quarantined_rest_ingested(tmp_path):
+def test_corrupt_spill_file_quarantined_rest_ingested(tmp_path, mlflow_server):
     """No sidecar while an eval overflows a 64 KiB ring: records spill.  One
     record in the middle of the spill file is damaged.  A sidecar started
     afterwards ingests the records before and after it, quarantines the file
@@ -267,7 +263,6 @@ def test_corrupt_spill_file_quarantined_rest_ingested(tmp_path):
     spool.mkdir()
     make_ring(ring, spool)
     exp = f"rf-spillbad-{os.getpid()}-{time.time_ns() % 10**6}"
-    server = MlflowServer(tmp_path / "mlflow").start()
     sc = None
     try:
         tasks, _ = loadgen(ring, spool, f"spillbad{os.getpid()}", 1, 1, 3000, 100)
@@ -279,8 +274,8 @@ def test_corrupt_spill_file_quarantined_rest_ingested(tmp_path):
         raw = bytearray(spill.read_bytes())
         raw[off + 16 + len(payload) // 2] ^= 0xFF
         spill.write_bytes(bytes(raw))
-        sc = Sidecar(server.uri, ring, spool, exp)
-        client = MlflowClient(server.uri)
+        sc = Sidecar(mlflow_server, ring, spool, exp)
+        client = MlflowClient(mlflow_server)
         wait_all_finished(client, exp, 2, 120)
         log_text = sc.stop()
         assert list(spool.glob("spill-*.corrupt")), "the damaged file is kept aside"
@@ -298,4 +293,3 @@ def test_corrupt_spill_file_quarantined_rest_ingested(tmp_path):
             cleanup(sc, ring)
         elif os.path.exists(f"/dev/shm{ring}"):
             os.unlink(f"/dev/shm{ring}")
-        server.stop()
