@@ -149,6 +149,8 @@ static void quarantine(rf_journal *j, const uint8_t *m, size_t from, size_t to)
 static off_t replay(rf_journal *j, const uint8_t *m, size_t size, rf_journal_fn fn, void *arg)
 {
 	size_t off = sizeof(struct jhdr);
+	size_t w = off; /* where the next good record goes: the file is compacted */
+	bool can_move = true;
 	while (off < size) {
 		struct jrec r;
 		if (!rec_ok(m, size, off, &r)) {
@@ -169,12 +171,24 @@ static off_t replay(rf_journal *j, const uint8_t *m, size_t size, rf_journal_fn 
 			off = next;
 			continue;
 		}
+		size_t n = sizeof r + r.len;
+		/* Good records after a quarantined stretch move down over it
+		 * (always to a lower offset than any still to be read), so the
+		 * next start does not meet the same damage again. */
+		if (w != off && can_move && pwrite(j->fd, m + off, n, (off_t)w) != (ssize_t)n) {
+			j->st.write_errors++;
+			jerr(j, "journal %s: compacting after a corrupt stretch failed (%s); "
+				"the records after it are replayed but not kept", j->path, strerror(errno));
+			can_move = false;
+		}
 		fn(r.type, m + off + sizeof r, r.len, arg);
 		note_pos(j, r.pos, r.sub);
 		j->st.replayed++;
-		off += sizeof r + r.len;
+		off += n;
+		if (can_move)
+			w += n;
 	}
-	return (off_t)(off < size ? off : size);
+	return (off_t)w;
 }
 
 int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns, int fsync_policy,
