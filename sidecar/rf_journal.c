@@ -269,9 +269,17 @@ bool rf_journal_seen(rf_journal *j, const struct rf_ring_rec *rec)
 	return seen;
 }
 
+/* The write buffer stays below this: a batch can be a whole spill file
+ * (hundreds of MB), which would otherwise be copied into memory first. */
+#define BUF_MAX (4u << 20)
+
 void rf_journal_append(rf_journal *j, const struct rf_ring_rec *rec)
 {
 	size_t need = j->len + sizeof(struct jrec) + rec->len;
+	if (need > BUF_MAX && j->len && !j->failing) {
+		rf_journal_flush(j); /* early is fine: still before the ring frees it */
+		need = j->len + sizeof(struct jrec) + rec->len;
+	}
 	if (need > j->cap) {
 		size_t cap = j->cap ? j->cap : 1u << 20;
 		while (cap < need)
