@@ -7,6 +7,7 @@
 #   make bench-ring ring benchmark (JSON lines), rewrites bench/RESULTS.md section
 #   make bench-trace tracing API cost (C, Python, MLflow's own), ditto
 #   make bench      every benchmark (ring, hook, sidecar, trace, e2e), JSON lines
+#   make load       the load test at full size (32 M records into MLflow on PostgreSQL)
 #   make install PREFIX=...  libringflow (static + shared), headers, pkg-config,
 #                            ringflowd, ringflow-dump, the systemd user unit
 #
@@ -61,7 +62,7 @@ BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*.c))
 
 LINK_ALL   := $(SIDE_LIB) $(LIB) $(SIDE_LIBS) $(LIB_LIBS)
 
-.PHONY: all test test-c demo bench bench-ring bench-hook bench-sidecar bench-trace bench-e2e deps venv pip clean install fuzz fuzz-build
+.PHONY: all test test-c demo bench bench-ring bench-hook bench-sidecar bench-trace bench-e2e load deps venv pip clean install fuzz fuzz-build
 all: $(LIB) $(SOLIB) $(SIDE_LIB) $(PROG_BINS) $(TEST_BINS) $(BENCH_BINS) $(EXAMPLE_BINS)
 
 $(B)/%.o: %.c $(HDRS)
@@ -155,6 +156,13 @@ fuzz-build:
 
 fuzz:
 	./tests/fuzz/run.sh $(FUZZ_TARGETS)
+
+# The load test at full size: 8 processes x 4 threads x 1 M records (32 M)
+# through ring and ringflowd into MLflow on PostgreSQL.  `make test` runs it
+# at 25 k records per thread (800 k).  Figures: build/logs/load-*.json.
+load: deps venv pip
+	$(MAKE) VARIANT=release all
+	RF_LOAD_RECORDS=$${RF_LOAD_RECORDS:-1000000} .venv/bin/python -m pytest -q -s tests/python/test_load.py
 
 install: $(LIB) $(SOLIB) $(PROG_BINS)
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin

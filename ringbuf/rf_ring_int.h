@@ -186,7 +186,7 @@ int rf_spill_ingest_marker(rf_ring *r, uint64_t pos, const void *mark, uint32_t 
 int rf_spill_ingest_orphans(rf_ring *r, rf_ring_handler fn, void *arg);
 int rf_spool_dir_check(const char *dir, bool group, bool create);
 int rf_spill_scan(const uint8_t *m, size_t size, size_t maxrec, uint64_t pos, uint32_t flags,
-		  rf_ring_handler fn, void *arg, const char **bad, bool *torn);
+		  rf_ring_handler fn, void *arg, const char **bad, bool *torn, size_t *skipped);
 
 #define RF_CLAIM_SPILL 0x1u /* claim lives in a spill buffer, not the ring */
 

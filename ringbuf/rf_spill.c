@@ -16,7 +16,8 @@
  *   u32 len | i32 type | u32 crc32(type, payload) | u32 0 | payload[len]
  * A torn last record (producer killed inside write()) was never committed and
  * is counted as abandoned; any other inconsistency quarantines the file as
- * *.corrupt (counted) after delivering the valid records before it.
+ * *.corrupt (counted) after delivering the valid records before and after the
+ * damaged stretch (found again by their checksums).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -75,6 +76,19 @@ static uint32_t rec_crc(int32_t type, const void *p, uint32_t len)
 {
 	uLong c = crc32(0L, (const Bytef *)&type, sizeof type);
 	return (uint32_t)crc32(c, (const Bytef *)p, len);
+}
+
+/* The offset of the next whole, checksummed record at or after `from`. */
+static size_t spill_resync(const uint8_t *m, size_t size, size_t from, size_t maxrec)
+{
+	struct spill_rec_hdr rh;
+	for (size_t p = from; p + sizeof rh <= size; p++) {
+		memcpy(&rh, m + p, sizeof rh);
+		if (rh.len <= maxrec && rh.type >= 1 && !rh._zero && size - p - sizeof rh >= rh.len &&
+		    rec_crc(rh.type, m + p + sizeof rh, rh.len) == rh.crc)
+			return p;
+	}
+	return size;
 }
 
 static const char *ring_base(rf_ring *r)
@@ -323,13 +337,14 @@ void rf_spill_close(rf_ring *r)
  * record was cut short (never committed).  Returns the count delivered.
  * Pure, so tests/fuzz/spill can run it on arbitrary input. */
 int rf_spill_scan(const uint8_t *m, size_t size, size_t maxrec, uint64_t pos, uint32_t flags,
-		  rf_ring_handler fn, void *arg, const char **bad, bool *torn)
+		  rf_ring_handler fn, void *arg, const char **bad, bool *torn, size_t *skipped)
 {
 	struct spill_file_hdr fh;
 	size_t off = sizeof fh;
 	int n = 0;
 	*bad = NULL;
 	*torn = false;
+	*skipped = 0;
 	if (size < sizeof fh) {
 		*bad = "truncated file header";
 		return 0;
@@ -340,27 +355,37 @@ int rf_spill_scan(const uint8_t *m, size_t size, size_t maxrec, uint64_t pos, ui
 		*bad = "bad file header";
 		return 0;
 	}
-	for (uint32_t sub = 0; off < size; sub++) {
+	for (uint32_t sub = 0; off < size;) {
 		struct spill_rec_hdr rh;
 		if (size - off < sizeof rh) {
 			*torn = true;
 			break; /* torn last record: never committed */
 		}
 		memcpy(&rh, m + off, sizeof rh);
-		if (rh.len > maxrec || rh.type < 1 || rh._zero) {
-			*bad = "bad record header";
-			break;
-		}
-		if (size - off - sizeof rh < rh.len) {
-			*torn = true;
-			break;
+		const char *why = NULL;
+		if (rh.len > maxrec || rh.type < 1 || rh._zero)
+			why = "bad record header";
+		else if (size - off - sizeof rh < rh.len)
+			why = "torn";
+		else if (rec_crc(rh.type, m + off + sizeof rh, rh.len) != rh.crc)
+			why = "checksum mismatch";
+		if (why) {
+			/* Damage is not the end: go on at the next whole record whose
+			 * checksum holds (deterministic, so `sub` numbers are the
+			 * same if the file is read again after a consumer crash). */
+			size_t next = spill_resync(m, size, off + 1, maxrec);
+			if (next == size && !strcmp(why, "torn")) {
+				*torn = true;
+				break; /* the last record, torn: never committed */
+			}
+			if (!*bad)
+				*bad = strcmp(why, "torn") ? why : "bad record length";
+			*skipped += next - off;
+			off = next;
+			continue;
 		}
 		const uint8_t *payload = m + off + sizeof rh;
-		if (rec_crc(rh.type, payload, rh.len) != rh.crc) {
-			*bad = "checksum mismatch";
-			break;
-		}
-		struct rf_ring_rec rec = {.pos = pos, .sub = sub, .flags = flags, .type = rh.type,
+		struct rf_ring_rec rec = {.pos = pos, .sub = sub++, .flags = flags, .type = rh.type,
 					  .len = rh.len, .data = payload};
 		fn(&rec, arg);
 		n++;
@@ -403,8 +428,10 @@ static int deliver_file(rf_ring *r, const char *path, uint64_t pos, rf_ring_hand
 	close(fd);
 	const char *bad = NULL;
 	bool torn = false;
+	size_t skipped = 0;
 	int n = rf_spill_scan(m, size, r->shm->max_record, pos,
-			      RF_REC_SPILLED | (orphan ? RF_REC_ORPHAN : 0), fn, arg, &bad, &torn);
+			      RF_REC_SPILLED | (orphan ? RF_REC_ORPHAN : 0), fn, arg, &bad, &torn,
+			      &skipped);
 	if (torn)
 		atomic_fetch_add_explicit(&r->shm->abandoned, 1, memory_order_relaxed);
 	if (m)
@@ -415,8 +442,8 @@ static int deliver_file(rf_ring *r, const char *path, uint64_t pos, rf_ring_hand
 		snprintf(q, sizeof q, "%s.corrupt", path);
 		rename(path, q);
 		atomic_fetch_add_explicit(&r->shm->spill_corrupt, 1, memory_order_relaxed);
-		rf_set_err(0, "ring %s: spill file %s: %s after %d records; quarantined as %s",
-			   r->name, path, bad, n, q);
+		rf_set_err(0, "ring %s: spill file %s: %s; %zu bytes skipped, %d records delivered; "
+			   "quarantined as %s", r->name, path, bad, skipped, n, q);
 	} else if (orphan) { /* a marker's file goes once head passed the marker */
 		unlink(path);
 	}

@@ -18,6 +18,7 @@ PKGS=(
 	procps iproute2 # ps/pgrep/ss used by the demo and sidecar tests
 	spin # model checks of the ring protocol (tests/model)
 	chromium # headless screenshot of the MLflow UI's trace view (tests/python/test_traces.py)
+	postgresql # the load test's MLflow backend (tests/python/test_load.py starts its own cluster)
 )
 
 # python3-venv only matters if the python3 we will use cannot make venvs

@@ -8,6 +8,7 @@
  * killed while ingesting an orphan file may deliver its records twice.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -58,6 +59,9 @@ struct rf_journal {
 	uint8_t *buf;
 	size_t len, cap;
 	uint64_t last_sync_ms;
+	uint64_t size;           /* bytes in the file: header + whole records */
+	int failing;             /* errno of the last failed write, 0 when writable */
+	uint64_t fail_ms, fail_since;
 	struct rf_journal_stats st;
 };
 
@@ -107,9 +111,31 @@ static void note_pos(rf_journal *j, uint64_t pos, uint32_t sub)
 	}
 }
 
+/* Is there a whole, checksummed record at m[off]? */
+static bool rec_ok(const uint8_t *m, size_t size, size_t off, struct jrec *r)
+{
+	if (off + sizeof *r > size)
+		return false;
+	memcpy(r, m + off, sizeof *r);
+	if (r->len > MAX_REC || r->type <= 0 || size - off - sizeof *r < r->len)
+		return false;
+	return rec_crc(r, m + off + sizeof *r) == r->crc;
+}
+
+/* The parse of a journal image (untrusted bytes): rf_journal_open() runs it
+ * on the file, the fuzz target tests/fuzz/journal on anything.  A record
+ * whose checksum fails is not the end: the scan looks for the next whole
+ * record whose checksum holds (a 32-bit crc over its header and payload: a
+ * false match has odds of 2^-32 per position), reports the bytes in between
+ * (on_bad) and goes on, so one bad sector costs only the records in it.
+ * What is left after the last good record is a torn tail (the batch being
+ * written when the sidecar died) if it does not parse as a record. */
 int rf_journal_scan(const uint8_t *m, size_t size, uint64_t ring_created_ns, rf_journal_fn fn,
 		    void *arg, struct rf_journal_scan *s)
 {
+	void (*on_bad)(size_t, size_t, void *) = s->on_bad;
+	void (*on_good)(size_t, size_t, void *) = s->on_good;
+	void *varg = s->visit_arg;
 	memset(s, 0, sizeof *s);
 	s->end = sizeof(struct jhdr);
 	if (size < sizeof(struct jhdr))
@@ -125,17 +151,33 @@ int rf_journal_scan(const uint8_t *m, size_t size, uint64_t ring_created_ns, rf_
 		s->last_sub = h.last_sub;
 	}
 	size_t off = sizeof(struct jhdr);
-	while (off + sizeof(struct jrec) <= size) {
+	while (off < size) {
 		struct jrec r;
-		memcpy(&r, m + off, sizeof r);
-		if (r.len > MAX_REC || size - off - sizeof r < r.len)
-			break; /* torn tail: the batch being written when we died */
-		const uint8_t *data = m + off + sizeof r;
-		if (rec_crc(&r, data) != r.crc) {
-			s->corrupt = true;
-			break;
+		if (!rec_ok(m, size, off, &r)) {
+			size_t next = off + 1;
+			while (next + sizeof r <= size && !rec_ok(m, size, next, &r))
+				next++;
+			if (next + sizeof r > size) { /* no good record after it */
+				bool torn = off + sizeof r > size;
+				if (!torn) {
+					memcpy(&r, m + off, sizeof r);
+					torn = r.len <= MAX_REC && size - off - sizeof r < r.len;
+				}
+				if (torn)
+					break; /* the batch being written when we died: cut */
+				next = size;
+			}
+			s->corrupt++;
+			s->corrupt_bytes += next - off;
+			if (on_bad)
+				on_bad(off, next, varg);
+			off = next;
+			continue;
 		}
-		fn(r.type, data, r.len, arg);
+		size_t n = sizeof r + r.len;
+		if (on_good)
+			on_good(off, n, varg);
+		fn(r.type, m + off + sizeof r, r.len, arg);
 		if (r.pos != NO_POS &&
 		    (!s->has_last || r.pos > s->last_pos || (r.pos == s->last_pos && r.sub > s->last_sub))) {
 			s->last_pos = r.pos;
@@ -143,25 +185,52 @@ int rf_journal_scan(const uint8_t *m, size_t size, uint64_t ring_created_ns, rf_
 			s->has_last = true;
 		}
 		s->records++;
-		off += sizeof r + r.len;
+		off += n;
 	}
 	s->end = off;
 	return 0;
 }
 
-/* A checksum mismatch ends the replay: the rest is kept aside, not lost. */
-static void keep_aside(rf_journal *j, const uint8_t *m, size_t size, size_t off)
+/* rf_journal_open()'s side of the scan: corrupt stretches are kept aside
+ * (0600) and the good records after them move down over them (always to a
+ * lower offset than any still to be read), so the next start does not meet
+ * the same damage again. */
+struct replay_ctx {
+	rf_journal *j;
+	const uint8_t *m;
+	size_t w;       /* where the next good record goes */
+	bool can_move;
+};
+
+static void quarantine(size_t from, size_t to, void *arg)
 {
-	j->st.corrupt++;
-	jerr(j, "journal %s: checksum mismatch at offset %zu; the rest kept aside", j->path, off);
+	struct replay_ctx *c = arg;
+	rf_journal *j = c->j;
 	char aside[640];
-	snprintf(aside, sizeof aside, "%s.corrupt-%llu", j->path, (unsigned long long)time(NULL));
+	snprintf(aside, sizeof aside, "%s.corrupt-%llu-%zu", j->path, (unsigned long long)time(NULL),
+		 from);
 	int fd = open(aside, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd >= 0) {
-		if (write(fd, m + off, size - off) < 0)
-			jerr(j, "journal %s: cannot keep the corrupt part aside", j->path);
+	bool kept = fd >= 0 && write(fd, c->m + from, to - from) == (ssize_t)(to - from);
+	if (fd >= 0)
 		close(fd);
+	j->st.corrupt++;
+	j->st.corrupt_bytes += to - from;
+	jerr(j, "journal %s: %zu corrupt bytes at offset %zu %s %s; the records around them are replayed",
+	     j->path, to - from, from, kept ? "quarantined as" : "could not be kept aside as", aside);
+}
+
+static void compact(size_t off, size_t n, void *arg)
+{
+	struct replay_ctx *c = arg;
+	rf_journal *j = c->j;
+	if (c->w != off && c->can_move && pwrite(j->fd, c->m + off, n, (off_t)c->w) != (ssize_t)n) {
+		j->st.write_errors++;
+		jerr(j, "journal %s: compacting after a corrupt stretch failed (%s); "
+			"the records after it are replayed but not kept", j->path, strerror(errno));
+		c->can_move = false;
 	}
+	if (c->can_move)
+		c->w += n;
 }
 
 int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns, int fsync_policy,
@@ -190,17 +259,17 @@ int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns
 	if ((size_t)st.st_size >= sizeof(struct jhdr)) {
 		void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, j->fd, 0);
 		if (m != MAP_FAILED) {
-			struct rf_journal_scan s;
-			if (rf_journal_scan(m, (size_t)st.st_size, ring_created_ns, fn, arg, &s) == 0) {
-				same_ring = s.same_ring;
+			struct replay_ctx c = {.j = j, .m = m, .w = sizeof(struct jhdr), .can_move = true};
+			struct rf_journal_scan sc = {.on_bad = quarantine, .on_good = compact,
+						     .visit_arg = &c};
+			if (rf_journal_scan(m, (size_t)st.st_size, ring_created_ns, fn, arg, &sc) == 0) {
+				same_ring = sc.same_ring;
 				/* Positions of another ring mean nothing here. */
-				j->has_last = same_ring && s.has_last;
-				j->last_pos = s.last_pos;
-				j->last_sub = s.last_sub;
-				j->st.replayed += s.records;
-				end = (off_t)s.end;
-				if (s.corrupt)
-					keep_aside(j, m, (size_t)st.st_size, s.end);
+				j->has_last = same_ring && sc.has_last;
+				j->last_pos = sc.last_pos;
+				j->last_sub = sc.last_sub;
+				j->st.replayed += sc.records;
+				end = (off_t)c.w;
 			} else {
 				j->st.corrupt++;
 				jerr(j, "journal %s: not a ringflow journal; started over", path);
@@ -220,6 +289,7 @@ int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns
 		free(j);
 		return -e;
 	}
+	j->size = (uint64_t)end;
 	j->last_sync_ms = now_ms();
 	*out = j;
 	return 0;
@@ -246,9 +316,17 @@ bool rf_journal_seen(rf_journal *j, const struct rf_ring_rec *rec)
 	return seen;
 }
 
+/* The write buffer stays below this: a batch can be a whole spill file
+ * (hundreds of MB), which would otherwise be copied into memory first. */
+#define BUF_MAX (4u << 20)
+
 void rf_journal_append(rf_journal *j, const struct rf_ring_rec *rec)
 {
 	size_t need = j->len + sizeof(struct jrec) + rec->len;
+	if (need > BUF_MAX && j->len && !j->failing) {
+		rf_journal_flush(j); /* early is fine: still before the ring frees it */
+		need = j->len + sizeof(struct jrec) + rec->len;
+	}
 	if (need > j->cap) {
 		size_t cap = j->cap ? j->cap : 1u << 20;
 		while (cap < need)
@@ -274,6 +352,11 @@ void rf_journal_append(rf_journal *j, const struct rf_ring_rec *rec)
 
 int rf_journal_flush(rf_journal *j)
 {
+	if (!j->len)
+		return 0;
+	uint64_t t = now_ms();
+	if (j->failing && t - j->fail_ms < 200)
+		return -j->failing; /* a full disk is not retried in a busy loop */
 	size_t off = 0;
 	while (off < j->len) {
 		ssize_t n = write(j->fd, j->buf + off, j->len - off);
@@ -282,20 +365,29 @@ int rf_journal_flush(rf_journal *j)
 		if (n <= 0) {
 			int e = n < 0 ? errno : ENOSPC;
 			j->st.write_errors++;
-			jerr(j, "journal %s: write failed (%s): these records go on from memory only",
-			     j->path, strerror(e));
-			/* Keep the file well-formed: cut what was half written. */
-			off_t pos = lseek(j->fd, 0, SEEK_CUR);
-			if (pos >= 0 && ftruncate(j->fd, pos - (off_t)off) == 0)
-				lseek(j->fd, pos - (off_t)off, SEEK_SET);
-			j->len = 0;
+			if (!j->failing) {
+				j->fail_since = t;
+				jerr(j, "journal %s: write failed (%s): taking no more records from the "
+					"ring until it can be written",
+				     j->path, strerror(e));
+			}
+			j->failing = e;
+			j->fail_ms = t;
+			/* Keep the file well-formed: cut what was half written; the
+			 * buffer is kept and written again on the next flush. */
+			if (ftruncate(j->fd, (off_t)j->size) == 0)
+				lseek(j->fd, (off_t)j->size, SEEK_SET);
 			return -e;
 		}
 		off += (size_t)n;
 	}
+	if (j->failing)
+		jerr(j, "journal %s: writable again after %llu ms", j->path,
+		     (unsigned long long)(t - j->fail_since));
+	j->failing = 0;
 	j->st.bytes += j->len;
+	j->size += j->len;
 	j->len = 0;
-	uint64_t t = now_ms();
 	if (j->policy == RF_FSYNC_ALWAYS || (j->policy == RF_FSYNC_INTERVAL && t - j->last_sync_ms >= 1000)) {
 		fdatasync(j->fd);
 		j->last_sync_ms = t;
@@ -305,15 +397,28 @@ int rf_journal_flush(rf_journal *j)
 
 int rf_journal_reset(rf_journal *j)
 {
-	rf_journal_flush(j);
+	if (rf_journal_flush(j) < 0)
+		return -j->failing; /* what is buffered must be written first */
 	if (ftruncate(j->fd, sizeof(struct jhdr)) < 0 || write_header(j) < 0 ||
 	    lseek(j->fd, sizeof(struct jhdr), SEEK_SET) < 0) {
-		jerr(j, "journal %s: reset failed (%s)", j->path, strerror(errno));
-		return -errno;
+		int e = errno;
+		jerr(j, "journal %s: reset failed (%s)", j->path, strerror(e));
+		return -e;
 	}
 	fdatasync(j->fd);
+	j->size = sizeof(struct jhdr);
 	j->st.resets++;
 	return 0;
+}
+
+uint64_t rf_journal_size(const rf_journal *j)
+{
+	return j->size + j->len;
+}
+
+int rf_journal_failing(const rf_journal *j)
+{
+	return j->len ? j->failing : 0;
 }
 
 void rf_journal_stats(rf_journal *j, struct rf_journal_stats *st)

@@ -30,16 +30,20 @@ typedef struct rf_journal rf_journal;
 enum rf_fsync { RF_FSYNC_INTERVAL = 0, RF_FSYNC_ALWAYS = 1, RF_FSYNC_NONE = 2 };
 
 struct rf_journal_stats {
-	uint64_t records, bytes, replayed, skipped, corrupt, write_errors, resets;
+	uint64_t records, bytes, replayed, skipped, resets;
+	uint64_t corrupt;       /* corrupt stretches quarantined at replay */
+	uint64_t corrupt_bytes; /* their size */
+	uint64_t write_errors;  /* failed write attempts (disk full, I/O error) */
 	char last_error[256];
 };
 
 typedef void (*rf_journal_fn)(int type, const void *data, uint32_t len, void *arg);
 
 /* Open (creating) the journal of the ring whose identity is ring_created_ns,
- * and replay what it holds through fn.  A torn tail is cut off; a corrupt
- * record ends the replay there (counted) and the rest is kept aside as
- * <path>.corrupt-<n>. */
+ * and replay what it holds through fn.  A torn tail is cut off.  A stretch
+ * whose checksums fail is copied aside as <path>.corrupt-<time>-<offset>
+ * (counted in `corrupt`, reason in last_error) and the replay goes on with
+ * the next whole record after it: only the records inside it are lost. */
 int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns, int fsync_policy,
 		    rf_journal_fn fn, void *arg);
 void rf_journal_close(rf_journal *j);
@@ -47,24 +51,37 @@ void rf_journal_close(rf_journal *j);
 /* Has this ring record been journaled already? */
 bool rf_journal_seen(rf_journal *j, const struct rf_ring_rec *rec);
 /* Buffer a record; rf_journal_flush() writes the buffer (before the ring
- * releases the batch).  A failed write is counted and reported; the records
- * still go on to MLflow from memory. */
+ * releases the batch).  A failed write (disk full) is counted and reported,
+ * the file is cut back to its last whole record and the buffer is kept:
+ * the caller must not release the ring's batch (so the records stay in the
+ * ring, safe from a crash) and takes no more records until a later flush
+ * succeeds; flushes while failing are retried at most every 200 ms. */
 void rf_journal_append(rf_journal *j, const struct rf_ring_rec *rec);
 int rf_journal_flush(rf_journal *j);
+/* errno of the failing write while records wait in the buffer, else 0. */
+int rf_journal_failing(const rf_journal *j);
+/* Bytes journaled (file and buffer): what a restart would replay. */
+uint64_t rf_journal_size(const rf_journal *j);
 /* Everything journaled has been uploaded: start over empty. */
 int rf_journal_reset(rf_journal *j);
 void rf_journal_stats(rf_journal *j, struct rf_journal_stats *st);
 
 /* The parse of a journal image (untrusted bytes; rf_journal_open() uses it,
  * the fuzz target tests/fuzz/journal calls it directly): records of a valid
- * header are handed to fn up to a torn tail or the first checksum mismatch.
- * -EBADMSG if the header is not a ringflow journal's. */
+ * header are handed to fn; a stretch whose checksums fail is skipped up to
+ * the next whole record whose checksum holds (reported to on_bad); a torn
+ * tail ends it.  -EBADMSG if the header is not a ringflow journal's. */
 struct rf_journal_scan {
-	size_t end;         /* offset just past the last good record */
-	uint64_t records;   /* handed to fn */
-	bool corrupt;       /* stopped at a checksum mismatch (at `end`) */
-	bool same_ring;     /* written for ring_created_ns */
-	bool has_last;      /* highest ring position seen (or from the header) */
+	/* in, optional (the rest is cleared by the scan) */
+	void (*on_bad)(size_t from, size_t to, void *visit_arg);  /* a corrupt stretch */
+	void (*on_good)(size_t off, size_t n, void *visit_arg);   /* a good record's extent */
+	void *visit_arg;
+	/* out */
+	size_t end;             /* offset just past the last good record or stretch */
+	uint64_t records;       /* handed to fn */
+	uint64_t corrupt, corrupt_bytes; /* stretches skipped, their size */
+	bool same_ring;         /* written for ring_created_ns */
+	bool has_last;          /* highest ring position seen (or from the header) */
 	uint64_t last_pos;
 	uint32_t last_sub;
 };

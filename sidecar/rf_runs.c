@@ -642,6 +642,11 @@ static void free_run(struct mrun *r)
 		rf_art_free(r->agg->art);
 		free(r->agg->total_times);
 		free(r->agg->seen);
+		while (r->agg->usage) {
+			struct usage_sum *u = r->agg->usage;
+			r->agg->usage = u->next;
+			free(u);
+		}
 		free(r->agg);
 	}
 	free(r);

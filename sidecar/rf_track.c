@@ -14,6 +14,8 @@
  *   model_call  -> event/model_call, event/input_tokens, event/output_tokens,
  *                  event/model_time (once per event uuid)
  *   tool_call   -> event/tool_call, event/tool_error, event/tool_time
+ *   model_usage -> summed per task and model: usage/<model>/... at task end
+ *                  when task_end carries no model_usage totals
  *   task_end    -> <scorer>/<metric>, totals, usage/<model>/..., cost,
  *                  latency/..., status FINISHED | FAILED | KILLED
  *   run_end     -> parent status FINISHED | FAILED; open tasks closed
@@ -448,30 +450,66 @@ static void on_tool_call(rf_track *t, const msgpack_object *m)
 		rf_run_metric(r, "event/tool_time", v, ts, step);
 }
 
+static const char *const usage_fields[][2] = {
+	{"input_tokens", "input_tokens"},
+	{"output_tokens", "output_tokens"},
+	{"total_tokens", "total_tokens"},
+	{"input_tokens_cache_read", "input_cache_read_tokens"},
+	{"input_tokens_cache_write", "input_cache_write_tokens"},
+	{"reasoning_tokens", "reasoning_tokens"},
+	{"total_cost", "total_cost_usd"},
+};
+#define N_USAGE (sizeof usage_fields / sizeof *usage_fields)
+
+/* usage/<model>/<field> from values in usage_fields order. */
+static void usage_put(struct mrun *r, const char *model, const double *v, const bool *has,
+		      int64_t ts, double *cost_sum, bool *cost_any)
+{
+	char key[512];
+	for (size_t i = 0; i < N_USAGE; i++)
+		if (has[i]) {
+			snprintf(key, sizeof key, "usage/%s/%s", model, usage_fields[i][1]);
+			rf_run_metric(r, key, v[i], ts, 0);
+		}
+	if (has[N_USAGE - 1]) { /* omitted when the provider reports none */
+		*cost_sum += v[N_USAGE - 1];
+		*cost_any = true;
+	}
+}
+
 static void usage_metrics(struct mrun *r, const char *model, const msgpack_object *u, int64_t ts,
 			  double *cost_sum, bool *cost_any)
 {
-	static const char *const fields[][2] = {
-		{"input_tokens", "input_tokens"},
-		{"output_tokens", "output_tokens"},
-		{"total_tokens", "total_tokens"},
-		{"input_tokens_cache_read", "input_cache_read_tokens"},
-		{"input_tokens_cache_write", "input_cache_write_tokens"},
-		{"reasoning_tokens", "reasoning_tokens"},
-	};
-	char key[512];
-	double v;
-	for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
-		if (get_num(u, fields[i][0], &v)) {
-			snprintf(key, sizeof key, "usage/%s/%s", model, fields[i][1]);
-			rf_run_metric(r, key, v, ts, 0);
-		}
-	if (get_num(u, "total_cost", &v)) { /* omitted when the provider reports none */
-		snprintf(key, sizeof key, "usage/%s/total_cost_usd", model);
-		rf_run_metric(r, key, v, ts, 0);
-		*cost_sum += v;
-		*cost_any = true;
+	double v[N_USAGE];
+	bool has[N_USAGE];
+	for (size_t i = 0; i < N_USAGE; i++)
+		has[i] = get_num(u, usage_fields[i][0], &v[i]);
+	usage_put(r, model, v, has, ts, cost_sum, cost_any);
+}
+
+/* model_usage: summed per task and model (usage_sum). */
+static void on_model_usage(rf_track *t, const msgpack_object *m)
+{
+	struct mrun *r = task_run(t, m, false);
+	char model[256];
+	if (!r || !r->agg || !get_str(m, "model", model, sizeof model))
+		return;
+	struct usage_sum *u = r->agg->usage;
+	while (u && strcmp(u->model, model))
+		u = u->next;
+	if (!u) {
+		if (!(u = calloc(1, sizeof *u)))
+			return;
+		snprintf(u->model, sizeof u->model, "%s", model);
+		u->next = r->agg->usage;
+		r->agg->usage = u;
 	}
+	double v;
+	for (size_t i = 0; i < N_USAGE; i++)
+		if (get_num(m, usage_fields[i][0], &v)) {
+			u->v[i] += v;
+			u->has[i] = true;
+		}
 }
 
 static const char *end_status(const char *inspect_status)
@@ -518,13 +556,17 @@ static void on_task_end(rf_track *t, const msgpack_object *m)
 	double cost = 0;
 	bool cost_any = false;
 	const msgpack_object *mu = get_typed(m, "model_usage", MSGPACK_OBJECT_MAP);
-	if (mu && mu->type == MSGPACK_OBJECT_MAP)
+	if (mu && mu->type == MSGPACK_OBJECT_MAP && mu->via.map.size) {
 		for (uint32_t i = 0; i < mu->via.map.size; i++) {
 			const msgpack_object *k = &mu->via.map.ptr[i].key;
 			char model[256];
 			snprintf(model, sizeof model, "%.*s", (int)k->via.str.size, k->via.str.ptr);
 			usage_metrics(r, model, &mu->via.map.ptr[i].val, ts, &cost, &cost_any);
 		}
+	} else if (r->agg) { /* no totals in task_end: the sums of its model_usage records */
+		for (struct usage_sum *u = r->agg->usage; u; u = u->next)
+			usage_put(r, u->model, u->v, u->has, ts, &cost, &cost_any);
+	}
 	if (cost_any)
 		rf_run_metric(r, "cost/total_usd", cost, ts, 0);
 	struct task_agg *a = r->agg;
@@ -618,6 +660,7 @@ void rf_track_record(rf_track *t, int type, const msgpack_object *root)
 	case RF_EV_ERROR: on_error(t, root); break;
 	case RF_EV_MODEL_CALL: on_model_call(t, root); break;
 	case RF_EV_TOOL_CALL: on_tool_call(t, root); break;
+	case RF_EV_MODEL_USAGE: on_model_usage(t, root); break;
 	case RF_EV_TASK_END: on_task_end(t, root); break;
 	case RF_EV_RUN_END: on_run_end(t, root); break;
 	default: t->st.ignored++; break; /* not run data (spans, logs, ...) */

@@ -10,6 +10,15 @@
 
 #include "rf_track.h"
 
+/* Usage summed from a task's model_usage records, per model: the task's
+ * usage metrics when its task_end carries no totals (a C producer). */
+struct usage_sum {
+	struct usage_sum *next;
+	char model[256];
+	double v[7];                 /* RF_USAGE_FIELDS order, total_cost last */
+	bool has[7];
+};
+
 struct task_agg {
 	int64_t samples_done;        /* completion order: the step of sample metrics */
 	double *total_times;
@@ -20,6 +29,7 @@ struct task_agg {
 	size_t seen_n, seen_cap;
 	int64_t model_calls, tool_calls;
 	struct rf_art *art;          /* artifact rows, when artifacts are on */
+	struct usage_sum *usage;     /* from model_usage records */
 };
 
 enum { RUN_NEW, RUN_CREATING, RUN_READY, RUN_FAILED };

@@ -24,6 +24,7 @@
 
 #include "rf_ctl.h"
 #include "rf_decode.h"
+#include "rf_gate.h"
 #include "rf_http.h"
 #include "rf_journal.h"
 #include "rf_loop.h"
@@ -40,6 +41,7 @@ struct cfg {
 	const char *ring, *spool, *uri, *experiment, *token, *user, *password, *ca;
 	bool insecure, detach;
 	long flush_ms, batch_max, shutdown_ms, idle_exit_ms, metrics_port;
+	long spool_max_mb, pending_max;
 	int fsync_policy;
 };
 
@@ -62,6 +64,8 @@ struct daemon {
 	rf_traces *traces;
 	rf_journal *journal;
 	uint64_t journaled_since_reset;
+	struct rf_gate gate; /* spool and memory bounds (rf_gate.h) */
+	uint64_t spill_corrupt_seen; /* spill files quarantined, as last logged */
 	int sigfd;
 	volatile int stopping;
 	uint64_t malformed, records;
@@ -122,6 +126,10 @@ static void usage(FILE *f)
 		"  --group              group access (RINGFLOW_RING_GROUP=1): ring, spill files,\n"
 		"                       journal 0660 and a group member's ring accepted; default\n"
 		"                       owner-only (0600), another user's ring refused\n"
+		"  --spool-max-mb N     while MLflow is away, stop taking records from the ring once the\n"
+		"                       journal holds N MiB (RINGFLOW_SPOOL_MAX_MB, 1024; 0 = no bound)\n"
+		"  RINGFLOW_PENDING_MAX stop taking records while this many entities wait for MLflow\n"
+		"                       (1000000, ~32 MB of metric rows; 0 = no bound)\n"
 		"  RINGFLOW_FSYNC       journal fdatasync: interval (default, <= 1/s), always, none\n"
 		"  --help\n\n"
 		"Auth and TLS as MLflow's client: MLFLOW_TRACKING_TOKEN (Bearer),\n"
@@ -148,6 +156,8 @@ static int parse(struct cfg *c, int argc, char **argv)
 	c->batch_max = env("RINGFLOW_BATCH_MAX", NULL) ? atol(env("RINGFLOW_BATCH_MAX", NULL)) : 1000;
 	c->shutdown_ms = env("RINGFLOW_SHUTDOWN_MS", NULL) ? atol(env("RINGFLOW_SHUTDOWN_MS", NULL)) : 10000;
 	c->metrics_port = env("RINGFLOW_METRICS_PORT", NULL) ? atol(env("RINGFLOW_METRICS_PORT", NULL)) : 0;
+	c->spool_max_mb = env("RINGFLOW_SPOOL_MAX_MB", NULL) ? atol(env("RINGFLOW_SPOOL_MAX_MB", NULL)) : 1024;
+	c->pending_max = env("RINGFLOW_PENDING_MAX", NULL) ? atol(env("RINGFLOW_PENDING_MAX", NULL)) : 1000000;
 	const char *fs = env("RINGFLOW_FSYNC", NULL);
 	c->fsync_policy = !fs || !strcmp(fs, "interval") ? RF_FSYNC_INTERVAL
 			  : !strcmp(fs, "always")       ? RF_FSYNC_ALWAYS
@@ -159,9 +169,10 @@ static int parse(struct cfg *c, int argc, char **argv)
 		{"shutdown-ms", required_argument, 0, 'S'},  {"idle-exit-ms", required_argument, 0, 'i'},
 		{"detach", no_argument, 0, 'd'},             {"help", no_argument, 0, 'h'},
 		{"metrics-port", required_argument, 0, 'm'}, {"group", no_argument, 0, 'g'},
+		{"spool-max-mb", required_argument, 0, 'M'},
 		{0, 0, 0, 0}};
 	int ch;
-	while ((ch = getopt_long(argc, argv, "u:e:r:s:f:b:S:i:m:dgh", o, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "u:e:r:s:f:b:S:i:m:M:dgh", o, NULL)) != -1) {
 		switch (ch) {
 		case 'u': c->uri = optarg; break;
 		case 'e': c->experiment = optarg; break;
@@ -174,6 +185,7 @@ static int parse(struct cfg *c, int argc, char **argv)
 		case 'd': c->detach = true; break;
 		case 'm': c->metrics_port = atol(optarg); break;
 		case 'g': setenv("RINGFLOW_RING_GROUP", "1", 1); break;
+		case 'M': c->spool_max_mb = atol(optarg); break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -1;
 		}
@@ -261,6 +273,24 @@ static void report_traces(struct daemon *d, const char *level)
 	      (unsigned long long)x.export_failed, x.last_error);
 }
 
+/* The spool and memory bounds (rf_gate.h): closed = take nothing from the ring. */
+static bool gate_closed(struct daemon *d)
+{
+	struct rf_track_stats ts;
+	struct rf_http_stats hs;
+	rf_track_stats(d->track, &ts);
+	rf_http_stats(d->http, &hs);
+	struct rf_gate_in in = {.now_ms = rf_loop_now_ms(), .journal_bytes = rf_journal_size(d->journal),
+				.journal_failing = rf_journal_failing(d->journal), .pending = ts.pending,
+				.http_ok = hs.ok, .http_pending = rf_http_pending(d->http)};
+	if (rf_gate_update(&d->gate, &in)) {
+		char msg[512];
+		rf_gate_describe(&d->gate, &in, msg, sizeof msg);
+		logf_(rf_gate_closed(&d->gate) ? "warn" : "info", "%s", msg);
+	}
+	return rf_gate_closed(&d->gate);
+}
+
 static void report(struct daemon *d, const char *level)
 {
 	struct rf_track_stats ts;
@@ -289,6 +319,17 @@ static void report(struct daemon *d, const char *level)
 	      (unsigned long long)rs.abandoned, (unsigned long long)js.records,
 	      (unsigned long long)js.write_errors, (unsigned long long)ts.artifacts,
 	      (unsigned long long)ts.artifacts_failed, ts.last_error[0] ? ts.last_error : hs.last_error);
+	const struct rf_gate *g = &d->gate;
+	logf_(level,
+	      "spool journal_bytes=%llu journal_corrupt=%llu journal_corrupt_bytes=%llu "
+	      "ring_spill_failed=%llu ring_spill_corrupt=%llu gate_spool_full=%llu gate_memory=%llu "
+	      "gate_journal=%llu gate_closed_ms=%llu",
+	      (unsigned long long)rf_journal_size(d->journal), (unsigned long long)js.corrupt,
+	      (unsigned long long)js.corrupt_bytes, (unsigned long long)rs.spill_failed,
+	      (unsigned long long)rs.spill_corrupt, (unsigned long long)g->closes[RF_GATE_SPOOL_FULL],
+	      (unsigned long long)g->closes[RF_GATE_MEMORY], (unsigned long long)g->closes[RF_GATE_JOURNAL],
+	      (unsigned long long)(g->closed_ms +
+				   (rf_gate_closed(g) ? rf_loop_now_ms() - g->closed_at : 0)));
 	report_traces(d, level);
 }
 
@@ -532,6 +573,9 @@ int main(int argc, char **argv)
 		logf_("info", "replayed %llu journaled records", (unsigned long long)js.replayed);
 	if (js.last_error[0])
 		logf_("warn", "%s", js.last_error);
+	d.spill_corrupt_seen = rs.spill_corrupt;
+	rf_gate_init(&d.gate, (uint64_t)(d.c.spool_max_mb > 0 ? d.c.spool_max_mb : 0) << 20,
+		     (uint64_t)(d.c.pending_max > 0 ? d.c.pending_max : 0), rf_loop_now_ms());
 	rf_loop_watch(d.loop, d.sigfd, POLLIN, on_signal, &d);
 	if (ops_start(&d))
 		return 1;
@@ -541,18 +585,30 @@ int main(int argc, char **argv)
 	uint64_t idle_since = rf_loop_now_ms(), last_report = idle_since, stop_at = 0;
 	for (;;) {
 		int n = 0;
-		if (!d.stopping || !stop_at) {
+		bool closed = gate_closed(&d);
+		if (rf_journal_failing(d.journal) && rf_journal_flush(d.journal) == 0) {
+			rf_ring_release(d.ring); /* the held batch is journaled at last */
+			closed = gate_closed(&d);
+		}
+		if ((!d.stopping || !stop_at) && !closed) {
 			/* Held: the ring frees the batch only once it is journaled. */
 			n = rf_ring_consume_held(d.ring, on_rec, &d, 4096);
 			if (n < 0) {
 				logf_("error", "%s", rf_ring_errmsg());
 				n = 0;
 			}
+			struct rf_ring_stats now_rs;
+			if (rf_ring_stats(d.ring, &now_rs) == 0 && now_rs.spill_corrupt != d.spill_corrupt_seen) {
+				d.spill_corrupt_seen = now_rs.spill_corrupt; /* say which file and why */
+				logf_("warn", "%s", rf_ring_errmsg());
+			}
 			if (rf_journal_flush(d.journal) < 0) {
 				rf_journal_stats(d.journal, &js);
 				logf_("error", "%s", js.last_error);
+				closed = gate_closed(&d); /* keep the batch in the ring */
+			} else {
+				rf_ring_release(d.ring);
 			}
-			rf_ring_release(d.ring);
 		}
 		if (d.stopping && !stop_at && n == 0) {
 			stop_at = rf_loop_now_ms() + (uint64_t)d.c.shutdown_ms;
@@ -567,8 +623,8 @@ int main(int argc, char **argv)
 			    rf_http_pending(d.http) == 0;
 		if (idle && d.journaled_since_reset && rf_track_empty(d.track) &&
 		    rf_traces_empty(d.traces)) {
-			rf_journal_reset(d.journal); /* all of it is in MLflow */
-			d.journaled_since_reset = 0;
+			if (rf_journal_reset(d.journal) == 0) /* all of it is in MLflow */
+				d.journaled_since_reset = 0;
 		}
 		if (stop_at && (idle || now >= stop_at))
 			break;
@@ -582,6 +638,10 @@ int main(int argc, char **argv)
 		}
 		if (n > 0) {
 			rf_loop_run_once(d.loop, 0);
+			continue;
+		}
+		if (closed && !stop_at) { /* the ring is not read: just serve MLflow */
+			rf_loop_run_once(d.loop, 50);
 			continue;
 		}
 		uint32_t *word, val;

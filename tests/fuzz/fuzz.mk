@@ -3,7 +3,7 @@
 # clang, -fsanitize=fuzzer,address,undefined; every finding aborts.  The
 # targets link the real ring, producer and sidecar code, with rf_http.c and
 # rf_loop.c replaced by tests/fuzz/fuzz_http.c (the fuzzer plays the MLflow
-# server; no sockets, no io_uring).
+# server; no sockets, no io_uring); rf_prom.c (the /metrics server) left out.
 FCC     ?= clang
 FB      := build/fuzz
 FFLAGS  := -std=c17 -D_GNU_SOURCE -g -O1 -pthread -fno-omit-frame-pointer \
@@ -11,7 +11,7 @@ FFLAGS  := -std=c17 -D_GNU_SOURCE -g -O1 -pthread -fno-omit-frame-pointer \
            -Wall -Wextra -Werror -Wno-missing-field-initializers \
            -fsanitize=address,undefined -fno-sanitize-recover=all
 FSRCS   := $(wildcard ringbuf/*.c) $(wildcard producer/*.c) \
-           $(filter-out sidecar/rf_http.c sidecar/rf_loop.c,$(wildcard sidecar/*.c)) \
+           $(filter-out sidecar/rf_http.c sidecar/rf_loop.c sidecar/rf_prom.c,$(wildcard sidecar/*.c)) \
            tests/fuzz/fuzz_http.c tests/fuzz/fuzz_track.c
 FOBJS   := $(FSRCS:%.c=$(FB)/obj/%.o)
 FTARGETS := record journal spill mlflow_resp

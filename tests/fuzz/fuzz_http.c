@@ -97,6 +97,15 @@ int rf_http_request(rf_http *h, const char *method, const char *url, char *body,
 	return 0;
 }
 
+int rf_http_request_ex(rf_http *h, const char *method, const char *url, char *body, size_t len,
+		       const char *content_type, const char *const *headers, bool no_auth,
+		       int retry, rf_http_done cb, void *arg)
+{
+	(void)headers;
+	(void)no_auth;
+	return rf_http_request(h, method, url, body, len, content_type, retry, cb, arg);
+}
+
 void rf_http_retry_now(rf_http *h)
 {
 	(void)h;

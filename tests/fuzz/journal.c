@@ -62,10 +62,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		created++;
 	fuzz_track_begin();
 	uint64_t n = 0;
-	struct rf_journal_scan s;
+	struct rf_journal_scan s = {0};
 	int rc = rf_journal_scan(m, size, created, on_rec, &n, &s);
 	if (rc == 0 && (s.records != n || s.end > (size < 48 ? 48 : size) ||
-			(s.corrupt && s.end >= size)))
+			s.corrupt_bytes > size))
 		abort(); /* the scan's report must match what it delivered */
 	fuzz_track_end();
 	free(m);

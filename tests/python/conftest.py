@@ -62,33 +62,33 @@ class MlflowServer:
     """A real `mlflow server` (sqlite + served artifacts) on a loopback port.
     stop() and start() again keep its port and database (for outage tests)."""
 
-    def __init__(self, root: Path, port: int | None = None):
+    def __init__(self, root: Path, port: int | None = None, backend_uri: str | None = None,
+                 host: str = "127.0.0.1", workers: int = 1, allowed_hosts: str = ""):
         self.root = root
         self.port = port or _free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
+        self.backend_uri = backend_uri or f"sqlite:///{root}/mlflow.db"
+        self.host, self.workers, self.allowed_hosts = host, workers, allowed_hosts
         self.proc: subprocess.Popen | None = None
         self.log = None
 
     def start(self) -> "MlflowServer":
-        mlflow_bin = VENV_BIN / "mlflow"
-        if not mlflow_bin.exists():
-            found = shutil.which("mlflow")
-            if not found:
-                pytest.fail("mlflow executable not found; run scripts/venv.sh")
-            mlflow_bin = Path(found)
+        # `python -m mlflow` with this interpreter: a venv's console scripts
+        # name the interpreter it was created with, which a copied venv
+        # (a git worktree's) does not share packages with.
         log_path = self.root / "server.log"
         cmd = [
-            str(mlflow_bin), "server",
-            "--backend-store-uri", f"sqlite:///{self.root}/mlflow.db",
+            sys.executable, "-m", "mlflow", "server",
+            "--backend-store-uri", self.backend_uri,
             "--artifacts-destination", str(self.root / "artifacts"),
             "--serve-artifacts",
-            "--host", "127.0.0.1",
+            "--host", self.host,
             "--port", str(self.port),
-            "--workers", "1",
+            "--workers", str(self.workers),
             # The default host check already admits localhost/127.0.0.1; naming
             # them keeps this working if a later mlflow narrows the default.
             # Any loopback port: the TLS and fault proxies in front pass their own.
-            "--allowed-hosts", "127.0.0.1:*,localhost:*,127.0.0.1,localhost",
+            "--allowed-hosts", "127.0.0.1:*,localhost:*,127.0.0.1,localhost" + self.allowed_hosts,
         ]
         env = dict(os.environ)
         env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
