@@ -360,9 +360,20 @@ json_t *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_loca
 	struct log_ctx lc = {a, json_array(), NULL};
 	char err[512] = "";
 	struct stat lst;
-	bool log_has_secret = false;
+	bool log_has_secret = false, is_log = false;
 	if (log_location && log_location[0] == '/' && stat(log_location, &lst) == 0 &&
 	    rf_evallog_read(log_location, on_log, &lc, err, sizeof err, &log_has_secret) == 0) {
+		/* The location comes from a record: only this task's own Inspect
+		 * log (its header names this eval_id) is used or uploaded, never
+		 * another file it may name (a key, a credentials file). */
+		const char *lid = json_string_value(json_object_get(json_object_get(lc.header, "eval"),
+								    "eval_id"));
+		is_log = lid && !strcmp(lid, eval_id);
+		if (!is_log)
+			snprintf(err, sizeof err, "%s is not the Inspect log of eval %s: not uploaded",
+				 log_location, eval_id);
+	}
+	if (is_log) {
 		if (json_array_size(lc.messages))
 			add(files, "inspect/messages.json", table(MESSAGE_COLS, lc.messages), "table");
 		if (lc.header) {
@@ -378,12 +389,11 @@ json_t *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_loca
 	snprintf(path, sizeof path, "sample_results/%s.json", eval_id);
 	add(files, path, json_incref(a->results), "json");
 	struct stat st;
-	if (log_has_secret) {
+	if (is_log && log_has_secret) {
 		json_array_append_new(files, json_pack("{s:s,s:s,s:s}", "path", "", "body",
 						       "raw Inspect log withheld: it contains the value of "
 						       "a secret environment variable", "type", "error"));
-	} else if (log_location && log_location[0] == '/' && stat(log_location, &st) == 0 &&
-		   S_ISREG(st.st_mode)) {
+	} else if (is_log && stat(log_location, &st) == 0 && S_ISREG(st.st_mode)) {
 		const char *base = strrchr(log_location, '/') + 1;
 		snprintf(path, sizeof path, "inspect/logs/%s", base);
 		json_array_append_new(files, json_pack("{s:s,s:s,s:s}", "path", path, "body", log_location,

@@ -192,3 +192,44 @@ def test_canary_secret_not_in_ring_spill_journal_or_log(tmp_path):
     finally:
         if os.path.exists(f"/dev/shm{ring}"):
             os.unlink(f"/dev/shm{ring}")
+
+
+def test_record_cannot_make_the_sidecar_upload_another_file(mlflow_server, tmp_path,
+                                                             exp_name):  # noqa: F811
+    """task_end's `location` comes from a record: a file there that is not an
+    Inspect log (a key, a credentials file) is never uploaded as the raw log."""
+    import msgpack
+    from mlflow.tracking import MlflowClient
+
+    canary = "rfcanary-FILE-3c0e-SECRET-5521"
+    secret = tmp_path / "credentials.json"
+    secret.write_text('{"token": "%s"}' % canary)
+    ring = f"/rf-pytest-loc-{os.getpid()}"
+    sc = Sidecar(mlflow_server, ring, tmp_path / "spool", exp_name)
+    try:
+        recs = good_run("loc-run", "loc-eval", time.time() - 10)
+        end = [i for i, (t, _) in enumerate(recs) if t == 6][0]
+        fields = msgpack.unpackb(recs[end][1])
+        fields["location"] = str(secret)
+        recs[end] = (6, msgpack.packb(fields))
+        w = RawRing(ring)
+        for type_, payload in recs:
+            assert w.write(type_, payload) == 0
+        w.close()
+        client = MlflowClient(mlflow_server)
+        wait_finished(client, exp_name, 60)
+        sc.stop()
+    finally:
+        cleanup(sc, ring)
+    exp = client.get_experiment_by_name(exp_name)
+    names = []
+    for r in client.search_runs([exp.experiment_id]):
+        dest = tmp_path / "dl" / r.info.run_id
+        dest.mkdir(parents=True)
+        client.download_artifacts(r.info.run_id, "", str(dest))
+        for f in dest.rglob("*"):
+            if f.is_file():
+                names.append(f.name)
+                assert canary not in f.read_text(errors="replace"), f
+    assert "sample_results" in " ".join(str(p) for p in (tmp_path / "dl").rglob("*"))  # artifacts went
+    assert "credentials.json" not in names
