@@ -461,11 +461,11 @@ static int cmd_flush(struct ctl *c)
 			uint64_t backlog = s->pending + s->http_pending;
 			if (backlog > max_backlog)
 				max_backlog = backlog;
-			double ring_frac = tail0 > head0 ? (double)(s->ring_pos < tail0 ? s->ring_pos - head0 : tail0 - head0) /
-								 (double)(tail0 - head0)
-							 : 1.0;
-			if (ring_frac < 0)
-				ring_frac = 0;
+			/* A snapshot may predate the start (ring_pos < head0). */
+			double ring_frac = 1.0;
+			if (s->ring_pos < tail0)
+				ring_frac = s->ring_pos <= head0 ? 0.0
+								 : (double)(s->ring_pos - head0) / (double)(tail0 - head0);
 			double up_frac = taken ? 1.0 - (double)backlog / (double)max_backlog : 0;
 			char a[32];
 			human_bytes(a, sizeof a, (double)(s->ring_pos < tail0 ? tail0 - s->ring_pos : 0));
