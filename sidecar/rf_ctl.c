@@ -257,6 +257,11 @@ static void print_json(struct ctl *c, const struct view *v, const struct view *v
 			json_object_set_new(j, "records_in_per_s", json_real(rate(v0->s.records_in, s->records_in, dt)));
 			json_object_set_new(j, "records_out_per_s", json_real(rate(v0->s.records_out, s->records_out, dt)));
 		}
+		json_object_set_new(j, "traces", json_integer((json_int_t)s->traces));
+		json_object_set_new(j, "traces_done", json_integer((json_int_t)s->traces_done));
+		json_object_set_new(j, "traces_failed", json_integer((json_int_t)s->traces_failed));
+		json_object_set_new(j, "spans_sent", json_integer((json_int_t)s->spans_sent));
+		json_object_set_new(j, "spans_failed", json_integer((json_int_t)s->spans_failed));
 		json_object_set_new(o, "sidecar", j);
 	}
 	char *txt = json_dumps(o, JSON_COMPACT);
@@ -350,6 +355,12 @@ static void print_text(struct ctl *c, const struct view *v, const struct view *v
 	human_bytes(a, sizeof a, (double)s->spool_bytes);
 	printf("  spool %s: %s in %llu file(s) (spill files and journal)\n", c->spool, a,
 	       (unsigned long long)s->spool_files);
+	if (s->traces || s->traces_late)
+		printf("  traces %llu (in MLflow %llu, failed %llu, late records %llu), spans sent %llu "
+		       "(failed %llu)\n",
+		       (unsigned long long)s->traces, (unsigned long long)s->traces_done,
+		       (unsigned long long)s->traces_failed, (unsigned long long)s->traces_late,
+		       (unsigned long long)s->spans_sent, (unsigned long long)s->spans_failed);
 	printf("  runs created %llu, ended %llu; artifacts %llu (failed %llu); journal errors %llu\n",
 	       (unsigned long long)s->runs_created, (unsigned long long)s->runs_ended,
 	       (unsigned long long)s->artifacts, (unsigned long long)s->artifacts_failed,
@@ -461,11 +472,11 @@ static int cmd_flush(struct ctl *c)
 			uint64_t backlog = s->pending + s->http_pending;
 			if (backlog > max_backlog)
 				max_backlog = backlog;
-			double ring_frac = tail0 > head0 ? (double)(s->ring_pos < tail0 ? s->ring_pos - head0 : tail0 - head0) /
-								 (double)(tail0 - head0)
-							 : 1.0;
-			if (ring_frac < 0)
-				ring_frac = 0;
+			/* A snapshot may predate the start (ring_pos < head0). */
+			double ring_frac = 1.0;
+			if (s->ring_pos < tail0)
+				ring_frac = s->ring_pos <= head0 ? 0.0
+								 : (double)(s->ring_pos - head0) / (double)(tail0 - head0);
 			double up_frac = taken ? 1.0 - (double)backlog / (double)max_backlog : 0;
 			char a[32];
 			human_bytes(a, sizeof a, (double)(s->ring_pos < tail0 ? tail0 - s->ring_pos : 0));

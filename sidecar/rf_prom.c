@@ -157,6 +157,13 @@ char *rf_prom_render(const struct rf_status_snap *s, size_t *len)
 	       s->artifacts_failed);
 	metric(f, "ringflow_journal_errors_total", "counter", "journal write errors",
 	       s->journal_errors);
+	metric(f, "ringflow_traces_total", "counter", "traces begun (MLFLOW_INSPECT_TRACING)", s->traces);
+	metric(f, "ringflow_traces_done_total", "counter", "traces fully in MLflow", s->traces_done);
+	metric(f, "ringflow_traces_failed_total", "counter", "traces MLflow refused", s->traces_failed);
+	metric(f, "ringflow_spans_sent_total", "counter", "spans MLflow accepted", s->spans_sent);
+	metric(f, "ringflow_spans_failed_total", "counter", "spans MLflow refused", s->spans_failed);
+	metric(f, "ringflow_traces_late_total", "counter",
+	       "records for a trace already uploaded (dropped)", s->traces_late);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;

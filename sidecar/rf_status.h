@@ -56,10 +56,13 @@ struct rf_status_snap {
 	char last_error[512];
 	char tracking_uri[256];
 	char experiment[248];
+	/* Traces (rf_traces_stats): begun, fully in MLflow, refused; spans
+	 * accepted, refused; records for a trace already uploaded. */
+	uint64_t traces, traces_done, traces_failed, spans_sent, spans_failed, traces_late;
 };
 
 #define RF_STATUS_MAGIC 0x7266737461747573ull /* "rfstatus" */
-#define RF_STATUS_VERSION 1
+#define RF_STATUS_VERSION 2
 
 typedef struct rf_status rf_status;
 

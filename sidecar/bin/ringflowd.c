@@ -391,6 +391,14 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 	s->spool_bytes = d->ops.spool_bytes;
 	s->spool_files = d->ops.spool_files;
 	s->drained = s->http_pending == 0 && rf_track_drained(d->track) && rf_traces_idle(d->traces);
+	struct rf_traces_stats xs;
+	rf_traces_stats(d->traces, &xs);
+	s->traces = xs.traces;
+	s->traces_done = xs.traces_done;
+	s->traces_failed = xs.traces_failed;
+	s->spans_sent = xs.spans_sent;
+	s->spans_failed = xs.spans_failed;
+	s->traces_late = xs.late;
 	const char *err = ts.last_error[0] ? ts.last_error : hs.last_error;
 	if (strcmp(err, d->ops.last_err)) {
 		snprintf(d->ops.last_err, sizeof d->ops.last_err, "%s", err);

@@ -360,3 +360,38 @@ def test_metrics_port_in_use_is_an_error(mlflow_server, ring, tmp_path, exp_name
         p = subprocess.run([str(RINGFLOWD)], env=env, capture_output=True, text=True, timeout=30)
     assert p.returncode == 1
     assert f"cannot serve metrics on 127.0.0.1:{port}" in p.stderr
+
+
+def test_flush_covers_traces_and_counters_match(mlflow_server, ring, tmp_path, exp_name):
+    """With MLFLOW_INSPECT_TRACING=true, flush returns once every sample's
+    trace is in MLflow, and status and /metrics count what MLflow shows."""
+    from inspect_ai.log import read_eval_log
+    from mlflow.tracking import MlflowClient
+
+    spool = tmp_path / "spool"
+    port = free_port()
+    sc = Sidecar(mlflow_server, ring, spool, exp_name, RINGFLOW_METRICS_PORT=str(port))
+    try:
+        env = eval_env(ring, spool, MLFLOW_INSPECT_TRACING="true")
+        p = subprocess.run([sys.executable, str(EVALS), "plain", str(tmp_path / "logs"), "12"],
+                           env=env, capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr[-3000:]
+        log = read_eval_log(p.stdout.strip().splitlines()[-3])
+        f = ctl(ring, spool, "flush", "--timeout", "120")
+        assert f.returncode == 0, f.stdout + f.stderr
+        client = MlflowClient(mlflow_server)
+        exp = client.get_experiment_by_name(exp_name)
+        traces = client.search_traces(locations=[exp.experiment_id], max_results=500,
+                                      include_spans=False)
+        assert len(traces) == len(log.samples)  # one trace per sample, all there now
+        _, st = status_json(ring, spool, "--interval", "0")
+        s = st["sidecar"]
+        assert s["traces"] == s["traces_done"] == len(traces)
+        assert s["traces_failed"] == 0 and s["spans_failed"] == 0 and s["spans_sent"] > 0
+        m = parse_prom(scrape(port)[2])
+        assert m["ringflow_traces_done_total"] == len(traces)
+        assert m["ringflow_spans_sent_total"] == s["spans_sent"]
+        out = ctl(ring, spool, "status", "--interval", "0").stdout
+        assert f"traces {len(traces)} (in MLflow {len(traces)}, failed 0" in out, out
+    finally:
+        cleanup(sc, ring)
