@@ -109,7 +109,7 @@ def main() -> None:
     P("- Command: `make bench-e2e` (all of it: sizes 100, 1,000, 10,000); this table came from:")
     for inv in invs:
         P(f"  - `{inv['command']}` at {inv['date']}" + (f" (commit {inv['commit']})" if inv.get("commit") else "")
-          + ": sizes {inv['sizes']}, repeats {inv['repeats']}, "
+          + f": sizes {inv['sizes']}, modes {', '.join(inv['modes'])} (in this order), repeats {inv['repeats']}, "
           f"max_samples {inv['max_samples']}, ringflow tracing {'on' if inv['ringflow_tracing'] else 'off'}, "
           f"load average {' '.join(f'{x:.1f}' for x in inv['load'])} at the start"
           + (f", deadline {inv['deadline']} UTC" if inv.get("deadline") else ""))
