@@ -500,6 +500,8 @@ def main() -> None:
         "sizes": sizes, "modes": modes, "repeats": {n: reps.get(n, 1) for n in sizes},
         "max_samples": a.max_samples, "deadline": a.deadline or None, "ringflow_tracing": tracing_rf,
         "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "load": os.getloadavg(),
+        "commit": subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+                                 capture_output=True, text=True).stdout.strip() or None,
         "command": os.environ.get("BENCH_COMMAND", "python bench/e2e.py " + " ".join(sys.argv[1:]))}}),
         flush=True)
     for n in sizes:

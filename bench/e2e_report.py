@@ -74,6 +74,8 @@ def plot(summ: dict, sizes: list[int], png: str) -> bool:
     for ax in (ax1, ax2):
         ax.set_xscale("log")
         ax.set_yscale("log")
+        ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
+        ax.set_xlim(sizes[0] / 1.6, sizes[-1] * 1.6)
         ax.set_xlabel("samples in the eval")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
@@ -108,7 +110,8 @@ def main() -> None:
       "Raw JSON lines: `build/bench/e2e.jsonl`.  Plot: [`bench/e2e.png`](e2e.png).\n")
     P("- Command: `make bench-e2e` (all of it: sizes 100, 1,000, 10,000); this table came from:")
     for inv in invs:
-        P(f"  - `{inv['command']}` at {inv['date']}: sizes {inv['sizes']}, repeats {inv['repeats']}, "
+        P(f"  - `{inv['command']}` at {inv['date']}" + (f" (commit {inv['commit']})" if inv.get("commit") else "")
+          + f": sizes {inv['sizes']}, modes {', '.join(inv['modes'])} (in this order), repeats {inv['repeats']}, "
           f"max_samples {inv['max_samples']}, ringflow tracing {'on' if inv['ringflow_tracing'] else 'off'}, "
           f"load average {' '.join(f'{x:.1f}' for x in inv['load'])} at the start"
           + (f", deadline {inv['deadline']} UTC" if inv.get("deadline") else ""))
@@ -131,7 +134,8 @@ def main() -> None:
       "design writes one per eval run = 1, which stays IN_PROGRESS because its root span is never "
       "exported).  `runs + metrics visible after`: the same without the traces (a dash where "
       "not recorded).  Polled every 0.1 s through the MLflow client.  `exit after eval`: when the eval "
-      "process ended, after `eval()` returned (hooks flushing at exit).  Sidecar CPU and peak RSS "
+      "process ended, after `eval()` returned (hooks flushing at exit; in invocations without a commit "
+      "shown it was noticed between two polls, so an upper bound).  Sidecar CPU and peak RSS "
       "(VmHWM) are ringflowd's, read when everything is visible.\n")
     P("| samples | mode | trials | eval s | vs no hook | HTTP requests | visible after s | runs + metrics "
       "visible after s | exit after eval s | sidecar CPU s | sidecar peak RSS MB | MLflow server CPU s "
