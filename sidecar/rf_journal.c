@@ -175,9 +175,11 @@ int rf_journal_scan(const uint8_t *m, size_t size, uint64_t ring_created_ns, rf_
 			continue;
 		}
 		size_t n = sizeof r + r.len;
+		fn(r.type, m + off + sizeof r, r.len, arg);
+		/* Only after fn: on_good may move this record down in the file,
+		 * and the mapping shows the file (never anything still to be read). */
 		if (on_good)
 			on_good(off, n, varg);
-		fn(r.type, m + off + sizeof r, r.len, arg);
 		if (r.pos != NO_POS &&
 		    (!s->has_last || r.pos > s->last_pos || (r.pos == s->last_pos && r.sub > s->last_sub))) {
 			s->last_pos = r.pos;
