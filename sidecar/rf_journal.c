@@ -172,18 +172,19 @@ static off_t replay(rf_journal *j, const uint8_t *m, size_t size, rf_journal_fn 
 			continue;
 		}
 		size_t n = sizeof r + r.len;
-		/* Good records after a quarantined stretch move down over it
-		 * (always to a lower offset than any still to be read), so the
-		 * next start does not meet the same damage again. */
+		fn(r.type, m + off + sizeof r, r.len, arg);
+		note_pos(j, r.pos, r.sub);
+		j->st.replayed++;
+		/* Good records after a quarantined stretch move down over it, so
+		 * the next start does not meet the same damage again.  Only after
+		 * fn: the mapping shows the file, and the move may overwrite the
+		 * start of this very record; never anything still to be read. */
 		if (w != off && can_move && pwrite(j->fd, m + off, n, (off_t)w) != (ssize_t)n) {
 			j->st.write_errors++;
 			jerr(j, "journal %s: compacting after a corrupt stretch failed (%s); "
 				"the records after it are replayed but not kept", j->path, strerror(errno));
 			can_move = false;
 		}
-		fn(r.type, m + off + sizeof r, r.len, arg);
-		note_pos(j, r.pos, r.sub);
-		j->st.replayed++;
 		off += n;
 		if (can_move)
 			w += n;
