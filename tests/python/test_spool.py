@@ -228,7 +228,7 @@ def test_corrupt_journal_quarantined_rest_replayed(tmp_path, mlflow_server):
         aside = list(spool.glob("journal-*.corrupt-*"))
         assert len(aside) == 1 and aside[0].stat().st_size == 24 + len(payload)
         c = counters(log_text)
-        assert c["journal_corrupt"] == 1
+        assert c["journal_corrupt"] == 1 and c["malformed"] == 0
         (t,) = tasks
         for f in ("input_tokens", "output_tokens", "total_tokens"):
             t[f] -= lost[f]
@@ -282,7 +282,7 @@ def test_corrupt_spill_file_quarantined_rest_ingested(tmp_path, mlflow_server):
         assert re.search(r"level=warn msg=.*spill file .*checksum mismatch; \d+ bytes skipped.*"
                          r"quarantined as", log_text), log_text[-2000:]
         c = counters(log_text)
-        assert c["ring_spill_corrupt"] == 1
+        assert c["ring_spill_corrupt"] == 1 and c["malformed"] == 0
         (t,) = tasks
         for f in ("input_tokens", "output_tokens", "total_tokens"):
             t[f] -= lost[f]
