@@ -90,9 +90,11 @@ def plot(summ: dict, sizes: list[int], png: str) -> bool:
     ax2.set_title("Visible in MLflow after the eval")
     missing = [f"{n} {m}" for n in sizes for m in MODES
                if (n, m) not in summ or "eval_s" not in summ[(n, m)]]
+    foot = "run conditions (machine load, overlaps): bench/RESULTS.md, End to end"
     if missing:
-        fig.text(0.01, 0.01, "not measured (time): " + ", ".join(missing), fontsize=7)
-    fig.tight_layout(rect=(0, 0.04 if missing else 0, 1, 1))
+        foot = "not measured (time): " + ", ".join(missing) + ".  " + foot
+    fig.text(0.01, 0.01, foot, fontsize=7)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.savefig(png, dpi=110)
     return True
 
