@@ -23,6 +23,7 @@ LABEL = {"nohook": "(a) no hook", "ringflow": "(b) ringflow", "inspect_mlflow": 
 
 def load(paths: list[str]):
     summ, checks, trials, invs = {}, {}, [], []
+    notes: list[str] = []
     for p in paths:
         if not Path(p).exists():
             continue
@@ -35,6 +36,8 @@ def load(paths: list[str]):
                 continue
             if "invocation" in r:
                 invs.append(r["invocation"])
+            elif "note" in r:  # a line added by whoever ran it: conditions worth knowing
+                notes.append(r["note"])
             elif r.get("summary"):
                 if "not_measured" in r and (r["samples"], r["mode"]) in summ:
                     continue  # an earlier invocation measured it
@@ -43,7 +46,7 @@ def load(paths: list[str]):
                 checks[r["samples"]] = r
             else:
                 trials.append(r)
-    return summ, checks, trials, invs
+    return summ, checks, trials, invs, notes
 
 
 def fmt(v, spec="{:.2f}", none="—"):
@@ -87,9 +90,11 @@ def plot(summ: dict, sizes: list[int], png: str) -> bool:
     ax2.set_title("Visible in MLflow after the eval")
     missing = [f"{n} {m}" for n in sizes for m in MODES
                if (n, m) not in summ or "eval_s" not in summ[(n, m)]]
+    foot = "run conditions (machine load, overlaps): bench/RESULTS.md, End to end"
     if missing:
-        fig.text(0.01, 0.01, "not measured (time): " + ", ".join(missing), fontsize=7)
-    fig.tight_layout(rect=(0, 0.04 if missing else 0, 1, 1))
+        foot = "not measured (time): " + ", ".join(missing) + ".  " + foot
+    fig.text(0.01, 0.01, foot, fontsize=7)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.savefig(png, dpi=110)
     return True
 
@@ -101,7 +106,7 @@ def main() -> None:
     ap.add_argument("--png", default="")
     a = ap.parse_args()
     sizes = [int(x) for x in a.sizes.split(",") if x]
-    summ, checks, trials, invs = load(a.jsonl)
+    summ, checks, trials, invs, notes = load(a.jsonl)
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
                 if ln.startswith("model name")), "?")
     P = print
@@ -115,6 +120,8 @@ def main() -> None:
           f"max_samples {inv['max_samples']}, ringflow tracing {'on' if inv['ringflow_tracing'] else 'off'}, "
           f"load average {' '.join(f'{x:.1f}' for x in inv['load'])} at the start"
           + (f", deadline {inv['deadline']} UTC" if inv.get("deadline") else ""))
+    for note in notes:
+        P(f"  - Note: {note}")
     loads = [t["load1"] for t in trials if "load1" in t]
     P(f"- Machine: {os.cpu_count()} CPUs, {cpu}, kernel {platform.release()}, Python "
       f"{platform.python_version()}; shared with other jobs: 1-min load average at the trials' starts "
