@@ -105,7 +105,11 @@ static struct rf_xspan *sample_span(struct ictx *c, struct xtrace *t)
 	if (s && !s->name) {
 		c->x->st.spans++;
 		char sid[128], epoch[32], name[200];
-		text(c->r, "sample_id", sid, sizeof sid);
+		/* Dataset sample ids are strings or ints (EVENTS.md `id`). */
+		int64_t iid;
+		if (!text(c->r, "sample_id", sid, sizeof sid) &&
+		    rf_obj_int(rf_obj_get(c->r, "sample_id"), &iid))
+			snprintf(sid, sizeof sid, "%lld", (long long)iid);
 		int64_t ep = 1;
 		rf_obj_int(rf_obj_get(c->r, "epoch"), &ep);
 		snprintf(epoch, sizeof epoch, "%lld", (long long)ep);
