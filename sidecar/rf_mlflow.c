@@ -55,24 +55,34 @@ static void on_done(long status, const char *body, size_t len, const char *err, 
 	free(c);
 }
 
-static int send_json(rf_mlflow *m, const char *method, const char *url, json_t *body,
-		     int retry, rf_mlflow_cb cb, void *arg)
+/* Every call: a full URL, the body taken over, its result parsed by on_done. */
+static int send(rf_mlflow *m, const char *method, const char *url, char *body, size_t len,
+		const char *content_type, const char *const *headers, int retry, rf_mlflow_cb cb,
+		void *arg)
 {
 	struct call *c = malloc(sizeof *c);
-	char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
-	json_decref(body);
-	if (!c || (body && !s)) {
-		free(c);
-		free(s);
+	if (!c) {
+		free(body);
 		return -ENOMEM;
 	}
 	c->cb = cb;
 	c->arg = arg;
-	int rc = rf_http_request(m->http, method, url, s, s ? strlen(s) : 0, "application/json",
-				 retry, on_done, c);
+	int rc = rf_http_request_ex(m->http, method, url, body, len, content_type, headers, false,
+				    retry, on_done, c);
 	if (rc)
 		free(c);
 	return rc;
+}
+
+static int send_json(rf_mlflow *m, const char *method, const char *url, json_t *body,
+		     int retry, rf_mlflow_cb cb, void *arg)
+{
+	char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	bool lost = body && !s;
+	json_decref(body);
+	if (lost)
+		return -ENOMEM;
+	return send(m, method, url, s, s ? strlen(s) : 0, "application/json", NULL, retry, cb, arg);
 }
 
 int rf_mlflow_post(rf_mlflow *m, const char *path, json_t *body, int retry, rf_mlflow_cb cb,
@@ -88,17 +98,7 @@ int rf_mlflow_post_raw(rf_mlflow *m, const char *path, char *body, size_t len, i
 {
 	char url[1024];
 	snprintf(url, sizeof url, "%s/api/2.0/mlflow/%s", m->uri, path);
-	struct call *c = malloc(sizeof *c);
-	if (!c) {
-		free(body);
-		return -ENOMEM;
-	}
-	c->cb = cb;
-	c->arg = arg;
-	int rc = rf_http_request(m->http, "POST", url, body, len, "application/json", retry, on_done, c);
-	if (rc)
-		free(c);
-	return rc;
+	return send(m, "POST", url, body, len, "application/json", NULL, retry, cb, arg);
 }
 
 int rf_mlflow_call(rf_mlflow *m, const char *method, const char *api_path, char *body,
@@ -107,18 +107,7 @@ int rf_mlflow_call(rf_mlflow *m, const char *method, const char *api_path, char 
 {
 	char url[2048];
 	snprintf(url, sizeof url, "%s%s", m->uri, api_path);
-	struct call *c = malloc(sizeof *c);
-	if (!c) {
-		free(body);
-		return -ENOMEM;
-	}
-	c->cb = cb;
-	c->arg = arg;
-	int rc = rf_http_request_ex(m->http, method, url, body, len, content_type, headers, false,
-				    retry, on_done, c);
-	if (rc)
-		free(c);
-	return rc;
+	return send(m, method, url, body, len, content_type, headers, retry, cb, arg);
 }
 
 int rf_mlflow_get(rf_mlflow *m, const char *path_and_query, rf_mlflow_cb cb, void *arg)
@@ -147,18 +136,7 @@ int rf_mlflow_put_artifact(rf_mlflow *m, const char *artifact_uri, const char *r
 		free(data); /* e.g. s3:// — not reachable through the tracking server */
 		return -ENOTSUP;
 	}
-	struct call *c = malloc(sizeof *c);
-	if (!c) {
-		free(data);
-		return -ENOMEM;
-	}
-	c->cb = cb;
-	c->arg = arg;
-	int rc = rf_http_request(m->http, "PUT", url, data, len, content_type, RF_HTTP_RETRY_ALL,
-				 on_done, c);
-	if (rc)
-		free(c);
-	return rc;
+	return send(m, "PUT", url, data, len, content_type, NULL, RF_HTTP_RETRY_ALL, cb, arg);
 }
 
 void rf_mlflow_sanitize_key(char *key)
