@@ -91,15 +91,17 @@ while todo:
         (todo.append((rid, f.path)) if f.is_dir else arts.append(f.path))
 # Traces: what MLflow's trace UI shows for this parent's evaluation (0 when
 # MLFLOW_INSPECT_TRACING is off or the sidecar does not send traces).
-traces, token = 0, None
+traces = 0
 try:
-    while True:
-        page = c.search_traces(locations=[exp.experiment_id], max_results=500,
-                               include_spans=False, page_token=token)
-        traces += len(page)
-        token = page.token
-        if not token:
-            break
+    for r in children:  # each sample's trace is linked to its task run
+        token = None
+        while True:
+            page = c.search_traces(locations=[exp.experiment_id], run_id=r.info.run_id,
+                                   max_results=500, include_spans=False, page_token=token)
+            traces += len(page)
+            token = page.token
+            if not token:
+                break
 except Exception as e:  # a server without the traces API: say so, count 0
     print(f"  (traces not searchable: {e})")
 print(f"\nMLflow summary (experiment {name}):")
