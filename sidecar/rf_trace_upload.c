@@ -339,4 +339,5 @@ bool rf_traces_empty(rf_traces *x)
 void rf_traces_stats(rf_traces *x, struct rf_traces_stats *st)
 {
 	*st = x->st;
+	st->held = x->ntraces;
 }

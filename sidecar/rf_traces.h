@@ -44,6 +44,7 @@ struct rf_traces_stats {
 	uint64_t late;             /* records for a trace already uploaded (dropped, counted) */
 	uint64_t otlp_requests, info_requests;
 	uint64_t export_spans, export_failed;        /* to the OTLP collector */
+	uint64_t held;             /* traces held now (open or not yet answered) */
 	char last_error[512];
 };
 

@@ -254,6 +254,13 @@ static void on_futex(rf_loop *l, void *arg)
 	(void)arg; /* the wakeup itself is the event: the loop goes round */
 }
 
+static unsigned long long traces_held(struct daemon *d)
+{
+	struct rf_traces_stats x;
+	rf_traces_stats(d->traces, &x);
+	return (unsigned long long)x.held;
+}
+
 static void report_traces(struct daemon *d, const char *level)
 {
 	struct rf_traces_stats x;
@@ -663,7 +670,13 @@ int main(int argc, char **argv)
 			rf_loop_run_once(d.loop, stop_at ? 10 : 0);
 		}
 	}
-	report(&d, rf_track_idle(d.track) ? "info" : "warn");
+	bool left = !rf_track_idle(d.track) || !rf_traces_empty(d.traces);
+	report(&d, left ? "warn" : "info");
+	if (left) /* the shutdown window ran out: say where the rest is */
+		logf_("warn",
+		      "stopping with work not yet in MLflow (%llu traces held): it stays in the "
+		      "journal %s and is sent at the next start",
+		      (unsigned long long)traces_held(&d), jpath);
 	ops_stop(&d);
 	rf_journal_close(d.journal);
 	rf_http_cancel_all(d.http); /* before the state its callbacks touch is freed */

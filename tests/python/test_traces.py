@@ -238,6 +238,44 @@ def test_run_mode_one_trace_with_hierarchy(mlflow_server, tmp_path):
     assert t.info.trace_metadata["mlflow.sourceRun"] == parents[0].info.run_id
 
 
+def test_traces_held_while_mlflow_away_are_sent_after_restart(mlflow_server, tmp_path):
+    """MLflow unreachable for a whole traced eval, ringflowd stopped with no
+    flush window: it says how many traces it still holds, keeps them in its
+    journal, and the next ringflowd (same ring, same spool) puts every one
+    into MLflow, scores included."""
+    import socket
+
+    from inspect_ai.log import read_eval_log
+    from mlflow import MlflowClient
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    ring = f"/rf-pytest-tr-away-{os.getpid()}"
+    exp = f"rf-traces-away-{os.getpid()}-{time.time_ns() % 10**6}"
+    sc = ts.Sidecar(dead, ring, tmp_path / "spool", exp, RINGFLOW_SHUTDOWN_MS="0")
+    try:
+        env = eval_env(ring, tmp_path / "spool", MLFLOW_INSPECT_TRACING="true")
+        log = read_eval_log(ts.run_eval(env, tmp_path / "logs", "rich"))
+        first = sc.stop()
+        held = [ln for ln in first.splitlines() if "stopping with work not yet in MLflow" in ln]
+        assert held and f"({len(log.samples)} traces held)" in held[0], first[-3000:]
+        sc = ts.Sidecar(mlflow_server, ring, tmp_path / "spool", exp,
+                        RINGFLOW_SHUTDOWN_MS="120000")
+        client = MlflowClient(mlflow_server)
+        ts.wait_finished(client, exp, 120)
+        second = sc.stop()
+    finally:
+        ts.cleanup(sc, ring)
+    assert "traces_failed=0" in second and "stopping with work" not in second, second[-3000:]
+    e = client.get_experiment_by_name(exp)
+    traces = client.search_traces(locations=[e.experiment_id], max_results=500)
+    assert set(by_sample(traces)) == {(str(s.id), s.epoch) for s in log.samples}
+    for s in log.samples:
+        t = by_sample(traces)[(str(s.id), s.epoch)]
+        assert {a.name for a in t.info.assessments} == {f"inspect/{k}" for k in (s.scores or {})}
+
+
 def test_mlflow_ui_shows_a_sample_trace(sample_traces, mlflow_server):
     """Headless Chromium renders the MLflow UI's view of one sample trace; the
     screenshot is kept under tests/artifacts/ and the rendered page must name
