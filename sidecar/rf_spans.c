@@ -181,6 +181,18 @@ void rf_span_attr(struct rf_xspan *s, const char *key, json_t *v)
 		json_decref(v);
 }
 
+void rf_span_inputs(struct rf_xspan *s, json_t *v)
+{
+	json_decref(s->inputs);
+	s->inputs = v;
+}
+
+void rf_span_outputs(struct rf_xspan *s, json_t *v)
+{
+	json_decref(s->outputs);
+	s->outputs = v;
+}
+
 void rf_span_event(struct rf_xspan *s, const char *name, int64_t time_ns, json_t *attrs)
 {
 	if (!s->events)

@@ -59,6 +59,10 @@ void rf_trace_free(struct rf_trace *tr);
 struct rf_xspan *rf_trace_span(struct rf_trace *tr, uint64_t id, bool create);
 void rf_span_set_name(struct rf_xspan *s, const char *name, const char *type);
 void rf_span_attr(struct rf_xspan *s, const char *key, json_t *v); /* v stolen; NULL ignored */
+/* Replace the span's inputs / outputs (v stolen): a record seen twice, as
+ * after a journal replay, must not leak the first copy. */
+void rf_span_inputs(struct rf_xspan *s, json_t *v);
+void rf_span_outputs(struct rf_xspan *s, json_t *v);
 void rf_span_event(struct rf_xspan *s, const char *name, int64_t time_ns, json_t *attrs);
 void rf_span_error(struct rf_xspan *s, const char *type, const char *msg, int64_t time_ns);
 void rf_xspan_end(struct rf_trace *tr, struct rf_xspan *s, int64_t end_ns);

@@ -203,8 +203,8 @@ static void on_model(struct ictx *c, struct xtrace *t)
 	static const char *const ik[] = {"input", "input_messages", "request_raw", NULL};
 	static const char *const ok[] = {"response", "stop_reason", "tool_calls", "response_raw",
 					 NULL};
-	s->inputs = pick(c->r, ik);
-	s->outputs = pick(c->r, ok);
+	rf_span_inputs(s, pick(c->r, ik));
+	rf_span_outputs(s, pick(c->r, ok));
 	char err[1024];
 	if (text(c->r, "error", err, sizeof err))
 		rf_span_error(s, "ModelError", err, ns(c->r, "completed"));
@@ -227,8 +227,8 @@ static void on_tool(struct ictx *c, struct xtrace *t)
 	static const char *const ok[] = {"result", "error", NULL};
 	static const char *const ak[] = {"tool_call_id", "working_time", "agent", "failed",
 					 "truncated", NULL};
-	s->inputs = pick(c->r, ik);
-	s->outputs = pick(c->r, ok);
+	rf_span_inputs(s, pick(c->r, ik));
+	rf_span_outputs(s, pick(c->r, ok));
 	attrs(s, c->r, ak);
 	rf_span_attr(s, "mlflow.spanFunctionName", json_string(fn));
 	int64_t end = ns(c->r, "completed");
@@ -260,8 +260,8 @@ static void on_score(struct ictx *c, struct xtrace *t)
 	s->start_ns = ns(c->r, "timestamp");
 	static const char *const ik[] = {"target", NULL};
 	static const char *const ok[] = {"value", "answer", "explanation", NULL};
-	s->inputs = pick(c->r, ik);
-	s->outputs = pick(c->r, ok);
+	rf_span_inputs(s, pick(c->r, ik));
+	rf_span_outputs(s, pick(c->r, ok));
 	rf_span_attr(s, "inspect.scorer", json_string(scorer));
 	rf_span_attr(s, "inspect.intermediate", jget(c->r, "intermediate"));
 	s->status = RF_SPAN_OK;
@@ -390,8 +390,7 @@ static void on_sample_end(struct ictx *c, struct xtrace *t)
 	static const char *const ok[] = {"output", "scores", NULL};
 	static const char *const ak[] = {"total_time", "working_time", "message_count", "retries",
 					 "limit", NULL};
-	json_decref(s->outputs);
-	s->outputs = pick(c->r, ok);
+	rf_span_outputs(s, pick(c->r, ok));
 	attrs(s, c->r, ak);
 	char err[1024];
 	if (text(c->r, "error", err, sizeof err) && err[0])
@@ -447,7 +446,7 @@ static void on_lifecycle(struct ictx *c, int type)
 		if (type == RF_EV_RUN_START) {
 			s->start_ns = when;
 			static const char *const ik[] = {"task_names", NULL};
-			s->inputs = pick(c->r, ik);
+			rf_span_inputs(s, pick(c->r, ik));
 		} else {
 			const msgpack_object *e = rf_obj_get(c->r, "exception");
 			char msg[1024];
@@ -475,11 +474,11 @@ static void on_lifecycle(struct ictx *c, int type)
 	if (type == RF_EV_TASK_START) {
 		s->start_ns = when;
 		static const char *const ik[] = {"task", "model", "dataset", NULL};
-		s->inputs = pick(c->r, ik);
+		rf_span_inputs(s, pick(c->r, ik));
 	} else {
 		static const char *const ok[] = {"status", "scores", "total_samples",
 						 "completed_samples", NULL};
-		s->outputs = pick(c->r, ok);
+		rf_span_outputs(s, pick(c->r, ok));
 		char st[32];
 		text(c->r, "status", st, sizeof st);
 		if (strcmp(st, "success"))
@@ -562,8 +561,7 @@ void rf_trace_inspect(rf_traces *x, int type, const msgpack_object *r)
 			s->start_ns = ns(r, "time");
 		if (s && type == RF_EV_SAMPLE_INIT) {
 			static const char *const ik[] = {"input", "target", NULL};
-			json_decref(s->inputs);
-			s->inputs = pick(r, ik);
+			rf_span_inputs(s, pick(r, ik));
 		}
 		break;
 	case RF_EV_MODEL_CALL: on_model(&c, t); break;

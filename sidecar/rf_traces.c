@@ -25,17 +25,18 @@
 #include "ringflow.h"
 
 
+/* The loop's clock: one time base with rf_track and rf_http (and a virtual
+ * one in the fuzz targets, which replace rf_loop.c). */
 uint64_t rf_traces_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return rf_loop_now_ms();
 }
 #define now_ms rf_traces_now_ms
 
 int64_t rf_ns_of_secs(double s)
 {
-	return isfinite(s) && s > 0 ? (int64_t)llround(s * 1e9) : 0;
+	/* 0 = absent; int64 nanoseconds end in 2262: later times are refused too. */
+	return isfinite(s) && s > 0 && s < 9.2e9 ? (int64_t)llround(s * 1e9) : 0;
 }
 
 void rf_rfc3339(int64_t ns, char out[40])
@@ -247,6 +248,14 @@ static int64_t get_i64(const msgpack_object *r, const char *k)
 	return rf_obj_int(rf_obj_get(r, k), &v) ? v : 0;
 }
 
+/* A time in epoch nanoseconds from a record: 0 (absent) unless positive, so
+ * that durations and minima never overflow. */
+static int64_t get_ns(const msgpack_object *r, const char *k)
+{
+	int64_t v = get_i64(r, k);
+	return v > 0 ? v : 0;
+}
+
 static void merge_obj(json_t *dst, const msgpack_object *src, bool strings)
 {
 	if (!src || src->type != MSGPACK_OBJECT_MAP)
@@ -311,11 +320,10 @@ static void general(rf_traces *x, int type, const msgpack_object *r)
 		rf_span_set_name(s, name ? name : "(unnamed)", ty ? ty : "UNKNOWN");
 		free(name);
 		free(ty);
-		s->start_ns = get_i64(r, "start_ns");
+		s->start_ns = get_ns(r, "start_ns");
 		const msgpack_object *in = rf_obj_get(r, "inputs");
 		if (in && in->type != MSGPACK_OBJECT_NIL) {
-			json_decref(s->inputs);
-			s->inputs = rf_obj_to_json(in);
+			rf_span_inputs(s, rf_obj_to_json(in));
 		}
 		merge_obj(s->attrs, rf_obj_get(r, "attributes"), false);
 		if (!s->parent) {
@@ -332,19 +340,17 @@ static void general(rf_traces *x, int type, const msgpack_object *r)
 		char *name = dup_text(r, "name");
 		json_t *a = json_object();
 		merge_obj(a, rf_obj_get(r, "attributes"), false);
-		rf_span_event(s, name ? name : "event", get_i64(r, "time_ns"), a);
+		rf_span_event(s, name ? name : "event", get_ns(r, "time_ns"), a);
 		free(name);
 	} else { /* RF_EV_TRACE_SPAN_END */
 		/* Inputs set after the start (span.set_inputs) come with the end. */
 		const msgpack_object *in = rf_obj_get(r, "inputs");
 		if (in && in->type != MSGPACK_OBJECT_NIL) {
-			json_decref(s->inputs);
-			s->inputs = rf_obj_to_json(in);
+			rf_span_inputs(s, rf_obj_to_json(in));
 		}
 		const msgpack_object *out = rf_obj_get(r, "outputs");
 		if (out && out->type != MSGPACK_OBJECT_NIL) {
-			json_decref(s->outputs);
-			s->outputs = rf_obj_to_json(out);
+			rf_span_outputs(s, rf_obj_to_json(out));
 		}
 		merge_obj(s->attrs, rf_obj_get(r, "attributes"), false);
 		char *st = dup_text(r, "status"), *msg = dup_text(r, "status_message");
@@ -359,7 +365,7 @@ static void general(rf_traces *x, int type, const msgpack_object *r)
 			s->status_msg = msg;
 		}
 		free(st);
-		rf_xspan_end(t->tr, s, get_i64(r, "end_ns"));
+		rf_xspan_end(t->tr, s, get_ns(r, "end_ns"));
 		if (!s->parent)
 			rf_traces_complete(x, t, s->end_ns, "span not ended before its trace");
 	}

@@ -72,7 +72,9 @@ int rf_http_request(rf_http *h, const char *method, const char *url, char *body,
 	(void)retry;
 	if (body && content_type && !strcmp(content_type, "application/json")) {
 		json_error_t e;
-		json_t *j = json_loadb(body, len, 0, &e);
+		/* "\u0000" is valid JSON (a NUL inside a record's string); jansson
+		 * only refuses it by default. */
+		json_t *j = json_loadb(body, len, JSON_ALLOW_NUL, &e);
 		if (!j) {
 			fprintf(stderr, "invalid JSON request body for %s %s: %s\n%.*s\n", method, url,
 				e.text, (int)(len > 2000 ? 2000 : len), body);

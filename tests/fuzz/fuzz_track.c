@@ -11,13 +11,15 @@
 #include "rf_decode.h"
 #include "rf_mlflow.h"
 #include "rf_track.h"
+#include "rf_traces.h"
 
 static rf_http *http;
 static rf_mlflow *mlflow;
 static rf_track *track;
+static rf_traces *traces;
 static unsigned run_seq;
 
-void fuzz_track_begin(void)
+void fuzz_track_begin(bool run_mode)
 {
 	if (!http) {
 		if (rf_http_new(&http, NULL, NULL) || rf_mlflow_new(&mlflow, http, "http://127.0.0.1:9/"))
@@ -26,6 +28,13 @@ void fuzz_track_begin(void)
 	struct rf_track_opts o = {.experiment = "fuzz", .flush_ms = 1, .max_batch = 64,
 				  .log_artifacts = true};
 	if (rf_track_new(&track, mlflow, &o))
+		abort();
+	/* The OTLP copy too: its bodies and header parsing are checked alike. */
+	struct rf_traces_opts to = {.inspect_all = true, .run_mode_default = run_mode,
+				    .flush_ms = 1, .timeout_ms = 30000,
+				    .otlp_endpoint = "http://127.0.0.1:9/v1/traces",
+				    .otlp_headers = "x-a=b%20c,x-d=1"};
+	if (rf_traces_new(&traces, mlflow, http, track, &to))
 		abort();
 }
 
@@ -57,6 +66,7 @@ int fuzz_track_feed(int type, const void *data, uint32_t len)
 			(void)rf_obj_text(o, &str, &n, &tr);
 		}
 		rf_track_record(track, type, dec.root);
+		rf_traces_record(traces, type, dec.root); /* as ringflowd's on_rec */
 	} else if (!why) {
 		abort(); /* a rejection always says why */
 	}
@@ -91,7 +101,8 @@ void fuzz_track_end(void)
 {
 	for (int i = 0; i < 64; i++) {
 		rf_track_pump(track, true);
-		if (!fuzz_http_queued(http) && rf_track_idle(track))
+		rf_traces_pump(traces, true);
+		if (!fuzz_http_queued(http) && rf_track_idle(track) && rf_traces_empty(traces))
 			break;
 		while (fuzz_http_queued(http))
 			answer();
@@ -99,6 +110,8 @@ void fuzz_track_end(void)
 	}
 	while (fuzz_http_queued(http)) /* what is left: no answer, as at shutdown */
 		fuzz_http_answer(http, 0, "", 0);
+	rf_traces_free(traces); /* before the tracker it asks for run ids */
+	traces = NULL;
 	rf_track_free(track);
 	track = NULL;
 }
