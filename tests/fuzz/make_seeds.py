@@ -1,7 +1,8 @@
 """Seed corpora for the fuzz targets, from real data (run once; the results
 are kept in tests/fuzz/<target>/corpus/, minimized by `make fuzz`).
 
-    .venv/bin/python tests/fuzz/make_seeds.py
+    .venv/bin/python tests/fuzz/make_seeds.py            (replaces the corpora)
+    .venv/bin/python tests/fuzz/make_seeds.py --traces   (adds the trace seeds)
 
 - a real Inspect eval (tests/python/rf_evals.py rich + plain) writes its
   records into a private ring; ringflowd (release build) takes them into its
@@ -54,17 +55,27 @@ def journal_records(raw: bytes):
         off += 24 + ln
 
 
-def eval_into_journal(tmp: Path) -> bytes:
-    ring = f"/rf-seed-{os.getpid()}"
-    spool = tmp / "spool"
+def eval_into_journal(tmp: Path, traced: bool = False) -> bytes:
+    """The records of real evals (traced: a traced eval, which adds the
+    model calls' input messages, and the C and Python tracing programs'
+    records 24-27), as ringflowd journals them."""
+    ring = f"/rf-seed-{os.getpid()}{'-tr' if traced else ''}"
+    spool = tmp / ("spool-tr" if traced else "spool")
     spool.mkdir()
     env = dict(os.environ, RINGFLOW_RING=ring, RINGFLOW_SPOOL_DIR=str(spool),
                RINGFLOW_AUTOSTART="0", MLFLOW_TRACKING_URI="http://127.0.0.1:9",
                INSPECT_LOG_DIR=str(tmp / "logs"))
     py = sys.executable
-    for args in (["rich", str(tmp / "logs")], ["plain", str(tmp / "logs"), "3"]):
-        subprocess.run([py, str(REPO / "tests/python/rf_evals.py"), *args], env=env, check=True,
-                       stdout=subprocess.DEVNULL)
+    if traced:
+        env["MLFLOW_INSPECT_TRACING"] = "true"
+        runs = [[py, str(REPO / "tests/python/rf_evals.py"), "rich", str(tmp / "logs")],
+                [py, str(REPO / "tests/python/rf_trace_prog.py"), "demo"],
+                [str(BUILD / "examples/trace_demo")]]
+    else:
+        runs = [[py, str(REPO / "tests/python/rf_evals.py"), "rich", str(tmp / "logs")],
+                [py, str(REPO / "tests/python/rf_evals.py"), "plain", str(tmp / "logs"), "3"]]
+    for argv in runs:
+        subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL)
     d = subprocess.Popen([str(BUILD / "bin/ringflowd"), "--shutdown-ms", "100"], env=env,
                          stderr=subprocess.DEVNULL)
     time.sleep(3)
@@ -159,8 +170,34 @@ def framed(*parts: tuple[int, bytes]) -> bytes:
     return b"".join(struct.pack("<HH", s, len(b)) + b for s, b in parts)
 
 
+def trace_seeds(tmp: Path) -> None:
+    """Seeds for the trace path, added to the kept corpora (`--traces`)."""
+    raw = eval_into_journal(tmp, traced=True)
+    recs = list(journal_records(raw))
+    print(f"traced journal: {len(raw)} bytes, {len(recs)} records")
+    put("journal", "traced", b"\x00" + raw[:262144])
+    chunk, n = b"", 0
+    for i, (typ, p) in enumerate(recs):
+        if len(p) >= 65536:
+            continue
+        if typ >= 24:  # the general tracing records, each alone too
+            put("record", f"trace-rec-{i:03d}-type{typ}", bytes([typ]) + struct.pack("<H", len(p)) + p)
+        chunk += bytes([typ & 0xff]) + struct.pack("<H", len(p)) + p
+        if len(chunk) > 16384:
+            put("record", f"trace-seq-{n:03d}", chunk)
+            chunk, n = b"", n + 1
+    if chunk:
+        put("record", f"trace-seq-{n:03d}", chunk)
+
+
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="rf-seeds-"))
+    if sys.argv[1:] == ["--traces"]:
+        try:
+            trace_seeds(tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     try:
         for t in ("record", "journal", "spill", "mlflow_resp"):
             shutil.rmtree(FUZZ / t / "corpus", ignore_errors=True)
