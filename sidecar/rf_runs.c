@@ -544,6 +544,26 @@ static bool children_ended(rf_track *t, struct mrun *p)
 	return true;
 }
 
+/* Traces linked to the run still on their way: its status waits (the run
+ * reads FINISHED only once they are in), but not past the bound, so a trace
+ * the server keeps refusing cannot keep the run open. */
+static bool end_held(rf_track *t, struct mrun *r, uint64_t now)
+{
+	if (r->hold_since == UINT64_MAX || !t->end_hold || !t->end_hold(t->end_hold_arg, r->key))
+		return false;
+	if (!r->hold_since) {
+		r->hold_since = now;
+		t->st.ends_held++;
+	}
+	if (now - r->hold_since < RF_TRACK_END_HOLD_MS)
+		return true;
+	t->st.end_hold_expired++;
+	track_err(t, "run %s ended before its traces were all sent (waited %d s)", r->id,
+		  RF_TRACK_END_HOLD_MS / 1000);
+	r->hold_since = UINT64_MAX; /* said once; the end goes now */
+	return false;
+}
+
 static void end_run(rf_track *t, struct mrun *r)
 {
 	json_t *body = json_pack("{s:s,s:s,s:I}", "run_id", r->id, "status", r->end_status,
@@ -688,7 +708,7 @@ void rf_track_pump(rf_track *t, bool flush_now)
 		if (n && (flush || r->end_status || n >= (size_t)t->o.max_batch))
 			send_batch(t, r, take_batch(t, r));
 		else if (!n && r->end_status && r->end_state == 0 && children_ended(t, r) &&
-			 !json_array_size(r->uploads) && !r->uploads_inflight)
+			 !json_array_size(r->uploads) && !r->uploads_inflight && !end_held(t, r, now))
 			end_run(t, r);
 	}
 	/* Forget parents whose whole family is done (the id map remembers them). */

@@ -97,6 +97,17 @@ static char **parse_headers(const char *spec)
 	return out;
 }
 
+/* rf_track's end hold: a trace linked to this run is held (open, or not yet
+ * answered).  Traces are dropped once their info is answered. */
+static bool run_busy(void *arg, const char *run_key)
+{
+	rf_traces *x = arg;
+	for (struct xtrace *t = x->list; t; t = t->next)
+		if (!strcmp(t->run_key, run_key))
+			return true;
+	return false;
+}
+
 int rf_traces_new(rf_traces **out, rf_mlflow *m, rf_http *http, rf_track *track,
 		  const struct rf_traces_opts *o)
 {
@@ -117,6 +128,8 @@ int rf_traces_new(rf_traces **out, rf_mlflow *m, rf_http *http, rf_track *track,
 		x->otlp_hdrs = parse_headers(o->otlp_headers);
 	}
 	x->o.otlp_endpoint = x->o.otlp_headers = NULL; /* not kept: the env may change */
+	if (track)
+		rf_track_set_end_hold(track, run_busy, x);
 	*out = x;
 	return 0;
 }
@@ -136,6 +149,8 @@ void rf_traces_free(rf_traces *x)
 {
 	if (!x)
 		return;
+	if (x->track)
+		rf_track_set_end_hold(x->track, NULL, NULL);
 	for (struct xtrace *t = x->list, *n; t; t = n) {
 		n = t->next;
 		free_x(t);

@@ -675,6 +675,12 @@ void rf_track_record(rf_track *t, int type, const msgpack_object *root)
 
 /* ---- what the trace uploader needs to know (rf_traces.c) ---- */
 
+void rf_track_set_end_hold(rf_track *t, rf_track_busy_fn busy, void *arg)
+{
+	t->end_hold = busy;
+	t->end_hold_arg = arg;
+}
+
 const char *rf_track_experiment_id(rf_track *t)
 {
 	return t->exp_state == 2 ? t->exp_id : NULL;

@@ -35,6 +35,7 @@ struct rf_track_stats {
 	uint64_t metrics, params, tags;   /* entities sent (2xx) */
 	uint64_t batches, rejected;       /* log-batch requests; entities the server refused */
 	uint64_t artifacts, artifacts_failed;
+	uint64_t ends_held, end_hold_expired; /* run ends that waited for traces; gave up waiting */
 	uint64_t pending;                 /* entities not yet sent */
 	char last_error[512];
 };
@@ -50,6 +51,14 @@ bool rf_track_drained(rf_track *t);
 void rf_track_stats(rf_track *t, struct rf_track_stats *st);
 /* No run is open or waiting: everything seen so far is in MLflow. */
 bool rf_track_empty(rf_track *t);
+
+/* The trace uploader holds a run's final status while traces linked to it
+ * (run key "run:<run_id>" / "task:<eval_id>") are still on their way, so a
+ * run shown FINISHED has everything in MLflow; at most RF_TRACK_END_HOLD_MS
+ * (the run's end time is the Inspect one either way). */
+#define RF_TRACK_END_HOLD_MS 300000
+typedef bool (*rf_track_busy_fn)(void *arg, const char *run_key);
+void rf_track_set_end_hold(rf_track *t, rf_track_busy_fn busy, void *arg);
 
 /* For the trace uploader: the experiment's id (NULL until known) and name;
  * the MLflow run id of "run:<run_id>" / "task:<eval_id>" (NULL while not

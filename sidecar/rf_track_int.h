@@ -54,6 +54,7 @@ struct mrun {
 	const char *end_status;      /* set when the Inspect side ended */
 	int64_t end_ms;
 	int end_state;               /* 0 not sent, 1 in flight, 2 done */
+	uint64_t hold_since;         /* monotonic ms: the end waits for traces since */
 	json_t *uploads;             /* artifacts waiting to be PUT */
 	int uploads_inflight;
 	struct task_agg *agg;
@@ -71,6 +72,8 @@ struct rf_track {
 	struct rf_keys *keys;        /* interned metric keys */
 	char idmap_path[600];
 	uint64_t last_flush;
+	rf_track_busy_fn end_hold;   /* traces still on their way for a run key */
+	void *end_hold_arg;
 	struct rf_track_stats st;
 };
 

@@ -264,20 +264,24 @@ static unsigned long long traces_held(struct daemon *d)
 static void report_traces(struct daemon *d, const char *level)
 {
 	struct rf_traces_stats x;
+	struct rf_track_stats ts;
 	rf_traces_stats(d->traces, &x);
+	rf_track_stats(d->track, &ts);
 	if (!x.traces && !x.late)
 		return;
 	logf_(level,
 	      "traces=%llu traces_done=%llu traces_failed=%llu spans=%llu spans_sent=%llu "
 	      "spans_failed=%llu spans_forced=%llu assessments=%llu late=%llu otlp_requests=%llu "
-	      "info_requests=%llu export_spans=%llu export_failed=%llu last_error='%s'",
+	      "info_requests=%llu export_spans=%llu export_failed=%llu run_ends_held=%llu "
+	      "run_end_hold_expired=%llu last_error='%s'",
 	      (unsigned long long)x.traces, (unsigned long long)x.traces_done,
 	      (unsigned long long)x.traces_failed, (unsigned long long)x.spans,
 	      (unsigned long long)x.spans_sent, (unsigned long long)x.spans_failed,
 	      (unsigned long long)x.spans_forced, (unsigned long long)x.assessments,
 	      (unsigned long long)x.late, (unsigned long long)x.otlp_requests,
 	      (unsigned long long)x.info_requests, (unsigned long long)x.export_spans,
-	      (unsigned long long)x.export_failed, x.last_error);
+	      (unsigned long long)x.export_failed, (unsigned long long)ts.ends_held,
+	      (unsigned long long)ts.end_hold_expired, x.last_error);
 }
 
 /* The spool and memory bounds (rf_gate.h): closed = take nothing from the ring. */

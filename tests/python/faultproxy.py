@@ -4,7 +4,9 @@ Forwards every request to MLflow unchanged, except:
   - the first `fail_batches` log-batch requests get 429 (Retry later);
   - a log-batch that carries the metric `reject_key` at step `reject_step`
     gets 400 with an MLflow-style error body (as the server answers for an
-    entity it refuses).
+    entity it refuses);
+  - a request whose path ends with a key of `delay` is answered that many
+    seconds late (a slow server for that call).
 Counts requests by path so tests can assert how many calls were made.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -20,12 +23,13 @@ from urllib.parse import urlsplit
 
 class FaultProxy:
     def __init__(self, upstream: str, fail_batches: int = 0, reject_key: str | None = None,
-                 reject_step: int = 0):
+                 reject_step: int = 0, delay: dict[str, float] | None = None):
         u = urlsplit(upstream)
         self.host, self.port = u.hostname, u.port
         self.fail_batches = fail_batches
         self.reject_key = reject_key
         self.reject_step = reject_step
+        self.delay = delay or {}
         self.counts: Counter[str] = Counter()
         self.injected: Counter[str] = Counter()
         self.lock = threading.Lock()
@@ -65,6 +69,9 @@ class FaultProxy:
                     self.end_headers()
                     self.wfile.write(data)
                     return
+                for suffix, secs in proxy.delay.items():
+                    if path.endswith(suffix):
+                        time.sleep(secs)
                 conn = http.client.HTTPConnection(proxy.host, proxy.port, timeout=60)
                 headers = {k: v for k, v in self.headers.items()
                            if k.lower() not in ("host", "connection", "content-length")}

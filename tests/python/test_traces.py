@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -236,6 +237,47 @@ def test_run_mode_one_trace_with_hierarchy(mlflow_server, tmp_path):
     assert len(t.info.assessments) == sum(len(s.scores or {}) for s in log.samples)
     parents, _ = ts.runs_of(client, exp)
     assert t.info.trace_metadata["mlflow.sourceRun"] == parents[0].info.run_id
+
+
+def test_run_reads_finished_only_once_its_traces_are_in(mlflow_server, tmp_path):
+    """Automation waits for a run to read FINISHED, then reads its traces:
+    with trace calls answered slowly (0.4 s each, so the last traces land
+    seconds after the run's own data), every trace linked to the task run
+    must already be there, assessments included, the moment it is FINISHED.
+    The sidecar keeps running: nothing here waits for its shutdown flush."""
+    from inspect_ai.log import read_eval_log
+    from mlflow import MlflowClient
+
+    from faultproxy import FaultProxy
+
+    proxy = FaultProxy(mlflow_server, delay={"/api/3.0/mlflow/traces": 0.4})
+    ring = f"/rf-pytest-tr-hold-{os.getpid()}"
+    exp = f"rf-traces-hold-{os.getpid()}-{time.time_ns() % 10**6}"
+    sc = ts.Sidecar(proxy.url, ring, tmp_path / "spool", exp)
+    try:
+        env = eval_env(ring, tmp_path / "spool", MLFLOW_INSPECT_TRACING="true")
+        log = read_eval_log(ts.run_eval(env, tmp_path / "logs", "rich"))
+        client = MlflowClient(mlflow_server)
+        deadline = time.time() + 120
+        while True:  # the task run, the moment it reads FINISHED
+            _, children = ts.runs_of(client, exp) if client.get_experiment_by_name(exp) else (0, [])
+            if children and children[0].info.status == "FINISHED":
+                break
+            assert time.time() < deadline, "the task run never read FINISHED"
+            time.sleep(0.05)
+        e = client.get_experiment_by_name(exp)
+        traces = client.search_traces(locations=[e.experiment_id], run_id=children[0].info.run_id,
+                                      max_results=500)
+        text = sc.stop()
+    finally:
+        ts.cleanup(sc, ring)
+        proxy.close()
+    assert set(by_sample(traces)) == {(str(s.id), s.epoch) for s in log.samples}
+    for s in log.samples:
+        t = by_sample(traces)[(str(s.id), s.epoch)]
+        assert {a.name for a in t.info.assessments} == {f"inspect/{k}" for k in (s.scores or {})}
+    held = re.search(r"run_ends_held=(\d+) run_end_hold_expired=(\d+)", text)
+    assert held and int(held[1]) >= 1 and held[2] == "0", text[-2000:]
 
 
 def test_traces_held_while_mlflow_away_are_sent_after_restart(mlflow_server, tmp_path):
