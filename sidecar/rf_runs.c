@@ -7,24 +7,21 @@
  *   2. runs: a parent before its children (children carry mlflow.parentRunId).
  *      runs/create is not idempotent, so it is never blindly retried: after
  *      an ambiguous failure the run is looked up by its ringflow.key tag
- *      first.  Created ids are appended to an id map in the state directory,
- *      so a restarted sidecar reuses its runs;
+ *      first.  Created ids are appended to the id map (rf_idmap.c), so a
+ *      restarted sidecar reuses its runs;
  *   3. log-batch: up to max_batch entities (<= 100 params, <= 100 tags), one
  *      request in flight per run so metric order holds; a 4xx batch is split
  *      in halves until the offending entity is isolated and reported, so it
  *      never takes the rest down with it;
  *   4. runs/update with the final status, once the run's data is all sent
- *      (a parent after its children).
+ *      (a parent after its children) and its traces are in (rf_track_set_end_hold).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -151,52 +148,6 @@ void rf_run_end(struct mrun *r, const char *status, int64_t end_ms)
 	r->end_ms = end_ms;
 }
 
-/* ---- id map (persisted Inspect -> MLflow ids) ---- */
-
-static void idmap_load(rf_track *t)
-{
-	t->idmap = json_object();
-	FILE *f = fopen(t->idmap_path, "r");
-	if (!f)
-		return;
-	char line[1024];
-	while (fgets(line, sizeof line, f)) {
-		json_t *j = json_loads(line, 0, NULL); /* a torn last line just fails */
-		const char *k = json_string_value(json_object_get(j, "key"));
-		const char *id = json_string_value(json_object_get(j, "id"));
-		const char *uri = json_string_value(json_object_get(j, "artifact_uri"));
-		if (k && id)
-			json_object_set_new(t->idmap, k, json_pack("[s,s]", id, uri ? uri : ""));
-		json_decref(j);
-	}
-	fclose(f);
-}
-
-static void idmap_add(rf_track *t, struct mrun *r)
-{
-	json_object_set_new(t->idmap, r->key, json_pack("[s,s]", r->id, r->artifact_uri));
-	if (!t->idmap_path[0])
-		return;
-	json_t *j = json_pack("{s:s,s:s,s:s}", "key", r->key, "id", r->id, "artifact_uri",
-			      r->artifact_uri);
-	char *s = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
-	bool group = rf_ring_group_requested();
-	int fd = open(t->idmap_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, group ? 0660 : 0600);
-	if (fd >= 0 && group)
-		fchmod(fd, 0660); /* not narrowed by the umask */
-	if (fd >= 0 && s) {
-		size_t n = strlen(s);
-		s[n] = '\n'; /* one write() per line: whole lines or nothing */
-		if (write(fd, s, n + 1) != (ssize_t)(n + 1))
-			track_err(t, "id map %s: write failed", t->idmap_path);
-		fdatasync(fd);
-	}
-	if (fd >= 0)
-		close(fd);
-	free(s);
-}
-
 /* ---- experiment ---- */
 
 static void exp_fail(rf_track *t, long status, const char *msg)
@@ -283,7 +234,8 @@ static bool run_ready(rf_track *t, struct mrun *r, json_t *run)
 	if (!rf_resp_run(run, r->id, sizeof r->id, r->artifact_uri, sizeof r->artifact_uri))
 		return false;
 	r->state = RUN_READY;
-	idmap_add(t, r);
+	if (rf_idmap_add(t, r))
+		track_err(t, "id map %s: write failed", t->idmap_path);
 	return true;
 }
 
@@ -784,7 +736,7 @@ int rf_track_new(rf_track **out, rf_mlflow *m, const struct rf_track_opts *o)
 				*p = '_';
 		snprintf(t->idmap_path, sizeof t->idmap_path, "%s/idmap-%s.jsonl", t->o.state_dir, exp);
 	}
-	idmap_load(t);
+	rf_idmap_load(t);
 	t->keys = rf_keys_new();
 	if (!t->keys) {
 		json_decref(t->idmap);

@@ -85,5 +85,9 @@ void rf_run_end(struct mrun *r, const char *status, int64_t end_ms);
 /* Queue artifact files (rf_art_files()) for upload before the run ends. */
 void rf_run_artifacts(struct mrun *r, json_t *files);
 bool rf_value_to_float(const msgpack_object *v, double *out);
+/* The id map (rf_idmap.c): load at start; add a created run (-EIO when the
+ * line could not be written: the run is still known in memory). */
+void rf_idmap_load(rf_track *t);
+int rf_idmap_add(rf_track *t, struct mrun *r);
 
 #endif
