@@ -84,7 +84,7 @@ $(B)/bin/%: sidecar/bin/$$(subst -,_,$$*).c $(SIDE_LIB) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(LINK_ALL)
 
-$(B)/tests/%: tests/%.c $(SIDE_LIB) $(LIB) tests/rf_test.h tests/rf_test_mp.h
+$(B)/tests/%: tests/%.c $(SIDE_LIB) $(LIB) tests/rf_test.h tests/rf_test_mp.h tests/rf_test_crash.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(LINK_ALL)
 
