@@ -58,7 +58,9 @@ PROG_BINS  := $(patsubst sidecar/bin/%.c,$(B)/bin/%,$(subst _,-,$(PROG_SRCS)))
 TEST_BINS  := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
 EXAMPLE_BINS := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c)) \
                 $(patsubst producer/examples/%.c,$(B)/examples/%,$(wildcard producer/examples/*.c))
-BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(wildcard bench/*.c))
+# bench/ring_bench_*.c are parts of ring_bench (one program over several files)
+RING_BENCH_PARTS := $(wildcard bench/ring_bench_*.c)
+BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(filter-out $(RING_BENCH_PARTS),$(wildcard bench/*.c)))
 
 LINK_ALL   := $(SIDE_LIB) $(LIB) $(SIDE_LIBS) $(LIB_LIBS)
 
@@ -84,7 +86,7 @@ $(B)/bin/%: sidecar/bin/$$(subst -,_,$$*).c $(SIDE_LIB) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(LINK_ALL)
 
-$(B)/tests/%: tests/%.c $(SIDE_LIB) $(LIB) tests/rf_test.h tests/rf_test_mp.h
+$(B)/tests/%: tests/%.c $(SIDE_LIB) $(LIB) tests/rf_test.h tests/rf_test_mp.h tests/rf_test_crash.h
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(LINK_ALL)
 
@@ -95,6 +97,10 @@ $(B)/examples/%: $$(firstword $$(wildcard examples/$$*.c producer/examples/$$*.c
 $(B)/bench/%: bench/%.c $(SIDE_LIB) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $< -o $@ $(LINK_ALL) -lm
+
+$(B)/bench/ring_bench: bench/ring_bench.c $(RING_BENCH_PARTS) bench/ring_bench.h $(SIDE_LIB) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(filter %.c,$^) -o $@ $(LINK_ALL) -lm
 
 # ---- the promises of README.md ----
 

@@ -1,0 +1,129 @@
+/*
+ * ring_bench_ring.c - the ring workload of ring_bench: producer threads
+ * claim, fill in place and commit; the consumer process drains with
+ * rf_ring_consume / rf_ring_wait and checks every record.
+ */
+#include "ring_bench.h"
+
+void *ring_producer_thread(void *p)
+{
+	struct thread_arg *a = p;
+	struct run *run = a->run;
+	struct shared *sh = run->sh;
+	struct thread_slot *s = &sh->slot[a->tid];
+	const size_t bytes = run->bytes;
+	const uint64_t limit = run->o->records ? run->o->records : UINT64_MAX;
+	const uint64_t mask = run->o->sample_every - 1;
+	uint64_t seq = 0, eagain = 0, samples = 0;
+
+	wait_start(sh);
+	while (seq < limit) {
+		if ((seq & 63) == 0 && atomic_load_explicit(&sh->stop, memory_order_relaxed))
+			break;
+		const bool timed = (seq & mask) == 0;
+		uint64_t t0 = timed ? ticks() : 0;
+		struct rf_ring_claim c;
+		int rc = rf_ring_claim(a->ring, REC_TYPE, bytes, &c);
+		if (rc == -EAGAIN) {
+			eagain++;
+			if (atomic_load_explicit(&sh->stop, memory_order_relaxed))
+				break;
+			continue;
+		}
+		if (rc < 0) {
+			sh_fail(sh, "rf_ring_claim: %s (%s)", strerror(-rc), rf_ring_errmsg());
+			break;
+		}
+		rec_fill(c.data, bytes, a->tid, seq);
+		rc = rf_ring_commit(a->ring, &c);
+		if (rc < 0) {
+			sh_fail(sh, "rf_ring_commit: %s (%s)", strerror(-rc), rf_ring_errmsg());
+			break;
+		}
+		if (timed) {
+			uint64_t t1 = ticks();
+			s->hist[h_index(t1 > t0 ? t1 - t0 : 0)]++;
+			samples++;
+		}
+		seq++;
+	}
+	s->samples = samples;
+	thread_finish(sh, s, seq, eagain);
+	return NULL;
+}
+
+static int ring_handler(const struct rf_ring_rec *rec, void *arg)
+{
+	struct verifier *v = arg;
+	if (rec->flags & RF_REC_SPILLED)
+		v->spilled++;
+	rec_check(v, rec->data, rec->len);
+	return 0;
+}
+
+void ring_consumer_process(struct run *run)
+{
+	struct shared *sh = run->sh;
+	struct verifier v = { .sh = sh, .bytes = run->bytes, .nthreads = run->nthreads };
+	rf_ring *ring = NULL;
+	bool ok = true;
+
+	child_setup();
+	struct rf_ring_opts ro = {
+		.capacity = run->o->capacity,
+		.flags = RF_RING_CREATE | RF_RING_CONSUMER,
+		.full_policy = RF_RING_FULL_WAIT,
+		.full_wait_ns = run->o->full_wait_ns,
+	};
+	int rc = rf_ring_open(&ring, run->name, &ro);
+	if (rc < 0) {
+		sh_fail(sh, "consumer: rf_ring_open(%s, CREATE|CONSUMER): %s (%s)", run->name,
+			strerror(-rc), rf_ring_errmsg());
+		atomic_store(&sh->consumer_state, -1);
+		_exit(1);
+	}
+	atomic_store(&sh->consumer_state, 1);
+
+	uint64_t last_progress = mono_ns();
+	for (;;) {
+		int n = rf_ring_consume(ring, ring_handler, &v, run->o->batch);
+		if (n < 0) {
+			sh_fail(sh, "rf_ring_consume: %s (%s)", strerror(-n), rf_ring_errmsg());
+			ok = false;
+			break;
+		}
+		if (n > 0) {
+			last_progress = 0;
+			continue;
+		}
+		if (all_received(sh, run->nthreads, v.consumed)) {
+			sh->t_end_ns = mono_ns();
+			break;
+		}
+		if (atomic_load(&sh->failed)) {
+			ok = false;
+			break;
+		}
+		if (atomic_load_explicit(&sh->threads_done, memory_order_acquire) ==
+		    run->nthreads) {
+			uint64_t now = mono_ns();
+			if (last_progress == 0)
+				last_progress = now;
+			else if (now - last_progress > DRAIN_STALL_NS) {
+				sh_fail(sh, "consumer: no record for %llu s after the producers "
+					    "finished (%" PRIu64 " of %" PRIu64 ")",
+					DRAIN_STALL_NS / 1000000000ull, v.consumed,
+					atomic_load(&sh->total_committed));
+				sh->t_end_ns = now;
+				ok = false;
+				break;
+			}
+		}
+		rf_ring_wait(ring, 1000 * 1000);
+	}
+	if (rf_ring_stats(ring, &sh->rstats) == 0)
+		sh->have_rstats = 1;
+	rf_ring_close(ring);
+	consumer_finish(sh, &v, ok);
+	_exit(ok ? 0 : 1);
+}
