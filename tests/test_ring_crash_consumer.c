@@ -222,9 +222,10 @@ static void consumer_process(int inc)
 		atomic_store(&sh->resumed[inc], target > st.head ? 1 : 2);
 	}
 	uint64_t rnd = seed ^ (uint64_t)inc;
-	/* B2: where to be killed.  A quarter of the consumers die at their
-	 * first ring record or so (a resume right after a resume). */
-	c.kill_mode = (int)(xorshift(&rnd) % 2);
+	/* B2: where to be killed, alternating so every run has both.  A
+	 * quarter of the consumers die at their first ring record or so (a
+	 * resume right after a resume). */
+	c.kill_mode = inc % 2 ? KILL_HELD_BATCH : KILL_IN_HANDLER;
 	uint64_t x = xorshift(&rnd);
 	c.kill_after = final_consumer ? UINT64_MAX
 		       : x % 4 == 0 ? 1 + (x >> 8) % 3 : 1 + (x >> 8) % 1500;
