@@ -142,7 +142,9 @@ int rf_ring_consume_held(rf_ring *r, rf_ring_handler fn, void *arg, unsigned max
 int rf_ring_release(rf_ring *r);
 
 /* Skip records already processed before a consumer restart: every record with
- * pos < `pos` is treated as consumed.  Ignored if pos is outside [head, tail]. */
+ * pos < `pos` is treated as consumed.  Ignored if pos is outside [head, tail].
+ * -EINVAL if pos is not a record boundary or the handle is not the consumer,
+ * -EBUSY while records are held (rf_ring_consume_held). */
 int rf_ring_resume(rf_ring *r, uint64_t pos);
 
 /* Wait until records may be available or `timeout_ns` passes: spin, then

@@ -260,6 +260,17 @@ int rf_ring_release(rf_ring *r)
 
 int rf_ring_resume(rf_ring *r, uint64_t target)
 {
+	/* Only the consumer may move head (a producer doing it frees records
+	 * nobody read), and not under held records: their later release would
+	 * store head = held_to, behind the target. */
+	if (!(r->flags & RF_RING_CONSUMER)) {
+		rf_set_err(0, "ring %s: resume on a handle not opened as consumer", r->name);
+		return -EINVAL;
+	}
+	if (r->held_to) {
+		rf_set_err(0, "ring %s: records still held: call rf_ring_release() first", r->name);
+		return -EBUSY;
+	}
 	struct rf_ring_shm *h = r->shm;
 	uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
 	/* Acquire: pairs with the producers' release CAS on tail. */
@@ -279,8 +290,11 @@ int rf_ring_resume(rf_ring *r, uint64_t target)
 		}
 		uint64_t next = pos + rf_align8((uint64_t)len);
 		uint64_t seg_end = pos + (h->capacity - (pos & r->mask));
-		if (next > seg_end)
+		if (next > seg_end) {
+			rf_set_err(0, "ring %s: corrupt record header at position %llu (length %d)",
+				   r->name, (unsigned long long)pos, len);
 			return -EPROTO;
+		}
 		pos = next;
 	}
 	if (pos != target) {

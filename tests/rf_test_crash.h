@@ -71,6 +71,8 @@ struct shared {
 	_Atomic uint32_t open_tries[MAX_INCARNATIONS];
 	_Atomic int resumed[MAX_INCARNATIONS]; /* 1 resume() moved, 2 ignored */
 	_Atomic int started[MAX_INCARNATIONS];
+	_Atomic int at_kill_point[MAX_INCARNATIONS]; /* waiting to be SIGKILLed */
+	_Atomic int held_kill[MAX_INCARNATIONS];     /* ... after a held batch */
 };
 
 struct child {
@@ -89,6 +91,11 @@ static struct child kids[MAXCHILD];
 static int nkids;
 static char ring_name[64], spool_dir[128], out_dir[128];
 static uint64_t seed;
+/* Set before producers are spawned (fork passes them on): a pause after each
+ * record and a bound on record length, so that a consumer keeps up and
+ * records stay in the ring (test_ring_crash_consumer's resume phase).
+ * 0 = flat out, up to the ring's max_record. */
+static uint64_t producer_pace_ns, producer_len_cap;
 
 /* ---- small helpers ---- */
 
@@ -314,6 +321,8 @@ static inline void put(struct pthread_arg *a, uint64_t seq, uint64_t *rnd)
 	 * in_claim set and its record `committed` undelivered held a claim. */
 	atomic_store(&ps->in_claim, 0);
 	atomic_store(&ps->committed, seq + 1);
+	if (producer_pace_ns)
+		sleep_ns(producer_pace_ns);
 }
 
 static inline void *producer_thread(void *p)
@@ -363,10 +372,12 @@ static inline void producer_process(int idx)
 	tsan_ring_segment_is_shared(ring_name);
 	struct rf_ring_stats st;
 	rf_ring_stats(r, &st);
+	uint64_t max_record = producer_len_cap && producer_len_cap < st.max_record
+				      ? producer_len_cap : st.max_record;
 	pthread_t th[8];
 	struct pthread_arg args[8];
 	for (int t = 0; t < pc->threads; t++) {
-		args[t] = (struct pthread_arg){r, (uint32_t)(pc->first_id + t), st.max_record, pc};
+		args[t] = (struct pthread_arg){r, (uint32_t)(pc->first_id + t), max_record, pc};
 		CHECK_EQ(pthread_create(&th[t], NULL, producer_thread, &args[t]), 0);
 	}
 	for (int t = 0; t < pc->threads; t++)

@@ -308,6 +308,21 @@ static void test_held(void)
 		for (int i = 0; i < 3; i++)
 			CHECK_EQ(col.first[i], (uint8_t)round);
 	}
+	/* rf_ring_resume() belongs to the consumer, and not while records are
+	 * held: it would free them, and the release after it move head back. */
+	CHECK_EQ(rf_ring_write(p, 1, buf, 100), 0);
+	CHECK_EQ(rf_ring_write(p, 1, buf, 100), 0);
+	struct rf_ring_stats rs, rs2;
+	rf_ring_stats(c, &rs);
+	CHECK_EQ(rf_ring_resume(p, rs.tail), -EINVAL);
+	rf_ring_stats(c, &rs2);
+	CHECK_EQ(rs2.head, rs.head);
+	struct collect hc = {0};
+	CHECK_EQ(rf_ring_consume_held(c, on_rec, &hc, 10), 2);
+	CHECK_EQ(rf_ring_resume(c, rs.tail), -EBUSY);
+	CHECK_EQ(rf_ring_release(c), 0);
+	rf_ring_stats(c, &rs2);
+	CHECK_EQ(rs2.head, rs.tail);
 	/* Not released, consumer closed (as if it died): delivered again. */
 	CHECK_EQ(rf_ring_write(p, 9, "again", 5), 0);
 	struct collect col = {0};
