@@ -24,8 +24,11 @@
  *
  * RF_CRASH_SEED fixes the seed.  Ring and spool names carry the pid.
  *
- * The 1 s bound is a wall-clock assertion: on a machine so overloaded that
- * this process gets no CPU for a second it fails without a ring bug.
+ * The 1 s bound is on the ring, not on the machine: the time this thread
+ * spent runnable but waiting for a CPU (/proc/thread-self/schedstat's
+ * run_delay) is taken out of each measured interval, so a CI host at load 20
+ * that starves the test for a second does not fail it; both figures are
+ * printed.  Without schedstat the plain wall time is used.
  */
 #include "rf_test_crash.h"
 
@@ -83,6 +86,19 @@ static int pump(rf_ring *r, struct va *v, uint64_t wait_ns)
 		rf_ring_wait(r, wait_ns);
 	reap();
 	return n;
+}
+
+/* ns this thread has waited on a run queue so far (0 when not available). */
+static uint64_t run_delay_ns(void)
+{
+	unsigned long long cpu = 0, delay = 0;
+	FILE *f = fopen("/proc/thread-self/schedstat", "r");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%llu %llu", &cpu, &delay) != 2)
+		delay = 0;
+	fclose(f);
+	return delay;
 }
 
 static uint64_t abandoned(rf_ring *r)
@@ -237,16 +253,20 @@ static void scenario_a(void)
 		/* Even victims are reaped by the pump loop as soon as they die
 		 * (/proc entry gone), odd ones stay zombies during the round. */
 		kids[k].keep_zombie = i % 2 == 1;
-		uint64_t tkill = rf_test_now_ns();
+		uint64_t tkill = rf_test_now_ns(), rd0 = run_delay_ns();
 		kill_child(k);
-		uint64_t t_aband = 0, t_first = 0;
+		uint64_t t_aband = 0, t_first = 0, wait_aband = 0, wait_first = 0;
 		while (!t_aband || !t_first) {
 			pump(r, v, 1000000);
 			uint64_t now = rf_test_now_ns();
-			if (!t_aband && abandoned(r) > a0)
+			if (!t_aband && abandoned(r) > a0) {
 				t_aband = now - tkill;
-			if (!t_first && v->total > total0)
+				wait_aband = run_delay_ns() - rd0;
+			}
+			if (!t_first && v->total > total0) {
 				t_first = v->last_delivery_ns - tkill;
+				wait_first = run_delay_ns() - rd0;
+			}
 			if (now - tkill > 5000000000ull) {
 				rf_ring_stats(r, &st);
 				FAIL("victim %d: dead claim not recovered %" PRIu64 " ms after SIGKILL "
@@ -259,16 +279,21 @@ static void scenario_a(void)
 		kids[k].keep_zombie = false;
 		wait_child_blocking(k);
 		CHECK_EQ(abandoned(r), a0 + 1); /* exactly this dead claim */
-		if (t_aband >= 1000000000ull || t_first >= 1000000000ull)
+		/* The ring's share: minus the time this thread waited for a CPU. */
+		uint64_t r_aband = t_aband > wait_aband ? t_aband - wait_aband : 0;
+		uint64_t r_first = t_first > wait_first ? t_first - wait_first : 0;
+		if (r_aband >= 1000000000ull || r_first >= 1000000000ull)
 			FAIL("victim %d: dead claim recovered after %" PRIu64 " ms (abandoned) / %"
-			     PRIu64 " ms (next record); the bound is 1000 ms", i, ms(t_aband),
-			     ms(t_first));
+			     PRIu64 " ms (next record), of which %" PRIu64 " / %" PRIu64 " ms waiting "
+			     "for a CPU; the bound is 1000 ms without the wait", i, ms(t_aband),
+			     ms(t_first), ms(wait_aband), ms(wait_first));
 		worst_aband = t_aband > worst_aband ? t_aband : worst_aband;
 		worst_first = t_first > worst_first ? t_first : worst_first;
 		sum_aband += t_aband;
 		printf("crash A victim %d: held seq %" PRIu64 ", SIGKILLed (%s) -> padding after %.1f ms, "
-		       "next record after %.1f ms\n", i, held, i % 2 == 0 ? "reaped" : "zombie",
-		       (double)t_aband / 1e6, (double)t_first / 1e6);
+		       "next record after %.1f ms (%.1f ms of it waiting for a CPU)\n", i, held,
+		       i % 2 == 0 ? "reaped" : "zombie", (double)t_aband / 1e6, (double)t_first / 1e6,
+		       (double)wait_first / 1e6);
 	}
 
 	/* --- slow: SIGSTOPped 1.5 s while holding a claim, then SIGCONT --- */
