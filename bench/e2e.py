@@ -373,7 +373,8 @@ def trial(mode: str, samples: int, max_samples: int, repeat: int, tracing_rf: bo
                             vis = time.time() - res["end_epoch"]
                             break
                         time.sleep(0.1)
-                waiter.join(timeout=max(10, deadline - time.time()))
+                # no --deadline: inf, which join() cannot take; a day is as good
+                waiter.join(timeout=min(max(10, deadline - time.time()), 86400))
                 if waiter.is_alive():
                     raise TimeoutError
                 # when the eval process ended (hooks flushing at exit)
