@@ -218,6 +218,12 @@ void wait_start(struct shared *sh);
 void thread_finish(struct shared *sh, struct thread_slot *s, uint64_t seq, uint64_t eagain);
 void child_setup(void);
 bool all_received(struct shared *sh, unsigned nthreads, uint64_t consumed);
+/* A consumer's turn that read nothing: 1 once every record has arrived
+ * (t_end stamped), -1 on a failure (a producer's, or nothing more for
+ * DRAIN_STALL_NS after the producers finished; `what` names the unit in the
+ * message), else 0.  *last_progress is 0 after a turn that made progress. */
+int consumer_idle(struct shared *sh, const struct run *run, uint64_t consumed,
+		  uint64_t *last_progress, const char *what);
 void consumer_finish(struct shared *sh, struct verifier *v, bool ok);
 void run_config(const struct opts *o, enum transport tr, unsigned producers, unsigned threads,
 		size_t bytes, unsigned seq_no, struct result *res);

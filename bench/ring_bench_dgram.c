@@ -105,28 +105,10 @@ void dgram_consumer_process(struct run *run)
 			ok = false;
 			break;
 		}
-		if (all_received(sh, run->nthreads, v.consumed)) {
-			sh->t_end_ns = mono_ns();
+		int idle = consumer_idle(sh, run, v.consumed, &last_progress, "datagram");
+		if (idle) {
+			ok = idle > 0;
 			break;
-		}
-		if (atomic_load(&sh->failed)) {
-			ok = false;
-			break;
-		}
-		if (atomic_load_explicit(&sh->threads_done, memory_order_acquire) ==
-		    run->nthreads) {
-			uint64_t now = mono_ns();
-			if (last_progress == 0)
-				last_progress = now;
-			else if (now - last_progress > DRAIN_STALL_NS) {
-				sh_fail(sh, "consumer: no datagram for %llu s after the producers "
-					    "finished (%" PRIu64 " of %" PRIu64 ")",
-					DRAIN_STALL_NS / 1000000000ull, v.consumed,
-					atomic_load(&sh->total_committed));
-				sh->t_end_ns = now;
-				ok = false;
-				break;
-			}
 		}
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
 		poll(&pfd, 1, 1);

@@ -96,28 +96,10 @@ void ring_consumer_process(struct run *run)
 			last_progress = 0;
 			continue;
 		}
-		if (all_received(sh, run->nthreads, v.consumed)) {
-			sh->t_end_ns = mono_ns();
+		int idle = consumer_idle(sh, run, v.consumed, &last_progress, "record");
+		if (idle) {
+			ok = idle > 0;
 			break;
-		}
-		if (atomic_load(&sh->failed)) {
-			ok = false;
-			break;
-		}
-		if (atomic_load_explicit(&sh->threads_done, memory_order_acquire) ==
-		    run->nthreads) {
-			uint64_t now = mono_ns();
-			if (last_progress == 0)
-				last_progress = now;
-			else if (now - last_progress > DRAIN_STALL_NS) {
-				sh_fail(sh, "consumer: no record for %llu s after the producers "
-					    "finished (%" PRIu64 " of %" PRIu64 ")",
-					DRAIN_STALL_NS / 1000000000ull, v.consumed,
-					atomic_load(&sh->total_committed));
-				sh->t_end_ns = now;
-				ok = false;
-				break;
-			}
 		}
 		rf_ring_wait(ring, 1000 * 1000);
 	}

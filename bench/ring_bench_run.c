@@ -98,6 +98,30 @@ bool all_received(struct shared *sh, unsigned nthreads, uint64_t consumed)
 	return consumed >= atomic_load_explicit(&sh->total_committed, memory_order_acquire);
 }
 
+int consumer_idle(struct shared *sh, const struct run *run, uint64_t consumed,
+		  uint64_t *last_progress, const char *what)
+{
+	if (all_received(sh, run->nthreads, consumed)) {
+		sh->t_end_ns = mono_ns();
+		return 1;
+	}
+	if (atomic_load(&sh->failed))
+		return -1;
+	if (atomic_load_explicit(&sh->threads_done, memory_order_acquire) != run->nthreads)
+		return 0;
+	uint64_t now = mono_ns();
+	if (*last_progress == 0) {
+		*last_progress = now;
+	} else if (now - *last_progress > DRAIN_STALL_NS) {
+		sh_fail(sh, "consumer: no %s for %llu s after the producers finished (%" PRIu64
+			" of %" PRIu64 ")", what, DRAIN_STALL_NS / 1000000000ull, consumed,
+			atomic_load(&sh->total_committed));
+		sh->t_end_ns = now;
+		return -1;
+	}
+	return 0;
+}
+
 void consumer_finish(struct shared *sh, struct verifier *v, bool ok)
 {
 	sh->consumed = v->consumed;
