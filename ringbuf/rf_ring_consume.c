@@ -193,22 +193,32 @@ static void release_range(rf_ring *r, uint64_t from, uint64_t to)
 	}
 }
 
-static int consume(rf_ring *r, rf_ring_handler fn, void *arg, unsigned max, bool hold)
+/* What moves head needs the consumer's handle and no records held (their
+ * later release would store head = held_to, behind the new head). */
+static int may_move_head(rf_ring *r, const char *op)
 {
 	if (!(r->flags & RF_RING_CONSUMER)) {
-		rf_set_err(0, "ring %s: consume on a handle not opened as consumer", r->name);
+		rf_set_err(0, "ring %s: %s on a handle not opened as consumer", r->name, op);
 		return -EINVAL;
 	}
 	if (r->held_to) {
 		rf_set_err(0, "ring %s: records still held: call rf_ring_release() first", r->name);
 		return -EBUSY;
 	}
+	return 0;
+}
+
+static int consume(rf_ring *r, rf_ring_handler fn, void *arg, unsigned max, bool hold)
+{
+	int rc = may_move_head(r, "consume");
+	if (rc)
+		return rc;
 	struct rf_ring_shm *h = r->shm;
 	atomic_store_explicit(&h->heartbeat_ns, rf_realtime_ns(), memory_order_relaxed);
 	/* Relaxed: only this consumer writes head. */
 	uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
 	unsigned n = 0;
-	int stop = 0, rc = 0;
+	int stop = 0; /* rc is 0 here: the check above passed */
 	const uint64_t limit = head + h->capacity;
 	uint64_t pos = consume_segment(r, head, limit, fn, arg, max, &n, &stop, &rc);
 	/* Reached the end of the buffer: go on from its start (second segment),
@@ -260,17 +270,10 @@ int rf_ring_release(rf_ring *r)
 
 int rf_ring_resume(rf_ring *r, uint64_t target)
 {
-	/* Only the consumer may move head (a producer doing it frees records
-	 * nobody read), and not under held records: their later release would
-	 * store head = held_to, behind the target. */
-	if (!(r->flags & RF_RING_CONSUMER)) {
-		rf_set_err(0, "ring %s: resume on a handle not opened as consumer", r->name);
-		return -EINVAL;
-	}
-	if (r->held_to) {
-		rf_set_err(0, "ring %s: records still held: call rf_ring_release() first", r->name);
-		return -EBUSY;
-	}
+	/* A producer moving head would free records nobody read. */
+	int rc = may_move_head(r, "resume");
+	if (rc)
+		return rc;
 	struct rf_ring_shm *h = r->shm;
 	uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
 	/* Acquire: pairs with the producers' release CAS on tail. */
