@@ -170,24 +170,33 @@ def framed(*parts: tuple[int, bytes]) -> bytes:
     return b"".join(struct.pack("<HH", s, len(b)) + b for s, b in parts)
 
 
+def record_seeds(recs, prefix: str, alone) -> None:
+    """`record` seeds: each record whose type `alone` picks as an input of its
+    own, and the whole sequence framed in pieces of about 16 KiB (records of
+    64 KiB or more do not fit the u16 length and are left out)."""
+    frame = lambda typ, p: bytes([typ & 0xff]) + struct.pack("<H", len(p)) + p  # noqa: E731
+    chunk, n = b"", 0
+    for i, (typ, p) in enumerate(recs):
+        if len(p) >= 65536:
+            continue
+        if alone(typ):
+            put("record", f"{prefix}rec-{i:04d}-type{typ}", frame(typ, p))
+        chunk += frame(typ, p)
+        if len(chunk) > 16384:
+            put("record", f"{prefix}seq-{n:03d}", chunk)
+            chunk, n = b"", n + 1
+    if chunk:
+        put("record", f"{prefix}seq-{n:03d}", chunk)
+
+
 def trace_seeds(tmp: Path) -> None:
     """Seeds for the trace path, added to the kept corpora (`--traces`)."""
     raw = eval_into_journal(tmp, traced=True)
     recs = list(journal_records(raw))
     print(f"traced journal: {len(raw)} bytes, {len(recs)} records")
     put("journal", "traced", b"\x00" + raw[:262144])
-    chunk, n = b"", 0
-    for i, (typ, p) in enumerate(recs):
-        if len(p) >= 65536:
-            continue
-        if typ >= 24:  # the general tracing records, each alone too
-            put("record", f"trace-rec-{i:03d}-type{typ}", bytes([typ]) + struct.pack("<H", len(p)) + p)
-        chunk += bytes([typ & 0xff]) + struct.pack("<H", len(p)) + p
-        if len(chunk) > 16384:
-            put("record", f"trace-seq-{n:03d}", chunk)
-            chunk, n = b"", n + 1
-    if chunk:
-        put("record", f"trace-seq-{n:03d}", chunk)
+    # the general tracing records each alone too, and the whole sequence in pieces
+    record_seeds(recs, "trace-", alone=lambda typ: typ >= 24)
 
 
 def main() -> None:
@@ -208,19 +217,7 @@ def main() -> None:
         put("journal", "eval-fixcrc", b"\x01" + raw)
         put("journal", "eval-other-ring", b"\x02" + raw[:4096])
         # records: each alone, and the eval's sequence in pieces
-        for i, (typ, p) in enumerate(recs):
-            if len(p) < 65536:
-                put("record", f"rec-{i:04d}-type{typ}", bytes([typ & 0xff]) + struct.pack("<H", len(p)) + p)
-        chunk, n = b"", 0
-        for typ, p in recs:
-            if len(p) >= 65536:
-                continue
-            chunk += bytes([typ & 0xff]) + struct.pack("<H", len(p)) + p
-            if len(chunk) > 16384:
-                put("record", f"seq-{n:03d}", chunk)
-                chunk, n = b"", n + 1
-        if chunk:
-            put("record", f"seq-{n:03d}", chunk)
+        record_seeds(recs, "", alone=lambda typ: True)
         # spill files
         files = spill_files(tmp, [(t, p) for t, p in recs if len(p) < 8000])
         print(f"spill: {len(files)} files")
