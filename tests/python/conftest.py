@@ -92,6 +92,11 @@ class MlflowServer:
         ]
         env = dict(os.environ)
         env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+        # MLflow 3.x starts a job runner (huey consumers, several processes
+        # polling) beside every server for scorer jobs these tests never use;
+        # on a 2-core machine running several servers they cost more CPU
+        # than the requests under test.  A user's own server may keep it on.
+        env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
         self.root.mkdir(parents=True, exist_ok=True)
         self.log = open(log_path, "ab")
         # Own session/process group so stop() can kill the worker children too.
