@@ -319,11 +319,12 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 		x->last_flush = now;
 	}
 	send_infos(x);
+	rf_trace_ops_pump(x);
 }
 
 bool rf_traces_idle(rf_traces *x)
 {
-	if (x->otlp_inflight || x->info_inflight)
+	if (x->otlp_inflight || x->info_inflight || !rf_trace_ops_idle(x))
 		return false;
 	for (struct xtrace *t = x->list; t; t = t->next)
 		if (ready_spans(t) || t->complete)
@@ -333,7 +334,7 @@ bool rf_traces_idle(rf_traces *x)
 
 bool rf_traces_empty(rf_traces *x)
 {
-	return x->ntraces == 0 && !x->otlp_inflight && !x->info_inflight;
+	return x->ntraces == 0 && !x->otlp_inflight && !x->info_inflight && rf_trace_ops_idle(x);
 }
 
 void rf_traces_stats(rf_traces *x, struct rf_traces_stats *st)

@@ -160,6 +160,7 @@ void rf_traces_free(rf_traces *x)
 	free(x->otlp_hdrs);
 	free(x->otlp_url);
 	free(x->exps);
+	rf_trace_ops_free(x);
 	json_decref(x->traced_runs);
 	free(x);
 }
@@ -390,6 +391,8 @@ void rf_traces_record(rf_traces *x, int type, const msgpack_object *root)
 {
 	if (type >= RF_EV_TRACE_SPAN_START && type <= RF_EV_TRACE_UPDATE)
 		general(x, type, root);
+	else if (type == RF_EV_TRACE_ASSESSMENT || type == RF_EV_TRACE_TAG)
+		rf_trace_ops_record(x, type, root);
 	else
 		rf_trace_inspect(x, type, root);
 }

@@ -55,6 +55,9 @@ struct rf_traces {
 	int otlp_inflight, info_inflight;
 	char *otlp_url;
 	char **otlp_hdrs;           /* "Name: value", NULL-terminated */
+	struct xop *ops, *ops_tail; /* assessment/tag calls of their own (rf_trace_ops.c) */
+	size_t nops;
+	int ops_inflight;
 	struct rf_traces_stats st;
 };
 
@@ -73,6 +76,12 @@ const char *rf_traces_run_of(rf_traces *x, struct xtrace *t);
 uint64_t rf_traces_now_ms(void);
 /* Inspect records (rf_trace_inspect.c). */
 void rf_trace_inspect(rf_traces *x, int type, const msgpack_object *r);
+
+/* Assessments and tags on a trace, records 28-29 (rf_trace_ops.c). */
+void rf_trace_ops_record(rf_traces *x, int type, const msgpack_object *r);
+void rf_trace_ops_pump(rf_traces *x);
+bool rf_trace_ops_idle(rf_traces *x);
+void rf_trace_ops_free(rf_traces *x);
 
 /* Time helpers: seconds (float) -> ns; RFC 3339 from ns. */
 int64_t rf_ns_of_secs(double s);
