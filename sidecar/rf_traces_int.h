@@ -13,11 +13,14 @@ struct xtrace {
 	struct xtrace *next;        /* all traces, oldest first */
 	struct rf_trace *tr;
 	char exp_name[256];         /* "" = the sidecar's experiment */
+	char exp_id[64];            /* by id (set_destination); wins over exp_name */
 	char run_key[160];          /* rf_track key of the run to link ("" = none) */
 	char inspect_run[96];       /* Inspect run id (closing at run end) */
 	char eval_id[96];           /* Inspect eval id (closing at task end) */
 	json_t *tags, *metadata;    /* string -> string */
 	json_t *assessments;        /* Assessment objects */
+	json_t *info;               /* TraceInfo fields set by the producer (record 27
+				       "info": client_request_id, previews, state) */
 	bool complete;              /* root ended: send the rest, then the info */
 	bool progressive;           /* send ended spans before the root ends */
 	int info_state;             /* 0 not sent, 1 in flight, 2 done */
