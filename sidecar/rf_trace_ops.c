@@ -8,9 +8,9 @@
  * trace was uploaded already, or is not ours) the operation is queued and
  * sent as its own call once the trace is no longer held: CreateAssessment,
  * SetTraceTag or DeleteTraceTag.  Operations on one trace go in record
- * order, one at a time.  A 404 (the trace is not in MLflow yet: its info may
- * still be on its way from another producer) is retried a few times a
- * second apart; every refusal is counted (traces_failed) with its message.
+ * order, one at a time.  A missing trace (404; for a tag, the server's
+ * foreign-key refusal: its info may still be on its way from another
+ * producer) is retried a few times a second apart; every refusal is counted (traces_failed) with its message.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -316,7 +316,9 @@ static void on_op(int ok, long status, json_t *resp, const char *msg, void *arg)
 	if (ok) {
 		if (o->kind == OP_ASSESS)
 			x->st.assessments++;
-	} else if (status == 404 && ++o->tries < OP_404_TRIES) {
+	} else if ((status == 404 || (status == 400 && msg && strcasestr(msg, "foreign key"))) &&
+		   ++o->tries < OP_404_TRIES) {
+		/* A missing trace: 404, or for a tag the database's foreign key. */
 		o->retry_at = rf_traces_now_ms() + 1000; /* the trace may still be on its way */
 		return;
 	} else {

@@ -128,7 +128,17 @@ def main() -> None:
                            source=AssessmentSource(source_type="HUMAN", source_id="labeler"))
     mlflow.log_expectation(trace_id=t3, name="expected_q", value=1)
     mlflow.flush_trace_async_logging()
-    print(json.dumps({"traces": [t1, t2, t3]}))
+
+    # A finished trace read back (MLflow's client) and copied into a new one.
+    remote = mlflow.get_trace(t3)
+    with mlflow.start_span("host", span_type=SpanType.AGENT) as span:
+        span.set_inputs({"call": "remote"})
+        mlflow.add_trace(remote)
+    t4 = mlflow.get_last_active_trace_id()
+    t5 = mlflow.log_trace(name="logged", request={"q": "x"}, response="y",
+                          start_time_ms=1700000000000, execution_time_ms=250)
+    mlflow.flush_trace_async_logging()
+    print(json.dumps({"traces": [t1, t2, t3, t4, t5]}))
 
 
 main()

@@ -200,6 +200,7 @@ def configure(enabled: bool | None = None, sampling_ratio: float | None = None,
 
 FUNCTION_NAME = "mlflow.spanFunctionName"
 LOG_LEVEL = "mlflow.spanLogLevel"
+START_TIME_NS = "mlflow.spanStartTimeNs"
 _LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 
 
@@ -539,6 +540,8 @@ def start_span_no_context(name: str, span_type: str = SpanType.UNKNOWN,
     if description is not None:
         attributes = dict(attributes or {}, **{DESCRIPTION: description})
     attributes = _with_level(attributes, log_level)
+    if start_time_ns is not None:  # as MLflow: an explicit start time is kept as an attribute
+        attributes = dict(attributes or {}, **{START_TIME_NS: int(start_time_ns)})
     span = _new_span(parent_span, name, span_type or SpanType.UNKNOWN, inputs, attributes,
                      start_time_ns, experiment_id)
     if (tags or metadata) and span is not NO_OP_SPAN:
