@@ -45,6 +45,7 @@ from pathlib import Path
 
 import pytest
 
+import conftest
 from conftest import MlflowServer
 from test_sidecar import RINGFLOWD, Sidecar, cleanup
 
@@ -128,7 +129,11 @@ def both(mlflow_server, tmp_path_factory):
     exp = f"rf-compat-{os.getpid()}"
     sc = None
     try:
-        b.start()
+        # A second server on a machine this test shares: more time to come up
+        # than the session's default (it is not what is tested here).
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(conftest, "SERVER_START_TIMEOUT", max(conftest.SERVER_START_TIMEOUT, 600))
+            b.start()
         env = dict(os.environ, MLFLOW_TRACKING_URI=mlflow_server)
         for k in ("RINGFLOW_DISABLED", "MLFLOW_TRACE_SAMPLING_RATIO"):
             env.pop(k, None)
