@@ -5,7 +5,8 @@
  *
  * One "answer" trace: an AGENT root with a RETRIEVER child (with an event), an
  * LLM child that fails once (an exception) and a TOOL span ended from a
- * callback thread (explicit parent), trace tags and metadata; then a trace
+ * callback thread (explicit parent), trace tags and metadata, a feedback
+ * while it runs, a tag and an expectation after it ended; then a trace
  * that is sampled out (rate 0: nothing is written).  Prints the trace id.
  *
  *   cc trace_demo.c $(pkg-config --cflags --libs ringflow)
@@ -61,9 +62,22 @@ int main(int argc, char **argv)
 	pthread_t t;
 	pthread_create(&t, NULL, on_done, cb);
 	pthread_join(t, NULL);
+	/* A score while the trace is open: it goes with the trace's info. */
+	rf_trace_log_assessment(NULL, NULL, /* the current span's trace */
+				&(struct rf_assessment){.name = "relevance",
+							.value = &RF_DOUBLE(NULL, 0.9),
+							.rationale = "cites the cause",
+							.source_type = "LLM_JUDGE",
+							.source_id = "judge-1"});
 	char id[36];
 	rf_span_trace_id(root, id);
 	rf_span_end(root, RF_KVS(RF_STR("answer", "Because of Rayleigh scattering.")));
+	/* After it ended, by its id: the sidecar adds them (or calls MLflow). */
+	rf_trace_set_tag(NULL, id, "reviewed", "yes");
+	rf_trace_log_assessment(NULL, id,
+				&(struct rf_assessment){.kind = RF_ASSESS_EXPECTATION,
+							.name = "expected",
+							.value = &RF_STR(NULL, "Rayleigh scattering")});
 
 	rf_trace_set_sample_rate(0.0); /* this one is not recorded at all */
 	rf_span *skipped = rf_span_start("sampled_out", RF_SPAN_CHAIN, NULL, 0);

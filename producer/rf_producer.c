@@ -42,6 +42,7 @@ static const char *const rf_names[] = {
 	[RF_EV_MODEL_CACHE_USAGE] = "model_cache_usage",
 	[RF_EV_TRACE_SPAN_START] = "trace_span_start", [RF_EV_TRACE_SPAN_END] = "trace_span_end",
 	[RF_EV_TRACE_SPAN_EVENT] = "trace_span_event", [RF_EV_TRACE_UPDATE] = "trace_update",
+	[RF_EV_TRACE_ASSESSMENT] = "trace_assessment", [RF_EV_TRACE_TAG] = "trace_tag",
 };
 
 const char *rf_event_name(int type)

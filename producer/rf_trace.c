@@ -591,6 +591,106 @@ int rf_span_end(rf_span *s, const rf_kv *outputs, size_t n)
 
 static const char hexd[] = "0123456789abcdef";
 
+/* The trace a record 28/29 is about: s's, else trace_id, else the current
+ * span's.  1: write it (r begun, trace_id written); 0: an unrecorded trace
+ * (nothing to do); -errno. */
+static int begin_on_trace(rf_rec *r, int type, const rf_span *s, const char *trace_id)
+{
+	if (!s && !trace_id)
+		s = tls_cur;
+	if (s && s->noop)
+		return 0;
+	if (!s && (!trace_id || !*trace_id))
+		return -EINVAL;
+	rf_producer *p = s ? s->p : trace_producer();
+	if (!p)
+		return -EIO;
+	int rc = rf_rec_begin(p, r, type, 0);
+	if (rc)
+		return rc;
+	if (s)
+		rf_rec_bin(r, "trace_id", s->trace_id, 16);
+	else
+		rf_rec_str(r, "trace_id", trace_id);
+	return 1;
+}
+
+int rf_trace_log_assessment(const rf_span *s, const char *trace_id,
+			    const struct rf_assessment *a)
+{
+	if (!a || !a->name || !*a->name)
+		return -EINVAL;
+	rf_rec r;
+	int rc = begin_on_trace(&r, RF_EV_TRACE_ASSESSMENT, s, trace_id);
+	if (rc <= 0) {
+		if (rc < 0 && rc != -EINVAL)
+			count_err();
+		return rc;
+	}
+	/* A producer-chosen id: a replayed journal upserts instead of adding. */
+	uint8_t b[16];
+	char id[35] = "a-";
+	rf_trace_new_trace_id(b);
+	for (int i = 0; i < 16; i++) {
+		id[2 + 2 * i] = hexd[b[i] >> 4];
+		id[3 + 2 * i] = hexd[b[i] & 15];
+	}
+	id[34] = 0;
+	rf_rec_str(&r, "assessment_id", id);
+	rf_rec_str(&r, "name", a->name);
+	rf_rec_str(&r, "kind", a->kind == RF_ASSESS_EXPECTATION ? "expectation" : "feedback");
+	if (a->value) {
+		rf_kv v = *a->value;
+		v.key = NULL; /* the value itself, not a map */
+		rf_trace_put_kvs(&r, "value", &v, 1, false);
+	}
+	if (a->rationale)
+		rf_rec_str(&r, "rationale", a->rationale);
+	if (a->source_type)
+		rf_rec_str(&r, "source_type", a->source_type);
+	if (a->source_id)
+		rf_rec_str(&r, "source_id", a->source_id);
+	if (a->error_code || a->error_message) {
+		rf_rec_map_begin(&r, "error");
+		rf_rec_str(&r, "error_code", a->error_code ? a->error_code : "ASSESSMENT_ERROR");
+		if (a->error_message)
+			rf_rec_str(&r, "error_message", a->error_message);
+		rf_rec_map_end(&r);
+	}
+	if (a->metadata && a->nmeta)
+		rf_trace_put_map(&r, "metadata", a->metadata, a->nmeta, true);
+	if (is_real(a->span))
+		rf_rec_int(&r, "span_id", (int64_t)a->span->span_id); /* below 2^63 */
+	rf_rec_int(&r, "time_ns", (int64_t)rf_trace_now_ns());
+	if ((rc = rf_rec_end(&r)))
+		count_err();
+	return rc;
+}
+
+int rf_trace_set_tag(const rf_span *s, const char *trace_id, const char *key, const char *value)
+{
+	if (!key || !*key)
+		return -EINVAL;
+	rf_rec r;
+	int rc = begin_on_trace(&r, RF_EV_TRACE_TAG, s, trace_id);
+	if (rc <= 0) {
+		if (rc < 0 && rc != -EINVAL)
+			count_err();
+		return rc;
+	}
+	rf_rec_str(&r, "key", key);
+	if (value)
+		rf_rec_str(&r, "value", value);
+	if ((rc = rf_rec_end(&r)))
+		count_err();
+	return rc;
+}
+
+int rf_trace_delete_tag(const rf_span *s, const char *trace_id, const char *key)
+{
+	return rf_trace_set_tag(s, trace_id, key, NULL);
+}
+
 const char *rf_span_trace_id(const rf_span *s, char *buf)
 {
 	if (!is_real(s)) {

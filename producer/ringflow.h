@@ -59,7 +59,9 @@ enum rf_event_type {
 	RF_EV_TRACE_SPAN_END = 25,
 	RF_EV_TRACE_SPAN_EVENT = 26,
 	RF_EV_TRACE_UPDATE = 27,
-	RF_EV_MAX_BUILTIN = 27,
+	RF_EV_TRACE_ASSESSMENT = 28, /* feedback / expectation on a trace */
+	RF_EV_TRACE_TAG = 29,        /* set or delete a trace tag */
+	RF_EV_MAX_BUILTIN = 29,
 };
 
 /* "model_call" for RF_EV_MODEL_CALL; NULL for unknown types. */

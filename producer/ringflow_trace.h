@@ -126,6 +126,35 @@ int rf_trace_update(rf_span *s, const rf_kv *tags, size_t ntags, const rf_kv *me
 /* Write the end record (outputs may be NULL) and free the span. */
 int rf_span_end(rf_span *s, const rf_kv *outputs, size_t n);
 
+/* ---- assessments and tags on a trace (records 28, 29) ----
+ * As MLflow's log_feedback / log_expectation and set_trace_tag /
+ * delete_trace_tag.  The trace: that of span `s`, else `trace_id` (any
+ * MLflow trace id, "tr-<32 hex>"), else the thread's current span's.  On a
+ * trace still open (or not yet uploaded) they go with its info; on an
+ * uploaded one the sidecar makes the call.  A trace that is not recorded
+ * (sampled out) takes nothing.  0, -EINVAL (no trace, no name or key) or
+ * the record's -errno (counted). */
+enum rf_assessment_kind { RF_ASSESS_FEEDBACK = 0, RF_ASSESS_EXPECTATION = 1 };
+struct rf_assessment {
+	int kind;                 /* enum rf_assessment_kind */
+	const char *name;         /* required */
+	const rf_kv *value;       /* NULL: none (a feedback with an error); key ignored */
+	const char *rationale;    /* NULL: none */
+	const char *source_type;  /* "HUMAN", "LLM_JUDGE", "CODE"; NULL: CODE for a
+				     feedback, HUMAN for an expectation (MLflow's defaults) */
+	const char *source_id;    /* NULL: "default" */
+	const char *error_code;   /* feedback only: it could not be computed */
+	const char *error_message;
+	const rf_kv *metadata;    /* values stored as strings */
+	size_t nmeta;
+	const rf_span *span;      /* the span it is about (NULL: the whole trace) */
+};
+int rf_trace_log_assessment(const rf_span *s, const char *trace_id,
+			    const struct rf_assessment *a);
+/* value NULL deletes the tag. */
+int rf_trace_set_tag(const rf_span *s, const char *trace_id, const char *key, const char *value);
+int rf_trace_delete_tag(const rf_span *s, const char *trace_id, const char *key);
+
 /* "tr-<32 hex>" (MLflow's trace id) and the 16-hex span id; "" when not
  * recorded.  buf must hold 36 / 17 bytes. */
 const char *rf_span_trace_id(const rf_span *s, char *buf);

@@ -345,8 +345,7 @@ json_t *rf_otlp_span(const struct rf_trace *tr, const struct rf_xspan *s)
 
 json_t *rf_otlp_request(json_t *spans)
 {
-	return json_pack("{s:[{s:{s:[{s:s,s:{s:s}}]},s:[{s:{s:s,s:s},s:o}]}]}", "resourceSpans",
-			 "resource", "attributes", "key", "service.name", "value", "stringValue",
-			 "ringflow", "scopeSpans", "scope", "name", "ringflow", "version", "0.1",
+	return json_pack("{s:[{s:{s:[]},s:[{s:{s:s,s:s},s:o}]}]}", "resourceSpans", "resource",
+			 "attributes", "scopeSpans", "scope", "name", "ringflow", "version", "0.1",
 			 "spans", spans);
 }

@@ -35,19 +35,23 @@ static bool ready_spans(const struct xtrace *t)
 	       t->tr->unsent_ended > 0;
 }
 
-/* JSON text of v cut to PREVIEW_MAX bytes at a UTF-8 boundary. */
+/* The preview MLflow's client makes: the value as JSON text with Python's
+ * json.dumps separators (", ", ": "; jansson's without JSON_COMPACT), a
+ * string quoted too; over PREVIEW_MAX characters, cut to PREVIEW_MAX - 3
+ * and "..." appended. */
 static char *preview(json_t *v)
 {
 	if (!v)
 		return NULL;
-	char *s = json_is_string(v) ? strdup(json_string_value(v))
-				    : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-	if (s && strlen(s) > PREVIEW_MAX) {
-		size_t n = PREVIEW_MAX;
-		while (n && ((unsigned char)s[n] & 0xC0) == 0x80)
-			n--;
-		s[n] = 0;
-	}
+	char *s = json_dumps(v, JSON_ENCODE_ANY);
+	if (!s)
+		return NULL;
+	size_t chars = 0, i = 0, cut = 0;
+	for (; s[i]; i++)
+		if (((unsigned char)s[i] & 0xC0) != 0x80 && ++chars == PREVIEW_MAX - 2)
+			cut = i; /* the byte where character PREVIEW_MAX - 2 starts */
+	if (chars > PREVIEW_MAX && cut)
+		memcpy(s + cut, "...", 4); /* s has at least 4 bytes from cut on */
 	return s;
 }
 
@@ -145,15 +149,23 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, cons
 	}
 	json_t *req = rf_otlp_request(spans);
 	char *body = json_dumps(req, JSON_COMPACT);
-	json_decref(req);
 	size_t len = body ? strlen(body) : 0;
 	char h_exp[96], h_run[96];
 	snprintf(h_exp, sizeof h_exp, "x-mlflow-experiment-id: %s", exp);
 	snprintf(h_run, sizeof h_run, "x-mlflow-run-id: %s", run);
 	const char *hdrs[] = {h_exp, run[0] ? h_run : NULL, NULL};
 	if (x->otlp_url && body) {
+		/* A collector gets service.name; MLflow would keep it as a trace
+		 * tag that traces made by MLflow's own client do not have. */
+		json_array_append_new(
+			json_object_get(json_object_get(json_array_get(json_object_get(req, "resourceSpans"),
+								       0),
+							"resource"),
+					"attributes"),
+			json_pack("{s:s,s:{s:s}}", "key", "service.name", "value", "stringValue",
+				  "ringflow"));
 		struct otlp_call *e = calloc(1, sizeof *e);
-		char *copy = strdup(body);
+		char *copy = json_dumps(req, JSON_COMPACT);
 		if (e && copy) {
 			e->x = x;
 			e->nspans = c->nspans;
@@ -165,6 +177,7 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, cons
 			free(copy);
 		}
 	}
+	json_decref(req);
 	x->otlp_inflight++;
 	x->st.otlp_requests++;
 	/* Upserts by (trace, span): safe to retry on any failure. */
@@ -262,6 +275,8 @@ static void send_info(rf_traces *x, struct xtrace *t, const char *exp, const cha
 		json_object_set_new(info, "request_preview", json_string(t->req_preview));
 	if (t->resp_preview)
 		json_object_set_new(info, "response_preview", json_string(t->resp_preview));
+	if (t->info) /* the producer's (update_current_trace): over the derived ones */
+		json_object_update(info, t->info);
 	json_t *body = json_pack("{s:{s:o,s:[]}}", "trace", "trace_info", info, "spans");
 	char *s = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
@@ -319,11 +334,12 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 		x->last_flush = now;
 	}
 	send_infos(x);
+	rf_trace_ops_pump(x);
 }
 
 bool rf_traces_idle(rf_traces *x)
 {
-	if (x->otlp_inflight || x->info_inflight)
+	if (x->otlp_inflight || x->info_inflight || !rf_trace_ops_idle(x))
 		return false;
 	for (struct xtrace *t = x->list; t; t = t->next)
 		if (ready_spans(t) || t->complete)
@@ -333,7 +349,7 @@ bool rf_traces_idle(rf_traces *x)
 
 bool rf_traces_empty(rf_traces *x)
 {
-	return x->ntraces == 0 && !x->otlp_inflight && !x->info_inflight;
+	return x->ntraces == 0 && !x->otlp_inflight && !x->info_inflight && rf_trace_ops_idle(x);
 }
 
 void rf_traces_stats(rf_traces *x, struct rf_traces_stats *st)

@@ -142,6 +142,7 @@ static void free_x(struct xtrace *t)
 	json_decref(t->tags);
 	json_decref(t->metadata);
 	json_decref(t->assessments);
+	json_decref(t->info);
 	free(t);
 }
 
@@ -160,6 +161,7 @@ void rf_traces_free(rf_traces *x)
 	free(x->otlp_hdrs);
 	free(x->otlp_url);
 	free(x->exps);
+	rf_trace_ops_free(x);
 	json_decref(x->traced_runs);
 	free(x);
 }
@@ -299,6 +301,71 @@ static char *dup_text(const msgpack_object *r, const char *k)
 	return rf_obj_text(rf_obj_get(r, k), &s, &n, &trunc) ? strndup(s, n) : NULL;
 }
 
+/* Record 27's "experiment_id" and "info": only the TraceInfo fields a
+ * producer may set, as strings; anything else is refused (counted). */
+static void update_info(rf_traces *x, struct xtrace *t, const msgpack_object *r)
+{
+	char *eid = dup_text(r, "experiment_id");
+	if (eid) {
+		size_t n = strlen(eid);
+		bool ok = n > 0 && n < sizeof t->exp_id;
+		for (size_t i = 0; ok && i < n; i++)
+			ok = (eid[i] >= '0' && eid[i] <= '9') || (eid[i] >= 'a' && eid[i] <= 'z') ||
+			     (eid[i] >= 'A' && eid[i] <= 'Z') || eid[i] == '-' || eid[i] == '_';
+		if (ok)
+			memcpy(t->exp_id, eid, n + 1);
+		else
+			rf_traces_err(x, "trace experiment_id \"%.80s\" refused", eid);
+		free(eid);
+	}
+	const msgpack_object *in = rf_obj_get(r, "info");
+	if (!in || in->type != MSGPACK_OBJECT_MAP)
+		return;
+	static const char *const keys[] = {"client_request_id", "request_preview",
+					   "response_preview", "state", NULL};
+	for (int i = 0; keys[i]; i++) {
+		char *v = dup_text(in, keys[i]);
+		if (!v)
+			continue;
+		if (!strcmp(keys[i], "state") && strcmp(v, "OK") && strcmp(v, "ERROR")) {
+			rf_traces_err(x, "trace state \"%.40s\" refused (OK or ERROR)", v);
+		} else {
+			if (!t->info)
+				t->info = json_object();
+			json_object_set_new(t->info, keys[i], json_string(v));
+		}
+		free(v);
+	}
+}
+
+/* mlflow.spanLogLevel as MLflow's client sets it when a span ends: ERROR
+ * (40) for a span with an exception event (a higher level is kept), else
+ * the producer's, else INFO (20) for model, tool, retriever, agent and
+ * embedding spans and DEBUG (10) for the rest. */
+static void log_level(struct rf_xspan *s)
+{
+	static const char *const info[] = {"LLM", "CHAT_MODEL", "TOOL", "RETRIEVER",
+					   "AGENT", "EMBEDDING", NULL};
+	json_t *lv = json_object_get(s->attrs, "mlflow.spanLogLevel");
+	bool exc = false;
+	size_t i;
+	json_t *e;
+	json_array_foreach(s->events, i, e)
+	{
+		const char *n = json_string_value(json_object_get(e, "name"));
+		exc |= n && !strcmp(n, "exception");
+	}
+	if (exc && !(json_is_integer(lv) && json_integer_value(lv) >= 40)) {
+		rf_span_attr(s, "mlflow.spanLogLevel", json_integer(40));
+	} else if (!lv) {
+		int level = 10;
+		for (int k = 0; info[k] && s->type; k++)
+			if (!strcmp(s->type, info[k]))
+				level = 20;
+		rf_span_attr(s, "mlflow.spanLogLevel", json_integer(level));
+	}
+}
+
 static void general(rf_traces *x, int type, const msgpack_object *r)
 {
 	uint8_t id[16];
@@ -317,6 +384,7 @@ static void general(rf_traces *x, int type, const msgpack_object *r)
 	if (type == RF_EV_TRACE_UPDATE) {
 		merge_obj(t->tags, rf_obj_get(r, "tags"), true);
 		merge_obj(t->metadata, rf_obj_get(r, "metadata"), true);
+		update_info(x, t, r);
 		return;
 	}
 	uint64_t sid = get_u64(r, "span_id");
@@ -380,6 +448,7 @@ static void general(rf_traces *x, int type, const msgpack_object *r)
 			s->status_msg = msg;
 		}
 		free(st);
+		log_level(s);
 		rf_xspan_end(t->tr, s, get_ns(r, "end_ns"));
 		if (!s->parent)
 			rf_traces_complete(x, t, s->end_ns, "span not ended before its trace");
@@ -390,6 +459,8 @@ void rf_traces_record(rf_traces *x, int type, const msgpack_object *root)
 {
 	if (type >= RF_EV_TRACE_SPAN_START && type <= RF_EV_TRACE_UPDATE)
 		general(x, type, root);
+	else if (type == RF_EV_TRACE_ASSESSMENT || type == RF_EV_TRACE_TAG)
+		rf_trace_ops_record(x, type, root);
 	else
 		rf_trace_inspect(x, type, root);
 }
@@ -471,6 +542,8 @@ static void on_exp(int ok, long status, json_t *resp, const char *msg, void *arg
  * will be (refused). */
 const char *rf_traces_exp_of(rf_traces *x, struct xtrace *t)
 {
+	if (t->exp_id[0])
+		return t->exp_id; /* chosen by id (set_destination) */
 	const char *name = t->exp_name[0] ? t->exp_name : rf_track_experiment_name(x->track);
 	if (!strcmp(name, rf_track_experiment_name(x->track))) {
 		const char *id = rf_track_experiment_id(x->track);

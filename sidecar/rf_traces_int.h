@@ -13,11 +13,14 @@ struct xtrace {
 	struct xtrace *next;        /* all traces, oldest first */
 	struct rf_trace *tr;
 	char exp_name[256];         /* "" = the sidecar's experiment */
+	char exp_id[64];            /* by id (set_destination); wins over exp_name */
 	char run_key[160];          /* rf_track key of the run to link ("" = none) */
 	char inspect_run[96];       /* Inspect run id (closing at run end) */
 	char eval_id[96];           /* Inspect eval id (closing at task end) */
 	json_t *tags, *metadata;    /* string -> string */
 	json_t *assessments;        /* Assessment objects */
+	json_t *info;               /* TraceInfo fields set by the producer (record 27
+				       "info": client_request_id, previews, state) */
 	bool complete;              /* root ended: send the rest, then the info */
 	bool progressive;           /* send ended spans before the root ends */
 	int info_state;             /* 0 not sent, 1 in flight, 2 done */
@@ -55,6 +58,9 @@ struct rf_traces {
 	int otlp_inflight, info_inflight;
 	char *otlp_url;
 	char **otlp_hdrs;           /* "Name: value", NULL-terminated */
+	struct xop *ops, *ops_tail; /* assessment/tag calls of their own (rf_trace_ops.c) */
+	size_t nops;
+	int ops_inflight;
 	struct rf_traces_stats st;
 };
 
@@ -73,6 +79,12 @@ const char *rf_traces_run_of(rf_traces *x, struct xtrace *t);
 uint64_t rf_traces_now_ms(void);
 /* Inspect records (rf_trace_inspect.c). */
 void rf_trace_inspect(rf_traces *x, int type, const msgpack_object *r);
+
+/* Assessments and tags on a trace, records 28-29 (rf_trace_ops.c). */
+void rf_trace_ops_record(rf_traces *x, int type, const msgpack_object *r);
+void rf_trace_ops_pump(rf_traces *x);
+bool rf_trace_ops_idle(rf_traces *x);
+void rf_trace_ops_free(rf_traces *x);
 
 /* Time helpers: seconds (float) -> ns; RFC 3339 from ns. */
 int64_t rf_ns_of_secs(double s);

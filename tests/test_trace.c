@@ -11,7 +11,10 @@
  *  - enable/disable, decided at the root too;
  *  - per-thread current-span stacks (4 threads), explicit parents ended on
  *    another thread, out-of-order ends;
- *  - ids: unique, nonzero; a forked child does not repeat its parent's.
+ *  - ids: unique, nonzero; a forked child does not repeat its parent's;
+ *  - assessments and tags (records 28, 29): on a span's trace, on a trace
+ *    named by id, on the current span's; MLflow's defaults; nothing for an
+ *    unrecorded trace; -EINVAL without a trace, name or key.
  */
 #include <math.h>
 #include <msgpack.h>
@@ -493,6 +496,101 @@ static void test_fork(rf_ring *cons, struct got *g)
 	printf("fork: the child's ids differ from the parent's\n");
 }
 
+static void test_assess(rf_ring *cons, struct got *g)
+{
+	reset(g);
+	rf_span *root = rf_span_start("judged", RF_SPAN_CHAIN, NULL, 0);
+	rf_span *child = rf_span_start("step", RF_SPAN_TOOL, NULL, 0);
+	rf_kv meta[] = {RF_STR("judge", "j1"), RF_INT("round", 2)};
+	CHECK_EQ(rf_trace_log_assessment(NULL, NULL, /* the current span's trace */
+					 &(struct rf_assessment){
+						 .name = "relevance",
+						 .value = &RF_DOUBLE(NULL, 0.75),
+						 .rationale = "on topic",
+						 .source_type = "LLM_JUDGE",
+						 .source_id = "gpt-judge",
+						 .metadata = meta,
+						 .nmeta = 2,
+						 .span = child,
+					 }),
+		 0);
+	CHECK_EQ(rf_trace_log_assessment(root, NULL,
+					 &(struct rf_assessment){.kind = RF_ASSESS_EXPECTATION,
+								 .name = "expected",
+								 .value = &RF_STR(NULL, "42")}),
+		 0);
+	CHECK_EQ(rf_trace_log_assessment(root, NULL,
+					 &(struct rf_assessment){.name = "judge_failed",
+								 .error_code = "RATE_LIMIT",
+								 .error_message = "429"}),
+		 0);
+	CHECK_EQ(rf_trace_set_tag(root, NULL, "stage", "prod"), 0);
+	CHECK_EQ(rf_trace_delete_tag(NULL, NULL, "stage"), 0);
+	char id[36];
+	rf_span_trace_id(root, id);
+	rf_span_end(child, NULL, 0);
+	rf_span_end(root, NULL, 0);
+	/* After the trace ended: by its id (any MLflow trace id works). */
+	CHECK_EQ(rf_trace_set_tag(NULL, id, "late", "yes"), 0);
+	CHECK_EQ(rf_trace_set_tag(NULL, "tr-not-ours", "k", "v"), 0);
+	/* No trace, no name, no key. */
+	CHECK_EQ(rf_trace_set_tag(NULL, NULL, "k", "v"), -EINVAL);
+	CHECK_EQ(rf_trace_log_assessment(NULL, id, &(struct rf_assessment){.name = ""}), -EINVAL);
+	CHECK_EQ(rf_trace_set_tag(NULL, id, NULL, "v"), -EINVAL);
+	/* An unrecorded trace takes nothing. */
+	rf_trace_enable(false);
+	rf_span *off = rf_span_start("off", NULL, NULL, 0);
+	CHECK_EQ(rf_trace_set_tag(off, NULL, "k", "v"), 0);
+	CHECK_EQ(rf_trace_log_assessment(NULL, NULL, &(struct rf_assessment){.name = "x"}), 0);
+	rf_span_end(off, NULL, 0);
+	rf_trace_enable(true);
+	drain(cons, g);
+
+	int na = 0, nt = 0;
+	json_t *a[3] = {0}, *t[4] = {0};
+	const char *root_tid = NULL;
+	long long child_sid = 0;
+	for (int i = 0; i < g->n; i++) {
+		json_t *d = g->data[i];
+		if (g->types[i] == RF_EV_TRACE_ASSESSMENT && na < 3)
+			a[na++] = d;
+		else if (g->types[i] == RF_EV_TRACE_TAG && nt < 4)
+			t[nt++] = d;
+		else if (g->types[i] == RF_EV_TRACE_SPAN_START && !strcmp(jstr(d, "name"), "judged"))
+			root_tid = tid(d);
+		else if (g->types[i] == RF_EV_TRACE_SPAN_START && !strcmp(jstr(d, "name"), "step"))
+			child_sid = jint(d, "span_id");
+	}
+	CHECK_EQ(na, 3);
+	CHECK_EQ(nt, 4);
+	CHECK(root_tid && child_sid);
+	CHECK(!strcmp(tid(a[0]), root_tid));
+	CHECK(!strcmp(jstr(a[0], "kind"), "feedback"));
+	CHECK(!strcmp(jstr(a[0], "name"), "relevance"));
+	CHECK(fabs(json_real_value(json_object_get(a[0], "value")) - 0.75) < 1e-12);
+	CHECK(!strcmp(jstr(a[0], "rationale"), "on topic"));
+	CHECK(!strcmp(jstr(a[0], "source_type"), "LLM_JUDGE"));
+	CHECK(!strcmp(jstr(a[0], "source_id"), "gpt-judge"));
+	CHECK(!strcmp(jstr(json_object_get(a[0], "metadata"), "round"), "2")); /* as text */
+	CHECK_EQ(jint(a[0], "span_id"), child_sid);
+	CHECK(jint(a[0], "time_ns") > 0);
+	CHECK(!strncmp(jstr(a[0], "assessment_id"), "a-", 2));
+	CHECK_EQ(strlen(jstr(a[0], "assessment_id")), 34);
+	CHECK(strcmp(jstr(a[0], "assessment_id"), jstr(a[1], "assessment_id")));
+	CHECK(!strcmp(jstr(a[1], "kind"), "expectation"));
+	CHECK(!strcmp(jstr(a[1], "value"), "42"));
+	CHECK(!json_object_get(a[1], "source_type")); /* the sidecar applies MLflow's default */
+	CHECK(!json_object_get(a[2], "value"));
+	CHECK(!strcmp(jstr(json_object_get(a[2], "error"), "error_code"), "RATE_LIMIT"));
+	CHECK(!strcmp(jstr(json_object_get(a[2], "error"), "error_message"), "429"));
+	CHECK(!strcmp(tid(t[0]), root_tid) && !strcmp(jstr(t[0], "key"), "stage"));
+	CHECK(!strcmp(jstr(t[0], "value"), "prod"));
+	CHECK(!strcmp(tid(t[1]), root_tid) && !json_object_get(t[1], "value")); /* delete */
+	CHECK(!strcmp(jstr(t[2], "trace_id"), id) && !strcmp(jstr(t[2], "value"), "yes"));
+	CHECK(!strcmp(jstr(t[3], "trace_id"), "tr-not-ours"));
+	reset(g);
+}
+
 int main(void)
 {
 	char ring[64];
@@ -512,6 +610,7 @@ int main(void)
 	test_enable(cons, &g);
 	test_threads(cons, &g);
 	test_fork(cons, &g);
+	test_assess(cons, &g);
 	rf_trace_set_producer(NULL);
 	rf_producer_close(p);
 	rf_ring_close(cons);

@@ -89,8 +89,10 @@ def test_only_the_recorded_trace_is_written(demo):
     out, recs = demo
     types = Counter(r["type"] for r in recs)
     # agent, retrieve, llm_generate, 2 tool_call, parse, stream, postprocess,
-    # json_dumps, callback: 10 spans; the sampled-out and disabled traces: nothing
-    assert types == {"trace_span_start": 10, "trace_span_end": 10, "trace_span_event": 2,
+    # json_dumps, callback: 10 spans; events: index_lookup, the exception and
+    # one chunk event per item of stream(4), as MLflow's; the sampled-out and
+    # disabled traces: nothing
+    assert types == {"trace_span_start": 10, "trace_span_end": 10, "trace_span_event": 6,
                      "trace_update": 1}
     assert {r["data"]["trace_id"]["$bin"] for r in recs} == {out["trace_id"][3:]}
     for r in recs:
@@ -139,7 +141,8 @@ def test_inputs_outputs_and_attributes(demo):
     assert ret["start"]["inputs"] == {"query": "why is the sky blue?", "k": 2}
     assert ret["end"]["outputs"] == [{"doc": "d0", "score": 1.0}, {"doc": "d1", "score": 0.5}]
     (gen,) = by_name(spans, "llm_generate")
-    assert gen["start"]["attributes"] == {"model": "mock-1"}
+    # the decorator names the function, as MLflow's does
+    assert gen["start"]["attributes"] == {"model": "mock-1", "mlflow.spanFunctionName": "generate"}
     assert gen["end"]["outputs"] == out["result"]["answer"]
     assert sorted(t["end"]["outputs"] for t in by_name(spans, "tool_call")) == [2, 4]
     (st,) = by_name(spans, "stream")
@@ -235,3 +238,97 @@ def test_mlflow_compatible_names():
         assert getattr(mt.SpanType, t) == t
     with pytest.raises(ValueError):
         mt.set_sampling_ratio(1.5)
+
+
+def test_mlflow_signatures_and_new_records(ring):
+    """MLflow's keyword names: unknown ones raise TypeError (they were
+    swallowed); set_experiment by name or id; set_destination; the info
+    fields of update_current_trace; log_trace's own times; assessments and
+    tags (records 28, 29); async generators traced; the read side says
+    clearly that it needs mlflow."""
+    code = r'''
+import asyncio, json, sys
+sys.modules["mlflow"] = None  # as if mlflow were not installed
+import ringflow.tracing as mt
+out = {}
+for call in (lambda: mt.trace(spanType="LLM"), lambda: mt.start_span("s", kind="x"),
+             lambda: mt.update_current_trace(tag={"a": 1}),
+             lambda: mt.start_span_no_context("s", parent=None),
+             lambda: mt.log_feedback(trace_id="tr-1", name="n", score=1),
+             lambda: mt.set_experiment(name="e")):
+    try:
+        call()
+        out.setdefault("no_error", []).append(1)
+    except TypeError:
+        out["type_errors"] = out.get("type_errors", 0) + 1
+try:
+    mt.set_experiment()
+except ValueError:
+    out["needs_one"] = True
+mt.set_experiment(experiment_id="123")
+with mt.start_span("by_id") as s:
+    mt.update_current_trace(client_request_id="req-9", state="ERROR", request_preview="rp")
+    mt.log_feedback(trace_id=s.trace_id, name="live", value=1.5, rationale="why",
+                    source=mt.entities.AssessmentSource("HUMAN", "me"), span_id=s.span_id)
+mt.set_trace_tag(s.trace_id, "k", "v")
+mt.delete_trace_tag(s.trace_id, "k")
+mt.log_expectation(trace_id=s.trace_id, name="exp", value=[1, 2])
+mt.set_destination(mt.MlflowExperiment(experiment_id="456"))
+tid = mt.log_trace(name="logged", request={"q": 1}, response="a", start_time_ms=1700000000000,
+                   execution_time_ms=250)
+mt.reset()
+mt.set_experiment(experiment_name="by-name")
+@mt.trace(span_type="CHAIN")
+async def agen(n):
+    for i in range(n):
+        yield i
+async def consume():
+    return [x async for x in agen(2)]
+out["agen"] = asyncio.run(consume())
+try:
+    mt.get_trace(tid)
+except ImportError as e:
+    out["read_side"] = str(e)
+out["ids"] = [s.trace_id, tid]
+print(json.dumps(out))
+'''
+    env = dict(os.environ, RINGFLOW_RING=ring, RINGFLOW_AUTOSTART="0")
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("RINGFLOW_DISABLED", None)
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["type_errors"] == 6 and "no_error" not in out
+    assert out["needs_one"] is True
+    assert out["agen"] == [0, 1]
+    assert "needs the mlflow package" in out["read_side"]
+    recs = dump(ring)
+    by_id, logged = (bytes.fromhex(i[3:]) for i in out["ids"])
+    tid = lambda d: bytes.fromhex(d["trace_id"]["$bin"]) if isinstance(d["trace_id"], dict) \
+        else bytes.fromhex(d["trace_id"][3:])  # noqa: E731
+    upd = [r["data"] for r in recs if r["type"] == "trace_update" and tid(r["data"]) == by_id]
+    assert {"experiment_id": "123"} in [{k: v for k, v in u.items() if k == "experiment_id"}
+                                        for u in upd]
+    assert {"client_request_id": "req-9", "state": "ERROR", "request_preview": "rp"} in \
+        [u.get("info") for u in upd]
+    (fb, ex) = [r["data"] for r in recs if r["type"] == "trace_assessment"]
+    assert tid(fb) == by_id and fb["kind"] == "feedback" and fb["value"] == 1.5
+    assert fb["rationale"] == "why" and fb["source_type"] == "HUMAN" and fb["source_id"] == "me"
+    assert fb["assessment_id"].startswith("a-") and len(fb["span_id"]) == 16
+    assert ex["kind"] == "expectation" and ex["value"] == [1, 2] and ex["source_type"] == "HUMAN"
+    tags = [r["data"] for r in recs if r["type"] == "trace_tag"]
+    assert [(t["key"], t.get("value")) for t in tags] == [("k", "v"), ("k", None)]
+    starts = {r["data"]["name"]: r["data"] for r in recs if r["type"] == "trace_span_start"}
+    ends = {r["data"]["span_id"]: r["data"] for r in recs if r["type"] == "trace_span_end"}
+    lg = starts["logged"]
+    assert lg["start_ns"] == 1700000000000 * 10**6 and lg["inputs"] == {"q": 1}
+    assert ends[lg["span_id"]]["end_ns"] == 1700000000250 * 10**6
+    assert ends[lg["span_id"]]["outputs"] == "a"
+    assert {"experiment_id": "456"} in [{k: v for k, v in r["data"].items() if k == "experiment_id"}
+                                        for r in recs if r["type"] == "trace_update" and
+                                        tid(r["data"]) == logged]
+    assert starts["agen"].get("experiment") == "by-name"  # reset() then by name
+    assert "experiment" not in starts["by_id"]  # by id: a trace_update carries it
+    (ag,) = [e for e in ends.values() if e["span_id"] == starts["agen"]["span_id"]]
+    assert ag["outputs"] == [0, 1]

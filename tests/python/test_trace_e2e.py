@@ -124,6 +124,15 @@ def test_c_program_trace(traced):
     assert n.attributes["ringflow.status"] == "CANCELLED"
     for x in t.data.spans:
         assert root.start_time_ns <= x.start_time_ns <= x.end_time_ns <= root.end_time_ns
+    # rf_trace_log_assessment / rf_trace_set_tag, during and after the trace
+    assert t.info.tags["reviewed"] == "yes"
+    a = {x.name: x for x in t.info.assessments}
+    assert sorted(a) == ["expected", "relevance"]
+    assert a["relevance"].value == 0.9 and a["relevance"].rationale == "cites the cause"
+    assert a["relevance"].source.source_type == "LLM_JUDGE"
+    assert a["relevance"].source.source_id == "judge-1"
+    assert a["expected"].value == "Rayleigh scattering"
+    assert a["expected"].source.source_type == "HUMAN"  # MLflow's default for expectations
 
 
 def test_python_program_trace(traced):

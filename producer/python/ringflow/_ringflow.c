@@ -249,13 +249,17 @@ static bool opt_str(PyObject *o, const char **s)
 	return true;
 }
 
-/* _finish(outputs, has_outputs) -> bool: write the end record (once). */
+/* _finish(outputs, has_outputs[, end_ns]) -> bool: write the end record
+ * (once); end_ns None or absent: now. */
 static PyObject *Span_finish(SpanObject *s, PyObject *const *a, Py_ssize_t n)
 {
-	if (n != 2) {
-		PyErr_SetString(PyExc_TypeError, "_finish(outputs, has_outputs)");
+	unsigned long long end_ns = 0;
+	if (n != 2 && n != 3) {
+		PyErr_SetString(PyExc_TypeError, "_finish(outputs, has_outputs[, end_ns])");
 		return NULL;
 	}
+	if (n == 3 && a[2] != Py_None && (end_ns = PyLong_AsUnsignedLongLong(a[2]), PyErr_Occurred()))
+		return NULL;
 	if (s->ended)
 		Py_RETURN_FALSE;
 	s->ended = 1;
@@ -265,7 +269,8 @@ static PyObject *Span_finish(SpanObject *s, PyObject *const *a, Py_ssize_t n)
 	if (!s->prod || !s->prod->p)
 		Py_RETURN_FALSE;
 	rf_rec r;
-	if (rf_trace_begin_end(s->prod->p, &r, s->tid, s->sid, rf_trace_now_ns(), status, msg))
+	if (rf_trace_begin_end(s->prod->p, &r, s->tid, s->sid, end_ns ? end_ns : rf_trace_now_ns(),
+			       status, msg))
 		Py_RETURN_FALSE;
 	int rc = 0;
 	if (a[1] == Py_True)
@@ -366,16 +371,21 @@ static PyTypeObject SpanType = {
 };
 
 /* span_start(cls, parent|None, name, span_type, inputs|None, attributes|None,
- *            experiment|None) -> cls instance
+ *            experiment|None[, start_ns|None]) -> cls instance
  * Writes the trace_span_start record; the span comes back even if the
  * record could not be written (counted), so the caller goes on. */
 static PyObject *Producer_span_start(ProducerObject *self, PyObject *const *a, Py_ssize_t n)
 {
-	if (n != 7 || !PyType_Check(a[0]) || !PyType_IsSubtype((PyTypeObject *)a[0], &SpanType)) {
-		PyErr_SetString(PyExc_TypeError,
-				"span_start(cls, parent, name, span_type, inputs, attributes, experiment)");
+	if ((n != 7 && n != 8) || !PyType_Check(a[0]) ||
+	    !PyType_IsSubtype((PyTypeObject *)a[0], &SpanType)) {
+		PyErr_SetString(PyExc_TypeError, "span_start(cls, parent, name, span_type, inputs, "
+						 "attributes, experiment[, start_ns])");
 		return NULL;
 	}
+	unsigned long long start_ns = 0;
+	if (n == 8 && a[7] != Py_None &&
+	    (start_ns = PyLong_AsUnsignedLongLong(a[7]), PyErr_Occurred()))
+		return NULL;
 	SpanObject *parent = NULL;
 	if (a[1] != Py_None) {
 		if (!PyObject_TypeCheck(a[1], &SpanType)) {
@@ -419,7 +429,8 @@ static PyObject *Producer_span_start(ProducerObject *self, PyObject *const *a, P
 	if (self->p) {
 		rf_rec r;
 		if (rf_trace_begin_start(self->p, &r, s->tid, s->sid, s->psid, name, (size_t)nl, type,
-					 (size_t)tl, rf_trace_now_ns(), parent ? NULL : exp) == 0) {
+					 (size_t)tl, start_ns ? start_ns : rf_trace_now_ns(),
+					 parent ? NULL : exp) == 0) {
 			int rc = 0;
 			if (a[4] != Py_None)
 				rc = pack_value(&r, "inputs", a[4], 0);

@@ -27,88 +27,37 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import json
 import logging
 import os
 import random
-import time
-import traceback
+import sys
+import types
 from typing import Any, Callable
 
 from . import _producer, _ringflow
+from ._assessments import (
+    Assessment, AssessmentError, AssessmentSource, AssessmentSourceType, Expectation, Feedback,
+    log_assessment, log_expectation, log_feedback,
+)
 
 log = logging.getLogger("ringflow")
 
 __all__ = [
-    "LiveSpan", "NoOpSpan", "SpanEvent", "SpanStatus", "SpanStatusCode", "SpanType",
-    "configure", "disable", "enable", "get_active_trace_id", "get_current_active_span",
-    "get_last_active_trace_id",
-    "is_enabled", "set_experiment", "set_sampling_ratio", "start_span",
+    "Assessment", "AssessmentError", "AssessmentSource", "AssessmentSourceType", "Expectation",
+    "Feedback", "LiveSpan", "MlflowExperiment", "NoOpSpan", "SpanEvent", "SpanStatus",
+    "SpanStatusCode", "SpanType", "add_trace", "configure", "delete_trace_tag", "disable",
+    "enable", "flush_trace_async_logging", "get_active_trace_id", "get_current_active_span",
+    "get_last_active_trace_id", "get_trace", "is_enabled", "log_assessment", "log_expectation",
+    "log_feedback", "log_trace", "reset", "search_traces", "set_destination", "set_experiment",
+    "set_sampling_ratio", "set_span_chat_tools", "set_trace_tag", "start_span",
     "start_span_no_context", "trace", "update_current_trace",
 ]
 
 
-class SpanType:
-    """Span types MLflow knows; any other string is kept as a custom type."""
-
-    LLM = "LLM"
-    CHAT_MODEL = "CHAT_MODEL"
-    CHAIN = "CHAIN"
-    AGENT = "AGENT"
-    TOOL = "TOOL"
-    RETRIEVER = "RETRIEVER"
-    EMBEDDING = "EMBEDDING"
-    RERANKER = "RERANKER"
-    PARSER = "PARSER"
-    UNKNOWN = "UNKNOWN"
-    # also in MLflow's SpanType
-    EVALUATOR = "EVALUATOR"
-    GUARDRAIL = "GUARDRAIL"
-    MEMORY = "MEMORY"
-    TASK = "TASK"
-    WORKFLOW = "WORKFLOW"
-
-
-class SpanStatusCode:
-    OK = "OK"
-    ERROR = "ERROR"
-    UNSET = "UNSET"
-    CANCELLED = "CANCELLED"  # ringflow's: exported to MLflow as ERROR with this text
-    TIMEOUT = "TIMEOUT"
-
-
-_STATUSES = frozenset(("OK", "ERROR", "UNSET", "CANCELLED", "TIMEOUT"))
-
-
-class SpanStatus:
-    """A status code and its description (MLflow's SpanStatus)."""
-
-    __slots__ = ("status_code", "description")
-
-    def __init__(self, status_code: str, description: str = ""):
-        self.status_code = _status_name(status_code)
-        self.description = description
-
-
-class SpanEvent:
-    """A point in time inside a span (MLflow's SpanEvent)."""
-
-    __slots__ = ("name", "timestamp", "attributes")
-
-    def __init__(self, name: str, timestamp: int | None = None,
-                 attributes: dict[str, Any] | None = None):
-        self.name = name
-        self.timestamp = timestamp if timestamp is not None else time.time_ns()
-        self.attributes = attributes or {}
-
-
-def _status_name(status: Any) -> str:
-    s = getattr(status, "value", status)  # enums (e.g. mlflow's SpanStatusCode)
-    s = str(s).upper()
-    if s.startswith("STATUS_CODE_"):
-        s = s[len("STATUS_CODE_"):]
-    if s not in _STATUSES:
-        raise ValueError(f"unknown span status {status!r} (want one of {sorted(_STATUSES)})")
-    return s
+from ._trace_types import (  # noqa: E402
+    SpanEvent, SpanStatus, SpanStatusCode, SpanType, _Args, _status_name,
+)
 
 
 # ---- configuration ---------------------------------------------------------
@@ -135,6 +84,10 @@ def _env_off() -> bool:
 _enabled = not _env_off()
 _rate = _env_rate()
 _experiment: str | None = os.environ.get("RINGFLOW_TRACE_EXPERIMENT") or None
+_experiment_id: str | None = None
+# set_destination(..., context_local=True): this context's experiment id.
+_dest_ctx: contextvars.ContextVar[str | None] = contextvars.ContextVar("ringflow_dest",
+                                                                      default=None)
 _started_sidecar = False
 
 
@@ -163,10 +116,74 @@ def set_sampling_ratio(ratio: float) -> None:
     _rate = r
 
 
-def set_experiment(name: str | None) -> None:
-    """Destination MLflow experiment of new traces (None: the sidecar's)."""
-    global _experiment
-    _experiment = name or None
+class _Experiment:
+    """What set_experiment returns: the destination as far as it is known
+    here (the sidecar looks the name up, or creates it, when it uploads)."""
+
+    __slots__ = ("name", "experiment_id")
+
+    def __init__(self, name: str | None, experiment_id: str | None):
+        self.name = name
+        self.experiment_id = experiment_id
+
+    def __repr__(self) -> str:
+        return f"Experiment(name={self.name!r}, experiment_id={self.experiment_id!r})"
+
+
+def set_experiment(experiment_name: str | None = None,
+                   experiment_id: str | None = None) -> _Experiment:
+    """Destination MLflow experiment of new traces, by name (created by the
+    sidecar when missing) or by id: exactly one, as MLflow's set_experiment."""
+    global _experiment, _experiment_id
+    if (experiment_name is None) == (experiment_id is None):
+        raise ValueError("Must specify exactly one of: `experiment_id` or `experiment_name`.")
+    if experiment_name is not None:
+        if not str(experiment_name):
+            raise ValueError("experiment_name must be a non-empty string")
+        _experiment, _experiment_id = str(experiment_name), None
+    else:
+        _experiment, _experiment_id = None, str(experiment_id)
+    return _Experiment(_experiment, _experiment_id)
+
+
+class MlflowExperiment:
+    """A trace destination: an MLflow experiment by id (MLflow's
+    MlflowExperiment / MlflowExperimentLocation)."""
+
+    def __init__(self, experiment_id: str | None = None):
+        self.experiment_id = experiment_id
+
+    def __repr__(self) -> str:
+        return f"MlflowExperiment(experiment_id={self.experiment_id!r})"
+
+
+def set_destination(destination: Any, *, context_local: bool = False) -> None:
+    """Send new traces to this experiment (an object with `experiment_id`:
+    ours, or MLflow's MlflowExperiment / MlflowExperimentLocation).
+    context_local: only in this context (thread, asyncio task)."""
+    eid = getattr(destination, "experiment_id", None)
+    if not eid:
+        raise ValueError(f"unsupported trace destination {destination!r}: ringflow sends "
+                         "traces to MLflow experiments (want one with an experiment_id)")
+    if context_local:
+        _dest_ctx.set(str(eid))
+        return
+    global _experiment, _experiment_id
+    _experiment, _experiment_id = None, str(eid)
+
+
+def reset() -> None:
+    """Back to the environment's configuration: enablement, sampling, the
+    experiment (RINGFLOW_TRACE_EXPERIMENT, else the sidecar's), no
+    destination; the last active trace is forgotten."""
+    global _enabled, _rate, _experiment, _experiment_id, _last_root_id
+    _enabled = not _env_off()
+    _rate = _env_rate()
+    _experiment = os.environ.get("RINGFLOW_TRACE_EXPERIMENT") or None
+    _experiment_id = None
+    _dest_ctx.set(None)
+    _last_root_id = None
+    _last_local.__dict__.clear()
 
 
 def configure(enabled: bool | None = None, sampling_ratio: float | None = None,
@@ -181,6 +198,31 @@ def configure(enabled: bool | None = None, sampling_ratio: float | None = None,
 
 # ---- spans -----------------------------------------------------------------
 
+FUNCTION_NAME = "mlflow.spanFunctionName"
+LOG_LEVEL = "mlflow.spanLogLevel"
+START_TIME_NS = "mlflow.spanStartTimeNs"
+_LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
+
+
+def _level(level: Any) -> int:
+    """MLflow's SpanLogLevel (an enum, its name or its number) as its number."""
+    v = getattr(level, "value", level)
+    if isinstance(v, str):
+        if v.strip().upper() not in _LEVELS:
+            raise ValueError(f"Invalid SpanLogLevel name {level!r}. Expected one of "
+                             f"{list(_LEVELS)}.")
+        return _LEVELS[v.strip().upper()]
+    return int(v)
+
+
+def _with_level(attrs: dict | None, level: Any) -> dict | None:
+    return attrs if level is None else dict(attrs or {}, **{LOG_LEVEL: _level(level)})
+DESCRIPTION = "mlflow.spanDescription"
+CHAT_TOOLS = "mlflow.chat.tools"
+CHUNK_EVENT = "mlflow.chunk.item.{index}"
+CHUNK_VALUE = "mlflow.chunk.value"
+
+
 class NoOpSpan:
     """The span of a trace that is not recorded: every method does nothing."""
 
@@ -192,7 +234,9 @@ class NoOpSpan:
     def set_inputs(self, inputs: Any) -> None: pass
     def set_outputs(self, outputs: Any) -> None: pass
     def set_attribute(self, key: str, value: Any) -> None: pass
+    def set_log_level(self, level: Any) -> None: pass
     def set_attributes(self, attributes: dict) -> None: pass
+    def get_attribute(self, key: str) -> Any: return None
     def add_event(self, event: SpanEvent) -> None: pass
     def record_exception(self, exception: BaseException | str) -> None: pass
     def set_status(self, status: Any) -> None: pass
@@ -211,9 +255,8 @@ _current: contextvars.ContextVar[Any] = contextvars.ContextVar("ringflow_span", 
 
 
 class LiveSpan(_ringflow.SpanBase):
-    """A recorded span (MLflow's LiveSpan, as far as it goes).  Its state
-    lives in the C base (made by Producer.span_start); the end record is
-    written by _finish()."""
+    """A recorded span (MLflow's LiveSpan).  Its state lives in the C base
+    (made by Producer.span_start); the end record is written by _finish()."""
 
     __slots__ = ()
 
@@ -244,6 +287,9 @@ class LiveSpan(_ringflow.SpanBase):
     def attributes(self) -> dict:
         return dict(self._attrs or {})
 
+    def get_attribute(self, key: str) -> Any:
+        return (self._attrs or {}).get(key)
+
     def set_inputs(self, inputs: Any) -> None:
         self._new_inputs = inputs
         self._has_new_inputs = True
@@ -262,48 +308,51 @@ class LiveSpan(_ringflow.SpanBase):
             self._attrs = {}
         self._attrs.update(attributes)
 
+    def set_log_level(self, level: Any) -> None:
+        """The span's severity (MLflow's SpanLogLevel or its name); unset,
+        the sidecar derives it from the span type as MLflow's client does."""
+        self.set_attribute(LOG_LEVEL, _level(level))
+
     def set_status(self, status: Any) -> None:
-        if isinstance(status, SpanStatus):
-            self._status, self._msg = status.status_code, status.description or None
+        if isinstance(status, SpanStatus) or hasattr(status, "status_code"):
+            self._status = _status_name(status.status_code)
+            self._msg = getattr(status, "description", "") or None
         else:
             self._status = _status_name(status)
 
     def add_event(self, event: SpanEvent | str, attributes: dict | None = None) -> None:
-        """Written at once.  Takes a SpanEvent, or a name and attributes."""
-        if not isinstance(event, SpanEvent):
-            event = SpanEvent(str(event), attributes=attributes)
+        """Written at once.  Takes a SpanEvent (ours or MLflow's), or a name
+        and attributes."""
+        if isinstance(event, str):
+            event = SpanEvent(event, attributes=attributes)
         try:
-            self._event(event.name, event.attributes or None, event.timestamp)
+            self._event(str(event.name), dict(event.attributes) if event.attributes else None,
+                        int(event.timestamp) if event.timestamp else None)
         except Exception:  # noqa: BLE001 - never raise into the caller
             _producer.count_error()
 
     def record_exception(self, exception: BaseException | str) -> None:
-        """The OTel "exception" event, and status ERROR unless one was set."""
-        if isinstance(exception, BaseException):
-            etype = type(exception).__name__
-            msg = str(exception)
-            stack = "".join(traceback.format_exception(type(exception), exception,
-                                                       exception.__traceback__))
-        else:
-            etype, msg, stack = "Exception", str(exception), ""
-        self.add_event(SpanEvent("exception", attributes={
-            "exception.type": etype, "exception.message": msg, "exception.stacktrace": stack}))
-        if self._status is None:
-            self._status = "ERROR"
-            self._msg = f"{etype}: {msg}"
+        """The OTel "exception" event, and status ERROR "<type>: <message>"."""
+        if isinstance(exception, str):
+            exception = Exception(exception)
+        if not isinstance(exception, BaseException):
+            raise TypeError("The `exception` parameter must be an Exception instance or a string.")
+        self.add_event(SpanEvent.from_exception(exception))
+        self._status = "ERROR"
+        self._msg = f"{type(exception).__name__}: {exception}"
 
-    def end(self, outputs: Any = _UNSET, attributes: dict | None = None, status: Any = None,
+    def end(self, outputs: Any = None, attributes: dict | None = None, status: Any = None,
             end_time_ns: int | None = None) -> None:
-        """Write the end record (once; the time is now, end_time_ns is ignored)."""
+        """Write the end record (once): outputs (None: those set before),
+        attributes merged, status (default OK), end time (default now)."""
         if attributes:
             self.set_attributes(attributes)
         if status is not None:
             self.set_status(status)
+        if outputs is not None:
+            self.set_outputs(outputs)
         try:
-            if outputs is _UNSET:
-                self._finish(None, False)
-            else:
-                self._finish(outputs, True)
+            self._finish(None, False, int(end_time_ns) if end_time_ns else None)
         except Exception:  # noqa: BLE001
             _producer.count_error()
 
@@ -311,33 +360,134 @@ class LiveSpan(_ringflow.SpanBase):
         return f"LiveSpan(name={self.name!r}, trace_id={self.trace_id}, span_id={self.span_id})"
 
 
-def _root_recorded() -> bool:
+def _root_recorded(rate: float | None = None) -> bool:
     """Enablement and sampling, decided once per trace at its root."""
-    return _enabled and (_rate >= 1.0 or random.random() < _rate)
+    r = _rate if rate is None else rate
+    return _enabled and (r >= 1.0 or random.random() < r)
+
+
+_last_root_id: str | None = None
+
+
+class _Last(__import__("threading").local):
+    trace_id: str | None = None
+
+
+_last_local = _Last()
+
+
+def _trace_fields(span: LiveSpan, fields: dict[str, Any]) -> None:
+    """A trace_update (27) of span's trace with these fields."""
+    fields["trace_id"] = span._tid
+    if not _producer.emit(_ringflow.EV_TRACE_UPDATE, fields):
+        _producer.count_error()
 
 
 def _new_span(parent: LiveSpan | None, name: str, span_type: str, inputs: Any,
-              attributes: dict | None):
+              attributes: dict | None, start_ns: int | None = None,
+              experiment_id: str | None = None):
     """A recorded span: child of `parent`, or a new trace's root (None)."""
     try:
         if parent is not None:
             return parent._prod.span_start(LiveSpan, parent, name, span_type, inputs,
-                                           attributes, None)
+                                           attributes, None, start_ns)
         p = _producer._producer or _producer.producer()
         if p is None:
             return NO_OP_SPAN
-        global _started_sidecar
+        global _started_sidecar, _last_root_id
         if not _started_sidecar:
             _started_sidecar = True
             if os.environ.get("MLFLOW_TRACKING_URI"):
                 _producer.autostart_sidecar()
-        global _last_root
-        _last_root = p.span_start(LiveSpan, None, name, span_type, inputs, attributes,
-                                  _experiment)
-        return _last_root
+        eid = experiment_id or _dest_ctx.get() or _experiment_id
+        root = p.span_start(LiveSpan, None, name, span_type, inputs, attributes,
+                            None if eid else _experiment, start_ns)
+        if eid:
+            _trace_fields(root, {"experiment_id": eid})
+        _last_root_id = _last_local.trace_id = root.trace_id
+        return root
     except Exception:  # noqa: BLE001 - a bad name or type must not break the caller
         _producer.count_error()
         return NO_OP_SPAN
+
+
+class _Scope:
+    """One span's scope, the single helper behind start_span and the four
+    decorator variants (sync, async, generator, async generator): open()
+    starts the span (or a no-op one in an unrecorded trace), activate() /
+    deactivate() make it the current span around the code that runs inside
+    it (a generator's body only while it runs), close() ends it with the
+    exception or the outputs."""
+
+    __slots__ = ("span", "_tok")
+
+    def __init__(self) -> None:
+        self.span: Any = NO_OP_SPAN
+        self._tok = None
+
+    def open(self, name: str, span_type: str, attributes: dict | None, inputs: Any = None,
+             rate: float | None = None, experiment_id: str | None = None) -> Any:
+        parent = _current.get()
+        if parent is NO_OP_SPAN or (parent is None and not _root_recorded(rate)):
+            self.span = NO_OP_SPAN
+        else:
+            self.span = _new_span(parent, name, span_type, inputs, attributes,
+                                  experiment_id=experiment_id)
+        return self.span
+
+    def activate(self) -> None:
+        self._tok = _current.set(self.span)
+
+    def deactivate(self) -> None:
+        if self._tok is not None:
+            _current.reset(self._tok)
+            self._tok = None
+
+    def close(self, exc: BaseException | None = None, result: Any = _UNSET) -> None:
+        """An exception: recorded (event, status ERROR).  A result: the
+        outputs unless set inside the span already (as MLflow's decorator)."""
+        span = self.span
+        if span is NO_OP_SPAN:
+            return
+        try:
+            if exc is not None:
+                span.record_exception(exc)
+            if result is _UNSET or span._has_outputs:
+                span._finish(None, False)
+            else:
+                span._finish(result, True)
+        except Exception:  # noqa: BLE001
+            _producer.count_error()
+
+    def close_stream(self, items: list, exc: BaseException | None,
+                     reducer: Callable[[list], Any] | None) -> None:
+        """A generator's span: an error as MLflow's (exception event, status
+        ERROR), else the items (or reducer(items)) as outputs."""
+        span = self.span
+        if span is NO_OP_SPAN:
+            return
+        if exc is not None:
+            span.add_event(SpanEvent.from_exception(exc))
+            span.end(status=SpanStatusCode.ERROR)
+            return
+        out: Any = items
+        if reducer is not None:
+            try:
+                out = reducer(items)
+            except Exception:  # noqa: BLE001 - as MLflow: the items stay the outputs
+                log.debug("ringflow: output_reducer failed", exc_info=True)
+        self.close(result=out)
+
+    def chunk(self, index: int, item: Any) -> None:
+        """A stream item as MLflow's chunk event."""
+        if self.span is NO_OP_SPAN:
+            return
+        try:
+            value = json.dumps(item, default=str)
+        except Exception:  # noqa: BLE001
+            value = str(item)
+        self.span.add_event(SpanEvent(CHUNK_EVENT.format(index=index),
+                                      attributes={CHUNK_VALUE: value}))
 
 
 class start_span:  # noqa: N801 - a context manager named like MLflow's function
@@ -345,38 +495,32 @@ class start_span:  # noqa: N801 - a context manager named like MLflow's function
     current span (or a new trace's root), current inside the block.  An
     exception leaving the block is recorded on the span and re-raised."""
 
-    __slots__ = ("_name", "_type", "_attrs", "_span", "_token")
+    __slots__ = ("_name", "_type", "_attrs", "_eid", "_run", "_scope")
 
     def __init__(self, name: str = "span", span_type: str | None = SpanType.UNKNOWN,
-                 attributes: dict[str, Any] | None = None, **_mlflow_only: Any):
+                 attributes: dict[str, Any] | None = None, trace_destination: Any = None,
+                 log_level: Any = None, run_id: str | None = None, links: Any = None,
+                 description: str | None = None):
         self._name = name
         self._type = span_type or SpanType.UNKNOWN
-        self._attrs = attributes
-        self._span: Any = None
-        self._token = None
+        self._attrs = _with_level(dict(attributes) if attributes else None, log_level)
+        if description is not None:
+            self._attrs = dict(self._attrs or {}, **{DESCRIPTION: description})
+        self._eid = getattr(trace_destination, "experiment_id", None)
+        self._run = run_id
+        self._scope = _Scope()
 
     def __enter__(self):
-        parent = _current.get()
-        if parent is NO_OP_SPAN:
-            self._span = NO_OP_SPAN
-            return NO_OP_SPAN
-        if parent is None and not _root_recorded():
-            self._span = NO_OP_SPAN
-            self._token = _current.set(NO_OP_SPAN)
-            return NO_OP_SPAN
-        self._span = span = _new_span(parent, self._name, self._type, None, self._attrs)
-        self._token = _current.set(span)
+        sc = self._scope
+        span = sc.open(self._name, self._type, self._attrs, experiment_id=self._eid)
+        if self._run and span is not NO_OP_SPAN and span.parent_id is None:
+            _trace_fields(span, {"metadata": {"mlflow.sourceRun": str(self._run)}})
+        sc.activate()
         return span
 
     def __exit__(self, etype, exc, tb):
-        if self._token is not None:
-            _current.reset(self._token)
-            self._token = None
-        span = self._span
-        if span is not NO_OP_SPAN:
-            if exc is not None:
-                span.record_exception(exc)
-            span.end()
+        self._scope.deactivate()
+        self._scope.close(exc)
         return False
 
 
@@ -385,23 +529,30 @@ def start_span_no_context(name: str, span_type: str = SpanType.UNKNOWN,
                           attributes: dict[str, Any] | None = None,
                           tags: dict[str, str] | None = None,
                           metadata: dict[str, str] | None = None,
-                          **_mlflow_only: Any) -> LiveSpan | NoOpSpan:
+                          experiment_id: str | None = None, start_time_ns: int | None = None,
+                          log_level: Any = None, links: Any = None,
+                          description: str | None = None) -> LiveSpan | NoOpSpan:
     """A span with an explicit parent (None: a new trace), never made current;
     end it with span.end(), from any thread.  For callback code."""
-    if parent_span is NO_OP_SPAN or (parent_span is None and not _root_recorded()):
+    if parent_span is NO_OP_SPAN or isinstance(parent_span, NoOpSpan) or \
+            (parent_span is None and not _root_recorded()):
         return NO_OP_SPAN
-    span = _new_span(parent_span, name, span_type, inputs, attributes)
+    if description is not None:
+        attributes = dict(attributes or {}, **{DESCRIPTION: description})
+    attributes = _with_level(attributes, log_level)
+    if start_time_ns is not None:  # as MLflow: an explicit start time is kept as an attribute
+        attributes = dict(attributes or {}, **{START_TIME_NS: int(start_time_ns)})
+    span = _new_span(parent_span, name, span_type or SpanType.UNKNOWN, inputs, attributes,
+                     start_time_ns, experiment_id)
     if (tags or metadata) and span is not NO_OP_SPAN:
         _update(span, tags, metadata)
     return span
 
 
-_last_root: LiveSpan | None = None
-
-
-def get_last_active_trace_id() -> str | None:
-    """The id of the last trace this process started (recorded ones only)."""
-    return _last_root.trace_id if _last_root is not None else None
+def get_last_active_trace_id(thread_local: bool = False) -> str | None:
+    """The id of the last trace started (in this thread with thread_local);
+    recorded traces only."""
+    return _last_local.trace_id if thread_local else _last_root_id
 
 
 def get_current_active_span() -> LiveSpan | None:
@@ -425,204 +576,253 @@ def _update(span: LiveSpan, tags: dict | None, metadata: dict | None) -> None:
 def update_current_trace(tags: dict[str, Any] | None = None,
                          metadata: dict[str, Any] | None = None,
                          client_request_id: str | None = None,
-                         session_id: str | None = None, user: str | None = None,
-                         **_mlflow_only: Any) -> None:
-    """Add tags and metadata to the current trace (values become strings).
-    session_id and user become MLflow's mlflow.trace.session / .user metadata."""
+                         request_preview: str | None = None,
+                         response_preview: str | None = None,
+                         state: Any = None, model_id: str | None = None,
+                         session_id: str | None = None, user: str | None = None) -> None:
+    """Add tags and metadata to the current trace (values become strings),
+    as MLflow's: session_id / user / model_id are metadata keys; the
+    client request id, previews and state go on the trace's info."""
+    if request_preview is not None and not isinstance(request_preview, str):
+        raise ValueError("The `request_preview` parameter must be a string.")
+    if response_preview is not None and not isinstance(response_preview, str):
+        raise ValueError("The `response_preview` parameter must be a string.")
+    st = None
+    if state is not None:
+        st = str(getattr(state, "value", state))
+        if st not in ("OK", "ERROR"):
+            raise ValueError(f"State must be either 'OK' or 'ERROR', but got '{state}'.")
     span = get_current_active_span()
     if span is None:
         if _current.get() is None:
-            log.warning("ringflow: update_current_trace() outside a trace does nothing")
+            log.warning("No active trace found. Please create a span using `start_span` or "
+                        "`@trace` before calling `update_current_trace`.")
         return
     meta = dict(metadata or {})
     if session_id is not None:
         meta["mlflow.trace.session"] = session_id
     if user is not None:
         meta["mlflow.trace.user"] = user
+    if model_id:
+        meta["mlflow.modelId"] = model_id
+    if tags or meta:
+        _update(span, tags, meta)
+    info: dict[str, Any] = {}
     if client_request_id is not None:
-        meta["mlflow.trace.client_request_id"] = client_request_id
-    _update(span, tags, meta)
+        info["client_request_id"] = str(client_request_id)
+    if request_preview:
+        info["request_preview"] = request_preview
+    if response_preview:
+        info["response_preview"] = response_preview
+    if st:
+        info["state"] = st
+    if info:
+        _trace_fields(span, {"info": info})
+
+
+def _trace_tag(trace_id: str, key: str, value: str | None) -> None:
+    f: dict[str, Any] = {"trace_id": str(trace_id), "key": str(key)}
+    if value is not None:
+        f["value"] = str(value)
+    if not _producer.emit(_ringflow.EV_TRACE_TAG, f):
+        _producer.count_error()
+
+
+def set_trace_tag(trace_id: str, key: str, value: str) -> None:
+    """Set a tag on a trace, open or already in MLflow (MLflow's set_trace_tag)."""
+    if trace_id is None:
+        return  # an unrecorded trace's (a no-op span's) id
+    _trace_tag(trace_id, key, value)
+
+
+def delete_trace_tag(trace_id: str, key: str) -> None:
+    """Delete a tag of a trace, open or already in MLflow."""
+    if trace_id is None:
+        return
+    _trace_tag(trace_id, key, None)
+
+
+def set_span_chat_tools(span: Any, tools: list) -> None:
+    """The tools an LLM span could call, in OpenAI's chat tool format
+    (MLflow's mlflow.tracing.set_span_chat_tools)."""
+    if not isinstance(tools, list):
+        raise TypeError(f"Invalid tools type {type(tools)}. Expected a list of ChatTool.")
+    out = []
+    for t in tools:
+        if hasattr(t, "model_dump"):
+            t = t.model_dump(exclude_unset=True)
+        if not isinstance(t, dict) or t.get("type") != "function" or \
+                not isinstance(t.get("function"), dict) or "name" not in t["function"]:
+            raise ValueError(f"Invalid chat tool {t!r}: want "
+                             "{'type': 'function', 'function': {'name': ..., ...}}")
+        out.append(t)
+    span.set_attribute(CHAT_TOOLS, out)
 
 
 # ---- the decorator -----------------------------------------------------------
-
-class _Args:
-    """Binds a call's arguments to parameter names, as inspect's bind() +
-    apply_defaults() would, without their cost per call."""
-
-    __slots__ = ("names", "varargs", "varkw", "kwnames", "defaults", "ok")
-
-    def __init__(self, fn: Callable):
-        self.names: tuple = ()
-        self.varargs = self.varkw = None
-        self.kwnames: frozenset = frozenset()
-        self.defaults: dict = {}
-        try:
-            sig = inspect.signature(fn)
-        except (TypeError, ValueError):  # builtins without a signature
-            self.ok = False
-            return
-        self.ok = True
-        pos, kw = [], []
-        P = inspect.Parameter
-        for prm in sig.parameters.values():
-            if prm.kind in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD):
-                pos.append(prm.name)
-            elif prm.kind == P.VAR_POSITIONAL:
-                self.varargs = prm.name
-            elif prm.kind == P.VAR_KEYWORD:
-                self.varkw = prm.name
-            if prm.kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY):
-                kw.append(prm.name)
-            if prm.default is not P.empty:
-                self.defaults[prm.name] = prm.default
-        self.names = tuple(pos)
-        self.kwnames = frozenset(kw)
-
-    def bind(self, args: tuple, kwargs: dict) -> dict:
-        if not self.ok:
-            d = {"args": list(args)} if args else {}
-            d.update(kwargs)
-            return d
-        names = self.names
-        d = dict(zip(names, args))
-        if len(args) > len(names) and self.varargs:
-            d[self.varargs] = args[len(names):]
-        if kwargs:
-            extra = None
-            for k, v in kwargs.items():
-                if k in self.kwnames:
-                    d[k] = v
-                elif self.varkw:
-                    if extra is None:
-                        extra = d[self.varkw] = {}
-                    extra[k] = v
-        if self.defaults and len(d) < len(self.defaults) + len(names):
-            for k, v in self.defaults.items():
-                if k not in d:
-                    d[k] = v
-        d.pop("self", None)  # as MLflow: a method's object is not an input
-        return d
-
-
 def trace(func: Callable | None = None, name: str | None = None,
           span_type: str = SpanType.UNKNOWN, attributes: dict[str, Any] | None = None,
-          output_reducer: Callable[[list], Any] | None = None, **_mlflow_only: Any):
+          output_reducer: Callable[[list], Any] | None = None, trace_destination: Any = None,
+          sampling_ratio_override: float | None = None, log_level: Any = None,
+          links: Any = None, description: str | None = None):
     """Decorate (or wrap) a function so each call is a span: named after the
-    function, inputs = its bound arguments, outputs = its return value, an
-    exception recorded and re-raised.  Sync and async functions, generators
-    (outputs: the items, or output_reducer(items)).  Works on third-party
-    callables: `traced = ringflow.tracing.trace(client.create, span_type="LLM")`."""
+    function, inputs = its bound arguments, outputs = its return value (unless
+    set inside), an exception recorded and re-raised.  Sync and async
+    functions, generators and async generators (outputs: the items, or
+    output_reducer(items); one chunk event per item), classmethods and
+    staticmethods.  Works on third-party callables:
+    `traced = ringflow.tracing.trace(client.create, span_type="LLM")`.
+    links are accepted and not recorded."""
+    if sampling_ratio_override is not None and not 0.0 <= sampling_ratio_override <= 1.0:
+        raise ValueError("sampling_ratio_override must be between 0.0 and 1.0, got "
+                         f"{sampling_ratio_override}")
+    eid = getattr(trace_destination, "experiment_id", None)
+    rate = sampling_ratio_override
 
     def deco(fn: Callable) -> Callable:
+        wrap_as = type(fn) if isinstance(fn, (classmethod, staticmethod)) else None
+        if wrap_as is not None:
+            fn = fn.__func__
         span_name = name or getattr(fn, "__name__", None) or type(fn).__name__
         binder = _Args(fn)
-        attrs = attributes
         stype = span_type or SpanType.UNKNOWN
-        current = _current
+        attrs = dict(attributes) if attributes else {}
+        if description is not None:
+            attrs[DESCRIPTION] = description
+        if log_level is not None:
+            attrs[LOG_LEVEL] = _level(log_level)
+        is_gen, is_agen = inspect.isgeneratorfunction(fn), inspect.isasyncgenfunction(fn)
+        if output_reducer is not None and not (is_gen or is_agen):
+            raise ValueError("The output_reducer argument is only supported for generator "
+                             "functions.")
+        if not (is_gen or is_agen):  # as MLflow: the function's name as an attribute
+            attrs[FUNCTION_NAME] = getattr(fn, "__name__", span_name)
+        attrs_or_none = attrs or None
 
-        if inspect.iscoroutinefunction(fn):
+        def opened(args: tuple, kwargs: dict) -> _Scope:
+            sc = _Scope()
+            parent = _current.get()
+            # Arguments are bound only for a span that is recorded.
+            if parent is NO_OP_SPAN or (parent is None and not _root_recorded(rate)):
+                sc.span = NO_OP_SPAN
+            else:
+                sc.span = _new_span(parent, span_name, stype, binder.bind(args, kwargs),
+                                    attrs_or_none, experiment_id=eid)
+            return sc
+
+        if is_agen:
             @functools.wraps(fn)
-            async def async_wrapper(*args, **kwargs):
-                parent = current.get()
-                if parent is NO_OP_SPAN:
-                    return await fn(*args, **kwargs)
-                if parent is None and not _root_recorded():
-                    token = current.set(NO_OP_SPAN)
+            async def wrapper(*args, **kwargs):
+                sc = opened(args, kwargs)
+                agen = fn(*args, **kwargs)
+                items: list = []
+                while True:
+                    sc.activate()
                     try:
-                        return await fn(*args, **kwargs)
+                        item = await agen.__anext__()
+                    except StopAsyncIteration:
+                        break
+                    except BaseException as e:
+                        sc.deactivate()
+                        sc.close_stream(items, e, None)
+                        raise
                     finally:
-                        current.reset(token)
-                span = _new_span(parent, span_name, stype, binder.bind(args, kwargs), attrs)
-                token = current.set(span)
+                        sc.deactivate()
+                    sc.chunk(len(items), item)
+                    items.append(item)
+                    try:
+                        yield item
+                    except GeneratorExit:  # the consumer stopped early
+                        sc.close_stream(items, None, output_reducer)
+                        await agen.aclose()
+                        raise
+                sc.close_stream(items, None, output_reducer)
+        elif is_gen:
+            @functools.wraps(fn)
+            def wrapper(*args, **kwargs):
+                sc = opened(args, kwargs)
+                gen = fn(*args, **kwargs)
+                items: list = []
+                while True:
+                    sc.activate()
+                    try:
+                        item = next(gen)
+                    except StopIteration as stop:
+                        sc.deactivate()
+                        sc.close_stream(items, None, output_reducer)
+                        return stop.value
+                    except BaseException as e:
+                        sc.deactivate()
+                        sc.close_stream(items, e, None)
+                        raise
+                    sc.deactivate()
+                    sc.chunk(len(items), item)
+                    items.append(item)
+                    try:
+                        yield item
+                    except GeneratorExit:  # the consumer stopped early
+                        sc.close_stream(items, None, output_reducer)
+                        gen.close()
+                        raise
+        elif inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def wrapper(*args, **kwargs):
+                sc = opened(args, kwargs)
+                sc.activate()
                 try:
                     result = await fn(*args, **kwargs)
                 except BaseException as e:
-                    current.reset(token)
-                    if span is not NO_OP_SPAN:
-                        span.record_exception(e)
-                        span.end()
+                    sc.deactivate()
+                    sc.close(e)
                     raise
-                current.reset(token)
-                if span is not NO_OP_SPAN:
-                    span._finish(result, True)
+                sc.deactivate()
+                sc.close(result=result)
                 return result
-
-            return async_wrapper
-
-        if inspect.isgeneratorfunction(fn):
+        else:
             @functools.wraps(fn)
-            def gen_wrapper(*args, **kwargs):
-                parent = current.get()
-                if parent is NO_OP_SPAN or (parent is None and not _root_recorded()):
-                    # Unrecorded: children must not start traces of their own.
-                    gen = fn(*args, **kwargs)
-                    while True:
-                        token = current.set(NO_OP_SPAN)
-                        try:
-                            item = next(gen)
-                        except StopIteration as stop:
-                            return stop.value
-                        finally:
-                            current.reset(token)
-                        yield item
-                span = _new_span(parent, span_name, stype, binder.bind(args, kwargs), attrs)
-                items: list = []
-                gen = fn(*args, **kwargs)
+            def wrapper(*args, **kwargs):
+                sc = opened(args, kwargs)
+                sc.activate()
                 try:
-                    while True:
-                        token = current.set(span)
-                        try:
-                            item = next(gen)
-                        except StopIteration:
-                            break
-                        finally:
-                            current.reset(token)
-                        items.append(item)
-                        yield item
+                    result = fn(*args, **kwargs)
                 except BaseException as e:
-                    if span is not NO_OP_SPAN:
-                        if not isinstance(e, GeneratorExit):
-                            span.record_exception(e)
-                        span.end(items)
+                    sc.deactivate()
+                    sc.close(e)
                     raise
-                if span is not NO_OP_SPAN:
-                    try:
-                        out = output_reducer(items) if output_reducer else items
-                    except Exception as e:  # noqa: BLE001
-                        out = f"[output_reducer failed: {e!r}]"
-                    span.end(out)
-
-            return gen_wrapper
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            parent = current.get()
-            if parent is NO_OP_SPAN:
-                return fn(*args, **kwargs)
-            if parent is None and not _root_recorded():
-                token = current.set(NO_OP_SPAN)
-                try:
-                    return fn(*args, **kwargs)
-                finally:
-                    current.reset(token)
-            span = _new_span(parent, span_name, stype, binder.bind(args, kwargs), attrs)
-            token = current.set(span)
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as e:
-                current.reset(token)
-                if span is not NO_OP_SPAN:
-                    span.record_exception(e)
-                    span.end()
-                raise
-            current.reset(token)
-            if span is not NO_OP_SPAN:
-                span._finish(result, True)
-            return result
-
-        return wrapper
+                sc.deactivate()
+                sc.close(result=result)
+                return result
+        try:
+            wrapper.__signature__ = inspect.signature(fn)
+        except (TypeError, ValueError):
+            pass
+        return wrap_as(wrapper) if wrap_as is not None else wrapper
 
     if func is not None:
         return deco(func)
     return deco
+
+
+from ._trace_io import (  # noqa: E402 - they use the names above
+    add_trace, flush_trace_async_logging, get_trace, log_trace, search_traces,
+)
+
+# ---- MLflow's module paths, for code that spells them out ----------------------------
+# `import ringflow.tracing as mlflow` then mlflow.entities.SpanType,
+# mlflow.tracing.set_span_chat_tools, from mlflow.entities import Feedback, ...
+
+def _submodule(name: str, **attrs: Any) -> types.ModuleType:
+    mod = types.ModuleType(f"{__name__}.{name}")
+    mod.__dict__.update(attrs)
+    sys.modules[mod.__name__] = mod
+    return mod
+
+
+entities = _submodule(
+    "entities", SpanType=SpanType, SpanEvent=SpanEvent, SpanStatus=SpanStatus,
+    SpanStatusCode=SpanStatusCode, LiveSpan=LiveSpan, NoOpSpan=NoOpSpan, Assessment=Assessment,
+    AssessmentSource=AssessmentSource, AssessmentSourceType=AssessmentSourceType,
+    AssessmentError=AssessmentError, Feedback=Feedback, Expectation=Expectation,
+    MlflowExperimentLocation=MlflowExperiment)
+destination = _submodule("destination", MlflowExperiment=MlflowExperiment)
+tracing = sys.modules[__name__]  # mlflow.tracing.<name> is this module's <name>
