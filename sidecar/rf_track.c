@@ -13,7 +13,8 @@
  *                  sample/working_time; step = completion order in the task
  *   model_call  -> event/model_call, event/input_tokens, event/output_tokens,
  *                  event/model_time (once per event uuid)
- *   tool_call   -> event/tool_call, event/tool_error, event/tool_time
+ *   tool_call   -> event/tool_call, event/tool_time, and event/tool_error = 1
+ *                  only for a failed call (error set or failed)
  *   model_usage -> summed per task and model: usage/<model>/... at task end
  *                  when task_end carries no model_usage totals
  *   task_end    -> <scorer>/<metric>, totals, usage/<model>/..., cost,
@@ -432,9 +433,13 @@ static void on_tool_call(rf_track *t, const msgpack_object *m)
 	int64_t ts = ms_of(m, "completed");
 	double v;
 	const msgpack_object *err = rf_obj_get(m, "error");
+	bool failed = false;
 	rf_run_metric(r, "event/tool_call", (double)step, ts, step);
-	rf_run_metric(r, "event/tool_error", err && err->type != MSGPACK_OBJECT_NIL ? 1.0 : 0.0, ts,
-		      step);
+	/* Once per failed call, value 1 (as inspect-mlflow): summing or
+	 * counting the series gives the number of errors. */
+	if ((err && err->type != MSGPACK_OBJECT_NIL) ||
+	    (rf_obj_bool(rf_obj_get(m, "failed"), &failed) && failed))
+		rf_run_metric(r, "event/tool_error", 1.0, ts, step);
 	if (get_num(m, "working_time", &v))
 		rf_run_metric(r, "event/tool_time", v, ts, step);
 }

@@ -105,3 +105,17 @@ def test_events_table_is_the_logs_events(varied):
         samples = table(client, rid, "samples", tmp / log.eval.eval_id)
         assert {(r["sample_id"], r["epoch"]): r["events_count"] for r in samples} == \
             {(s.id, s.epoch): len(s.events) for s in log.samples}
+
+
+def test_tool_error_once_per_failed_call(varied):
+    """event/tool_error: value 1, once per failed call; summing reads the errors."""
+    logs, client, _, _, by_eval, _, _ = varied
+    for log in logs:
+        rid = by_eval[log.eval.eval_id].info.run_id
+        errs = client.get_metric_history(rid, "event/tool_error")
+        failed = [e for e in events_of(log, "tool") if failed_tool(e)]
+        assert failed and len(errs) == len(failed)
+        assert all(m.value == 1.0 for m in errs)
+        calls = client.get_metric_history(rid, "event/tool_call")
+        assert len(calls) == len(events_of(log, "tool"))
+        assert {m.step for m in errs} <= {m.step for m in calls}
