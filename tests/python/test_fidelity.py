@@ -23,6 +23,12 @@ import test_sidecar as ts
 from test_hook import EVALS, eval_env
 
 
+def v2f(v):
+    from inspect_ai.scorer import value_to_float
+
+    return value_to_float()(v)
+
+
 @pytest.fixture(scope="module")
 def varied(mlflow_server, tmp_path_factory):
     from inspect_ai.log import read_eval_log
@@ -119,3 +125,42 @@ def test_tool_error_once_per_failed_call(varied):
         calls = client.get_metric_history(rid, "event/tool_call")
         assert len(calls) == len(events_of(log, "tool"))
         assert {m.step for m in errs} <= {m.step for m in calls}
+
+
+def test_assessments_are_the_metric_numbers(varied):
+    """Feedback values are value_to_float's numbers (the sample/<scorer> metric's),
+    dict scores one per key; raw value kept in metadata and on the EVALUATOR span."""
+    logs, client, exp, _, by_eval, _, _ = varied
+    e = client.get_experiment_by_name(exp)
+    n = 0
+    for log in logs:
+        rid = by_eval[log.eval.eval_id].info.run_id
+        traces = client.search_traces(locations=[e.experiment_id], run_id=rid, max_results=500)
+        found = {(t.info.tags["inspect.sample_id"], int(t.info.tags["inspect.epoch"])): t for t in traces}
+        per_name: dict[str, list[float]] = {}
+        for s in log.samples:
+            t = found[(str(s.id), s.epoch)]
+            got = {a.name: a for a in t.info.assessments}
+            want = {}
+            for name, sc in (s.scores or {}).items():
+                if isinstance(sc.value, dict):
+                    for k, v in sc.value.items():
+                        want[f"inspect/{name}/{k}"] = (v2f(v), v, sc.explanation)
+                else:
+                    want[f"inspect/{name}"] = (v2f(sc.value), sc.value, sc.explanation)
+            assert set(got) == set(want)
+            for name, (num, raw, expl) in want.items():
+                a = got[name]
+                assert isinstance(a.value, float) and a.value == pytest.approx(num), name
+                assert a.metadata["inspect.raw_value"] == (raw if isinstance(raw, str) else json.dumps(raw))
+                assert a.rationale == (expl or None)  # an empty explanation is none
+                per_name.setdefault(name, []).append(a.value)
+                n += 1
+            scores = [sp for sp in t.data.spans if sp.span_type == "EVALUATOR"
+                      and sp.name.startswith("score:")]
+            raws = {sp.attributes["inspect.scorer"]: sp.attributes["inspect.raw_value"] for sp in scores}
+            assert raws == {k: sc.value for k, sc in (s.scores or {}).items()}
+        for name, values in per_name.items():  # the same numbers as the run's metric
+            hist = client.get_metric_history(rid, "sample/" + name[len("inspect/"):])
+            assert sorted(m.value for m in hist) == pytest.approx(sorted(values))
+    assert n >= 40
