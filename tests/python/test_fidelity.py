@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -44,7 +45,10 @@ def varied(mlflow_server, tmp_path_factory):
                            capture_output=True, text=True, timeout=600)
         assert p.returncode == 0, p.stderr[-3000:]
         locations = json.loads(p.stdout.strip().splitlines()[-1])
-        text = sc.stop()
+        # SIGTERM: everything is flushed, then exit 0 (a loaded host may need minutes).
+        sc.proc.send_signal(signal.SIGTERM)
+        assert sc.proc.wait(timeout=300) == 0, sc.log.read_text()[-3000:]
+        text = sc.log.read_text()
     finally:
         ts.cleanup(sc, ring)
     logs = [read_eval_log(x) for x in locations]
@@ -125,6 +129,120 @@ def test_tool_error_once_per_failed_call(varied):
         calls = client.get_metric_history(rid, "event/tool_call")
         assert len(calls) == len(events_of(log, "tool"))
         assert {m.step for m in errs} <= {m.step for m in calls}
+
+
+def expected_metrics(log) -> dict[str, list[float]]:
+    """Every metric ringflow writes for this log: key -> values (any order)."""
+    want: dict[str, list[float]] = {}
+
+    def put(k, v):
+        want.setdefault(k, []).append(float(v))
+
+    for s in log.samples:
+        for name, sc in (s.scores or {}).items():
+            if isinstance(sc.value, dict):
+                for k, v in sc.value.items():
+                    put(f"sample/{name}/{k}", v2f(v))
+            else:
+                put(f"sample/{name}", v2f(sc.value))
+        put("sample/total_time", s.total_time)
+        put("sample/working_time", s.working_time)
+    models = events_of(log, "model")
+    for i, e in enumerate(models):
+        put("event/model_call", i)
+        put("event/input_tokens", e.output.usage.input_tokens)
+        put("event/output_tokens", e.output.usage.output_tokens)
+        put("event/model_time", e.working_time)
+    tools = events_of(log, "tool")
+    for i, e in enumerate(tools):
+        put("event/tool_call", i)
+        put("event/tool_time", e.working_time)
+        if failed_tool(e):
+            put("event/tool_error", 1)
+    for sc in log.results.scores:
+        for name, m in sc.metrics.items():
+            put(f"{sc.name}/{name}", m.value)
+    put("total_samples", log.results.total_samples)
+    put("completed_samples", log.results.completed_samples)
+    cost = 0.0
+    for model, u in log.stats.model_usage.items():
+        for field, key in (("input_tokens", "input_tokens"), ("output_tokens", "output_tokens"),
+                           ("total_tokens", "total_tokens"),
+                           ("input_tokens_cache_read", "input_cache_read_tokens"),
+                           ("input_tokens_cache_write", "input_cache_write_tokens"),
+                           ("reasoning_tokens", "reasoning_tokens"), ("total_cost", "total_cost_usd")):
+            if getattr(u, field) is not None:
+                put(f"usage/{model}/{key}", getattr(u, field))
+        cost += u.total_cost or 0
+    put("cost/total_usd", cost)
+    times = sorted(s.total_time for s in log.samples)
+    import statistics
+
+    put("latency/per_sample_mean_seconds", statistics.fmean(times))
+    put("latency/per_sample_p50_seconds", statistics.quantiles(times, n=100, method="inclusive")[49])
+    put("latency/per_sample_p95_seconds", statistics.quantiles(times, n=100, method="inclusive")[94])
+    put("latency/per_sample_working_mean_seconds", statistics.fmean(s.working_time for s in log.samples))
+    from datetime import datetime
+
+    put("latency/total_seconds", (datetime.fromisoformat(log.stats.completed_at)
+                                  - datetime.fromisoformat(log.stats.started_at)).total_seconds())
+    put("total_model_calls", len(models))
+    put("total_tool_calls", len(tools))
+    return want
+
+
+def test_whole_mapping_equals_the_log(varied):
+    """Every run, tag, param and metric (each value, each step count) from the log."""
+    logs, client, _, parents, by_eval, text, tmp = varied
+    assert "rejected=0" in text and "malformed=0" in text, text[-2000:]
+    (parent,) = parents
+    run_id = logs[0].eval.run_id
+    assert parent.info.run_name == f"inspect-{run_id[:8]}" and parent.info.status == "FINISHED"
+    ptags = {k: v for k, v in parent.data.tags.items() if not k.startswith("mlflow.")}
+    assert ptags == {"inspect.run_id": run_id, "inspect.task_count": str(len(logs)),
+                     "inspect.tasks": ", ".join(lg.eval.task for lg in logs),
+                     "ringflow.key": f"run:{run_id}"}
+    assert not parent.data.params and not parent.data.metrics
+    assert set(by_eval) == {lg.eval.eval_id for lg in logs}
+    for log in logs:
+        run = by_eval[log.eval.eval_id]
+        rid = run.info.run_id
+        assert run.info.run_name == log.eval.task and run.info.status == "FINISHED"
+        tags = {k: v for k, v in run.data.tags.items()
+                if not k.startswith("mlflow.") or k == "mlflow.parentRunId"}
+        assert tags == {"mlflow.parentRunId": parent.info.run_id, "inspect.eval_id": log.eval.eval_id,
+                        "inspect.run_id": run_id, "inspect.task": log.eval.task,
+                        "inspect.model": log.eval.model, "ringflow.key": f"task:{log.eval.eval_id}"}
+        gc = log.plan.config  # the eval()'s generate config
+        want_params = {"task": log.eval.task, "model": log.eval.model,
+                       "task_version": str(log.eval.task_version),
+                       "dataset.samples": str(log.eval.dataset.samples),
+                       "solver": ",".join(s.solver for s in log.plan.steps),
+                       "temperature": str(gc.temperature), "max_tokens": str(gc.max_tokens)}
+        if log.eval.dataset.name:
+            want_params["dataset.name"] = log.eval.dataset.name
+        for k, v in (log.eval.task_args or {}).items():
+            want_params[f"task_arg.{k}"] = str(v)
+        if log.eval.tags:
+            want_params["tags"] = ", ".join(log.eval.tags)
+        assert run.data.params == want_params
+        want = expected_metrics(log)
+        assert set(run.data.metrics) == set(want), set(run.data.metrics) ^ set(want)
+        for key, values in want.items():
+            hist = client.get_metric_history(rid, key)
+            assert len(hist) == len(values), key
+            assert sorted(m.value for m in hist) == pytest.approx(sorted(values), rel=1e-6, abs=1e-6), key
+            if key in ("sample/total_time", "sample/working_time") or \
+                    (key.startswith("event/") and key != "event/tool_error"):  # completion / call order
+                assert sorted(m.step for m in hist) == list(range(len(values))), key
+        # Token totals: the per-call metrics add up to the log's usage.
+        (u,) = [x for m, x in log.stats.model_usage.items()]
+        assert sum(m.value for m in client.get_metric_history(rid, "event/input_tokens")) == u.input_tokens
+        assert sum(m.value for m in client.get_metric_history(rid, "event/output_tokens")) == u.output_tokens
+        listed = {f.path for f in client.list_artifacts(rid, "inspect")}
+        assert {f"inspect/{n}.json" for n in ("tasks", "samples", "sample_scores", "events",
+                                             "model_usage", "messages")} <= listed
+        assert json.loads(run.data.tags["mlflow.loggedArtifacts"])
 
 
 def test_assessments_are_the_metric_numbers(varied):
