@@ -282,3 +282,32 @@ def test_assessments_are_the_metric_numbers(varied):
             hist = client.get_metric_history(rid, "sample/" + name[len("inspect/"):])
             assert sorted(m.value for m in hist) == pytest.approx(sorted(values))
     assert n >= 40
+
+
+def test_trace_tags_link_and_root_span(varied):
+    """Per-sample traces: tags and metadata from the log, linked to the task run."""
+    logs, client, exp, _, by_eval, _, _ = varied
+    e = client.get_experiment_by_name(exp)
+    for log in logs:
+        rid = by_eval[log.eval.eval_id].info.run_id
+        traces = client.search_traces(locations=[e.experiment_id], run_id=rid, max_results=500)
+        assert len(traces) == len(log.samples)
+        found = {(t.info.tags["inspect.sample_id"], int(t.info.tags["inspect.epoch"])): t for t in traces}
+        for s in log.samples:
+            t = found[(str(s.id), s.epoch)]
+            name = f"sample:{s.id}" + (f" (epoch {s.epoch})" if s.epoch > 1 else "")
+            tags = {k: v for k, v in t.info.tags.items() if k.startswith("inspect.") or k == "mlflow.traceName"}
+            assert tags == {"mlflow.traceName": name, "inspect.run_id": log.eval.run_id,
+                            "inspect.eval_id": log.eval.eval_id, "inspect.task": log.eval.task,
+                            "inspect.sample_id": str(s.id), "inspect.sample_uuid": s.uuid,
+                            "inspect.epoch": str(s.epoch)}
+            assert t.info.trace_metadata["mlflow.sourceRun"] == rid
+            assert t.info.state.value == ("ERROR" if s.error else "OK")
+            (root,) = [sp for sp in t.data.spans if sp.parent_id is None]
+            assert root.name == name and root.span_type == "CHAIN"
+            assert root.attributes["inspect.sample_uuid"] == s.uuid
+            assert root.attributes["total_time"] == pytest.approx(s.total_time)
+            n_model = sum(1 for sp in t.data.spans if sp.span_type == "LLM")
+            n_tool = sum(1 for sp in t.data.spans if sp.span_type == "TOOL")
+            assert (n_model, n_tool) == (sum(ev.event == "model" for ev in s.events),
+                                         sum(ev.event == "tool" for ev in s.events))
