@@ -20,8 +20,7 @@ bool rf_value_to_float(const msgpack_object *v, double *out);
 struct rf_art {
 	json_t *task;    /* the task row */
 	json_t *inputs;  /* sample uuid -> {input, target} */
-	json_t *samples, *scores, *usage, *events, *results; /* rows */
-	json_t *event_index; /* sample uuid -> next event index */
+	json_t *samples, *scores, *usage, *results; /* rows */
 };
 
 static const char *const SAMPLE_COLS[] = {"task_name", "eval_id", "sample_id", "epoch", "input",
@@ -38,8 +37,12 @@ static const char *const USAGE_COLS[] = {"task_name", "eval_id", "sample_id", "e
 static const char *const EVENT_COLS[] = {"task_name", "eval_id", "sample_id", "epoch",
 					  "event_index", "event_type", "timestamp", "completed",
 					  "working_time", "model", "completion", "usage_input_tokens",
-					  "usage_output_tokens", "tool_function", "tool_arguments",
-					  "tool_result", "tool_error", "error", NULL};
+					  "usage_output_tokens", "usage_total_tokens",
+					  "usage_input_tokens_cache_read", "usage_input_tokens_cache_write",
+					  "usage_reasoning_tokens", "usage_total_cost", "tool_function",
+					  "tool_arguments", "tool_result", "tool_error", "error", NULL};
+/* Column of SAMPLE_COLS filled from the log (the number of its events). */
+#define SAMPLE_EVENTS_COUNT 8
 static const char *const MESSAGE_COLS[] = {"task_name", "eval_id", "sample_id", "epoch",
 					    "message_index", "role", "source", "content", "tool_calls",
 					    "tool_call_id", "model", "stop_reason", NULL};
@@ -56,9 +59,7 @@ struct rf_art *rf_art_new(void)
 	a->samples = json_array();
 	a->scores = json_array();
 	a->usage = json_array();
-	a->events = json_array();
 	a->results = json_array();
-	a->event_index = json_object();
 	return a;
 }
 
@@ -71,9 +72,7 @@ void rf_art_free(struct rf_art *a)
 	json_decref(a->samples);
 	json_decref(a->scores);
 	json_decref(a->usage);
-	json_decref(a->events);
 	json_decref(a->results);
-	json_decref(a->event_index);
 	free(a);
 }
 
@@ -220,7 +219,6 @@ void rf_art_sample_end(struct rf_art *a, const msgpack_object *m)
 					      "reasoning_tokens", field(u, "reasoning_tokens"), "total_cost",
 					      field(u, "total_cost"))));
 		}
-	json_t *ev = json_is_string(k) ? json_object_get(a->event_index, json_string_value(k)) : NULL;
 	json_array_append_new(
 		a->samples,
 		row(SAMPLE_COLS,
@@ -229,7 +227,7 @@ void rf_art_sample_end(struct rf_art *a, const msgpack_object *m)
 			      "input", in ? json_object_get(in, "input") : json_null(), "target",
 			      in ? json_object_get(in, "target") : json_null(), "output",
 			      field(m, "output"), "scores", as_text(json_deep_copy(scores)),
-			      "events_count", ev ? json_incref(ev) : json_integer(0), "total_time",
+			      "events_count", json_null() /* from the log */, "total_time",
 			      field(m, "total_time"), "working_time", field(m, "working_time"),
 			      "error", field(m, "error"), "usage_input_tokens", in_t,
 			      "usage_output_tokens", out_t, "usage_total_tokens", tot_t,
@@ -239,41 +237,6 @@ void rf_art_sample_end(struct rf_art *a, const msgpack_object *m)
 	json_decref(epoch);
 	if (json_is_string(k))
 		json_object_del(a->inputs, json_string_value(k));
-	json_decref(k);
-}
-
-void rf_art_event(struct rf_art *a, int type, const msgpack_object *m)
-{
-	json_t *k = key_of(m);
-	if (!json_is_string(k)) {
-		json_decref(k);
-		return;
-	}
-	json_t *idx = json_object_get(a->event_index, json_string_value(k));
-	json_int_t i = idx ? json_integer_value(idx) : 0;
-	json_object_set_new(a->event_index, json_string_value(k), json_integer(i + 1));
-	json_t *o = json_pack("{s:O,s:O,s:o,s:o,s:I,s:s,s:o,s:o,s:o}", "task_name",
-			      json_object_get(a->task, "task_name"), "eval_id",
-			      json_object_get(a->task, "eval_id"), "sample_id", field(m, "sample_id"),
-			      "epoch", field(m, "epoch"), "event_index", i, "event_type",
-			      type == RF_EV_MODEL_CALL ? "model" : type == RF_EV_TOOL_CALL ? "tool" : "error",
-			      "timestamp", field(m, "timestamp"), "completed", field(m, "completed"),
-			      "working_time", field(m, "working_time"));
-	if (type == RF_EV_MODEL_CALL) {
-		json_object_set_new(o, "model", field(m, "model"));
-		json_object_set_new(o, "completion", field(m, "response"));
-		json_object_set_new(o, "usage_input_tokens", field(m, "input_tokens"));
-		json_object_set_new(o, "usage_output_tokens", field(m, "output_tokens"));
-		json_object_set_new(o, "error", field(m, "error"));
-	} else if (type == RF_EV_TOOL_CALL) {
-		json_object_set_new(o, "tool_function", field(m, "function"));
-		json_object_set_new(o, "tool_arguments", as_text(field(m, "arguments")));
-		json_object_set_new(o, "tool_result", field(m, "result"));
-		json_object_set_new(o, "tool_error", as_text(field(m, "error")));
-	} else {
-		json_object_set_new(o, "error", field(m, "message"));
-	}
-	json_array_append_new(a->events, row(EVENT_COLS, o));
 	json_decref(k);
 }
 
@@ -294,16 +257,179 @@ static void add(json_t *files, const char *path, json_t *doc, const char *type)
 	free(s);
 }
 
+/* ---- tables from Inspect's own log, written row by row ----
+ * A log holds many samples and each sample many events: rows are dumped
+ * as JSON text as they are made (one sample's JSON tree is alive at a
+ * time, see rf_evallog.c), so memory follows the tables' text, not the
+ * log's trees.  Text cells longer than CELL_MAX bytes are cut (at a UTF-8
+ * boundary, with a marker); the raw log is uploaded whole beside them. */
+#define CELL_MAX 16384
+
+struct tw {
+	FILE *f;
+	char *buf;
+	size_t len, rows;
+};
+
+static void tw_open(struct tw *w, const char *const *cols)
+{
+	w->f = open_memstream(&w->buf, &w->len);
+	if (!w->f)
+		return;
+	fputs("{\"columns\":[", w->f);
+	for (int i = 0; cols[i]; i++)
+		fprintf(w->f, "%s\"%s\"", i ? "," : "", cols[i]);
+	fputs("],\"data\":[", w->f);
+}
+
+static void tw_row(struct tw *w, const char *const *cols, json_t *obj)
+{
+	json_t *r = row(cols, obj);
+	if (w->f) {
+		if (w->rows++)
+			fputc(',', w->f);
+		json_dumpf(r, w->f, JSON_COMPACT);
+	}
+	json_decref(r);
+}
+
+/* The table's JSON text (caller frees), NULL when it has no rows. */
+static char *tw_close(struct tw *w)
+{
+	if (!w->f)
+		return NULL;
+	fputs("]}", w->f);
+	fclose(w->f);
+	if (!w->rows) {
+		free(w->buf);
+		return NULL;
+	}
+	return w->buf;
+}
+
 struct log_ctx {
 	struct rf_art *a;
-	json_t *messages;
+	struct tw messages, events;
 	json_t *header;
+	json_t *counts; /* "<sample id JSON> <epoch>" -> number of events */
 };
+
+/* A string cell: "attachment://<hash>" resolved from the sample's
+ * attachments (Inspect moves long text there), cut to CELL_MAX. */
+static json_t *cell_str(json_t *sample, json_t *v)
+{
+	const char *s = json_string_value(v);
+	if (!s)
+		return json_null();
+	size_t n = json_string_length(v);
+	if (!strncmp(s, "attachment://", 13)) {
+		json_t *att = json_object_get(json_object_get(sample, "attachments"), s + 13);
+		if (json_is_string(att)) {
+			s = json_string_value(att);
+			n = json_string_length(att);
+		}
+	}
+	if (n <= CELL_MAX)
+		return json_stringn(s, n) ?: json_null();
+	size_t cut = CELL_MAX;
+	while (cut && ((unsigned char)s[cut] & 0xC0) == 0x80)
+		cut--;
+	char *t = malloc(cut + 64);
+	if (!t)
+		return json_null();
+	int m = snprintf(t, cut + 64, "%.*s...[%zu bytes]", (int)cut, s, n);
+	json_t *r = json_stringn(t, (size_t)m);
+	free(t);
+	return r ?: json_null();
+}
+
+/* Any cell: strings as above, structures as compact JSON text. */
+static json_t *cell(json_t *sample, json_t *v)
+{
+	if (!v || json_is_null(v))
+		return json_null();
+	if (json_is_string(v))
+		return cell_str(sample, v);
+	if (!json_is_object(v) && !json_is_array(v))
+		return json_incref(v);
+	char *s = json_dumps(v, JSON_COMPACT);
+	json_t *t = json_string(s ? s : "");
+	free(s);
+	json_t *r = cell_str(sample, t);
+	json_decref(t);
+	return r;
+}
 
 static json_t *text_or_json(json_t *v)
 {
 	return json_is_string(v) || json_is_null(v) || !v ? json_incref(v ? v : json_null())
 							 : as_text(json_incref(v));
+}
+
+/* The text of a model event's first choice, when the output has no
+ * "completion" (older logs). */
+static json_t *completion_of(json_t *out)
+{
+	json_t *c = json_object_get(out, "completion");
+	if (c)
+		return c;
+	json_t *content = json_object_get(
+		json_object_get(json_array_get(json_object_get(out, "choices"), 0), "message"), "content");
+	return content;
+}
+
+/* One row per event of the sample, columns as inspect-mlflow's table:
+ * every type has the common cells; model, tool and error events add theirs. */
+static void event_rows(struct log_ctx *c, json_t *sample, json_t *task, json_t *eval_id)
+{
+	json_t *events = json_object_get(sample, "events");
+	size_t i;
+	json_t *e;
+	json_array_foreach(events, i, e) {
+		json_t *type = json_object_get(e, "event");
+		json_t *o = json_pack("{s:O,s:O,s:O,s:O,s:I,s:O,s:O,s:O,s:O}", "task_name",
+				      task ? task : json_null(), "eval_id", eval_id ? eval_id : json_null(),
+				      "sample_id", json_object_get(sample, "id") ?: json_null(), "epoch",
+				      json_object_get(sample, "epoch") ?: json_null(), "event_index",
+				      (json_int_t)i, "event_type", type ?: json_null(), "timestamp",
+				      json_object_get(e, "timestamp") ?: json_null(), "completed",
+				      json_object_get(e, "completed") ?: json_null(), "working_time",
+				      json_object_get(e, "working_time") ?: json_null());
+		if (!o)
+			continue;
+		const char *t = json_string_value(type);
+		if (t && !strcmp(t, "model")) {
+			json_t *out = json_object_get(e, "output");
+			json_t *u = json_object_get(out, "usage");
+			static const char *const uk[] = {"input_tokens", "output_tokens", "total_tokens",
+							 "input_tokens_cache_read",
+							 "input_tokens_cache_write", "reasoning_tokens",
+							 "total_cost", NULL};
+			char col[64];
+			json_object_set(o, "model", json_object_get(e, "model") ?: json_null());
+			json_object_set_new(o, "completion", cell(sample, completion_of(out)));
+			for (int k = 0; uk[k]; k++) {
+				snprintf(col, sizeof col, "usage_%s", uk[k]);
+				json_object_set(o, col, json_object_get(u, uk[k]) ?: json_null());
+			}
+			json_object_set_new(o, "error", cell(sample, json_object_get(e, "error")));
+		} else if (t && !strcmp(t, "tool")) {
+			json_object_set_new(o, "tool_function", cell(sample, json_object_get(e, "function")));
+			json_object_set_new(o, "tool_arguments", cell(sample, json_object_get(e, "arguments")));
+			json_object_set_new(o, "tool_result", cell(sample, json_object_get(e, "result")));
+			json_object_set_new(o, "tool_error", cell(sample, json_object_get(e, "error")));
+		} else if (t && !strcmp(t, "error")) {
+			json_object_set_new(o, "error", cell(sample, json_object_get(json_object_get(e, "error"),
+										     "message")));
+		}
+		tw_row(&c->events, EVENT_COLS, o);
+	}
+	char *id = json_dumps(json_object_get(sample, "id"), JSON_COMPACT | JSON_ENCODE_ANY);
+	char key[512];
+	snprintf(key, sizeof key, "%s %" JSON_INTEGER_FORMAT, id ? id : "null",
+		 json_integer_value(json_object_get(sample, "epoch")));
+	free(id);
+	json_object_set_new(c->counts, key, json_integer((json_int_t)json_array_size(events)));
 }
 
 static void on_log(json_t *header, json_t *sample, void *arg)
@@ -322,21 +448,46 @@ static void on_log(json_t *header, json_t *sample, void *arg)
 	size_t i;
 	json_t *m;
 	json_array_foreach(msgs, i, m) {
-		json_array_append_new(
-			c->messages,
-			row(MESSAGE_COLS,
-			    json_pack("{s:O,s:O,s:O,s:O,s:I,s:O,s:O,s:o,s:o,s:O,s:O,s:O}", "task_name",
-				      task ? task : json_null(), "eval_id", eval_id ? eval_id : json_null(),
-				      "sample_id", json_object_get(sample, "id"), "epoch",
-				      json_object_get(sample, "epoch"), "message_index", (json_int_t)i,
-				      "role", json_object_get(m, "role") ?: json_null(), "source",
-				      json_object_get(m, "source") ?: json_null(), "content",
-				      text_or_json(json_object_get(m, "content")), "tool_calls",
-				      text_or_json(json_object_get(m, "tool_calls")), "tool_call_id",
-				      json_object_get(m, "tool_call_id") ?: json_null(), "model",
-				      json_object_get(m, "model") ?: json_null(), "stop_reason",
-				      json_object_get(m, "stop_reason") ?: json_null())));
+		tw_row(&c->messages, MESSAGE_COLS,
+		       json_pack("{s:O,s:O,s:O,s:O,s:I,s:O,s:O,s:o,s:o,s:O,s:O,s:O}", "task_name",
+				 task ? task : json_null(), "eval_id", eval_id ? eval_id : json_null(),
+				 "sample_id", json_object_get(sample, "id") ?: json_null(), "epoch",
+				 json_object_get(sample, "epoch") ?: json_null(), "message_index",
+				 (json_int_t)i, "role", json_object_get(m, "role") ?: json_null(), "source",
+				 json_object_get(m, "source") ?: json_null(), "content",
+				 text_or_json(json_object_get(m, "content")), "tool_calls",
+				 text_or_json(json_object_get(m, "tool_calls")), "tool_call_id",
+				 json_object_get(m, "tool_call_id") ?: json_null(), "model",
+				 json_object_get(m, "model") ?: json_null(), "stop_reason",
+				 json_object_get(m, "stop_reason") ?: json_null()));
 	}
+	event_rows(c, sample, task, eval_id);
+}
+
+/* samples.json's events_count from the log (left null for a sample the
+ * log does not hold). */
+static void fill_event_counts(struct rf_art *a, json_t *counts)
+{
+	size_t i;
+	json_t *r;
+	json_array_foreach(a->samples, i, r) {
+		char *id = json_dumps(json_array_get(r, 2), JSON_COMPACT | JSON_ENCODE_ANY);
+		char key[512];
+		snprintf(key, sizeof key, "%s %" JSON_INTEGER_FORMAT, id ? id : "null",
+			 json_integer_value(json_array_get(r, 3)));
+		free(id);
+		json_t *n = json_object_get(counts, key);
+		if (n)
+			json_array_set(r, SAMPLE_EVENTS_COUNT, n);
+	}
+}
+
+static void add_text(json_t *files, const char *path, char *body, const char *type)
+{
+	if (body)
+		json_array_append_new(files, json_pack("{s:s,s:s,s:s}", "path", path, "body", body,
+						       "type", type));
+	free(body);
 }
 
 json_t *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_location)
@@ -347,17 +498,15 @@ json_t *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_loca
 		add(files, "inspect/tasks.json", table(TASK_COLS, rows), "table");
 		json_decref(rows);
 	}
-	if (json_array_size(a->samples))
-		add(files, "inspect/samples.json", table(SAMPLE_COLS, a->samples), "table");
 	if (json_array_size(a->scores))
 		add(files, "inspect/sample_scores.json", table(SCORE_COLS, a->scores), "table");
-	if (json_array_size(a->events))
-		add(files, "inspect/events.json", table(EVENT_COLS, a->events), "table");
 	if (json_array_size(a->usage))
 		add(files, "inspect/model_usage.json", table(USAGE_COLS, a->usage), "table");
 	char path[300];
-	/* From Inspect's own log: the conversation and the header. */
-	struct log_ctx lc = {a, json_array(), NULL};
+	/* From Inspect's own log: the conversation, the events and the header. */
+	struct log_ctx lc = {.a = a, .counts = json_object()};
+	tw_open(&lc.messages, MESSAGE_COLS);
+	tw_open(&lc.events, EVENT_COLS);
 	char err[512] = "";
 	struct stat lst;
 	bool log_has_secret = false, is_log = false;
@@ -373,9 +522,12 @@ json_t *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_loca
 			snprintf(err, sizeof err, "%s is not the Inspect log of eval %s: not uploaded",
 				 log_location, eval_id);
 	}
+	char *messages = tw_close(&lc.messages), *events = tw_close(&lc.events);
 	if (is_log) {
-		if (json_array_size(lc.messages))
-			add(files, "inspect/messages.json", table(MESSAGE_COLS, lc.messages), "table");
+		fill_event_counts(a, lc.counts);
+		add_text(files, "inspect/messages.json", messages, "table");
+		add_text(files, "inspect/events.json", events, "table");
+		messages = events = NULL;
 		if (lc.header) {
 			snprintf(path, sizeof path, "eval_logs/%s.json", eval_id);
 			add(files, path, json_incref(lc.header), "json");
@@ -384,8 +536,12 @@ json_t *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_loca
 		json_array_append_new(files, json_pack("{s:s,s:s,s:s}", "path", "", "body", err, "type",
 						       "error"));
 	}
-	json_decref(lc.messages);
+	free(messages);
+	free(events);
+	json_decref(lc.counts);
 	json_decref(lc.header);
+	if (json_array_size(a->samples))
+		add(files, "inspect/samples.json", table(SAMPLE_COLS, a->samples), "table");
 	snprintf(path, sizeof path, "sample_results/%s.json", eval_id);
 	add(files, path, json_incref(a->results), "json");
 	struct stat st;

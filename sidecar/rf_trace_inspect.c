@@ -247,6 +247,21 @@ static void on_tool(struct ictx *c, struct xtrace *t)
 	rf_xspan_end(t->tr, s, end ? end : s->start_ns);
 }
 
+/* A value as text: strings as they are, anything else as compact JSON. */
+static json_t *raw_text(const msgpack_object *v)
+{
+	const char *s;
+	size_t n;
+	if (rf_obj_str(v, &s, &n))
+		return json_stringn(s, n);
+	json_t *j = rf_obj_to_json(v);
+	char *txt = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(j);
+	json_t *out = json_string(txt ? txt : "");
+	free(txt);
+	return out;
+}
+
 static void on_score(struct ictx *c, struct xtrace *t)
 {
 	char scorer[256], name[300];
@@ -264,6 +279,8 @@ static void on_score(struct ictx *c, struct xtrace *t)
 	rf_span_outputs(s, pick(c->r, ok));
 	rf_span_attr(s, "inspect.scorer", json_string(scorer));
 	rf_span_attr(s, "inspect.intermediate", jget(c->r, "intermediate"));
+	/* The score as Inspect logged it (the assessments hold its number). */
+	rf_span_attr(s, "inspect.raw_value", jget(c->r, "value"));
 	s->status = RF_SPAN_OK;
 	rf_xspan_end(t->tr, s, s->start_ns);
 }
@@ -306,37 +323,49 @@ static void on_span(struct ictx *c, struct xtrace *t, bool begin)
 	}
 }
 
-/* A score value for a feedback assessment: numeric where it converts
- * (numbers, bools, numeric strings), else its text, as inspect-mlflow. */
+bool rf_value_to_float(const msgpack_object *v, double *out); /* rf_track.c */
+
+/* A score value as a feedback value: the number Inspect's value_to_float
+ * gives (C 1, P 0.5, I and N 0, numbers as they are), the same number as
+ * the run's sample/<scorer> metric; a value with no number (a list) stays
+ * its JSON text, an unscored (NaN) one the string "NaN". */
 static json_t *feedback_value(const msgpack_object *v)
 {
 	double d;
-	bool b;
-	const char *s;
-	size_t n;
-	if (rf_obj_bool(v, &b))
-		return json_real(b);
-	if (rf_obj_num(v, &d))
+	if (v->type != MSGPACK_OBJECT_ARRAY && v->type != MSGPACK_OBJECT_MAP &&
+	    rf_value_to_float(v, &d))
 		return isfinite(d) ? json_real(d) : json_string(isnan(d) ? "NaN" : "inf");
-	if (rf_obj_str(v, &s, &n)) {
-		char buf[64], *end;
-		if (n < sizeof buf) {
-			memcpy(buf, s, n);
-			buf[n] = 0;
-			d = strtod(buf, &end);
-			if (end != buf && !*end && isfinite(d))
-				return json_real(d);
-		}
-		return json_stringn(s, n);
-	}
-	json_t *j = rf_obj_to_json(v);
-	char *txt = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
-	json_decref(j);
-	json_t *out = json_string(txt ? txt : "");
-	free(txt);
-	return out;
+	return raw_text(v);
 }
 
+/* One assessment "name" on the sample's root span; the id is derived from
+ * the sample and the name, so a retried or replayed info merges. */
+static void assessment(struct ictx *c, struct xtrace *t, const char *sid, const char *t0,
+		       const char *name, const msgpack_object *val, const msgpack_object *score)
+{
+	char aid[40], key[400];
+	snprintf(key, sizeof key, "%s/%s", c->sample_uuid, name + 8 /* "inspect/" */);
+	uint8_t h[16];
+	rf_trace_id_of(h, "assessment", key);
+	char hx[36];
+	rf_trace_id_str(h, hx);
+	snprintf(aid, sizeof aid, "a-%s", hx + 3);
+	json_t *a = json_pack("{s:s,s:s,s:s,s:{s:s,s:s},s:{s:o},s:{s:s,s:s,s:o},s:s,s:s}",
+			      "assessment_id", aid, "assessment_name", name, "span_id", sid, "source",
+			      "source_type", "CODE", "source_id", "inspect_ai", "feedback", "value",
+			      val ? feedback_value(val) : json_null(), "metadata",
+			      "inspect.sample_uuid", c->sample_uuid, "inspect.eval_id", c->eval_id,
+			      "inspect.raw_value", val ? raw_text(val) : json_string("null"),
+			      "create_time", t0, "last_update_time", t0);
+	char expl[4096];
+	if (a && text(score, "explanation", expl, sizeof expl) && expl[0])
+		json_object_set_new(a, "rationale", json_string(expl));
+	if (a)
+		json_array_append_new(t->assessments, a);
+}
+
+/* inspect/<scorer> per score; a dict score gives inspect/<scorer>/<key> per
+ * key, as the run's sample/<scorer>/<key> metrics. */
 static void assessments(struct ictx *c, struct xtrace *t, struct rf_xspan *root, int64_t when)
 {
 	const msgpack_object *sc = rf_obj_get(c->r, "scores");
@@ -351,29 +380,22 @@ static void assessments(struct ictx *c, struct xtrace *t, struct rf_xspan *root,
 		size_t kl;
 		if (!rf_obj_str(k, &kn, &kl) || v->type != MSGPACK_OBJECT_MAP)
 			continue;
-		char scorer[256], name[300], aid[40], key[400];
-		snprintf(scorer, sizeof scorer, "%.*s", (int)kl, kn);
-		snprintf(name, sizeof name, "inspect/%s", scorer);
-		/* A client-chosen id: a retried or replayed info merges, never duplicates. */
-		snprintf(key, sizeof key, "%s/%s", c->sample_uuid, scorer);
-		uint8_t h[16];
-		rf_trace_id_of(h, "assessment", key);
-		char hx[36];
-		rf_trace_id_str(h, hx);
-		snprintf(aid, sizeof aid, "a-%s", hx + 3);
+		char name[600];
 		const msgpack_object *val = rf_obj_get(v, "value");
-		json_t *a = json_pack("{s:s,s:s,s:s,s:{s:s,s:s},s:{s:o},s:{s:s,s:s},s:s,s:s}",
-				      "assessment_id", aid, "assessment_name", name, "span_id", sid,
-				      "source", "source_type", "CODE", "source_id", "inspect_ai",
-				      "feedback", "value", val ? feedback_value(val) : json_null(),
-				      "metadata", "inspect.sample_uuid", c->sample_uuid,
-				      "inspect.eval_id", c->eval_id, "create_time", t0,
-				      "last_update_time", t0);
-		char expl[4096];
-		if (text(v, "explanation", expl, sizeof expl) && expl[0])
-			json_object_set_new(a, "rationale", json_string(expl));
-		if (a)
-			json_array_append_new(t->assessments, a);
+		if (val && val->type == MSGPACK_OBJECT_MAP) {
+			for (uint32_t j = 0; j < val->via.map.size; j++) {
+				const msgpack_object *dk = &val->via.map.ptr[j].key;
+				const char *dn;
+				size_t dl;
+				if (!rf_obj_str(dk, &dn, &dl))
+					continue;
+				snprintf(name, sizeof name, "inspect/%.*s/%.*s", (int)kl, kn, (int)dl, dn);
+				assessment(c, t, sid, t0, name, &val->via.map.ptr[j].val, v);
+			}
+			continue;
+		}
+		snprintf(name, sizeof name, "inspect/%.*s", (int)kl, kn);
+		assessment(c, t, sid, t0, name, val, v);
 	}
 }
 

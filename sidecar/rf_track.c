@@ -13,7 +13,8 @@
  *                  sample/working_time; step = completion order in the task
  *   model_call  -> event/model_call, event/input_tokens, event/output_tokens,
  *                  event/model_time (once per event uuid)
- *   tool_call   -> event/tool_call, event/tool_error, event/tool_time
+ *   tool_call   -> event/tool_call, event/tool_time, and event/tool_error = 1
+ *                  only for a failed call (error set or failed)
  *   model_usage -> summed per task and model: usage/<model>/... at task end
  *                  when task_end carries no model_usage totals
  *   task_end    -> <scorer>/<metric>, totals, usage/<model>/..., cost,
@@ -375,13 +376,6 @@ static void on_sample_init(rf_track *t, const msgpack_object *m)
 		rf_art_sample_init(r->agg->art, m);
 }
 
-static void on_error(rf_track *t, const msgpack_object *m)
-{
-	struct mrun *r = task_run(t, m, false);
-	if (r && r->agg && r->agg->art)
-		rf_art_event(r->agg->art, RF_EV_ERROR, m);
-}
-
 static void on_sample_end(rf_track *t, const msgpack_object *m)
 {
 	struct mrun *r = task_run(t, m, false);
@@ -419,8 +413,6 @@ static void on_model_call(rf_track *t, const msgpack_object *m)
 		return;
 	int64_t step = r->agg->model_calls++;
 	int64_t ts = ms_of(m, "completed");
-	if (r->agg->art)
-		rf_art_event(r->agg->art, RF_EV_MODEL_CALL, m);
 	double v;
 	rf_run_metric(r, "event/model_call", (double)step, ts, step);
 	if (get_num(m, "input_tokens", &v))
@@ -439,13 +431,15 @@ static void on_tool_call(rf_track *t, const msgpack_object *m)
 		return;
 	int64_t step = r->agg->tool_calls++;
 	int64_t ts = ms_of(m, "completed");
-	if (r->agg->art)
-		rf_art_event(r->agg->art, RF_EV_TOOL_CALL, m);
 	double v;
 	const msgpack_object *err = rf_obj_get(m, "error");
+	bool failed = false;
 	rf_run_metric(r, "event/tool_call", (double)step, ts, step);
-	rf_run_metric(r, "event/tool_error", err && err->type != MSGPACK_OBJECT_NIL ? 1.0 : 0.0, ts,
-		      step);
+	/* Once per failed call, value 1 (as inspect-mlflow): summing or
+	 * counting the series gives the number of errors. */
+	if ((err && err->type != MSGPACK_OBJECT_NIL) ||
+	    (rf_obj_bool(rf_obj_get(m, "failed"), &failed) && failed))
+		rf_run_metric(r, "event/tool_error", 1.0, ts, step);
 	if (get_num(m, "working_time", &v))
 		rf_run_metric(r, "event/tool_time", v, ts, step);
 }
@@ -633,7 +627,7 @@ void rf_track_record(rf_track *t, int type, const msgpack_object *root)
 	static const char *const need[][2] = {
 		[RF_EV_RUN_START] = {"run_id", NULL},   [RF_EV_TASK_START] = {"eval_id", "run_id"},
 		[RF_EV_SAMPLE_INIT] = {"eval_id", NULL}, [RF_EV_SAMPLE_END] = {"eval_id", NULL},
-		[RF_EV_ERROR] = {"eval_id", NULL},      [RF_EV_MODEL_CALL] = {"eval_id", "event_uuid"},
+		[RF_EV_MODEL_CALL] = {"eval_id", "event_uuid"},
 		[RF_EV_TOOL_CALL] = {"eval_id", "event_uuid"}, [RF_EV_TASK_END] = {"eval_id", NULL},
 		[RF_EV_RUN_END] = {"run_id", NULL},
 	};
@@ -657,7 +651,6 @@ void rf_track_record(rf_track *t, int type, const msgpack_object *root)
 	case RF_EV_TASK_START: on_task_start(t, root); break;
 	case RF_EV_SAMPLE_INIT: on_sample_init(t, root); break;
 	case RF_EV_SAMPLE_END: on_sample_end(t, root); break;
-	case RF_EV_ERROR: on_error(t, root); break;
 	case RF_EV_MODEL_CALL: on_model_call(t, root); break;
 	case RF_EV_TOOL_CALL: on_tool_call(t, root); break;
 	case RF_EV_MODEL_USAGE: on_model_usage(t, root); break;

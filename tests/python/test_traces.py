@@ -101,6 +101,14 @@ def sample_traces(mlflow_server, tmp_path_factory, receiver):
     return log, exp, log_text, client, e, traces
 
 
+def assessment_names(s) -> set[str]:
+    """inspect/<scorer>, or inspect/<scorer>/<key> per key of a dict score."""
+    out = set()
+    for k, sc in (s.scores or {}).items():
+        out |= {f"inspect/{k}/{x}" for x in sc.value} if isinstance(sc.value, dict) else {f"inspect/{k}"}
+    return out
+
+
 def by_sample(traces):
     return {(t.info.tags["inspect.sample_id"], int(t.info.tags["inspect.epoch"])): t for t in traces}
 
@@ -176,19 +184,17 @@ def test_assessments_equal_logged_scores(sample_traces):
     for s in log.samples:
         t = found[(str(s.id), s.epoch)]
         got = {a.name: a for a in t.info.assessments}
-        assert set(got) == {f"inspect/{k}" for k in (s.scores or {})}
+        assert set(got) == assessment_names(s)
         for name, sc in (s.scores or {}).items():
-            a = got[f"inspect/{name}"]
             v = sc.value
-            if isinstance(v, (bool, int, float)):
-                assert a.value == pytest.approx(float(v))
-            elif isinstance(v, dict):
-                assert json.loads(a.value) == v
-            else:
-                assert a.value == v  # "C", "I", ... as Inspect logged them
-            assert a.rationale == sc.explanation
-            assert a.source.source_type == "CODE" and a.source.source_id == "inspect_ai"
-            n += 1
+            # value_to_float's numbers (C 1, P 0.5, ...), dict scores one per key
+            for aname, num in ({f"inspect/{name}/{k}": x for k, x in v.items()} if isinstance(v, dict)
+                               else {f"inspect/{name}": v}).items():
+                a = got[aname]
+                assert a.value == pytest.approx(ts.value_to_float(num))
+                assert a.rationale == (sc.explanation or None)
+                assert a.source.source_type == "CODE" and a.source.source_id == "inspect_ai"
+                n += 1
     assert n >= 20
 
 
@@ -234,7 +240,7 @@ def test_run_mode_one_trace_with_hierarchy(mlflow_server, tmp_path):
     assert [sp.name for sp in tasks] == [f"task:{log.eval.task}"]
     samples = [sp for sp in spans.values() if sp.parent_id == tasks[0].span_id]
     assert len(samples) == len(log.samples)
-    assert len(t.info.assessments) == sum(len(s.scores or {}) for s in log.samples)
+    assert len(t.info.assessments) == sum(len(assessment_names(s)) for s in log.samples)
     parents, _ = ts.runs_of(client, exp)
     assert t.info.trace_metadata["mlflow.sourceRun"] == parents[0].info.run_id
 
@@ -275,7 +281,7 @@ def test_run_reads_finished_only_once_its_traces_are_in(mlflow_server, tmp_path)
     assert set(by_sample(traces)) == {(str(s.id), s.epoch) for s in log.samples}
     for s in log.samples:
         t = by_sample(traces)[(str(s.id), s.epoch)]
-        assert {a.name for a in t.info.assessments} == {f"inspect/{k}" for k in (s.scores or {})}
+        assert {a.name for a in t.info.assessments} == assessment_names(s)
     held = re.search(r"run_ends_held=(\d+) run_end_hold_expired=(\d+)", text)
     assert held and int(held[1]) >= 1 and held[2] == "0", text[-2000:]
 
@@ -315,7 +321,7 @@ def test_traces_held_while_mlflow_away_are_sent_after_restart(mlflow_server, tmp
     assert set(by_sample(traces)) == {(str(s.id), s.epoch) for s in log.samples}
     for s in log.samples:
         t = by_sample(traces)[(str(s.id), s.epoch)]
-        assert {a.name for a in t.info.assessments} == {f"inspect/{k}" for k in (s.scores or {})}
+        assert {a.name for a in t.info.assessments} == assessment_names(s)
 
 
 def test_mlflow_ui_shows_a_sample_trace(sample_traces, mlflow_server):
