@@ -171,6 +171,9 @@ struct rf_ring_stats {
 	uint64_t spill_ingested;   /* spilled records delivered to the consumer */
 	uint64_t spill_corrupt;    /* spill files quarantined as corrupt */
 	uint64_t wakeups;          /* futex wakes issued by producers */
+	uint64_t corrupt;          /* corrupt record headers (or forged padding) skipped */
+	uint64_t corrupt_bytes;    /* ring bytes skipped with them: the records lost */
+	uint64_t hdr_changed;      /* descriptor, head or tail found rewritten in the segment */
 	int32_t consumer_pid;      /* 0 if no consumer attached */
 	uint64_t created_ns;       /* CLOCK_REALTIME of the segment's creation (its identity) */
 	uint64_t consumer_heartbeat_ns; /* CLOCK_REALTIME of the consumer's last poll */

@@ -102,7 +102,10 @@ struct rf_ring_shm {
 	_Atomic uint64_t spill_corrupt;
 	_Atomic uint64_t wakeups;
 	_Atomic uint64_t spill_seq; /* names spill files uniquely */
-	uint8_t _pad5[384 - 72];
+	_Atomic uint64_t corrupt;       /* corrupt record headers the consumer skipped */
+	_Atomic uint64_t corrupt_bytes; /* ring bytes skipped with them (records lost) */
+	_Atomic uint64_t hdr_changed;   /* descriptor, head or tail found forged */
+	uint8_t _pad5[384 - 96];
 
 	char spool_dir[256];
 };
@@ -130,7 +133,16 @@ struct rf_spill_w {
 struct rf_ring {
 	struct rf_ring_shm *shm;
 	uint8_t *data;
+	/* The descriptor as validated at open.  Everything in the segment can be
+	 * rewritten by any process that maps it (a same-user producer, a group
+	 * member on a 0660 ring): sizes and bounds come from here, never from
+	 * the segment again (rf_ring_check_desc() reports a changed one). */
+	uint64_t cap;
 	uint64_t mask;
+	uint64_t max_record;
+	uint64_t max_claim;   /* align8(header + max_record): the largest claim */
+	uint64_t created_ns;
+	uint32_t ring_flags;  /* the segment's RF_RING_GROUP */
 	size_t map_len;
 	int fd;
 	unsigned flags;
@@ -145,6 +157,8 @@ struct rf_ring {
 	struct rf_spill_w spill;
 
 	/* consumer-only state */
+	uint64_t head;        /* head as this consumer last published it */
+	uint64_t bad_tail;    /* a forged tail already counted */
 	uint64_t held_from, held_to; /* delivered but not yet released (held consume) */
 	uint64_t stall_pos;   /* head position seen stalled, or RF_POS_IDLE */
 	uint64_t stall_since; /* monotonic ns */
@@ -172,6 +186,9 @@ int rf_ring_claim_ring(rf_ring *r, int32_t type, size_t len, struct rf_ring_clai
 
 /* rf_ring_consume.c: complete a predecessor's interrupted release. */
 void rf_ring_finish_free(rf_ring *r);
+/* rf_ring.c: the segment's descriptor still says what was validated at open?
+ * If not, count it (hdr_changed) and, on the consumer, write it back. */
+void rf_ring_check_desc(rf_ring *r);
 
 /* rf_ring_produce.c: wake a parked consumer after a commit */
 void rf_ring_wake_consumer(rf_ring *r);
@@ -195,6 +212,9 @@ static inline uint64_t rf_align8(uint64_t v)
 	return (v + (RF_RING_ALIGN - 1)) & ~(uint64_t)(RF_RING_ALIGN - 1);
 }
 
+/* Headers are read at 8-aligned positions only: pos & mask then leaves 8
+ * bytes before the end of the data area.  Callers never pass other values
+ * (positions from the segment are checked for alignment first). */
 static inline _Atomic int32_t *rf_rec_len(rf_ring *r, uint64_t pos)
 {
 	return (_Atomic int32_t *)(r->data + (pos & r->mask));

@@ -128,7 +128,7 @@ int rf_spool_dir_check(const char *dir, bool group, bool create)
 static int open_spill(rf_ring *r)
 {
 	struct rf_spill_w *w = &r->spill;
-	bool group = r->shm->flags & RF_RING_GROUP;
+	bool group = r->ring_flags & RF_RING_GROUP;
 	int rc = rf_spool_dir_check(r->spool_dir, group, true);
 	if (rc)
 		return rc;
@@ -138,7 +138,7 @@ static int open_spill(rf_ring *r)
 	 * share a prefix, or a ring recreated under the same name, never take
 	 * each other's files. */
 	snprintf(w->name, sizeof w->name, "spill-%.24s-%016" PRIx64 "-%d-%" PRIu64 "-%" PRIu64 ".open",
-		 ring_base(r), r->shm->created_ns, (int)pid, rf_thread_start_time(pid, pid), seq);
+		 ring_base(r), r->created_ns, (int)pid, rf_thread_start_time(pid, pid), seq);
 	char path[RF_PATH_MAX];
 	snprintf(path, sizeof path, "%s/%s", r->spool_dir, w->name);
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, group ? 0660 : 0600);
@@ -191,7 +191,7 @@ int rf_spill_claim(rf_ring *r, int32_t type, size_t len, struct rf_ring_claim *c
 		atomic_fetch_add_explicit(&r->shm->spill_failed, 1, memory_order_relaxed);
 		return -EIO; /* the message of the failure that broke it stands */
 	}
-	size_t want = r->shm->max_record;
+	size_t want = r->max_record;
 	if (tls_buf_len < want) {
 		uint8_t *b = realloc(tls_buf, want); /* once per thread, slow path */
 		if (!b) {
@@ -429,7 +429,7 @@ static int deliver_file(rf_ring *r, const char *path, uint64_t pos, rf_ring_hand
 	const char *bad = NULL;
 	bool torn = false;
 	size_t skipped = 0;
-	int n = rf_spill_scan(m, size, r->shm->max_record, pos,
+	int n = rf_spill_scan(m, size, r->max_record, pos,
 			      RF_REC_SPILLED | (orphan ? RF_REC_ORPHAN : 0), fn, arg, &bad, &torn,
 			      &skipped);
 	if (torn)
@@ -525,7 +525,7 @@ static bool parse_name(rf_ring *r, const char *name, pid_t *pid, uint64_t *start
 	char base[32];
 	snprintf(base, sizeof base, "%.24s", ring_base(r));
 	char id[32];
-	snprintf(id, sizeof id, "%016" PRIx64, r->shm->created_ns);
+	snprintf(id, sizeof id, "%016" PRIx64, r->created_ns);
 	if (strcmp(buf, base) || strcmp(f[3], id))
 		return false;
 	*pid = (pid_t)strtol(f[2], NULL, 10);
@@ -538,7 +538,7 @@ int rf_spill_ingest_orphans(rf_ring *r, rf_ring_handler fn, void *arg)
 	DIR *d = opendir(r->spool_dir);
 	if (!d)
 		return 0;
-	uint64_t head = atomic_load_explicit(&r->shm->head, memory_order_relaxed);
+	uint64_t head = r->head; /* the consumer's own copy, not the segment's */
 	int total = 0;
 	struct dirent *e;
 	while ((e = readdir(d))) {
