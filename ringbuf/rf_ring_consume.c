@@ -29,7 +29,7 @@ static struct rf_ring_slot *slot_at(rf_ring *r, uint32_t i)
 /* Is any live thread claiming a position below `end`?  Conservative: a live
  * thread with any such position (even a stale one from a failed CAS) makes
  * us wait; that state lasts only a few instructions. */
-static bool claimants_alive(rf_ring *r, uint64_t end)
+bool rf_ring_claimants_alive(rf_ring *r, uint64_t end)
 {
 	for (uint32_t i = 0; i < RF_RING_SLOTS; i++) {
 		struct rf_ring_slot *s = slot_at(r, i);
@@ -68,7 +68,9 @@ static uint64_t zero_run_end(rf_ring *r, uint64_t head, uint64_t tail)
 }
 
 /* The record at head is not committed.  Returns 1 if it was turned into
- * padding (the claimant is dead), 0 to keep waiting. */
+ * padding (the claimant is dead), 0 to keep waiting, -1 if its header is
+ * one no claimant wrote (an impossible length) and no live thread claims
+ * there: damage, for rf_ring_skip_corrupt(). */
 static int recover_head(rf_ring *r, uint64_t head)
 {
 	uint64_t now = rf_now_ns();
@@ -98,9 +100,15 @@ static int recover_head(rf_ring *r, uint64_t head)
 		if (end == head)
 			return 0;
 	}
-	if (end > tail || end - head > r->cap - (head & r->mask) || end - head > r->max_claim)
-		return 0; /* nonsense length: never pad beyond what was claimed */
-	if (claimants_alive(r, end))
+	if (end > tail || end - head > r->cap - (head & r->mask) || end - head > r->max_claim) {
+		/* Never pad beyond what was claimed; a live claimant at head
+		 * rewrites its header when it commits. */
+		if (rf_ring_claimants_alive(r, head + RF_RING_ALIGN))
+			return 0;
+		r->stall_pos = RF_POS_IDLE;
+		return atomic_load_explicit(rf_rec_len(r, head), memory_order_acquire) == len ? -1 : 0;
+	}
+	if (rf_ring_claimants_alive(r, end))
 		return 0;
 	/* Re-check after the slot scan: a claimant that committed (and went
 	 * idle) while we scanned has a header now.  Acquire: pairs with the
@@ -136,18 +144,41 @@ static uint64_t consume_segment(rf_ring *r, uint64_t head, uint64_t limit, rf_ri
 		 * finish() (or of padding in claim): payload is visible. */
 		int32_t len = atomic_load_explicit(rf_rec_len(r, pos), memory_order_acquire);
 		if (len <= 0) {
-			if (pos != head || !recover_head(r, pos))
+			if (pos != head)
 				break;
+			int rec = recover_head(r, pos);
+			if (rec == 0)
+				break;
+			if (rec < 0)
+				pos = rf_ring_skip_corrupt(r, pos, seg_end,
+								  "claimed record header with an "
+								  "impossible length", len);
 			continue;
 		}
 		uint64_t size = rf_align8((uint64_t)len);
-		if ((uint64_t)len < RF_RING_HDR_BYTES || size > seg_end - pos) {
-			rf_set_err(0, "ring %s: corrupt record header at position %llu (length %d)",
-				   r->name, (unsigned long long)pos, len);
-			*rc = -EPROTO;
-			break;
-		}
 		int32_t type = atomic_load_explicit(rf_rec_type(r, pos), memory_order_relaxed);
+		if ((uint64_t)len < RF_RING_HDR_BYTES || size > r->max_claim || size > seg_end - pos) {
+			/* A live claimant at pos commits over whatever was forged. */
+			if (rf_ring_claimants_alive(r, pos + RF_RING_ALIGN))
+				break;
+			pos = rf_ring_skip_corrupt(r, pos, seg_end, "corrupt record header: length",
+						   len);
+			continue;
+		}
+		if (!rf_ring_type_ok(type)) {
+			/* A length that fits but a type no claim can have: this
+			 * record alone is lost. */
+			atomic_fetch_add_explicit(&r->shm->corrupt, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&r->shm->corrupt_bytes, size, memory_order_relaxed);
+			rf_set_err(0, "ring %s: record of reserved type %d at position %llu skipped",
+				   r->name, type, (unsigned long long)pos);
+			pos += size;
+			continue;
+		}
+		if (type == RF_REC_PAD) {
+			pos = rf_ring_check_pad(r, pos, pos + size);
+			continue;
+		}
 		const uint8_t *payload = r->data + (pos & r->mask) + RF_RING_HDR_BYTES;
 		uint32_t plen = (uint32_t)len - RF_RING_HDR_BYTES;
 		if (type == RF_REC_SPILL_MARK) {
@@ -158,12 +189,12 @@ static uint64_t consume_segment(rf_ring *r, uint64_t head, uint64_t limit, rf_ri
 			}
 			*n += (unsigned)got;
 			*stop = 1; /* free the marker, then remove its file */
-		} else if (type >= 1) {
+		} else {
 			struct rf_ring_rec rec = {.pos = pos, .type = type, .len = plen,
 						  .data = payload};
 			*stop = fn(&rec, arg);
 			(*n)++;
-		} /* RF_REC_PAD and unknown reserved types are skipped */
+		}
 		pos += size;
 	}
 	return pos;
@@ -236,7 +267,7 @@ static uint64_t batch_bounds(rf_ring *r, uint64_t *headp)
 		r->bad_tail = tail;
 		atomic_fetch_add_explicit(&h->hdr_changed, 1, memory_order_relaxed);
 	}
-	if (!claimants_alive(r, UINT64_MAX)) {
+	if (!rf_ring_claimants_alive(r, UINT64_MAX)) {
 		/* Release on success: pairs with the producers' acquire loads of
 		 * tail (via their CAS); nothing was written for positions past
 		 * head that any live thread will commit. */

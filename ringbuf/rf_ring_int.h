@@ -190,6 +190,18 @@ void rf_ring_finish_free(rf_ring *r);
  * If not, count it (hdr_changed) and, on the consumer, write it back. */
 void rf_ring_check_desc(rf_ring *r);
 
+/* rf_ring_consume.c: is a live thread claiming a position below `end`? */
+bool rf_ring_claimants_alive(rf_ring *r, uint64_t end);
+
+/* rf_ring_recover.c: damaged records (see there).  skip_corrupt returns the
+ * position in (pos, limit] where delivery goes on; check_pad returns where a
+ * padding record at pos really ends (before `end` if it hides committed
+ * records).  Both count what they skip (corrupt, corrupt_bytes). */
+bool rf_ring_type_ok(int32_t type);
+uint64_t rf_ring_skip_corrupt(rf_ring *r, uint64_t pos, uint64_t limit, const char *why,
+			      int64_t val);
+uint64_t rf_ring_check_pad(rf_ring *r, uint64_t pos, uint64_t end);
+
 /* rf_ring_produce.c: wake a parked consumer after a commit */
 void rf_ring_wake_consumer(rf_ring *r);
 

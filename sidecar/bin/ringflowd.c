@@ -45,6 +45,26 @@ struct cfg {
 	int fsync_policy;
 };
 
+/* At most one line per `period_ms` for a repeating condition; the lines
+ * not written are counted and said in the next one. */
+struct rate_limit {
+	uint64_t next_ms, suppressed;
+};
+
+#define RF_LOG_PERIOD_MS 10000
+
+static bool rate_ok(struct rate_limit *rl, uint64_t now_ms, unsigned long long *suppressed)
+{
+	if (now_ms < rl->next_ms) {
+		rl->suppressed++;
+		return false;
+	}
+	*suppressed = rl->suppressed;
+	rl->suppressed = 0;
+	rl->next_ms = now_ms + RF_LOG_PERIOD_MS;
+	return true;
+}
+
 /* status file and Prometheus endpoint (ops_* below) */
 struct ops {
 	rf_status *status;
@@ -66,6 +86,8 @@ struct daemon {
 	uint64_t journaled_since_reset;
 	struct rf_gate gate; /* spool and memory bounds (rf_gate.h) */
 	uint64_t spill_corrupt_seen; /* spill files quarantined, as last logged */
+	uint64_t ring_corrupt_seen, hdr_changed_seen; /* ring damage, as last logged */
+	struct rate_limit rl_ring_err, rl_ring_damage, rl_spill;
 	int sigfd;
 	volatile int stopping;
 	uint64_t malformed, records;
@@ -333,11 +355,13 @@ static void report(struct daemon *d, const char *level)
 	const struct rf_gate *g = &d->gate;
 	logf_(level,
 	      "spool journal_bytes=%llu journal_corrupt=%llu journal_corrupt_bytes=%llu "
-	      "ring_spill_failed=%llu ring_spill_corrupt=%llu gate_spool_full=%llu gate_memory=%llu "
+	      "ring_spill_failed=%llu ring_spill_corrupt=%llu ring_corrupt=%llu ring_corrupt_bytes=%llu "
+	      "ring_hdr_changed=%llu gate_spool_full=%llu gate_memory=%llu "
 	      "gate_journal=%llu gate_closed_ms=%llu",
 	      (unsigned long long)rf_journal_size(d->journal), (unsigned long long)js.corrupt,
 	      (unsigned long long)js.corrupt_bytes, (unsigned long long)rs.spill_failed,
-	      (unsigned long long)rs.spill_corrupt, (unsigned long long)g->closes[RF_GATE_SPOOL_FULL],
+	      (unsigned long long)rs.spill_corrupt, (unsigned long long)rs.corrupt,
+	      (unsigned long long)rs.corrupt_bytes, (unsigned long long)rs.hdr_changed, (unsigned long long)g->closes[RF_GATE_SPOOL_FULL],
 	      (unsigned long long)g->closes[RF_GATE_MEMORY], (unsigned long long)g->closes[RF_GATE_JOURNAL],
 	      (unsigned long long)(g->closed_ms +
 				   (rf_gate_closed(g) ? rf_loop_now_ms() - g->closed_at : 0)));
@@ -375,6 +399,9 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 	s->dropped = rs.dropped;
 	s->claim_timeouts = rs.claim_timeouts;
 	s->abandoned = rs.abandoned;
+	s->ring_corrupt = rs.corrupt;
+	s->ring_corrupt_bytes = rs.corrupt_bytes;
+	s->ring_hdr_changed = rs.hdr_changed;
 	s->records_in = d->records;
 	s->malformed = d->malformed;
 	s->records_out = ts.metrics + ts.params + ts.tags;
@@ -472,6 +499,32 @@ static void ops_stop(struct daemon *d)
 	ops_tick(d, true, RF_STATUS_EXITED);
 	rf_prom_stop(d->ops.prom);
 	rf_status_close(d->ops.status);
+}
+
+/* Damage the ring recovered from (rf_ring_recover.c) and spill files it
+ * quarantined: counted by the ring, said here with the ring's message for
+ * the latest one, at most once per RF_LOG_PERIOD_MS each. */
+static void ring_damage(struct daemon *d)
+{
+	struct rf_ring_stats rs;
+	unsigned long long more = 0;
+	uint64_t now = rf_loop_now_ms();
+	if (rf_ring_stats(d->ring, &rs))
+		return;
+	if (rs.spill_corrupt != d->spill_corrupt_seen && rate_ok(&d->rl_spill, now, &more)) {
+		d->spill_corrupt_seen = rs.spill_corrupt; /* say which file and why */
+		logf_("warn", "%s (%llu corrupt spill files in all)", rf_ring_errmsg(),
+		      (unsigned long long)rs.spill_corrupt);
+	}
+	if ((rs.corrupt != d->ring_corrupt_seen || rs.hdr_changed != d->hdr_changed_seen) &&
+	    rate_ok(&d->rl_ring_damage, now, &more)) {
+		logf_("warn", "ring damaged by a process that maps it: %llu corrupt records skipped "
+			      "(%llu bytes lost), %llu rewrites of its header undone; latest: %s",
+		      (unsigned long long)rs.corrupt, (unsigned long long)rs.corrupt_bytes,
+		      (unsigned long long)rs.hdr_changed, rf_ring_errmsg());
+		d->ring_corrupt_seen = rs.corrupt;
+		d->hdr_changed_seen = rs.hdr_changed;
+	}
 }
 
 static int detach(struct daemon *d)
@@ -593,6 +646,8 @@ int main(int argc, char **argv)
 	if (js.last_error[0])
 		logf_("warn", "%s", js.last_error);
 	d.spill_corrupt_seen = rs.spill_corrupt;
+	d.ring_corrupt_seen = rs.corrupt;
+	d.hdr_changed_seen = rs.hdr_changed;
 	rf_gate_init(&d.gate, (uint64_t)(d.c.spool_max_mb > 0 ? d.c.spool_max_mb : 0) << 20,
 		     (uint64_t)(d.c.pending_max > 0 ? d.c.pending_max : 0), rf_loop_now_ms());
 	rf_loop_watch(d.loop, d.sigfd, POLLIN, on_signal, &d);
@@ -604,6 +659,7 @@ int main(int argc, char **argv)
 	uint64_t idle_since = rf_loop_now_ms(), last_report = idle_since, stop_at = 0;
 	for (;;) {
 		int n = 0;
+		bool ring_backoff = false;
 		bool closed = gate_closed(&d);
 		if (rf_journal_failing(d.journal) && rf_journal_flush(d.journal) == 0) {
 			rf_ring_release(d.ring); /* the held batch is journaled at last */
@@ -612,15 +668,15 @@ int main(int argc, char **argv)
 		if ((!d.stopping || !stop_at) && !closed) {
 			/* Held: the ring frees the batch only once it is journaled. */
 			n = rf_ring_consume_held(d.ring, on_rec, &d, 4096);
+			unsigned long long more = 0;
 			if (n < 0) {
-				logf_("error", "%s", rf_ring_errmsg());
+				/* Not a busy loop: the next try waits (ring_backoff). */
+				if (rate_ok(&d.rl_ring_err, rf_loop_now_ms(), &more))
+					logf_("error", "%s (%llu more like it)", rf_ring_errmsg(), more);
+				ring_backoff = true;
 				n = 0;
 			}
-			struct rf_ring_stats now_rs;
-			if (rf_ring_stats(d.ring, &now_rs) == 0 && now_rs.spill_corrupt != d.spill_corrupt_seen) {
-				d.spill_corrupt_seen = now_rs.spill_corrupt; /* say which file and why */
-				logf_("warn", "%s", rf_ring_errmsg());
-			}
+			ring_damage(&d);
 			if (rf_journal_flush(d.journal) < 0) {
 				rf_journal_stats(d.journal, &js);
 				logf_("error", "%s", js.last_error);
@@ -659,7 +715,7 @@ int main(int argc, char **argv)
 			rf_loop_run_once(d.loop, 0);
 			continue;
 		}
-		if (closed && !stop_at) { /* the ring is not read: just serve MLflow */
+		if ((closed || ring_backoff) && !stop_at) { /* the ring is not read: just serve MLflow */
 			rf_loop_run_once(d.loop, 50);
 			continue;
 		}
