@@ -501,6 +501,12 @@ void rf_ring_close(rf_ring *r)
 	free(r);
 }
 
+void rf_ring_set_interrupt(rf_ring *r, int (*fn)(void *arg), void *arg)
+{
+	r->interrupted = fn;
+	r->interrupt_arg = arg;
+}
+
 int rf_ring_unlink(const char *name)
 {
 	char defname[128];

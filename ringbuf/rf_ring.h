@@ -147,6 +147,11 @@ int rf_ring_release(rf_ring *r);
  * -EBUSY while records are held (rf_ring_consume_held). */
 int rf_ring_resume(rf_ring *r, uint64_t pos);
 
+/* Long consumer work (ingesting a large or damaged spill file) asks `fn`
+ * every MiB or so whether to stop; non-zero stops it: consume then returns
+ * -EINTR, and the file is read again (from its start) by the next consume. */
+void rf_ring_set_interrupt(rf_ring *r, int (*fn)(void *arg), void *arg);
+
 /* Wait until records may be available or `timeout_ns` passes: spin, then
  * yield, then park on the ring's futex (producers wake a parked consumer).
  * Returns 1 if records may be available, 0 on timeout. */

@@ -164,6 +164,8 @@ struct rf_ring {
 	uint64_t stall_since; /* monotonic ns */
 	uint64_t stall_next_check;
 	uint64_t orphan_next_scan;
+	int (*interrupted)(void *arg); /* rf_ring_set_interrupt() */
+	void *interrupt_arg;
 	char pending_unlink[RF_PATH_MAX + 32]; /* spill file to remove once head passes its marker */
 };
 
@@ -214,8 +216,24 @@ int rf_spill_ingest_marker(rf_ring *r, uint64_t pos, const void *mark, uint32_t 
 			   rf_ring_handler fn, void *arg);
 int rf_spill_ingest_orphans(rf_ring *r, rf_ring_handler fn, void *arg);
 int rf_spool_dir_check(const char *dir, bool group, bool create);
+/* What a spill scan found.  In: an optional interrupt check (called every
+ * MiB or so of work; non-zero stops the scan).  Out: the first damage
+ * (NULL if none), a torn last record, bytes skipped over damage, bytes
+ * checksummed while resyncing (bounded by the file's size + 1 MiB) and all
+ * work done (bytes looked at), and whether the scan was interrupted. */
+struct rf_spill_report {
+	int (*interrupted_fn)(void *arg);
+	void *interrupt_arg;
+	const char *bad;
+	bool torn, interrupted, budget_spent;
+	size_t skipped;
+	uint64_t crc_bytes, work;
+};
+/* Pure: the parse of a spill file image (tests/fuzz/spill runs it on
+ * anything); rf_spill_ingest.c runs the same code over a file read with
+ * pread.  Returns the number of records delivered. */
 int rf_spill_scan(const uint8_t *m, size_t size, size_t maxrec, uint64_t pos, uint32_t flags,
-		  rf_ring_handler fn, void *arg, const char **bad, bool *torn, size_t *skipped);
+		  rf_ring_handler fn, void *arg, struct rf_spill_report *rep);
 
 #define RF_CLAIM_SPILL 0x1u /* claim lives in a spill buffer, not the ring */
 

@@ -270,6 +270,17 @@ static void on_signal(rf_loop *l, int fd, unsigned events, void *arg)
 		d->stopping = 1;
 }
 
+/* Long ring work (a large or damaged spill file) stops for SIGTERM/SIGINT:
+ * they are blocked and read from the signalfd by the loop, so a pending one
+ * is seen with sigpending(). */
+static int stop_requested(void *arg)
+{
+	struct daemon *d = arg;
+	sigset_t p;
+	return d->stopping ||
+	       (sigpending(&p) == 0 && (sigismember(&p, SIGTERM) || sigismember(&p, SIGINT)));
+}
+
 static void on_futex(rf_loop *l, void *arg)
 {
 	(void)l;
@@ -594,6 +605,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ringflowd: cannot detach: %s\n", strerror(-rc));
 		return 1;
 	}
+	rf_ring_set_interrupt(d.ring, stop_requested, &d);
 	signal(SIGPIPE, SIG_IGN);
 	d.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	struct rf_http_opts ho = {.token = d.c.token, .username = d.c.user, .password = d.c.password,
@@ -669,10 +681,14 @@ int main(int argc, char **argv)
 			/* Held: the ring frees the batch only once it is journaled. */
 			n = rf_ring_consume_held(d.ring, on_rec, &d, 4096);
 			unsigned long long more = 0;
-			if (n < 0) {
+			if (n == -EINTR) {
+				logf_("info", "%s", rf_ring_errmsg()); /* stopping: read again at the next start */
+			} else if (n < 0) {
 				/* Not a busy loop: the next try waits (ring_backoff). */
 				if (rate_ok(&d.rl_ring_err, rf_loop_now_ms(), &more))
 					logf_("error", "%s (%llu more like it)", rf_ring_errmsg(), more);
+			}
+			if (n < 0) {
 				ring_backoff = true;
 				n = 0;
 			}
