@@ -647,7 +647,14 @@ int main(int argc, char **argv)
 	char jpath[600];
 	const char *rn = d.c.ring ? d.c.ring : "default";
 	snprintf(jpath, sizeof jpath, "%s/journal-%s.rfj", d.c.spool, rn[0] == '/' ? rn + 1 : rn);
-	if ((rc = rf_journal_open(&d.journal, jpath, rs.created_ns, d.c.fsync_policy, on_replay, &d))) {
+	rf_journal_set_interrupt(stop_requested, &d);
+	rc = rf_journal_open(&d.journal, jpath, rs.created_ns, d.c.fsync_policy, on_replay, &d);
+	if (rc == -EINTR) { /* SIGTERM during the replay: the journal is whole for the next start */
+		logf_("info", "stopped while replaying the journal %s", jpath);
+		rf_ring_close(d.ring);
+		return 0;
+	}
+	if (rc) {
 		fprintf(stderr, "ringflowd: journal %s: %s\n", jpath, strerror(-rc));
 		return 1;
 	}
