@@ -459,7 +459,19 @@ int rf_ring_open(rf_ring **out, const char *name, const struct rf_ring_opts *opt
 				   (int)atomic_load(&r->shm->consumer_pid));
 			goto fail;
 		}
+		/* And an open-file-description lock on byte 0: the same lifetime
+		 * as the flock, but others can probe it (F_OFD_GETLK) without
+		 * taking it: rf_ring_consumer_alive(), which must not trust the
+		 * pid in the segment (anyone mapping it can write any pid). */
+		struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+		if (fcntl(r->fd, F_OFD_SETLK, &fl) < 0 && errno != EINVAL) {
+			rc = -EBUSY;
+			rf_set_err(0, "ring %s: another consumer holds its lock", name);
+			goto fail;
+		}
 		r->consumer_pid = r->pid;
+		atomic_store_explicit(&r->shm->consumer_start, rf_thread_start_time(r->pid, r->pid),
+				      memory_order_relaxed);
 		atomic_store_explicit(&r->shm->consumer_pid, (int32_t)r->pid, memory_order_relaxed);
 		/* A predecessor killed while zeroing a batch it had delivered. */
 		rf_ring_finish_free(r);
@@ -494,11 +506,30 @@ void rf_ring_close(rf_ring *r)
 	if ((r->flags & RF_RING_CONSUMER) && getpid() == r->consumer_pid) {
 		atomic_store_explicit(&r->shm->consumer_pid, 0, memory_order_relaxed);
 		flock(r->fd, LOCK_UN);
+		/* Explicitly: a mapping made through this fd (shared with other
+		 * handles of this process) keeps the open file description, and
+		 * so its lock, alive after close(). */
+		struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+		fcntl(r->fd, F_OFD_SETLK, &fl);
 	}
 	unmap_shared(r->shm, r->map_len);
 	close(r->fd);
 	pthread_mutex_destroy(&r->spill.lock);
 	free(r);
+}
+
+int rf_ring_consumer_alive(rf_ring *r)
+{
+	if ((r->flags & RF_RING_CONSUMER) && r->consumer_pid == getpid())
+		return 1; /* our own lock does not conflict with itself */
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+	if (fcntl(r->fd, F_OFD_GETLK, &fl) == 0)
+		return fl.l_type != F_UNLCK;
+	/* No OFD locks (kernel < 3.15): the pid and its start time as the
+	 * consumer recorded them; a forged pair still only fools this check. */
+	int32_t pid = atomic_load_explicit(&r->shm->consumer_pid, memory_order_relaxed);
+	uint64_t start = atomic_load_explicit(&r->shm->consumer_start, memory_order_relaxed);
+	return pid > 0 && start && rf_thread_alive(pid, pid, start);
 }
 
 void rf_ring_set_interrupt(rf_ring *r, int (*fn)(void *arg), void *arg)

@@ -185,6 +185,11 @@ struct rf_ring_stats {
 };
 int rf_ring_stats(rf_ring *r, struct rf_ring_stats *st);
 
+/* Is a consumer attached?  1 or 0.  Probes the consumer's lock on the
+ * segment (held as long as the consumer process lives), not the pid in
+ * consumer_pid: any process that maps the ring can write that. */
+int rf_ring_consumer_alive(rf_ring *r);
+
 #ifdef __cplusplus
 }
 #endif

@@ -90,7 +90,10 @@ struct rf_ring_shm {
 	_Atomic uint32_t parked; /* futex word: 1 = consumer asleep or about to */
 	_Atomic int32_t consumer_pid;
 	_Atomic uint64_t heartbeat_ns;
-	uint8_t _pad4[RF_CACHELINE_PAIR - 16];
+	/* The consumer's start time (/proc stat field 22), with its pid: what
+	 * liveness checks when the consumer's lock cannot be probed. */
+	_Atomic uint64_t consumer_start;
+	uint8_t _pad4[RF_CACHELINE_PAIR - 24];
 
 	/* Loss and recovery counters: slow paths only, so one line for all. */
 	_Atomic uint64_t spilled;

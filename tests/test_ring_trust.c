@@ -9,12 +9,15 @@
  * mapping (what another process would do through its mapping).
  */
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "../ringbuf/rf_ring_int.h"
 #include "rf_test.h"
+#include "ringflow.h"
 
 #define CAP (64u << 10)
 
@@ -323,6 +326,63 @@ static void test_forged_padding(void)
 	rf_ring_unlink(name);
 }
 
+/* A forged consumer_pid (here pid 1, always alive) must not make producers
+ * believe a sidecar serves the ring: the Inspect hook would never autostart
+ * one (consumer_alive() in the Python module is rf_producer_consumer_alive).
+ * The old check was kill(pid, 0). */
+static void test_forged_consumer_pid(void)
+{
+	char name[64];
+	rf_test_ring_name(name, sizeof name, "trust-pid");
+	struct rf_producer_opts po = {.ring = name, .capacity = CAP};
+	rf_producer *prod;
+	CHECK_EQ(rf_producer_open(&prod, &po), 0);
+	CHECK(!rf_producer_consumer_alive(prod));
+	rf_ring *c;
+	struct rf_ring_opts o = {.flags = RF_RING_CONSUMER};
+	int orc = rf_ring_open(&c, name, &o);
+	if (orc)
+		fprintf(stderr, "consumer open: %s\n", rf_ring_errmsg());
+	CHECK_EQ(orc, 0);
+	CHECK(rf_producer_consumer_alive(prod));
+	CHECK_EQ(rf_ring_consumer_alive(c), 1);
+	/* A second consumer is still refused. */
+	rf_ring *c2;
+	CHECK_EQ(rf_ring_open(&c2, name, &o), -EBUSY);
+	struct rf_ring_shm *h = c->shm;
+	rf_ring_close(c);
+	CHECK(!rf_producer_consumer_alive(prod));
+	atomic_store(&h->consumer_pid, 1); /* through the producer's mapping below */
+	rf_ring *p;
+	CHECK_EQ(rf_ring_open(&p, name, &(struct rf_ring_opts){0}), 0);
+	atomic_store(&p->shm->consumer_pid, 1);
+	atomic_store(&p->shm->consumer_start, rf_thread_start_time(1, 1));
+	CHECK(!rf_producer_consumer_alive(prod));
+	CHECK_EQ(rf_ring_consumer_alive(p), 0);
+	/* A consumer in another process (forked) is seen. */
+	int pipefd[2];
+	CHECK_EQ(pipe(pipefd), 0);
+	pid_t kid = fork();
+	if (kid == 0) {
+		rf_ring *kc;
+		char x = rf_ring_open(&kc, name, &o) == 0 ? 'y' : 'n';
+		if (write(pipefd[1], &x, 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	char x;
+	CHECK_EQ(read(pipefd[0], &x, 1), 1);
+	CHECK_EQ(x, 'y');
+	CHECK(rf_producer_consumer_alive(prod));
+	kill(kid, SIGKILL);
+	waitpid(kid, NULL, 0);
+	CHECK(!rf_producer_consumer_alive(prod));
+	rf_ring_close(p);
+	rf_producer_close(prod);
+	rf_ring_unlink(name);
+}
+
 int main(void)
 {
 	test_forged_capacity();
@@ -330,6 +390,7 @@ int main(void)
 	test_corrupt_length();
 	test_corrupt_held();
 	test_forged_padding();
+	test_forged_consumer_pid();
 	printf("test_ring_trust: ok\n");
 	return RF_T_PASS;
 }
