@@ -284,6 +284,15 @@ static int consume(rf_ring *r, rf_ring_handler fn, void *arg, unsigned max, bool
 		return rc;
 	struct rf_ring_shm *h = r->shm;
 	atomic_store_explicit(&h->heartbeat_ns, rf_realtime_ns(), memory_order_relaxed);
+	pid_t me = getpid();
+	if (me != r->consumer_pid) {
+		/* A forked child consumes (ringflowd --detach): it holds the
+		 * inherited locks, so it is the consumer now. */
+		r->consumer_pid = me;
+		atomic_store_explicit(&h->consumer_start, rf_thread_start_time(me, me),
+				      memory_order_relaxed);
+		atomic_store_explicit(&h->consumer_pid, (int32_t)me, memory_order_relaxed);
+	}
 	uint64_t head;
 	const uint64_t tail = batch_bounds(r, &head);
 	unsigned n = 0;

@@ -187,7 +187,9 @@ static void look(struct ctl *c, rf_ring *r, struct view *v)
 	v->at_ns = realtime_ns();
 	if (r) {
 		rf_ring_stats(r, &v->rs);
-		v->alive = pid_alive(v->rs.consumer_pid);
+		/* The pid is only a label (anyone mapping the ring can write it):
+		 * the consumer's lock says whether one is attached. */
+		v->alive = rf_ring_consumer_alive(r) == 1 && pid_alive(v->rs.consumer_pid);
 	}
 	v->snap_rc = rf_status_read(c->stats_path, &v->s);
 	v->snap_current = v->snap_rc == 0 && v->alive && v->s.pid == v->rs.consumer_pid &&
