@@ -66,3 +66,29 @@ def test_corrupt_header_at_head_is_skipped_counted_and_gone_after_restart(
                 cleanup(s, ring)
         if os.path.exists(f"/dev/shm{ring}"):
             os.unlink(f"/dev/shm{ring}")
+
+
+def test_forged_consumer_pid_does_not_stop_autostart(tmp_path):
+    """The hook autostarts a sidecar unless consumer_alive() says one is
+    attached.  Any process mapping the ring can write the consumer pid in it:
+    pointing it at a live unrelated process (pid 1) made the old check
+    (kill(pid, 0)) answer True for good, so no sidecar was ever started."""
+    import ringflow
+
+    ring = f"/rf-pytest-pid-{os.getpid()}"
+    try:
+        p = ringflow.Producer(ring=ring, spool_dir=str(tmp_path), capacity=65536)
+        assert p.consumer_alive() is False
+        with open(f"/dev/shm{ring}", "r+b") as f:
+            f.seek(512 + 4)  # the consumer block: parked (u32), then consumer_pid (i32)
+            f.write(struct.pack("<i", 1))
+        assert p.consumer_alive() is False
+        # A real consumer is seen (a C consumer handle in this process).
+        w = RawRing(ring, tmp_path, flags=0x4)  # RF_RING_CONSUMER
+        assert w.rc == 0, w.error
+        assert p.consumer_alive() is True
+        w.close()
+        assert p.consumer_alive() is False
+    finally:
+        if os.path.exists(f"/dev/shm{ring}"):
+            os.unlink(f"/dev/shm{ring}")
