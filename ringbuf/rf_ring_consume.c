@@ -150,9 +150,8 @@ static uint64_t consume_segment(rf_ring *r, uint64_t head, uint64_t limit, rf_ri
 			if (rec == 0)
 				break;
 			if (rec < 0)
-				pos = rf_ring_skip_corrupt(r, pos, seg_end,
-								  "claimed record header with an "
-								  "impossible length", len);
+				pos = rf_ring_skip_corrupt(r, pos, seg_end, "claimed record header "
+							   "with an impossible length", len);
 			continue;
 		}
 		uint64_t size = rf_align8((uint64_t)len);
