@@ -87,7 +87,7 @@ struct daemon {
 	struct rf_gate gate; /* spool and memory bounds (rf_gate.h) */
 	uint64_t spill_corrupt_seen; /* spill files quarantined, as last logged */
 	uint64_t ring_corrupt_seen, hdr_changed_seen; /* ring damage, as last logged */
-	struct rate_limit rl_ring_err, rl_ring_damage, rl_spill;
+	struct rate_limit rl_ring_err, rl_ring_damage, rl_spill, rl_journal;
 	int sigfd;
 	volatile int stopping;
 	uint64_t malformed, records;
@@ -702,7 +702,8 @@ int main(int argc, char **argv)
 			ring_damage(&d);
 			if (rf_journal_flush(d.journal) < 0) {
 				rf_journal_stats(d.journal, &js);
-				logf_("error", "%s", js.last_error);
+				if (rate_ok(&d.rl_journal, rf_loop_now_ms(), &more))
+					logf_("error", "%s (%llu more like it)", js.last_error, more);
 				closed = gate_closed(&d); /* keep the batch in the ring */
 			} else {
 				rf_ring_release(d.ring);
