@@ -140,9 +140,7 @@ bool rf_producer_value_is_secret(rf_producer *p, const char *s, size_t n)
 
 bool rf_producer_consumer_alive(rf_producer *p)
 {
-	struct rf_ring_stats st;
-	rf_ring_stats(p->ring, &st);
-	return st.consumer_pid > 0 && (kill(st.consumer_pid, 0) == 0 || errno == EPERM);
+	return rf_ring_consumer_alive(p->ring) == 1;
 }
 
 void rf_producer_stats(rf_producer *p, struct rf_producer_stats *st)

@@ -240,15 +240,18 @@ static int validate(rf_ring *r, const char *name, size_t map_len)
 			   "initialised)", name, (unsigned long long)magic);
 		return -EPROTO;
 	}
-	if (h->version != RF_RING_VERSION) {
+	/* Each field is read once: what is checked is what is kept (another
+	 * process may be rewriting the descriptor while we look). */
+	uint32_t version = h->version, data_off = h->data_off, slots = h->slot_count;
+	uint64_t cap = h->capacity, max_record = h->max_record;
+	if (version != RF_RING_VERSION) {
 		rf_set_err(0, "ring %s: layout version %u, this library speaks %u", name,
-			   h->version, RF_RING_VERSION);
+			   version, RF_RING_VERSION);
 		return -EPROTO;
 	}
-	uint64_t cap = h->capacity;
-	if (h->data_off != RF_RING_DATA_OFF || h->slot_count != RF_RING_SLOTS || !is_pow2(cap) ||
+	if (data_off != RF_RING_DATA_OFF || slots != RF_RING_SLOTS || !is_pow2(cap) ||
 	    cap < RF_RING_MIN_CAPACITY || cap > RF_RING_MAX_CAPACITY ||
-	    h->max_record != RF_RING_MAX_RECORD(cap) || RF_RING_DATA_OFF + cap != map_len) {
+	    max_record != RF_RING_MAX_RECORD(cap) || RF_RING_DATA_OFF + cap != map_len) {
 		rf_set_err(0, "ring %s: inconsistent descriptor (capacity %llu, segment %zu bytes)",
 			   name, (unsigned long long)cap, map_len);
 		return -EINVAL;
@@ -257,7 +260,35 @@ static int validate(rf_ring *r, const char *name, size_t map_len)
 		rf_set_err(0, "ring %s: spool directory field not terminated", name);
 		return -EINVAL;
 	}
+	r->cap = cap;
+	r->max_record = max_record;
+	r->created_ns = h->created_ns;
+	r->ring_flags = h->flags & RF_RING_GROUP;
 	return 0;
+}
+
+void rf_ring_check_desc(rf_ring *r)
+{
+	struct rf_ring_shm *h = r->shm;
+	if (h->capacity == r->cap && h->max_record == r->max_record &&
+	    h->created_ns == r->created_ns && h->data_off == RF_RING_DATA_OFF &&
+	    h->slot_count == RF_RING_SLOTS && h->version == RF_RING_VERSION)
+		return;
+	atomic_fetch_add_explicit(&h->hdr_changed, 1, memory_order_relaxed);
+	rf_set_err(0, "ring %s: descriptor rewritten in shared memory (capacity %llu, validated "
+		   "%llu); the validated values are used%s", r->name,
+		   (unsigned long long)h->capacity, (unsigned long long)r->cap,
+		   (r->flags & RF_RING_CONSUMER) ? " and written back" : "");
+	if (!(r->flags & RF_RING_CONSUMER))
+		return;
+	/* Written back so that later attachers validate again; the magic is
+	 * not touched (no release needed: attachers check each field). */
+	h->version = RF_RING_VERSION;
+	h->data_off = RF_RING_DATA_OFF;
+	h->slot_count = RF_RING_SLOTS;
+	h->capacity = r->cap;
+	h->max_record = r->max_record;
+	h->created_ns = r->created_ns;
 }
 
 static int map_existing(rf_ring *r, const char *name, bool group)
@@ -333,6 +364,10 @@ static int create_segment(rf_ring *r, const char *name, const struct rf_ring_opt
 	r->shm = p;
 	r->map_len = len;
 	init_segment(r->shm, cap, spool, o->flags);
+	r->cap = cap;
+	r->max_record = RF_RING_MAX_RECORD(cap);
+	r->created_ns = r->shm->created_ns;
+	r->ring_flags = o->flags & RF_RING_GROUP;
 	return 0;
 }
 
@@ -409,7 +444,8 @@ int rf_ring_open(rf_ring **out, const char *name, const struct rf_ring_opts *opt
 		goto fail;
 	}
 	r->data = (uint8_t *)r->shm + RF_RING_DATA_OFF;
-	r->mask = r->shm->capacity - 1;
+	r->mask = r->cap - 1;
+	r->max_claim = rf_align8(RF_RING_HDR_BYTES + r->max_record);
 	/* Producers and consumer agree on the spool dir through the ring. */
 	snprintf(r->spool_dir, sizeof r->spool_dir, "%s",
 		 o.spool_dir ? o.spool_dir : r->shm->spool_dir);
@@ -423,10 +459,26 @@ int rf_ring_open(rf_ring **out, const char *name, const struct rf_ring_opts *opt
 				   (int)atomic_load(&r->shm->consumer_pid));
 			goto fail;
 		}
+		/* And an open-file-description lock on byte 0: the same lifetime
+		 * as the flock, but others can probe it (F_OFD_GETLK) without
+		 * taking it: rf_ring_consumer_alive(), which must not trust the
+		 * pid in the segment (anyone mapping it can write any pid). */
+		struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+		if (fcntl(r->fd, F_OFD_SETLK, &fl) < 0 && errno != EINVAL) {
+			rc = -EBUSY;
+			rf_set_err(0, "ring %s: another consumer holds its lock", name);
+			goto fail;
+		}
 		r->consumer_pid = r->pid;
+		atomic_store_explicit(&r->shm->consumer_start, rf_thread_start_time(r->pid, r->pid),
+				      memory_order_relaxed);
 		atomic_store_explicit(&r->shm->consumer_pid, (int32_t)r->pid, memory_order_relaxed);
 		/* A predecessor killed while zeroing a batch it had delivered. */
 		rf_ring_finish_free(r);
+		/* Aligned down if forged: headers are only read at multiples of 8
+		 * (batch_bounds() then writes the consumer's value back). */
+		r->head = atomic_load_explicit(&r->shm->head, memory_order_relaxed) &
+			  ~(uint64_t)(RF_RING_ALIGN - 1);
 		atomic_store_explicit(&r->shm->parked, 0, memory_order_relaxed);
 		if ((rc = rf_spool_dir_check(r->spool_dir, group, true)))
 			goto fail;
@@ -454,11 +506,36 @@ void rf_ring_close(rf_ring *r)
 	if ((r->flags & RF_RING_CONSUMER) && getpid() == r->consumer_pid) {
 		atomic_store_explicit(&r->shm->consumer_pid, 0, memory_order_relaxed);
 		flock(r->fd, LOCK_UN);
+		/* Explicitly: a mapping made through this fd (shared with other
+		 * handles of this process) keeps the open file description, and
+		 * so its lock, alive after close(). */
+		struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+		fcntl(r->fd, F_OFD_SETLK, &fl);
 	}
 	unmap_shared(r->shm, r->map_len);
 	close(r->fd);
 	pthread_mutex_destroy(&r->spill.lock);
 	free(r);
+}
+
+int rf_ring_consumer_alive(rf_ring *r)
+{
+	if ((r->flags & RF_RING_CONSUMER) && r->consumer_pid == getpid())
+		return 1; /* our own lock does not conflict with itself */
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+	if (fcntl(r->fd, F_OFD_GETLK, &fl) == 0)
+		return fl.l_type != F_UNLCK;
+	/* No OFD locks (kernel < 3.15): the pid and its start time as the
+	 * consumer recorded them; a forged pair still only fools this check. */
+	int32_t pid = atomic_load_explicit(&r->shm->consumer_pid, memory_order_relaxed);
+	uint64_t start = atomic_load_explicit(&r->shm->consumer_start, memory_order_relaxed);
+	return pid > 0 && start && rf_thread_alive(pid, pid, start);
+}
+
+void rf_ring_set_interrupt(rf_ring *r, int (*fn)(void *arg), void *arg)
+{
+	r->interrupted = fn;
+	r->interrupt_arg = arg;
 }
 
 int rf_ring_unlink(const char *name)
@@ -482,8 +559,8 @@ int rf_ring_stats(rf_ring *r, struct rf_ring_stats *st)
 {
 	struct rf_ring_shm *h = r->shm;
 	memset(st, 0, sizeof *st);
-	st->capacity = h->capacity;
-	st->max_record = h->max_record;
+	st->capacity = r->cap; /* as validated at open, not as the segment says now */
+	st->max_record = r->max_record;
 	/* Acquire both: pairs with the consumer's release store of head and the
 	 * producers' release CAS on tail; a snapshot for reporting only. */
 	st->head = atomic_load_explicit(&h->head, memory_order_acquire);
@@ -497,7 +574,10 @@ int rf_ring_stats(rf_ring *r, struct rf_ring_stats *st)
 	st->spill_corrupt = atomic_load_explicit(&h->spill_corrupt, memory_order_relaxed);
 	st->wakeups = atomic_load_explicit(&h->wakeups, memory_order_relaxed);
 	st->consumer_pid = atomic_load_explicit(&h->consumer_pid, memory_order_relaxed);
-	st->created_ns = h->created_ns;
+	st->corrupt = atomic_load_explicit(&h->corrupt, memory_order_relaxed);
+	st->corrupt_bytes = atomic_load_explicit(&h->corrupt_bytes, memory_order_relaxed);
+	st->hdr_changed = atomic_load_explicit(&h->hdr_changed, memory_order_relaxed);
+	st->created_ns = r->created_ns;
 	st->consumer_heartbeat_ns = atomic_load_explicit(&h->heartbeat_ns, memory_order_relaxed);
 	return 0;
 }

@@ -147,6 +147,11 @@ int rf_ring_release(rf_ring *r);
  * -EBUSY while records are held (rf_ring_consume_held). */
 int rf_ring_resume(rf_ring *r, uint64_t pos);
 
+/* Long consumer work (ingesting a large or damaged spill file) asks `fn`
+ * every MiB or so whether to stop; non-zero stops it: consume then returns
+ * -EINTR, and the file is read again (from its start) by the next consume. */
+void rf_ring_set_interrupt(rf_ring *r, int (*fn)(void *arg), void *arg);
+
 /* Wait until records may be available or `timeout_ns` passes: spin, then
  * yield, then park on the ring's futex (producers wake a parked consumer).
  * Returns 1 if records may be available, 0 on timeout. */
@@ -171,11 +176,19 @@ struct rf_ring_stats {
 	uint64_t spill_ingested;   /* spilled records delivered to the consumer */
 	uint64_t spill_corrupt;    /* spill files quarantined as corrupt */
 	uint64_t wakeups;          /* futex wakes issued by producers */
+	uint64_t corrupt;          /* corrupt record headers (or forged padding) skipped */
+	uint64_t corrupt_bytes;    /* ring bytes skipped with them: the records lost */
+	uint64_t hdr_changed;      /* descriptor, head or tail found rewritten in the segment */
 	int32_t consumer_pid;      /* 0 if no consumer attached */
 	uint64_t created_ns;       /* CLOCK_REALTIME of the segment's creation (its identity) */
 	uint64_t consumer_heartbeat_ns; /* CLOCK_REALTIME of the consumer's last poll */
 };
 int rf_ring_stats(rf_ring *r, struct rf_ring_stats *st);
+
+/* Is a consumer attached?  1 or 0.  Probes the consumer's lock on the
+ * segment (held as long as the consumer process lives), not the pid in
+ * consumer_pid: any process that maps the ring can write that. */
+int rf_ring_consumer_alive(rf_ring *r);
 
 #ifdef __cplusplus
 }

@@ -29,7 +29,7 @@ static struct rf_ring_slot *slot_at(rf_ring *r, uint32_t i)
 /* Is any live thread claiming a position below `end`?  Conservative: a live
  * thread with any such position (even a stale one from a failed CAS) makes
  * us wait; that state lasts only a few instructions. */
-static bool claimants_alive(rf_ring *r, uint64_t end)
+bool rf_ring_claimants_alive(rf_ring *r, uint64_t end)
 {
 	for (uint32_t i = 0; i < RF_RING_SLOTS; i++) {
 		struct rf_ring_slot *s = slot_at(r, i);
@@ -52,7 +52,9 @@ static bool claimants_alive(rf_ring *r, uint64_t end)
  * first header store wrote nothing), stopping at tail or the buffer's end. */
 static uint64_t zero_run_end(rf_ring *r, uint64_t head, uint64_t tail)
 {
-	uint64_t limit = head + (r->shm->capacity - (head & r->mask));
+	uint64_t limit = head + (r->cap - (head & r->mask));
+	if (limit > head + r->max_claim) /* never pad more than one claim at a time */
+		limit = head + r->max_claim;
 	if (limit > tail)
 		limit = tail;
 	uint64_t p = head;
@@ -66,7 +68,9 @@ static uint64_t zero_run_end(rf_ring *r, uint64_t head, uint64_t tail)
 }
 
 /* The record at head is not committed.  Returns 1 if it was turned into
- * padding (the claimant is dead), 0 to keep waiting. */
+ * padding (the claimant is dead), 0 to keep waiting, -1 if its header is
+ * one no claimant wrote (an impossible length) and no live thread claims
+ * there: damage, for rf_ring_skip_corrupt(). */
 static int recover_head(rf_ring *r, uint64_t head)
 {
 	uint64_t now = rf_now_ns();
@@ -96,9 +100,15 @@ static int recover_head(rf_ring *r, uint64_t head)
 		if (end == head)
 			return 0;
 	}
-	if (end > tail || end - head > r->shm->capacity - (head & r->mask))
-		return 0; /* nonsense length: never pad beyond what was claimed */
-	if (claimants_alive(r, end))
+	if (end > tail || end - head > r->cap - (head & r->mask) || end - head > r->max_claim) {
+		/* Never pad beyond what was claimed; a live claimant at head
+		 * rewrites its header when it commits. */
+		if (rf_ring_claimants_alive(r, head + RF_RING_ALIGN))
+			return 0;
+		r->stall_pos = RF_POS_IDLE;
+		return atomic_load_explicit(rf_rec_len(r, head), memory_order_acquire) == len ? -1 : 0;
+	}
+	if (rf_ring_claimants_alive(r, end))
 		return 0;
 	/* Re-check after the slot scan: a claimant that committed (and went
 	 * idle) while we scanned has a header now.  Acquire: pairs with the
@@ -123,8 +133,7 @@ static int recover_head(rf_ring *r, uint64_t head)
 static uint64_t consume_segment(rf_ring *r, uint64_t head, uint64_t limit, rf_ring_handler fn,
 				void *arg, unsigned max, unsigned *n, int *stop, int *rc)
 {
-	struct rf_ring_shm *h = r->shm;
-	uint64_t seg_end = head + (h->capacity - (head & r->mask));
+	uint64_t seg_end = head + (r->cap - (head & r->mask));
 	/* Never into bytes of this batch not yet zeroed (the first segment). */
 	if (seg_end > limit)
 		seg_end = limit;
@@ -135,18 +144,40 @@ static uint64_t consume_segment(rf_ring *r, uint64_t head, uint64_t limit, rf_ri
 		 * finish() (or of padding in claim): payload is visible. */
 		int32_t len = atomic_load_explicit(rf_rec_len(r, pos), memory_order_acquire);
 		if (len <= 0) {
-			if (pos != head || !recover_head(r, pos))
+			if (pos != head)
 				break;
+			int rec = recover_head(r, pos);
+			if (rec == 0)
+				break;
+			if (rec < 0)
+				pos = rf_ring_skip_corrupt(r, pos, seg_end, "claimed record header "
+							   "with an impossible length", len);
 			continue;
 		}
 		uint64_t size = rf_align8((uint64_t)len);
-		if ((uint64_t)len < RF_RING_HDR_BYTES || size > seg_end - pos) {
-			rf_set_err(0, "ring %s: corrupt record header at position %llu (length %d)",
-				   r->name, (unsigned long long)pos, len);
-			*rc = -EPROTO;
-			break;
-		}
 		int32_t type = atomic_load_explicit(rf_rec_type(r, pos), memory_order_relaxed);
+		if ((uint64_t)len < RF_RING_HDR_BYTES || size > r->max_claim || size > seg_end - pos) {
+			/* A live claimant at pos commits over whatever was forged. */
+			if (rf_ring_claimants_alive(r, pos + RF_RING_ALIGN))
+				break;
+			pos = rf_ring_skip_corrupt(r, pos, seg_end, "corrupt record header: length",
+						   len);
+			continue;
+		}
+		if (!rf_ring_type_ok(type)) {
+			/* A length that fits but a type no claim can have: this
+			 * record alone is lost. */
+			atomic_fetch_add_explicit(&r->shm->corrupt, 1, memory_order_relaxed);
+			atomic_fetch_add_explicit(&r->shm->corrupt_bytes, size, memory_order_relaxed);
+			rf_set_err(0, "ring %s: record of reserved type %d at position %llu skipped",
+				   r->name, type, (unsigned long long)pos);
+			pos += size;
+			continue;
+		}
+		if (type == RF_REC_PAD) {
+			pos = rf_ring_check_pad(r, pos, pos + size);
+			continue;
+		}
 		const uint8_t *payload = r->data + (pos & r->mask) + RF_RING_HDR_BYTES;
 		uint32_t plen = (uint32_t)len - RF_RING_HDR_BYTES;
 		if (type == RF_REC_SPILL_MARK) {
@@ -157,12 +188,12 @@ static uint64_t consume_segment(rf_ring *r, uint64_t head, uint64_t limit, rf_ri
 			}
 			*n += (unsigned)got;
 			*stop = 1; /* free the marker, then remove its file */
-		} else if (type >= 1) {
+		} else {
 			struct rf_ring_rec rec = {.pos = pos, .type = type, .len = plen,
 						  .data = payload};
 			*stop = fn(&rec, arg);
 			(*n)++;
-		} /* RF_REC_PAD and unknown reserved types are skipped */
+		}
 		pos += size;
 	}
 	return pos;
@@ -174,7 +205,7 @@ static void release_range(rf_ring *r, uint64_t from, uint64_t to)
 {
 	if (to == from)
 		return;
-	uint64_t cap = r->shm->capacity, off = from & r->mask, len = to - from;
+	uint64_t cap = r->cap, off = from & r->mask, len = to - from;
 	uint64_t first = len < cap - off ? len : cap - off;
 	/* Release: pairs with the acquire load in rf_ring_finish_free() of a
 	 * consumer that takes over after we die inside the memset below. */
@@ -186,6 +217,7 @@ static void release_range(rf_ring *r, uint64_t from, uint64_t to)
 	 * rf_ring_claim_ring(): the zeroing above is visible before the space
 	 * can be claimed again. */
 	atomic_store_explicit(&r->shm->head, to, memory_order_release);
+	r->head = to;
 	r->stall_pos = RF_POS_IDLE;
 	if (r->pending_unlink[0]) {
 		unlink(r->pending_unlink);
@@ -208,6 +240,42 @@ static int may_move_head(rf_ring *r, const char *op)
 	return 0;
 }
 
+/* The consumer's view of head and tail.  Head is the consumer's own value
+ * (only it moves head); the segment's copy is rewritten if another process
+ * changed it.  Tail is the producers': one outside [head, head + capacity] or
+ * not a record boundary was forged, and is put back to head once no live
+ * thread is claiming (a claim on a forged tail went wherever it went).
+ * Returns the bound of this batch. */
+static uint64_t batch_bounds(rf_ring *r, uint64_t *headp)
+{
+	struct rf_ring_shm *h = r->shm;
+	uint64_t head = r->head;
+	rf_ring_check_desc(r);
+	if (atomic_load_explicit(&h->head, memory_order_relaxed) != head) {
+		atomic_fetch_add_explicit(&h->hdr_changed, 1, memory_order_relaxed);
+		/* Release: pairs with the producers' acquire load of head, as
+		 * every store of head does (the space below it is zero). */
+		atomic_store_explicit(&h->head, head, memory_order_release);
+	}
+	*headp = head;
+	/* Acquire: pairs with the producers' release CAS on tail. */
+	uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+	if (tail >= head && tail - head <= r->cap && !(tail & (RF_RING_ALIGN - 1)))
+		return tail;
+	if (tail != r->bad_tail) {
+		r->bad_tail = tail;
+		atomic_fetch_add_explicit(&h->hdr_changed, 1, memory_order_relaxed);
+	}
+	if (!rf_ring_claimants_alive(r, UINT64_MAX)) {
+		/* Release on success: pairs with the producers' acquire loads of
+		 * tail (via their CAS); nothing was written for positions past
+		 * head that any live thread will commit. */
+		atomic_compare_exchange_strong_explicit(&h->tail, &tail, head, memory_order_release,
+							memory_order_relaxed);
+	}
+	return head;
+}
+
 static int consume(rf_ring *r, rf_ring_handler fn, void *arg, unsigned max, bool hold)
 {
 	int rc = may_move_head(r, "consume");
@@ -215,11 +283,21 @@ static int consume(rf_ring *r, rf_ring_handler fn, void *arg, unsigned max, bool
 		return rc;
 	struct rf_ring_shm *h = r->shm;
 	atomic_store_explicit(&h->heartbeat_ns, rf_realtime_ns(), memory_order_relaxed);
-	/* Relaxed: only this consumer writes head. */
-	uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
+	pid_t me = getpid();
+	if (me != r->consumer_pid) {
+		/* A forked child consumes (ringflowd --detach): it holds the
+		 * inherited locks, so it is the consumer now. */
+		r->consumer_pid = me;
+		atomic_store_explicit(&h->consumer_start, rf_thread_start_time(me, me),
+				      memory_order_relaxed);
+		atomic_store_explicit(&h->consumer_pid, (int32_t)me, memory_order_relaxed);
+	}
+	uint64_t head;
+	const uint64_t tail = batch_bounds(r, &head);
 	unsigned n = 0;
 	int stop = 0; /* rc is 0 here: the check above passed */
-	const uint64_t limit = head + h->capacity;
+	/* Never past tail: a header beyond it was not written by a claimant. */
+	const uint64_t limit = tail;
 	uint64_t pos = consume_segment(r, head, limit, fn, arg, max, &n, &stop, &rc);
 	/* Reached the end of the buffer: go on from its start (second segment),
 	 * up to where this batch began: that space is freed only at the end. */
@@ -234,9 +312,8 @@ static int consume(rf_ring *r, rf_ring_handler fn, void *arg, unsigned max, bool
 	if (rc)
 		return rc;
 	/* Spill files of producers that died or left while the ring was full:
-	 * ingested once the ring is drained, i.e. after all their ring records.
-	 * Acquire: pairs with the producers' release CAS on tail. */
-	if (n == 0 && pos == atomic_load_explicit(&h->tail, memory_order_acquire)) {
+	 * ingested once the ring is drained, i.e. after all their ring records. */
+	if (n == 0 && pos == tail) {
 		uint64_t now = rf_now_ns();
 		if (now >= r->orphan_next_scan) {
 			r->orphan_next_scan = now + 100000000ull;
@@ -274,10 +351,8 @@ int rf_ring_resume(rf_ring *r, uint64_t target)
 	int rc = may_move_head(r, "resume");
 	if (rc)
 		return rc;
-	struct rf_ring_shm *h = r->shm;
-	uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
-	/* Acquire: pairs with the producers' release CAS on tail. */
-	uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+	uint64_t head;
+	uint64_t tail = batch_bounds(r, &head);
 	if (target <= head || target > tail)
 		return 0;
 	/* Walk record by record: target must be a record boundary, and every
@@ -292,7 +367,7 @@ int rf_ring_resume(rf_ring *r, uint64_t target)
 			return -EINVAL;
 		}
 		uint64_t next = pos + rf_align8((uint64_t)len);
-		uint64_t seg_end = pos + (h->capacity - (pos & r->mask));
+		uint64_t seg_end = pos + (r->cap - (pos & r->mask));
 		if (next > seg_end) {
 			rf_set_err(0, "ring %s: corrupt record header at position %llu (length %d)",
 				   r->name, (unsigned long long)pos, len);
@@ -315,13 +390,24 @@ void rf_ring_finish_free(rf_ring *r)
 	uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
 	/* Acquire: pairs with the release store of free_to in release_range(). */
 	uint64_t to = atomic_load_explicit(&h->free_to, memory_order_acquire);
-	if (to > head && to - head <= h->capacity)
+	/* Acquire: pairs with the producers' release CAS on tail. */
+	uint64_t tail = atomic_load_explicit(&h->tail, memory_order_acquire);
+	/* Only a predecessor's release can be completed: whole records, never
+	 * past tail (a forged free_to would zero records nobody read). */
+	if (head & (RF_RING_ALIGN - 1))
+		return; /* a forged head: batch_bounds() puts it back */
+	r->head = head;
+	if (to > head && to - head <= r->cap && to <= tail && !(to & (RF_RING_ALIGN - 1)))
 		release_range(r, head, to);
 }
 
 static bool head_ready(rf_ring *r)
 {
-	uint64_t head = atomic_load_explicit(&r->shm->head, memory_order_relaxed);
+	uint64_t head = r->head;
+	/* Acquire: pairs with the producers' release CAS on tail; a header at
+	 * or past tail was not written by a claimant and is no record. */
+	if (atomic_load_explicit(&r->shm->tail, memory_order_acquire) == head)
+		return false;
 	/* Acquire: pairs with the producer's release store of len. */
 	return atomic_load_explicit(rf_rec_len(r, head), memory_order_acquire) > 0;
 }
@@ -345,7 +431,7 @@ int rf_ring_wait(rf_ring *r, uint64_t timeout_ns)
 			return head_ready(r);
 		uint64_t left = timeout_ns - (now - start);
 		/* Claims in flight: wake up in time to check their claimants. */
-		uint64_t head = atomic_load_explicit(&h->head, memory_order_relaxed);
+		uint64_t head = r->head;
 		if (atomic_load_explicit(&h->tail, memory_order_relaxed) != head &&
 		    left > r->stall_check_ns)
 			left = r->stall_check_ns;
@@ -363,8 +449,7 @@ int rf_ring_wait(rf_ring *r, uint64_t timeout_ns)
 		atomic_store_explicit(&h->parked, 0, memory_order_relaxed);
 		if (head_ready(r))
 			return 1;
-		if (atomic_load_explicit(&h->tail, memory_order_relaxed) !=
-		    atomic_load_explicit(&h->head, memory_order_relaxed))
+		if (atomic_load_explicit(&h->tail, memory_order_relaxed) != r->head)
 			return 1; /* let consume() run stall recovery */
 	}
 }

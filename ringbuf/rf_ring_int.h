@@ -90,7 +90,10 @@ struct rf_ring_shm {
 	_Atomic uint32_t parked; /* futex word: 1 = consumer asleep or about to */
 	_Atomic int32_t consumer_pid;
 	_Atomic uint64_t heartbeat_ns;
-	uint8_t _pad4[RF_CACHELINE_PAIR - 16];
+	/* The consumer's start time (/proc stat field 22), with its pid: what
+	 * liveness checks when the consumer's lock cannot be probed. */
+	_Atomic uint64_t consumer_start;
+	uint8_t _pad4[RF_CACHELINE_PAIR - 24];
 
 	/* Loss and recovery counters: slow paths only, so one line for all. */
 	_Atomic uint64_t spilled;
@@ -102,7 +105,10 @@ struct rf_ring_shm {
 	_Atomic uint64_t spill_corrupt;
 	_Atomic uint64_t wakeups;
 	_Atomic uint64_t spill_seq; /* names spill files uniquely */
-	uint8_t _pad5[384 - 72];
+	_Atomic uint64_t corrupt;       /* corrupt record headers the consumer skipped */
+	_Atomic uint64_t corrupt_bytes; /* ring bytes skipped with them (records lost) */
+	_Atomic uint64_t hdr_changed;   /* descriptor, head or tail found forged */
+	uint8_t _pad5[384 - 96];
 
 	char spool_dir[256];
 };
@@ -130,7 +136,16 @@ struct rf_spill_w {
 struct rf_ring {
 	struct rf_ring_shm *shm;
 	uint8_t *data;
+	/* The descriptor as validated at open.  Everything in the segment can be
+	 * rewritten by any process that maps it (a same-user producer, a group
+	 * member on a 0660 ring): sizes and bounds come from here, never from
+	 * the segment again (rf_ring_check_desc() reports a changed one). */
+	uint64_t cap;
 	uint64_t mask;
+	uint64_t max_record;
+	uint64_t max_claim;   /* align8(header + max_record): the largest claim */
+	uint64_t created_ns;
+	uint32_t ring_flags;  /* the segment's RF_RING_GROUP */
 	size_t map_len;
 	int fd;
 	unsigned flags;
@@ -145,11 +160,15 @@ struct rf_ring {
 	struct rf_spill_w spill;
 
 	/* consumer-only state */
+	uint64_t head;        /* head as this consumer last published it */
+	uint64_t bad_tail;    /* a forged tail already counted */
 	uint64_t held_from, held_to; /* delivered but not yet released (held consume) */
 	uint64_t stall_pos;   /* head position seen stalled, or RF_POS_IDLE */
 	uint64_t stall_since; /* monotonic ns */
 	uint64_t stall_next_check;
 	uint64_t orphan_next_scan;
+	int (*interrupted)(void *arg); /* rf_ring_set_interrupt() */
+	void *interrupt_arg;
 	char pending_unlink[RF_PATH_MAX + 32]; /* spill file to remove once head passes its marker */
 };
 
@@ -172,6 +191,21 @@ int rf_ring_claim_ring(rf_ring *r, int32_t type, size_t len, struct rf_ring_clai
 
 /* rf_ring_consume.c: complete a predecessor's interrupted release. */
 void rf_ring_finish_free(rf_ring *r);
+/* rf_ring.c: the segment's descriptor still says what was validated at open?
+ * If not, count it (hdr_changed) and, on the consumer, write it back. */
+void rf_ring_check_desc(rf_ring *r);
+
+/* rf_ring_consume.c: is a live thread claiming a position below `end`? */
+bool rf_ring_claimants_alive(rf_ring *r, uint64_t end);
+
+/* rf_ring_recover.c: damaged records (see there).  skip_corrupt returns the
+ * position in (pos, limit] where delivery goes on; check_pad returns where a
+ * padding record at pos really ends (before `end` if it hides committed
+ * records).  Both count what they skip (corrupt, corrupt_bytes). */
+bool rf_ring_type_ok(int32_t type);
+uint64_t rf_ring_skip_corrupt(rf_ring *r, uint64_t pos, uint64_t limit, const char *why,
+			      int64_t val);
+uint64_t rf_ring_check_pad(rf_ring *r, uint64_t pos, uint64_t end);
 
 /* rf_ring_produce.c: wake a parked consumer after a commit */
 void rf_ring_wake_consumer(rf_ring *r);
@@ -185,8 +219,24 @@ int rf_spill_ingest_marker(rf_ring *r, uint64_t pos, const void *mark, uint32_t 
 			   rf_ring_handler fn, void *arg);
 int rf_spill_ingest_orphans(rf_ring *r, rf_ring_handler fn, void *arg);
 int rf_spool_dir_check(const char *dir, bool group, bool create);
+/* What a spill scan found.  In: an optional interrupt check (called every
+ * MiB or so of work; non-zero stops the scan).  Out: the first damage
+ * (NULL if none), a torn last record, bytes skipped over damage, bytes
+ * checksummed while resyncing (bounded by the file's size + 1 MiB) and all
+ * work done (bytes looked at), and whether the scan was interrupted. */
+struct rf_spill_report {
+	int (*interrupted_fn)(void *arg);
+	void *interrupt_arg;
+	const char *bad;
+	bool torn, interrupted, budget_spent;
+	size_t skipped;
+	uint64_t crc_bytes, work;
+};
+/* Pure: the parse of a spill file image (tests/fuzz/spill runs it on
+ * anything); rf_spill_ingest.c runs the same code over a file read with
+ * pread.  Returns the number of records delivered. */
 int rf_spill_scan(const uint8_t *m, size_t size, size_t maxrec, uint64_t pos, uint32_t flags,
-		  rf_ring_handler fn, void *arg, const char **bad, bool *torn, size_t *skipped);
+		  rf_ring_handler fn, void *arg, struct rf_spill_report *rep);
 
 #define RF_CLAIM_SPILL 0x1u /* claim lives in a spill buffer, not the ring */
 
@@ -195,6 +245,9 @@ static inline uint64_t rf_align8(uint64_t v)
 	return (v + (RF_RING_ALIGN - 1)) & ~(uint64_t)(RF_RING_ALIGN - 1);
 }
 
+/* Headers are read at 8-aligned positions only: pos & mask then leaves 8
+ * bytes before the end of the data area.  Callers never pass other values
+ * (positions from the segment are checked for alignment first). */
 static inline _Atomic int32_t *rf_rec_len(rf_ring *r, uint64_t pos)
 {
 	return (_Atomic int32_t *)(r->data + (pos & r->mask));

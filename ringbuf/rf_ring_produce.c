@@ -195,7 +195,7 @@ int rf_ring_claim_ring(rf_ring *r, int32_t type, size_t len, struct rf_ring_clai
 			   r->name);
 		return -EBUSY;
 	}
-	const uint64_t cap = h->capacity;
+	const uint64_t cap = r->cap; /* validated at open; the segment's copy is not trusted */
 	const uint64_t need = RF_RING_HDR_BYTES + len;
 	const uint64_t size = rf_align8(need);
 	uint64_t deadline = 0;
@@ -208,6 +208,16 @@ int rf_ring_claim_ring(rf_ring *r, int32_t type, size_t len, struct rf_ring_clai
 	uint64_t tail = atomic_load_explicit(&h->tail, memory_order_relaxed);
 	uint64_t pad;
 	for (;;) {
+		/* Positions are multiples of 8 (claims are); one that is not was
+		 * written by someone else, and would put a header across the end
+		 * of the data area. */
+		if (__builtin_expect(tail & (RF_RING_ALIGN - 1), 0)) {
+			atomic_store_explicit(&slot->pos, RF_POS_IDLE, memory_order_relaxed);
+			atomic_fetch_add_explicit(&h->hdr_changed, 1, memory_order_relaxed);
+			rf_set_err(0, "ring %s: tail %llu in shared memory is not a record boundary "
+				   "(rewritten by another process)", r->name, (unsigned long long)tail);
+			return -EPROTO;
+		}
 		uint64_t to_end = cap - (tail & r->mask);
 		pad = size > to_end ? to_end : 0;
 		if (tail + pad + size - head > cap) {
@@ -270,9 +280,9 @@ int rf_ring_claim(rf_ring *r, int32_t type, size_t len, struct rf_ring_claim *c)
 			   RF_RING_TYPE_MAX);
 		return -EINVAL;
 	}
-	if (len > r->shm->max_record) {
+	if (len > r->max_record) {
 		rf_set_err(0, "ring %s: record of %zu bytes exceeds the maximum %llu", r->name,
-			   len, (unsigned long long)r->shm->max_record);
+			   len, (unsigned long long)r->max_record);
 		return -EMSGSIZE;
 	}
 	/* Once spilling, stay on the spill file until a marker can be placed,

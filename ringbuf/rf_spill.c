@@ -1,5 +1,6 @@
 /*
- * rf_spill.c - the full-ring spill path (producer) and its ingestion (consumer).
+ * rf_spill.c - the full-ring spill path (producer side; rf_spill_ingest.c reads
+ * the files back).
  *
  * When a claim finds no room within full_wait_ns, the producing process
  * switches to "spilling": its records go, in order, to one append-only file in
@@ -19,48 +20,19 @@
  * *.corrupt (counted) after delivering the valid records before and after the
  * damaged stretch (found again by their checksums).
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "rf_ring_int.h"
-
-#define SPILL_MAGIC "RFSPILL1"
-#define SPILL_VERSION 1u
-
-struct spill_file_hdr {
-	char magic[8];
-	uint32_t version;
-	uint32_t hdr_bytes;
-	uint32_t pid;
-	uint32_t _pad;
-	uint64_t created_ns;
-};
-
-struct spill_rec_hdr {
-	uint32_t len;
-	int32_t type;
-	uint32_t crc;
-	uint32_t _zero;
-};
-
-struct rf_spill_mark {
-	char name[96];
-	uint64_t records;
-	uint64_t bytes;
-};
-
-_Static_assert(sizeof(struct spill_file_hdr) == 32, "spill header");
-_Static_assert(sizeof(struct rf_spill_mark) == 112, "marker");
+#include "rf_spill_fmt.h"
 
 static __thread uint8_t *tls_buf;
 static __thread size_t tls_buf_len;
@@ -70,30 +42,6 @@ static pthread_key_t buf_key; /* frees a thread's spill buffer at its exit */
 static void buf_key_init(void)
 {
 	pthread_key_create(&buf_key, free);
-}
-
-static uint32_t rec_crc(int32_t type, const void *p, uint32_t len)
-{
-	uLong c = crc32(0L, (const Bytef *)&type, sizeof type);
-	return (uint32_t)crc32(c, (const Bytef *)p, len);
-}
-
-/* The offset of the next whole, checksummed record at or after `from`. */
-static size_t spill_resync(const uint8_t *m, size_t size, size_t from, size_t maxrec)
-{
-	struct spill_rec_hdr rh;
-	for (size_t p = from; p + sizeof rh <= size; p++) {
-		memcpy(&rh, m + p, sizeof rh);
-		if (rh.len <= maxrec && rh.type >= 1 && !rh._zero && size - p - sizeof rh >= rh.len &&
-		    rec_crc(rh.type, m + p + sizeof rh, rh.len) == rh.crc)
-			return p;
-	}
-	return size;
-}
-
-static const char *ring_base(rf_ring *r)
-{
-	return r->name + 1; /* names are "/base" */
 }
 
 int rf_spool_dir_check(const char *dir, bool group, bool create)
@@ -128,7 +76,7 @@ int rf_spool_dir_check(const char *dir, bool group, bool create)
 static int open_spill(rf_ring *r)
 {
 	struct rf_spill_w *w = &r->spill;
-	bool group = r->shm->flags & RF_RING_GROUP;
+	bool group = r->ring_flags & RF_RING_GROUP;
 	int rc = rf_spool_dir_check(r->spool_dir, group, true);
 	if (rc)
 		return rc;
@@ -138,7 +86,7 @@ static int open_spill(rf_ring *r)
 	 * share a prefix, or a ring recreated under the same name, never take
 	 * each other's files. */
 	snprintf(w->name, sizeof w->name, "spill-%.24s-%016" PRIx64 "-%d-%" PRIu64 "-%" PRIu64 ".open",
-		 ring_base(r), r->shm->created_ns, (int)pid, rf_thread_start_time(pid, pid), seq);
+		 rf_spill_ring_base(r), r->created_ns, (int)pid, rf_thread_start_time(pid, pid), seq);
 	char path[RF_PATH_MAX];
 	snprintf(path, sizeof path, "%s/%s", r->spool_dir, w->name);
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, group ? 0660 : 0600);
@@ -191,7 +139,7 @@ int rf_spill_claim(rf_ring *r, int32_t type, size_t len, struct rf_ring_claim *c
 		atomic_fetch_add_explicit(&r->shm->spill_failed, 1, memory_order_relaxed);
 		return -EIO; /* the message of the failure that broke it stands */
 	}
-	size_t want = r->shm->max_record;
+	size_t want = r->max_record;
 	if (tls_buf_len < want) {
 		uint8_t *b = realloc(tls_buf, want); /* once per thread, slow path */
 		if (!b) {
@@ -219,7 +167,7 @@ static int append(rf_ring *r, int32_t type, const void *data, uint32_t len)
 		if (rc)
 			return rc;
 	}
-	struct spill_rec_hdr rh = {.len = len, .type = type, .crc = rec_crc(type, data, len)};
+	struct spill_rec_hdr rh = {.len = len, .type = type, .crc = rf_spill_crc(type, data, len)};
 	struct iovec iov[2] = {{&rh, sizeof rh}, {(void *)data, len}};
 	ssize_t want = (ssize_t)(sizeof rh + len);
 	ssize_t n = writev(w->fd, iov, 2);
@@ -327,245 +275,4 @@ void rf_spill_close(rf_ring *r)
 			rf_set_err(errno, "ring %s: renaming spill file %s", r->name, from);
 	}
 	pthread_mutex_unlock(&w->lock);
-}
-
-/* ---- consumer side ---- */
-
-/* Parse a spill file image (untrusted bytes: a file in the spool directory):
- * deliver its valid records in order.  *bad names the first inconsistency
- * (the file is then quarantined by the caller); *torn is set when the last
- * record was cut short (never committed).  Returns the count delivered.
- * Pure, so tests/fuzz/spill can run it on arbitrary input. */
-int rf_spill_scan(const uint8_t *m, size_t size, size_t maxrec, uint64_t pos, uint32_t flags,
-		  rf_ring_handler fn, void *arg, const char **bad, bool *torn, size_t *skipped)
-{
-	struct spill_file_hdr fh;
-	size_t off = sizeof fh;
-	int n = 0;
-	*bad = NULL;
-	*torn = false;
-	*skipped = 0;
-	if (size < sizeof fh) {
-		*bad = "truncated file header";
-		return 0;
-	}
-	memcpy(&fh, m, sizeof fh);
-	if (memcmp(fh.magic, SPILL_MAGIC, 8) || fh.version != SPILL_VERSION ||
-	    fh.hdr_bytes != sizeof fh) {
-		*bad = "bad file header";
-		return 0;
-	}
-	for (uint32_t sub = 0; off < size;) {
-		struct spill_rec_hdr rh;
-		if (size - off < sizeof rh) {
-			*torn = true;
-			break; /* torn last record: never committed */
-		}
-		memcpy(&rh, m + off, sizeof rh);
-		const char *why = NULL;
-		if (rh.len > maxrec || rh.type < 1 || rh._zero)
-			why = "bad record header";
-		else if (size - off - sizeof rh < rh.len)
-			why = "torn";
-		else if (rec_crc(rh.type, m + off + sizeof rh, rh.len) != rh.crc)
-			why = "checksum mismatch";
-		if (why) {
-			/* Damage is not the end: go on at the next whole record whose
-			 * checksum holds (deterministic, so `sub` numbers are the
-			 * same if the file is read again after a consumer crash). */
-			size_t next = spill_resync(m, size, off + 1, maxrec);
-			if (next == size && !strcmp(why, "torn")) {
-				*torn = true;
-				break; /* the last record, torn: never committed */
-			}
-			if (!*bad)
-				*bad = strcmp(why, "torn") ? why : "bad record length";
-			*skipped += next - off;
-			off = next;
-			continue;
-		}
-		const uint8_t *payload = m + off + sizeof rh;
-		struct rf_ring_rec rec = {.pos = pos, .sub = sub++, .flags = flags, .type = rh.type,
-					  .len = rh.len, .data = payload};
-		fn(&rec, arg);
-		n++;
-		off += sizeof rh + rh.len;
-	}
-	return n;
-}
-
-/* Deliver every valid record of `path`, in place from a read-only mapping
- * (no per-record syscalls: ingesting a large spill must not stall the ring).
- * The file is sealed or its writer is gone, so it no longer changes.
- * Returns the count delivered. */
-static int deliver_file(rf_ring *r, const char *path, uint64_t pos, rf_ring_handler fn,
-			void *arg, bool orphan)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0) {
-		int e = errno;
-		rf_set_err(e, "ring %s: opening spill file %s", r->name, path);
-		return -e;
-	}
-	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		rf_set_err(0, "ring %s: spill file %s is not a regular file", r->name, path);
-		return -EINVAL;
-	}
-	size_t size = (size_t)st.st_size;
-	const uint8_t *m = NULL;
-	if (size) {
-		void *p = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-		if (p == MAP_FAILED) {
-			int e = errno;
-			close(fd);
-			rf_set_err(e, "ring %s: mapping spill file %s", r->name, path);
-			return -e;
-		}
-		m = p;
-	}
-	close(fd);
-	const char *bad = NULL;
-	bool torn = false;
-	size_t skipped = 0;
-	int n = rf_spill_scan(m, size, r->shm->max_record, pos,
-			      RF_REC_SPILLED | (orphan ? RF_REC_ORPHAN : 0), fn, arg, &bad, &torn,
-			      &skipped);
-	if (torn)
-		atomic_fetch_add_explicit(&r->shm->abandoned, 1, memory_order_relaxed);
-	if (m)
-		munmap((void *)m, size);
-	atomic_fetch_add_explicit(&r->shm->spill_ingested, (uint64_t)n, memory_order_relaxed);
-	if (bad) {
-		char q[RF_PATH_MAX + 16];
-		snprintf(q, sizeof q, "%s.corrupt", path);
-		rename(path, q);
-		atomic_fetch_add_explicit(&r->shm->spill_corrupt, 1, memory_order_relaxed);
-		rf_set_err(0, "ring %s: spill file %s: %s; %zu bytes skipped, %d records delivered; "
-			   "quarantined as %s", r->name, path, bad, skipped, n, q);
-	} else if (orphan) { /* a marker's file goes once head passed the marker */
-		unlink(path);
-	}
-	return n;
-}
-
-static bool parse_name(rf_ring *r, const char *name, pid_t *pid, uint64_t *start);
-
-static bool valid_name(const char *name, size_t cap)
-{
-	const char *end = memchr(name, 0, cap);
-	return end && strncmp(name, "spill-", 6) == 0 && !strchr(name, '/') &&
-	       (size_t)(end - name) > 11 && strcmp(end - 5, ".open") == 0;
-}
-
-int rf_spill_ingest_marker(rf_ring *r, uint64_t pos, const void *mark, uint32_t len,
-			   rf_ring_handler fn, void *arg)
-{
-	struct rf_spill_mark m;
-	if (len != sizeof m) {
-		atomic_fetch_add_explicit(&r->shm->spill_corrupt, 1, memory_order_relaxed);
-		rf_set_err(0, "ring %s: spill marker of %u bytes ignored", r->name, len);
-		return 0;
-	}
-	memcpy(&m, mark, sizeof m);
-	pid_t mpid;
-	uint64_t mstart;
-	if (!valid_name(m.name, sizeof m.name) || !parse_name(r, m.name, &mpid, &mstart)) {
-		atomic_fetch_add_explicit(&r->shm->spill_corrupt, 1, memory_order_relaxed);
-		rf_set_err(0, "ring %s: spill marker with invalid file name ignored", r->name);
-		return 0;
-	}
-	/* Take the file over under a name that carries the marker's position
-	 * before delivering: if this consumer dies before head passes the
-	 * marker, the marker is seen again and finds the file by that name;
-	 * if it dies after, the orphan scan knows the file was delivered. */
-	char path[RF_PATH_MAX], owned[RF_PATH_MAX + 32];
-	snprintf(path, sizeof path, "%s/%s", r->spool_dir, m.name);
-	snprintf(owned, sizeof owned, "%s.p%" PRIu64, path, pos);
-	if (rename(path, owned) < 0 && errno != ENOENT) {
-		int e = errno;
-		rf_set_err(e, "ring %s: taking over spill file %s", r->name, path);
-		return -e;
-	}
-	int n = deliver_file(r, owned, pos, fn, arg, false);
-	if (n == -ENOENT) {
-		atomic_fetch_add_explicit(&r->shm->spill_corrupt, 1, memory_order_relaxed);
-		rf_set_err(ENOENT, "ring %s: spill file %s named by a marker is missing "
-			   "(%" PRIu64 " records lost)", r->name, path, m.records);
-		return 0;
-	}
-	if (n >= 0)
-		snprintf(r->pending_unlink, sizeof r->pending_unlink, "%s", owned);
-	return n;
-}
-
-/* Parse "spill-<base>-<pid>-<start>-<seq>.open" of this ring. */
-/* Parse "spill-<base>-<ring id>-<pid>-<start>-<seq>.<kind>" of this ring
- * (exactly: base and ring id must match), from the right, since a base may
- * contain '-'. */
-static bool parse_name(rf_ring *r, const char *name, pid_t *pid, uint64_t *start)
-{
-	char buf[128];
-	if (strncmp(name, "spill-", 6) || strlen(name) >= sizeof buf)
-		return false;
-	snprintf(buf, sizeof buf, "%s", name + 6);
-	char *dot = strchr(buf, '.');
-	if (!dot)
-		return false;
-	*dot = 0;
-	char *f[4]; /* seq, start, pid, ring id (right to left) */
-	for (int i = 0; i < 4; i++) {
-		char *dash = strrchr(buf, '-');
-		if (!dash)
-			return false;
-		*dash = 0;
-		f[i] = dash + 1;
-	}
-	char base[32];
-	snprintf(base, sizeof base, "%.24s", ring_base(r));
-	char id[32];
-	snprintf(id, sizeof id, "%016" PRIx64, r->shm->created_ns);
-	if (strcmp(buf, base) || strcmp(f[3], id))
-		return false;
-	*pid = (pid_t)strtol(f[2], NULL, 10);
-	*start = strtoull(f[1], NULL, 10);
-	return true;
-}
-
-int rf_spill_ingest_orphans(rf_ring *r, rf_ring_handler fn, void *arg)
-{
-	DIR *d = opendir(r->spool_dir);
-	if (!d)
-		return 0;
-	uint64_t head = atomic_load_explicit(&r->shm->head, memory_order_relaxed);
-	int total = 0;
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		pid_t pid;
-		uint64_t start;
-		if (!parse_name(r, e->d_name, &pid, &start))
-			continue;
-		size_t nl = strlen(e->d_name);
-		char path[RF_PATH_MAX];
-		snprintf(path, sizeof path, "%s/%s", r->spool_dir, e->d_name);
-		const char *p = strstr(e->d_name, ".open.p");
-		if (p) {
-			/* Taken over by a marker: delivered once head passed it. */
-			uint64_t mpos = strtoull(p + 7, NULL, 10);
-			if (mpos < head)
-				unlink(path);
-			continue;
-		}
-		bool orphan = nl > 7 && strcmp(e->d_name + nl - 7, ".orphan") == 0;
-		bool open_dead = nl > 5 && strcmp(e->d_name + nl - 5, ".open") == 0 &&
-				 !rf_thread_alive(pid, pid, start);
-		if (!orphan && !open_dead)
-			continue;
-		int n = deliver_file(r, path, head, fn, arg, true);
-		if (n > 0)
-			total += n;
-	}
-	closedir(d);
-	return total;
 }

@@ -187,7 +187,9 @@ static void look(struct ctl *c, rf_ring *r, struct view *v)
 	v->at_ns = realtime_ns();
 	if (r) {
 		rf_ring_stats(r, &v->rs);
-		v->alive = pid_alive(v->rs.consumer_pid);
+		/* The pid is only a label (anyone mapping the ring can write it):
+		 * the consumer's lock says whether one is attached. */
+		v->alive = rf_ring_consumer_alive(r) == 1 && pid_alive(v->rs.consumer_pid);
 	}
 	v->snap_rc = rf_status_read(c->stats_path, &v->s);
 	v->snap_current = v->snap_rc == 0 && v->alive && v->s.pid == v->rs.consumer_pid &&
@@ -231,6 +233,12 @@ static void print_json(struct ctl *c, const struct view *v, const struct view *v
 			"claim_timeouts", (json_int_t)v->rs.claim_timeouts,
 			"abandoned", (json_int_t)v->rs.abandoned, "created_ns", (json_int_t)v->rs.created_ns,
 			"consumer_pid", (int)v->rs.consumer_pid));
+	if (!v->ring_rc) {
+		json_t *rsj = json_object_get(o, "ring_stats");
+		json_object_set_new(rsj, "corrupt", json_integer((json_int_t)v->rs.corrupt));
+		json_object_set_new(rsj, "corrupt_bytes", json_integer((json_int_t)v->rs.corrupt_bytes));
+		json_object_set_new(rsj, "hdr_changed", json_integer((json_int_t)v->rs.hdr_changed));
+	}
 	json_object_set_new(o, "sidecar_alive", json_boolean(v->alive));
 	json_object_set_new(o, "stats_path", json_string(c->stats_path));
 	if (v->snap_rc == 0) {
@@ -287,6 +295,10 @@ static void print_text(struct ctl *c, const struct view *v, const struct view *v
 		       (unsigned long long)r->spill_failed, (unsigned long long)r->dropped,
 		       (unsigned long long)r->claim_timeouts, (unsigned long long)r->abandoned,
 		       (unsigned long long)r->spill_corrupt);
+		if (r->corrupt || r->hdr_changed)
+			printf("  damage: %llu corrupt records skipped (%llu bytes lost), %llu header "
+			       "rewrites undone\n", (unsigned long long)r->corrupt,
+			       (unsigned long long)r->corrupt_bytes, (unsigned long long)r->hdr_changed);
 		if (v0 && v0->ring_rc == 0 && v->at_ns > v0->at_ns) {
 			human_bytes(a, sizeof a, rate(v0->rs.tail, r->tail, v->at_ns - v0->at_ns));
 			printf("  written by producers: %s/s\n", a);

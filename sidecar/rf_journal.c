@@ -122,21 +122,91 @@ static bool rec_ok(const uint8_t *m, size_t size, size_t off, struct jrec *r)
 	return rec_crc(r, m + off + sizeof *r) == r->crc;
 }
 
+/* A position the resync may checksum: a well-formed header whose record
+ * fits, followed by another well-formed header or by the end of the file
+ * (a torn last record included).  O(1), no checksum. */
+static bool candidate(const uint8_t *m, size_t size, size_t p, struct jrec *r)
+{
+	if (size - p < sizeof *r)
+		return false;
+	memcpy(r, m + p, sizeof *r);
+	if (r->len > MAX_REC || r->type <= 0 || r->type > RF_RING_TYPE_MAX ||
+	    size - p - sizeof *r < r->len)
+		return false;
+	size_t q = p + sizeof *r + r->len;
+	if (size - q < sizeof(struct jrec))
+		return true;
+	struct jrec n;
+	memcpy(&n, m + q, sizeof n);
+	return n.len <= MAX_REC && n.type > 0 && n.type <= RF_RING_TYPE_MAX;
+}
+
+#define POLL_BYTES (1u << 20) /* interrupt check every this much work */
+
+struct resync {
+	struct rf_journal_scan *s;
+	uint64_t budget; /* bytes that may still be checksummed while resyncing */
+	uint64_t polled;
+};
+
+static bool scan_work(struct resync *rs, uint64_t bytes)
+{
+	struct rf_journal_scan *s = rs->s;
+	s->work += bytes;
+	rs->polled += bytes;
+	if (rs->polled < POLL_BYTES || !s->interrupted_fn)
+		return s->interrupted;
+	rs->polled = 0;
+	if (s->interrupted_fn(s->interrupt_arg))
+		s->interrupted = true;
+	return s->interrupted;
+}
+
+/* The next whole, checksummed record after `from`, or `size`.  Linear: a
+ * checksum only at candidates, and at most the file's size + 1 MiB of
+ * checksummed bytes in all; past that the rest counts as damaged. */
+static size_t resync(struct resync *rs, const uint8_t *m, size_t size, size_t from)
+{
+	struct jrec r;
+	for (size_t p = from; p + sizeof r <= size; p++) {
+		if ((p & 4095) == 0 && scan_work(rs, 4096))
+			return size;
+		if (!candidate(m, size, p, &r))
+			continue;
+		if (r.len > rs->budget) {
+			rs->budget = 0;
+			rs->s->budget_spent = true;
+			return size;
+		}
+		rs->budget -= r.len;
+		rs->s->crc_bytes += r.len;
+		if (rec_crc(&r, m + p + sizeof r) == r.crc)
+			return p;
+		if (scan_work(rs, r.len))
+			return size;
+	}
+	return size;
+}
+
 /* The parse of a journal image (untrusted bytes): rf_journal_open() runs it
  * on the file, the fuzz target tests/fuzz/journal on anything.  A record
  * whose checksum fails is not the end: the scan looks for the next whole
  * record whose checksum holds (a 32-bit crc over its header and payload: a
- * false match has odds of 2^-32 per position), reports the bytes in between
- * (on_bad) and goes on, so one bad sector costs only the records in it.
- * What is left after the last good record is a torn tail (the batch being
- * written when the sidecar died) if it does not parse as a record. */
+ * false match has odds of 2^-32 per position checked), reports the bytes in
+ * between (on_bad) and goes on, so one bad sector costs only the records in
+ * it.  What is left after the last good record is a torn tail (the batch
+ * being written when the sidecar died) if it does not parse as a record. */
 int rf_journal_scan(const uint8_t *m, size_t size, uint64_t ring_created_ns, rf_journal_fn fn,
 		    void *arg, struct rf_journal_scan *s)
 {
 	void (*on_bad)(size_t, size_t, void *) = s->on_bad;
 	void (*on_good)(size_t, size_t, void *) = s->on_good;
 	void *varg = s->visit_arg;
+	int (*intr)(void *) = s->interrupted_fn;
+	void *iarg = s->interrupt_arg;
 	memset(s, 0, sizeof *s);
+	s->interrupted_fn = intr;
+	s->interrupt_arg = iarg;
 	s->end = sizeof(struct jhdr);
 	if (size < sizeof(struct jhdr))
 		return 0; /* empty or new: nothing to replay */
@@ -150,14 +220,15 @@ int rf_journal_scan(const uint8_t *m, size_t size, uint64_t ring_created_ns, rf_
 		s->last_pos = h.last_pos;
 		s->last_sub = h.last_sub;
 	}
+	struct resync rs = {.s = s, .budget = (uint64_t)size + (1u << 20)};
 	size_t off = sizeof(struct jhdr);
 	while (off < size) {
 		struct jrec r;
 		if (!rec_ok(m, size, off, &r)) {
-			size_t next = off + 1;
-			while (next + sizeof r <= size && !rec_ok(m, size, next, &r))
-				next++;
-			if (next + sizeof r > size) { /* no good record after it */
+			size_t next = resync(&rs, m, size, off + 1);
+			if (s->interrupted)
+				break;
+			if (next == size && !s->budget_spent) { /* no good record after it */
 				bool torn = off + sizeof r > size;
 				if (!torn) {
 					memcpy(&r, m + off, sizeof r);
@@ -165,7 +236,6 @@ int rf_journal_scan(const uint8_t *m, size_t size, uint64_t ring_created_ns, rf_
 				}
 				if (torn)
 					break; /* the batch being written when we died: cut */
-				next = size;
 			}
 			s->corrupt++;
 			s->corrupt_bytes += next - off;
@@ -188,6 +258,8 @@ int rf_journal_scan(const uint8_t *m, size_t size, uint64_t ring_created_ns, rf_
 		}
 		s->records++;
 		off += n;
+		if (scan_work(&rs, n))
+			break;
 	}
 	s->end = off;
 	return 0;
@@ -235,6 +307,33 @@ static void compact(size_t off, size_t n, void *arg)
 		c->w += n;
 }
 
+static int (*journal_interrupt)(void *);
+static void *journal_interrupt_arg;
+
+void rf_journal_set_interrupt(int (*fn)(void *arg), void *arg)
+{
+	journal_interrupt = fn;
+	journal_interrupt_arg = arg;
+}
+
+/* An interrupted replay: the part not yet read moves down next to the
+ * records kept so far (the stretch in between held records already moved,
+ * or corrupt bytes already set aside), so the file is whole again and the
+ * next start replays each record once.  Returns the new end of the file. */
+static off_t close_gap(rf_journal *j, const uint8_t *m, size_t w, size_t from, size_t size)
+{
+	size_t left = size - from;
+	if (w == from)
+		return (off_t)size;
+	for (size_t done = 0; done < left;) {
+		ssize_t n = pwrite(j->fd, m + from + done, left - done, (off_t)(w + done));
+		if (n <= 0)
+			return -1;
+		done += (size_t)n;
+	}
+	return (off_t)(w + left);
+}
+
 int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns, int fsync_policy,
 		    rf_journal_fn fn, void *arg)
 {
@@ -263,8 +362,22 @@ int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns
 		if (m != MAP_FAILED) {
 			struct replay_ctx c = {.j = j, .m = m, .w = sizeof(struct jhdr), .can_move = true};
 			struct rf_journal_scan sc = {.on_bad = quarantine, .on_good = compact,
-						     .visit_arg = &c};
-			if (rf_journal_scan(m, (size_t)st.st_size, ring_created_ns, fn, arg, &sc) == 0) {
+						     .visit_arg = &c,
+						     .interrupted_fn = journal_interrupt,
+						     .interrupt_arg = journal_interrupt_arg};
+			int src = rf_journal_scan(m, (size_t)st.st_size, ring_created_ns, fn, arg, &sc);
+			if (src == 0 && sc.interrupted) {
+				/* Stopped (SIGTERM): keep the file whole, header as it was. */
+				off_t e = c.can_move ? close_gap(j, m, c.w, sc.end, (size_t)st.st_size)
+						     : (off_t)st.st_size;
+				munmap(m, (size_t)st.st_size);
+				if (e >= 0 && e < st.st_size && ftruncate(j->fd, e) < 0)
+					e = -1;
+				close(j->fd);
+				free(j);
+				return e < 0 ? -EIO : -EINTR;
+			}
+			if (src == 0) {
 				same_ring = sc.same_ring;
 				/* Positions of another ring mean nothing here. */
 				j->has_last = same_ring && sc.has_last;

@@ -47,6 +47,9 @@ typedef void (*rf_journal_fn)(int type, const void *data, uint32_t len, void *ar
 int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns, int fsync_policy,
 		    rf_journal_fn fn, void *arg);
 void rf_journal_close(rf_journal *j);
+/* Replays stop when fn returns non-zero (ringflowd: a pending SIGTERM);
+ * rf_journal_open() then leaves the file whole and returns -EINTR. */
+void rf_journal_set_interrupt(int (*fn)(void *arg), void *arg);
 
 /* Has this ring record been journaled already? */
 bool rf_journal_seen(rf_journal *j, const struct rf_ring_rec *rec);
@@ -76,7 +79,13 @@ struct rf_journal_scan {
 	void (*on_bad)(size_t from, size_t to, void *visit_arg);  /* a corrupt stretch */
 	void (*on_good)(size_t off, size_t n, void *visit_arg);   /* a good record's extent */
 	void *visit_arg;
+	int (*interrupted_fn)(void *interrupt_arg); /* asked every MiB of work: stop? */
+	void *interrupt_arg;
 	/* out */
+	bool interrupted;       /* stopped by interrupted_fn: `end` is where */
+	bool budget_spent;      /* damage too dense: the rest counted as corrupt */
+	uint64_t crc_bytes;     /* checksummed while resyncing (<= size + 1 MiB) */
+	uint64_t work;          /* bytes looked at in all */
 	size_t end;             /* offset just past the last good record or stretch */
 	uint64_t records;       /* handed to fn */
 	uint64_t corrupt, corrupt_bytes; /* stretches skipped, their size */

@@ -140,6 +140,13 @@ char *rf_prom_render(const struct rf_status_snap *s, size_t *len)
 	       s->spill_ingested);
 	metric(f, "ringflow_spill_corrupt_total", "counter", "spill files quarantined as corrupt",
 	       s->spill_corrupt);
+	metric(f, "ringflow_ring_corrupt_total", "counter",
+	       "corrupt ring records skipped (forged headers or padding)", s->ring_corrupt);
+	metric(f, "ringflow_ring_corrupt_bytes_total", "counter",
+	       "ring bytes skipped with corrupt records (records lost)", s->ring_corrupt_bytes);
+	metric(f, "ringflow_ring_header_rewrites_total", "counter",
+	       "rewrites of the ring's shared header (capacity, head, tail) undone",
+	       s->ring_hdr_changed);
 	metric(f, "ringflow_spool_bytes", "gauge", "bytes of this ring's spill files and journal",
 	       s->spool_bytes);
 	metric(f, "ringflow_ring_used_bytes", "gauge", "ring bytes claimed and not yet freed",

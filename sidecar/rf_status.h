@@ -59,10 +59,13 @@ struct rf_status_snap {
 	/* Traces (rf_traces_stats): begun, fully in MLflow, refused; spans
 	 * accepted, refused; records for a trace already uploaded. */
 	uint64_t traces, traces_done, traces_failed, spans_sent, spans_failed, traces_late;
+	/* Ring damage (rf_ring_stats): corrupt records skipped, the bytes lost
+	 * with them, rewrites of the shared header undone. */
+	uint64_t ring_corrupt, ring_corrupt_bytes, ring_hdr_changed;
 };
 
 #define RF_STATUS_MAGIC 0x7266737461747573ull /* "rfstatus" */
-#define RF_STATUS_VERSION 2
+#define RF_STATUS_VERSION 3
 
 typedef struct rf_status rf_status;
 

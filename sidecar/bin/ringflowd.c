@@ -45,6 +45,26 @@ struct cfg {
 	int fsync_policy;
 };
 
+/* At most one line per `period_ms` for a repeating condition; the lines
+ * not written are counted and said in the next one. */
+struct rate_limit {
+	uint64_t next_ms, suppressed;
+};
+
+#define RF_LOG_PERIOD_MS 10000
+
+static bool rate_ok(struct rate_limit *rl, uint64_t now_ms, unsigned long long *suppressed)
+{
+	if (now_ms < rl->next_ms) {
+		rl->suppressed++;
+		return false;
+	}
+	*suppressed = rl->suppressed;
+	rl->suppressed = 0;
+	rl->next_ms = now_ms + RF_LOG_PERIOD_MS;
+	return true;
+}
+
 /* status file and Prometheus endpoint (ops_* below) */
 struct ops {
 	rf_status *status;
@@ -66,6 +86,8 @@ struct daemon {
 	uint64_t journaled_since_reset;
 	struct rf_gate gate; /* spool and memory bounds (rf_gate.h) */
 	uint64_t spill_corrupt_seen; /* spill files quarantined, as last logged */
+	uint64_t ring_corrupt_seen, hdr_changed_seen; /* ring damage, as last logged */
+	struct rate_limit rl_ring_err, rl_ring_damage, rl_spill, rl_journal;
 	int sigfd;
 	volatile int stopping;
 	uint64_t malformed, records;
@@ -248,6 +270,17 @@ static void on_signal(rf_loop *l, int fd, unsigned events, void *arg)
 		d->stopping = 1;
 }
 
+/* Long ring work (a large or damaged spill file) stops for SIGTERM/SIGINT:
+ * they are blocked and read from the signalfd by the loop, so a pending one
+ * is seen with sigpending(). */
+static int stop_requested(void *arg)
+{
+	struct daemon *d = arg;
+	sigset_t p;
+	return d->stopping ||
+	       (sigpending(&p) == 0 && (sigismember(&p, SIGTERM) || sigismember(&p, SIGINT)));
+}
+
 static void on_futex(rf_loop *l, void *arg)
 {
 	(void)l;
@@ -333,11 +366,13 @@ static void report(struct daemon *d, const char *level)
 	const struct rf_gate *g = &d->gate;
 	logf_(level,
 	      "spool journal_bytes=%llu journal_corrupt=%llu journal_corrupt_bytes=%llu "
-	      "ring_spill_failed=%llu ring_spill_corrupt=%llu gate_spool_full=%llu gate_memory=%llu "
+	      "ring_spill_failed=%llu ring_spill_corrupt=%llu ring_corrupt=%llu ring_corrupt_bytes=%llu "
+	      "ring_hdr_changed=%llu gate_spool_full=%llu gate_memory=%llu "
 	      "gate_journal=%llu gate_closed_ms=%llu",
 	      (unsigned long long)rf_journal_size(d->journal), (unsigned long long)js.corrupt,
 	      (unsigned long long)js.corrupt_bytes, (unsigned long long)rs.spill_failed,
-	      (unsigned long long)rs.spill_corrupt, (unsigned long long)g->closes[RF_GATE_SPOOL_FULL],
+	      (unsigned long long)rs.spill_corrupt, (unsigned long long)rs.corrupt,
+	      (unsigned long long)rs.corrupt_bytes, (unsigned long long)rs.hdr_changed, (unsigned long long)g->closes[RF_GATE_SPOOL_FULL],
 	      (unsigned long long)g->closes[RF_GATE_MEMORY], (unsigned long long)g->closes[RF_GATE_JOURNAL],
 	      (unsigned long long)(g->closed_ms +
 				   (rf_gate_closed(g) ? rf_loop_now_ms() - g->closed_at : 0)));
@@ -375,6 +410,9 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 	s->dropped = rs.dropped;
 	s->claim_timeouts = rs.claim_timeouts;
 	s->abandoned = rs.abandoned;
+	s->ring_corrupt = rs.corrupt;
+	s->ring_corrupt_bytes = rs.corrupt_bytes;
+	s->ring_hdr_changed = rs.hdr_changed;
 	s->records_in = d->records;
 	s->malformed = d->malformed;
 	s->records_out = ts.metrics + ts.params + ts.tags;
@@ -474,6 +512,32 @@ static void ops_stop(struct daemon *d)
 	rf_status_close(d->ops.status);
 }
 
+/* Damage the ring recovered from (rf_ring_recover.c) and spill files it
+ * quarantined: counted by the ring, said here with the ring's message for
+ * the latest one, at most once per RF_LOG_PERIOD_MS each. */
+static void ring_damage(struct daemon *d)
+{
+	struct rf_ring_stats rs;
+	unsigned long long more = 0;
+	uint64_t now = rf_loop_now_ms();
+	if (rf_ring_stats(d->ring, &rs))
+		return;
+	if (rs.spill_corrupt != d->spill_corrupt_seen && rate_ok(&d->rl_spill, now, &more)) {
+		d->spill_corrupt_seen = rs.spill_corrupt; /* say which file and why */
+		logf_("warn", "%s (%llu corrupt spill files in all)", rf_ring_errmsg(),
+		      (unsigned long long)rs.spill_corrupt);
+	}
+	if ((rs.corrupt != d->ring_corrupt_seen || rs.hdr_changed != d->hdr_changed_seen) &&
+	    rate_ok(&d->rl_ring_damage, now, &more)) {
+		logf_("warn", "ring damaged by a process that maps it: %llu corrupt records skipped "
+			      "(%llu bytes lost), %llu rewrites of its header undone; latest: %s",
+		      (unsigned long long)rs.corrupt, (unsigned long long)rs.corrupt_bytes,
+		      (unsigned long long)rs.hdr_changed, rf_ring_errmsg());
+		d->ring_corrupt_seen = rs.corrupt;
+		d->hdr_changed_seen = rs.hdr_changed;
+	}
+}
+
 static int detach(struct daemon *d)
 {
 	char path[600];
@@ -541,6 +605,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ringflowd: cannot detach: %s\n", strerror(-rc));
 		return 1;
 	}
+	rf_ring_set_interrupt(d.ring, stop_requested, &d);
 	signal(SIGPIPE, SIG_IGN);
 	d.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	struct rf_http_opts ho = {.token = d.c.token, .username = d.c.user, .password = d.c.password,
@@ -582,7 +647,14 @@ int main(int argc, char **argv)
 	char jpath[600];
 	const char *rn = d.c.ring ? d.c.ring : "default";
 	snprintf(jpath, sizeof jpath, "%s/journal-%s.rfj", d.c.spool, rn[0] == '/' ? rn + 1 : rn);
-	if ((rc = rf_journal_open(&d.journal, jpath, rs.created_ns, d.c.fsync_policy, on_replay, &d))) {
+	rf_journal_set_interrupt(stop_requested, &d);
+	rc = rf_journal_open(&d.journal, jpath, rs.created_ns, d.c.fsync_policy, on_replay, &d);
+	if (rc == -EINTR) { /* SIGTERM during the replay: the journal is whole for the next start */
+		logf_("info", "stopped while replaying the journal %s", jpath);
+		rf_ring_close(d.ring);
+		return 0;
+	}
+	if (rc) {
 		fprintf(stderr, "ringflowd: journal %s: %s\n", jpath, strerror(-rc));
 		return 1;
 	}
@@ -593,6 +665,8 @@ int main(int argc, char **argv)
 	if (js.last_error[0])
 		logf_("warn", "%s", js.last_error);
 	d.spill_corrupt_seen = rs.spill_corrupt;
+	d.ring_corrupt_seen = rs.corrupt;
+	d.hdr_changed_seen = rs.hdr_changed;
 	rf_gate_init(&d.gate, (uint64_t)(d.c.spool_max_mb > 0 ? d.c.spool_max_mb : 0) << 20,
 		     (uint64_t)(d.c.pending_max > 0 ? d.c.pending_max : 0), rf_loop_now_ms());
 	rf_loop_watch(d.loop, d.sigfd, POLLIN, on_signal, &d);
@@ -604,6 +678,7 @@ int main(int argc, char **argv)
 	uint64_t idle_since = rf_loop_now_ms(), last_report = idle_since, stop_at = 0;
 	for (;;) {
 		int n = 0;
+		bool ring_backoff = false;
 		bool closed = gate_closed(&d);
 		if (rf_journal_failing(d.journal) && rf_journal_flush(d.journal) == 0) {
 			rf_ring_release(d.ring); /* the held batch is journaled at last */
@@ -612,18 +687,23 @@ int main(int argc, char **argv)
 		if ((!d.stopping || !stop_at) && !closed) {
 			/* Held: the ring frees the batch only once it is journaled. */
 			n = rf_ring_consume_held(d.ring, on_rec, &d, 4096);
+			unsigned long long more = 0;
+			if (n == -EINTR) {
+				logf_("info", "%s", rf_ring_errmsg()); /* stopping: read again at the next start */
+			} else if (n < 0) {
+				/* Not a busy loop: the next try waits (ring_backoff). */
+				if (rate_ok(&d.rl_ring_err, rf_loop_now_ms(), &more))
+					logf_("error", "%s (%llu more like it)", rf_ring_errmsg(), more);
+			}
 			if (n < 0) {
-				logf_("error", "%s", rf_ring_errmsg());
+				ring_backoff = true;
 				n = 0;
 			}
-			struct rf_ring_stats now_rs;
-			if (rf_ring_stats(d.ring, &now_rs) == 0 && now_rs.spill_corrupt != d.spill_corrupt_seen) {
-				d.spill_corrupt_seen = now_rs.spill_corrupt; /* say which file and why */
-				logf_("warn", "%s", rf_ring_errmsg());
-			}
+			ring_damage(&d);
 			if (rf_journal_flush(d.journal) < 0) {
 				rf_journal_stats(d.journal, &js);
-				logf_("error", "%s", js.last_error);
+				if (rate_ok(&d.rl_journal, rf_loop_now_ms(), &more))
+					logf_("error", "%s (%llu more like it)", js.last_error, more);
 				closed = gate_closed(&d); /* keep the batch in the ring */
 			} else {
 				rf_ring_release(d.ring);
@@ -659,7 +739,7 @@ int main(int argc, char **argv)
 			rf_loop_run_once(d.loop, 0);
 			continue;
 		}
-		if (closed && !stop_at) { /* the ring is not read: just serve MLflow */
+		if ((closed || ring_backoff) && !stop_at) { /* the ring is not read: just serve MLflow */
 			rf_loop_run_once(d.loop, 50);
 			continue;
 		}

@@ -14,7 +14,7 @@ FSRCS   := $(wildcard ringbuf/*.c) $(wildcard producer/*.c) \
            $(filter-out sidecar/rf_http.c sidecar/rf_loop.c sidecar/rf_prom.c,$(wildcard sidecar/*.c)) \
            tests/fuzz/fuzz_http.c tests/fuzz/fuzz_track.c
 FOBJS   := $(FSRCS:%.c=$(FB)/obj/%.o)
-FTARGETS := record journal spill mlflow_resp
+FTARGETS := record journal spill mlflow_resp ring
 FHDRS   := $(wildcard ringbuf/*.h producer/*.h sidecar/*.h tests/fuzz/*.h)
 FLIBS   := -ljansson -lcurl -larchive -lmsgpackc -lz -lm -lpthread
 

@@ -67,6 +67,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc == 0 && (s.records != n || s.end > (size < 48 ? 48 : size) ||
 			s.corrupt_bytes > size))
 		abort(); /* the scan's report must match what it delivered */
+	if (s.crc_bytes > (uint64_t)size + (1u << 20))
+		abort(); /* linear: the resync's checksummed bytes are bounded by the size */
 	fuzz_track_end();
 	free(m);
 	return 0;

@@ -67,13 +67,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fix_crcs(m, size);
 	fuzz_track_begin((size & 1) != 0); /* odd sizes: one trace per run */
 	struct ctx c = {0};
-	const char *bad;
-	bool torn;
-	size_t skipped;
+	struct rf_spill_report rep = {0};
 	int n = rf_spill_scan(m, size, MAXREC, 4096, RF_REC_SPILLED | ((opt & 2) ? RF_REC_ORPHAN : 0),
-			      on_rec, &c, &bad, &torn, &skipped);
-	if (n != c.n || skipped > size || (skipped && !bad))
+			      on_rec, &c, &rep);
+	if (n != c.n || rep.skipped > size || (rep.skipped && !rep.bad))
 		abort(); /* the scan's report must match what it delivered */
+	/* Linear: what the resync checksums is bounded by the input's size. */
+	if (rep.crc_bytes > (uint64_t)size + (1u << 20))
+		abort();
 	fuzz_track_end();
 	free(m);
 	return 0;
