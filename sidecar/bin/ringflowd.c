@@ -32,6 +32,7 @@
 #include "rf_prom.h"
 #include "rf_redact.h"
 #include "rf_ring.h"
+#include "rf_safefile.h"
 #include "rf_status.h"
 #include "rf_track.h"
 #include "rf_traces.h"
@@ -452,8 +453,8 @@ static int ops_start(struct daemon *d)
 	char path[600];
 	int rc = rf_status_path(path, sizeof path, d->c.spool, d->c.ring);
 	if (rc == 0 && (rc = rf_status_open(&d->ops.status, path)) != 0)
-		logf_("warn", "stats file %s: %s (ringflowd status will not see this sidecar)", path,
-		      strerror(-rc));
+		logf_("warn", "stats file: %s (ringflowd status will not see this sidecar)",
+		      rc == -ENAMETOOLONG ? "path too long" : rf_ring_errmsg());
 	ops_tick(d, true, 0);
 	if (d->c.metrics_port > 0) {
 		rc = rf_prom_start(&d->ops.prom, d->loop, (int)d->c.metrics_port, ops_snap, d);
@@ -478,27 +479,37 @@ static int detach(struct daemon *d)
 {
 	char path[600];
 	snprintf(path, sizeof path, "%s/ringflowd.log", d->c.spool);
-	pid_t pid = fork();
-	if (pid < 0)
-		return -errno;
+	/* Opened before the fork, so a refusal reaches the caller's terminal
+	 * and exit code.  The spool may be the group's too: never a planted
+	 * link or someone else's file. */
+	bool group = rf_ring_group_requested();
+	int fd = rf_safe_open(path, O_WRONLY | O_CREAT | O_APPEND, group ? 0660 : 0600, group);
+	if (fd < 0)
+		return fd;
+	int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	pid_t pid = nul < 0 ? -1 : fork();
+	if (pid < 0) {
+		int e = errno;
+		rf_set_err(e, nul < 0 ? "/dev/null" : "fork");
+		close(fd);
+		return -e;
+	}
 	if (pid > 0)
 		_exit(0);
 	setsid();
 	if ((pid = fork()) > 0)
 		_exit(0);
-	bool group = rf_ring_group_requested();
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, group ? 0660 : 0600);
-	if (fd >= 0 && group)
-		fchmod(fd, 0660); /* not narrowed by the umask */
-	int nul = open("/dev/null", O_RDONLY);
-	if (fd < 0 || nul < 0)
-		return -errno;
 	dup2(nul, 0);
 	dup2(fd, 1);
 	dup2(fd, 2);
 	close(nul);
 	close(fd);
-	return chdir("/") < 0 ? -errno : 0;
+	if (chdir("/") < 0) {
+		int e = errno;
+		rf_set_err(e, "chdir /");
+		return -e;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -538,7 +549,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (d.c.detach && (rc = detach(&d))) {
-		fprintf(stderr, "ringflowd: cannot detach: %s\n", strerror(-rc));
+		fprintf(stderr, "ringflowd: cannot detach: %s\n",
+			rf_ring_errmsg());
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -583,7 +595,7 @@ int main(int argc, char **argv)
 	const char *rn = d.c.ring ? d.c.ring : "default";
 	snprintf(jpath, sizeof jpath, "%s/journal-%s.rfj", d.c.spool, rn[0] == '/' ? rn + 1 : rn);
 	if ((rc = rf_journal_open(&d.journal, jpath, rs.created_ns, d.c.fsync_policy, on_replay, &d))) {
-		fprintf(stderr, "ringflowd: journal %s: %s\n", jpath, strerror(-rc));
+		fprintf(stderr, "ringflowd: cannot open the journal: %s\n", rf_ring_errmsg());
 		return 1;
 	}
 	struct rf_journal_stats js;
