@@ -46,6 +46,49 @@ void rf_redact_init(void)
 	}
 }
 
+void rf_redact_add(const char *value)
+{
+	if (!value || !*value || nsecrets >= MAX_SECRETS)
+		return;
+	for (int i = 0; i < nsecrets; i++)
+		if (!strcmp(secrets[i], value))
+			return;
+	if ((secrets[nsecrets] = strdup(value))) {
+		secret_len[nsecrets] = strlen(value);
+		nsecrets++;
+	}
+}
+
+void rf_redact_add_uri(const char *uri)
+{
+	const char *p = strstr(uri, "://");
+	const char *auth = p ? p + 3 : uri;
+	size_t alen = strcspn(auth, "/?#");
+	const char *at = memrchr(auth, '@', alen);
+	const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+	const char *from = colon ? colon + 1 : auth;
+	if (at && at > from) {
+		char *v = strndup(from, (size_t)(at - from));
+		rf_redact_add(v);
+		free(v);
+	}
+}
+
+void rf_redact_uri(const char *uri, char *out, size_t len)
+{
+	const char *p = strstr(uri, "://");
+	const char *auth = p ? p + 3 : uri;
+	size_t alen = strcspn(auth, "/?#");
+	const char *at = memrchr(auth, '@', alen);
+	if (!at) {
+		snprintf(out, len, "%s", uri);
+		return;
+	}
+	const char *colon = memchr(auth, ':', (size_t)(at - auth));
+	const char *keep_to = colon ? colon + 1 : auth; /* user name shown, the rest masked */
+	snprintf(out, len, "%.*s***%s", (int)(keep_to - uri), uri, at);
+}
+
 bool rf_redact_bytes_have_secret(const void *data, size_t len)
 {
 	for (int i = 0; i < nsecrets; i++)

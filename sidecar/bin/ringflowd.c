@@ -418,7 +418,7 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 	}
 	s->last_error_ns = d->ops.last_err_ns;
 	snprintf(s->last_error, sizeof s->last_error, "%s", d->ops.last_err);
-	snprintf(s->tracking_uri, sizeof s->tracking_uri, "%s", d->c.uri);
+	rf_redact_uri(d->c.uri, s->tracking_uri, sizeof s->tracking_uri); /* no password */
 	snprintf(s->experiment, sizeof s->experiment, "%s",
 		 d->c.experiment ? d->c.experiment : "inspect_ai");
 }
@@ -527,6 +527,11 @@ int main(int argc, char **argv)
 	if (parse(&d.c, argc, argv))
 		return 2;
 	rf_redact_init(); /* secret values this process knows (the eval's, when autostarted) */
+	/* A password inside the tracking URI is a secret like the others, and
+	 * never shown: logs, stats file and status get the masked form. */
+	rf_redact_add_uri(d.c.uri);
+	static char shown_uri[1024];
+	rf_redact_uri(d.c.uri, shown_uri, sizeof shown_uri);
 	static char spool[256];
 	if (!d.c.spool) {
 		rf_ring_default_spool_dir(spool, sizeof spool);
@@ -611,7 +616,7 @@ int main(int argc, char **argv)
 	if (ops_start(&d))
 		return 1;
 	logf_("info", "ringflowd %d serving ring %s -> %s (experiment %s)", (int)getpid(),
-	      d.c.ring ? d.c.ring : "(default)", d.c.uri, d.c.experiment ? d.c.experiment : "inspect_ai");
+	      d.c.ring ? d.c.ring : "(default)", shown_uri, d.c.experiment ? d.c.experiment : "inspect_ai");
 
 	uint64_t idle_since = rf_loop_now_ms(), last_report = idle_since, stop_at = 0;
 	for (;;) {
