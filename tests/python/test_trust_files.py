@@ -166,3 +166,48 @@ def test_planted_id_map_and_stats_file_are_not_followed(mate, shared, mlflow_ser
     victim_untouched(victim)
     assert f"stats file: {stats} is a symbolic link" in log, log
     assert idmap.is_symlink() and stats.is_symlink()
+
+
+SYNTH = Path(__file__).resolve().parents[2] / "build" / "release" / "examples" / "synthetic_eval"
+NOBODY = 65534
+
+
+def run_as_mate(cmd: list[str]) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("RINGFLOW_") and k != "XDG_RUNTIME_DIR"}
+    env.update(MLFLOW_TRACKING_URI="http://127.0.0.1:9", RINGFLOW_AUTOSTART="0", HOME="/")
+    return subprocess.run(cmd, env=env, user=MATE, group=MATE_GROUP, capture_output=True,
+                          text=True, timeout=60, cwd="/")
+
+
+def test_squatted_default_ring_and_spool_are_named_with_what_to_do(mate):
+    """Another user (nobody) took the mate's default names first:
+    /dev/shm/ringflow-<uid> and /tmp/ringflow-<uid>.  The C producer and
+    ringflowd say which path, whose it is and what to do, not just
+    "Permission denied"."""
+    uid = mate[0]
+    shm, spool = Path(f"/dev/shm/ringflow-{uid}"), Path(f"/tmp/ringflow-{uid}")
+    assert not shm.exists() and not spool.exists(), "leftovers of the mate's default names"
+    shm.write_bytes(b"\0" * 4096)
+    os.chown(shm, NOBODY, NOBODY)
+    os.chmod(shm, 0o600)
+    spool.mkdir(mode=0o700)
+    os.chown(spool, NOBODY, NOBODY)
+    try:
+        for cmd in ([str(SYNTH), "1"], [str(RINGFLOWD), "--idle-exit-ms", "200"]):
+            p = run_as_mate(cmd)
+            out = p.stdout + p.stderr
+            assert p.returncode != 0, out
+            assert f"{shm} is owned by uid {NOBODY}" in out, out
+            assert "must remove" in out and "RINGFLOW_RING" in out, out
+        shm.unlink()  # the ring is free again; the spool directory is still taken
+        p = run_as_mate([str(RINGFLOWD), "--idle-exit-ms", "200"])
+        out = p.stdout + p.stderr
+        assert p.returncode != 0, out
+        assert f"spool directory {spool}" in out and f"owner {NOBODY}" in out, out
+        assert "must remove it" in out and "RINGFLOW_SPOOL_DIR" in out, out
+    finally:
+        for p in (shm,):
+            if p.exists():
+                p.unlink()
+        shutil.rmtree(spool, ignore_errors=True)
