@@ -26,6 +26,13 @@ void rf_redact_add_uri(const char *uri);
 void rf_redact_uri(const char *uri, char *out, size_t len);
 /* Do these bytes contain a known secret value? */
 bool rf_redact_bytes_have_secret(const void *data, size_t len);
+/* Replace every known secret value inside text (a request body, JSON with
+ * the value unescaped inside strings) with "[REDACTED]"; *buf (malloc'ed,
+ * kept NUL-terminated when its length changes) may be reallocated.
+ * The last line of defence for everything the sidecar sends: a producer
+ * whose own environment did not know a value (or the sidecar's own
+ * MLFLOW_TRACKING_TOKEN/PASSWORD) cannot get it uploaded.  Returns hits. */
+size_t rf_redact_text(char **buf, size_t *len);
 /* Replace, in place, every secret in a JSON tree with "[REDACTED]".
  * Returns how many values were replaced. */
 size_t rf_redact_json(json_t *j);

@@ -91,7 +91,14 @@ static void logf_(const char *level, const char *fmt, ...)
 	gmtime_r(&ts.tv_sec, &tm);
 	char t[32];
 	strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
-	fprintf(stderr, "ts=%s.%03ldZ level=%s msg=\"%s\"\n", t, ts.tv_nsec / 1000000, level, msg);
+	/* Errors quote records and answers: no known secret value in the log. */
+	size_t n = strlen(msg);
+	char *m = strdup(msg);
+	if (m)
+		rf_redact_text(&m, &n);
+	fprintf(stderr, "ts=%s.%03ldZ level=%s msg=\"%s\"\n", t, ts.tv_nsec / 1000000, level,
+		m ? m : "(out of memory)");
+	free(m);
 }
 
 static const char *env(const char *a, const char *b)
