@@ -61,8 +61,9 @@ def test_password_in_tracking_uri_is_never_shown(tmp_path):
 
 
 # A C producer (libringflow's API, no Python hook): ctypes in its own process,
-# whose environment holds MY_API_KEY.  It writes one sample_end whose output
-# and error quote that key and the sidecar's own MLFLOW_TRACKING_TOKEN.
+# whose environment holds MY_API_KEY.  It writes one sample_end whose error
+# quotes that key and whose output quotes the sidecar's MLFLOW_TRACKING_TOKEN
+# (which the producer does not know).
 C_PRODUCER = r"""
 import ctypes, sys
 so = ctypes.CDLL(sys.argv[1])
@@ -110,7 +111,7 @@ def test_secrets_of_a_c_producer_and_of_the_sidecar_never_reach_mlflow(mlflow_se
         env.update(RINGFLOW_RING=ring, RINGFLOW_SPOOL_DIR=str(spool), MY_API_KEY=api_key,
                    RINGFLOW_AUTOSTART="0")
         p = subprocess.run([sys.executable, "-c", C_PRODUCER, str(LIB), "csec-run", "csec-eval",
-                            f"the answer used {api_key} and {token}", f"auth failed: {api_key}"],
+                            f"the answer used {token}", f"auth failed: {api_key}"],
                            env=env, capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, p.stderr
         for t, payload in recs[-2:]:
