@@ -194,14 +194,15 @@ def test_squatted_default_ring_and_spool_are_named_with_what_to_do(mate):
     spool.mkdir(mode=0o700)
     os.chown(spool, NOBODY, NOBODY)
     try:
-        for cmd in ([str(SYNTH), "1"], [str(RINGFLOWD), "--idle-exit-ms", "200"]):
+        daemon = str(RINGFLOWD.resolve())  # run from "/": an absolute path
+        for cmd in ([str(SYNTH), "1"], [daemon, "--idle-exit-ms", "200"]):
             p = run_as_mate(cmd)
             out = p.stdout + p.stderr
             assert p.returncode != 0, out
             assert f"{shm} is owned by uid {NOBODY}" in out, out
             assert "must remove" in out and "RINGFLOW_RING" in out, out
         shm.unlink()  # the ring is free again; the spool directory is still taken
-        p = run_as_mate([str(RINGFLOWD), "--idle-exit-ms", "200"])
+        p = run_as_mate([daemon, "--idle-exit-ms", "200"])
         out = p.stdout + p.stderr
         assert p.returncode != 0, out
         assert f"spool directory {spool}" in out and f"owner {NOBODY}" in out, out
