@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,9 @@
 #include "rf_redact.h"
 
 #define ENTRY_MAX (512u << 20)
+/* All entries together: a small zip of many highly compressed entries (a
+ * zip bomb) must not keep the loop decompressing for minutes. */
+#define TOTAL_MAX (4ull << 30)
 
 static const char *kind(mode_t m)
 {
@@ -105,6 +109,7 @@ static int read_eval_zip(const char *path, const char *data, size_t dlen, rf_eva
 	struct archive_entry *e;
 	char *buf = NULL;
 	size_t cap = 0;
+	uint64_t total = 0;
 	int rc = 0;
 	while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
 		const char *name = archive_entry_pathname(e);
@@ -133,6 +138,12 @@ static int read_eval_zip(const char *path, const char *data, size_t dlen, rf_eva
 			if (n == 0)
 				break;
 			len += (size_t)n;
+			if ((total += (size_t)n) > TOTAL_MAX) {
+				snprintf(err, errlen, "%s: decompresses to more than %llu GiB: not read",
+					 path, TOTAL_MAX >> 30);
+				rc = -E2BIG;
+				goto out;
+			}
 		}
 		if (rf_redact_bytes_have_secret(buf, len))
 			*has_secret = true; /* every entry is checked: the raw file goes as is */
