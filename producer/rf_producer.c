@@ -1,6 +1,7 @@
 /*
  * rf_producer.c - the producer handle: attach to the ring, secrets, stats.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -52,6 +53,36 @@ const char *rf_event_name(int type)
 	return rf_names[type];
 }
 
+bool rf_secret_env_name(const char *name, size_t len)
+{
+	static const char *const words[] = {"KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD",
+					    "CREDENTIAL", NULL};
+	char up[256];
+	if (len >= sizeof up)
+		len = sizeof up - 1;
+	for (size_t i = 0; i < len; i++)
+		up[i] = (char)toupper((unsigned char)name[i]);
+	up[len] = 0;
+	for (int i = 0; words[i]; i++)
+		if (strstr(up, words[i]))
+			return true;
+	return false;
+}
+
+extern char **environ;
+
+/* Every producer, whatever its language: the values of this process's
+ * secret environment variables are never written (issue: only the Python
+ * hook used to register them, so a C producer's MY_API_KEY went out). */
+static void add_env_secrets(rf_producer *p)
+{
+	for (char **e = environ; e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+		if (eq && strlen(eq + 1) >= RF_SECRET_ENV_MIN && rf_secret_env_name(*e, (size_t)(eq - *e)))
+			rf_producer_add_secret(p, eq + 1);
+	}
+}
+
 int rf_producer_open(rf_producer **out, const struct rf_producer_opts *opts)
 {
 	struct rf_producer_opts o = {0};
@@ -84,6 +115,7 @@ int rf_producer_open(rf_producer **out, const struct rf_producer_opts *opts)
 	if (p->max_text > p->max_record / 2)
 		p->max_text = p->max_record / 2;
 	pthread_mutex_init(&p->secrets_lock, NULL);
+	add_env_secrets(p);
 	*out = p;
 	return 0;
 }

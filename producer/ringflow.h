@@ -90,6 +90,13 @@ const char *rf_errmsg(void);
  * authorization, ...) and "Bearer ..." strings are always redacted. */
 int rf_producer_add_secret(rf_producer *p, const char *secret);
 
+/* The one rule for secret environment variables, for every producer and the
+ * sidecar: a name containing KEY, TOKEN, SECRET, PASSWORD, PASSWD or
+ * CREDENTIAL (any case) whose value has at least RF_SECRET_ENV_MIN bytes.
+ * rf_producer_open() registers every such value with rf_producer_add_secret(). */
+#define RF_SECRET_ENV_MIN 8
+bool rf_secret_env_name(const char *name, size_t len);
+
 /* Is `key` secret-looking (api_key, *_token, password, authorization, ...)?
  * The rule the encoder applies; exported so consumers can apply it too. */
 bool rf_secret_key(const char *key);

@@ -214,10 +214,11 @@ static int check_stat(int fd, const char *name, bool group, off_t *size)
 	/* Another user's segment only by choice (the group option), and only
 	 * from a group we are in: its records would be trusted as ours. */
 	if (st.st_uid != geteuid() && !(group && in_our_groups(st.st_gid))) {
-		rf_set_err(0, "ring %s is owned by uid %u, not by this user (uid %u); refusing to "
-			   "attach to another user's segment%s", name, (unsigned)st.st_uid,
-			   (unsigned)geteuid(),
-			   group ? "" : " (RINGFLOW_RING_GROUP=1 shares a ring within a group)");
+		rf_set_err(0, "ring %s (/dev/shm%s) is owned by uid %u, not by this user (uid %u); "
+			   "refusing to attach to another user's segment%s; if it is not meant to be "
+			   "shared, that user or root must remove /dev/shm%s, or choose another ring "
+			   "name with RINGFLOW_RING", name, name, (unsigned)st.st_uid, (unsigned)geteuid(),
+			   group ? "" : " (RINGFLOW_RING_GROUP=1 shares a ring within a group)", name);
 		return -EPERM;
 	}
 	if ((st.st_mode & 0007) || (!group && (st.st_mode & 0070))) {
@@ -371,6 +372,23 @@ static int create_segment(rf_ring *r, const char *name, const struct rf_ring_opt
 	return 0;
 }
 
+/* shm_open(name) failed with rc: a name another user took (squatted) only
+ * says "Permission denied"; name the segment, its owner and what to do. */
+static void squatted(const char *name, int rc)
+{
+	char path[160];
+	struct stat st;
+	snprintf(path, sizeof path, "/dev/shm%s", name);
+	if ((rc == -EACCES || rc == -EPERM) && stat(path, &st) == 0 && st.st_uid != geteuid())
+		rf_set_err(0, "ring %s: %s is owned by uid %u (mode %03o), not by this user (uid %u), "
+			   "so it cannot be opened: another user took the name.  That user or root "
+			   "must remove %s, or choose another ring name with RINGFLOW_RING", name, path,
+			   (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777), (unsigned)geteuid(),
+			   path);
+	else
+		rf_set_err(-rc, "ring %s: shm_open", name);
+}
+
 int rf_ring_open(rf_ring **out, const char *name, const struct rf_ring_opts *opts)
 {
 	struct rf_ring_opts o = {0};
@@ -433,7 +451,7 @@ int rf_ring_open(rf_ring **out, const char *name, const struct rf_ring_opts *opt
 		r->fd = shm_open(name, O_RDWR | O_CLOEXEC, 0);
 		if (r->fd < 0) {
 			rc = -errno;
-			rf_set_err(-rc, "ring %s: shm_open", name);
+			squatted(name, rc);
 			goto fail;
 		}
 	}

@@ -65,8 +65,10 @@ int rf_spool_dir_check(const char *dir, bool group, bool create)
 	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0002) ||
 	    (!group && (st.st_mode & 0020))) {
 		rf_set_err(0, "spool directory %s must be a directory owned by uid %u and not "
-			   "writable by others (mode %03o, owner %u)", dir, (unsigned)geteuid(),
-			   (unsigned)(st.st_mode & 0777), (unsigned)st.st_uid);
+			   "writable by others (mode %03o, owner %u)%s", dir, (unsigned)geteuid(),
+			   (unsigned)(st.st_mode & 0777), (unsigned)st.st_uid,
+			   st.st_uid != geteuid() ? ": another user took the name; that user or root "
+			   "must remove it, or set RINGFLOW_SPOOL_DIR to a directory of your own" : "");
 		return -EPERM;
 	}
 	return 0;

@@ -7,11 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "rf_artifacts.h"
 #include "rf_decode.h"
 #include "rf_evallog.h"
+#include "rf_mlflow.h"
 #include "rf_redact.h"
 #include "ringflow.h"
 
@@ -508,10 +508,20 @@ json_t *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_loca
 	tw_open(&lc.messages, MESSAGE_COLS);
 	tw_open(&lc.events, EVENT_COLS);
 	char err[512] = "";
-	struct stat lst;
 	bool log_has_secret = false, is_log = false;
-	if (log_location && log_location[0] == '/' && stat(log_location, &lst) == 0 &&
-	    rf_evallog_read(log_location, on_log, &lc, err, sizeof err, &log_has_secret) == 0) {
+	char *raw = NULL; /* the log's bytes, read once: checked, parsed and uploaded */
+	size_t raw_len = 0;
+	/* The ids become artifact paths: a plain name each, or those
+	 * artifacts are a counted loss (never a path into another run). */
+	bool id_ok = rf_mlflow_segment_ok(eval_id, 128);
+	const char *base = log_location ? strrchr(log_location, '/') : NULL;
+	if (!id_ok)
+		snprintf(err, sizeof err, "eval_id '%.100s' is not a plain name: its log, header "
+			 "and sample results are not uploaded", eval_id);
+	else if (log_location && log_location[0] == '/' &&
+		 rf_evallog_load(log_location, &raw, &raw_len, err, sizeof err) == 0 &&
+		 rf_evallog_parse(log_location, raw, raw_len, on_log, &lc, err, sizeof err,
+				  &log_has_secret) == 0) {
 		/* The location comes from a record: only this task's own Inspect
 		 * log (its header names this eval_id) is used or uploaded, never
 		 * another file it may name (a key, a credentials file). */
@@ -542,18 +552,26 @@ json_t *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_loca
 	json_decref(lc.header);
 	if (json_array_size(a->samples))
 		add(files, "inspect/samples.json", table(SAMPLE_COLS, a->samples), "table");
-	snprintf(path, sizeof path, "sample_results/%s.json", eval_id);
-	add(files, path, json_incref(a->results), "json");
-	struct stat st;
+	if (id_ok) {
+		snprintf(path, sizeof path, "sample_results/%s.json", eval_id);
+		add(files, path, json_incref(a->results), "json");
+	}
 	if (is_log && log_has_secret) {
 		json_array_append_new(files, json_pack("{s:s,s:s,s:s}", "path", "", "body",
 						       "raw Inspect log withheld: it contains the value of "
 						       "a secret environment variable", "type", "error"));
-	} else if (is_log && stat(log_location, &st) == 0 && S_ISREG(st.st_mode)) {
-		const char *base = strrchr(log_location, '/') + 1;
-		snprintf(path, sizeof path, "inspect/logs/%s", base);
-		json_array_append_new(files, json_pack("{s:s,s:s,s:s}", "path", path, "body", log_location,
-						       "type", "file"));
+	} else if (is_log && !rf_mlflow_segment_ok(base + 1, 200)) {
+		json_array_append_new(files, json_pack("{s:s,s:s,s:s}", "path", "", "body",
+						       "raw Inspect log withheld: its file name is not a "
+						       "plain name", "type", "error"));
+	} else if (is_log) {
+		/* The bytes checked above, not the path again: a file swapped in
+		 * since cannot go out in its place. */
+		snprintf(path, sizeof path, "inspect/logs/%s", base + 1);
+		json_array_append_new(files, json_pack("{s:s,s:o,s:s}", "path", path, "body",
+						       json_stringn_nocheck(raw, raw_len), "type",
+						       "bytes"));
 	}
+	free(raw);
 	return files;
 }

@@ -4,25 +4,104 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "rf_evallog.h"
 #include "rf_redact.h"
 
 #define ENTRY_MAX (512u << 20)
+/* All entries together: a small zip of many highly compressed entries (a
+ * zip bomb) must not keep the loop decompressing for minutes. */
+#define TOTAL_MAX (4ull << 30)
 
-static int read_eval_zip(const char *path, rf_evallog_fn fn, void *arg, char *err, size_t errlen,
-			 bool *has_secret)
+static const char *kind(mode_t m)
+{
+	return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" :
+	       S_ISCHR(m) || S_ISBLK(m) ? "a device" : "not a regular file";
+}
+
+int rf_evallog_load(const char *path, char **data, size_t *len, char *err, size_t errlen)
+{
+	*data = NULL;
+	*len = 0;
+	/* A record names this path: it may be a FIFO (open and read would
+	 * block the loop), a symlink to /dev/zero or a key, a directory, a
+	 * huge file.  O_NONBLOCK: opening a FIFO returns at once; O_NOFOLLOW:
+	 * Inspect writes its log as a regular file, never a symlink. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "%s: %s", path,
+			 e == ELOOP ? "a symbolic link (not followed)" : strerror(e));
+		return -e;
+	}
+	struct stat st;
+	int rc = 0;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+	} else if (!S_ISREG(st.st_mode)) {
+		rc = -EINVAL;
+		snprintf(err, errlen, "%s is %s: not read", path, kind(st.st_mode));
+	} else if ((uint64_t)st.st_size > RF_EVALLOG_MAX) {
+		rc = -EFBIG;
+		snprintf(err, errlen, "%s is larger than %u MiB: not read", path, RF_EVALLOG_MAX >> 20);
+	}
+	char *buf = NULL;
+	size_t n = 0, cap = 0;
+	/* Bounded whatever the size said (a file may grow, /proc says 0). */
+	while (!rc) {
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : (size_t)st.st_size + 1;
+			if (ncap > (size_t)RF_EVALLOG_MAX + 1)
+				ncap = (size_t)RF_EVALLOG_MAX + 1;
+			char *nb = ncap > cap ? realloc(buf, ncap) : NULL;
+			if (!nb) {
+				rc = ncap > cap ? -ENOMEM : -EFBIG;
+				snprintf(err, errlen, "%s: %s", path, ncap > cap ? strerror(ENOMEM) :
+					 "grew past the size limit while read: not read");
+				break;
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		ssize_t r = read(fd, buf + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+		} else if (r == 0) {
+			break;
+		}
+		n += r > 0 ? (size_t)r : 0;
+	}
+	close(fd);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	*data = buf ? buf : strdup("");
+	*len = n;
+	return *data ? 0 : -ENOMEM;
+}
+
+static int read_eval_zip(const char *path, const char *data, size_t dlen, rf_evallog_fn fn,
+			 void *arg, char *err, size_t errlen, bool *has_secret)
 {
 	struct archive *a = archive_read_new();
 	if (!a)
 		return -ENOMEM;
 	archive_read_support_format_zip(a);
 	archive_read_support_filter_all(a);
-	if (archive_read_open_filename(a, path, 1 << 16) != ARCHIVE_OK) {
+	if (archive_read_open_memory(a, data, dlen) != ARCHIVE_OK) {
 		snprintf(err, errlen, "%s: %s", path, archive_error_string(a));
 		archive_read_free(a);
 		return -EIO;
@@ -30,6 +109,7 @@ static int read_eval_zip(const char *path, rf_evallog_fn fn, void *arg, char *er
 	struct archive_entry *e;
 	char *buf = NULL;
 	size_t cap = 0;
+	uint64_t total = 0;
 	int rc = 0;
 	while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
 		const char *name = archive_entry_pathname(e);
@@ -58,6 +138,12 @@ static int read_eval_zip(const char *path, rf_evallog_fn fn, void *arg, char *er
 			if (n == 0)
 				break;
 			len += (size_t)n;
+			if ((total += (size_t)n) > TOTAL_MAX) {
+				snprintf(err, errlen, "%s: decompresses to more than %llu GiB: not read",
+					 path, TOTAL_MAX >> 30);
+				rc = -E2BIG;
+				goto out;
+			}
 		}
 		if (rf_redact_bytes_have_secret(buf, len))
 			*has_secret = true; /* every entry is checked: the raw file goes as is */
@@ -78,28 +164,13 @@ out:
 	return rc;
 }
 
-static int read_json_log(const char *path, rf_evallog_fn fn, void *arg, char *err, size_t errlen,
-			 bool *has_secret)
+static int read_json_log(const char *path, const char *data, size_t dlen, rf_evallog_fn fn,
+			 void *arg, char *err, size_t errlen, bool *has_secret)
 {
 	json_error_t je;
-	FILE *f = fopen(path, "rb");
-	if (f) {
-		char *buf = NULL;
-		size_t cap = 0;
-		FILE *m = open_memstream(&buf, &cap);
-		char chunk[65536];
-		size_t n;
-		while (m && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-			fwrite(chunk, 1, n, m);
-		if (m) {
-			fclose(m);
-			if (rf_redact_bytes_have_secret(buf, cap))
-				*has_secret = true;
-		}
-		free(buf);
-		fclose(f);
-	}
-	json_t *log = json_load_file(path, 0, &je);
+	if (rf_redact_bytes_have_secret(data, dlen))
+		*has_secret = true;
+	json_t *log = json_loadb(data, dlen, 0, &je);
 	if (!log) {
 		snprintf(err, errlen, "%s: %s", path, je.text);
 		return -EBADMSG;
@@ -116,12 +187,25 @@ static int read_json_log(const char *path, rf_evallog_fn fn, void *arg, char *er
 	return 0;
 }
 
-int rf_evallog_read(const char *path, rf_evallog_fn fn, void *arg, char *err, size_t errlen,
-		    bool *has_secret)
+int rf_evallog_parse(const char *path, const char *data, size_t len, rf_evallog_fn fn,
+		     void *arg, char *err, size_t errlen, bool *has_secret)
 {
 	size_t n = strlen(path);
 	*has_secret = false;
 	if (n > 5 && !strcmp(path + n - 5, ".json"))
-		return read_json_log(path, fn, arg, err, errlen, has_secret);
-	return read_eval_zip(path, fn, arg, err, errlen, has_secret);
+		return read_json_log(path, data, len, fn, arg, err, errlen, has_secret);
+	return read_eval_zip(path, data, len, fn, arg, err, errlen, has_secret);
+}
+
+int rf_evallog_read(const char *path, rf_evallog_fn fn, void *arg, char *err, size_t errlen,
+		    bool *has_secret)
+{
+	char *data;
+	size_t len;
+	*has_secret = false;
+	int rc = rf_evallog_load(path, &data, &len, err, errlen);
+	if (rc == 0)
+		rc = rf_evallog_parse(path, data, len, fn, arg, err, errlen, has_secret);
+	free(data);
+	return rc;
 }

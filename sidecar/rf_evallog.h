@@ -9,10 +9,27 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stddef.h>
+
+typedef void (*rf_evallog_fn)(json_t *header, json_t *sample, void *arg);
+
+/* The most of a log file read (a bigger one is refused, counted). */
+#define RF_EVALLOG_MAX (512u << 20)
+
+/* Reads the log at path (named by a record: untrusted) into *data (free it),
+ * once, without ever blocking: not through a symlink in the last component,
+ * only a regular file, at most RF_EVALLOG_MAX bytes.  Everything done with
+ * the log (secret check, parse, the raw upload) uses these bytes, so the
+ * file cannot be swapped in between.  Returns 0, or -errno with *err set. */
+int rf_evallog_load(const char *path, char **data, size_t *len, char *err, size_t errlen);
+
+/* As rf_evallog_read(), over bytes rf_evallog_load() read from path (whose
+ * name says .json or .eval). */
+int rf_evallog_parse(const char *path, const char *data, size_t len, rf_evallog_fn fn,
+		     void *arg, char *err, size_t errlen, bool *has_secret);
 
 /* Calls fn for the header (the log without samples; sample == NULL) and for
  * each sample object.  Returns 0, or -errno with *err set. */
-typedef void (*rf_evallog_fn)(json_t *header, json_t *sample, void *arg);
 int rf_evallog_read(const char *path, rf_evallog_fn fn, void *arg, char *err, size_t errlen,
 		    bool *has_secret);
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "rf_http.h"
+#include "rf_redact.h"
 
 #define TIMER_CURL 0
 #define TIMER_RETRY 1
@@ -282,8 +283,10 @@ static void check_done(rf_http *h)
 		 * answer; a refused entity is reported by rf_runs): only failures
 		 * of the server or the connection are errors here. */
 		if (status == 0 || status >= 500 || status == 408 || status == 429) {
+			char shown[256]; /* never the password of a user:pw@host URL */
+			rf_redact_uri(q->url, shown, sizeof shown);
 			snprintf(h->st.last_error, sizeof h->st.last_error, "%s %.200s: %.250s", q->method,
-				 q->url, status ? (q->resp ? q->resp : "") : q->errbuf);
+				 shown, status ? (q->resp ? q->resp : "") : q->errbuf);
 		}
 		if (!(status >= 200 && status < 300) && retryable(q, status)) {
 			schedule_retry(h, q);

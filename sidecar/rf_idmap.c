@@ -15,14 +15,26 @@
 #include <unistd.h>
 
 #include "rf_ring.h"
+#include "rf_safefile.h"
 #include "rf_track_int.h"
 
 void rf_idmap_load(rf_track *t)
 {
 	t->idmap = json_object();
-	FILE *f = fopen(t->idmap_path, "r");
-	if (!f)
+	if (!t->idmap_path[0])
 		return;
+	/* Only our own file: in group mode a planted map could point this
+	 * sidecar's uploads at runs of someone's choosing. */
+	int fd = rf_safe_open(t->idmap_path, O_RDONLY, 0, rf_ring_group_requested());
+	FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
+	if (!f) {
+		if (fd != -ENOENT)
+			snprintf(t->st.last_error, sizeof t->st.last_error,
+				 "run id map not read: %s", rf_ring_errmsg());
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
 	char line[1024];
 	while (fgets(line, sizeof line, f)) {
 		json_t *j = json_loads(line, 0, NULL); /* a torn last line just fails */
@@ -47,17 +59,20 @@ int rf_idmap_add(rf_track *t, struct mrun *r)
 	json_decref(j);
 	int rc = 0;
 	bool group = rf_ring_group_requested();
-	int fd = open(t->idmap_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, group ? 0660 : 0600);
-	if (fd >= 0 && group)
-		fchmod(fd, 0660); /* not narrowed by the umask */
+	int fd = rf_safe_open(t->idmap_path, O_WRONLY | O_CREAT | O_APPEND, group ? 0660 : 0600,
+			      group);
 	if (fd >= 0 && s) {
 		size_t n = strlen(s);
 		s[n] = '\n'; /* one write() per line: whole lines or nothing */
-		if (write(fd, s, n + 1) != (ssize_t)(n + 1))
+		if (write(fd, s, n + 1) != (ssize_t)(n + 1)) {
 			rc = -EIO;
+			rf_set_err(errno, "%s: write", t->idmap_path);
+		}
 		fdatasync(fd);
 	} else {
-		rc = -EIO;
+		rc = fd < 0 ? fd : -ENOMEM; /* rf_safe_open() said why */
+		if (fd >= 0)
+			rf_set_err(ENOMEM, "%s", t->idmap_path);
 	}
 	if (fd >= 0)
 		close(fd);

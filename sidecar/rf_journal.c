@@ -22,6 +22,7 @@
 #include <zlib.h>
 
 #include "rf_journal.h"
+#include "rf_safefile.h"
 
 #define MAGIC "RFJOURN1"
 #define VERSION 1u
@@ -283,7 +284,7 @@ static void quarantine(size_t from, size_t to, void *arg)
 	char aside[640];
 	snprintf(aside, sizeof aside, "%s.corrupt-%llu-%zu", j->path, (unsigned long long)time(NULL),
 		 from);
-	int fd = open(aside, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int fd = rf_safe_open(aside, O_WRONLY | O_CREAT | O_EXCL, 0600, rf_ring_group_requested());
 	bool kept = fd >= 0 && write(fd, c->m + from, to - from) == (ssize_t)(to - from);
 	if (fd >= 0)
 		close(fd);
@@ -342,16 +343,16 @@ int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns
 		return -ENOMEM;
 	snprintf(j->path, sizeof j->path, "%s", path);
 	j->policy = fsync_policy;
-	/* Owner-only, as the ring (group access only by choice; fchmod: the
-	 * umask must not decide it). */
-	mode_t mode = rf_ring_group_requested() ? 0660 : 0600;
-	j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, mode);
-	if (j->fd < 0 || fchmod(j->fd, mode) < 0) {
-		int e = errno;
-		if (j->fd >= 0)
-			close(j->fd);
+	/* Owner-only, as the ring (group access only by choice; the umask
+	 * does not decide it).  In group mode the directory is the group's
+	 * too: rf_safe_open() refuses a planted symlink, FIFO, hard link or
+	 * someone else's file before anything is written or chmod'ed. */
+	bool group = rf_ring_group_requested();
+	j->fd = rf_safe_open(path, O_RDWR | O_CREAT, group ? 0660 : 0600, group);
+	if (j->fd < 0) {
+		int e = j->fd;
 		free(j);
-		return -e;
+		return e;
 	}
 	struct stat st;
 	fstat(j->fd, &st);
@@ -400,6 +401,7 @@ int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns
 	j->h.ring_created_ns = ring_created_ns;
 	if (ftruncate(j->fd, end) < 0 || write_header(j) < 0 || lseek(j->fd, end, SEEK_SET) < 0) {
 		int e = errno;
+		rf_set_err(e, "journal %s", path);
 		close(j->fd);
 		free(j);
 		return -e;

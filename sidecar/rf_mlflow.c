@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "rf_mlflow.h"
+#include "rf_redact.h"
 #include "rf_resp.h"
 
 struct rf_mlflow {
@@ -67,6 +68,9 @@ static int send(rf_mlflow *m, const char *method, const char *url, char *body, s
 	}
 	c->cb = cb;
 	c->arg = arg;
+	/* Text bodies: no known secret value leaves, whoever put it there. */
+	if (body && content_type && !strncmp(content_type, "application/json", 16))
+		rf_redact_text(&body, &len);
 	int rc = rf_http_request_ex(m->http, method, url, body, len, content_type, headers, false,
 				    retry, on_done, c);
 	if (rc)
@@ -117,10 +121,54 @@ int rf_mlflow_get(rf_mlflow *m, const char *path_and_query, rf_mlflow_cb cb, voi
 	return send_json(m, "GET", url, NULL, RF_HTTP_RETRY_ALL, cb, arg);
 }
 
+bool rf_mlflow_segment_ok(const char *s, size_t max)
+{
+	size_t n = strnlen(s, max + 1);
+	if (n == 0 || n > max || !strcmp(s, ".") || !strcmp(s, ".."))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		/* '%', '?', '#', '\\': decoded, cut or turned into '/' on the way */
+		if (c < 0x20 || c == 0x7f || c == '/' || c == '\\' || c == '%' || c == '?' || c == '#')
+			return false;
+	}
+	return true;
+}
+
+/* Every '/'-separated segment of p (leading '/' allowed) is a plain name. */
+static bool path_ok(const char *p, size_t max)
+{
+	if (strlen(p) > max)
+		return false;
+	while (*p == '/')
+		p++;
+	char seg[256];
+	while (*p) {
+		const char *e = strchrnul(p, '/');
+		if ((size_t)(e - p) >= sizeof seg)
+			return false;
+		memcpy(seg, p, (size_t)(e - p));
+		seg[e - p] = 0;
+		if (!rf_mlflow_segment_ok(seg, sizeof seg - 1))
+			return false;
+		p = *e ? e + 1 : e;
+	}
+	return true;
+}
+
 int rf_mlflow_put_artifact(rf_mlflow *m, const char *artifact_uri, const char *rel_path,
 			   char *data, size_t len, const char *content_type, rf_mlflow_cb cb,
 			   void *arg)
 {
+	/* Both come from untrusted sides (the run's artifact location from the
+	 * server's answer, ids in rel_path from records): no segment may climb
+	 * ('..') or smuggle a separator, so a PUT never lands in another run. */
+	const char *sep = strstr(artifact_uri, "://");
+	const char *where = sep ? strchrnul(sep + 3, '/') : strchrnul(artifact_uri, ':');
+	if (!path_ok(rel_path, 1024) || !path_ok(where + (*where == ':'), 1024)) {
+		free(data);
+		return -EINVAL;
+	}
 	/* mlflow-artifacts:/<exp>/<run>/artifacts -> <uri>/api/2.0/mlflow-artifacts/artifacts/... */
 	char url[2048];
 	const char *pfx = "mlflow-artifacts:";

@@ -36,10 +36,15 @@ int rf_mlflow_call(rf_mlflow *m, const char *method, const char *api_path, char 
 		   size_t len, const char *content_type, const char *const *headers, int retry,
 		   rf_mlflow_cb cb, void *arg);
 /* PUT an artifact (bytes stolen) under a run's artifact_uri.  -ENOTSUP (no
- * callback) when the artifact store is not served over HTTP by the server. */
+ * callback) when the artifact store is not served over HTTP by the server;
+ * -EINVAL when a segment of either path is not rf_mlflow_segment_ok(). */
 int rf_mlflow_put_artifact(rf_mlflow *m, const char *artifact_uri, const char *rel_path,
 			   char *data, size_t len, const char *content_type, rf_mlflow_cb cb,
 			   void *arg);
+
+/* An id that becomes one path or URL segment: 1..max bytes, not "." or "..",
+ * no '/', '\\', '%', '?', '#' or control characters. */
+bool rf_mlflow_segment_ok(const char *s, size_t max);
 
 /* Metric/param/tag keys limited to what MLflow accepts: [A-Za-z0-9_-. :/],
  * no leading or doubled '/', no '.'/'..' segment, <= 250 chars.  Anything

@@ -1,7 +1,6 @@
 /*
  * rf_redact.c - see rf_redact.h.
  */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -17,27 +16,12 @@ static char *secrets[MAX_SECRETS];
 static size_t secret_len[MAX_SECRETS];
 static int nsecrets;
 
-static bool name_is_secret(const char *name, size_t n)
-{
-	static const char *const words[] = {"KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD",
-					    "CREDENTIAL", NULL};
-	char up[256];
-	if (n >= sizeof up)
-		n = sizeof up - 1;
-	for (size_t i = 0; i < n; i++)
-		up[i] = (char)toupper((unsigned char)name[i]);
-	up[n] = 0;
-	for (int i = 0; words[i]; i++)
-		if (strstr(up, words[i]))
-			return true;
-	return false;
-}
-
 void rf_redact_init(void)
 {
 	for (char **e = environ; e && *e && nsecrets < MAX_SECRETS; e++) {
 		const char *eq = strchr(*e, '=');
-		if (!eq || strlen(eq + 1) < 8 || !name_is_secret(*e, (size_t)(eq - *e)))
+		if (!eq || strlen(eq + 1) < RF_SECRET_ENV_MIN ||
+		    !rf_secret_env_name(*e, (size_t)(eq - *e))) /* the producers' rule */
 			continue;
 		secrets[nsecrets] = strdup(eq + 1);
 		secret_len[nsecrets] = strlen(eq + 1);
@@ -46,12 +30,88 @@ void rf_redact_init(void)
 	}
 }
 
+void rf_redact_add(const char *value)
+{
+	/* Short values would match everywhere: the producers' rule. */
+	if (!value || strlen(value) < RF_SECRET_ENV_MIN || nsecrets >= MAX_SECRETS)
+		return;
+	for (int i = 0; i < nsecrets; i++)
+		if (!strcmp(secrets[i], value))
+			return;
+	if ((secrets[nsecrets] = strdup(value))) {
+		secret_len[nsecrets] = strlen(value);
+		nsecrets++;
+	}
+}
+
+void rf_redact_add_uri(const char *uri)
+{
+	const char *p = strstr(uri, "://");
+	const char *auth = p ? p + 3 : uri;
+	size_t alen = strcspn(auth, "/?#");
+	const char *at = memrchr(auth, '@', alen);
+	const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+	const char *from = colon ? colon + 1 : auth;
+	if (at && at > from) {
+		char *v = strndup(from, (size_t)(at - from));
+		rf_redact_add(v);
+		free(v);
+	}
+}
+
+void rf_redact_uri(const char *uri, char *out, size_t len)
+{
+	const char *p = strstr(uri, "://");
+	const char *auth = p ? p + 3 : uri;
+	size_t alen = strcspn(auth, "/?#");
+	const char *at = memrchr(auth, '@', alen);
+	if (!at) {
+		snprintf(out, len, "%s", uri);
+		return;
+	}
+	const char *colon = memchr(auth, ':', (size_t)(at - auth));
+	const char *keep_to = colon ? colon + 1 : auth; /* user name shown, the rest masked */
+	snprintf(out, len, "%.*s***%s", (int)(keep_to - uri), uri, at);
+}
+
 bool rf_redact_bytes_have_secret(const void *data, size_t len)
 {
 	for (int i = 0; i < nsecrets; i++)
 		if (len >= secret_len[i] && memmem(data, len, secrets[i], secret_len[i]))
 			return true;
 	return false;
+}
+
+size_t rf_redact_text(char **buf, size_t *len)
+{
+	static const char mark[] = "[REDACTED]";
+	const size_t ml = sizeof mark - 1;
+	size_t hits = 0;
+	for (int i = 0; i < nsecrets; i++) {
+		size_t sl = secret_len[i], from = 0;
+		char *at;
+		while (*len - from >= sl && (at = memmem(*buf + from, *len - from, secrets[i], sl))) {
+			size_t off = (size_t)(at - *buf);
+			hits++;
+			if (ml > sl) {
+				char *nb = realloc(*buf, *len + (ml - sl) + 1);
+				if (!nb) { /* cannot grow: blank it out in place */
+					memset(at, '*', sl);
+					from = off + sl;
+					continue;
+				}
+				*buf = nb;
+				at = nb + off;
+			}
+			memmove(at + ml, at + sl, *len - off - sl);
+			memcpy(at, mark, ml);
+			*len = *len - sl + ml;
+			if (ml != sl)
+				(*buf)[*len] = 0; /* grown (+1 allocated) or shrunk: in bounds */
+			from = off + ml;
+		}
+	}
+	return hits;
 }
 
 static bool string_is_secret(const char *s, size_t n)

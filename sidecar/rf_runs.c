@@ -235,7 +235,7 @@ static bool run_ready(rf_track *t, struct mrun *r, json_t *run)
 		return false;
 	r->state = RUN_READY;
 	if (rf_idmap_add(t, r))
-		track_err(t, "id map %s: write failed", t->idmap_path);
+		track_err(t, "id map: %s", rf_ring_errmsg());
 	return true;
 }
 
@@ -542,49 +542,31 @@ static void on_uploaded(int ok, long status, json_t *resp, const char *msg, void
 	free(c);
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	long n = ftell(f);
-	fseek(f, 0, SEEK_SET);
-	char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
-	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	*len = buf ? (size_t)n : 0;
-	return buf;
-}
-
 static void upload_next(rf_track *t, struct mrun *r)
 {
 	json_t *f = json_array_get(r->uploads, 0);
 	const char *path = json_string_value(json_object_get(f, "path"));
 	const char *type = json_string_value(json_object_get(f, "type"));
 	const char *body = json_string_value(json_object_get(f, "body"));
-	size_t len;
-	char *data;
-	if (!strcmp(type, "file")) {
-		data = slurp(body, &len);
-		if (!data) {
-			t->st.artifacts_failed++;
-			track_err(t, "artifact %s: cannot read %s", path, body);
-		}
+	/* "bytes": a file's content read once when it was checked (never the
+	 * path again); otherwise JSON text. */
+	bool bytes = !strcmp(type, "bytes");
+	size_t len = json_string_length(json_object_get(f, "body"));
+	char *data = malloc(len + 1);
+	if (data) {
+		memcpy(data, body, len);
+		data[len] = 0;
 	} else {
-		data = strdup(body);
-		len = data ? strlen(data) : 0;
+		t->st.artifacts_failed++;
+		track_err(t, "artifact %s: out of memory", path);
 	}
 	if (data) {
 		struct run_call *c = call(t, r, NULL);
 		if (c) {
 			r->uploads_inflight++;
 			int rc = rf_mlflow_put_artifact(t->m, r->artifact_uri, path, data, len,
-							strcmp(type, "file") ? "application/json"
-									     : "application/octet-stream",
+							bytes ? "application/octet-stream"
+							      : "application/json",
 							on_uploaded, c);
 			if (rc) {
 				r->uploads_inflight--;
@@ -592,7 +574,9 @@ static void upload_next(rf_track *t, struct mrun *r)
 				t->st.artifacts_failed++;
 				track_err(t, "artifact %s for run %s: %s%s", path, r->id, strerror(-rc),
 					  rc == -ENOTSUP ? " (the server does not serve artifacts: "
-							   "mlflow server --serve-artifacts)" : "");
+							   "mlflow server --serve-artifacts)" :
+					  rc == -EINVAL ? " (the run's artifact location or the "
+							  "artifact path is not plain names)" : "");
 			}
 		} else {
 			free(data);

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "rf_ring.h"
+#include "rf_safefile.h"
 
 #define WORDS ((sizeof(struct rf_status_snap) + 7) / 8)
 
@@ -64,9 +65,15 @@ int rf_status_open(rf_status **out, const char *path)
 	rf_status *s = calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
-	s->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	/* fchmod: owner-only whatever the umask or an earlier file said. */
-	if (s->fd < 0 || fchmod(s->fd, 0600) < 0 || ftruncate(s->fd, sizeof *s->m) < 0)
+	/* Owner-only whatever the umask or an earlier file said, and only a
+	 * file of our own (the spool may be the group's). */
+	s->fd = rf_safe_open(path, O_RDWR | O_CREAT, 0600, rf_ring_group_requested());
+	if (s->fd < 0) {
+		int e = s->fd;
+		free(s);
+		return e;
+	}
+	if (ftruncate(s->fd, sizeof *s->m) < 0)
 		goto fail;
 	s->m = mmap(NULL, sizeof *s->m, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
 	if (s->m == MAP_FAILED)
@@ -145,9 +152,9 @@ static int read_block(const struct rf_status_shm *m, struct rf_status_snap *out)
 
 int rf_status_read(const char *path, struct rf_status_snap *out)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	int fd = rf_safe_open(path, O_RDONLY, 0, true); /* only our own file counts */
 	if (fd < 0)
-		return -errno;
+		return fd;
 	struct stat st;
 	int rc = 0;
 	if (fstat(fd, &st) < 0) {

@@ -32,6 +32,7 @@
 #include "rf_prom.h"
 #include "rf_redact.h"
 #include "rf_ring.h"
+#include "rf_safefile.h"
 #include "rf_status.h"
 #include "rf_track.h"
 #include "rf_traces.h"
@@ -112,7 +113,14 @@ static void logf_(const char *level, const char *fmt, ...)
 	gmtime_r(&ts.tv_sec, &tm);
 	char t[32];
 	strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
-	fprintf(stderr, "ts=%s.%03ldZ level=%s msg=\"%s\"\n", t, ts.tv_nsec / 1000000, level, msg);
+	/* Errors quote records and answers: no known secret value in the log. */
+	size_t n = strlen(msg);
+	char *m = strdup(msg);
+	if (m)
+		rf_redact_text(&m, &n);
+	fprintf(stderr, "ts=%s.%03ldZ level=%s msg=\"%s\"\n", t, ts.tv_nsec / 1000000, level,
+		m ? m : "(out of memory)");
+	free(m);
 }
 
 static const char *env(const char *a, const char *b)
@@ -455,7 +463,7 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 	}
 	s->last_error_ns = d->ops.last_err_ns;
 	snprintf(s->last_error, sizeof s->last_error, "%s", d->ops.last_err);
-	snprintf(s->tracking_uri, sizeof s->tracking_uri, "%s", d->c.uri);
+	rf_redact_uri(d->c.uri, s->tracking_uri, sizeof s->tracking_uri); /* no password */
 	snprintf(s->experiment, sizeof s->experiment, "%s",
 		 d->c.experiment ? d->c.experiment : "inspect_ai");
 }
@@ -490,8 +498,8 @@ static int ops_start(struct daemon *d)
 	char path[600];
 	int rc = rf_status_path(path, sizeof path, d->c.spool, d->c.ring);
 	if (rc == 0 && (rc = rf_status_open(&d->ops.status, path)) != 0)
-		logf_("warn", "stats file %s: %s (ringflowd status will not see this sidecar)", path,
-		      strerror(-rc));
+		logf_("warn", "stats file: %s (ringflowd status will not see this sidecar)",
+		      rc == -ENAMETOOLONG ? "path too long" : rf_ring_errmsg());
 	ops_tick(d, true, 0);
 	if (d->c.metrics_port > 0) {
 		rc = rf_prom_start(&d->ops.prom, d->loop, (int)d->c.metrics_port, ops_snap, d);
@@ -542,27 +550,37 @@ static int detach(struct daemon *d)
 {
 	char path[600];
 	snprintf(path, sizeof path, "%s/ringflowd.log", d->c.spool);
-	pid_t pid = fork();
-	if (pid < 0)
-		return -errno;
+	/* Opened before the fork, so a refusal reaches the caller's terminal
+	 * and exit code.  The spool may be the group's too: never a planted
+	 * link or someone else's file. */
+	bool group = rf_ring_group_requested();
+	int fd = rf_safe_open(path, O_WRONLY | O_CREAT | O_APPEND, group ? 0660 : 0600, group);
+	if (fd < 0)
+		return fd;
+	int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	pid_t pid = nul < 0 ? -1 : fork();
+	if (pid < 0) {
+		int e = errno;
+		rf_set_err(e, nul < 0 ? "/dev/null" : "fork");
+		close(fd);
+		return -e;
+	}
 	if (pid > 0)
 		_exit(0);
 	setsid();
 	if ((pid = fork()) > 0)
 		_exit(0);
-	bool group = rf_ring_group_requested();
-	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, group ? 0660 : 0600);
-	if (fd >= 0 && group)
-		fchmod(fd, 0660); /* not narrowed by the umask */
-	int nul = open("/dev/null", O_RDONLY);
-	if (fd < 0 || nul < 0)
-		return -errno;
 	dup2(nul, 0);
 	dup2(fd, 1);
 	dup2(fd, 2);
 	close(nul);
 	close(fd);
-	return chdir("/") < 0 ? -errno : 0;
+	if (chdir("/") < 0) {
+		int e = errno;
+		rf_set_err(e, "chdir /");
+		return -e;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -580,6 +598,11 @@ int main(int argc, char **argv)
 	if (parse(&d.c, argc, argv))
 		return 2;
 	rf_redact_init(); /* secret values this process knows (the eval's, when autostarted) */
+	/* A password inside the tracking URI is a secret like the others, and
+	 * never shown: logs, stats file and status get the masked form. */
+	rf_redact_add_uri(d.c.uri);
+	static char shown_uri[1024];
+	rf_redact_uri(d.c.uri, shown_uri, sizeof shown_uri);
 	static char spool[256];
 	if (!d.c.spool) {
 		rf_ring_default_spool_dir(spool, sizeof spool);
@@ -602,7 +625,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (d.c.detach && (rc = detach(&d))) {
-		fprintf(stderr, "ringflowd: cannot detach: %s\n", strerror(-rc));
+		fprintf(stderr, "ringflowd: cannot detach: %s\n",
+			rf_ring_errmsg());
 		return 1;
 	}
 	rf_ring_set_interrupt(d.ring, stop_requested, &d);
@@ -655,7 +679,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (rc) {
-		fprintf(stderr, "ringflowd: journal %s: %s\n", jpath, strerror(-rc));
+		fprintf(stderr, "ringflowd: cannot open the journal: %s\n", rf_ring_errmsg());
 		return 1;
 	}
 	struct rf_journal_stats js;
@@ -673,7 +697,7 @@ int main(int argc, char **argv)
 	if (ops_start(&d))
 		return 1;
 	logf_("info", "ringflowd %d serving ring %s -> %s (experiment %s)", (int)getpid(),
-	      d.c.ring ? d.c.ring : "(default)", d.c.uri, d.c.experiment ? d.c.experiment : "inspect_ai");
+	      d.c.ring ? d.c.ring : "(default)", shown_uri, d.c.experiment ? d.c.experiment : "inspect_ai");
 
 	uint64_t idle_since = rf_loop_now_ms(), last_report = idle_since, stop_at = 0;
 	for (;;) {

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
 import subprocess
 import threading
@@ -24,15 +23,9 @@ _producer: _ringflow.Producer | None = None
 _open_failed: str | None = None
 _dropped = 0  # records not written because the producer could not open
 
-# Environment variables whose values are secrets: registered with the encoder
-# so no string containing them ever reaches the ring.
-_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.I)
-
-
-def _register_secrets(p: _ringflow.Producer) -> None:
-    for name, value in os.environ.items():
-        if value and len(value) >= 8 and _SECRET_ENV.search(name):
-            p.add_secret(value)
+# The values of secret environment variables are registered with the encoder
+# by the C library itself when the producer opens (rf_secret_env_name(): the
+# same rule for every producer), so no string containing them reaches the ring.
 
 
 def producer() -> _ringflow.Producer | None:
@@ -48,7 +41,6 @@ def producer() -> _ringflow.Producer | None:
                     ring=os.environ.get("RINGFLOW_RING") or None,
                     spool_dir=os.environ.get("RINGFLOW_SPOOL_DIR") or None,
                 )
-                _register_secrets(p)
                 _producer = p
             except Exception as e:  # noqa: BLE001 - never raise into the eval
                 _open_failed = str(e)

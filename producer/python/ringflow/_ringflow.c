@@ -162,6 +162,106 @@ static int pack_value(rf_rec *r, const char *key, PyObject *v, int depth)
 	return 0;
 }
 
+/* Values pack_value() writes without running Python code: exact containers
+ * with str keys, str, bytes, in-range int, float, bool, None, UTC datetime. */
+static bool is_plain(PyObject *v, int depth)
+{
+	if (depth > RF_REC_MAX_DEPTH - 2)
+		return true; /* written as "[nested too deeply]" */
+	if (v == Py_None || PyBool_Check(v) || PyFloat_Check(v) || PyUnicode_Check(v) ||
+	    PyBytes_Check(v))
+		return true;
+	if (PyLong_Check(v)) {
+		int overflow = 0;
+		PyLong_AsLongLongAndOverflow(v, &overflow);
+		return !overflow; /* str() of a huge int: prepared */
+	}
+	if (PyDateTime_Check(v))
+		return dt_is_utc(v);
+	if (PyDict_CheckExact(v)) {
+		PyObject *k, *x;
+		Py_ssize_t pos = 0;
+		while (PyDict_Next(v, &pos, &k, &x))
+			if (!PyUnicode_Check(k) || !is_plain(x, depth + 1))
+				return false;
+		return true;
+	}
+	if (PyList_CheckExact(v) || PyTuple_CheckExact(v)) {
+		Py_ssize_t n = PySequence_Fast_GET_SIZE(v);
+		for (Py_ssize_t i = 0; i < n; i++)
+			if (!is_plain(PySequence_Fast_GET_ITEM(v, i), depth + 1))
+				return false;
+		return true;
+	}
+	return false;
+}
+
+static PyObject *prepare(PyObject *v, int depth);
+
+/* A dict (subclass, non-str keys) as a plain dict, keys and values prepared. */
+static PyObject *prepare_dict(PyObject *d, int depth)
+{
+	PyObject *out = PyDict_New(), *k, *x;
+	Py_ssize_t pos = 0;
+	while (out && PyDict_Next(d, &pos, &k, &x)) {
+		Py_INCREF(k); /* __str__ below may change d: hold what we iterate */
+		Py_INCREF(x);
+		PyObject *ks = PyUnicode_Check(k) ? (Py_INCREF(k), k) : PyObject_Str(k);
+		PyObject *xv = ks ? prepare(x, depth + 1) : NULL;
+		if (!ks)
+			PyErr_Clear(); /* as pack_dict: a key without str() is left out */
+		if (ks && (!xv || PyDict_SetItem(out, ks, xv) < 0))
+			Py_CLEAR(out);
+		Py_XDECREF(ks);
+		Py_XDECREF(xv);
+		Py_DECREF(k);
+		Py_DECREF(x);
+	}
+	return out;
+}
+
+/* v with everything pack_value() would convert by running Python code
+ * (__str__, timestamp(), str() of a huge int, dict subclasses) converted
+ * now, before a record claims ring space: a slow __str__ then stalls only
+ * its caller, never the ring's consumer and every other producer behind the
+ * claim.  New reference, or NULL with an exception (fatal, e.g. memory). */
+static PyObject *prepare(PyObject *v, int depth)
+{
+	if (is_plain(v, depth))
+		return Py_NewRef(v);
+	if (PyLong_Check(v) || (!PyDict_Check(v) && !PyList_Check(v) && !PyTuple_Check(v) &&
+				!PyDateTime_Check(v))) {
+		PyObject *s = PyObject_Str(v); /* what pack_value() writes */
+		if (!s)
+			PyErr_Clear();
+		return s ? s : Py_NewRef(Py_None);
+	}
+	if (PyDateTime_Check(v)) {
+		PyObject *ts = PyObject_CallMethodNoArgs(v, str_timestamp);
+		if (ts && PyFloat_Check(ts))
+			return ts;
+		Py_XDECREF(ts);
+		PyErr_Clear();
+		return Py_NewRef(Py_None);
+	}
+	if (PyDict_Check(v))
+		return prepare_dict(v, depth);
+	PyObject *seq = PySequence_Fast(v, "sequence");
+	if (!seq)
+		return NULL;
+	Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+	PyObject *out = PyList_New(n);
+	for (Py_ssize_t i = 0; out && i < n; i++) {
+		PyObject *x = prepare(PySequence_Fast_GET_ITEM(seq, i), depth + 1);
+		if (!x)
+			Py_CLEAR(out);
+		else
+			PyList_SET_ITEM(out, i, x);
+	}
+	Py_DECREF(seq);
+	return out;
+}
+
 /* ---- general tracing (ringflow.tracing): records 24-27 ----
  * The Python side keeps the span stack (contextvars) and the span objects;
  * these write one record each, with ids made here (rf_trace_rec.c). */
@@ -487,10 +587,21 @@ static PyObject *Producer_emit(ProducerObject *self, PyObject *const *args, Py_s
 		PyErr_SetString(PyExc_ValueError, "record type out of range");
 		return NULL;
 	}
+	/* Every Python call (__str__ of a value, ...) before the claim. */
+	PyObject *fields = prepare(args[1], 0);
+	if (!fields) {
+		PyErr_Clear();
+		self->py_errors++;
+		Py_RETURN_FALSE;
+	}
 	rf_rec r;
-	if (rf_rec_begin(self->p, &r, (int)type, 0))
+	if (rf_rec_begin(self->p, &r, (int)type, 0)) {
+		Py_DECREF(fields);
 		Py_RETURN_FALSE; /* counted by the library */
-	if (pack_dict(&r, args[1], 0) < 0) {
+	}
+	int rc = pack_dict(&r, fields, 0);
+	Py_DECREF(fields);
+	if (rc < 0) {
 		rf_rec_abort(&r);
 		PyErr_Clear();
 		self->py_errors++;
