@@ -169,7 +169,7 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, cons
 		if (e && copy) {
 			e->x = x;
 			e->nspans = c->nspans;
-			rf_http_request_ex(x->http, "POST", x->otlp_url, copy, len, "application/json",
+			rf_http_request_ex(x->http, "POST", x->otlp_url, copy, strlen(copy), "application/json",
 					   (const char *const *)x->otlp_hdrs, true, RF_HTTP_RETRY_ALL,
 					   on_export, e);
 		} else {
