@@ -59,10 +59,13 @@ struct rf_status_snap {
 	/* Traces (rf_traces_stats): begun, fully in MLflow, refused; spans
 	 * accepted, refused; records for a trace already uploaded. */
 	uint64_t traces, traces_done, traces_failed, spans_sent, spans_failed, traces_late;
+	/* Keeping up (rf_traces_stats): complete traces not yet all in MLflow,
+	 * the oldest one's wait, times it passed RF_TRACE_BEHIND_MS. */
+	uint64_t traces_waiting, trace_lag_ms, traces_behind;
 };
 
 #define RF_STATUS_MAGIC 0x7266737461747573ull /* "rfstatus" */
-#define RF_STATUS_VERSION 2
+#define RF_STATUS_VERSION 3
 
 typedef struct rf_status rf_status;
 

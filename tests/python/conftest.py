@@ -92,6 +92,10 @@ class MlflowServer:
         ]
         env = dict(os.environ)
         env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+        # The first LLM span naming a provider (mlflow.llm.provider) makes the
+        # server fetch a model price catalog from the network; offline that
+        # stalls the request ~7 s. Empty turns the fetch off.
+        env["MLFLOW_MODEL_CATALOG_URI"] = ""
         self.root.mkdir(parents=True, exist_ok=True)
         self.log = open(log_path, "ab")
         # Own session/process group so stop() can kill the worker children too.
