@@ -176,7 +176,8 @@ if [ -x build/asan/bin/ringflowd ]; then
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		pytest_step "sidecar, traces and ops tests with ringflowd under ASan+UBSan" \
 		"$LOGS/pytest-asan.xml" tests/python/test_sidecar.py tests/python/test_traces.py \
-		tests/python/test_trace_e2e.py tests/python/test_ops.py tests/python/test_bad_input.py \
+		tests/python/test_trace_e2e.py tests/python/test_trace_protocol.py tests/python/test_ops.py \
+		tests/python/test_bad_input.py \
 		-k "not mlflow_down and not mlflow_ui"
 fi
 
