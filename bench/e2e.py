@@ -121,7 +121,10 @@ class Server:
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.access = tmp / "access.log"
-        env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+        # MLFLOW_MODEL_CATALOG_URI="": the first LLM span naming a provider makes
+        # the server fetch model prices; offline that stalls ~7 s (not ours to measure).
+        env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true",
+                   MLFLOW_MODEL_CATALOG_URI="")
         env.pop("MLFLOW_TRACKING_URI", None)
         self.proc = subprocess.Popen(
             [str(VENV_PY), "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db",

@@ -15,7 +15,9 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 # A real MLflow server (SQLite, one worker) for the "mlflow" impl.
 tmp=$(mktemp -d /tmp/rf-trace-bench.XXXXXX)
 port=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-MLFLOW_DISABLE_TELEMETRY=true setsid .venv/bin/mlflow server --backend-store-uri "sqlite:///$tmp/mlflow.db" \
+# MLFLOW_MODEL_CATALOG_URI="": no price-catalog fetch on the first LLM span (an
+# offline server stalls ~7 s on it; the bench measures ringflow, not that).
+MLFLOW_DISABLE_TELEMETRY=true MLFLOW_MODEL_CATALOG_URI="" setsid .venv/bin/mlflow server --backend-store-uri "sqlite:///$tmp/mlflow.db" \
 	--artifacts-destination "$tmp/artifacts" --serve-artifacts --host 127.0.0.1 --port "$port" \
 	--workers 1 >"$tmp/server.log" 2>&1 &
 server=$!

@@ -63,7 +63,9 @@ def main() -> None:
         tmp = Path(tmp)
         port = free_port()
         uri = f"http://127.0.0.1:{port}"
-        env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+        # No model price-catalog fetch (an offline server stalls ~7 s on it).
+        env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true",
+                   MLFLOW_MODEL_CATALOG_URI="")
         server = subprocess.Popen(
             [str(VENV / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db",
              "--artifacts-destination", str(tmp / "artifacts"), "--serve-artifacts",

@@ -38,7 +38,10 @@ if [ -z "${MLFLOW_TRACKING_URI:-}" ]; then
 	export MLFLOW_TRACKING_URI="http://127.0.0.1:$port"
 	if ! curl -sf "$MLFLOW_TRACKING_URI/health" >/dev/null 2>&1; then
 		echo "== starting a local MLflow server on $MLFLOW_TRACKING_URI (SQLite in $state)"
-		MLFLOW_DISABLE_TELEMETRY=true setsid .venv/bin/mlflow server \
+		# MLFLOW_MODEL_CATALOG_URI="": the first LLM span naming a provider
+		# makes the server fetch a model price catalog; offline that stalls
+		# ~7 s per attempt. Empty turns the fetch off (no cost metadata).
+		MLFLOW_DISABLE_TELEMETRY=true MLFLOW_MODEL_CATALOG_URI="" setsid .venv/bin/mlflow server \
 			--backend-store-uri "sqlite:///$state/mlflow.db" \
 			--artifacts-destination "$state/artifacts" --serve-artifacts \
 			--host 127.0.0.1 --port "$port" --workers 1 >"$state/mlflow.log" 2>&1 &

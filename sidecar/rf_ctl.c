@@ -270,6 +270,9 @@ static void print_json(struct ctl *c, const struct view *v, const struct view *v
 		json_object_set_new(j, "traces_failed", json_integer((json_int_t)s->traces_failed));
 		json_object_set_new(j, "spans_sent", json_integer((json_int_t)s->spans_sent));
 		json_object_set_new(j, "spans_failed", json_integer((json_int_t)s->spans_failed));
+		json_object_set_new(j, "traces_waiting", json_integer((json_int_t)s->traces_waiting));
+		json_object_set_new(j, "trace_lag_ms", json_integer((json_int_t)s->trace_lag_ms));
+		json_object_set_new(j, "traces_behind", json_integer((json_int_t)s->traces_behind));
 		json_object_set_new(o, "sidecar", j);
 	}
 	char *txt = json_dumps(o, JSON_COMPACT);
@@ -373,6 +376,11 @@ static void print_text(struct ctl *c, const struct view *v, const struct view *v
 		       (unsigned long long)s->traces, (unsigned long long)s->traces_done,
 		       (unsigned long long)s->traces_failed, (unsigned long long)s->traces_late,
 		       (unsigned long long)s->spans_sent, (unsigned long long)s->spans_failed);
+	if (s->traces_waiting || s->traces_behind)
+		printf("  traces waiting for MLflow %llu, the oldest for %.1f s; server fell behind %llu "
+		       "time(s) (nothing dropped)\n",
+		       (unsigned long long)s->traces_waiting, (double)s->trace_lag_ms / 1000.0,
+		       (unsigned long long)s->traces_behind);
 	printf("  runs created %llu, ended %llu; artifacts %llu (failed %llu); journal errors %llu\n",
 	       (unsigned long long)s->runs_created, (unsigned long long)s->runs_ended,
 	       (unsigned long long)s->artifacts, (unsigned long long)s->artifacts_failed,

@@ -169,6 +169,13 @@ char *rf_prom_render(const struct rf_status_snap *s, size_t *len)
 	metric(f, "ringflow_traces_failed_total", "counter", "traces MLflow refused", s->traces_failed);
 	metric(f, "ringflow_spans_sent_total", "counter", "spans MLflow accepted", s->spans_sent);
 	metric(f, "ringflow_spans_failed_total", "counter", "spans MLflow refused", s->spans_failed);
+	metric(f, "ringflow_traces_waiting", "gauge",
+	       "complete traces not yet all in MLflow (kept, never dropped)", s->traces_waiting);
+	metric(f, "ringflow_trace_lag_ms", "gauge",
+	       "how long the oldest complete trace has waited for MLflow", s->trace_lag_ms);
+	metric(f, "ringflow_traces_behind_total", "counter",
+	       "times the oldest complete trace waited over 10 s (server not keeping up)",
+	       s->traces_behind);
 	metric(f, "ringflow_traces_late_total", "counter",
 	       "records for a trace already uploaded (dropped)", s->traces_late);
 	if (fclose(f) != 0) {

@@ -62,6 +62,9 @@ struct rf_status_snap {
 	/* Ring damage (rf_ring_stats): corrupt records skipped, the bytes lost
 	 * with them, rewrites of the shared header undone. */
 	uint64_t ring_corrupt, ring_corrupt_bytes, ring_hdr_changed;
+	/* Keeping up (rf_traces_stats): complete traces not yet all in MLflow,
+	 * the oldest one's wait, times it passed RF_TRACE_BEHIND_MS. */
+	uint64_t traces_waiting, trace_lag_ms, traces_behind;
 };
 
 #define RF_STATUS_MAGIC 0x7266737461747573ull /* "rfstatus" */

@@ -1,12 +1,25 @@
 /*
- * rf_trace_upload.c - send traces: OTLP/JSON span batches to MLflow's
- * /v1/traces (and a copy to an OpenTelemetry collector when configured),
- * then one StartTraceV3 per complete trace with its info and assessments.
+ * rf_trace_upload.c - send traces: one StartTraceV3 per trace first (state
+ * IN_PROGRESS, with its previews, tags, metadata and assessments), then its
+ * spans as OTLP/JSON batches to MLflow's /v1/traces (and a copy to an
+ * OpenTelemetry collector when configured), the root span last.
  *
- * Requests: a batch carries up to OTLP_MAX_SPANS spans of every trace ready
- * for the same (experiment, run) pair, so a 1,000-sample eval sends a few
- * dozen span batches; the info is one request per trace because MLflow has
- * no batch form of it (nor of assessments), see docs/DESIGN.md "Traces".
+ * Why this order (measured with bench/trace_protocol.py, docs/DESIGN.md
+ * "Traces"): log_spans on a trace that exists only updates its row, while a
+ * StartTraceV3 after the spans takes MLflow's upsert path (rollback, lock,
+ * merge): about half the server's CPU per trace.  Readers never see a
+ * broken trace: the info carries mlflow.trace.spansLocation=TRACKING_STORE,
+ * so until its spans are in, MLflow's client reads it as "not exported yet"
+ * (get_trace: none, search_traces: skipped) and the UI as an in-progress
+ * trace; the batch carrying the root span sets OK/ERROR in the same
+ * transaction as the last spans.
+ *
+ * Requests: a span batch carries up to OTLP_MAX_SPANS spans and the roots of
+ * at most OTLP_MAX_TRACES traces for the same (experiment, run) pair: the
+ * x-mlflow-run-id header links every trace whose root is in the request,
+ * and MLflow's link_traces_to_run refuses more than 100 at once.  The info
+ * is one request per trace because MLflow has no batch form of it (nor of
+ * assessments).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,23 +29,37 @@
 #include "rf_traces_int.h"
 
 #define OTLP_MAX_SPANS 2000 /* spans per /v1/traces request */
-/* Few trace requests in flight: they are CPU-heavy for the server, and a
- * run's log-batch or end status queued behind many of them would wait as
- * long (measured: runs visible 39 s after a 1,000-sample eval with 16). */
-#define OTLP_MAX_INFLIGHT 2
-#define INFO_MAX_INFLIGHT 4
+#define OTLP_MAX_TRACES 100 /* roots per request: MLflow links at most 100 to a run */
+/* Trace requests in flight: rf_http keeps 4 connections to the server, so
+ * one stays free for tracking (log-batch, run status), and while tracking
+ * has requests waiting only one trace request is in flight: the server
+ * spends tens of ms of CPU on each, and a run's log-batch queued behind
+ * many of them would wait as long.  One span batch at a time keeps a
+ * trace's parts in order (its root goes in the last). */
+#define TRACE_MAX_INFLIGHT 3
+#define OTLP_MAX_INFLIGHT 1
 #define PREVIEW_MAX 1000    /* MLflow's request/response preview column */
 
 /* A trace's ended spans go out when it is complete, as they end in run
  * mode, and in any case once TRACE_HOLD_MAX of them wait: a sample with
- * thousands of events is sent in parts (spans upsert), so what the sidecar
- * holds per trace stays bounded. */
+ * thousands of events is sent in parts (after an IN_PROGRESS info, so the
+ * parts take the cheap path too), so what the sidecar holds per trace
+ * stays bounded. */
 #define TRACE_HOLD_MAX 1000
 
-static bool ready_spans(const struct xtrace *t)
+static bool early_spans(const struct xtrace *t)
 {
-	return (t->complete || t->progressive || t->tr->unsent_ended >= TRACE_HOLD_MAX) &&
-	       t->tr->unsent_ended > 0;
+	return t->progressive || t->tr->unsent_ended >= TRACE_HOLD_MAX;
+}
+
+/* Is the span a root in MLflow's eyes (sent without a parent)?  The same
+ * rule as rf_otlp_span: an unknown parent is replaced by the trace's root. */
+static bool is_top(struct rf_trace *tr, const struct rf_xspan *s)
+{
+	uint64_t p = s->parent;
+	if (p && p != s->id && !rf_trace_span(tr, p, false))
+		p = tr->root != s->id ? tr->root : 0;
+	return !p || p == s->id;
 }
 
 /* The preview MLflow's client makes: the value as JSON text with Python's
@@ -55,13 +82,27 @@ static char *preview(json_t *v)
 	return s;
 }
 
+static int trace_inflight(const rf_traces *x)
+{
+	return x->otlp_inflight + x->info_inflight;
+}
+
+/* Requests of the tracking path queued or in flight (everything rf_http
+ * holds that is not ours). */
+static bool tracking_busy(rf_traces *x)
+{
+	if (!x->http)
+		return false;
+	size_t ours = (size_t)(x->otlp_inflight + x->info_inflight + x->export_inflight);
+	return rf_http_pending(x->http) > ours;
+}
+
 /* ---- span batches ---- */
 
 struct otlp_call {
 	rf_traces *x;
 	size_t nspans, ntr;
 	struct xtrace **tr;
-	bool export_copy;
 };
 
 static void on_otlp(int ok, long status, json_t *resp, const char *msg, void *arg)
@@ -70,8 +111,11 @@ static void on_otlp(int ok, long status, json_t *resp, const char *msg, void *ar
 	struct otlp_call *c = arg;
 	rf_traces *x = c->x;
 	x->otlp_inflight--;
-	for (size_t i = 0; i < c->ntr; i++)
+	for (size_t i = 0; i < c->ntr; i++) {
 		c->tr[i]->spans_inflight--;
+		if (!ok)
+			c->tr[i]->failed = true;
+	}
 	if (ok) {
 		x->st.spans_sent += c->nspans;
 	} else {
@@ -88,6 +132,7 @@ static void on_export(long status, const char *body, size_t len, const char *err
 	(void)body;
 	(void)len;
 	struct otlp_call *c = arg;
+	c->x->export_inflight--;
 	if (!(status >= 200 && status < 300)) {
 		c->x->st.export_failed += c->nspans;
 		rf_traces_err(c->x, "OTLP export: %zu spans failed: HTTP %ld %s", c->nspans, status,
@@ -101,44 +146,90 @@ static void on_export(long status, const char *body, size_t len, const char *err
 static void take_span(struct xtrace *t, struct rf_xspan *s, json_t *spans)
 {
 	json_array_append_new(spans, rf_otlp_span(t->tr, s));
-	if (!t->min_start || (s->start_ns && s->start_ns < t->min_start))
-		t->min_start = s->start_ns;
-	if (s->end_ns > t->max_end)
-		t->max_end = s->end_ns;
-	if (s->id == t->tr->root) {
-		free(t->req_preview);
-		free(t->resp_preview);
-		t->req_preview = preview(s->inputs);
-		t->resp_preview = preview(s->outputs);
-		t->root_status = s->status;
-	}
 	s->sent = true;
 	t->tr->unsent_ended--;
 	rf_span_release(s);
 }
 
-/* One request: every ready span of traces going to (exp, run), from `first`
- * on, up to OTLP_MAX_SPANS. */
+/* How many of the trace's spans may go now, and how many of those are
+ * roots (they wait until every other span is sent: the root's batch sets
+ * the trace's final state). */
+static size_t sendable(struct xtrace *t, size_t *tops)
+{
+	size_t n = 0, top = 0, rest = 0;
+	*tops = 0;
+	if (t->info_state != 2 || !t->tr->unsent_ended)
+		return 0;
+	for (size_t i = 0; i < t->tr->n; i++) {
+		struct rf_xspan *s = &t->tr->spans[i];
+		if (!s->end_ns || s->sent)
+			continue;
+		if (is_top(t->tr, s))
+			top++;
+		else
+			rest++;
+	}
+	n = rest;
+	if (top && t->complete && t->info_final && !rest && !t->spans_inflight) {
+		n += top;
+		*tops = top;
+	}
+	return n;
+}
+
+/* Roots may join the same request as the trace's last other spans. */
+static bool tops_may_follow(struct xtrace *t, int inflight_before)
+{
+	return t->complete && t->info_final && !inflight_before;
+}
+
+/* One request: ready spans of traces going to (exp, run), from `first` on,
+ * up to OTLP_MAX_SPANS spans and OTLP_MAX_TRACES roots.  A trace is not
+ * split between requests unless it alone is larger than one. */
 static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, const char *run)
 {
 	struct otlp_call *c = calloc(1, sizeof *c);
 	json_t *spans = json_array();
-	size_t cap = 16;
+	size_t cap = 16, roots = 0;
 	c->x = x;
 	c->tr = malloc(cap * sizeof *c->tr);
-	for (struct xtrace *t = first; t && c->nspans < OTLP_MAX_SPANS; t = t->next) {
-		if (!ready_spans(t))
+	for (struct xtrace *t = first; t && c->nspans < OTLP_MAX_SPANS && roots < OTLP_MAX_TRACES;
+	     t = t->next) {
+		size_t tops, n = sendable(t, &tops);
+		if (!n)
 			continue;
 		const char *e = rf_traces_exp_of(x, t), *r = rf_traces_run_of(x, t);
 		if (!e || !r || strcmp(e, exp) || strcmp(r, run))
 			continue;
+		if (c->nspans && c->nspans + n > OTLP_MAX_SPANS)
+			break; /* whole in the next request */
+		int inflight_before = t->spans_inflight;
 		size_t before = c->nspans;
+		/* Every other span first, then (if all of them are in) the roots. */
 		for (size_t i = 0; i < t->tr->n && c->nspans < OTLP_MAX_SPANS; i++) {
 			struct rf_xspan *s = &t->tr->spans[i];
-			if (s->end_ns && !s->sent) {
+			if (s->end_ns && !s->sent && !is_top(t->tr, s)) {
 				take_span(t, s, spans);
 				c->nspans++;
 			}
+		}
+		bool others_left = false;
+		for (size_t i = 0; i < t->tr->n; i++) {
+			struct rf_xspan *s = &t->tr->spans[i];
+			if (s->end_ns && !s->sent && !is_top(t->tr, s))
+				others_left = true;
+		}
+		if (!others_left && tops_may_follow(t, inflight_before)) {
+			bool took = false;
+			for (size_t i = 0; i < t->tr->n; i++) {
+				struct rf_xspan *s = &t->tr->spans[i];
+				if (s->end_ns && !s->sent && is_top(t->tr, s)) {
+					take_span(t, s, spans);
+					c->nspans++;
+					took = true;
+				}
+			}
+			roots += took;
 		}
 		if (c->nspans > before) {
 			if (c->ntr == cap)
@@ -146,6 +237,12 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, cons
 			c->tr[c->ntr++] = t;
 			t->spans_inflight++;
 		}
+	}
+	if (!c->nspans) {
+		json_decref(spans);
+		free(c->tr);
+		free(c);
+		return;
 	}
 	json_t *req = rf_otlp_request(spans);
 	char *body = json_dumps(req, JSON_COMPACT);
@@ -169,9 +266,11 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, cons
 		if (e && copy) {
 			e->x = x;
 			e->nspans = c->nspans;
-			rf_http_request_ex(x->http, "POST", x->otlp_url, copy, strlen(copy), "application/json",
-					   (const char *const *)x->otlp_hdrs, true, RF_HTTP_RETRY_ALL,
-					   on_export, e);
+			x->export_inflight++;
+			if (rf_http_request_ex(x->http, "POST", x->otlp_url, copy, strlen(copy),
+					       "application/json", (const char *const *)x->otlp_hdrs,
+					       true, RF_HTTP_RETRY_ALL, on_export, e))
+				on_export(0, NULL, 0, "request not queued", e);
 		} else {
 			free(e);
 			free(copy);
@@ -186,30 +285,20 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, cons
 		on_otlp(0, 0, NULL, "request not queued", c);
 }
 
-static void send_spans(rf_traces *x)
+/* The experiment of a trace was refused: nowhere to put it.  Its ended
+ * spans are counted and freed; a complete trace is dropped. */
+static void drop_refused(rf_traces *x, struct xtrace *t)
 {
-	for (struct xtrace *t = x->list, *n; t && x->otlp_inflight < OTLP_MAX_INFLIGHT; t = n) {
-		n = t->next;
-		if (!ready_spans(t))
-			continue;
-		const char *exp = rf_traces_exp_of(x, t), *run = rf_traces_run_of(x, t);
-		if (!exp || !run)
-			continue; /* experiment or run not known yet */
-		if (!exp[0]) { /* its experiment was refused: nowhere to put it */
-			x->st.spans_failed += t->tr->unsent_ended;
-			for (size_t i = 0; i < t->tr->n; i++)
-				if (t->tr->spans[i].end_ns && !t->tr->spans[i].sent) {
-					t->tr->spans[i].sent = true;
-					rf_span_release(&t->tr->spans[i]);
-				}
-			t->tr->unsent_ended = 0;
-			continue; /* a complete one is dropped by send_infos */
+	x->st.spans_failed += t->tr->unsent_ended;
+	for (size_t i = 0; i < t->tr->n; i++)
+		if (t->tr->spans[i].end_ns && !t->tr->spans[i].sent) {
+			t->tr->spans[i].sent = true;
+			rf_span_release(&t->tr->spans[i]);
 		}
-		char e[64], r[64];
-		snprintf(e, sizeof e, "%s", exp);
-		snprintf(r, sizeof r, "%s", run);
-		send_batch(x, t, e, r);
-		n = x->list; /* the batch may have taken later traces too: rescan */
+	t->tr->unsent_ended = 0;
+	if (t->complete) {
+		x->st.traces_failed++;
+		rf_traces_drop(x, t);
 	}
 }
 
@@ -219,6 +308,7 @@ struct info_call {
 	rf_traces *x;
 	struct xtrace *t;
 	size_t nass;
+	bool final;
 };
 
 static void on_info(int ok, long status, json_t *resp, const char *msg, void *arg)
@@ -228,31 +318,51 @@ static void on_info(int ok, long status, json_t *resp, const char *msg, void *ar
 	rf_traces *x = c->x;
 	x->info_inflight--;
 	if (ok) {
-		x->st.traces_done++;
-		x->st.assessments += c->nass;
+		if (c->final)
+			c->t->nass_sent = c->nass;
 	} else {
-		x->st.traces_failed++;
+		/* Its spans still go: log_spans makes the trace from them. */
+		c->t->failed = true;
 		char id[36];
 		rf_trace_id_str(c->t->tr->id, id);
 		rf_traces_err(x, "trace %s: StartTraceV3 HTTP %ld: %.300s", id, status, msg ? msg : "");
 	}
 	c->t->info_state = 2;
-	rf_traces_drop(x, c->t);
 	free(c);
 }
 
+/* The info as it stands: times over every span (sent ones keep theirs),
+ * previews from the root.  State IN_PROGRESS: the root span's batch sets
+ * OK/ERROR.  A trace without a root span (a general trace whose root never
+ * started) would stay IN_PROGRESS: its final info carries the state. */
 static void send_info(rf_traces *x, struct xtrace *t, const char *exp, const char *run)
 {
 	char id[36], t0[40], dur[40];
 	rf_trace_id_str(t->tr->id, id);
-	rf_rfc3339(t->min_start, t0);
-	int64_t d = t->max_end > t->min_start ? t->max_end - t->min_start : 0;
+	int64_t min_start = 0, max_end = 0;
+	bool has_top = false;
+	struct rf_xspan *root = t->tr->root ? rf_trace_span(t->tr, t->tr->root, false) : NULL;
+	for (size_t i = 0; i < t->tr->n; i++) {
+		struct rf_xspan *s = &t->tr->spans[i];
+		if (s->start_ns && (!min_start || s->start_ns < min_start))
+			min_start = s->start_ns;
+		if (s->end_ns > max_end)
+			max_end = s->end_ns;
+		if (s->name && is_top(t->tr, s))
+			has_top = true;
+	}
+	rf_rfc3339(min_start, t0);
+	int64_t d = max_end > min_start ? max_end - min_start : 0;
 	snprintf(dur, sizeof dur, "%lld.%09llds", (long long)(d / 1000000000),
 		 (long long)(d % 1000000000));
 	json_t *meta = json_deep_copy(t->metadata);
 	json_object_set_new(meta, "mlflow.trace_schema.version", json_string("3"));
 	if (run[0])
 		json_object_set_new(meta, "mlflow.sourceRun", json_string(run));
+	json_t *tags = json_deep_copy(t->tags);
+	/* Readers ask the tracking store for the spans (none yet: "not
+	 * exported yet"), never the artifact store (an error). */
+	json_object_set_new(tags, "mlflow.trace.spansLocation", json_string("TRACKING_STORE"));
 	json_t *ass = json_array();
 	size_t i;
 	json_t *a;
@@ -265,18 +375,33 @@ static void send_info(rf_traces *x, struct xtrace *t, const char *exp, const cha
 					    "mlflow.assessment.sourceRunId", json_string(run));
 		json_array_append_new(ass, c);
 	}
+	const char *state = "IN_PROGRESS";
+	if (t->complete && !has_top)
+		state = root && root->status == RF_SPAN_ERROR ? "ERROR" : "OK";
 	json_t *info = json_pack(
-		"{s:s,s:{s:s,s:{s:s}},s:s,s:s,s:s,s:o,s:O,s:o}", "trace_id", id, "trace_location",
+		"{s:s,s:{s:s,s:{s:s}},s:s,s:s,s:s,s:o,s:o,s:o}", "trace_id", id, "trace_location",
 		"type", "MLFLOW_EXPERIMENT", "mlflow_experiment", "experiment_id", exp,
-		"request_time", t0, "execution_duration", dur, "state",
-		t->root_status == RF_SPAN_ERROR ? "ERROR" : "OK", "trace_metadata", meta, "tags",
-		t->tags, "assessments", ass);
-	if (t->req_preview)
-		json_object_set_new(info, "request_preview", json_string(t->req_preview));
-	if (t->resp_preview)
-		json_object_set_new(info, "response_preview", json_string(t->resp_preview));
-	if (t->info) /* the producer's (update_current_trace): over the derived ones */
+		"request_time", t0, "execution_duration", dur, "state", state, "trace_metadata", meta,
+		"tags", tags, "assessments", ass);
+	if (root && !root->sent) {
+		char *rq = preview(root->inputs), *rs = preview(root->outputs);
+		if (rq)
+			json_object_set_new(info, "request_preview", json_string(rq));
+		if (rs)
+			json_object_set_new(info, "response_preview", json_string(rs));
+		free(rq);
+		free(rs);
+	}
+	if (t->info) { /* the producer's (update_current_trace): over the derived ones */
+		json_t *keep = json_incref(json_object_get(info, "state"));
 		json_object_update(info, t->info);
+		/* Not its state while spans are still to come: the root span's
+		 * batch sets the final one (an info read OK before its spans
+		 * are in is what this order avoids). */
+		if (!strcmp(state, "IN_PROGRESS"))
+			json_object_set(info, "state", keep);
+		json_decref(keep);
+	}
 	json_t *body = json_pack("{s:{s:o,s:[]}}", "trace", "trace_info", info, "spans");
 	char *s = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
@@ -284,7 +409,9 @@ static void send_info(rf_traces *x, struct xtrace *t, const char *exp, const cha
 	c->x = x;
 	c->t = t;
 	c->nass = json_array_size(t->assessments);
+	c->final = t->complete;
 	t->info_state = 1;
+	t->info_final = t->complete;
 	x->info_inflight++;
 	x->st.info_requests++;
 	/* Upsert (and assessments carry their own ids): safe to retry. */
@@ -293,23 +420,18 @@ static void send_info(rf_traces *x, struct xtrace *t, const char *exp, const cha
 		on_info(0, 0, NULL, "request not queued", c);
 }
 
-static void send_infos(rf_traces *x)
+/* The trace's next info: the first as soon as it is complete (or has spans
+ * to send early); for one sent in parts, the final one once complete. */
+static bool info_due(const struct xtrace *t)
 {
-	for (struct xtrace *t = x->list, *n; t && x->info_inflight < INFO_MAX_INFLIGHT; t = n) {
-		n = t->next;
-		if (!t->complete || t->info_state || t->spans_inflight || t->tr->unsent_ended)
-			continue;
-		const char *exp = rf_traces_exp_of(x, t), *run = rf_traces_run_of(x, t);
-		if (exp && !exp[0]) { /* experiment refused (counted in send_spans) */
-			x->st.traces_failed++;
-			rf_traces_drop(x, t);
-			continue;
-		}
-		if (!exp || !run)
-			continue;
-		send_info(x, t, exp, run);
-	}
+	if (t->info_state == 1)
+		return false;
+	if (t->info_state == 0)
+		return t->complete || (early_spans(t) && t->tr->unsent_ended);
+	return t->complete && !t->info_final;
 }
+
+/* ---- the pump ---- */
 
 static int64_t realtime_ns(void)
 {
@@ -318,22 +440,93 @@ static int64_t realtime_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Done: its final info answered and every span answered. */
+static bool finished(const struct xtrace *t)
+{
+	return t->complete && t->info_state == 2 && t->info_final && !t->spans_inflight &&
+	       !t->tr->unsent_ended;
+}
+
 void rf_traces_pump(rf_traces *x, bool flush_now)
 {
 	uint64_t now = rf_traces_now_ms();
-	size_t ready = 0;
-	for (struct xtrace *t = x->list; t; t = t->next) {
+	size_t ready = 0, waiting = 0, roots_ready = 0;
+	bool ready_complete = false, infos_coming = false;
+	uint64_t oldest = 0;
+	for (struct xtrace *t = x->list, *n; t; t = n) {
+		n = t->next;
 		if (!t->complete && now - t->last_ms >= (uint64_t)x->o.timeout_ms)
 			rf_traces_complete(x, t, realtime_ns(), "trace timed out before its root ended");
-		if (ready_spans(t))
-			ready += t->tr->unsent_ended;
+		if (finished(t)) {
+			if (t->failed) {
+				x->st.traces_failed++;
+			} else {
+				x->st.traces_done++;
+				x->st.assessments += t->nass_sent;
+			}
+			rf_traces_drop(x, t);
+			continue;
+		}
+		const char *exp = rf_traces_exp_of(x, t);
+		if (exp && !exp[0] && !t->spans_inflight && t->info_state != 1) {
+			bool gone = t->complete;
+			drop_refused(x, t);
+			if (gone)
+				continue;
+		}
+		if (t->complete) {
+			waiting++;
+			if (!oldest || t->done_ms < oldest)
+				oldest = t->done_ms;
+		}
+		size_t tops, k = sendable(t, &tops);
+		if (k && (t->complete || t->tr->unsent_ended >= TRACE_HOLD_MAX))
+			ready_complete = true;
+		ready += k;
+		roots_ready += tops > 0;
+		infos_coming |= t->info_state == 1 || info_due(t);
 	}
-	if (ready && (flush_now || ready >= OTLP_MAX_SPANS ||
-		      now - x->last_flush >= (uint64_t)x->o.flush_ms)) {
-		send_spans(x);
-		x->last_flush = now;
+	/* Keeping up?  Counted once per episode; the daemon logs it. */
+	x->st.waiting = waiting;
+	x->st.lag_ms = oldest ? now - oldest : 0;
+	if (!x->behind && x->st.lag_ms >= RF_TRACE_BEHIND_MS) {
+		x->behind = true;
+		x->st.behind++;
+	} else if (x->behind && x->st.lag_ms < RF_TRACE_BEHIND_MS / 4) {
+		x->behind = false;
 	}
-	send_infos(x);
+
+	int limit = tracking_busy(x) ? 1 : TRACE_MAX_INFLIGHT;
+	/* Span batches first: they finish traces.  A complete trace's spans go
+	 * at once when no other info is on its way (their spans would follow
+	 * in a request of their own: ~9 ms of server CPU each for nothing),
+	 * else with the next full batch or RINGFLOW_FLUSH_MS. */
+	if (ready && x->otlp_inflight < OTLP_MAX_INFLIGHT && trace_inflight(x) < limit &&
+	    (flush_now || (ready_complete && !infos_coming) || ready >= OTLP_MAX_SPANS ||
+	     roots_ready >= OTLP_MAX_TRACES || now - x->last_flush >= (uint64_t)x->o.flush_ms)) {
+		for (struct xtrace *t = x->list; t; t = t->next) {
+			size_t tops;
+			if (!sendable(t, &tops))
+				continue;
+			const char *exp = rf_traces_exp_of(x, t), *run = rf_traces_run_of(x, t);
+			if (!exp || !run || !exp[0])
+				continue;
+			char e[64], r[64];
+			snprintf(e, sizeof e, "%s", exp);
+			snprintf(r, sizeof r, "%s", run);
+			send_batch(x, t, e, r);
+			x->last_flush = now;
+			break;
+		}
+	}
+	for (struct xtrace *t = x->list; t && trace_inflight(x) < limit; t = t->next) {
+		if (!info_due(t))
+			continue;
+		const char *exp = rf_traces_exp_of(x, t), *run = rf_traces_run_of(x, t);
+		if (!exp || !run || !exp[0])
+			continue;
+		send_info(x, t, exp, run);
+	}
 	rf_trace_ops_pump(x);
 }
 
@@ -342,7 +535,7 @@ bool rf_traces_idle(rf_traces *x)
 	if (x->otlp_inflight || x->info_inflight || !rf_trace_ops_idle(x))
 		return false;
 	for (struct xtrace *t = x->list; t; t = t->next)
-		if (ready_spans(t) || t->complete)
+		if (t->complete || (early_spans(t) && t->tr->unsent_ended))
 			return false;
 	return true;
 }

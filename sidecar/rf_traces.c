@@ -137,8 +137,6 @@ int rf_traces_new(rf_traces **out, rf_mlflow *m, rf_http *http, rf_track *track,
 static void free_x(struct xtrace *t)
 {
 	rf_trace_free(t->tr);
-	free(t->req_preview);
-	free(t->resp_preview);
 	json_decref(t->tags);
 	json_decref(t->metadata);
 	json_decref(t->assessments);
@@ -240,6 +238,7 @@ void rf_traces_complete(rf_traces *x, struct xtrace *t, int64_t end_ns, const ch
 		return;
 	x->st.spans_forced += rf_trace_close_open(t->tr, end_ns, why);
 	t->complete = true;
+	t->done_ms = now_ms();
 }
 
 /* ---- general tracing records (24-27) ---- */

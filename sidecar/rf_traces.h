@@ -6,13 +6,14 @@
  * enabled by MLFLOW_INSPECT_TRACING=true in the sidecar's or the eval's
  * environment) and the general tracing records 24-27 (docs/EVENTS.md).
  *
- * Upload (docs/DESIGN.md "Traces"): ended spans go to MLflow's /v1/traces
- * as OTLP/JSON in batches grouped by experiment and run (the
- * x-mlflow-run-id header links the traces to the run); once a trace's
- * spans are all in, one StartTraceV3 carries its state, previews, tags,
- * metadata (mlflow.sourceRun) and assessments (client-chosen ids, so a
- * retry merges instead of duplicating).  Ids are derived from Inspect's own
- * ids, so a replayed journal upserts the same trace.
+ * Upload (docs/DESIGN.md "Traces"): as soon as a trace is complete, one
+ * StartTraceV3 creates it IN_PROGRESS with its previews, tags, metadata
+ * (mlflow.sourceRun) and assessments (client-chosen ids, so a retry merges
+ * instead of duplicating); then its spans go to MLflow's /v1/traces as
+ * OTLP/JSON in batches grouped by experiment and run (x-mlflow-run-id links
+ * at most 100 traces per request, MLflow's limit), the root span last: the
+ * batch carrying it sets the final state.  Ids are derived from Inspect's
+ * own ids, so a replayed journal upserts the same trace.
  */
 #ifndef RF_TRACES_H
 #define RF_TRACES_H
@@ -45,6 +46,10 @@ struct rf_traces_stats {
 	uint64_t otlp_requests, info_requests;
 	uint64_t export_spans, export_failed;        /* to the OTLP collector */
 	uint64_t held;             /* traces held now (open or not yet answered) */
+	/* Keeping up: complete traces not yet all in MLflow, how long the
+	 * oldest of them has waited, and how often that passed
+	 * RF_TRACE_BEHIND_MS (the server not keeping up; nothing is dropped). */
+	uint64_t waiting, lag_ms, behind;
 	char last_error[512];
 };
 
@@ -53,6 +58,7 @@ int rf_traces_new(rf_traces **out, rf_mlflow *m, rf_http *http, rf_track *track,
 void rf_traces_free(rf_traces *x);
 void rf_traces_record(rf_traces *x, int type, const msgpack_object *root);
 void rf_traces_pump(rf_traces *x, bool flush_now);
+#define RF_TRACE_BEHIND_MS 10000 /* a complete trace waiting longer: "behind" */
 /* Nothing ready to send and nothing in flight. */
 bool rf_traces_idle(rf_traces *x);
 /* No trace held at all (open ones included). */

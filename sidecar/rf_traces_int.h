@@ -23,13 +23,15 @@ struct xtrace {
 				       "info": client_request_id, previews, state) */
 	bool complete;              /* root ended: send the rest, then the info */
 	bool progressive;           /* send ended spans before the root ends */
-	int info_state;             /* 0 not sent, 1 in flight, 2 done */
+	/* Upload (rf_trace_upload.c): the info first (IN_PROGRESS), then the
+	 * spans, the root last: its batch sets the final state. */
+	int info_state;             /* 0 not sent, 1 in flight, 2 answered */
+	bool info_final;            /* the info sent carries the complete trace */
+	bool failed;                /* MLflow refused part of it (counted at the end) */
 	int spans_inflight;         /* OTLP requests carrying its spans */
 	uint64_t last_ms;           /* monotonic ms of the last record */
-	/* Kept from the root (and all spans) as they are sent, for the info. */
-	char *req_preview, *resp_preview;
-	int64_t min_start, max_end;
-	int root_status;
+	uint64_t done_ms;           /* monotonic ms it became complete (0: open) */
+	size_t nass_sent;           /* assessments in the final info */
 };
 
 struct expid {
@@ -55,7 +57,8 @@ struct rf_traces {
 	uint8_t recent[RF_TRACE_RECENT][16]; /* traces already uploaded (late records) */
 	size_t recent_n;
 	uint64_t last_flush;
-	int otlp_inflight, info_inflight;
+	int otlp_inflight, info_inflight, export_inflight;
+	bool behind;                /* complete traces wait longer than RF_TRACE_BEHIND_MS */
 	char *otlp_url;
 	char **otlp_hdrs;           /* "Name: value", NULL-terminated */
 	struct xop *ops, *ops_tail; /* assessment/tag calls of their own (rf_trace_ops.c) */

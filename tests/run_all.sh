@@ -179,7 +179,8 @@ if [ -x build/asan/bin/ringflowd ]; then
 		tests/python/test_trace_e2e.py tests/python/test_trace_compat.py tests/python/test_ops.py \
 		tests/python/test_bad_input.py tests/python/test_fidelity.py tests/python/test_ring_damage.py \
 		tests/python/test_trust_files.py tests/python/test_trust_artifacts.py \
-		tests/python/test_trust_secrets.py -k "not mlflow_down and not mlflow_ui"
+		tests/python/test_trust_secrets.py tests/python/test_trace_protocol.py \
+		-k "not mlflow_down and not mlflow_ui"
 fi
 
 while read -r p f s; do

@@ -89,6 +89,7 @@ struct daemon {
 	uint64_t spill_corrupt_seen; /* spill files quarantined, as last logged */
 	uint64_t ring_corrupt_seen, hdr_changed_seen; /* ring damage, as last logged */
 	struct rate_limit rl_ring_err, rl_ring_damage, rl_spill, rl_journal;
+	uint64_t traces_behind_seen; /* "server not keeping up" episodes, as last logged */
 	int sigfd;
 	volatile int stopping;
 	uint64_t malformed, records;
@@ -456,6 +457,17 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 	s->spans_sent = xs.spans_sent;
 	s->spans_failed = xs.spans_failed;
 	s->traces_late = xs.late;
+	s->traces_waiting = xs.waiting;
+	s->trace_lag_ms = xs.lag_ms;
+	s->traces_behind = xs.behind;
+	if (xs.behind != d->traces_behind_seen) {
+		d->traces_behind_seen = xs.behind;
+		logf_("warn",
+		      "traces: MLflow is not keeping up: %llu complete traces waiting, the oldest for "
+		      "%.1f s; all are kept and sent as it answers (status: traces_waiting, "
+		      "trace_lag_ms)",
+		      (unsigned long long)xs.waiting, (double)xs.lag_ms / 1000.0);
+	}
 	const char *err = ts.last_error[0] ? ts.last_error : hs.last_error;
 	if (strcmp(err, d->ops.last_err)) {
 		snprintf(d->ops.last_err, sizeof d->ops.last_err, "%s", err);

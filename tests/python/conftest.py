@@ -97,6 +97,10 @@ class MlflowServer:
         # on a 2-core machine running several servers they cost more CPU
         # than the requests under test.  A user's own server may keep it on.
         env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+        # The first LLM span naming a provider (mlflow.llm.provider) makes the
+        # server fetch a model price catalog from the network; offline that
+        # stalls the request ~7 s. Empty turns the fetch off.
+        env["MLFLOW_MODEL_CATALOG_URI"] = ""
         self.root.mkdir(parents=True, exist_ok=True)
         self.log = open(log_path, "ab")
         # Own session/process group so stop() can kill the worker children too.
