@@ -251,7 +251,8 @@ def own_warnings(output: str) -> list[str]:
     """The hook's warnings in an eval's output: Inspect's log handler shows
     them as `WARNING  ringflow: ...`; before it is set up (enablement is
     decided while Inspect loads hooks) Python prints the bare message."""
-    return [line for line in output.splitlines() if re.search(r"(^|WARNING\s+)ringflow: ", line)]
+    pat = re.compile(r"^\s*(\[[^\]]*\]\s*)?(WARNING\s+)?ringflow: ")
+    return [line.strip() for line in output.splitlines() if pat.search(line)]
 
 
 # ---- the path ------------------------------------------------------------------
