@@ -172,18 +172,23 @@ def autostart(producer) -> str | None:
             args = [binary, "--detach"]
             if not os.environ.get("RINGFLOW_IDLE_EXIT_MS"):
                 args += ["--idle-exit-ms", str(IDLE_EXIT_MS_DEFAULT)]
+            p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE, start_new_session=True, close_fds=True)
             try:
-                p = subprocess.run(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
-                                   timeout=START_TIMEOUT_S)
+                _, stderr = p.communicate(timeout=START_TIMEOUT_S)
             except subprocess.TimeoutExpired:
+                # Not subprocess.run: after a kill it would read the pipe to
+                # its end, which the still-starting daemon holds open.
+                p.kill()
+                p.wait()
+                p.stderr.close()
                 _warn_locked("start-timeout",
                              "ringflow: `%s --detach` did not report ready within %.0f s; see its "
                              "log (ringflowd.log in the spool directory) and `ringflowd status`",
                              binary, START_TIMEOUT_S)
                 return None
             if p.returncode != 0:
-                err = p.stderr.decode("utf-8", "replace").strip().replace("\n", "; ")
+                err = stderr.decode("utf-8", "replace").strip().replace("\n", "; ")
                 _warn_locked("start-failed",
                              "ringflow: could not start the sidecar (`%s --detach` exited %d: %s); "
                              "this eval's telemetry waits in the ring and spool. Fix that, then "
