@@ -153,8 +153,13 @@ static int parse(struct ctl *c, int argc, char **argv)
 		usage(stderr, c->cmd);
 		return -1;
 	}
-	if (ring && *ring)
-		snprintf(c->ring, sizeof c->ring, "%s", ring);
+	if (ring && *ring) {
+		if (ring[0] != '/') /* as rf_ring_default_name and ringflowd do */
+			fprintf(stderr, "ringflowd %s: warning: ring name '%s' does not start with '/' (a "
+					"ring is a POSIX shared memory name: '/name'); using '/%s'\n",
+				c->cmd, ring, ring);
+		snprintf(c->ring, sizeof c->ring, "%s%s", ring[0] == '/' ? "" : "/", ring);
+	}
 	else
 		rf_ring_default_name(c->ring, sizeof c->ring);
 	if (spool && *spool)

@@ -8,7 +8,7 @@
  * taking records, flush what is pending (bounded), exit.
  */
 #include <errno.h>
-#include <fcntl.h>
+#include <limits.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -22,8 +22,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rf_config.h"
 #include "rf_ctl.h"
 #include "rf_decode.h"
+#include "rf_detach.h"
 #include "rf_gate.h"
 #include "rf_http.h"
 #include "rf_journal.h"
@@ -36,15 +38,8 @@
 #include "rf_status.h"
 #include "rf_track.h"
 #include "rf_traces.h"
+#include "rf_version.h"
 #include "ringflow.h"
-
-struct cfg {
-	const char *ring, *spool, *uri, *experiment, *token, *user, *password, *ca;
-	bool insecure, detach;
-	long flush_ms, batch_max, shutdown_ms, idle_exit_ms, metrics_port;
-	long spool_max_mb, pending_max;
-	int fsync_policy;
-};
 
 /* At most one line per `period_ms` for a repeating condition; the lines
  * not written are counted and said in the next one. */
@@ -75,7 +70,7 @@ struct ops {
 };
 
 struct daemon {
-	struct cfg c;
+	struct rf_config c;
 	struct ops ops;
 	rf_ring *ring;
 	rf_loop *loop;
@@ -135,106 +130,6 @@ static const char *env(const char *a, const char *b)
 static bool truthy(const char *v)
 {
 	return v && (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"));
-}
-
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: ringflowd [options]\n"
-		"       ringflowd status [--help]   ring and sidecar counters, rates, backlog\n"
-		"       ringflowd flush [--help]    wait until what is queued is in MLflow\n"
-		"Drains the ringflow ring and uploads Inspect AI telemetry to MLflow.\n\n"
-		"  --tracking-uri URI   MLflow server (MLFLOW_TRACKING_URI; required)\n"
-		"  --experiment NAME    experiment (MLFLOW_EXPERIMENT_NAME, default inspect_ai)\n"
-		"  --ring NAME          ring (RINGFLOW_RING, default /ringflow-<uid>)\n"
-		"  --spool-dir DIR      state and spill directory (RINGFLOW_SPOOL_DIR)\n"
-		"  --flush-ms N         send pending metrics at least every N ms (RINGFLOW_FLUSH_MS, 1000)\n"
-		"  --batch-max N        entities per log-batch, <= 1000 (RINGFLOW_BATCH_MAX, 1000)\n"
-		"  --shutdown-ms N      on SIGTERM, flush for at most N ms (RINGFLOW_SHUTDOWN_MS, 10000)\n"
-		"  --idle-exit-ms N     exit after N ms with nothing to do (0 = never; default 0)\n"
-		"  --detach             run in the background (log to <spool-dir>/ringflowd.log)\n"
-		"  --metrics-port N     Prometheus /metrics on 127.0.0.1:N (RINGFLOW_METRICS_PORT; off)\n"
-		"  --group              group access (RINGFLOW_RING_GROUP=1): ring, spill files,\n"
-		"                       journal 0660 and a group member's ring accepted; default\n"
-		"                       owner-only (0600), another user's ring refused\n"
-		"  --spool-max-mb N     while MLflow is away, stop taking records from the ring once the\n"
-		"                       journal holds N MiB (RINGFLOW_SPOOL_MAX_MB, 1024; 0 = no bound)\n"
-		"  RINGFLOW_PENDING_MAX stop taking records while this many entities wait for MLflow\n"
-		"                       (1000000, ~32 MB of metric rows; 0 = no bound)\n"
-		"  RINGFLOW_FSYNC       journal fdatasync: interval (default, <= 1/s), always, none\n"
-		"  --help\n\n"
-		"Auth and TLS as MLflow's client: MLFLOW_TRACKING_TOKEN (Bearer),\n"
-		"MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (Basic, wins),\n"
-		"MLFLOW_TRACKING_SERVER_CERT_PATH (CA bundle), MLFLOW_TRACKING_INSECURE_TLS=true.\n"
-		"Artifacts: INSPECT_MLFLOW_LOG_ARTIFACTS / MLFLOW_INSPECT_LOG_ARTIFACTS (default on).\n"
-		"Traces: MLFLOW_INSPECT_TRACING=true (every run; an eval with it set asks for its\n"
-		"own), MLFLOW_INSPECT_TRACE_MODE=sample (default) | run, RINGFLOW_TRACE_TIMEOUT_S\n"
-		"(600), OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / _HEADERS (OTLP/JSON copy).\n");
-}
-
-static int parse(struct cfg *c, int argc, char **argv)
-{
-	c->uri = env("MLFLOW_TRACKING_URI", NULL);
-	c->experiment = env("MLFLOW_EXPERIMENT_NAME", NULL);
-	c->ring = env("RINGFLOW_RING", NULL);
-	c->spool = env("RINGFLOW_SPOOL_DIR", NULL);
-	c->token = env("MLFLOW_TRACKING_TOKEN", NULL);
-	c->user = env("MLFLOW_TRACKING_USERNAME", NULL);
-	c->password = env("MLFLOW_TRACKING_PASSWORD", NULL);
-	c->ca = env("MLFLOW_TRACKING_SERVER_CERT_PATH", NULL);
-	c->insecure = truthy(env("MLFLOW_TRACKING_INSECURE_TLS", NULL));
-	c->flush_ms = env("RINGFLOW_FLUSH_MS", NULL) ? atol(env("RINGFLOW_FLUSH_MS", NULL)) : 1000;
-	c->batch_max = env("RINGFLOW_BATCH_MAX", NULL) ? atol(env("RINGFLOW_BATCH_MAX", NULL)) : 1000;
-	c->shutdown_ms = env("RINGFLOW_SHUTDOWN_MS", NULL) ? atol(env("RINGFLOW_SHUTDOWN_MS", NULL)) : 10000;
-	c->metrics_port = env("RINGFLOW_METRICS_PORT", NULL) ? atol(env("RINGFLOW_METRICS_PORT", NULL)) : 0;
-	c->spool_max_mb = env("RINGFLOW_SPOOL_MAX_MB", NULL) ? atol(env("RINGFLOW_SPOOL_MAX_MB", NULL)) : 1024;
-	c->pending_max = env("RINGFLOW_PENDING_MAX", NULL) ? atol(env("RINGFLOW_PENDING_MAX", NULL)) : 1000000;
-	const char *fs = env("RINGFLOW_FSYNC", NULL);
-	c->fsync_policy = !fs || !strcmp(fs, "interval") ? RF_FSYNC_INTERVAL
-			  : !strcmp(fs, "always")       ? RF_FSYNC_ALWAYS
-							: RF_FSYNC_NONE;
-	static const struct option o[] = {
-		{"tracking-uri", required_argument, 0, 'u'}, {"experiment", required_argument, 0, 'e'},
-		{"ring", required_argument, 0, 'r'},         {"spool-dir", required_argument, 0, 's'},
-		{"flush-ms", required_argument, 0, 'f'},     {"batch-max", required_argument, 0, 'b'},
-		{"shutdown-ms", required_argument, 0, 'S'},  {"idle-exit-ms", required_argument, 0, 'i'},
-		{"detach", no_argument, 0, 'd'},             {"help", no_argument, 0, 'h'},
-		{"metrics-port", required_argument, 0, 'm'}, {"group", no_argument, 0, 'g'},
-		{"spool-max-mb", required_argument, 0, 'M'},
-		{0, 0, 0, 0}};
-	int ch;
-	while ((ch = getopt_long(argc, argv, "u:e:r:s:f:b:S:i:m:M:dgh", o, NULL)) != -1) {
-		switch (ch) {
-		case 'u': c->uri = optarg; break;
-		case 'e': c->experiment = optarg; break;
-		case 'r': c->ring = optarg; break;
-		case 's': c->spool = optarg; break;
-		case 'f': c->flush_ms = atol(optarg); break;
-		case 'b': c->batch_max = atol(optarg); break;
-		case 'S': c->shutdown_ms = atol(optarg); break;
-		case 'i': c->idle_exit_ms = atol(optarg); break;
-		case 'd': c->detach = true; break;
-		case 'm': c->metrics_port = atol(optarg); break;
-		case 'g': setenv("RINGFLOW_RING_GROUP", "1", 1); break;
-		case 'M': c->spool_max_mb = atol(optarg); break;
-		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); return -1;
-		}
-	}
-	if (c->metrics_port < 0 || c->metrics_port > 65535) {
-		fprintf(stderr, "ringflowd: --metrics-port %ld: not a port\n", c->metrics_port);
-		return -1;
-	}
-	if (!c->uri) {
-		fprintf(stderr, "ringflowd: MLFLOW_TRACKING_URI (or --tracking-uri) is required\n");
-		return -1;
-	}
-	if (c->insecure && c->ca) {
-		fprintf(stderr, "ringflowd: MLFLOW_TRACKING_INSECURE_TLS and "
-				"MLFLOW_TRACKING_SERVER_CERT_PATH are mutually exclusive\n");
-		return -1;
-	}
-	return 0;
 }
 
 /* Decode (records are untrusted) and fold into the MLflow state. */
@@ -558,42 +453,11 @@ static void ring_damage(struct daemon *d)
 	}
 }
 
-static int detach(struct daemon *d)
-{
-	char path[600];
-	snprintf(path, sizeof path, "%s/ringflowd.log", d->c.spool);
-	/* Opened before the fork, so a refusal reaches the caller's terminal
-	 * and exit code.  The spool may be the group's too: never a planted
-	 * link or someone else's file. */
-	bool group = rf_ring_group_requested();
-	int fd = rf_safe_open(path, O_WRONLY | O_CREAT | O_APPEND, group ? 0660 : 0600, group);
-	if (fd < 0)
-		return fd;
-	int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	pid_t pid = nul < 0 ? -1 : fork();
-	if (pid < 0) {
-		int e = errno;
-		rf_set_err(e, nul < 0 ? "/dev/null" : "fork");
-		close(fd);
-		return -e;
-	}
-	if (pid > 0)
-		_exit(0);
-	setsid();
-	if ((pid = fork()) > 0)
-		_exit(0);
-	dup2(nul, 0);
-	dup2(fd, 1);
-	dup2(fd, 2);
-	close(nul);
-	close(fd);
-	if (chdir("/") < 0) {
-		int e = errno;
-		rf_set_err(e, "chdir /");
-		return -e;
-	}
-	return 0;
-}
+/* Everything from opening the ring to the end of the loop: the exit code. */
+static int serve(struct daemon *d, const sigset_t *mask);
+
+/* The tracking URI as logs and status show it: a password masked. */
+static char shown_uri[1024];
 
 int main(int argc, char **argv)
 {
@@ -607,15 +471,21 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	if (parse(&d.c, argc, argv))
+	int rc = rf_config_parse(&d.c, argc, argv);
+	if (rc == 1)
+		return 0; /* --help, --version */
+	if (rc) {
+		fprintf(stderr, "ringflowd: %s\n", d.c.err);
 		return 2;
+	}
+	if (d.c.warn[0])
+		fprintf(stderr, "ringflowd: warning: %s\n", d.c.warn);
 	rf_redact_init(); /* secret values this process knows (the eval's, when autostarted) */
 	/* A password inside the tracking URI is a secret like the others, and
 	 * never shown: logs, stats file and status get the masked form. */
 	rf_redact_add_uri(d.c.uri);
-	static char shown_uri[1024];
 	rf_redact_uri(d.c.uri, shown_uri, sizeof shown_uri);
-	static char spool[256];
+	static char spool[256], spool_abs[PATH_MAX];
 	if (!d.c.spool) {
 		rf_ring_default_spool_dir(spool, sizeof spool);
 		d.c.spool = spool;
@@ -625,8 +495,27 @@ int main(int argc, char **argv)
 	bool group = rf_ring_group_requested();
 	if (mkdir(d.c.spool, group ? 0770 : 0700) == 0 && group)
 		chmod(d.c.spool, 0770); /* not narrowed by the umask */
-	struct rf_ring_opts ro = {.flags = RF_RING_CREATE | RF_RING_CONSUMER, .spool_dir = d.c.spool};
-	int rc = rf_ring_open(&d.ring, d.c.ring, &ro);
+	if (access(d.c.spool, W_OK | X_OK) < 0 || !realpath(d.c.spool, spool_abs)) {
+		fprintf(stderr, "ringflowd: spool dir %s: %s (set RINGFLOW_SPOOL_DIR or --spool-dir to "
+				"a directory this user can write)\n", d.c.spool, strerror(errno));
+		return 1;
+	}
+	d.c.spool = spool_abs; /* --detach changes to "/" */
+	if (d.c.detach && (rc = rf_detach_start())) {
+		fprintf(stderr, "ringflowd: cannot detach: %s\n", strerror(-rc));
+		return 1;
+	}
+	rc = serve(&d, &mask);
+	rf_detach_ready(rc); /* a start that failed (no-op once ready) */
+	return rc;
+}
+
+static int serve(struct daemon *d, const sigset_t *mask)
+{
+	/* Opened by the daemon process itself (after --detach forked): the
+	 * ring records this pid as its consumer. */
+	struct rf_ring_opts ro = {.flags = RF_RING_CREATE | RF_RING_CONSUMER, .spool_dir = d->c.spool};
+	int rc = rf_ring_open(&d->ring, d->c.ring, &ro);
 	if (rc == -EBUSY) {
 		/* Another sidecar serves this ring: nothing to do (autostart races). */
 		fprintf(stderr, "ringflowd: %s; exiting\n", rf_ring_errmsg());
@@ -636,21 +525,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ringflowd: %s\n", rf_ring_errmsg());
 		return 1;
 	}
-	if (d.c.detach && (rc = detach(&d))) {
-		fprintf(stderr, "ringflowd: cannot detach: %s\n",
-			rf_ring_errmsg());
-		return 1;
-	}
-	rf_ring_set_interrupt(d.ring, stop_requested, &d);
+	rf_ring_set_interrupt(d->ring, stop_requested, d);
 	signal(SIGPIPE, SIG_IGN);
-	d.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
-	struct rf_http_opts ho = {.token = d.c.token, .username = d.c.user, .password = d.c.password,
-				  .insecure_tls = d.c.insecure, .ca_path = d.c.ca};
+	d->sigfd = signalfd(-1, mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	struct rf_http_opts ho = {.token = d->c.token, .username = d->c.user, .password = d->c.password,
+				  .insecure_tls = d->c.insecure, .ca_path = d->c.ca};
 	/* As inspect-mlflow: INSPECT_MLFLOW_LOG_ARTIFACTS wins over the legacy
 	 * MLFLOW_INSPECT_LOG_ARTIFACTS; anything but "false" means on. */
 	const char *art = env("INSPECT_MLFLOW_LOG_ARTIFACTS", "MLFLOW_INSPECT_LOG_ARTIFACTS");
-	struct rf_track_opts to = {.experiment = d.c.experiment, .state_dir = d.c.spool,
-				   .flush_ms = d.c.flush_ms, .max_batch = (int)d.c.batch_max,
+	struct rf_track_opts to = {.experiment = d->c.experiment, .state_dir = d->c.spool,
+				   .flush_ms = d->c.flush_ms, .max_batch = (int)d->c.batch_max,
 				   .log_artifacts = !art || strcasecmp(art, "false")};
 	/* Traces: MLFLOW_INSPECT_TRACING=true here traces every run; an eval
 	 * with it set asks for its own runs through its run_start record. */
@@ -661,33 +545,32 @@ int main(int argc, char **argv)
 		snprintf(otlp_buf, sizeof otlp_buf, "%s/v1/traces", env("OTEL_EXPORTER_OTLP_ENDPOINT", NULL));
 		otlp = otlp_buf;
 	}
-	const char *to_s = env("RINGFLOW_TRACE_TIMEOUT_S", NULL);
 	struct rf_traces_opts tro = {
 		.inspect_all = truthy(env("MLFLOW_INSPECT_TRACING", NULL)),
 		.run_mode_default = tm && !strcasecmp(tm, "run"),
-		.flush_ms = d.c.flush_ms,
-		.timeout_ms = to_s ? atol(to_s) * 1000L : 0,
+		.flush_ms = d->c.flush_ms,
+		.timeout_ms = d->c.trace_timeout_s * 1000L,
 		.otlp_endpoint = otlp,
 		.otlp_headers = env("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")};
-	if ((rc = rf_loop_new(&d.loop)) || (rc = rf_http_new(&d.http, d.loop, &ho)) ||
-	    (rc = rf_mlflow_new(&d.mlflow, d.http, d.c.uri)) ||
-	    (rc = rf_track_new(&d.track, d.mlflow, &to)) ||
-	    (rc = rf_traces_new(&d.traces, d.mlflow, d.http, d.track, &tro))) {
+	if ((rc = rf_loop_new(&d->loop)) || (rc = rf_http_new(&d->http, d->loop, &ho)) ||
+	    (rc = rf_mlflow_new(&d->mlflow, d->http, d->c.uri)) ||
+	    (rc = rf_track_new(&d->track, d->mlflow, &to)) ||
+	    (rc = rf_traces_new(&d->traces, d->mlflow, d->http, d->track, &tro))) {
 		fprintf(stderr, "ringflowd: startup failed: %s\n", strerror(-rc));
 		return 1;
 	}
 	/* The journal: what a killed predecessor took from the ring goes to
 	 * MLflow first (re-sent rows are exact duplicates, which MLflow drops). */
 	struct rf_ring_stats rs;
-	rf_ring_stats(d.ring, &rs);
+	rf_ring_stats(d->ring, &rs);
 	char jpath[600];
-	const char *rn = d.c.ring ? d.c.ring : "default";
-	snprintf(jpath, sizeof jpath, "%s/journal-%s.rfj", d.c.spool, rn[0] == '/' ? rn + 1 : rn);
-	rf_journal_set_interrupt(stop_requested, &d);
-	rc = rf_journal_open(&d.journal, jpath, rs.created_ns, d.c.fsync_policy, on_replay, &d);
+	const char *rn = d->c.ring ? d->c.ring : "default";
+	snprintf(jpath, sizeof jpath, "%s/journal-%s.rfj", d->c.spool, rn[0] == '/' ? rn + 1 : rn);
+	rf_journal_set_interrupt(stop_requested, d);
+	rc = rf_journal_open(&d->journal, jpath, rs.created_ns, d->c.fsync_policy, on_replay, d);
 	if (rc == -EINTR) { /* SIGTERM during the replay: the journal is whole for the next start */
 		logf_("info", "stopped while replaying the journal %s", jpath);
-		rf_ring_close(d.ring);
+		rf_ring_close(d->ring);
 		return 0;
 	}
 	if (rc) {
@@ -695,116 +578,131 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	struct rf_journal_stats js;
-	rf_journal_stats(d.journal, &js);
+	rf_journal_stats(d->journal, &js);
 	if (js.replayed)
 		logf_("info", "replayed %llu journaled records", (unsigned long long)js.replayed);
 	if (js.last_error[0])
 		logf_("warn", "%s", js.last_error);
-	d.spill_corrupt_seen = rs.spill_corrupt;
-	d.ring_corrupt_seen = rs.corrupt;
-	d.hdr_changed_seen = rs.hdr_changed;
-	rf_gate_init(&d.gate, (uint64_t)(d.c.spool_max_mb > 0 ? d.c.spool_max_mb : 0) << 20,
-		     (uint64_t)(d.c.pending_max > 0 ? d.c.pending_max : 0), rf_loop_now_ms());
-	rf_loop_watch(d.loop, d.sigfd, POLLIN, on_signal, &d);
-	if (ops_start(&d))
+	d->spill_corrupt_seen = rs.spill_corrupt;
+	d->ring_corrupt_seen = rs.corrupt;
+	d->hdr_changed_seen = rs.hdr_changed;
+	rf_gate_init(&d->gate, (uint64_t)(d->c.spool_max_mb > 0 ? d->c.spool_max_mb : 0) << 20,
+		     (uint64_t)(d->c.pending_max > 0 ? d->c.pending_max : 0), rf_loop_now_ms());
+	rf_loop_watch(d->loop, d->sigfd, POLLIN, on_signal, d);
+	if (ops_start(d))
 		return 1;
-	logf_("info", "ringflowd %d serving ring %s -> %s (experiment %s)", (int)getpid(),
-	      d.c.ring ? d.c.ring : "(default)", shown_uri, d.c.experiment ? d.c.experiment : "inspect_ai");
+	if (d->c.detach) {
+		char log[PATH_MAX + 32];
+		snprintf(log, sizeof log, "%s/ringflowd.log", d->c.spool);
+		if ((rc = rf_detach_redirect(log, rf_ring_group_requested()))) {
+			fprintf(stderr, "ringflowd: log: %s\n", rf_ring_errmsg());
+			return 1;
+		}
+	}
+	if (d->c.warn[0])
+		logf_("warn", "%s", d->c.warn);
+	rf_detach_ready(0); /* serving: `ringflowd --detach` exits 0 */
+	logf_("info", "ringflowd %s (pid %d) serving ring %s -> %s (experiment %s%s)", RF_VERSION, (int)getpid(),
+	      d->c.ring ? d->c.ring : "(default)", shown_uri, d->c.experiment ? d->c.experiment : "inspect_ai",
+	      d->c.idle_exit_ms ? "; exits when idle" : "");
 
 	uint64_t idle_since = rf_loop_now_ms(), last_report = idle_since, stop_at = 0;
 	for (;;) {
 		int n = 0;
 		bool ring_backoff = false;
-		bool closed = gate_closed(&d);
-		if (rf_journal_failing(d.journal) && rf_journal_flush(d.journal) == 0) {
-			rf_ring_release(d.ring); /* the held batch is journaled at last */
-			closed = gate_closed(&d);
+		bool closed = gate_closed(d);
+		if (rf_journal_failing(d->journal) && rf_journal_flush(d->journal) == 0) {
+			rf_ring_release(d->ring); /* the held batch is journaled at last */
+			closed = gate_closed(d);
 		}
-		if ((!d.stopping || !stop_at) && !closed) {
+		if ((!d->stopping || !stop_at) && !closed) {
 			/* Held: the ring frees the batch only once it is journaled. */
-			n = rf_ring_consume_held(d.ring, on_rec, &d, 4096);
+			n = rf_ring_consume_held(d->ring, on_rec, d, 4096);
 			unsigned long long more = 0;
 			if (n == -EINTR) {
 				logf_("info", "%s", rf_ring_errmsg()); /* stopping: read again at the next start */
 			} else if (n < 0) {
 				/* Not a busy loop: the next try waits (ring_backoff). */
-				if (rate_ok(&d.rl_ring_err, rf_loop_now_ms(), &more))
+				if (rate_ok(&d->rl_ring_err, rf_loop_now_ms(), &more))
 					logf_("error", "%s (%llu more like it)", rf_ring_errmsg(), more);
 			}
 			if (n < 0) {
 				ring_backoff = true;
 				n = 0;
 			}
-			ring_damage(&d);
-			if (rf_journal_flush(d.journal) < 0) {
-				rf_journal_stats(d.journal, &js);
-				if (rate_ok(&d.rl_journal, rf_loop_now_ms(), &more))
+			ring_damage(d);
+			if (rf_journal_flush(d->journal) < 0) {
+				rf_journal_stats(d->journal, &js);
+				if (rate_ok(&d->rl_journal, rf_loop_now_ms(), &more))
 					logf_("error", "%s (%llu more like it)", js.last_error, more);
-				closed = gate_closed(&d); /* keep the batch in the ring */
+				closed = gate_closed(d); /* keep the batch in the ring */
 			} else {
-				rf_ring_release(d.ring);
+				rf_ring_release(d->ring);
 			}
 		}
-		if (d.stopping && !stop_at && n == 0) {
-			stop_at = rf_loop_now_ms() + (uint64_t)d.c.shutdown_ms;
-			rf_http_retry_now(d.http); /* the flush window is short: try at once */
-			logf_("info", "stopping: flushing for at most %ld ms", d.c.shutdown_ms);
+		if (d->stopping && !stop_at && n == 0) {
+			stop_at = rf_loop_now_ms() + (uint64_t)d->c.shutdown_ms;
+			rf_http_retry_now(d->http); /* the flush window is short: try at once */
+			logf_("info", "stopping: flushing for at most %ld ms", d->c.shutdown_ms);
 		}
-		rf_track_pump(d.track, stop_at != 0);
-		rf_traces_pump(d.traces, stop_at != 0);
-		ops_tick(&d, false, 0);
+		rf_track_pump(d->track, stop_at != 0);
+		rf_traces_pump(d->traces, stop_at != 0);
+		ops_tick(d, false, 0);
 		uint64_t now = rf_loop_now_ms();
-		bool idle = n == 0 && rf_track_idle(d.track) && rf_traces_idle(d.traces) &&
-			    rf_http_pending(d.http) == 0;
-		if (idle && d.journaled_since_reset && rf_track_empty(d.track) &&
-		    rf_traces_empty(d.traces)) {
-			if (rf_journal_reset(d.journal) == 0) /* all of it is in MLflow */
-				d.journaled_since_reset = 0;
+		bool idle = n == 0 && rf_track_idle(d->track) && rf_traces_idle(d->traces) &&
+			    rf_http_pending(d->http) == 0;
+		if (idle && d->journaled_since_reset && rf_track_empty(d->track) &&
+		    rf_traces_empty(d->traces)) {
+			if (rf_journal_reset(d->journal) == 0) /* all of it is in MLflow */
+				d->journaled_since_reset = 0;
 		}
 		if (stop_at && (idle || now >= stop_at))
 			break;
 		if (!idle)
 			idle_since = now;
-		else if (d.c.idle_exit_ms > 0 && now - idle_since >= (uint64_t)d.c.idle_exit_ms)
+		else if (d->c.idle_exit_ms > 0 && now - idle_since >= (uint64_t)d->c.idle_exit_ms) {
+			logf_("info", "idle for %ld ms with nothing pending: exiting (the hook starts a "
+			      "sidecar again at the next eval)", d->c.idle_exit_ms);
 			break;
+		}
 		if (now - last_report >= 60000) {
-			report(&d, "info");
+			report(d, "info");
 			last_report = now;
 		}
 		if (n > 0) {
-			rf_loop_run_once(d.loop, 0);
+			rf_loop_run_once(d->loop, 0);
 			continue;
 		}
 		if ((closed || ring_backoff) && !stop_at) { /* the ring is not read: just serve MLflow */
-			rf_loop_run_once(d.loop, 50);
+			rf_loop_run_once(d->loop, 50);
 			continue;
 		}
 		uint32_t *word, val;
-		int wait_ms = (int)(d.c.flush_ms < 50 ? d.c.flush_ms : 50);
-		if (!stop_at && rf_ring_park(d.ring, &word, &val)) {
-			if (rf_loop_futex_wait(d.loop, word, val, on_futex, &d) != 0)
+		int wait_ms = (int)(d->c.flush_ms < 50 ? d->c.flush_ms : 50);
+		if (!stop_at && rf_ring_park(d->ring, &word, &val)) {
+			if (rf_loop_futex_wait(d->loop, word, val, on_futex, d) != 0)
 				wait_ms = 2; /* no io_uring futex on this kernel: poll */
-			rf_loop_run_once(d.loop, wait_ms);
-			rf_ring_unpark(d.ring);
+			rf_loop_run_once(d->loop, wait_ms);
+			rf_ring_unpark(d->ring);
 		} else {
-			rf_loop_run_once(d.loop, stop_at ? 10 : 0);
+			rf_loop_run_once(d->loop, stop_at ? 10 : 0);
 		}
 	}
-	bool left = !rf_track_idle(d.track) || !rf_traces_empty(d.traces);
-	report(&d, left ? "warn" : "info");
+	bool left = !rf_track_idle(d->track) || !rf_traces_empty(d->traces);
+	report(d, left ? "warn" : "info");
 	if (left) /* the shutdown window ran out: say where the rest is */
 		logf_("warn",
 		      "stopping with work not yet in MLflow (%llu traces held): it stays in the "
 		      "journal %s and is sent at the next start",
-		      (unsigned long long)traces_held(&d), jpath);
-	ops_stop(&d);
-	rf_journal_close(d.journal);
-	rf_http_cancel_all(d.http); /* before the state its callbacks touch is freed */
-	rf_traces_free(d.traces);
-	rf_track_free(d.track);
-	rf_mlflow_free(d.mlflow);
-	rf_http_free(d.http);
-	rf_loop_free(d.loop);
-	rf_ring_close(d.ring);
+		      (unsigned long long)traces_held(d), jpath);
+	ops_stop(d);
+	rf_journal_close(d->journal);
+	rf_http_cancel_all(d->http); /* before the state its callbacks touch is freed */
+	rf_traces_free(d->traces);
+	rf_track_free(d->track);
+	rf_mlflow_free(d->mlflow);
+	rf_http_free(d->http);
+	rf_loop_free(d->loop);
+	rf_ring_close(d->ring);
 	return 0;
 }

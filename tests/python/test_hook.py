@@ -341,7 +341,11 @@ def test_autostart_starts_sidecar_once_unless_disabled(ring, tmp_path):
         import time
 
         time.sleep(0.1)
-    assert marker.read_text().split() == ["--detach"]
+    # At run start, and again at run end when no sidecar serves the ring
+    # (this fake never does): each time detached, with the idle exit.
+    lines = marker.read_text().splitlines()
+    assert 1 <= len(lines) <= 2
+    assert all(line.split() == ["--detach", "--idle-exit-ms", "600000"] for line in lines)
     marker.unlink()
     env["RINGFLOW_AUTOSTART"] = "0"
     run_eval(env, tmp_path / "logs", "plain", "3")

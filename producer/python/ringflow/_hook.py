@@ -44,7 +44,7 @@ from inspect_ai.hooks import (
     hooks,
 )
 
-from . import _producer
+from . import _producer, _sidecar
 from . import _ringflow as _rf
 
 log = logging.getLogger("ringflow")
@@ -172,6 +172,7 @@ class _WarningHandler(logging.Handler):
 class RingflowHooks(Hooks):
     def __init__(self) -> None:
         self._enabled: bool | None = None
+        self._key: tuple | None = None  # the switches _enabled was decided for
         self._samples: dict[str, _Sample] = {}
         self._tasks: dict[str, dict[str, Any]] = {}  # eval_id -> {task, run_id, ended}
         self._runs: dict[str, set[str]] = {}  # run_id -> eval_ids
@@ -182,23 +183,31 @@ class RingflowHooks(Hooks):
     # ---- enablement -------------------------------------------------------
 
     def enabled(self) -> bool:
-        e = self._enabled
-        if e is None:
-            try:
-                e = self._decide()
-            except Exception:  # noqa: BLE001 - enabled() must never raise
-                e = False
-            self._enabled = e
+        # Decided again whenever the switches change: a second eval() in
+        # this process with another (or no) MLFLOW_TRACKING_URI is honoured.
+        # Inspect asks before every hook call, so the check is two lookups.
+        env = os.environ
+        key = (env.get("MLFLOW_TRACKING_URI"), env.get("RINGFLOW_DISABLED"))
+        if key == self._key:
+            return self._enabled  # type: ignore[return-value]
+        try:
+            e = self._decide(*key)
+        except Exception:  # noqa: BLE001 - enabled() must never raise
+            e = False
+        self._key, self._enabled = key, e
         return e
 
-    def _decide(self) -> bool:
-        if os.environ.get("RINGFLOW_DISABLED", "").lower() in ("1", "true", "yes"):
+    def _decide(self, uri: str | None, disabled: str | None) -> bool:
+        if (disabled or "").lower() in ("1", "true", "yes"):
             return False
-        if not os.environ.get("MLFLOW_TRACKING_URI"):
+        if not uri:
             return False  # same switch as inspect-mlflow
+        why = _sidecar.uri_problem(uri)
+        if why:
+            _sidecar.warn_once("uri:" + uri, "ringflow: %s. ringflow is off for this eval.", why)
+            return False
         if _producer.producer() is None:
             return False
-        _producer.autostart_sidecar()
         if self._handler is None:
             self._handler = _WarningHandler(self)
             logging.getLogger("inspect_ai").addHandler(self._handler)
@@ -226,6 +235,9 @@ class RingflowHooks(Hooks):
     async def on_run_start(self, data: RunStart) -> None:
         try:
             self._runs[data.run_id] = set()
+            # A sidecar for this eval: started if none serves the ring (the
+            # previous one may have idled out or been killed since).
+            _producer.autostart_sidecar()
             self._tracing, mode = _trace_settings()
             _producer.emit(
                 EV.EV_RUN_START,
@@ -302,6 +314,9 @@ class RingflowHooks(Hooks):
             )
             for eval_id in self._runs.pop(data.run_id, ()):
                 self._tasks.pop(eval_id, None)
+            # A long eval may have outlived an idle-exiting (or killed)
+            # sidecar: the run's last records must not wait for the next eval.
+            _producer.autostart_sidecar()
         except Exception as e:  # noqa: BLE001
             self._fail("on_run_end", e)
 

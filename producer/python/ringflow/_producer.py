@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import subprocess
 import threading
 from typing import Any
 
-from . import _ringflow
+from . import _ringflow, _sidecar
 
 log = logging.getLogger("ringflow")
 
@@ -38,7 +36,7 @@ def producer() -> _ringflow.Producer | None:
         if _producer is None and _open_failed is None:
             try:
                 p = _ringflow.Producer(
-                    ring=os.environ.get("RINGFLOW_RING") or None,
+                    ring=_sidecar.ring_name(),
                     spool_dir=os.environ.get("RINGFLOW_SPOOL_DIR") or None,
                 )
                 _producer = p
@@ -81,49 +79,15 @@ def stats() -> dict[str, Any]:
 
 
 def sidecar_binary() -> str | None:
-    """ringflowd to start: $RINGFLOW_SIDECAR, else on PATH."""
-    explicit = os.environ.get("RINGFLOW_SIDECAR")
-    if explicit:
-        return explicit if os.access(explicit, os.X_OK) else None
-    return shutil.which("ringflowd")
-
-
-_autostart_done = False
+    """ringflowd to start (_sidecar.sidecar_binary)."""
+    return _sidecar.sidecar_binary()
 
 
 def autostart_sidecar() -> str | None:
-    """Start ringflowd detached if no consumer serves the ring.
+    """Start ringflowd detached if no consumer serves the ring (_sidecar.autostart).
 
-    Returns what was done ("running", "started", "disabled", "missing") or None
-    on error.  Never raises.  The sidecar detaches itself from our session so
-    it outlives the eval and drains what the eval left in the ring.
+    Returns "running", "started", "disabled", "missing", or None on error
+    (warned once).  Never raises.  The sidecar detaches itself from our
+    session so it outlives the eval and drains what the eval left in the ring.
     """
-    global _autostart_done
-    try:
-        if os.environ.get("RINGFLOW_AUTOSTART", "1").lower() in ("0", "false", "no"):
-            return "disabled"
-        p = producer()
-        if p is None:
-            return None
-        if p.consumer_alive():
-            return "running"
-        with _lock:
-            if _autostart_done:
-                return "started"
-            binary = sidecar_binary()
-            if binary is None:
-                log.info("ringflow: no ringflowd found; records wait in the ring and spool")
-                return "missing"
-            subprocess.Popen(
-                [binary, "--detach"],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-                close_fds=True,
-            )
-            _autostart_done = True
-            return "started"
-    except Exception as e:  # noqa: BLE001
-        log.warning("ringflow: could not start ringflowd: %s", e)
-        return None
+    return _sidecar.autostart(producer())

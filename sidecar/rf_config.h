@@ -1,0 +1,36 @@
+/*
+ * rf_config.h - ringflowd's configuration: flags over environment
+ * variables over defaults, every value validated before the daemon starts
+ * (a typo is an error with the reason, exit 2, never a silent default).
+ */
+#ifndef RF_CONFIG_H
+#define RF_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+struct rf_config {
+	const char *ring, *spool, *uri, *experiment, *token, *user, *password, *ca;
+	bool insecure, detach;
+	long flush_ms, batch_max, shutdown_ms, idle_exit_ms, metrics_port;
+	long spool_max_mb, pending_max, trace_timeout_s;
+	int fsync_policy;        /* RF_FSYNC_* (rf_journal.h) */
+	char ring_buf[128];      /* `ring` when it had to be normalised */
+	char warn[256];          /* a non-fatal remark for the log ("" if none) */
+	char err[512];           /* why parsing failed */
+};
+
+/* Fill `c` from the environment and argv (the daemon's options, argv[0]
+ * the program).  0, 1 for --help/--version (printed, exit 0), or -EINVAL with
+ * c->err set.  Unknown subcommands and stray arguments are errors. */
+int rf_config_parse(struct rf_config *c, int argc, char **argv);
+
+/* Whether ringflowd can serve this tracking URI: 0, or -EINVAL with the
+ * reason and what to do in `why` (http:// and https:// with a host only;
+ * sqlite:, file:, databricks, bare paths and unknown schemes are refused). */
+int rf_config_check_uri(const char *uri, char *why, size_t len);
+
+void rf_config_usage(FILE *f);
+
+#endif
