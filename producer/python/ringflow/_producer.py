@@ -7,6 +7,7 @@ written is counted (stats()) and the program goes on.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -14,6 +15,7 @@ import shutil
 import subprocess
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import _ringflow
 
@@ -35,6 +37,42 @@ def _register_secrets(p: _ringflow.Producer) -> None:
             p.add_secret(value)
 
 
+# What the sidecar reads to authenticate to MLflow and to verify its TLS
+# (sidecar/bin/ringflowd.c): the set that picks the ring (ring_name()).
+_CREDENTIAL_ENV = (
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_INSECURE_TLS",
+    "MLFLOW_TRACKING_SERVER_CERT_PATH",
+)
+
+
+def ring_name(environ: Any = None) -> str | None:
+    """The ring for this process: RINGFLOW_RING when set; else the default
+    ring (None) when the environment holds no MLflow credentials; else one ring
+    per credential set, /ringflow-<uid>-c<first 8 hex of sha256 over the sorted
+    NAME=value pairs, userinfo of MLFLOW_TRACKING_URI included>.  A sidecar
+    autostarted for that ring inherits exactly these credentials, and the
+    credentials themselves never cross the ring (docs/DESIGN.md "Destinations")."""
+    env = os.environ if environ is None else environ
+    explicit = env.get("RINGFLOW_RING")
+    if explicit:
+        return explicit
+    pairs = [f"{k}={env[k]}" for k in _CREDENTIAL_ENV if env.get(k)]
+    uri = env.get("MLFLOW_TRACKING_URI") or ""
+    try:
+        netloc = urlsplit(uri).netloc
+    except ValueError:
+        netloc = ""
+    if "@" in netloc:
+        pairs.append(f"MLFLOW_TRACKING_URI.userinfo={netloc.rpartition('@')[0]}")
+    if not pairs:
+        return None
+    tag = hashlib.sha256("\n".join(sorted(pairs)).encode()).hexdigest()[:8]
+    return f"/ringflow-{os.geteuid()}-c{tag}"
+
+
 def producer() -> _ringflow.Producer | None:
     """The shared producer, or None if the ring cannot be opened (reported once)."""
     global _producer, _open_failed
@@ -45,7 +83,7 @@ def producer() -> _ringflow.Producer | None:
         if _producer is None and _open_failed is None:
             try:
                 p = _ringflow.Producer(
-                    ring=os.environ.get("RINGFLOW_RING") or None,
+                    ring=ring_name(),
                     spool_dir=os.environ.get("RINGFLOW_SPOOL_DIR") or None,
                 )
                 _register_secrets(p)
@@ -122,8 +160,9 @@ def autostart_sidecar() -> str | None:
             if binary is None:
                 log.info("ringflow: no ringflowd found; records wait in the ring and spool")
                 return "missing"
+            ring = ring_name()
             subprocess.Popen(
-                [binary, "--detach"],
+                [binary, "--detach", *(("--ring", ring) if ring else ())],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
