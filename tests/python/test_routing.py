@@ -312,11 +312,20 @@ def test_ring_is_chosen_by_credential_set(tmp_path):
 
     token = f"tok-{tag()}"
     want = ring_name({"MLFLOW_TRACKING_TOKEN": token})
-    env = eval_env("/unused", tmp_path / "spool", MLFLOW_TRACKING_TOKEN=token)
+    marker, fake = tmp_path / "started", tmp_path / "ringflowd"
+    fake.write_text(f"#!/bin/sh\necho \"$@\" >> {marker}\n")
+    fake.chmod(0o755)
+    env = eval_env("/unused", tmp_path / "spool", MLFLOW_TRACKING_TOKEN=token,
+                   RINGFLOW_SIDECAR=str(fake), RINGFLOW_AUTOSTART="1")
     env.pop("RINGFLOW_RING")
     try:
         run_eval(env, tmp_path / "logs", "plain", "1")
         assert os.path.exists(f"/dev/shm{want}")
+        for _ in range(50):  # the autostarted sidecar is told which ring
+            if marker.exists():
+                break
+            time.sleep(0.1)
+        assert marker.read_text().split() == ["--detach", "--ring", want]
     finally:
         if os.path.exists(f"/dev/shm{want}"):
             os.unlink(f"/dev/shm{want}")

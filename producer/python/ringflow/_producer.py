@@ -160,7 +160,9 @@ def autostart_sidecar() -> str | None:
             if binary is None:
                 log.info("ringflow: no ringflowd found; records wait in the ring and spool")
                 return "missing"
-            ring = ring_name()
+            # A ring picked by credential set is named to the sidecar (which
+            # inherits those credentials); RINGFLOW_RING it reads itself.
+            ring = None if os.environ.get("RINGFLOW_RING") else ring_name()
             subprocess.Popen(
                 [binary, "--detach", *(("--ring", ring) if ring else ())],
                 stdin=subprocess.DEVNULL,
