@@ -29,6 +29,7 @@ struct req {
 	char *method, *url, *body, *ctype;
 	size_t len;
 	int retry;
+	bool no_auth;     /* none of the MLflow credentials or TLS settings */
 	rf_http_done cb;
 	void *arg;
 	char *resp;
@@ -148,12 +149,14 @@ static int start(rf_http *h, struct req *q)
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	if (h->o.username) {
+	if (h->o.username && !q->no_auth) {
 		curl_easy_setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
 		curl_easy_setopt(e, CURLOPT_USERNAME, h->o.username);
 		curl_easy_setopt(e, CURLOPT_PASSWORD, h->o.password ? h->o.password : "");
 	}
-	if (h->o.insecure_tls) {
+	if (q->no_auth) {
+		/* the defaults: verified against the system's CAs */
+	} else if (h->o.insecure_tls) {
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
 	} else if (h->o.ca_path) {
@@ -402,6 +405,7 @@ int rf_http_request_ex(rf_http *h, const char *method, const char *url, char *bo
 	q->body = body;
 	q->len = len;
 	q->retry = retry;
+	q->no_auth = no_auth;
 	q->cb = cb;
 	q->arg = arg;
 	char ct[128];

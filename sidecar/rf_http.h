@@ -59,8 +59,9 @@ int rf_http_request(rf_http *h, const char *method, const char *url, char *body,
 		    const char *content_type, int retry, rf_http_done cb, void *arg);
 
 /* The same with extra header lines ("Name: value", NULL-terminated list,
- * copied) and, with no_auth, without MLflow's credentials (a request to a
- * third party, e.g. an OpenTelemetry collector, must not carry them). */
+ * copied) and, with no_auth, without MLflow's credentials (Bearer and Basic)
+ * nor its TLS settings (a request to a third party, e.g. an OpenTelemetry
+ * collector or another user's MLflow, must not carry them). */
 int rf_http_request_ex(rf_http *h, const char *method, const char *url, char *body, size_t len,
 		       const char *content_type, const char *const *headers, bool no_auth,
 		       int retry, rf_http_done cb, void *arg);

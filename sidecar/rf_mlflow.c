@@ -14,6 +14,7 @@
 struct rf_mlflow {
 	rf_http *http;
 	char uri[512]; /* without trailing '/' */
+	bool foreign;  /* no credentials */
 };
 
 struct call {
@@ -38,6 +39,11 @@ int rf_mlflow_new(rf_mlflow **out, rf_http *http, const char *tracking_uri)
 void rf_mlflow_free(rf_mlflow *m)
 {
 	free(m);
+}
+
+void rf_mlflow_set_foreign(rf_mlflow *m, bool foreign)
+{
+	m->foreign = foreign;
 }
 
 const char *rf_mlflow_uri(rf_mlflow *m)
@@ -71,7 +77,7 @@ static int send(rf_mlflow *m, const char *method, const char *url, char *body, s
 	/* Text bodies: no known secret value leaves, whoever put it there. */
 	if (body && content_type && !strncmp(content_type, "application/json", 16))
 		rf_redact_text(&body, &len);
-	int rc = rf_http_request_ex(m->http, method, url, body, len, content_type, headers, false,
+	int rc = rf_http_request_ex(m->http, method, url, body, len, content_type, headers, m->foreign,
 				    retry, on_done, c);
 	if (rc)
 		free(c);

@@ -718,7 +718,11 @@ int rf_track_new(rf_track **out, rf_mlflow *m, const struct rf_track_opts *o)
 		for (char *p = exp; *p; p++)
 			if (*p == '/' || *p == ' ')
 				*p = '_';
-		snprintf(t->idmap_path, sizeof t->idmap_path, "%s/idmap-%s.jsonl", t->o.state_dir, exp);
+		if (t->o.idmap_id && *t->o.idmap_id)
+			snprintf(t->idmap_path, sizeof t->idmap_path, "%s/idmap-%s-%.16s.jsonl",
+				 t->o.state_dir, exp, t->o.idmap_id);
+		else
+			snprintf(t->idmap_path, sizeof t->idmap_path, "%s/idmap-%s.jsonl", t->o.state_dir, exp);
 	}
 	rf_idmap_load(t);
 	t->keys = rf_keys_new();

@@ -530,12 +530,17 @@ void rf_trace_inspect(rf_traces *x, int type, const msgpack_object *r)
 	if (!c.run_id[0])
 		return;
 	if (type == RF_EV_RUN_START) {
-		bool on = x->o.inspect_all, b = false;
+		/* A run_start naming its destination (tracking_uri) carries what
+		 * its eval's environment says, which decides alone; one that
+		 * names none (an older hook) is traced when either side asks. */
+		const msgpack_object *dest = rf_obj_get(r, "tracking_uri");
+		bool own = dest && dest->type != MSGPACK_OBJECT_NIL;
+		bool on = !own && x->o.inspect_all, b = false;
 		if (rf_obj_bool(rf_obj_get(r, "tracing"), &b) && b)
 			on = true;
 		char mode[16];
 		text(r, "trace_mode", mode, sizeof mode);
-		bool run = mode[0] ? !strcasecmp(mode, "run") : x->o.run_mode_default;
+		bool run = mode[0] ? !strcasecmp(mode, "run") : !own && x->o.run_mode_default;
 		if (on)
 			json_object_set_new(x->traced_runs, c.run_id, json_string(run ? "run" : "sample"));
 	}

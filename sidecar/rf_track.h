@@ -22,6 +22,7 @@ typedef struct rf_track rf_track;
 struct rf_track_opts {
 	const char *experiment;  /* MLFLOW_EXPERIMENT_NAME, default "inspect_ai" */
 	const char *state_dir;   /* where the Inspect->MLflow id map is kept */
+	const char *idmap_id;    /* the destination's server in the id map's name (rf_dest.c) */
 	int64_t flush_ms;        /* pending metrics are sent at least this often */
 	int max_batch;           /* entities per log-batch (<= 1000) */
 	bool log_artifacts;      /* INSPECT_MLFLOW_LOG_ARTIFACTS (default true) */

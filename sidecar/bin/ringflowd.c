@@ -26,6 +26,7 @@
 #include "rf_ctl.h"
 #include "rf_decode.h"
 #include "rf_detach.h"
+#include "rf_dest.h"
 #include "rf_gate.h"
 #include "rf_http.h"
 #include "rf_journal.h"
@@ -75,9 +76,7 @@ struct daemon {
 	rf_ring *ring;
 	rf_loop *loop;
 	rf_http *http;
-	rf_mlflow *mlflow;
-	rf_track *track;
-	rf_traces *traces;
+	rf_dests *dests; /* each run to its destination (rf_dest.h) */
 	rf_journal *journal;
 	uint64_t journaled_since_reset;
 	struct rf_gate gate; /* spool and memory bounds (rf_gate.h) */
@@ -132,6 +131,20 @@ static bool truthy(const char *v)
 	return v && (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"));
 }
 
+/* The ring the hook chose for one credential set (/ringflow-<uid>-c<8 hex>,
+ * docs/DESIGN.md "Destinations"), served owner-only: the user paired the
+ * credentials this sidecar inherited with the evals writing to it, so they
+ * go to every destination those evals name. */
+static bool credential_ring(const char *ring)
+{
+	unsigned uid;
+	char hex[9], end;
+	if (!ring || rf_ring_group_requested())
+		return false;
+	return sscanf(ring, "/ringflow-%u-c%8[0-9a-f]%c", &uid, hex, &end) == 2 &&
+	       uid == (unsigned)geteuid() && strlen(hex) == 8;
+}
+
 /* Decode (records are untrusted) and fold into the MLflow state. */
 static void feed(struct daemon *d, int type, const void *data, uint32_t len)
 {
@@ -139,8 +152,7 @@ static void feed(struct daemon *d, int type, const void *data, uint32_t len)
 	const char *why = NULL;
 	d->records++;
 	if (rf_decode(&dec, data, len, &why) == 0) {
-		rf_track_record(d->track, type, dec.root);
-		rf_traces_record(d->traces, type, dec.root);
+		rf_dests_record(d->dests, type, dec.root);
 	} else {
 		if (d->malformed++ < 10)
 			logf_("warn", "malformed record (type %d, %u bytes) skipped: %s", type, len, why);
@@ -194,7 +206,7 @@ static void on_futex(rf_loop *l, void *arg)
 static unsigned long long traces_held(struct daemon *d)
 {
 	struct rf_traces_stats x;
-	rf_traces_stats(d->traces, &x);
+	rf_dests_traces_stats(d->dests, &x);
 	return (unsigned long long)x.held;
 }
 
@@ -202,8 +214,8 @@ static void report_traces(struct daemon *d, const char *level)
 {
 	struct rf_traces_stats x;
 	struct rf_track_stats ts;
-	rf_traces_stats(d->traces, &x);
-	rf_track_stats(d->track, &ts);
+	rf_dests_traces_stats(d->dests, &x);
+	rf_dests_track_stats(d->dests, &ts);
 	if (!x.traces && !x.late)
 		return;
 	logf_(level,
@@ -226,7 +238,7 @@ static bool gate_closed(struct daemon *d)
 {
 	struct rf_track_stats ts;
 	struct rf_http_stats hs;
-	rf_track_stats(d->track, &ts);
+	rf_dests_track_stats(d->dests, &ts);
 	rf_http_stats(d->http, &hs);
 	struct rf_gate_in in = {.now_ms = rf_loop_now_ms(), .journal_bytes = rf_journal_size(d->journal),
 				.journal_failing = rf_journal_failing(d->journal), .pending = ts.pending,
@@ -246,7 +258,7 @@ static void report(struct daemon *d, const char *level)
 	struct rf_ring_stats rs;
 	struct rf_journal_stats js;
 	rf_journal_stats(d->journal, &js);
-	rf_track_stats(d->track, &ts);
+	rf_dests_track_stats(d->dests, &ts);
 	rf_http_stats(d->http, &hs);
 	rf_ring_stats(d->ring, &rs);
 	logf_(level,
@@ -281,6 +293,12 @@ static void report(struct daemon *d, const char *level)
 	      (unsigned long long)(g->closed_ms +
 				   (rf_gate_closed(g) ? rf_loop_now_ms() - g->closed_at : 0)));
 	report_traces(d, level);
+	struct rf_dests_stats ds;
+	rf_dests_stats(d->dests, &ds);
+	if (ds.destinations > 1 || ds.refused_runs)
+		logf_(level, "destinations=%llu refused_runs=%llu refused_records=%llu",
+		      (unsigned long long)ds.destinations, (unsigned long long)ds.refused_runs,
+		      (unsigned long long)ds.refused_records);
 }
 
 /* ---- ops: the stats file (rf_status) and /metrics (rf_prom) ---- */
@@ -292,7 +310,7 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 	struct rf_http_stats hs;
 	struct rf_ring_stats rs;
 	struct rf_journal_stats js;
-	rf_track_stats(d->track, &ts);
+	rf_dests_track_stats(d->dests, &ts);
 	rf_http_stats(d->http, &hs);
 	rf_ring_stats(d->ring, &rs);
 	rf_journal_stats(d->journal, &js);
@@ -343,9 +361,9 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 	s->journal_replayed = js.replayed;
 	s->spool_bytes = d->ops.spool_bytes;
 	s->spool_files = d->ops.spool_files;
-	s->drained = s->http_pending == 0 && rf_track_drained(d->track) && rf_traces_idle(d->traces);
+	s->drained = s->http_pending == 0 && rf_dests_drained(d->dests);
 	struct rf_traces_stats xs;
-	rf_traces_stats(d->traces, &xs);
+	rf_dests_traces_stats(d->dests, &xs);
 	s->traces = xs.traces;
 	s->traces_done = xs.traces_done;
 	s->traces_failed = xs.traces_failed;
@@ -528,14 +546,27 @@ static int serve(struct daemon *d, const sigset_t *mask)
 	rf_ring_set_interrupt(d->ring, stop_requested, d);
 	signal(SIGPIPE, SIG_IGN);
 	d->sigfd = signalfd(-1, mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	/* The tracking URI's userinfo is a credential from our environment:
+	 * kept with the others, never in the URI we log, compare or report. */
+	static char own_uri[512], ui_user[256], ui_pass[256];
+	if (rf_dest_uri_normalize(d->c.uri, own_uri, sizeof own_uri, ui_user, sizeof ui_user,
+				  ui_pass, sizeof ui_pass) == 0) {
+		d->c.uri = own_uri;
+		if (ui_user[0] && !d->c.user) {
+			d->c.user = ui_user;
+			d->c.password = ui_pass;
+		}
+	}
 	struct rf_http_opts ho = {.token = d->c.token, .username = d->c.user, .password = d->c.password,
 				  .insecure_tls = d->c.insecure, .ca_path = d->c.ca};
 	/* As inspect-mlflow: INSPECT_MLFLOW_LOG_ARTIFACTS wins over the legacy
 	 * MLFLOW_INSPECT_LOG_ARTIFACTS; anything but "false" means on. */
 	const char *art = env("INSPECT_MLFLOW_LOG_ARTIFACTS", "MLFLOW_INSPECT_LOG_ARTIFACTS");
-	struct rf_track_opts to = {.experiment = d->c.experiment, .state_dir = d->c.spool,
-				   .flush_ms = d->c.flush_ms, .max_batch = (int)d->c.batch_max,
-				   .log_artifacts = !art || strcasecmp(art, "false")};
+	struct rf_dests_opts to = {.uri = d->c.uri, .experiment = d->c.experiment,
+				   .state_dir = d->c.spool, .flush_ms = d->c.flush_ms,
+				   .max_batch = (int)d->c.batch_max,
+				   .log_artifacts = !art || strcasecmp(art, "false"),
+				   .creds_everywhere = credential_ring(d->c.ring)};
 	/* Traces: MLFLOW_INSPECT_TRACING=true here traces every run; an eval
 	 * with it set asks for its own runs through its run_start record. */
 	const char *tm = env("MLFLOW_INSPECT_TRACE_MODE", NULL);
@@ -545,7 +576,7 @@ static int serve(struct daemon *d, const sigset_t *mask)
 		snprintf(otlp_buf, sizeof otlp_buf, "%s/v1/traces", env("OTEL_EXPORTER_OTLP_ENDPOINT", NULL));
 		otlp = otlp_buf;
 	}
-	struct rf_traces_opts tro = {
+	to.traces = (struct rf_traces_opts){
 		.inspect_all = truthy(env("MLFLOW_INSPECT_TRACING", NULL)),
 		.run_mode_default = tm && !strcasecmp(tm, "run"),
 		.flush_ms = d->c.flush_ms,
@@ -553,9 +584,7 @@ static int serve(struct daemon *d, const sigset_t *mask)
 		.otlp_endpoint = otlp,
 		.otlp_headers = env("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")};
 	if ((rc = rf_loop_new(&d->loop)) || (rc = rf_http_new(&d->http, d->loop, &ho)) ||
-	    (rc = rf_mlflow_new(&d->mlflow, d->http, d->c.uri)) ||
-	    (rc = rf_track_new(&d->track, d->mlflow, &to)) ||
-	    (rc = rf_traces_new(&d->traces, d->mlflow, d->http, d->track, &tro))) {
+	    (rc = rf_dests_new(&d->dests, d->http, &to))) {
 		fprintf(stderr, "ringflowd: startup failed: %s\n", strerror(-rc));
 		return 1;
 	}
@@ -645,14 +674,12 @@ static int serve(struct daemon *d, const sigset_t *mask)
 			rf_http_retry_now(d->http); /* the flush window is short: try at once */
 			logf_("info", "stopping: flushing for at most %ld ms", d->c.shutdown_ms);
 		}
-		rf_track_pump(d->track, stop_at != 0);
-		rf_traces_pump(d->traces, stop_at != 0);
+		rf_dests_pump(d->dests, stop_at != 0);
 		ops_tick(d, false, 0);
 		uint64_t now = rf_loop_now_ms();
-		bool idle = n == 0 && rf_track_idle(d->track) && rf_traces_idle(d->traces) &&
+		bool idle = n == 0 && rf_dests_idle(d->dests) &&
 			    rf_http_pending(d->http) == 0;
-		if (idle && d->journaled_since_reset && rf_track_empty(d->track) &&
-		    rf_traces_empty(d->traces)) {
+		if (idle && d->journaled_since_reset && rf_dests_empty(d->dests)) {
 			if (rf_journal_reset(d->journal) == 0) /* all of it is in MLflow */
 				d->journaled_since_reset = 0;
 		}
@@ -688,7 +715,7 @@ static int serve(struct daemon *d, const sigset_t *mask)
 			rf_loop_run_once(d->loop, stop_at ? 10 : 0);
 		}
 	}
-	bool left = !rf_track_idle(d->track) || !rf_traces_empty(d->traces);
+	bool left = !rf_dests_idle(d->dests) || !rf_dests_empty(d->dests);
 	report(d, left ? "warn" : "info");
 	if (left) /* the shutdown window ran out: say where the rest is */
 		logf_("warn",
@@ -698,9 +725,7 @@ static int serve(struct daemon *d, const sigset_t *mask)
 	ops_stop(d);
 	rf_journal_close(d->journal);
 	rf_http_cancel_all(d->http); /* before the state its callbacks touch is freed */
-	rf_traces_free(d->traces);
-	rf_track_free(d->track);
-	rf_mlflow_free(d->mlflow);
+	rf_dests_free(d->dests);
 	rf_http_free(d->http);
 	rf_loop_free(d->loop);
 	rf_ring_close(d->ring);

@@ -23,13 +23,16 @@ from urllib.parse import urlsplit
 
 class FaultProxy:
     def __init__(self, upstream: str, fail_batches: int = 0, reject_key: str | None = None,
-                 reject_step: int = 0, delay: dict[str, float] | None = None):
+                 reject_step: int = 0, delay: dict[str, float] | None = None,
+                 port: int = 0, status: int | None = None):
         u = urlsplit(upstream)
         self.host, self.port = u.hostname, u.port
         self.fail_batches = fail_batches
         self.reject_key = reject_key
         self.reject_step = reject_step
         self.delay = delay or {}
+        self.status = status  # answer every request with this (e.g. 401), no relay
+        self.headers_seen: list[dict[str, str]] = []  # every request's headers, in order
         self.counts: Counter[str] = Counter()
         self.injected: Counter[str] = Counter()
         self.lock = threading.Lock()
@@ -47,8 +50,13 @@ class FaultProxy:
                 path = self.path.split("?")[0]
                 with proxy.lock:
                     proxy.counts[path] += 1
+                    proxy.headers_seen.append(dict(self.headers.items()))
                     fault = None
-                    if path.endswith("/runs/log-batch"):
+                    if proxy.status is not None:
+                        fault = (proxy.status, {"error_code": "UNAUTHENTICATED"
+                                                if proxy.status == 401 else "INJECTED",
+                                                "message": f"injected {proxy.status}"})
+                    elif path.endswith("/runs/log-batch"):
                         if proxy.fail_batches > 0:
                             proxy.fail_batches -= 1
                             fault = (429, {"error_code": "REQUEST_LIMIT_EXCEEDED",
@@ -89,7 +97,7 @@ class FaultProxy:
 
             do_GET = do_POST = do_PUT = _relay
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

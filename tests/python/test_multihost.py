@@ -109,7 +109,8 @@ def test_three_hosts_one_mlflow_server(tmp_path):
             logs.append(log)
             # The Inspect evals ask for traces (one per sample); loadgen's
             # C records carry no trace switch.
-            env = eval_env(ring, d / "spool", MLFLOW_INSPECT_TRACING="true")
+            env = eval_env(ring, d / "spool", MLFLOW_INSPECT_TRACING="true",
+                           MLFLOW_TRACKING_URI=uri, MLFLOW_EXPERIMENT_NAME=exp)
             procs.append(subprocess.Popen(
                 h.cmd(sys.executable, str(EVALS), "plain", str(d / "logs"), str(SAMPLES)),
                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))

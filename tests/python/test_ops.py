@@ -32,6 +32,7 @@ class SlowSidecar(Sidecar):
         env = dict(os.environ, MLFLOW_TRACKING_URI=uri, RINGFLOW_RING=ring,
                    RINGFLOW_SPOOL_DIR=str(spool), MLFLOW_EXPERIMENT_NAME=experiment,
                    RINGFLOW_FLUSH_MS=str(flush_ms))
+        self.dest = dict(MLFLOW_TRACKING_URI=uri, MLFLOW_EXPERIMENT_NAME=experiment)
         spool.mkdir(parents=True, exist_ok=True)
         self.log = spool / f"ringflowd.test.{time.time_ns()}.log"
         self.proc = subprocess.Popen([str(RINGFLOWD)], env=env, stdout=subprocess.DEVNULL,
@@ -230,7 +231,7 @@ def test_flush_then_everything_is_in_mlflow(mlflow_server, ring, tmp_path, exp_n
     # A slow flush timer, so what flush waits for is really still pending.
     sc = SlowSidecar(mlflow_server, ring, spool, exp_name, flush_ms=3000)
     try:
-        env = eval_env(ring, spool)
+        env = eval_env(ring, spool, **sc.dest)
         p = subprocess.run([sys.executable, str(EVALS), "plain", str(tmp_path / "logs"), "40"],
                            env=env, capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stderr[-3000:]
@@ -372,7 +373,7 @@ def test_flush_covers_traces_and_counters_match(mlflow_server, ring, tmp_path, e
     port = free_port()
     sc = Sidecar(mlflow_server, ring, spool, exp_name, RINGFLOW_METRICS_PORT=str(port))
     try:
-        env = eval_env(ring, spool, MLFLOW_INSPECT_TRACING="true")
+        env = eval_env(ring, spool, MLFLOW_INSPECT_TRACING="true", **sc.dest)
         p = subprocess.run([sys.executable, str(EVALS), "plain", str(tmp_path / "logs"), "12"],
                            env=env, capture_output=True, text=True, timeout=300)
         assert p.returncode == 0, p.stderr[-3000:]

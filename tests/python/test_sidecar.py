@@ -35,6 +35,11 @@ def value_to_float(v):
 class Sidecar:
     def __init__(self, uri: str, ring: str, spool: Path, experiment: str,
                  log_dir: Path | None = None, **extra: str):
+        # The destination an eval names in its run_start (its own env):
+        # eval_env(..., **sc.dest) sends the eval where this sidecar points.
+        self.dest = dict(MLFLOW_TRACKING_URI=uri, MLFLOW_EXPERIMENT_NAME=experiment)
+        if "INSPECT_MLFLOW_LOG_ARTIFACTS" in extra:
+            self.dest["INSPECT_MLFLOW_LOG_ARTIFACTS"] = extra["INSPECT_MLFLOW_LOG_ARTIFACTS"]
         env = dict(os.environ)
         env.update(MLFLOW_TRACKING_URI=uri, RINGFLOW_RING=ring, RINGFLOW_SPOOL_DIR=str(spool),
                    MLFLOW_EXPERIMENT_NAME=experiment, RINGFLOW_FLUSH_MS="100", **extra)
@@ -110,7 +115,7 @@ def rich_run(mlflow_server, tmp_path_factory):
     exp = f"rf-rich-{os.getpid()}-{time.time_ns() % 10**6}"
     sc = Sidecar(mlflow_server, ring, tmp / "spool", exp)
     try:
-        env = eval_env(ring, tmp / "spool", RF_TEST_MODEL="mockllm/vertex@model:v1")
+        env = eval_env(ring, tmp / "spool", RF_TEST_MODEL="mockllm/vertex@model:v1", **sc.dest)
         location = run_eval(env, tmp / "logs", "rich")
         log_text = sc.stop()
     finally:
@@ -208,7 +213,7 @@ def test_two_processes_one_sidecar_and_faults(mlflow_server, tmp_path, exp_name)
     ring = f"/rf-pytest-two-{os.getpid()}"
     sc = Sidecar(proxy.url, ring, tmp_path / "spool", exp_name)
     try:
-        env = eval_env(ring, tmp_path / "spool")
+        env = eval_env(ring, tmp_path / "spool", **sc.dest)
         procs = [subprocess.Popen([sys.executable, str(EVALS), "plain", str(tmp_path / f"logs{i}"), "30"],
                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for i in range(2)]
@@ -245,7 +250,7 @@ def test_restart_reuses_runs(mlflow_server, tmp_path, exp_name):
     spool = tmp_path / "spool"
     sc = Sidecar(mlflow_server, ring, spool, exp_name)
     try:
-        env = eval_env(ring, spool)
+        env = eval_env(ring, spool, **sc.dest)
         p = subprocess.Popen([sys.executable, str(EVALS), "plain", str(tmp_path / "logs"), "120", "10"],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         client = MlflowClient(mlflow_server)
@@ -276,7 +281,7 @@ def test_deleted_experiment_is_restored(mlflow_server, tmp_path, exp_name):
     ring = f"/rf-pytest-del-{os.getpid()}"
     sc = Sidecar(mlflow_server, ring, tmp_path / "spool", exp_name)
     try:
-        run_eval(eval_env(ring, tmp_path / "spool"), tmp_path / "logs", "plain", "3")
+        run_eval(eval_env(ring, tmp_path / "spool", **sc.dest), tmp_path / "logs", "plain", "3")
         sc.stop()
     finally:
         cleanup(sc, ring)
@@ -295,7 +300,7 @@ def test_sigkill_mid_eval_loses_nothing_duplicates_nothing(mlflow_server, tmp_pa
     client = MlflowClient(mlflow_server)
     sc = Sidecar(mlflow_server, ring, spool, exp_name)
     try:
-        env = eval_env(ring, spool)
+        env = eval_env(ring, spool, **sc.dest)
         p = subprocess.Popen([sys.executable, str(EVALS), "plain", str(tmp_path / "logs"), "150", "10"],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.time() + 120
@@ -384,7 +389,7 @@ def test_artifacts_switch_off(mlflow_server, tmp_path, exp_name):
     ring = f"/rf-pytest-noart-{os.getpid()}"
     sc = Sidecar(mlflow_server, ring, tmp_path / "spool", exp_name, INSPECT_MLFLOW_LOG_ARTIFACTS="false")
     try:
-        run_eval(eval_env(ring, tmp_path / "spool"), tmp_path / "logs", "plain", "3")
+        run_eval(eval_env(ring, tmp_path / "spool", **sc.dest), tmp_path / "logs", "plain", "3")
         sc.stop()
     finally:
         cleanup(sc, ring)
@@ -406,7 +411,7 @@ def test_mlflow_down_60s_mid_eval_loses_nothing(tmp_path, exp_name):
     spool = tmp_path / "spool"
     sc = Sidecar(server.uri, ring, spool, exp_name)
     try:
-        env = eval_env(ring, spool)
+        env = eval_env(ring, spool, **sc.dest)
         t_eval = time.time()
         p = subprocess.Popen([sys.executable, str(EVALS), "plain", str(tmp_path / "logs"), "200", "4"],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -471,7 +476,8 @@ def test_no_sidecar_during_eval_larger_than_ring(mlflow_server, tmp_path, exp_na
     ringflow.Producer(ring=ring, spool_dir=str(spool), capacity=65536).close()  # 64 KiB
     sc = None
     try:
-        run_eval(eval_env(ring, spool), tmp_path / "logs", "plain", "300")
+        run_eval(eval_env(ring, spool, MLFLOW_TRACKING_URI=mlflow_server,
+                          MLFLOW_EXPERIMENT_NAME=exp_name), tmp_path / "logs", "plain", "300")
         spilled = list(spool.glob("spill-*"))
         assert spilled, "the eval should have outgrown the ring"
         sc = Sidecar(mlflow_server, ring, spool, exp_name)
@@ -509,7 +515,7 @@ def test_tls_verification(mlflow_server, tmp_path, exp_name, mode):
     ring = f"/rf-pytest-tls-{os.getpid()}"
     sc = Sidecar(proxy.url, ring, tmp_path / "spool", exp_name, RINGFLOW_SHUTDOWN_MS="2000", **extra)
     try:
-        run_eval(eval_env(ring, tmp_path / "spool"), tmp_path / "logs", "plain", "3")
+        run_eval(eval_env(ring, tmp_path / "spool", **sc.dest), tmp_path / "logs", "plain", "3")
         client = MlflowClient(mlflow_server)
         wait_finished(client, exp_name, (60 if mode != "verify_default" else 5))
         log_text = sc.stop()
@@ -540,7 +546,7 @@ def test_canary_secret_never_reaches_mlflow(mlflow_server, tmp_path, exp_name):
     sc = Sidecar(mlflow_server, ring, spool, exp_name, MLFLOW_TRACKING_TOKEN=canary + "-token",
                  OPENAI_API_KEY=canary)
     try:
-        env = eval_env(ring, spool, OPENAI_API_KEY=canary, RF_TEST_SECRET=canary)
+        env = eval_env(ring, spool, OPENAI_API_KEY=canary, RF_TEST_SECRET=canary, **sc.dest)
         run_eval(env, tmp_path / "logs", "plain", "3")
         log_text = sc.stop()
     finally:

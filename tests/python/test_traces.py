@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import test_sidecar as ts
+from faultproxy import FaultProxy
 from test_hook import REPO, eval_env
 
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -71,7 +72,7 @@ def traced_eval(mlflow_server, tmp: Path, mode: str = "sample", **sidecar_env: s
     sc = ts.Sidecar(mlflow_server, ring, tmp / "spool", exp, **sidecar_env)
     try:
         env = eval_env(ring, tmp / "spool", MLFLOW_INSPECT_TRACING="true",
-                       MLFLOW_INSPECT_TRACE_MODE=mode, RF_TEST_MODEL_DELAY="0.03")
+                       MLFLOW_INSPECT_TRACE_MODE=mode, RF_TEST_MODEL_DELAY="0.03", **sc.dest)
         location = ts.run_eval(env, tmp / "logs", "rich")
         log_text = sc.stop()
     finally:
@@ -261,7 +262,7 @@ def test_run_reads_finished_only_once_its_traces_are_in(mlflow_server, tmp_path)
     exp = f"rf-traces-hold-{os.getpid()}-{time.time_ns() % 10**6}"
     sc = ts.Sidecar(proxy.url, ring, tmp_path / "spool", exp)
     try:
-        env = eval_env(ring, tmp_path / "spool", MLFLOW_INSPECT_TRACING="true")
+        env = eval_env(ring, tmp_path / "spool", MLFLOW_INSPECT_TRACING="true", **sc.dest)
         log = read_eval_log(ts.run_eval(env, tmp_path / "logs", "rich"))
         client = MlflowClient(mlflow_server)
         deadline = time.time() + 120
@@ -296,25 +297,31 @@ def test_traces_held_while_mlflow_away_are_sent_after_restart(mlflow_server, tmp
     from inspect_ai.log import read_eval_log
     from mlflow import MlflowClient
 
-    with socket.socket() as s:  # a loopback port nobody listens on
+    with socket.socket() as s:  # a loopback port nobody listens on (yet)
         s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+        port = s.getsockname()[1]
+        dead = f"http://127.0.0.1:{port}"
     ring = f"/rf-pytest-tr-away-{os.getpid()}"
     exp = f"rf-traces-away-{os.getpid()}-{time.time_ns() % 10**6}"
     sc = ts.Sidecar(dead, ring, tmp_path / "spool", exp, RINGFLOW_SHUTDOWN_MS="0")
+    proxy = None
     try:
-        env = eval_env(ring, tmp_path / "spool", MLFLOW_INSPECT_TRACING="true")
+        env = eval_env(ring, tmp_path / "spool", MLFLOW_INSPECT_TRACING="true", **sc.dest)
         log = read_eval_log(ts.run_eval(env, tmp_path / "logs", "rich"))
         first = sc.stop()
         held = [ln for ln in first.splitlines() if "stopping with work not yet in MLflow" in ln]
         assert held and f"({len(log.samples)} traces held)" in held[0], first[-3000:]
-        sc = ts.Sidecar(mlflow_server, ring, tmp_path / "spool", exp,
-                        RINGFLOW_SHUTDOWN_MS="120000")
+        # The eval's runs go where it said: the same address, now served
+        # (a relay to the real server on that port).
+        proxy = FaultProxy(mlflow_server, port=port)
+        sc = ts.Sidecar(dead, ring, tmp_path / "spool", exp, RINGFLOW_SHUTDOWN_MS="120000")
         client = MlflowClient(mlflow_server)
         ts.wait_finished(client, exp, 120)
         second = sc.stop()
     finally:
         ts.cleanup(sc, ring)
+        if proxy:
+            proxy.close()
     assert "traces_failed=0" in second and "stopping with work" not in second, second[-3000:]
     e = client.get_experiment_by_name(exp)
     traces = client.search_traces(locations=[e.experiment_id], max_results=500)

@@ -22,6 +22,7 @@ import socket
 import time
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from inspect_ai.hooks import (
     EvalSetEnd,
@@ -114,6 +115,32 @@ def _trace_settings() -> tuple[bool, str | None]:
     on = os.environ.get("MLFLOW_INSPECT_TRACING", "").strip().lower() == "true"
     mode = os.environ.get("MLFLOW_INSPECT_TRACE_MODE", "").strip().lower() or None
     return on, mode
+
+
+def _strip_userinfo(uri: str) -> str:
+    """The URI without user:password@ (a password never goes into the ring)."""
+    try:
+        parts = urlsplit(uri)
+        if "@" not in parts.netloc:
+            return uri
+        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    except ValueError:
+        return uri.rpartition("@")[2] if "@" in uri else uri
+
+
+def _destination() -> dict[str, Any]:
+    """Where this eval's runs go, read at run start as inspect-mlflow reads it:
+    MLFLOW_TRACKING_URI (userinfo stripped), MLFLOW_EXPERIMENT_NAME (default
+    inspect_ai), INSPECT_MLFLOW_LOG_ARTIFACTS / MLFLOW_INSPECT_LOG_ARTIFACTS
+    (anything but "false" is on, as the sidecar parses them)."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    art = (os.environ.get("INSPECT_MLFLOW_LOG_ARTIFACTS")
+           or os.environ.get("MLFLOW_INSPECT_LOG_ARTIFACTS") or "")
+    return {
+        "tracking_uri": _strip_userinfo(uri) if uri else None,
+        "experiment_name": os.environ.get("MLFLOW_EXPERIMENT_NAME") or "inspect_ai",
+        "log_artifacts": art.lower() != "false",
+    }
 
 
 def _messages(msgs: Any) -> list[dict[str, Any]]:
@@ -250,6 +277,7 @@ class RingflowHooks(Hooks):
                     "host": socket.gethostname(),
                     "tracing": self._tracing,
                     "trace_mode": mode,
+                    **_destination(),
                 },
             )
         except Exception as e:  # noqa: BLE001

@@ -26,6 +26,12 @@ _dropped = 0  # records not written because the producer could not open
 # same rule for every producer), so no string containing them reaches the ring.
 
 
+# What the sidecar reads to authenticate to MLflow and to verify its TLS
+# (sidecar/bin/ringflowd.c): the set that picks the ring (ring_name()).
+# The ring for this process (RINGFLOW_RING, else one per credential set).
+ring_name = _sidecar.ring_name
+
+
 def producer() -> _ringflow.Producer | None:
     """The shared producer, or None if the ring cannot be opened (reported once)."""
     global _producer, _open_failed

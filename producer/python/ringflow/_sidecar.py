@@ -20,6 +20,7 @@ default level; INFO is hidden), per process and problem, saying what to do.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -27,6 +28,8 @@ import re
 import shutil
 import subprocess
 import threading
+from typing import Any
+from urllib.parse import urlsplit
 
 log = logging.getLogger("ringflow")
 
@@ -71,15 +74,43 @@ def uri_problem(uri: str) -> str | None:
     return f"tracking URI '{uri}': unknown scheme '{m.group(1)}'; {_FIX_URI}"
 
 
-def ring_name() -> str | None:
-    """RINGFLOW_RING with its leading '/' (warned about once if missing)."""
-    name = os.environ.get("RINGFLOW_RING") or None
-    if name and not name.startswith("/"):
-        warn_once("ring:" + name,
-                  "ringflow: RINGFLOW_RING=%r does not start with '/' (a ring is a POSIX shared "
-                  "memory name: '/name', no other '/'); using %r", name, "/" + name)
-        name = "/" + name
-    return name
+_CREDENTIAL_ENV = (
+    "MLFLOW_TRACKING_TOKEN",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_INSECURE_TLS",
+    "MLFLOW_TRACKING_SERVER_CERT_PATH",
+)
+
+
+def ring_name(environ: Any = None) -> str | None:
+    """The ring for this process.  RINGFLOW_RING when set (with its leading
+    '/', warned about once if missing); else the default ring (None) when the
+    environment holds no MLflow credentials; else one ring per credential set,
+    /ringflow-<uid>-c<first 8 hex of sha256 over the sorted NAME=value pairs,
+    userinfo of MLFLOW_TRACKING_URI included>.  A sidecar autostarted for that
+    ring inherits exactly these credentials, and the credentials themselves
+    never cross the ring (docs/DESIGN.md "Destinations")."""
+    env = os.environ if environ is None else environ
+    name = env.get("RINGFLOW_RING") or None
+    if name:
+        if not name.startswith("/"):
+            warn_once("ring:" + name,
+                      "ringflow: RINGFLOW_RING=%r does not start with '/' (a ring is a POSIX "
+                      "shared memory name: '/name', no other '/'); using %r", name, "/" + name)
+            name = "/" + name
+        return name
+    pairs = [f"{k}={env[k]}" for k in _CREDENTIAL_ENV if env.get(k)]
+    try:
+        netloc = urlsplit(env.get("MLFLOW_TRACKING_URI") or "").netloc
+    except ValueError:
+        netloc = ""
+    if "@" in netloc:
+        pairs.append(f"MLFLOW_TRACKING_URI.userinfo={netloc.rpartition('@')[0]}")
+    if not pairs:
+        return None
+    tag = hashlib.sha256("\n".join(sorted(pairs)).encode()).hexdigest()[:8]
+    return f"/ringflow-{os.geteuid()}-c{tag}"
 
 
 def own_binary() -> str | None:
@@ -170,6 +201,11 @@ def autostart(producer) -> str | None:
                              "`ringflowd --detach` yourself", where)
                 return "missing"
             args = [binary, "--detach"]
+            # A ring picked by credential set is named to the sidecar (which
+            # inherits those credentials); RINGFLOW_RING it reads itself.
+            ring = None if os.environ.get("RINGFLOW_RING") else ring_name()
+            if ring:
+                args += ["--ring", ring]
             if not os.environ.get("RINGFLOW_IDLE_EXIT_MS"):
                 args += ["--idle-exit-ms", str(IDLE_EXIT_MS_DEFAULT)]
             p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
