@@ -40,6 +40,7 @@ struct rf_traces_stats {
 	uint64_t traces, traces_done, traces_failed; /* begun; fully in MLflow; refused */
 	uint64_t spans, spans_sent, spans_failed;    /* built; accepted; refused */
 	uint64_t spans_forced;     /* closed as ERROR because they never ended */
+	uint64_t spans_capped;     /* dropped: over the spans-per-trace or traces-held bound */
 	uint64_t assessments;
 	uint64_t late;             /* records for a trace already uploaded (dropped, counted) */
 	uint64_t otlp_requests, info_requests;

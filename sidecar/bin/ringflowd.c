@@ -51,6 +51,9 @@ struct ops {
 	rf_prom *prom;
 	uint64_t started_ns, published_ms, scanned_ms, spool_bytes, spool_files, last_err_ns;
 	char last_err[512];
+	/* auth failures and refused credentials, as last logged (rate-limited) */
+	uint64_t auth_seen, auth_warned_ms, creds_seen;
+	bool auth_failing;
 };
 
 struct daemon {
@@ -410,6 +413,18 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 	s->spans_sent = xs.spans_sent;
 	s->spans_failed = xs.spans_failed;
 	s->traces_late = xs.late;
+	s->invalid = ts.invalid;
+	s->bad_fields = ts.bad_fields;
+	s->runs_failed = ts.runs_failed;
+	s->spans_forced = xs.spans_forced;
+	s->export_failed = xs.export_failed;
+	s->journal_corrupt = js.corrupt;
+	s->creds_refused = hs.creds_refused;
+	s->keys_capped = ts.keys_capped;
+	s->spans_capped = xs.spans_capped;
+	s->auth_failures = hs.auth_failures;
+	s->auth_failing = hs.auth_failing;
+	snprintf(s->auth_origin, sizeof s->auth_origin, "%.255s", hs.auth_origin);
 	const char *err = ts.last_error[0] ? ts.last_error : hs.last_error;
 	if (strcmp(err, d->ops.last_err)) {
 		snprintf(d->ops.last_err, sizeof d->ops.last_err, "%s", err);
@@ -424,9 +439,44 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 
 /* Publish every RF_STATUS_PERIOD_MS (the loop wakes at least every 50 ms);
  * the spool is scanned once a second (a readdir of a small directory). */
+/* Auth failures are retried without end, so they must be loud: a WARN line
+ * when they start and at most every 30 s while they go on; one when they
+ * stop.  Credentials refused for another origin: a WARN per new refusal,
+ * rate-limited the same way. */
+static void warn_auth(struct daemon *d, uint64_t now)
+{
+	struct rf_http_stats hs;
+	rf_http_stats(d->http, &hs);
+	struct ops *o = &d->ops;
+	bool due = !o->auth_warned_ms || now - o->auth_warned_ms >= 30000;
+	if (hs.auth_failures != o->auth_seen && hs.auth_failing && (!o->auth_failing || due)) {
+		logf_("warn",
+		      "auth failing for %s: HTTP %ld (%llu refusals since start); retrying with "
+		      "backoff, nothing is dropped (check MLFLOW_TRACKING_TOKEN / "
+		      "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)",
+		      hs.auth_origin, hs.auth_status, (unsigned long long)hs.auth_failures);
+		o->auth_seen = hs.auth_failures;
+		o->auth_warned_ms = now;
+		o->auth_failing = true;
+	} else if (o->auth_failing && !hs.auth_failing) {
+		logf_("info", "auth for %s works again", hs.auth_origin);
+		o->auth_failing = false;
+	}
+	if (hs.creds_refused != o->creds_seen && due) {
+		logf_("warn",
+		      "refused to send MLflow credentials to %s: not the tracking server's scheme, "
+		      "host and port (%llu requests refused since start; the artifact store must be "
+		      "served by the tracking server, or reached without its credentials)",
+		      hs.refused_origin, (unsigned long long)hs.creds_refused);
+		o->creds_seen = hs.creds_refused;
+		o->auth_warned_ms = now;
+	}
+}
+
 static void ops_tick(struct daemon *d, bool force, uint64_t state)
 {
 	uint64_t now = rf_loop_now_ms();
+	warn_auth(d, now);
 	if (!force && now - d->ops.published_ms < RF_STATUS_PERIOD_MS)
 		return;
 	if (force || now - d->ops.scanned_ms >= 1000) {
@@ -544,7 +594,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	d.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	struct rf_http_opts ho = {.token = d.c.token, .username = d.c.user, .password = d.c.password,
-				  .insecure_tls = d.c.insecure, .ca_path = d.c.ca};
+				  .insecure_tls = d.c.insecure, .ca_path = d.c.ca, .origin = d.c.uri};
 	/* As inspect-mlflow: INSPECT_MLFLOW_LOG_ARTIFACTS wins over the legacy
 	 * MLFLOW_INSPECT_LOG_ARTIFACTS; anything but "false" means on. */
 	const char *art = env("INSPECT_MLFLOW_LOG_ARTIFACTS", "MLFLOW_INSPECT_LOG_ARTIFACTS");
