@@ -177,6 +177,7 @@ if [ -x build/asan/bin/ringflowd ]; then
 		pytest_step "sidecar, traces and ops tests with ringflowd under ASan+UBSan" \
 		"$LOGS/pytest-asan.xml" tests/python/test_sidecar.py tests/python/test_traces.py \
 		tests/python/test_trace_e2e.py tests/python/test_ops.py tests/python/test_bad_input.py \
+		tests/python/test_server_answers.py \
 		-k "not mlflow_down and not mlflow_ui"
 fi
 
