@@ -451,8 +451,7 @@ int rf_http_request_ex(rf_http *h, const char *method, const char *url, char *bo
 			snprintf(h->st.last_error, sizeof h->st.last_error,
 				 "refused to send MLflow credentials to %.200s (not the tracking server %.200s)",
 				 h->st.refused_origin, h->origin);
-			free(q);
-			free(body);
+			free_req(q); /* the body with it */
 			return -EPERM;
 		}
 	}
