@@ -134,7 +134,19 @@ void rf_run_metric(struct mrun *r, const char *key, double value, int64_t ts_ms,
 		r->t->st.rejected++;
 		return;
 	}
-	struct rf_pmetric m = {rf_keys_id(r->t->keys, key), value, ts_ms, step};
+	if (!r->keys)
+		r->keys = rf_keys_new(RF_RUN_KEYS_MAX);
+	uint32_t id = r->keys ? rf_keys_id(r->keys, key) : RF_KEYS_FULL;
+	if (id == RF_KEYS_FULL) {
+		r->t->st.keys_capped++;
+		if (!r->keys_said) { /* once per run: the counter says how many */
+			r->keys_said = true;
+			track_err(r->t, "run %s: more than %d metric names, metric %.100s and later new "
+				  "names dropped (counted in keys_capped)", r->key, RF_RUN_KEYS_MAX, key);
+		}
+		return;
+	}
+	struct rf_pmetric m = {id, value, ts_ms, step};
 	rf_mq_push(&r->mq, &m);
 }
 
@@ -502,7 +514,7 @@ static void on_batch(int ok, long status, json_t *resp, const char *msg, void *a
 static void send_batch(rf_track *t, struct mrun *r, struct batch *b)
 {
 	size_t len;
-	char *body = b ? rf_batch_body(r->id, t->keys, b->m, b->nm, b->params, b->tags, &len) : NULL;
+	char *body = b ? rf_batch_body(r->id, r->keys, b->m, b->nm, b->params, b->tags, &len) : NULL;
 	struct run_call *c = body ? call(t, r, b) : NULL;
 	if (!c) {
 		free(body);
@@ -656,6 +668,7 @@ static void free_run(struct mrun *r)
 	json_decref(r->params);
 	json_decref(r->tags);
 	json_decref(r->uploads);
+	rf_keys_free(r->keys);
 	if (r->agg) {
 		rf_art_free(r->agg->art);
 		free(r->agg->total_times);
@@ -785,12 +798,6 @@ int rf_track_new(rf_track **out, rf_mlflow *m, const struct rf_track_opts *o)
 		snprintf(t->idmap_path, sizeof t->idmap_path, "%s/idmap-%s.jsonl", t->o.state_dir, exp);
 	}
 	rf_idmap_load(t);
-	t->keys = rf_keys_new();
-	if (!t->keys) {
-		json_decref(t->idmap);
-		free(t);
-		return -ENOMEM;
-	}
 	*out = t;
 	return 0;
 }
@@ -805,7 +812,6 @@ void rf_track_free(rf_track *t)
 		free_run(r);
 	}
 	json_decref(t->idmap);
-	rf_keys_free(t->keys);
 	free(t);
 }
 

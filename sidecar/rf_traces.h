@@ -36,6 +36,10 @@ struct rf_traces_opts {
 	const char *otlp_headers;  /* OTEL_EXPORTER_OTLP_TRACES_HEADERS "k=v,k2=v2" */
 };
 
+/* Traces held at once (open, or complete and not yet answered): past it a
+ * new trace is refused and its records counted in spans_capped. */
+#define RF_TRACES_HELD_MAX 4096
+
 struct rf_traces_stats {
 	uint64_t traces, traces_done, traces_failed; /* begun; fully in MLflow; refused */
 	uint64_t spans, spans_sent, spans_failed;    /* built; accepted; refused */
@@ -46,6 +50,7 @@ struct rf_traces_stats {
 	uint64_t otlp_requests, info_requests;
 	uint64_t export_spans, export_failed;        /* to the OTLP collector */
 	uint64_t held;             /* traces held now (open or not yet answered) */
+	uint64_t spans_unsent;     /* ended spans held, not yet uploaded (the gate weighs them) */
 	char last_error[512];
 };
 
@@ -59,5 +64,9 @@ bool rf_traces_idle(rf_traces *x);
 /* No trace held at all (open ones included). */
 bool rf_traces_empty(rf_traces *x);
 void rf_traces_stats(rf_traces *x, struct rf_traces_stats *st);
+/* Memory pressure (the gate closed on held spans and nothing is being
+ * sent): send the ended spans held now rather than waiting for parts of
+ * 1,000 (else held spans would keep the gate closed for ever). */
+void rf_traces_pressure(rf_traces *x);
 
 #endif

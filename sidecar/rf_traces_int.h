@@ -27,6 +27,8 @@ struct xtrace {
 	char *req_preview, *resp_preview;
 	int64_t min_start, max_end;
 	int root_status;
+	uint64_t capped_seen;       /* tr->capped already counted in spans_capped */
+	bool flush_held;            /* send its ended spans now (rf_traces_pressure) */
 };
 
 struct expid {

@@ -292,16 +292,22 @@ static bool gate_closed(struct daemon *d)
 {
 	struct rf_track_stats ts;
 	struct rf_http_stats hs;
+	struct rf_traces_stats xs;
 	rf_track_stats(d->track, &ts);
 	rf_http_stats(d->http, &hs);
+	rf_traces_stats(d->traces, &xs);
+	/* An ended span waiting for upload weighs as RF_GATE_SPAN_ROWS rows. */
 	struct rf_gate_in in = {.now_ms = rf_loop_now_ms(), .journal_bytes = rf_journal_size(d->journal),
-				.journal_failing = rf_journal_failing(d->journal), .pending = ts.pending,
+				.journal_failing = rf_journal_failing(d->journal),
+				.pending = ts.pending + xs.spans_unsent * RF_GATE_SPAN_ROWS,
 				.http_ok = hs.ok, .http_pending = rf_http_pending(d->http)};
 	if (rf_gate_update(&d->gate, &in)) {
 		char msg[512];
 		rf_gate_describe(&d->gate, &in, msg, sizeof msg);
 		logf_(rf_gate_closed(&d->gate) ? "warn" : "info", "%s", msg);
 	}
+	if (d->gate.reason == RF_GATE_MEMORY && xs.spans_unsent && rf_traces_idle(d->traces))
+		rf_traces_pressure(d->traces); /* held spans must be able to drain */
 	return rf_gate_closed(&d->gate);
 }
 
