@@ -14,6 +14,12 @@
  * created, no upload, run status or request queued, in flight or waiting to
  * retry).  Artifacts of a task that is still running are not "queued" yet:
  * they are built and uploaded at the task's end.
+ *
+ * Losses: flush succeeds (0) only if no loss counter (rf_status_loss_table)
+ * is non-zero; otherwise it says which and exits RF_CTL_LOST.  The counters
+ * are the sidecar's since it started and the ring's since it was created:
+ * a loss is not forgotten by a later flush (it stays reported until the
+ * sidecar is restarted, after the cause is dealt with; docs/OPERATIONS.md).
  */
 #include "rf_ctl.h"
 
@@ -109,7 +115,9 @@ static void usage(FILE *f, const char *cmd)
 			"  --quiet           no progress output\n"
 			"  --help\n\n"
 			"A progress bar on a terminal, a line per second otherwise.\n"
-			"Exit: 0 done, 1 timeout, 2 no sidecar serves the ring (or it exited), 3 error.\n");
+			"Exit: 0 done and nothing lost, 1 timeout, 2 no sidecar serves the ring (or it\n"
+			"exited), 3 error, 4 done but data was lost since the sidecar started (the\n"
+			"counters are named; see ringflowd status).\n");
 	else
 		fprintf(f,
 			"usage: ringflowd status [--ring NAME] [--spool-dir DIR] [--interval MS] [--json]\n"
@@ -278,6 +286,15 @@ static void print_json(struct ctl *c, const struct view *v, const struct view *v
 		json_object_set_new(j, "traces_waiting", json_integer((json_int_t)s->traces_waiting));
 		json_object_set_new(j, "trace_lag_ms", json_integer((json_int_t)s->trace_lag_ms));
 		json_object_set_new(j, "traces_behind", json_integer((json_int_t)s->traces_behind));
+		json_t *lost = json_object();
+		for (size_t i = 0; i < rf_status_loss_count; i++)
+			json_object_set_new(lost, rf_status_loss_table[i].name,
+					    json_integer((json_int_t)rf_status_loss_value(s, i)));
+		json_object_set_new(j, "lost", lost);
+		json_object_set_new(j, "auth_failures", json_integer((json_int_t)s->auth_failures));
+		json_object_set_new(j, "auth_failing", json_boolean(s->auth_failing));
+		if (s->auth_failing)
+			json_object_set_new(j, "auth_origin", json_string(s->auth_origin));
 		json_object_set_new(o, "sidecar", j);
 	}
 	char *txt = json_dumps(o, JSON_COMPACT);
@@ -390,6 +407,19 @@ static void print_text(struct ctl *c, const struct view *v, const struct view *v
 	       (unsigned long long)s->runs_created, (unsigned long long)s->runs_ended,
 	       (unsigned long long)s->artifacts, (unsigned long long)s->artifacts_failed,
 	       (unsigned long long)s->journal_errors);
+	if (s->auth_failing)
+		printf("  WARNING: auth failing for %s (%llu refusals; retried, nothing dropped)\n",
+		       s->auth_origin, (unsigned long long)s->auth_failures);
+	char lost[512];
+	if (rf_status_losses(s, lost, sizeof lost)) {
+		printf("  LOST since start: %s\n", lost);
+		for (size_t i = 0; i < rf_status_loss_count; i++)
+			if (rf_status_loss_value(s, i))
+				printf("    %s: %s\n", rf_status_loss_table[i].name,
+				       rf_status_loss_table[i].help);
+	} else {
+		printf("  lost: nothing\n");
+	}
 	if (s->last_error[0]) {
 		human_age(a, sizeof a, v->at_ns > s->last_error_ns ? v->at_ns - s->last_error_ns : 0);
 		printf("  last error (%s ago): %s\n", a, s->last_error);
@@ -523,12 +553,24 @@ static int cmd_flush(struct ctl *c)
 		}
 		sleep_ms(100);
 	}
+	char lost[512] = "";
+	if (rc == RF_CTL_OK && rf_status_losses(&v.s, lost, sizeof lost)) {
+		if (tty)
+			printf("\n");
+		fprintf(stderr,
+			"ringflowd flush: what was queued is sent, but data was lost since the sidecar "
+			"started: %s (ringflowd status says what each means; last error: %s)\n",
+			lost, v.s.last_error[0] ? v.s.last_error : "none");
+		rc = RF_CTL_LOST;
+	} else if (rc != RF_CTL_OK && v.snap_current && rf_status_losses(&v.s, lost, sizeof lost)) {
+		fprintf(stderr, "ringflowd flush: also lost since the sidecar started: %s\n", lost);
+	}
 	if (rc == RF_CTL_OK) {
 		if (tty)
 			progress(true, 1.0, "done");
 		if (!c->quiet)
-			printf("%sflushed: everything queued in ring %s is in MLflow (%.1f s; %llu records in, "
-			       "%llu entities out in total)\n",
+			printf("%sflushed: everything queued in ring %s is in MLflow, nothing lost (%.1f s; "
+			       "%llu records in, %llu entities out in total)\n",
 			       tty ? "\n" : "", c->ring, (double)(realtime_ns() - t0) / 1e9,
 			       (unsigned long long)v.s.records_in, (unsigned long long)v.s.records_out);
 	}

@@ -144,6 +144,13 @@ static struct client *client_of(rf_dests *d, const char *uri)
 	snprintf(c->uri, sizeof c->uri, "%s", uri);
 	/* The sidecar's credentials (and TLS settings) are for its own server. */
 	rf_mlflow_set_foreign(c->m, !d->o.creds_everywhere && !rf_dest_same_origin(uri, d->uri));
+	/* On a credential ring they go to every destination's own server,
+	 * still never to another origin one of them names (rf_http). */
+	if (d->o.creds_everywhere && rf_http_allow_origin(d->http, uri)) {
+		rf_mlflow_free(c->m);
+		free(c);
+		return NULL;
+	}
 	c->next = d->clients;
 	d->clients = c;
 	return c;
@@ -384,6 +391,7 @@ void rf_dests_track_stats(rf_dests *d, struct rf_track_stats *st)
 		ADD(records), ADD(ignored), ADD(invalid), ADD(bad_fields), ADD(runs_created);
 		ADD(runs_reused), ADD(runs_ended), ADD(metrics), ADD(params), ADD(tags);
 		ADD(batches), ADD(rejected), ADD(artifacts), ADD(artifacts_failed);
+		ADD(runs_failed), ADD(keys_capped);
 		ADD(ends_held), ADD(end_hold_expired), ADD(pending);
 		if (x.last_error[0] && !i)
 			snprintf(st->last_error, sizeof st->last_error, "%s", x.last_error);
@@ -404,10 +412,19 @@ void rf_dests_traces_stats(rf_dests *d, struct rf_traces_stats *st)
 		ADD(traces), ADD(traces_done), ADD(traces_failed), ADD(spans), ADD(spans_sent);
 		ADD(spans_failed), ADD(spans_forced), ADD(assessments), ADD(late);
 		ADD(otlp_requests), ADD(info_requests), ADD(export_spans), ADD(export_failed);
-		ADD(held);
+		ADD(held), ADD(spans_capped), ADD(waiting), ADD(behind), ADD(spans_unsent);
+		if (x.lag_ms > st->lag_ms) /* the oldest wait anywhere */
+			st->lag_ms = x.lag_ms;
 		if (x.last_error[0])
 			snprintf(st->last_error, sizeof st->last_error, "%s", x.last_error);
 	}
+}
+
+void rf_dests_pressure(rf_dests *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (rf_traces_idle(d->v[i]->traces))
+			rf_traces_pressure(d->v[i]->traces);
 }
 
 void rf_dests_stats(rf_dests *d, struct rf_dests_stats *st)

@@ -66,6 +66,9 @@ bool rf_dests_empty(rf_dests *d);       /* no run open, no trace held, anywhere 
 void rf_dests_track_stats(rf_dests *d, struct rf_track_stats *st);
 void rf_dests_traces_stats(rf_dests *d, struct rf_traces_stats *st);
 void rf_dests_stats(rf_dests *d, struct rf_dests_stats *st);
+/* Memory pressure: every idle uploader sends the ended spans it holds
+ * (rf_traces_pressure). */
+void rf_dests_pressure(rf_dests *d);
 
 /* "scheme://host[:port]/path" without userinfo or a trailing '/', for
  * comparing URIs (NULL-safe; -EINVAL when not an http(s) URL with a host).

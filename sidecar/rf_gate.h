@@ -13,8 +13,11 @@
  *                runs still open (a restart rebuilds their aggregates from
  *                them), so it may pass the bound while MLflow is reachable;
  *                the bound caps what piles up while it is not.
- *   memory       entities waiting for MLflow >= pending_max.  Opens again at
- *                half of it (hysteresis: no flapping per batch).
+ *   memory       entities waiting for MLflow >= pending_max, an ended span
+ *                waiting for upload counting as RF_GATE_SPAN_ROWS of them
+ *                (a span held as jansson objects weighs a few KiB; a row
+ *                is 32 bytes).  Opens again at half of it (hysteresis: no
+ *                flapping per batch).
  *   journal      the journal cannot be written (disk full, I/O error).  Opens
  *                when a write succeeds again.
  *
@@ -27,6 +30,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#define RF_GATE_SPAN_ROWS 1000
 
 enum rf_gate_reason { RF_GATE_OPEN = 0, RF_GATE_SPOOL_FULL, RF_GATE_MEMORY, RF_GATE_JOURNAL };
 

@@ -15,6 +15,7 @@
 
 #include "rf_http.h"
 #include "rf_redact.h"
+#include "rf_resp.h"
 
 #define TIMER_CURL 0
 #define TIMER_RETRY 1
@@ -30,6 +31,7 @@ struct req {
 	size_t len;
 	int retry;
 	bool no_auth;     /* none of the MLflow credentials or TLS settings */
+	bool creds; /* carries MLflow's credentials (only to the tracking origin) */
 	rf_http_done cb;
 	void *arg;
 	char *resp;
@@ -44,6 +46,11 @@ struct rf_http {
 	CURLM *multi;
 	struct rf_http_opts o;
 	char *auth_header;
+	char origin[320]; /* scheme://host:port of the tracking server ("" if unknown) */
+	/* More origins the credentials may go to: the destinations of a
+	 * credential ring (rf_http_allow_origin). */
+	char (*allowed)[320];
+	size_t nallowed;
 	struct req *retry;
 	struct req *active; /* in flight */
 	bool closing;
@@ -51,6 +58,33 @@ struct rf_http {
 	struct rf_http_stats st;
 	uint64_t rnd;
 };
+
+static bool url_origin(const char *url, char *out, size_t cap);
+
+static bool origin_allowed(const rf_http *h, const char *o)
+{
+	if (!strcmp(o, h->origin))
+		return true;
+	for (size_t i = 0; i < h->nallowed; i++)
+		if (!strcmp(o, h->allowed[i]))
+			return true;
+	return false;
+}
+
+int rf_http_allow_origin(rf_http *h, const char *uri)
+{
+	char o[320];
+	if (!url_origin(uri, o, sizeof o))
+		return -EINVAL;
+	if (origin_allowed(h, o))
+		return 0;
+	void *n = realloc(h->allowed, (h->nallowed + 1) * sizeof *h->allowed);
+	if (!n)
+		return -ENOMEM;
+	h->allowed = n;
+	memcpy(h->allowed[h->nallowed++], o, sizeof o);
+	return 0;
+}
 
 static void check_done(rf_http *h);
 
@@ -149,7 +183,7 @@ static int start(rf_http *h, struct req *q)
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	if (h->o.username && !q->no_auth) {
+	if (h->o.username && q->creds) {
 		curl_easy_setopt(e, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
 		curl_easy_setopt(e, CURLOPT_USERNAME, h->o.username);
 		curl_easy_setopt(e, CURLOPT_PASSWORD, h->o.password ? h->o.password : "");
@@ -241,19 +275,39 @@ static void schedule_retry(rf_http *h, struct req *q)
 	arm_retry_timer(h);
 }
 
-static bool retryable(struct req *q, long status)
+/* Only the server's own verdict ends a request (rf_resp_classify): a
+ * proxy's page, an auth failure, a 5xx, 429 or no answer at all waits and
+ * is tried again, for as long as it takes (what waits meanwhile is bounded
+ * by the spool gate, not by a clock). */
+static bool retryable(struct req *q, long status, enum rf_resp_kind kind)
 {
-	if (q->retry == RF_HTTP_NO_RETRY)
+	if (q->retry == RF_HTTP_NO_RETRY || kind == RF_RESP_OK || kind == RF_RESP_VERDICT)
 		return false;
-	if (status == 0)
-		return true; /* connection error, timeout */
-	if (status == 408 || status == 429 || status == 502 || status == 504)
-		return true;
-	if (status == 503) /* MLflow's "disabled" 503s are text/plain and permanent */
-		return q->resp && q->resp[0] == '{';
-	if (status == 500)
-		return q->retry == RF_HTTP_RETRY_ALL;
-	return false;
+	if (status == 500 && q->retry == RF_HTTP_RETRY_SAFE && q->resp && q->resp[0] == '{')
+		return false; /* MLflow's INTERNAL_ERROR of a request that must not run twice */
+	return true;
+}
+
+/* scheme://host:port (lower case, default port filled in) of `url`; false
+ * if it does not parse. */
+static bool url_origin(const char *url, char *out, size_t cap)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL, *port = NULL;
+	bool ok = u && !curl_url_set(u, CURLUPART_URL, url, 0) &&
+		  !curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) &&
+		  !curl_url_get(u, CURLUPART_HOST, &host, 0) &&
+		  !curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
+	if (ok)
+		ok = (size_t)snprintf(out, cap, "%s://%s:%s", scheme, host, port) < cap;
+	for (char *p = out; ok && *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(u);
+	return ok;
 }
 
 static void check_done(rf_http *h)
@@ -274,6 +328,18 @@ static void check_done(rf_http *h)
 		*q->aprev = q->anext; /* off the in-flight list */
 		if (q->anext)
 			q->anext->aprev = q->aprev;
+		enum rf_resp_kind kind = rf_resp_classify(status, q->resp, q->resp_len);
+		if (kind == RF_RESP_AUTH) {
+			/* Reported loudly by the daemon (WARN, rate-limited) and
+			 * in status; retried with the capped backoff. */
+			h->st.auth_failures++;
+			h->st.auth_failing = true;
+			h->st.auth_status = status;
+			if (!url_origin(q->url, h->st.auth_origin, sizeof h->st.auth_origin))
+				snprintf(h->st.auth_origin, sizeof h->st.auth_origin, "%s", "?");
+		} else if (kind == RF_RESP_OK && q->creds) {
+			h->st.auth_failing = false;
+		}
 		if (status >= 200 && status < 300)
 			h->st.status_2xx++;
 		else if (status >= 400 && status < 500)
@@ -282,16 +348,17 @@ static void check_done(rf_http *h)
 			h->st.status_5xx++;
 		else
 			h->st.conn_errors++;
-		/* A final 4xx is its caller's to judge (a 404 of a lookup is an
-		 * answer; a refused entity is reported by rf_runs): only failures
-		 * of the server or the connection are errors here. */
-		if (status == 0 || status >= 500 || status == 408 || status == 429) {
+		/* A verdict is its caller's to judge (a 404 of a lookup is an
+		 * answer; a refused entity is reported by rf_runs): everything
+		 * else that is not a success is an error here. */
+		if (kind == RF_RESP_AUTH || kind == RF_RESP_TRANSIENT) {
 			char shown[256]; /* never the password of a user:pw@host URL */
 			rf_redact_uri(q->url, shown, sizeof shown);
-			snprintf(h->st.last_error, sizeof h->st.last_error, "%s %.200s: %.250s", q->method,
-				 shown, status ? (q->resp ? q->resp : "") : q->errbuf);
+			snprintf(h->st.last_error, sizeof h->st.last_error, "%s %.200s: HTTP %ld: %.250s",
+				 q->method, shown, status,
+				 status ? (q->resp ? q->resp : "") : q->errbuf);
 		}
-		if (!(status >= 200 && status < 300) && retryable(q, status)) {
+		if (retryable(q, status, kind)) {
 			schedule_retry(h, q);
 			continue;
 		}
@@ -325,6 +392,9 @@ int rf_http_new(rf_http **out, rf_loop *loop, const struct rf_http_opts *o)
 	if (!h->o.backoff_max_ms) /* short: a local sidecar should catch up fast */
 		h->o.backoff_max_ms = 5000;
 	h->rnd = 0x9e3779b97f4a7c15ull ^ (uint64_t)rf_loop_now_ms();
+	if (h->o.origin && !url_origin(h->o.origin, h->origin, sizeof h->origin))
+		h->origin[0] = 0;
+	h->o.origin = NULL; /* not kept: the caller's string */
 	if (h->o.token && !h->o.username) {
 		size_t n = strlen(h->o.token) + 32;
 		h->auth_header = malloc(n);
@@ -376,6 +446,7 @@ void rf_http_free(rf_http *h)
 	rf_http_cancel_all(h);
 	curl_multi_cleanup(h->multi);
 	free(h->auth_header);
+	free(h->allowed);
 	free(h);
 }
 
@@ -406,6 +477,24 @@ int rf_http_request_ex(rf_http *h, const char *method, const char *url, char *bo
 	q->len = len;
 	q->retry = retry;
 	q->no_auth = no_auth;
+	/* Credentials go to the tracking server's own scheme, host and port
+	 * only (or a destination's, on a credential ring: rf_http_allow_origin):
+	 * an artifact URI the server names on another origin (plain http,
+	 * another host) is refused rather than handed the token. */
+	q->creds = !no_auth && (h->auth_header || h->o.username);
+	if (q->creds && h->origin[0]) {
+		char o[sizeof h->origin];
+		if (!url_origin(url, o, sizeof o) || !origin_allowed(h, o)) {
+			h->st.creds_refused++;
+			snprintf(h->st.refused_origin, sizeof h->st.refused_origin, "%s",
+				 url_origin(url, o, sizeof o) ? o : "an unparsable URL");
+			snprintf(h->st.last_error, sizeof h->st.last_error,
+				 "refused to send MLflow credentials to %.200s (not the tracking server %.200s)",
+				 h->st.refused_origin, h->origin);
+			free_req(q); /* the body with it */
+			return -EPERM;
+		}
+	}
 	q->cb = cb;
 	q->arg = arg;
 	char ct[128];
@@ -413,7 +502,7 @@ int rf_http_request_ex(rf_http *h, const char *method, const char *url, char *bo
 	q->hdrs = curl_slist_append(q->hdrs, ct);
 	q->hdrs = curl_slist_append(q->hdrs, "Expect:"); /* no 100-continue round trip */
 	q->hdrs = curl_slist_append(q->hdrs, "User-Agent: ringflowd/0.1");
-	if (h->auth_header && !no_auth)
+	if (h->auth_header && q->creds)
 		q->hdrs = curl_slist_append(q->hdrs, h->auth_header);
 	for (size_t i = 0; headers && headers[i]; i++)
 		q->hdrs = curl_slist_append(q->hdrs, headers[i]);

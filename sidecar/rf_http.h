@@ -2,11 +2,13 @@
  * rf_http.h - HTTP requests through libcurl's multi-socket API on rf_loop.
  *
  * libcurl does HTTP, TLS, keep-alive and auth; this module only connects
- * its sockets and timers to the io_uring loop and adds the retry policy:
- * connection errors, 408, 429, 502, 503, 504 (and 500 for idempotent
- * requests) are retried with exponential backoff and jitter, without limit
- * (nothing is dropped; the caller sees progress in the stats); any other
- * status is final and handed to the caller with the server's message.
+ * its sockets and timers to the io_uring loop and adds the retry policy
+ * (rf_resp_classify): only the server's own verdict (MLflow's JSON error of
+ * a 4xx, any 404, 413) and successes are final and handed to the caller;
+ * everything else - no answer, 5xx, 408, 429, 401/403, a proxy's page - is
+ * retried with exponential backoff and jitter, without limit (nothing is
+ * dropped; the caller sees progress in the stats, auth failures are
+ * flagged).  Credentials go only to the tracking server's origin.
  */
 #ifndef RF_HTTP_H
 #define RF_HTTP_H
@@ -32,6 +34,7 @@ struct rf_http_opts {
 	const char *ca_path;    /* MLFLOW_TRACKING_SERVER_CERT_PATH */
 	long timeout_ms;        /* per attempt; default 30000 */
 	long backoff_max_ms;    /* default 5000 */
+	const char *origin;     /* the tracking URI: credentials go to its scheme+host+port only */
 };
 
 struct rf_http_stats {
@@ -41,6 +44,12 @@ struct rf_http_stats {
 	uint64_t failed;        /* final non-2xx */
 	uint64_t status_2xx, status_4xx, status_5xx, conn_errors;
 	uint64_t bytes_out;
+	uint64_t auth_failures;  /* 401/403/407 answers (each retried) */
+	bool auth_failing;       /* the last answer with credentials was an auth failure */
+	long auth_status;
+	char auth_origin[320];   /* where it came from */
+	uint64_t creds_refused;  /* requests refused: credentials for another origin */
+	char refused_origin[320]; /* the last such origin */
 	char last_error[512];
 };
 
@@ -49,12 +58,14 @@ void rf_http_free(rf_http *h);
 
 /* How a failed attempt is retried. */
 enum rf_http_retry {
-	RF_HTTP_RETRY_SAFE = 0, /* 408, 429, 502, 503 (JSON), 504 and connection errors */
-	RF_HTTP_RETRY_ALL = 1,  /* also 500: the request is idempotent */
+	RF_HTTP_RETRY_SAFE = 0, /* everything but a verdict, except MLflow's JSON 500 */
+	RF_HTTP_RETRY_ALL = 1,  /* everything but a verdict: the request is idempotent */
 	RF_HTTP_NO_RETRY = 2,   /* the caller decides (e.g. runs/create is not idempotent) */
 };
 
-/* Queue a request.  `body` (may be NULL) is taken over and freed. */
+/* Queue a request.  `body` (may be NULL) is taken over and freed.  -EPERM
+ * (counted in creds_refused) if the request would carry credentials to
+ * another origin than opts.origin. */
 int rf_http_request(rf_http *h, const char *method, const char *url, char *body, size_t len,
 		    const char *content_type, int retry, rf_http_done cb, void *arg);
 
@@ -78,5 +89,9 @@ void rf_http_retry_now(rf_http *h);
 /* Requests queued, in flight or waiting to retry. */
 size_t rf_http_pending(rf_http *h);
 void rf_http_stats(rf_http *h, struct rf_http_stats *st);
+
+/* A credential ring's destination: the sidecar's credentials may go to
+ * `uri`'s scheme+host+port as well as the tracking server's. */
+int rf_http_allow_origin(rf_http *h, const char *uri);
 
 #endif

@@ -11,9 +11,9 @@
 #include "rf_mlflow.h"
 
 struct rf_keys {
-	char **raw, **clean; /* by id */
-	uint32_t n, cap;
-	uint32_t *slots; /* open addressing on raw keys: id + 1, 0 = empty */
+	char **clean; /* by id: the sanitised key (<= 250 bytes) */
+	uint32_t n, cap, max;
+	uint32_t *slots; /* open addressing on clean keys: id + 1, 0 = empty */
 	size_t nslots;
 };
 
@@ -25,12 +25,17 @@ static uint64_t fnv(const char *s)
 	return h;
 }
 
-struct rf_keys *rf_keys_new(void)
+struct rf_keys *rf_keys_new(uint32_t max)
 {
 	struct rf_keys *k = calloc(1, sizeof *k);
 	if (k) {
-		k->nslots = 1024;
+		k->max = max;
+		k->nslots = 64;
 		k->slots = calloc(k->nslots, sizeof *k->slots);
+		if (!k->slots) {
+			free(k);
+			k = NULL;
+		}
 	}
 	return k;
 }
@@ -39,11 +44,8 @@ void rf_keys_free(struct rf_keys *k)
 {
 	if (!k)
 		return;
-	for (uint32_t i = 0; i < k->n; i++) {
-		free(k->raw[i]);
+	for (uint32_t i = 0; i < k->n; i++)
 		free(k->clean[i]);
-	}
-	free(k->raw);
 	free(k->clean);
 	free(k->slots);
 	free(k);
@@ -56,7 +58,7 @@ static void rehash(struct rf_keys *k)
 	if (!s)
 		return;
 	for (uint32_t id = 0; id < k->n; id++) {
-		size_t j = fnv(k->raw[id]) & (ns - 1);
+		size_t j = fnv(k->clean[id]) & (ns - 1);
 		while (s[j])
 			j = (j + 1) & (ns - 1);
 		s[j] = id + 1;
@@ -68,31 +70,33 @@ static void rehash(struct rf_keys *k)
 
 uint32_t rf_keys_id(struct rf_keys *k, const char *raw)
 {
-	size_t j = fnv(raw) & (k->nslots - 1);
-	while (k->slots[j]) {
-		uint32_t id = k->slots[j] - 1;
-		if (!strcmp(k->raw[id], raw))
-			return id;
-		j = (j + 1) & (k->nslots - 1);
-	}
-	if (k->n == k->cap) {
-		uint32_t cap = k->cap ? k->cap * 2 : 256;
-		char **r = realloc(k->raw, cap * sizeof *r), **c;
-		if (r)
-			k->raw = r;
-		c = realloc(k->clean, cap * sizeof *c);
-		if (c)
-			k->clean = c;
-		if (!r || !c)
-			return 0;
-		k->cap = cap;
-	}
-	uint32_t id = k->n++;
-	k->raw[id] = strdup(raw);
+	/* Interned by the sanitised key: what is kept per name is bounded
+	 * (<= 250 bytes) however long the producer's name was. */
 	char clean[256];
 	snprintf(clean, sizeof clean, "%s", raw);
 	rf_mlflow_sanitize_key(clean);
-	k->clean[id] = strdup(clean);
+	size_t j = fnv(clean) & (k->nslots - 1);
+	while (k->slots[j]) {
+		uint32_t id = k->slots[j] - 1;
+		if (!strcmp(k->clean[id], clean))
+			return id;
+		j = (j + 1) & (k->nslots - 1);
+	}
+	if (k->n >= k->max || (size_t)k->n * 2 > k->nslots) /* (the last rehash failed) */
+		return RF_KEYS_FULL;
+	if (k->n == k->cap) {
+		uint32_t cap = k->cap ? k->cap * 2 : 16;
+		char **c = realloc(k->clean, cap * sizeof *c);
+		if (!c)
+			return RF_KEYS_FULL;
+		k->clean = c;
+		k->cap = cap;
+	}
+	char *dup = strdup(clean);
+	if (!dup)
+		return RF_KEYS_FULL;
+	uint32_t id = k->n++;
+	k->clean[id] = dup;
 	k->slots[j] = id + 1;
 	if ((size_t)k->n * 2 > k->nslots)
 		rehash(k);

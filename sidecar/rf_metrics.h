@@ -12,11 +12,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct rf_keys; /* interned metric keys */
+struct rf_keys; /* interned metric keys (one table per run, freed with it) */
 
-struct rf_keys *rf_keys_new(void);
+/* At most `max` distinct names: a producer inventing names (300,000 unique
+ * scorers) must not grow the sidecar without bound. */
+struct rf_keys *rf_keys_new(uint32_t max);
 void rf_keys_free(struct rf_keys *k);
-/* The id of `raw` after sanitising (rf_mlflow_sanitize_key), interned. */
+#define RF_KEYS_FULL UINT32_MAX
+/* The id of `raw` after sanitising (rf_mlflow_sanitize_key), interned;
+ * RF_KEYS_FULL when it is new and the table holds `max` names already (or
+ * memory ran out): the caller drops the metric and counts it. */
 uint32_t rf_keys_id(struct rf_keys *k, const char *raw);
 const char *rf_keys_str(const struct rf_keys *k, uint32_t id);
 

@@ -178,6 +178,15 @@ char *rf_prom_render(const struct rf_status_snap *s, size_t *len)
 	       s->traces_behind);
 	metric(f, "ringflow_traces_late_total", "counter",
 	       "records for a trace already uploaded (dropped)", s->traces_late);
+	fprintf(f, "# HELP ringflow_lost_total data that will not reach MLflow, by counter "
+		   "(docs/OPERATIONS.md)\n# TYPE ringflow_lost_total counter\n");
+	for (size_t i = 0; i < rf_status_loss_count; i++)
+		fprintf(f, "ringflow_lost_total{kind=\"%s\"} %llu\n", rf_status_loss_table[i].name,
+			(unsigned long long)rf_status_loss_value(s, i));
+	metric(f, "ringflow_auth_failures_total", "counter",
+	       "401/403/407 answers (retried with backoff; nothing dropped)", s->auth_failures);
+	metric(f, "ringflow_auth_failing", "gauge",
+	       "1 while the last answer with credentials was an auth failure", s->auth_failing);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;

@@ -23,6 +23,52 @@ json_t *rf_resp_parse(long status, const char *body, size_t len, const char *err
 	return j;
 }
 
+/* MLflow's error body: a JSON object with a non-empty string error_code (or
+ * FastAPI's "detail"), parsed, not guessed from a prefix. */
+static bool mlflow_error(const char *body, size_t len)
+{
+	if (!body || !len || body[0] != '{')
+		return false;
+	json_t *j = json_loadb(body, len, 0, NULL);
+	const char *c = json_string_value(json_object_get(j, "error_code"));
+	bool yes = (c && *c) || (json_is_object(j) && json_object_get(j, "detail"));
+	json_decref(j);
+	return yes;
+}
+
+enum rf_resp_kind rf_resp_classify(long status, const char *body, size_t len)
+{
+	if (status >= 200 && status < 300)
+		return RF_RESP_OK;
+	if (status == 401 || status == 403 || status == 407)
+		return RF_RESP_AUTH;
+	if (status == 404 || status == 413)
+		return RF_RESP_VERDICT; /* lookups answer 404; 413 is split by the caller */
+	if (status >= 400 && status < 500 && status != 408 && status != 425 && status != 429 &&
+	    mlflow_error(body, len))
+		return RF_RESP_VERDICT;
+	if (status == 501 && mlflow_error(body, len))
+		return RF_RESP_VERDICT;
+	/* MLflow's own 503 for a route its configuration disables
+	 * (--no-serve-artifacts / --artifacts-only) is text and permanent. */
+	static const char off[] = "disabled due to the mlflow server running";
+	if (status == 503 && body && len > 10 && !strncmp(body, "Endpoint: ", 10) &&
+	    memmem(body, len, off, sizeof off - 1))
+		return RF_RESP_VERDICT;
+	return RF_RESP_TRANSIENT;
+}
+
+bool rf_resp_refuses_entities(long status, const json_t *resp)
+{
+	if (status == 413)
+		return true;
+	if (status != 400)
+		return false;
+	const char *c = json_string_value(json_object_get(resp, "error_code"));
+	return c && (!strcmp(c, "INVALID_PARAMETER_VALUE") || !strcmp(c, "BAD_REQUEST") ||
+		     !strcmp(c, "RESOURCE_ALREADY_EXISTS"));
+}
+
 /* A non-empty string field that fits (ids are copied into fixed buffers:
  * one cut short would name another run). */
 static bool copy_str(const json_t *o, const char *key, char *out, size_t cap)

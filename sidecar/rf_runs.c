@@ -10,9 +10,13 @@
  *      first.  Created ids are appended to the id map (rf_idmap.c), so a
  *      restarted sidecar reuses its runs;
  *   3. log-batch: up to max_batch entities (<= 100 params, <= 100 tags), one
- *      request in flight per run so metric order holds; a 4xx batch is split
- *      in halves until the offending entity is isolated and reported, so it
- *      never takes the rest down with it;
+ *      request in flight per run so metric order holds.  rf_http retries
+ *      everything but a verdict; a batch MLflow refuses as invalid (400 with
+ *      its JSON error_code, rf_resp_refuses_entities) or a proxy finds too
+ *      large (413) is split in halves until the offending entity is alone,
+ *      then that one is dropped and counted (rejected), so it never takes
+ *      the rest down with it.  Any other final answer keeps the batch and
+ *      sends it again after a backoff;
  *   4. runs/update with the final status, once the run's data is all sent
  *      (a parent after its children) and its traces are in (rf_track_set_end_hold).
  */
@@ -75,7 +79,9 @@ struct mrun *rf_track_run(rf_track *t, const char *key, bool create)
 
 void rf_run_tag(struct mrun *r, const char *key, const char *value, bool at_create)
 {
-	if (at_create && r->state == RUN_NEW)
+	if (r->state == RUN_FAILED)
+		r->t->st.rejected++;
+	else if (at_create && r->state == RUN_NEW)
 		json_array_append_new(r->ctags, json_pack("{s:s,s:s}", "key", key, "value", value));
 	else
 		json_object_set_new(r->tags, key, json_string(value));
@@ -97,20 +103,60 @@ void rf_run_param(struct mrun *r, const char *key, const char *value)
 	char k[256];
 	snprintf(k, sizeof k, "%s", key);
 	rf_mlflow_sanitize_key(k);
+	if (r->state == RUN_FAILED) {
+		r->t->st.rejected++;
+		return;
+	}
 	char *v = utf8_prefix(value, PARAM_MAX);
 	if (v)
 		json_object_set_new(r->params, k, json_string(v));
 	free(v);
 }
 
+/* A run MLflow refused to create: what was and would be logged to it is
+ * lost, counted in rejected (and its children with it). */
+static void run_failed(rf_track *t, struct mrun *r)
+{
+	r->state = RUN_FAILED;
+	t->st.runs_failed++;
+	t->st.rejected += r->mq.n + json_object_size(r->params) + json_object_size(r->tags);
+	rf_mq_free(&r->mq);
+	memset(&r->mq, 0, sizeof r->mq);
+	json_object_clear(r->params);
+	json_object_clear(r->tags);
+	t->st.artifacts_failed += json_array_size(r->uploads);
+	json_array_clear(r->uploads);
+}
+
 void rf_run_metric(struct mrun *r, const char *key, double value, int64_t ts_ms, int64_t step)
 {
-	struct rf_pmetric m = {rf_keys_id(r->t->keys, key), value, ts_ms, step};
+	if (r->state == RUN_FAILED) {
+		r->t->st.rejected++;
+		return;
+	}
+	if (!r->keys)
+		r->keys = rf_keys_new(RF_RUN_KEYS_MAX);
+	uint32_t id = r->keys ? rf_keys_id(r->keys, key) : RF_KEYS_FULL;
+	if (id == RF_KEYS_FULL) {
+		r->t->st.keys_capped++;
+		if (!r->keys_said) { /* once per run: the counter says how many */
+			r->keys_said = true;
+			track_err(r->t, "run %s: more than %d metric names, metric %.100s and later new "
+				  "names dropped (counted in keys_capped)", r->key, RF_RUN_KEYS_MAX, key);
+		}
+		return;
+	}
+	struct rf_pmetric m = {id, value, ts_ms, step};
 	rf_mq_push(&r->mq, &m);
 }
 
 void rf_run_artifacts(struct mrun *r, json_t *files)
 {
+	if (r->state == RUN_FAILED) {
+		r->t->st.artifacts_failed += json_array_size(files);
+		json_decref(files);
+		return;
+	}
 	if (!r->uploads)
 		r->uploads = json_array();
 	json_t *logged = json_array();
@@ -278,12 +324,15 @@ static void on_run_created(int ok, long status, json_t *resp, const char *msg, v
 	struct mrun *r = c->r;
 	if (ok && run_ready(c->t, r, json_object_get(resp, "run"))) {
 		c->t->st.runs_created++;
-	} else if (status >= 400 && status < 500 && status != 408 && status != 429) {
-		r->state = RUN_FAILED; /* the server refuses it: data for it is reported, not retried */
+	} else if ((status == 400 || status == 404) &&
+		   json_is_string(json_object_get(resp, "error_code"))) {
+		/* MLflow's own verdict (its JSON error): data for it is counted
+		 * as rejected, not retried. */
+		run_failed(c->t, r);
 		track_err(c->t, "creating run %s: HTTP %ld: %.400s", r->key, status, msg);
 	} else {
-		/* No answer, or a server error: it may exist.  Look before
-		 * creating again, after a backoff. */
+		/* No answer, a server error, an auth failure or a proxy's page:
+		 * it may exist.  Look before creating again, after a backoff. */
 		r->state = RUN_NEW;
 		r->attempts++;
 		r->lookup = true;
@@ -394,7 +443,6 @@ static void unshift(struct mrun *r, struct batch *b)
 
 static void on_batch(int ok, long status, json_t *resp, const char *msg, void *arg)
 {
-	(void)resp;
 	struct run_call *c = arg;
 	rf_track *t = c->t;
 	struct mrun *r = c->r;
@@ -403,6 +451,7 @@ static void on_batch(int ok, long status, json_t *resp, const char *msg, void *a
 	r->inflight = false;
 	size_t n = batch_size(b);
 	if (ok) {
+		r->attempts = 0;
 		t->st.batches++;
 		t->st.metrics += b->nm;
 		t->st.params += json_array_size(b->params);
@@ -415,6 +464,15 @@ static void on_batch(int ok, long status, json_t *resp, const char *msg, void *a
 		return;
 	}
 	track_err(t, "log-batch to run %s (%s): HTTP %ld: %.400s", r->id, r->key, status, msg);
+	if (!rf_resp_refuses_entities(status, resp)) {
+		/* A final answer that is not about the entities (a 404 of a
+		 * misrouted proxy, a 4xx of another kind): keep them all and
+		 * send again after a capped backoff. */
+		r->attempts++;
+		r->retry_at = rf_loop_now_ms() + (uint64_t)(250 << (r->attempts < 7 ? r->attempts : 7));
+		unshift(r, b);
+		return;
+	}
 	if (n <= 1) {
 		t->st.rejected += n; /* the server refuses this entity: reported, not retried */
 		batch_free(b);
@@ -456,7 +514,7 @@ static void on_batch(int ok, long status, json_t *resp, const char *msg, void *a
 static void send_batch(rf_track *t, struct mrun *r, struct batch *b)
 {
 	size_t len;
-	char *body = b ? rf_batch_body(r->id, t->keys, b->m, b->nm, b->params, b->tags, &len) : NULL;
+	char *body = b ? rf_batch_body(r->id, r->keys, b->m, b->nm, b->params, b->tags, &len) : NULL;
 	struct run_call *c = body ? call(t, r, b) : NULL;
 	if (!c) {
 		free(body);
@@ -594,6 +652,7 @@ static void free_run(struct mrun *r)
 	json_decref(r->params);
 	json_decref(r->tags);
 	json_decref(r->uploads);
+	rf_keys_free(r->keys);
 	if (r->agg) {
 		rf_art_free(r->agg->art);
 		free(r->agg->total_times);
@@ -631,6 +690,8 @@ void rf_track_pump(rf_track *t, bool flush_now)
 	if (flush)
 		t->last_flush = now;
 	for (struct mrun *r = t->runs; r; r = r->next) {
+		if (r->state == RUN_NEW && r->parent && r->parent->state == RUN_FAILED)
+			run_failed(t, r);
 		if (r->state == RUN_NEW && now >= r->retry_at && r->start_ms &&
 		    (!r->parent || r->parent->state == RUN_READY))
 			create_run(t, r);
@@ -641,7 +702,7 @@ void rf_track_pump(rf_track *t, bool flush_now)
 		if (r->inflight)
 			continue;
 		size_t n = pending_entities(r);
-		if (n && (flush || r->end_status || n >= (size_t)t->o.max_batch))
+		if (n && now >= r->retry_at && (flush || r->end_status || n >= (size_t)t->o.max_batch))
 			send_batch(t, r, take_batch(t, r));
 		else if (!n && r->end_status && r->end_state == 0 && children_ended(t, r) &&
 			 !json_array_size(r->uploads) && !r->uploads_inflight && !end_held(t, r, now))
@@ -725,12 +786,6 @@ int rf_track_new(rf_track **out, rf_mlflow *m, const struct rf_track_opts *o)
 			snprintf(t->idmap_path, sizeof t->idmap_path, "%s/idmap-%s.jsonl", t->o.state_dir, exp);
 	}
 	rf_idmap_load(t);
-	t->keys = rf_keys_new();
-	if (!t->keys) {
-		json_decref(t->idmap);
-		free(t);
-		return -ENOMEM;
-	}
 	*out = t;
 	return 0;
 }
@@ -745,7 +800,6 @@ void rf_track_free(rf_track *t)
 		free_run(r);
 	}
 	json_decref(t->idmap);
-	rf_keys_free(t->keys);
 	free(t);
 }
 

@@ -139,6 +139,10 @@ struct rf_xspan *rf_trace_span(struct rf_trace *tr, uint64_t id, bool create)
 	}
 	if (!create || !id)
 		return NULL;
+	if (tr->n >= RF_TRACE_SPANS_MAX) {
+		tr->capped++;
+		return NULL;
+	}
 	if (tr->n == tr->cap) {
 		size_t cap = tr->cap ? tr->cap * 2 : 8;
 		struct rf_xspan *s = realloc(tr->spans, cap * sizeof *s);

@@ -40,7 +40,14 @@ struct rf_trace {
 	size_t index_cap;
 	uint64_t root;            /* root span id (0 until known) */
 	size_t unsent_ended;      /* spans ended and not yet uploaded */
+	uint64_t capped;          /* spans refused: the trace holds RF_TRACE_SPANS_MAX */
 };
+
+/* Spans one trace may hold (sent ones keep ~100 bytes for their children's
+ * parent links): a root that never ends cannot grow the sidecar without
+ * bound.  rf_traces closes a trace that reaches it (ERROR) and counts what
+ * it refused (spans_capped). */
+#define RF_TRACE_SPANS_MAX 50000
 
 /* 64-bit hash of bytes (FNV-1a, then a splitmix64 finaliser), and the
  * deterministic ids derived from Inspect's own ids: the same record always
@@ -54,8 +61,9 @@ void rf_trace_id_str(const uint8_t id[16], char out[36]);
 
 struct rf_trace *rf_trace_new(const uint8_t id[16]);
 void rf_trace_free(struct rf_trace *tr);
-/* The span with this id, created (zeroed, open) when missing and `create`.
- * Pointers stay valid until the next creation. */
+/* The span with this id, created (zeroed, open) when missing and `create`
+ * (NULL, counted in tr->capped, past RF_TRACE_SPANS_MAX).  Pointers stay
+ * valid until the next creation. */
 struct rf_xspan *rf_trace_span(struct rf_trace *tr, uint64_t id, bool create);
 void rf_span_set_name(struct rf_xspan *s, const char *name, const char *type);
 void rf_span_attr(struct rf_xspan *s, const char *key, json_t *v); /* v stolen; NULL ignored */

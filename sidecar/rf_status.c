@@ -17,6 +17,7 @@
 #include <sched.h>
 #include <stdbool.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -210,4 +211,49 @@ int rf_status_spool_usage(const char *spool, const char *ring, uint64_t ring_cre
 	}
 	closedir(d);
 	return 0;
+}
+
+#define LOSS(f, h) {#f, h, offsetof(struct rf_status_snap, f)}
+const struct rf_status_loss rf_status_loss_table[] = {
+	LOSS(rejected, "entities MLflow refused as invalid (or a proxy as too large)"),
+	LOSS(malformed, "records the decoder refused"),
+	LOSS(invalid, "records without a usable id"),
+	LOSS(bad_fields, "record fields of the wrong type, ignored"),
+	LOSS(runs_failed, "runs MLflow refused to create (their data is in rejected)"),
+	LOSS(artifacts_failed, "artifacts not uploaded"),
+	LOSS(creds_refused, "requests not sent: credentials for another origin"),
+	LOSS(keys_capped, "metrics dropped: too many metric names in their run"),
+	LOSS(traces_failed, "traces MLflow refused"),
+	LOSS(spans_failed, "spans MLflow refused"),
+	LOSS(spans_forced, "spans that never ended, closed as ERROR"),
+	LOSS(spans_capped, "spans dropped: their trace or all traces held too many"),
+	LOSS(traces_late, "records for a trace already uploaded"),
+	LOSS(export_failed, "spans the OTLP collector refused"),
+	LOSS(journal_corrupt, "corrupt journal stretches skipped at replay"),
+	LOSS(dropped, "records producers dropped (ring full, DROP policy)"),
+	LOSS(spill_failed, "records producers could neither put in the ring nor spill"),
+	LOSS(spill_corrupt, "spill files quarantined as corrupt"),
+	LOSS(abandoned, "claims of dead producers turned into padding"),
+};
+#undef LOSS
+const size_t rf_status_loss_count = sizeof rf_status_loss_table / sizeof rf_status_loss_table[0];
+
+uint64_t rf_status_losses(const struct rf_status_snap *s, char *buf, size_t cap)
+{
+	uint64_t sum = 0;
+	size_t used = 0;
+	if (cap)
+		buf[0] = 0;
+	for (size_t i = 0; i < rf_status_loss_count; i++) {
+		uint64_t v = rf_status_loss_value(s, i);
+		if (!v)
+			continue;
+		sum += v;
+		if (used < cap) {
+			int n = snprintf(buf + used, cap - used, "%s%s %llu", used ? ", " : "",
+					 rf_status_loss_table[i].name, (unsigned long long)v);
+			used += n > 0 ? (size_t)n : 0;
+		}
+	}
+	return sum;
 }

@@ -65,12 +65,43 @@ struct rf_status_snap {
 	/* Keeping up (rf_traces_stats): complete traces not yet all in MLflow,
 	 * the oldest one's wait, times it passed RF_TRACE_BEHIND_MS. */
 	uint64_t traces_waiting, trace_lag_ms, traces_behind;
+	/* Since version 3: the rest of the loss counters (rf_status_loss_table)
+	 * and the auth state. */
+	uint64_t invalid;           /* records without a usable id (not folded) */
+	uint64_t bad_fields;        /* fields of the wrong type, ignored */
+	uint64_t runs_failed;       /* runs MLflow refused to create */
+	uint64_t spans_forced;      /* spans never ended, closed as ERROR */
+	uint64_t export_failed;     /* spans the OTLP collector refused */
+	uint64_t journal_corrupt;   /* corrupt journal stretches skipped at replay */
+	uint64_t creds_refused;     /* requests not sent: credentials for another origin */
+	uint64_t keys_capped;       /* metrics dropped: their run has too many metric names */
+	uint64_t spans_capped;      /* spans dropped: their trace or all traces held too many */
+	uint64_t auth_failures;     /* 401/403/407 answers (retried; not a loss) */
+	uint64_t auth_failing;      /* 1 while the last answer with credentials was one */
+	char auth_origin[256];      /* where the last auth failure came from */
 };
 
 #define RF_STATUS_MAGIC 0x7266737461747573ull /* "rfstatus" */
 #define RF_STATUS_VERSION 3
 
 typedef struct rf_status rf_status;
+
+/* Every counter of a loss: data a producer handed over that will not reach
+ * MLflow (or the collector).  `ringflowd status` and /metrics show each one,
+ * and `ringflowd flush` exits RF_CTL_LOST while any is non-zero. */
+struct rf_status_loss {
+	const char *name; /* as in status, the log and ringflow_lost_total{kind=...} */
+	const char *help;
+	size_t off;       /* offset of its uint64_t in struct rf_status_snap */
+};
+extern const struct rf_status_loss rf_status_loss_table[];
+extern const size_t rf_status_loss_count;
+static inline uint64_t rf_status_loss_value(const struct rf_status_snap *s, size_t i)
+{
+	return *(const uint64_t *)(const void *)((const char *)s + rf_status_loss_table[i].off);
+}
+/* "rejected 1, malformed 2" for the non-zero ones into buf; their sum. */
+uint64_t rf_status_losses(const struct rf_status_snap *s, char *buf, size_t cap);
 
 /* <spool>/ringflowd-<ring>.stats; ring NULL = the default ring name. */
 int rf_status_path(char *buf, size_t len, const char *spool, const char *ring);

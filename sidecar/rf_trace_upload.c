@@ -49,7 +49,7 @@
 
 static bool early_spans(const struct xtrace *t)
 {
-	return t->progressive || t->tr->unsent_ended >= TRACE_HOLD_MAX;
+	return t->progressive || t->flush_held || t->tr->unsent_ended >= TRACE_HOLD_MAX;
 }
 
 /* Is the span a root in MLflow's eyes (sent without a parent)?  The same
@@ -232,6 +232,8 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, cons
 			roots += took;
 		}
 		if (c->nspans > before) {
+			t->flush_held = false; /* one push per pressure call */
+			t->flush_held = false; /* one push per pressure call */
 			if (c->ntr == cap)
 				c->tr = realloc(c->tr, (cap *= 2) * sizeof *c->tr);
 			c->tr[c->ntr++] = t;
@@ -457,6 +459,17 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 		n = t->next;
 		if (!t->complete && now - t->last_ms >= (uint64_t)x->o.timeout_ms)
 			rf_traces_complete(x, t, realtime_ns(), "trace timed out before its root ended");
+		if (t->tr->capped != t->capped_seen) {
+			/* Over RF_TRACE_SPANS_MAX: what it holds is closed
+			 * (ERROR) and sent, the rest counted, memory freed. */
+			x->st.spans_capped += t->tr->capped - t->capped_seen;
+			t->capped_seen = t->tr->capped;
+			if (!t->complete)
+				rf_traces_err(x, "a trace reached %d spans: closed as ERROR, later spans "
+					      "counted in spans_capped", RF_TRACE_SPANS_MAX);
+			rf_traces_complete(x, t, realtime_ns(),
+					   "ringflow: the trace reached its span limit");
+		}
 		if (finished(t)) {
 			if (t->failed) {
 				x->st.traces_failed++;
@@ -545,8 +558,17 @@ bool rf_traces_empty(rf_traces *x)
 	return x->ntraces == 0 && !x->otlp_inflight && !x->info_inflight && rf_trace_ops_idle(x);
 }
 
+void rf_traces_pressure(rf_traces *x)
+{
+	for (struct xtrace *t = x->list; t; t = t->next)
+		t->flush_held = t->tr->unsent_ended > 0;
+}
+
 void rf_traces_stats(rf_traces *x, struct rf_traces_stats *st)
 {
 	*st = x->st;
 	st->held = x->ntraces;
+	st->spans_unsent = 0;
+	for (struct xtrace *t = x->list; t; t = t->next)
+		st->spans_unsent += t->tr->unsent_ended;
 }

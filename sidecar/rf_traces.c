@@ -194,6 +194,12 @@ struct xtrace *rf_traces_get(rf_traces *x, const uint8_t id[16], bool create)
 		x->st.late++;
 		return NULL;
 	}
+	if (x->ntraces >= RF_TRACES_HELD_MAX) {
+		x->st.spans_capped++;
+		rf_traces_err(x, "%d traces held (open or being sent): a new one is refused, "
+			      "counted in spans_capped", RF_TRACES_HELD_MAX);
+		return NULL;
+	}
 	struct xtrace *t = calloc(1, sizeof *t);
 	if (!t || !(t->tr = rf_trace_new(id))) {
 		free(t);
@@ -217,6 +223,7 @@ struct xtrace *rf_traces_get(rf_traces *x, const uint8_t id[16], bool create)
 
 void rf_traces_drop(rf_traces *x, struct xtrace *t)
 {
+	x->st.spans_capped += t->tr->capped - t->capped_seen;
 	memcpy(x->recent[x->recent_n++ % RF_TRACE_RECENT], t->tr->id, 16);
 	for (struct xtrace **pp = &x->bucket[bucket_of(t->tr->id)]; *pp; pp = &(*pp)->hnext)
 		if (*pp == t) {
@@ -389,9 +396,13 @@ static void general(rf_traces *x, int type, const msgpack_object *r)
 	uint64_t sid = get_u64(r, "span_id");
 	if (!sid)
 		return;
+	uint64_t capped = t->tr->capped;
 	struct rf_xspan *s = rf_trace_span(t->tr, sid, type == RF_EV_TRACE_SPAN_START);
 	if (!s || (s->sent && type != RF_EV_TRACE_SPAN_START)) {
-		x->st.late++;
+		/* A span refused at its start (spans_capped): its later records
+		 * are the same loss, not counted again. */
+		if (t->tr->capped == capped && !(!s && t->tr->capped))
+			x->st.late++;
 		return;
 	}
 	if (type == RF_EV_TRACE_SPAN_START) {
@@ -527,7 +538,9 @@ static void on_exp(int ok, long status, json_t *resp, const char *msg, void *arg
 		return;
 	} else if (c->create && status == 400 && msg && strstr(msg, "already exists")) {
 		e->state = 0; /* made by someone else meanwhile: look it up again */
-	} else if (status == 0 || status >= 500 || status == 429) {
+	} else if (status == 0 || status >= 500 || status == 429 ||
+		   !json_is_string(json_object_get(resp, "error_code"))) {
+		/* Not MLflow's verdict (an auth failure, a proxy's page): again. */
 		e->state = 0;
 		e->retry_at = now_ms() + 2000;
 	} else {

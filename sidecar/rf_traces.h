@@ -37,10 +37,15 @@ struct rf_traces_opts {
 	const char *otlp_headers;  /* OTEL_EXPORTER_OTLP_TRACES_HEADERS "k=v,k2=v2" */
 };
 
+/* Traces held at once (open, or complete and not yet answered): past it a
+ * new trace is refused and its records counted in spans_capped. */
+#define RF_TRACES_HELD_MAX 4096
+
 struct rf_traces_stats {
 	uint64_t traces, traces_done, traces_failed; /* begun; fully in MLflow; refused */
 	uint64_t spans, spans_sent, spans_failed;    /* built; accepted; refused */
 	uint64_t spans_forced;     /* closed as ERROR because they never ended */
+	uint64_t spans_capped;     /* dropped: over the spans-per-trace or traces-held bound */
 	uint64_t assessments;
 	uint64_t late;             /* records for a trace already uploaded (dropped, counted) */
 	uint64_t otlp_requests, info_requests;
@@ -50,6 +55,7 @@ struct rf_traces_stats {
 	 * oldest of them has waited, and how often that passed
 	 * RF_TRACE_BEHIND_MS (the server not keeping up; nothing is dropped). */
 	uint64_t waiting, lag_ms, behind;
+	uint64_t spans_unsent;     /* ended spans held, not yet uploaded (the gate weighs them) */
 	char last_error[512];
 };
 
@@ -64,5 +70,9 @@ bool rf_traces_idle(rf_traces *x);
 /* No trace held at all (open ones included). */
 bool rf_traces_empty(rf_traces *x);
 void rf_traces_stats(rf_traces *x, struct rf_traces_stats *st);
+/* Memory pressure (the gate closed on held spans and nothing is being
+ * sent): send the ended spans held now rather than waiting for parts of
+ * 1,000 (else held spans would keep the gate closed for ever). */
+void rf_traces_pressure(rf_traces *x);
 
 #endif

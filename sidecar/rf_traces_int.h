@@ -32,6 +32,8 @@ struct xtrace {
 	uint64_t last_ms;           /* monotonic ms of the last record */
 	uint64_t done_ms;           /* monotonic ms it became complete (0: open) */
 	size_t nass_sent;           /* assessments in the final info */
+	uint64_t capped_seen;       /* tr->capped already counted in spans_capped */
+	bool flush_held;            /* send its ended spans now (rf_traces_pressure) */
 };
 
 struct expid {

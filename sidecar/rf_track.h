@@ -36,6 +36,8 @@ struct rf_track_stats {
 	uint64_t metrics, params, tags;   /* entities sent (2xx) */
 	uint64_t batches, rejected;       /* log-batch requests; entities the server refused */
 	uint64_t artifacts, artifacts_failed;
+	uint64_t runs_failed;             /* runs MLflow refused to create (their data: rejected) */
+	uint64_t keys_capped;             /* metrics dropped: their run has RF_RUN_KEYS_MAX names */
 	uint64_t ends_held, end_hold_expired; /* run ends that waited for traces; gave up waiting */
 	uint64_t pending;                 /* entities not yet sent */
 	char last_error[512];

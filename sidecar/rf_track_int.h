@@ -58,7 +58,13 @@ struct mrun {
 	json_t *uploads;             /* artifacts waiting to be PUT */
 	int uploads_inflight;
 	struct task_agg *agg;
+	struct rf_keys *keys;        /* its metric names (at most RF_RUN_KEYS_MAX) */
+	bool keys_said;              /* the cap was reported */
 };
+
+/* Distinct metric names per run: far above what an eval logs (tens), far
+ * below what exhausts memory (~300 bytes each). */
+#define RF_RUN_KEYS_MAX 2000
 
 struct rf_track {
 	rf_mlflow *m;
@@ -69,7 +75,6 @@ struct rf_track {
 	uint64_t exp_retry_at;
 	struct mrun *runs;
 	json_t *idmap;               /* key -> [run id, artifact uri] (persisted) */
-	struct rf_keys *keys;        /* interned metric keys */
 	char idmap_path[600];
 	uint64_t last_flush;
 	rf_track_busy_fn end_hold;   /* traces still on their way for a run key */

@@ -68,6 +68,9 @@ struct ops {
 	rf_prom *prom;
 	uint64_t started_ns, published_ms, scanned_ms, spool_bytes, spool_files, last_err_ns;
 	char last_err[512];
+	/* auth failures and refused credentials, as last logged (rate-limited) */
+	uint64_t auth_seen, auth_warned_ms, creds_seen;
+	bool auth_failing;
 };
 
 struct daemon {
@@ -238,16 +241,22 @@ static bool gate_closed(struct daemon *d)
 {
 	struct rf_track_stats ts;
 	struct rf_http_stats hs;
+	struct rf_traces_stats xs;
 	rf_dests_track_stats(d->dests, &ts);
 	rf_http_stats(d->http, &hs);
+	rf_dests_traces_stats(d->dests, &xs);
+	/* An ended span waiting for upload weighs as RF_GATE_SPAN_ROWS rows. */
 	struct rf_gate_in in = {.now_ms = rf_loop_now_ms(), .journal_bytes = rf_journal_size(d->journal),
-				.journal_failing = rf_journal_failing(d->journal), .pending = ts.pending,
+				.journal_failing = rf_journal_failing(d->journal),
+				.pending = ts.pending + xs.spans_unsent * RF_GATE_SPAN_ROWS,
 				.http_ok = hs.ok, .http_pending = rf_http_pending(d->http)};
 	if (rf_gate_update(&d->gate, &in)) {
 		char msg[512];
 		rf_gate_describe(&d->gate, &in, msg, sizeof msg);
 		logf_(rf_gate_closed(&d->gate) ? "warn" : "info", "%s", msg);
 	}
+	if (d->gate.reason == RF_GATE_MEMORY && xs.spans_unsent)
+		rf_dests_pressure(d->dests); /* held spans must be able to drain */
 	return rf_gate_closed(&d->gate);
 }
 
@@ -381,6 +390,18 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 		      "trace_lag_ms)",
 		      (unsigned long long)xs.waiting, (double)xs.lag_ms / 1000.0);
 	}
+	s->invalid = ts.invalid;
+	s->bad_fields = ts.bad_fields;
+	s->runs_failed = ts.runs_failed;
+	s->spans_forced = xs.spans_forced;
+	s->export_failed = xs.export_failed;
+	s->journal_corrupt = js.corrupt;
+	s->creds_refused = hs.creds_refused;
+	s->keys_capped = ts.keys_capped;
+	s->spans_capped = xs.spans_capped;
+	s->auth_failures = hs.auth_failures;
+	s->auth_failing = hs.auth_failing;
+	snprintf(s->auth_origin, sizeof s->auth_origin, "%.255s", hs.auth_origin);
 	const char *err = ts.last_error[0] ? ts.last_error : hs.last_error;
 	if (strcmp(err, d->ops.last_err)) {
 		snprintf(d->ops.last_err, sizeof d->ops.last_err, "%s", err);
@@ -395,9 +416,44 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 
 /* Publish every RF_STATUS_PERIOD_MS (the loop wakes at least every 50 ms);
  * the spool is scanned once a second (a readdir of a small directory). */
+/* Auth failures are retried without end, so they must be loud: a WARN line
+ * when they start and at most every 30 s while they go on; one when they
+ * stop.  Credentials refused for another origin: a WARN per new refusal,
+ * rate-limited the same way. */
+static void warn_auth(struct daemon *d, uint64_t now)
+{
+	struct rf_http_stats hs;
+	rf_http_stats(d->http, &hs);
+	struct ops *o = &d->ops;
+	bool due = !o->auth_warned_ms || now - o->auth_warned_ms >= 30000;
+	if (hs.auth_failures != o->auth_seen && hs.auth_failing && (!o->auth_failing || due)) {
+		logf_("warn",
+		      "auth failing for %s: HTTP %ld (%llu refusals since start); retrying with "
+		      "backoff, nothing is dropped (check MLFLOW_TRACKING_TOKEN / "
+		      "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)",
+		      hs.auth_origin, hs.auth_status, (unsigned long long)hs.auth_failures);
+		o->auth_seen = hs.auth_failures;
+		o->auth_warned_ms = now;
+		o->auth_failing = true;
+	} else if (o->auth_failing && !hs.auth_failing) {
+		logf_("info", "auth for %s works again", hs.auth_origin);
+		o->auth_failing = false;
+	}
+	if (hs.creds_refused != o->creds_seen && due) {
+		logf_("warn",
+		      "refused to send MLflow credentials to %s: not the tracking server's scheme, "
+		      "host and port (%llu requests refused since start; the artifact store must be "
+		      "served by the tracking server, or reached without its credentials)",
+		      hs.refused_origin, (unsigned long long)hs.creds_refused);
+		o->creds_seen = hs.creds_refused;
+		o->auth_warned_ms = now;
+	}
+}
+
 static void ops_tick(struct daemon *d, bool force, uint64_t state)
 {
 	uint64_t now = rf_loop_now_ms();
+	warn_auth(d, now);
 	if (!force && now - d->ops.published_ms < RF_STATUS_PERIOD_MS)
 		return;
 	if (force || now - d->ops.scanned_ms >= 1000) {
@@ -558,7 +614,7 @@ static int serve(struct daemon *d, const sigset_t *mask)
 		}
 	}
 	struct rf_http_opts ho = {.token = d->c.token, .username = d->c.user, .password = d->c.password,
-				  .insecure_tls = d->c.insecure, .ca_path = d->c.ca};
+				  .insecure_tls = d->c.insecure, .ca_path = d->c.ca, .origin = d->c.uri};
 	/* As inspect-mlflow: INSPECT_MLFLOW_LOG_ARTIFACTS wins over the legacy
 	 * MLFLOW_INSPECT_LOG_ARTIFACTS; anything but "false" means on. */
 	const char *art = env("INSPECT_MLFLOW_LOG_ARTIFACTS", "MLFLOW_INSPECT_LOG_ARTIFACTS");

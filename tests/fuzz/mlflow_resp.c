@@ -126,6 +126,8 @@ static void parsers(long status, const char *body, size_t len)
 	bool deleted;
 	(void)rf_resp_experiment(j, id, sizeof id, &deleted);
 	(void)rf_resp_experiment_created(j, id, sizeof id);
+	(void)rf_resp_classify(status, body, len);
+	(void)rf_resp_refuses_entities(status, j);
 	(void)rf_resp_run(json_object_get(j, "run"), id, sizeof id, uri, sizeof uri);
 	(void)rf_resp_run(json_array_get(json_object_get(j, "runs"), 0), id, sizeof id, uri, sizeof uri);
 	json_decref(j);

@@ -309,8 +309,13 @@ def test_prometheus_endpoint(mlflow_server, ring, tmp_path, exp_name):
         assert st["sidecar"]["records_out"] == m["ringflow_records_out_total"]
         # Counters only grow: more records, scraped again.
         n2 = synthetic(ring, spool, 5)
-        assert ctl(ring, spool, "flush", "--timeout", "120").returncode == 0
+        # The second synthetic eval logs into the same run with another
+        # dataset.samples: MLflow refuses that param as changed; the rest
+        # lands, and flush says what was lost (it used to exit 0).
+        f = ctl(ring, spool, "flush", "--timeout", "120")
+        assert f.returncode == 4 and "rejected 1" in f.stderr, f.stdout + f.stderr
         m2 = parse_prom(scrape(port)[2])
+        assert m2['ringflow_lost_total{kind="rejected"}'] == 1
         assert m2["ringflow_records_in_total"] == n + n2
         assert m2["ringflow_records_out_total"] > m["ringflow_records_out_total"]
         with pytest.raises(urllib.error.HTTPError) as e:

@@ -1,0 +1,64 @@
+"""A producer that tries to grow ringflowd's memory (issue 15, item 11): run
+in its own process by test_memory_bounds.py.
+
+    rf_flood_prog.py names N PER   one eval run whose N sample_end records
+                                   carry PER scores each, every scorer name
+                                   unique (N * PER metric names)
+    rf_flood_prog.py spans N       one trace whose root never ends, with N
+                                   ended children
+
+The last stdout line is JSON: what was written."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import ringflow
+from ringflow import _producer
+from ringflow._ringflow import (EV_RUN_END, EV_RUN_START, EV_SAMPLE_END, EV_TASK_END,
+                                EV_TASK_START)
+
+
+def names(n: int, per: int) -> dict:
+    run_id, eval_id = f"flood-run-{time.time_ns()}", f"flood-eval-{time.time_ns()}"
+    now = time.time()
+    ok = _producer.emit(EV_RUN_START, {"run_id": run_id, "task_names": ["flood"], "time": now,
+                                       "pid": 1, "host": "h"})
+    ok &= _producer.emit(EV_TASK_START, {"run_id": run_id, "eval_id": eval_id, "task": "flood",
+                                         "model": "mockllm/model", "created": now, "time": now})
+    written = 0
+    for i in range(n):
+        scores = {f"scorer_{i}_{j}": {"value": 1.0} for j in range(per)}
+        while not _producer.emit(EV_SAMPLE_END, {
+                "run_id": run_id, "eval_id": eval_id, "task": "flood",
+                "sample_uuid": f"s{i}", "sample_id": i, "epoch": 1, "status": "success",
+                "started_at": now, "completed_at": now, "total_time": 0.1,
+                "working_time": 0.1, "scores": scores, "time": now}):
+            time.sleep(0.01)  # the ring is full: wait for the sidecar
+        written += per
+    ok &= _producer.emit(EV_TASK_END, {"run_id": run_id, "eval_id": eval_id, "task": "flood",
+                                       "status": "success", "total_samples": n,
+                                       "completed_samples": n, "started_at": now,
+                                       "completed_at": time.time(), "time": time.time()})
+    ok &= _producer.emit(EV_RUN_END, {"run_id": run_id, "time": time.time(), "logs": []})
+    return {"ok": bool(ok), "names": written}
+
+
+def spans(n: int) -> dict:
+    import ringflow.tracing as mlflow
+
+    root = mlflow.start_span_no_context("root", inputs={"q": "never ends"})
+    for i in range(n):
+        c = mlflow.start_span_no_context(f"child-{i}", parent_span=root, inputs={"i": i},
+                                         attributes={"k": "v" * 64})
+        c.end(outputs={"o": i})
+    return {"ok": bool(root), "children": n, "trace_id": root.trace_id,
+            "stats": ringflow.stats()}
+
+
+if __name__ == "__main__":
+    kind = sys.argv[1]
+    out = names(int(sys.argv[2]), int(sys.argv[3])) if kind == "names" else spans(int(sys.argv[2]))
+    print(json.dumps(out))
