@@ -234,6 +234,8 @@ const struct rf_status_loss rf_status_loss_table[] = {
 	LOSS(spill_failed, "records producers could neither put in the ring nor spill"),
 	LOSS(spill_corrupt, "spill files quarantined as corrupt"),
 	LOSS(abandoned, "claims of dead producers turned into padding"),
+	LOSS(ring_corrupt, "corrupt ring records skipped (their bytes: ring_corrupt_bytes)"),
+	LOSS(refused_records, "records of runs naming a tracking URI ringflowd cannot serve"),
 };
 #undef LOSS
 const size_t rf_status_loss_count = sizeof rf_status_loss_table / sizeof rf_status_loss_table[0];

@@ -79,6 +79,7 @@ struct rf_status_snap {
 	uint64_t auth_failures;     /* 401/403/407 answers (retried; not a loss) */
 	uint64_t auth_failing;      /* 1 while the last answer with credentials was one */
 	char auth_origin[256];      /* where the last auth failure came from */
+	uint64_t refused_records;   /* records of runs naming a destination ringflowd cannot serve */
 };
 
 #define RF_STATUS_MAGIC 0x7266737461747573ull /* "rfstatus" */

@@ -402,6 +402,9 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 	s->auth_failures = hs.auth_failures;
 	s->auth_failing = hs.auth_failing;
 	snprintf(s->auth_origin, sizeof s->auth_origin, "%.255s", hs.auth_origin);
+	struct rf_dests_stats dst;
+	rf_dests_stats(d->dests, &dst);
+	s->refused_records = dst.refused_records;
 	const char *err = ts.last_error[0] ? ts.last_error : hs.last_error;
 	if (strcmp(err, d->ops.last_err)) {
 		snprintf(d->ops.last_err, sizeof d->ops.last_err, "%s", err);
