@@ -50,3 +50,45 @@ def test_slow_str_does_not_hold_other_producers_records(tmp_path):
         assert any("slow-value" in json.dumps(r) for r in recs), d.stdout + d.stderr
     finally:
         os.unlink(f"/dev/shm{ring}")
+
+
+def test_slow_str_in_span_inputs_does_not_hold_other_records(tmp_path):
+    """The same for the tracing records (span start, end, event, update):
+    inputs whose __str__ blocks must not keep another thread's span from
+    the consumer."""
+    from ringflow.tracing import LiveSpan
+
+    ring = f"/rf-pytest-slowspan-{os.getpid()}"
+    p = _ringflow.Producer(ring=ring, spool_dir=str(tmp_path / "spool"))
+    entered, release = threading.Event(), threading.Event()
+
+    class Slow:
+        def __str__(self) -> str:
+            entered.set()
+            release.wait(120)
+            return "slow-input"
+
+    def slow_span():
+        s = p.span_start(LiveSpan, None, "slow-span", "UNKNOWN", {"v": Slow()}, None, None)
+        s._finish(None, False)
+
+    t = threading.Thread(target=slow_span)
+    t.start()
+    try:
+        assert entered.wait(60), "__str__ was never called"
+        fast = p.span_start(LiveSpan, None, "fast-span", "UNKNOWN", {"x": 1}, None, None)
+        fast._finish({"y": 2}, True)
+        d = subprocess.run([str(DUMP), "--ring", ring, "--idle-ms", "500"],
+                           capture_output=True, text=True, timeout=120,
+                           env=dict(os.environ, RINGFLOW_SPOOL_DIR=str(tmp_path / "spool")))
+        first = d.stdout
+    finally:
+        release.set()
+        t.join(120)
+    try:
+        assert "fast-span" in first, first + d.stderr
+        d = subprocess.run([str(DUMP), "--ring", ring, "--idle-ms", "300"],
+                           capture_output=True, text=True, timeout=120)
+        assert "slow-input" in d.stdout, d.stdout + d.stderr
+    finally:
+        os.unlink(f"/dev/shm{ring}")

@@ -281,6 +281,37 @@ static PyObject *finish(ProducerObject *self, rf_rec *r, int rc)
 	Py_RETURN_TRUE;
 }
 
+/* The values of one tracing record, prepared (prepare()) before it claims
+ * ring space; NULL entries are left out.  False: a conversion failed (the
+ * record is not written, counted as a Python error). */
+#define RF_PREP_MAX 3
+struct prepped {
+	PyObject *v[RF_PREP_MAX];
+};
+
+static bool prep(ProducerObject *self, struct prepped *p, PyObject *const *vals, int n)
+{
+	memset(p, 0, sizeof *p);
+	for (int i = 0; i < n; i++) {
+		if (!vals[i])
+			continue;
+		if (!(p->v[i] = prepare(vals[i], 0))) {
+			PyErr_Clear();
+			self->py_errors++;
+			for (int j = 0; j < i; j++)
+				Py_CLEAR(p->v[j]);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void unprep(struct prepped *p)
+{
+	for (int i = 0; i < RF_PREP_MAX; i++)
+		Py_CLEAR(p->v[i]);
+}
+
 /* A span: ids and what is kept until its end record.  ringflow.tracing's
  * LiveSpan subclasses it (methods in Python, state here), so starting and
  * ending a span are one C call each. */
@@ -368,19 +399,27 @@ static PyObject *Span_finish(SpanObject *s, PyObject *const *a, Py_ssize_t n)
 		return NULL;
 	if (!s->prod || !s->prod->p)
 		Py_RETURN_FALSE;
+	PyObject *vals[RF_PREP_MAX] = {
+		a[1] == Py_True ? a[0] : (s->has_outputs && s->outputs ? s->outputs : NULL),
+		s->attrs && PyDict_Check(s->attrs) && PyDict_GET_SIZE(s->attrs) ? s->attrs : NULL,
+		s->has_new_inputs && s->new_inputs ? s->new_inputs : NULL};
+	struct prepped p; /* every Python call (__str__ ...) before the claim */
+	if (!prep(s->prod, &p, vals, RF_PREP_MAX))
+		Py_RETURN_FALSE;
 	rf_rec r;
 	if (rf_trace_begin_end(s->prod->p, &r, s->tid, s->sid, end_ns ? end_ns : rf_trace_now_ns(),
-			       status, msg))
+			       status, msg)) {
+		unprep(&p);
 		Py_RETURN_FALSE;
+	}
 	int rc = 0;
-	if (a[1] == Py_True)
-		rc = pack_value(&r, "outputs", a[0], 0);
-	else if (s->has_outputs && s->outputs)
-		rc = pack_value(&r, "outputs", s->outputs, 0);
-	if (rc == 0 && s->attrs && PyDict_Check(s->attrs) && PyDict_GET_SIZE(s->attrs))
-		rc = pack_value(&r, "attributes", s->attrs, 0);
-	if (rc == 0 && s->has_new_inputs && s->new_inputs)
-		rc = pack_value(&r, "inputs", s->new_inputs, 0);
+	if (p.v[0])
+		rc = pack_value(&r, "outputs", p.v[0], 0);
+	if (rc == 0 && p.v[1])
+		rc = pack_value(&r, "attributes", p.v[1], 0);
+	if (rc == 0 && p.v[2])
+		rc = pack_value(&r, "inputs", p.v[2], 0);
+	unprep(&p);
 	return finish(s->prod, &r, rc);
 }
 
@@ -399,12 +438,19 @@ static PyObject *Span_event(SpanObject *s, PyObject *const *a, Py_ssize_t n)
 		return NULL;
 	if (!s->prod || !s->prod->p)
 		Py_RETURN_FALSE;
-	rf_rec r;
-	if (rf_trace_begin_event(s->prod->p, &r, s->tid, s->sid, name, t ? t : rf_trace_now_ns()))
+	PyObject *vals[1] = {a[1] != Py_None && PyDict_Check(a[1]) ? a[1] : NULL};
+	struct prepped p;
+	if (!prep(s->prod, &p, vals, 1))
 		Py_RETURN_FALSE;
+	rf_rec r;
+	if (rf_trace_begin_event(s->prod->p, &r, s->tid, s->sid, name, t ? t : rf_trace_now_ns())) {
+		unprep(&p);
+		Py_RETURN_FALSE;
+	}
 	int rc = 0;
-	if (a[1] != Py_None && PyDict_Check(a[1]))
-		rc = pack_value(&r, "attributes", a[1], 0);
+	if (p.v[0])
+		rc = pack_value(&r, "attributes", p.v[0], 0);
+	unprep(&p);
 	return finish(s->prod, &r, rc);
 }
 
@@ -417,14 +463,22 @@ static PyObject *Span_update(SpanObject *s, PyObject *const *a, Py_ssize_t n)
 	}
 	if (!s->prod || !s->prod->p)
 		Py_RETURN_FALSE;
-	rf_rec r;
-	if (rf_trace_begin_update(s->prod->p, &r, s->tid))
+	PyObject *vals[2] = {a[0] != Py_None && PyDict_Check(a[0]) ? a[0] : NULL,
+			     a[1] != Py_None && PyDict_Check(a[1]) ? a[1] : NULL};
+	struct prepped p;
+	if (!prep(s->prod, &p, vals, 2))
 		Py_RETURN_FALSE;
+	rf_rec r;
+	if (rf_trace_begin_update(s->prod->p, &r, s->tid)) {
+		unprep(&p);
+		Py_RETURN_FALSE;
+	}
 	int rc = 0;
-	if (a[0] != Py_None && PyDict_Check(a[0]))
-		rc = pack_value(&r, "tags", a[0], 0);
-	if (rc == 0 && a[1] != Py_None && PyDict_Check(a[1]))
-		rc = pack_value(&r, "metadata", a[1], 0);
+	if (p.v[0])
+		rc = pack_value(&r, "tags", p.v[0], 0);
+	if (rc == 0 && p.v[1])
+		rc = pack_value(&r, "metadata", p.v[1], 0);
+	unprep(&p);
 	return finish(s->prod, &r, rc);
 }
 
@@ -526,18 +580,23 @@ static PyObject *Producer_span_start(ProducerObject *self, PyObject *const *a, P
 		Py_INCREF(a[4]);
 		s->inputs = a[4];
 	}
-	if (self->p) {
+	PyObject *vals[2] = {a[4] != Py_None ? a[4] : NULL,
+			     a[5] != Py_None && PyDict_Check(a[5]) && PyDict_GET_SIZE(a[5]) ? a[5]
+											  : NULL};
+	struct prepped p; /* every Python call (__str__ ...) before the claim */
+	if (self->p && prep(self, &p, vals, 2)) {
 		rf_rec r;
 		if (rf_trace_begin_start(self->p, &r, s->tid, s->sid, s->psid, name, (size_t)nl, type,
 					 (size_t)tl, start_ns ? start_ns : rf_trace_now_ns(),
 					 parent ? NULL : exp) == 0) {
 			int rc = 0;
-			if (a[4] != Py_None)
-				rc = pack_value(&r, "inputs", a[4], 0);
-			if (rc == 0 && a[5] != Py_None && PyDict_Check(a[5]) && PyDict_GET_SIZE(a[5]))
-				rc = pack_value(&r, "attributes", a[5], 0);
+			if (p.v[0])
+				rc = pack_value(&r, "inputs", p.v[0], 0);
+			if (rc == 0 && p.v[1])
+				rc = pack_value(&r, "attributes", p.v[1], 0);
 			Py_XDECREF(finish(self, &r, rc));
 		}
+		unprep(&p);
 	}
 	return (PyObject *)s;
 }
