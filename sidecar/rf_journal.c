@@ -335,6 +335,39 @@ static off_t close_gap(rf_journal *j, const uint8_t *m, size_t w, size_t from, s
 	return (off_t)(w + left);
 }
 
+/* In group mode a group member may truncate the journal while it is read
+ * from a mapping, and touching a page past the new end is SIGBUS: the
+ * replay reads a private copy instead (an unnamed file in the same
+ * directory, owner-only, unreachable by name).  What the copy lacks (the
+ * file shrank while copying) is simply not replayed.  -errno. */
+static int private_copy(int fd, const char *path, off_t size)
+{
+	char dir[600];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *sl = strrchr(dir, '/');
+	if (!sl)
+		snprintf(dir, sizeof dir, ".");
+	else
+		sl[sl == dir] = 0; /* "/x" -> "/" */
+	int t = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (t < 0)
+		return -errno;
+	off_t in = 0;
+	while (in < size) {
+		ssize_t n = copy_file_range(fd, &in, t, NULL, (size_t)(size - in), 0);
+		if (n > 0)
+			continue;
+		if (n == 0)
+			break; /* the file ended early */
+		char buf[1 << 16]; /* no copy_file_range here: read and write */
+		ssize_t r = pread(fd, buf, sizeof buf, in);
+		if (r <= 0 || write(t, buf, (size_t)r) != r)
+			break;
+		in += r;
+	}
+	return t;
+}
+
 int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns, int fsync_policy,
 		    rf_journal_fn fn, void *arg)
 {
@@ -358,8 +391,21 @@ int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns
 	fstat(j->fd, &st);
 	off_t end = sizeof(struct jhdr);
 	bool same_ring = false;
+	int rfd = j->fd; /* what the replay reads */
+	if (group && (size_t)st.st_size >= sizeof(struct jhdr)) {
+		rfd = private_copy(j->fd, path, st.st_size);
+		if (rfd < 0 || fstat(rfd, &st) < 0) {
+			int e = rfd < 0 ? rfd : -errno;
+			if (rfd >= 0)
+				close(rfd);
+			rf_set_err(-e, "journal %s: a private copy to replay from", path);
+			close(j->fd);
+			free(j);
+			return e;
+		}
+	}
 	if ((size_t)st.st_size >= sizeof(struct jhdr)) {
-		void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, j->fd, 0);
+		void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, rfd, 0);
 		if (m != MAP_FAILED) {
 			struct replay_ctx c = {.j = j, .m = m, .w = sizeof(struct jhdr), .can_move = true};
 			struct rf_journal_scan sc = {.on_bad = quarantine, .on_good = compact,
@@ -372,6 +418,8 @@ int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns
 				off_t e = c.can_move ? close_gap(j, m, c.w, sc.end, (size_t)st.st_size)
 						     : (off_t)st.st_size;
 				munmap(m, (size_t)st.st_size);
+				if (rfd != j->fd)
+					close(rfd);
 				if (e >= 0 && e < st.st_size && ftruncate(j->fd, e) < 0)
 					e = -1;
 				close(j->fd);
@@ -393,6 +441,8 @@ int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns
 			munmap(m, (size_t)st.st_size);
 		}
 	}
+	if (rfd != j->fd)
+		close(rfd);
 	if (!same_ring) /* a new ring: its positions start over */
 		j->has_last = false;
 	memcpy(j->h.magic, MAGIC, 8);
