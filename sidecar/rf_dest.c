@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "rf_hash.h"
 #include "rf_decode.h"
 #include "rf_dest.h"
 #include "rf_mlflow.h"
@@ -156,14 +157,6 @@ static struct client *client_of(rf_dests *d, const char *uri)
 	return c;
 }
 
-static uint32_t fnv32(const char *s)
-{
-	uint32_t h = 2166136261u;
-	for (; *s; s++)
-		h = (h ^ (uint8_t)*s) * 16777619u;
-	return h;
-}
-
 /* Index of the destination, created on first use; -1 when it cannot be. */
 static int dest_of(rf_dests *d, const char *uri, const char *exp, bool art)
 {
@@ -185,7 +178,7 @@ static int dest_of(rf_dests *d, const char *uri, const char *exp, bool art)
 	/* The id map is per (server, experiment): a restart reuses the runs of
 	 * this destination, never another server's with the same names. */
 	char idmap_id[16];
-	snprintf(idmap_id, sizeof idmap_id, "%08x", fnv32(uri));
+	snprintf(idmap_id, sizeof idmap_id, "%08x", (uint32_t)rf_hash_str(uri));
 	struct rf_track_opts to = {.experiment = exp, .state_dir = d->o.state_dir,
 				   .idmap_id = idmap_id, .flush_ms = d->o.flush_ms,
 				   .max_batch = d->o.max_batch, .log_artifacts = art};

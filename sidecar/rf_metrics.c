@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rf_hash.h"
 #include "rf_metrics.h"
 #include "rf_mlflow.h"
 
@@ -16,14 +17,6 @@ struct rf_keys {
 	uint32_t *slots; /* open addressing on clean keys: id + 1, 0 = empty */
 	size_t nslots;
 };
-
-static uint64_t fnv(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (; *s; s++)
-		h = (h ^ (uint8_t)*s) * 1099511628211ull;
-	return h;
-}
 
 struct rf_keys *rf_keys_new(uint32_t max)
 {
@@ -58,7 +51,7 @@ static void rehash(struct rf_keys *k)
 	if (!s)
 		return;
 	for (uint32_t id = 0; id < k->n; id++) {
-		size_t j = fnv(k->clean[id]) & (ns - 1);
+		size_t j = rf_hash_str(k->clean[id]) & (ns - 1);
 		while (s[j])
 			j = (j + 1) & (ns - 1);
 		s[j] = id + 1;
@@ -75,7 +68,7 @@ uint32_t rf_keys_id(struct rf_keys *k, const char *raw)
 	char clean[256];
 	snprintf(clean, sizeof clean, "%s", raw);
 	rf_mlflow_sanitize_key(clean);
-	size_t j = fnv(clean) & (k->nslots - 1);
+	size_t j = rf_hash_str(clean) & (k->nslots - 1);
 	while (k->slots[j]) {
 		uint32_t id = k->slots[j] - 1;
 		if (!strcmp(k->clean[id], clean))

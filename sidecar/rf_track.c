@@ -31,6 +31,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "rf_hash.h"
 #include "rf_decode.h"
 #include "rf_track_int.h"
 #include "ringflow.h"
@@ -173,14 +174,6 @@ static int cmp_double(const void *a, const void *b)
 
 /* ---- per-task aggregation ---- */
 
-static uint64_t fnv1a(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (; *s; s++)
-		h = (h ^ (uint8_t)*s) * 1099511628211ull;
-	return h ? h : 1;
-}
-
 /* Set of event uuids already counted (open addressing on their hashes). */
 static bool seen_add(struct task_agg *a, const char *uuid)
 {
@@ -200,7 +193,7 @@ static bool seen_add(struct task_agg *a, const char *uuid)
 		a->seen = t;
 		a->seen_cap = cap;
 	}
-	uint64_t h = fnv1a(uuid);
+	uint64_t h = rf_hash_str(uuid);
 	size_t j = h & (a->seen_cap - 1);
 	while (a->seen[j]) {
 		if (a->seen[j] == h)

@@ -240,13 +240,11 @@ static int intr(void *arg)
 	return ++intr_calls >= intr_after;
 }
 
-static void test_interrupted_replay(const char *dir)
+/* BIG records of 1000 bytes (the first 4 their index) into a new journal. */
+static void write_big(const char *path, uint64_t ring_created_ns)
 {
-	char path[512];
-	snprintf(path, sizeof path, "%s/journal-big.rfj", dir);
-	unlink(path);
 	rf_journal *j;
-	CHECK_EQ(rf_journal_open(&j, path, 43, RF_FSYNC_NONE, on_big, NULL), 0);
+	CHECK_EQ(rf_journal_open(&j, path, ring_created_ns, RF_FSYNC_NONE, on_big, NULL), 0);
 	for (int i = 0; i < BIG; i++) {
 		unsigned char buf[1000];
 		memset(buf, 0x5c, sizeof buf);
@@ -257,6 +255,15 @@ static void test_interrupted_replay(const char *dir)
 	}
 	CHECK_EQ(rf_journal_flush(j), 0);
 	rf_journal_close(j);
+}
+
+static void test_interrupted_replay(const char *dir)
+{
+	char path[512];
+	snprintf(path, sizeof path, "%s/journal-big.rfj", dir);
+	unlink(path);
+	write_big(path, 43);
+	rf_journal *j;
 	damage(path, 48 + 100 * 1024 + 24 + 500); /* record 100's payload */
 	intr_after = 3;
 	rf_journal_set_interrupt(intr, NULL);
@@ -344,18 +351,8 @@ static void test_truncated_while_replayed(const char *dir)
 {
 	snprintf(trunc_path, sizeof trunc_path, "%s/journal-trunc.rfj", dir);
 	unlink(trunc_path);
+	write_big(trunc_path, 44);
 	rf_journal *j;
-	CHECK_EQ(rf_journal_open(&j, trunc_path, 44, RF_FSYNC_NONE, on_big, NULL), 0);
-	for (int i = 0; i < BIG; i++) {
-		unsigned char buf[1000];
-		memset(buf, 0x3a, sizeof buf);
-		memcpy(buf, &i, sizeof i);
-		struct rf_ring_rec rec = {.pos = (uint64_t)i * 1024, .type = 21, .len = 1000,
-					  .data = buf};
-		rf_journal_append(j, &rec);
-	}
-	CHECK_EQ(rf_journal_flush(j), 0);
-	rf_journal_close(j);
 	CHECK_EQ(chmod(dir, 0770), 0);
 	setenv("RINGFLOW_RING_GROUP", "1", 1);
 	memset(big_seen, 0, sizeof big_seen);
