@@ -31,7 +31,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define RF_GATE_SPAN_ROWS 1000
+/* ~8 KiB: a held span's jansson objects with its attributes, measured
+ * under the few-KiB the spans of an Inspect sample take.  1000 (32 KiB)
+ * closed the gate for a 150-sample traced eval (1,050 spans waiting for
+ * the infos ahead of them), stalling the records behind it. */
+#define RF_GATE_SPAN_ROWS 250
 
 enum rf_gate_reason { RF_GATE_OPEN = 0, RF_GATE_SPOOL_FULL, RF_GATE_MEMORY, RF_GATE_JOURNAL };
 

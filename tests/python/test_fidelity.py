@@ -40,7 +40,7 @@ def varied(mlflow_server, tmp_path_factory):
     exp = f"rf-fidelity-{os.getpid()}-{time.time_ns() % 10**6}"
     sc = ts.Sidecar(mlflow_server, ring, tmp / "spool", exp, RINGFLOW_SHUTDOWN_MS="120000")
     try:
-        env = eval_env(ring, tmp / "spool", MLFLOW_INSPECT_TRACING="true")
+        env = eval_env(ring, tmp / "spool", MLFLOW_INSPECT_TRACING="true", **sc.dest)
         p = subprocess.run([sys.executable, str(EVALS), "varied", str(tmp / "logs")], env=env,
                            capture_output=True, text=True, timeout=600)
         assert p.returncode == 0, p.stderr[-3000:]

@@ -44,7 +44,7 @@ def eval_through(proxy: FaultProxy, tmp_path, exp: str, tag: str):
     spool = tmp_path / "spool"
     sc = Sidecar(proxy.url, ring, spool, exp)
     try:
-        run_eval(eval_env(ring, spool), tmp_path / "logs", "plain", str(N))
+        run_eval(eval_env(ring, spool, **sc.dest), tmp_path / "logs", "plain", str(N))
         f = flush(ring, spool)
         log_text = sc.stop()
     finally:
@@ -181,7 +181,7 @@ def test_credentials_never_go_to_another_origin(mlflow_server, tmp_path, exp_nam
     spool = tmp_path / "spool"
     sc = Sidecar(proxy.url, ring, spool, exp_name, **extra)
     try:
-        run_eval(eval_env(ring, spool), tmp_path / "logs", "plain", "5")
+        run_eval(eval_env(ring, spool, **sc.dest), tmp_path / "logs", "plain", "5")
         f = flush(ring, spool)
         log_text = sc.stop()
     finally:

@@ -93,7 +93,7 @@ def _check(srv: MlflowServer, tmp_path) -> None:
     th.start()
     sc = ts.Sidecar(proxy.url, ring, tmp_path / "spool", exp, RINGFLOW_SHUTDOWN_MS="180000")
     try:
-        env = eval_env(ring, tmp_path / "spool", MLFLOW_INSPECT_TRACING="true")
+        env = eval_env(ring, tmp_path / "spool", MLFLOW_INSPECT_TRACING="true", **sc.dest)
         ts.run_eval(env, tmp_path / "logs", "plain", str(SAMPLES))
         log_text = sc.stop()
     finally:
