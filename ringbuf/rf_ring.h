@@ -53,7 +53,7 @@ struct rf_ring_opts {
 	size_t capacity;        /* data area bytes, power of two; 0 = default (create only) */
 	unsigned flags;         /* RF_RING_* */
 	int full_policy;        /* enum rf_ring_full_policy */
-	uint64_t full_wait_ns;  /* bound on waiting for room; default 10 ms (a 2-vCPU
+	uint64_t full_wait_ns;  /* bound on waiting for room; default 10 ms (a 2-core
 				   host deschedules a consumer for several ms) */
 	const char *spool_dir;  /* spill directory; NULL = the one recorded in the ring */
 	uint64_t stall_check_ns;/* consumer: how long a head claim may stall before the

@@ -2,8 +2,8 @@
  * rf_mlflow.h - the MLflow tracking REST calls ringflowd makes, asynchronous.
  *
  * Each call builds its JSON with jansson, goes through rf_http (retries) and
- * reports the parsed result to a callback.  Names and payloads follow
- * ../shared/reference/mlflow_protocol.md.
+ * reports the parsed result to a callback.  Names and payloads are MLflow
+ * 3.17's REST API (/api/2.0/mlflow/..., /api/3.0/mlflow/traces, /v1/traces).
  */
 #ifndef RF_MLFLOW_H
 #define RF_MLFLOW_H

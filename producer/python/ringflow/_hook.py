@@ -1,6 +1,6 @@
 """The Inspect AI hook: every hook that carries data becomes ring records.
 
-Rules this file keeps (../shared/reference/inspect_hooks.md, section 7):
+Rules this file keeps (how Inspect calls its hooks; docs/DESIGN.md, "The Inspect hook"):
 - no hook method raises into the eval or awaits I/O: each copies the scalars
   it needs and hands one dict to the C encoder (microseconds);
 - enabled() is cached and cannot raise;
