@@ -170,6 +170,11 @@ bool rf_producer_value_is_secret(rf_producer *p, const char *s, size_t n)
 	return false;
 }
 
+int rf_producer_flush(rf_producer *p)
+{
+	return rf_ring_flush_spill(p->ring);
+}
+
 bool rf_producer_consumer_alive(rf_producer *p)
 {
 	return rf_ring_consumer_alive(p->ring) == 1;

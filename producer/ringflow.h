@@ -104,6 +104,12 @@ bool rf_secret_key(const char *key);
 /* Is a consumer (the sidecar) attached and alive? */
 bool rf_producer_consumer_alive(rf_producer *p);
 
+/* End of a burst (an eval's task or run ended): records that went to a spill
+ * file while the ring was full are sealed into the ring's order now if it has
+ * room, instead of waiting for this process's next record or its exit.
+ * 0, or -ENOSPC (still full; they follow with the next record). */
+int rf_producer_flush(rf_producer *p);
+
 struct rf_producer_stats {
 	uint64_t records;       /* records committed by this handle */
 	uint64_t errors;        /* records lost to errors (also counted in the ring) */

@@ -110,6 +110,12 @@ int rf_ring_commit_len(rf_ring *r, struct rf_ring_claim *c, size_t len);
 int rf_ring_abort(rf_ring *r, struct rf_ring_claim *c);
 /* claim + memcpy + commit. */
 int rf_ring_write(rf_ring *r, int32_t type, const void *data, size_t len);
+/* A producer that spilled stays on its spill file until a claim finds room
+ * for the file's marker; with no further claim, its last records would wait
+ * until the handle closes.  This places the marker now if the ring has room:
+ * 0 (nothing spilled, or sealed and in order), or -ENOSPC (still full: try
+ * again later).  Cheap when nothing was spilled; call it when a burst ends. */
+int rf_ring_flush_spill(rf_ring *r);
 
 /* ---- Consumer API (one consumer per ring) ---- */
 

@@ -398,6 +398,13 @@ int rf_ring_abort(rf_ring *r, struct rf_ring_claim *c)
 	return finish(r, c, true, c ? c->len : 0);
 }
 
+int rf_ring_flush_spill(rf_ring *r)
+{
+	if (__builtin_expect(!atomic_load_explicit(&r->spill.active, memory_order_relaxed), 1))
+		return 0;
+	return rf_spill_try_leave(r) ? -ENOSPC : 0;
+}
+
 int rf_ring_write(rf_ring *r, int32_t type, const void *data, size_t len)
 {
 	struct rf_ring_claim c;

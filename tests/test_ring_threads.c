@@ -107,6 +107,9 @@ int main(void)
 		CHECK(got >= 0);
 		if (got == 0) {
 			if (atomic_load(&producers_left) == 0) {
+				/* The producers' last burst may have ended on the
+				 * spill file: seal it (its marker goes in the ring). */
+				rf_ring_flush_spill(prod);
 				if (!idle_since)
 					idle_since = rf_test_now_ns();
 				CHECK(rf_test_now_ns() - idle_since < 10000000000ull);

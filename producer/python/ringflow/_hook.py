@@ -340,6 +340,9 @@ class RingflowHooks(Hooks):
                     ],
                 },
             )
+            # The eval's last records may sit in a spill file (the ring
+            # was full): sealed into the ring's order now, not at exit.
+            _producer.flush()
             for eval_id in self._runs.pop(data.run_id, ()):
                 self._tasks.pop(eval_id, None)
             # A long eval may have outlived an idle-exiting (or killed)

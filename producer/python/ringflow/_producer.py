@@ -66,6 +66,16 @@ def emit(rtype: int, fields: dict[str, Any]) -> bool:
         return False
 
 
+def flush() -> None:
+    """End of a burst: spilled records join the ring's order now (never raises)."""
+    p = _producer
+    if p is not None:
+        try:
+            p.flush()
+        except Exception:  # noqa: BLE001
+            pass
+
+
 _trace_errors = 0  # tracing calls that failed before reaching the encoder
 
 

@@ -687,6 +687,12 @@ static PyObject *Producer_consumer_alive(ProducerObject *self, PyObject *unused)
 	return PyBool_FromLong(self->p && rf_producer_consumer_alive(self->p));
 }
 
+static PyObject *Producer_flush(ProducerObject *self, PyObject *unused)
+{
+	(void)unused;
+	return PyBool_FromLong(self->p && rf_producer_flush(self->p) == 0);
+}
+
 static PyObject *Producer_stats(ProducerObject *self, PyObject *unused)
 {
 	(void)unused;
@@ -720,6 +726,8 @@ static PyMethodDef Producer_methods[] = {
 	 "add_secret(value): strings containing value are written as [REDACTED]."},
 	{"consumer_alive", (PyCFunction)Producer_consumer_alive, METH_NOARGS,
 	 "Is a consumer (ringflowd) attached to the ring and alive?"},
+	{"flush", (PyCFunction)Producer_flush, METH_NOARGS,
+	 "flush() -> bool: seal spilled records into the ring's order now (False: still full)."},
 	{"stats", (PyCFunction)Producer_stats, METH_NOARGS, "Counters of this producer and ring."},
 	{"close", (PyCFunction)Producer_close, METH_NOARGS, "Detach from the ring."},
 	{"span_start", (PyCFunction)(void (*)(void))Producer_span_start, METH_FASTCALL,
