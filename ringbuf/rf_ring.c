@@ -160,6 +160,11 @@ int rf_ring_default_name(char *buf, size_t len)
 	return 0;
 }
 
+int rf_ring_spool_check(const char *dir)
+{
+	return rf_spool_dir_check(dir, rf_ring_group_requested(), true);
+}
+
 int rf_ring_default_spool_dir(char *buf, size_t len)
 {
 	const char *env = getenv("RINGFLOW_SPOOL_DIR");

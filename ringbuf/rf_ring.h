@@ -70,6 +70,10 @@ int rf_ring_default_name(char *buf, size_t len);
 /* Spool directory default: $RINGFLOW_SPOOL_DIR, else $XDG_RUNTIME_DIR/ringflow,
  * else /tmp/ringflow-<uid>. */
 int rf_ring_default_spool_dir(char *buf, size_t len);
+/* The spool directory as the ring uses it: created if missing (0700, 0770
+ * in group mode), a directory of ours writable by nobody else (the group in
+ * group mode).  -errno with a message naming its owner and what to do. */
+int rf_ring_spool_check(const char *dir);
 
 /*
  * Attach to (or with RF_RING_CREATE, create) the ring `name` (NULL = default).

@@ -568,10 +568,13 @@ int main(int argc, char **argv)
 		d.c.spool = spool;
 	}
 	/* Owner-only unless group access was asked for (--group,
-	 * RINGFLOW_RING_GROUP=1): the ring, spill files, journal, id map, log. */
-	bool group = rf_ring_group_requested();
-	if (mkdir(d.c.spool, group ? 0770 : 0700) == 0 && group)
-		chmod(d.c.spool, 0770); /* not narrowed by the umask */
+	 * RINGFLOW_RING_GROUP=1): the ring, spill files, journal, id map, log.
+	 * Created if missing; a name another user took is named, with its
+	 * owner and what to do, not just "Permission denied". */
+	if (rf_ring_spool_check(d.c.spool) < 0) {
+		fprintf(stderr, "ringflowd: %s\n", rf_ring_errmsg());
+		return 1;
+	}
 	if (access(d.c.spool, W_OK | X_OK) < 0 || !realpath(d.c.spool, spool_abs)) {
 		fprintf(stderr, "ringflowd: spool dir %s: %s (set RINGFLOW_SPOOL_DIR or --spool-dir to "
 				"a directory this user can write)\n", d.c.spool, strerror(errno));
@@ -683,7 +686,7 @@ static int serve(struct daemon *d, const sigset_t *mask)
 		char log[PATH_MAX + 32];
 		snprintf(log, sizeof log, "%s/ringflowd.log", d->c.spool);
 		if ((rc = rf_detach_redirect(log, rf_ring_group_requested()))) {
-			fprintf(stderr, "ringflowd: log: %s\n", rf_ring_errmsg());
+			fprintf(stderr, "ringflowd: cannot detach: log: %s\n", rf_ring_errmsg());
 			return 1;
 		}
 	}

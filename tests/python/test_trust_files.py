@@ -195,18 +195,23 @@ def test_squatted_default_ring_and_spool_are_named_with_what_to_do(mate):
     os.chown(spool, NOBODY, NOBODY)
     try:
         daemon = str(RINGFLOWD.resolve())  # run from "/": an absolute path
-        for cmd in ([str(SYNTH), "1"], [daemon, "--idle-exit-ms", "200"]):
-            p = run_as_mate(cmd)
-            out = p.stdout + p.stderr
-            assert p.returncode != 0, out
-            assert f"{shm} is owned by uid {NOBODY}" in out, out
-            assert "must remove" in out and "RINGFLOW_RING" in out, out
-        shm.unlink()  # the ring is free again; the spool directory is still taken
+        p = run_as_mate([str(SYNTH), "1"])  # the C producer opens the ring first
+        out = p.stdout + p.stderr
+        assert p.returncode != 0, out
+        assert f"{shm} is owned by uid {NOBODY}" in out, out
+        assert "must remove" in out and "RINGFLOW_RING" in out, out
+        # ringflowd checks its spool directory before it opens the ring
         p = run_as_mate([daemon, "--idle-exit-ms", "200"])
         out = p.stdout + p.stderr
         assert p.returncode != 0, out
         assert f"spool directory {spool}" in out and f"owner {NOBODY}" in out, out
         assert "must remove it" in out and "RINGFLOW_SPOOL_DIR" in out, out
+        shutil.rmtree(spool)  # the spool is free again; the ring name is still taken
+        p = run_as_mate([daemon, "--idle-exit-ms", "200"])
+        out = p.stdout + p.stderr
+        assert p.returncode != 0, out
+        assert f"{shm} is owned by uid {NOBODY}" in out, out
+        assert "must remove" in out and "RINGFLOW_RING" in out, out
     finally:
         for p in (shm,):
             if p.exists():
