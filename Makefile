@@ -20,11 +20,25 @@ endif
 VARIANT ?= release
 PREFIX  ?= /usr/local
 B       := build/$(VARIANT)
-VERSION := 0.1.0
+VERSION := $(shell cat VERSION)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wpointer-arith -Wformat=2 -Wno-missing-field-initializers
-BASE    := -std=c17 -D_GNU_SOURCE -g -pthread -fPIC -Iringbuf -Iproducer -Isidecar -Itests
+BASE    := -std=c17 -D_GNU_SOURCE -g -pthread -fPIC -MMD -MP -DRF_VERSION='"$(VERSION)"'
+
+# Include paths by layer: a directory sees its own headers and those of the
+# layers below it, never above (ringbuf < producer < sidecar/io < ingest <
+# track < trace; ingest < ops; all of them < daemon < programs, tests, benches).
+SIDE_DIRS   := io ingest track trace ops daemon
+INC_ringbuf := -Iringbuf
+INC_producer:= $(INC_ringbuf) -Iproducer
+INC_io      := $(INC_producer) -Isidecar/io
+INC_ingest  := $(INC_io) -Isidecar/ingest
+INC_track   := $(INC_ingest) -Isidecar/track
+INC_trace   := $(INC_track) -Isidecar/trace
+INC_ops     := $(INC_ingest) -Isidecar/ops
+INC_daemon  := $(INC_ingest) $(SIDE_DIRS:%=-Isidecar/%)
+INC_ALL     := $(INC_daemon) -Itests
 
 ifeq ($(VARIANT),release)
   VFLAGS := -O2
@@ -40,24 +54,21 @@ ALL_CFLAGS := $(BASE) $(WARN) $(VFLAGS) $(CFLAGS)
 LIB_LIBS   := -lmsgpackc -lz -lpthread
 SIDE_LIBS  := -ljansson -luring -lcurl -larchive -lmicrohttpd -lm
 
-HDRS       := $(wildcard ringbuf/*.h producer/*.h sidecar/*.h)
-
 # libringflow: the ring + the producer library (what applications link)
 LIB_SRCS   := $(wildcard ringbuf/*.c) $(wildcard producer/*.c)
 LIB_OBJS   := $(LIB_SRCS:%.c=$(B)/%.o)
 LIB        := $(B)/libringflow.a
 SOLIB      := $(B)/libringflow.so
 
-# sidecar modules (everything in sidecar/ but the programs in sidecar/bin/)
-SIDE_SRCS  := $(wildcard sidecar/*.c)
+# sidecar modules, by stage (the programs are in sidecar/bin/)
+SIDE_SRCS  := $(foreach d,$(SIDE_DIRS),$(wildcard sidecar/$(d)/*.c))
 SIDE_OBJS  := $(SIDE_SRCS:%.c=$(B)/%.o)
 SIDE_LIB   := $(B)/libsidecar.a
 PROG_SRCS  := $(wildcard sidecar/bin/*.c)
 PROG_BINS  := $(patsubst sidecar/bin/%.c,$(B)/bin/%,$(subst _,-,$(PROG_SRCS)))
 
 TEST_BINS  := $(patsubst tests/%.c,$(B)/tests/%,$(wildcard tests/test_*.c))
-EXAMPLE_BINS := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c)) \
-                $(patsubst producer/examples/%.c,$(B)/examples/%,$(wildcard producer/examples/*.c))
+EXAMPLE_BINS := $(patsubst examples/%.c,$(B)/examples/%,$(wildcard examples/*.c))
 # bench/ring_bench_*.c are parts of ring_bench (one program over several files)
 RING_BENCH_PARTS := $(wildcard bench/ring_bench_*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(B)/bench/%,$(filter-out $(RING_BENCH_PARTS),$(wildcard bench/*.c)))
@@ -67,9 +78,13 @@ LINK_ALL   := $(SIDE_LIB) $(LIB) $(SIDE_LIBS) $(LIB_LIBS)
 .PHONY: all test test-c demo bench bench-ring bench-hook bench-sidecar bench-trace bench-e2e load deps venv pip clean install fuzz fuzz-build
 all: $(LIB) $(SOLIB) $(SIDE_LIB) $(PROG_BINS) $(TEST_BINS) $(BENCH_BINS) $(EXAMPLE_BINS)
 
-$(B)/%.o: %.c $(HDRS)
+$(B)/ringbuf/%.o:  INC := $(INC_ringbuf)
+$(B)/producer/%.o: INC := $(INC_producer)
+$(foreach d,$(SIDE_DIRS),$(eval $(B)/sidecar/$(d)/%.o: INC := $(INC_$(d))))
+
+$(B)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(INC) -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
@@ -84,23 +99,26 @@ $(SIDE_LIB): $(SIDE_OBJS)
 .SECONDEXPANSION:
 $(B)/bin/%: sidecar/bin/$$(subst -,_,$$*).c $(SIDE_LIB) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $< -o $@ $(LINK_ALL)
+	$(CC) $(ALL_CFLAGS) $(INC_ALL) $< -o $@ $(LINK_ALL)
 
-$(B)/tests/%: tests/%.c $(SIDE_LIB) $(LIB) tests/rf_test.h tests/rf_test_mp.h tests/rf_test_crash.h
+$(B)/tests/%: tests/%.c $(SIDE_LIB) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $< -o $@ $(LINK_ALL)
+	$(CC) $(ALL_CFLAGS) $(INC_ALL) $< -o $@ $(LINK_ALL)
 
-$(B)/examples/%: $$(firstword $$(wildcard examples/$$*.c producer/examples/$$*.c)) $(LIB)
+$(B)/examples/%: examples/%.c $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $< -o $@ $(LIB) $(LIB_LIBS)
+	$(CC) $(ALL_CFLAGS) $(INC_producer) $< -o $@ $(LIB) $(LIB_LIBS)
 
 $(B)/bench/%: bench/%.c $(SIDE_LIB) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $< -o $@ $(LINK_ALL) -lm
+	$(CC) $(ALL_CFLAGS) $(INC_ALL) $< -o $@ $(LINK_ALL) -lm
 
-$(B)/bench/ring_bench: bench/ring_bench.c $(RING_BENCH_PARTS) bench/ring_bench.h $(SIDE_LIB) $(LIB)
+$(B)/bench/ring_bench: bench/ring_bench.c $(RING_BENCH_PARTS) $(SIDE_LIB) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) $(filter %.c,$^) -o $@ $(LINK_ALL) -lm
+	$(CC) $(ALL_CFLAGS) $(INC_ALL) $(filter %.c,$^) -o $@ $(LINK_ALL) -lm
+
+# Header dependencies, written by the compiler (-MMD -MP) beside each output.
+-include $(shell find $(B) -name '*.d' 2>/dev/null)
 
 # ---- the promises of README.md ----
 

@@ -11,21 +11,23 @@
 #include <strings.h>
 #include <time.h>
 
+#include "rf_err.h"
 #include "rf_producer_int.h"
 
-static __thread char rf_perr[512];
-
+/* Transitional: the producer's old setter, now over rf_err.h. */
 void rf_producer_set_err(const char *fmt, ...)
 {
+	char msg[RF_ERR_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(rf_perr, sizeof rf_perr, fmt, ap);
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	rf_err_set(rf_err_code() ? rf_err_code() : EINVAL, "%s", msg);
 }
 
 const char *rf_errmsg(void)
 {
-	return rf_perr[0] ? rf_perr : "no error";
+	return rf_err_msg();
 }
 
 static const char *const rf_names[] = {

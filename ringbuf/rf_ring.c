@@ -18,9 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rf_err.h"
 #include "rf_ring_int.h"
-
-static __thread char rf_errbuf[512];
 
 /*
  * One mapping per segment per process.  Handles opened on the same segment
@@ -82,19 +81,23 @@ static void unmap_shared(void *addr, size_t len)
 }
 static _Atomic uint64_t rf_next_id = 1;
 
+/* Transitional: the old two-argument form, now over rf_err.h. */
 void rf_set_err(int err, const char *fmt, ...)
 {
+	char msg[RF_ERR_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(rf_errbuf, sizeof rf_errbuf, fmt, ap);
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	if (err && n >= 0 && (size_t)n < sizeof rf_errbuf)
-		snprintf(rf_errbuf + n, sizeof rf_errbuf - (size_t)n, " (%s)", strerror(err));
+	if (err)
+		rf_err_set_sys(err, "%s", msg);
+	else
+		rf_err_set(EINVAL, "%s", msg);
 }
 
 const char *rf_ring_errmsg(void)
 {
-	return rf_errbuf[0] ? rf_errbuf : "no error";
+	return rf_err_msg();
 }
 
 uint64_t rf_now_ns(void)

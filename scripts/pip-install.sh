@@ -11,8 +11,8 @@ esac
 cd "$(dirname "$0")/.."
 stamp=.venv/.ringflow-stamp
 sum=$(cat producer/python/pyproject.toml producer/python/setup.py producer/python/MANIFEST.in \
-	producer/python/ringflow/*.py producer/python/ringflow/*.c LICENSE \
-	ringbuf/*.c ringbuf/*.h producer/*.c producer/*.h sidecar/*.c sidecar/*.h sidecar/bin/*.c \
+	producer/python/ringflow/*.py producer/python/ringflow/*.c LICENSE VERSION \
+	ringbuf/*.c ringbuf/*.h producer/*.c producer/*.h sidecar/*/*.c sidecar/*/*.h \
 	2>/dev/null | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sum" ] && .venv/bin/python -c 'import ringflow._ringflow, ringflow._cli as c; assert c.program("ringflowd")' 2>/dev/null; then
 	echo "pip-install: ringflow package up to date"

@@ -1,5 +1,5 @@
 /*
- * test_dest - the URI rules destinations rest on (sidecar/rf_dest.c): what
+ * test_dest - the URI rules destinations rest on (sidecar/daemon/rf_dest.c): what
  * is one destination, what is the sidecar's own origin (which alone gets its
  * credentials), and that userinfo never stays in a URI that is kept.
  */

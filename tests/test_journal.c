@@ -1,6 +1,6 @@
 /*
- * test_journal - ringflowd's journal (sidecar/rf_journal.c) and its gate
- * (sidecar/rf_gate.c), in process.
+ * test_journal - ringflowd's journal (sidecar/ingest/rf_journal.c) and its gate
+ * (sidecar/ingest/rf_gate.c), in process.
  *
  *   replay     records appended and flushed come back in order, with their
  *              ring positions (a redelivered ring record is recognised)

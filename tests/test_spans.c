@@ -1,6 +1,6 @@
 /*
  * test_spans.c - the sidecar's span store and OTLP/JSON encoding
- * (sidecar/rf_spans.c): deterministic ids, span lookup across growth,
+ * (sidecar/trace/rf_spans.c): deterministic ids, span lookup across growth,
  * parents that are missing, spans closed as ERROR, AnyValue mapping.
  */
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /*
- * test_status - the stats file ringflowd publishes (sidecar/rf_status.c).
+ * test_status - the stats file ringflowd publishes (sidecar/ops/rf_status.c).
  *
  * A writer thread publishes snapshots whose every counter holds the same
  * value while a reader maps the file again and again: every snapshot read

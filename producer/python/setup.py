@@ -26,7 +26,9 @@ from setuptools.command.build_ext import build_ext
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 CSRC = "csrc"
-SUBDIRS = ("ringbuf", "producer", "sidecar", os.path.join("sidecar", "bin"))
+SIDE_DIRS = ("io", "ingest", "track", "trace", "ops", "daemon")
+SUBDIRS = ("ringbuf", "producer", *(os.path.join("sidecar", d) for d in SIDE_DIRS),
+           os.path.join("sidecar", "bin"))
 PROGRAMS = {"ringflowd": "ringflowd.c", "ringflow-dump": "ringflow_dump.c"}
 CFLAGS = ["-std=c17", "-D_GNU_SOURCE", "-O2", "-pthread", "-Wall", "-Wextra",
           "-Wno-missing-field-initializers"]
@@ -51,6 +53,7 @@ def stage() -> None:
             if f.endswith((".c", ".h")):
                 shutil.copy2(os.path.join(src, f), os.path.join(dst, f))
     shutil.copy2(os.path.join(ROOT, "LICENSE"), os.path.join(HERE, "LICENSE"))
+    shutil.copy2(os.path.join(ROOT, "VERSION"), os.path.join(dst_root, "VERSION"))
 
 
 def sources(sub: str) -> list[str]:
@@ -60,11 +63,14 @@ def sources(sub: str) -> list[str]:
 
 if in_checkout():
     stage()
-elif not os.path.isdir(os.path.join(HERE, CSRC, "sidecar")):
+elif not os.path.isdir(os.path.join(HERE, CSRC, "sidecar", "io")):
     raise SystemExit("ringflow: no C sources: build from the repository (producer/python) "
                      "or from an sdist made by `python -m build --sdist`")
 
-INCLUDES = [os.path.join(CSRC, s) for s in ("ringbuf", "producer", "sidecar")]
+INCLUDES = [os.path.join(CSRC, s) for s in SUBDIRS[:-1]]
+with open(os.path.join(HERE, CSRC, "VERSION"), encoding="ascii") as f:
+    VERSION = f.read().strip()  # the one copy: the repository's VERSION file
+CFLAGS.append(f'-DRF_VERSION="{VERSION}"')
 
 
 class BuildWithPrograms(build_ext):
@@ -81,7 +87,7 @@ class BuildWithPrograms(build_ext):
         os.makedirs(tmp, exist_ok=True)
         incs = [f"-I{os.path.join(HERE, i)}" for i in INCLUDES]
         extra = os.environ.get("CFLAGS", "").split()
-        lib_srcs = sources("ringbuf") + sources("producer") + sources("sidecar")
+        lib_srcs = [s for sub in SUBDIRS[:-1] for s in sources(sub)]
 
         def compile_one(src: str) -> str:
             obj = os.path.join(tmp, src.replace(os.sep, "_")[:-2] + ".o")
@@ -113,6 +119,7 @@ class BuildWithPrograms(build_ext):
 
 
 setup(
+    version=VERSION,
     cmdclass={"build_ext": BuildWithPrograms},
     ext_modules=[
         Extension(

@@ -5,25 +5,29 @@
 # rf_loop.c replaced by tests/fuzz/fuzz_http.c (the fuzzer plays the MLflow
 # server; no sockets, no io_uring); rf_prom.c (the /metrics server) left out.
 FCC     ?= clang
+SIDE_DIRS := io ingest track trace ops daemon
 FB      := build/fuzz
 FFLAGS  := -std=c17 -D_GNU_SOURCE -g -O1 -pthread -fno-omit-frame-pointer \
-           -Iringbuf -Iproducer -Isidecar -Itests/fuzz \
+           -Iringbuf -Iproducer $(SIDE_DIRS:%=-Isidecar/%) -Itests/fuzz \
+           -DRF_VERSION='"$(shell cat VERSION)"' -MMD -MP \
            -Wall -Wextra -Werror -Wno-missing-field-initializers \
            -fsanitize=address,undefined -fno-sanitize-recover=all
 FSRCS   := $(wildcard ringbuf/*.c) $(wildcard producer/*.c) \
-           $(filter-out sidecar/rf_http.c sidecar/rf_loop.c sidecar/rf_prom.c,$(wildcard sidecar/*.c)) \
+           $(filter-out sidecar/io/rf_http.c sidecar/io/rf_loop.c sidecar/ops/rf_prom.c,\
+             $(foreach d,$(SIDE_DIRS),$(wildcard sidecar/$(d)/*.c))) \
            tests/fuzz/fuzz_http.c tests/fuzz/fuzz_track.c
 FOBJS   := $(FSRCS:%.c=$(FB)/obj/%.o)
 FTARGETS := record journal spill mlflow_resp ring
-FHDRS   := $(wildcard ringbuf/*.h producer/*.h sidecar/*.h tests/fuzz/*.h)
 FLIBS   := -ljansson -lcurl -larchive -lmsgpackc -lz -lm -lpthread
 
 all: $(FTARGETS:%=$(FB)/%)
 
-$(FB)/obj/%.o: %.c $(FHDRS)
+$(FB)/obj/%.o: %.c
 	@mkdir -p $(@D)
 	$(FCC) $(FFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-$(FB)/%: tests/fuzz/%.c $(FOBJS) $(FHDRS)
+$(FB)/%: tests/fuzz/%.c $(FOBJS)
 	@mkdir -p $(@D)
 	$(FCC) $(FFLAGS) -fsanitize=fuzzer $< $(FOBJS) -o $@ $(FLIBS)
+
+-include $(shell find $(FB) -name '*.d' 2>/dev/null)

@@ -1,6 +1,6 @@
 /*
  * fuzz_http.c - see fuzz_http.h.  Linked into the fuzz targets instead of
- * sidecar/rf_http.c (same API), so rf_mlflow/rf_runs run unchanged.
+ * sidecar/io/rf_http.c (same API), so rf_mlflow/rf_runs run unchanged.
  */
 #include <errno.h>
 #include <jansson.h>

@@ -38,9 +38,7 @@ PKG = REPO / "producer" / "python"
 
 
 def _version_of_checkout() -> str:
-    import tomllib
-
-    return tomllib.loads((PKG / "pyproject.toml").read_text())["project"]["version"]
+    return (REPO / "VERSION").read_text().strip()  # the one copy
 
 
 # ---- the venv ---------------------------------------------------------------
@@ -464,11 +462,12 @@ def test_sdist_is_self_contained(tmp_path):
         t.extractall(tmp_path / "src", filter="data")
     for need in ("LICENSE", "setup.py", "pyproject.toml", "MANIFEST.in", "ringflow/_ringflow.c",
                  "ringflow/_hook.py", "csrc/sidecar/bin/ringflowd.c", "csrc/sidecar/bin/ringflow_dump.c",
-                 "csrc/sidecar/rf_config.c", "csrc/ringbuf/rf_ring.c", "csrc/producer/rf_producer.c",
-                 "csrc/sidecar/rf_version.h"):
+                 "csrc/sidecar/ops/rf_config.c", "csrc/ringbuf/rf_ring.c", "csrc/producer/rf_producer.c",
+                 "csrc/sidecar/ops/rf_version.h", "csrc/VERSION"):
         assert need in names, need
-    for src in (REPO / "sidecar").glob("*.[ch]"):
-        assert f"csrc/sidecar/{src.name}" in names, src.name
+    for src in (REPO / "sidecar").glob("*/*.[ch]"):
+        rel = src.relative_to(REPO).as_posix()
+        assert f"csrc/{rel}" in names, rel
     assert not any(n.endswith((".o", ".so")) for n in names)
     (src_dir,) = (tmp_path / "src").iterdir()
     code = ("import sys; from setuptools import build_meta as b; "

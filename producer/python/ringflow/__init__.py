@@ -24,7 +24,16 @@ from .tracing import (
     update_current_trace,
 )
 
-__version__ = "0.1.0"
+def _package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ringflow")  # set from the repository's VERSION file at build time
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        return "0+unknown"
+
+
+__version__ = _package_version()
 
 __all__ = ["Producer", "SCHEMA_VERSION", "SpanEvent", "SpanStatus", "SpanStatusCode", "SpanType",
            "emit", "event_name", "get_active_trace_id", "get_current_active_span", "producer",
