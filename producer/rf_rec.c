@@ -23,6 +23,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "rf_err.h"
 #include "rf_producer_int.h"
 
 static __thread uint8_t *tls_over;
@@ -199,7 +200,7 @@ int rf_rec_begin(rf_producer *p, rf_rec *r, int type, size_t size_hint)
 	int rc = rf_ring_claim(p->ring, type, hint, c);
 	if (rc) {
 		atomic_fetch_add_explicit(&p->errors, 1, memory_order_relaxed);
-		rf_producer_set_err("record type %d not written: %s", type, rf_ring_errmsg());
+		rf_err_wrap("record type %d not written", type);
 		return rc;
 	}
 	r->buf = c->data;
@@ -406,12 +407,11 @@ int rf_rec_end(rf_rec *r)
 	if (r->err) {
 		rf_rec_abort(r);
 		atomic_fetch_add_explicit(&p->errors, 1, memory_order_relaxed);
-		rf_producer_set_err("record type %d not written: %s", r->type,
-				    r->err == -EMSGSIZE ? "larger than the ring's maximum record"
+		return rf_err_set(r->err, "record type %d not written: %s", r->type,
+				  r->err == -EMSGSIZE ? "larger than the ring's maximum record"
 				    : r->err == -E2BIG ? "nested too deeply"
 				    : r->err == -ENOMEM ? "out of memory"
 							: "unbalanced map/array");
-		return r->err;
 	}
 	patch_count(r, 0);
 	int rc;
@@ -429,7 +429,7 @@ int rf_rec_end(rf_rec *r)
 	}
 	if (rc) {
 		atomic_fetch_add_explicit(&p->errors, 1, memory_order_relaxed);
-		rf_producer_set_err("record type %d not written: %s", r->type, rf_ring_errmsg());
+		rf_err_wrap("record type %d not written", r->type);
 		return rc;
 	}
 	atomic_fetch_add_explicit(&p->records, 1, memory_order_relaxed);

@@ -173,7 +173,6 @@ struct rf_ring {
 };
 
 /* rf_ring.c */
-void rf_set_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 uint64_t rf_now_ns(void);
 uint64_t rf_realtime_ns(void);
 void rf_backoff(unsigned *step);

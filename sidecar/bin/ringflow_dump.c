@@ -40,7 +40,6 @@ static int on_rec(const struct rf_ring_rec *rec, void *arg)
 		return 0;
 	}
 	rf_decoded dec;
-	const char *why = NULL;
 	json_t *line = json_object();
 	const char *name = rf_event_name(rec->type);
 	json_object_set_new(line, "type", name ? json_string(name) : json_null());
@@ -48,10 +47,10 @@ static int on_rec(const struct rf_ring_rec *rec, void *arg)
 	json_object_set_new(line, "pos", json_integer((json_int_t)rec->pos));
 	json_object_set_new(line, "sub", json_integer(rec->sub));
 	json_object_set_new(line, "spilled", json_boolean(rec->flags & RF_REC_SPILLED));
-	if (rf_decode(&dec, rec->data, rec->len, &why) == 0) {
+	if (rf_decode(&dec, rec->data, rec->len) == 0) {
 		json_object_set_new(line, "data", rf_obj_to_json(dec.root));
 	} else {
-		json_object_set_new(line, "error", json_string(why));
+		json_object_set_new(line, "error", json_string(rf_err_msg()));
 		d->malformed++;
 	}
 	rf_decoded_free(&dec);

@@ -68,6 +68,7 @@ struct ops {
 	rf_prom *prom;
 	uint64_t started_ns, published_ms, scanned_ms, spool_bytes, spool_files, last_err_ns;
 	char last_err[512];
+	char http_err[512]; /* the last retried HTTP failure (rf_http's on_retry) */
 	/* auth failures and refused credentials, as last logged (rate-limited) */
 	uint64_t auth_seen, auth_warned_ms, creds_seen;
 	bool auth_failing;
@@ -148,17 +149,23 @@ static bool credential_ring(const char *ring)
 	       uid == (unsigned)geteuid() && strlen(hex) == 8;
 }
 
+/* rf_http retries a failed attempt: its reason is the status' last error. */
+static void on_http_retry(void *arg)
+{
+	struct daemon *d = arg;
+	snprintf(d->ops.http_err, sizeof d->ops.http_err, "%s", rf_err_msg());
+}
+
 /* Decode (records are untrusted) and fold into the MLflow state. */
 static void feed(struct daemon *d, int type, const void *data, uint32_t len)
 {
 	rf_decoded dec;
-	const char *why = NULL;
 	d->records++;
-	if (rf_decode(&dec, data, len, &why) == 0) {
+	if (rf_decode(&dec, data, len) == 0) {
 		rf_dests_record(d->dests, type, dec.root);
 	} else {
 		if (d->malformed++ < 10)
-			logf_("warn", "malformed record (type %d, %u bytes) skipped: %s", type, len, why);
+			logf_("warn", "malformed record (type %d, %u bytes) skipped: %s", type, len, rf_err_msg());
 	}
 	rf_decoded_free(&dec);
 }
@@ -287,7 +294,7 @@ static void report(struct daemon *d, const char *level)
 	      (unsigned long long)rs.spilled, (unsigned long long)rs.dropped,
 	      (unsigned long long)rs.abandoned, (unsigned long long)js.records,
 	      (unsigned long long)js.write_errors, (unsigned long long)ts.artifacts,
-	      (unsigned long long)ts.artifacts_failed, ts.last_error[0] ? ts.last_error : hs.last_error);
+	      (unsigned long long)ts.artifacts_failed, ts.last_error[0] ? ts.last_error : d->ops.http_err);
 	const struct rf_gate *g = &d->gate;
 	logf_(level,
 	      "spool journal_bytes=%llu journal_corrupt=%llu journal_corrupt_bytes=%llu "
@@ -405,7 +412,7 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 	struct rf_dests_stats dst;
 	rf_dests_stats(d->dests, &dst);
 	s->refused_records = dst.refused_records;
-	const char *err = ts.last_error[0] ? ts.last_error : hs.last_error;
+	const char *err = ts.last_error[0] ? ts.last_error : d->ops.http_err;
 	if (strcmp(err, d->ops.last_err)) {
 		snprintf(d->ops.last_err, sizeof d->ops.last_err, "%s", err);
 		d->ops.last_err_ns = s->updated_ns;
@@ -549,10 +556,15 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	int rc = rf_config_parse(&d.c, argc, argv);
-	if (rc == 1)
-		return 0; /* --help, --version */
+	if (rc == RF_CONFIG_HELP || rc == RF_CONFIG_VERSION) {
+		if (rc == RF_CONFIG_HELP)
+			rf_config_usage(stdout);
+		else
+			printf("ringflowd %s\n", RF_VERSION);
+		return 0;
+	}
 	if (rc) {
-		fprintf(stderr, "ringflowd: %s\n", d.c.err);
+		fprintf(stderr, "ringflowd: %s\n", rf_err_msg());
 		return 2;
 	}
 	if (d.c.warn[0])
@@ -581,10 +593,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	d.c.spool = spool_abs; /* --detach changes to "/" */
-	if (d.c.detach && (rc = rf_detach_start())) {
-		fprintf(stderr, "ringflowd: cannot detach: %s\n", strerror(-rc));
+	bool starter = false;
+	if (d.c.detach && (rc = rf_detach_start(&starter)) < 0) {
+		fprintf(stderr, "ringflowd: %s\n", rf_err_msg());
 		return 1;
 	}
+	if (starter)
+		return rc; /* the daemon's verdict */
 	rc = serve(&d, &mask);
 	rf_detach_ready(rc); /* a start that failed (no-op once ready) */
 	return rc;
@@ -620,7 +635,8 @@ static int serve(struct daemon *d, const sigset_t *mask)
 		}
 	}
 	struct rf_http_opts ho = {.token = d->c.token, .username = d->c.user, .password = d->c.password,
-				  .insecure_tls = d->c.insecure, .ca_path = d->c.ca, .origin = d->c.uri};
+				  .insecure_tls = d->c.insecure, .ca_path = d->c.ca, .origin = d->c.uri,
+				  .on_retry = on_http_retry, .on_retry_arg = d};
 	/* As inspect-mlflow: INSPECT_MLFLOW_LOG_ARTIFACTS wins over the legacy
 	 * MLFLOW_INSPECT_LOG_ARTIFACTS; anything but "false" means on. */
 	const char *art = env("INSPECT_MLFLOW_LOG_ARTIFACTS", "MLFLOW_INSPECT_LOG_ARTIFACTS");
@@ -672,8 +688,14 @@ static int serve(struct daemon *d, const sigset_t *mask)
 	rf_journal_stats(d->journal, &js);
 	if (js.replayed)
 		logf_("info", "replayed %llu journaled records", (unsigned long long)js.replayed);
-	if (js.last_error[0])
-		logf_("warn", "%s", js.last_error);
+	if (js.corrupt)
+		logf_("warn", "journal %s: %llu corrupt stretch(es), %llu bytes, set aside as "
+		      "%s.corrupt-* (%llu could not be); the records around them were replayed",
+		      jpath, (unsigned long long)js.corrupt, (unsigned long long)js.corrupt_bytes,
+		      jpath, (unsigned long long)js.corrupt_unkept);
+	if (js.compact_failed)
+		logf_("warn", "journal %s: compacting after a corrupt stretch failed: the records "
+		      "after it were replayed but are not kept for the next start", jpath);
 	d->spill_corrupt_seen = rs.spill_corrupt;
 	d->ring_corrupt_seen = rs.corrupt;
 	d->hdr_changed_seen = rs.hdr_changed;
@@ -723,9 +745,8 @@ static int serve(struct daemon *d, const sigset_t *mask)
 			}
 			ring_damage(d);
 			if (rf_journal_flush(d->journal) < 0) {
-				rf_journal_stats(d->journal, &js);
 				if (rate_ok(&d->rl_journal, rf_loop_now_ms(), &more))
-					logf_("error", "%s (%llu more like it)", js.last_error, more);
+					logf_("error", "%s (%llu more like it)", rf_err_msg(), more);
 				closed = gate_closed(d); /* keep the batch in the ring */
 			} else {
 				rf_ring_release(d->ring);

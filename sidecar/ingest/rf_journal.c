@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "rf_err.h"
 #include "rf_journal.h"
 #include "rf_safefile.h"
 
@@ -65,14 +66,6 @@ struct rf_journal {
 	uint64_t fail_ms, fail_since;
 	struct rf_journal_stats st;
 };
-
-static void __attribute__((format(printf, 2, 3))) jerr(rf_journal *j, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(j->st.last_error, sizeof j->st.last_error, fmt, ap);
-	va_end(ap);
-}
 
 static uint32_t rec_crc(const struct jrec *r, const void *data)
 {
@@ -290,8 +283,8 @@ static void quarantine(size_t from, size_t to, void *arg)
 		close(fd);
 	j->st.corrupt++;
 	j->st.corrupt_bytes += to - from;
-	jerr(j, "journal %s: %zu corrupt bytes at offset %zu %s %s; the records around them are replayed",
-	     j->path, to - from, from, kept ? "quarantined as" : "could not be kept aside as", aside);
+	if (!kept)
+		j->st.corrupt_unkept++;
 }
 
 static void compact(size_t off, size_t n, void *arg)
@@ -300,8 +293,7 @@ static void compact(size_t off, size_t n, void *arg)
 	rf_journal *j = c->j;
 	if (c->w != off && c->can_move && pwrite(j->fd, c->m + off, n, (off_t)c->w) != (ssize_t)n) {
 		j->st.write_errors++;
-		jerr(j, "journal %s: compacting after a corrupt stretch failed (%s); "
-			"the records after it are replayed but not kept", j->path, strerror(errno));
+		j->st.compact_failed++; /* the records after it are replayed but not kept */
 		c->can_move = false;
 	}
 	if (c->can_move)
@@ -398,10 +390,9 @@ int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns
 			int e = rfd < 0 ? rfd : -errno;
 			if (rfd >= 0)
 				close(rfd);
-			rf_set_err(-e, "journal %s: a private copy to replay from", path);
 			close(j->fd);
 			free(j);
-			return e;
+			return rf_err_set_sys(e, "journal %s: a private copy to replay from", path);
 		}
 	}
 	if ((size_t)st.st_size >= sizeof(struct jhdr)) {
@@ -435,8 +426,9 @@ int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns
 				j->st.replayed += sc.records;
 				end = (off_t)c.w;
 			} else {
-				j->st.corrupt++;
-				jerr(j, "journal %s: not a ringflow journal; started over", path);
+				j->st.corrupt++; /* not a ringflow journal: started over */
+				j->st.corrupt_unkept++;
+				j->st.corrupt_bytes += (uint64_t)st.st_size;
 			}
 			munmap(m, (size_t)st.st_size);
 		}
@@ -451,10 +443,9 @@ int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns
 	j->h.ring_created_ns = ring_created_ns;
 	if (ftruncate(j->fd, end) < 0 || write_header(j) < 0 || lseek(j->fd, end, SEEK_SET) < 0) {
 		int e = errno;
-		rf_set_err(e, "journal %s", path);
 		close(j->fd);
 		free(j);
-		return -e;
+		return rf_err_set_sys(e, "journal %s", path);
 	}
 	j->size = (uint64_t)end;
 	j->last_sync_ms = now_ms();
@@ -501,7 +492,8 @@ void rf_journal_append(rf_journal *j, const struct rf_ring_rec *rec)
 		uint8_t *b = realloc(j->buf, cap);
 		if (!b) {
 			j->st.write_errors++;
-			jerr(j, "journal %s: out of memory for a %u-byte record", j->path, rec->len);
+			rf_err_set(ENOMEM, "journal %s: out of memory for a %u-byte record", j->path,
+				   rec->len);
 			return;
 		}
 		j->buf = b;
@@ -522,8 +514,9 @@ int rf_journal_flush(rf_journal *j)
 	if (!j->len)
 		return 0;
 	uint64_t t = now_ms();
-	if (j->failing && t - j->fail_ms < 200)
-		return -j->failing; /* a full disk is not retried in a busy loop */
+	if (j->failing && t - j->fail_ms < 200) /* a full disk is not retried in a busy loop */
+		return rf_err_set_sys(j->failing, "journal %s: not writable for %llu ms", j->path,
+				      (unsigned long long)(t - j->fail_since));
 	size_t off = 0;
 	while (off < j->len) {
 		ssize_t n = write(j->fd, j->buf + off, j->len - off);
@@ -532,25 +525,20 @@ int rf_journal_flush(rf_journal *j)
 		if (n <= 0) {
 			int e = n < 0 ? errno : ENOSPC;
 			j->st.write_errors++;
-			if (!j->failing) {
+			if (!j->failing)
 				j->fail_since = t;
-				jerr(j, "journal %s: write failed (%s): taking no more records from the "
-					"ring until it can be written",
-				     j->path, strerror(e));
-			}
 			j->failing = e;
 			j->fail_ms = t;
 			/* Keep the file well-formed: cut what was half written; the
 			 * buffer is kept and written again on the next flush. */
 			if (ftruncate(j->fd, (off_t)j->size) == 0)
 				lseek(j->fd, (off_t)j->size, SEEK_SET);
-			return -e;
+			return rf_err_set_sys(e, "journal %s: write failed for %llu ms: taking no more "
+					      "records from the ring until it can be written", j->path,
+					      (unsigned long long)(t - j->fail_since));
 		}
 		off += (size_t)n;
 	}
-	if (j->failing)
-		jerr(j, "journal %s: writable again after %llu ms", j->path,
-		     (unsigned long long)(t - j->fail_since));
 	j->failing = 0;
 	j->st.bytes += j->len;
 	j->size += j->len;
@@ -564,14 +552,12 @@ int rf_journal_flush(rf_journal *j)
 
 int rf_journal_reset(rf_journal *j)
 {
-	if (rf_journal_flush(j) < 0)
-		return -j->failing; /* what is buffered must be written first */
+	int rc = rf_journal_flush(j);
+	if (rc < 0) /* what is buffered must be written first */
+		return rc;
 	if (ftruncate(j->fd, sizeof(struct jhdr)) < 0 || write_header(j) < 0 ||
-	    lseek(j->fd, sizeof(struct jhdr), SEEK_SET) < 0) {
-		int e = errno;
-		jerr(j, "journal %s: reset failed (%s)", j->path, strerror(e));
-		return -e;
-	}
+	    lseek(j->fd, sizeof(struct jhdr), SEEK_SET) < 0)
+		return rf_err_set_sys(errno, "journal %s: reset", j->path);
 	fdatasync(j->fd);
 	j->size = sizeof(struct jhdr);
 	j->st.resets++;

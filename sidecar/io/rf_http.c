@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rf_err.h"
 #include "rf_http.h"
 #include "rf_redact.h"
 #include "rf_resp.h"
@@ -351,12 +352,12 @@ static void check_done(rf_http *h)
 		/* A verdict is its caller's to judge (a 404 of a lookup is an
 		 * answer; a refused entity is reported by rf_runs): everything
 		 * else that is not a success is an error here. */
-		if (kind == RF_RESP_AUTH || kind == RF_RESP_TRANSIENT) {
+		if ((kind == RF_RESP_AUTH || kind == RF_RESP_TRANSIENT) && h->o.on_retry) {
 			char shown[256]; /* never the password of a user:pw@host URL */
 			rf_redact_uri(q->url, shown, sizeof shown);
-			snprintf(h->st.last_error, sizeof h->st.last_error, "%s %.200s: HTTP %ld: %.250s",
-				 q->method, shown, status,
-				 status ? (q->resp ? q->resp : "") : q->errbuf);
+			rf_err_set(status ? EPROTO : EIO, "%s %.200s: HTTP %ld: %.250s", q->method,
+				   shown, status, status ? (q->resp ? q->resp : "") : q->errbuf);
+			h->o.on_retry(h->o.on_retry_arg);
 		}
 		if (retryable(q, status, kind)) {
 			schedule_retry(h, q);
@@ -488,11 +489,9 @@ int rf_http_request_ex(rf_http *h, const char *method, const char *url, char *bo
 			h->st.creds_refused++;
 			snprintf(h->st.refused_origin, sizeof h->st.refused_origin, "%s",
 				 url_origin(url, o, sizeof o) ? o : "an unparsable URL");
-			snprintf(h->st.last_error, sizeof h->st.last_error,
-				 "refused to send MLflow credentials to %.200s (not the tracking server %.200s)",
-				 h->st.refused_origin, h->origin);
 			free_req(q); /* the body with it */
-			return -EPERM;
+			return rf_err_set(EPERM, "refused to send MLflow credentials to %.200s (not the "
+					  "tracking server %.200s)", h->st.refused_origin, h->origin);
 		}
 	}
 	q->cb = cb;
