@@ -495,8 +495,7 @@ static int ops_start(struct daemon *d)
 	if (d->c.metrics_port > 0) {
 		rc = rf_prom_start(&d->ops.prom, d->loop, (int)d->c.metrics_port, ops_snap, d);
 		if (rc) {
-			logf_("error", "cannot serve metrics on 127.0.0.1:%ld: %s", d->c.metrics_port,
-			      strerror(-rc));
+			logf_("error", "%s", rf_err_msg());
 			return rc;
 		}
 		logf_("info", "metrics on http://127.0.0.1:%ld/metrics", d->c.metrics_port);

@@ -32,6 +32,8 @@ struct timer {
 	uint64_t due; /* 0 = off */
 	rf_timer_cb cb;
 	void *arg;
+	bool used;
+	uint32_t gen; /* bumped when the slot is given back: old ids go stale */
 };
 
 struct rf_loop {
@@ -126,20 +128,53 @@ int rf_loop_watch(rf_loop *l, int fd, unsigned events, rf_fd_cb cb, void *arg)
 	return 0;
 }
 
-void rf_loop_timer(rf_loop *l, int id, int64_t ms, rf_timer_cb cb, void *arg)
+/* An id is slot + RF_LOOP_TIMERS * generation (kept positive). */
+#define GEN_MAX ((uint32_t)(0x7fffffff / RF_LOOP_TIMERS))
+
+static struct timer *timer_of(rf_loop *l, int id)
 {
-	if (id < 0 || id >= RF_LOOP_TIMERS)
-		return;
-	struct timer *t = &l->timers[id];
+	if (id < 0)
+		return NULL;
+	struct timer *t = &l->timers[id % RF_LOOP_TIMERS];
+	return t->used && t->gen == (uint32_t)(id / RF_LOOP_TIMERS) ? t : NULL;
+}
+
+int rf_loop_timer_new(rf_loop *l, rf_timer_cb cb, void *arg)
+{
+	for (int i = 0; i < RF_LOOP_TIMERS; i++) {
+		struct timer *t = &l->timers[i];
+		if (t->used)
+			continue;
+		*t = (struct timer){.cb = cb, .arg = arg, .used = true, .gen = t->gen};
+		return i + RF_LOOP_TIMERS * (int)t->gen;
+	}
+	return -ENOSPC;
+}
+
+int rf_loop_timer_set(rf_loop *l, int id, int64_t ms)
+{
+	struct timer *t = timer_of(l, id);
+	if (!t)
+		return -ENOENT;
 	if (ms < 0) {
 		t->due = 0;
-		return;
+		return 0;
 	}
 	t->due = rf_loop_now_ms() + (uint64_t)ms;
 	if (!t->due)
 		t->due = 1;
-	t->cb = cb;
-	t->arg = arg;
+	return 0;
+}
+
+int rf_loop_timer_del(rf_loop *l, int id)
+{
+	struct timer *t = timer_of(l, id);
+	if (!t)
+		return -ENOENT;
+	t->used = false;
+	t->due = 0;
+	t->gen = (t->gen + 1) % GEN_MAX;
+	return 0;
 }
 
 bool rf_loop_futex_supported(rf_loop *l)
@@ -205,7 +240,7 @@ static void run_timers(rf_loop *l)
 	uint64_t now = rf_loop_now_ms();
 	for (int i = 0; i < RF_LOOP_TIMERS; i++) {
 		struct timer *t = &l->timers[i];
-		if (t->due && t->due <= now) {
+		if (t->used && t->due && t->due <= now) {
 			t->due = 0;
 			t->cb(l, t->arg);
 		}

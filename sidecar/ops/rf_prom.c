@@ -5,6 +5,7 @@
  * MHD's external-epoll mode to rf_loop: watch MHD's epoll fd, run MHD when
  * it is readable, and keep one loop timer at the timeout MHD reports.
  */
+#include "rf_err.h"
 #include "rf_prom.h"
 
 #include <arpa/inet.h>
@@ -17,9 +18,6 @@
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
-
-/* rf_loop timer id: rf_http uses 0 and 1. */
-#define PROM_TIMER 12
 
 /* MHD's own messages as ringflowd's logfmt lines (stderr). */
 static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
@@ -47,6 +45,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 struct rf_prom {
 	struct MHD_Daemon *mhd;
 	rf_loop *loop;
+	int timer; /* handed out by the loop */
 	int epfd;
 	rf_prom_snap_fn fn;
 	void *arg;
@@ -61,9 +60,9 @@ static void run(struct rf_prom *p)
 	MHD_run(p->mhd);
 	MHD_UNSIGNED_LONG_LONG t;
 	if (MHD_get_timeout(p->mhd, &t) == MHD_YES)
-		rf_loop_timer(p->loop, PROM_TIMER, (int64_t)(t > 60000 ? 60000 : t), on_timer, p);
+		rf_loop_timer_set(p->loop, p->timer, (int64_t)(t > 60000 ? 60000 : t));
 	else
-		rf_loop_timer(p->loop, PROM_TIMER, -1, NULL, NULL);
+		rf_loop_timer_set(p->loop, p->timer, -1);
 }
 
 static void on_timer(rf_loop *l, void *arg)
@@ -240,11 +239,17 @@ int rf_prom_start(rf_prom **out, rf_loop *loop, int port, rf_prom_snap_fn fn, vo
 {
 	*out = NULL;
 	if (port <= 0 || port > 65535)
-		return -EINVAL;
+		return rf_err_set(EINVAL, "metrics port %d: outside 1..65535", port);
 	struct rf_prom *p = calloc(1, sizeof *p);
 	if (!p)
-		return -ENOMEM;
+		return rf_err_set(ENOMEM, "metrics endpoint: out of memory");
 	p->loop = loop;
+	p->timer = rf_loop_timer_new(loop, on_timer, p);
+	if (p->timer < 0) {
+		int rc = p->timer;
+		free(p);
+		return rf_err_set(-rc, "metrics endpoint: no loop timer left");
+	}
 	p->fn = fn;
 	p->arg = arg;
 	/* Loopback only: the counters are not secret, but nothing on this
@@ -256,24 +261,23 @@ int rf_prom_start(rf_prom **out, rf_loop *loop, int port, rf_prom_snap_fn fn, vo
 				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 				  MHD_OPTION_CONNECTION_LIMIT, 16u, MHD_OPTION_CONNECTION_TIMEOUT,
 				  10u, MHD_OPTION_END);
-	if (!p->mhd) {
-		int e = errno ? errno : EADDRINUSE;
-		free(p);
-		return -e;
-	}
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(p->mhd, MHD_DAEMON_INFO_EPOLL_FD);
-	if (!info) {
-		MHD_stop_daemon(p->mhd);
-		free(p);
-		return -ENOTSUP;
-	}
-	p->epfd = info->epoll_fd;
-	int rc = rf_loop_watch(loop, p->epfd, POLLIN, on_epoll, p);
+	int rc = 0;
+	const union MHD_DaemonInfo *info = NULL;
+	if (!p->mhd)
+		rc = rf_err_set_sys(errno ? errno : EADDRINUSE, "cannot serve metrics on 127.0.0.1:%d",
+				    port);
+	else if (!(info = MHD_get_daemon_info(p->mhd, MHD_DAEMON_INFO_EPOLL_FD)))
+		rc = rf_err_set(ENOTSUP, "cannot serve metrics: libmicrohttpd has no epoll");
+	else if ((rc = rf_loop_watch(loop, info->epoll_fd, POLLIN, on_epoll, p)))
+		rf_err_set_sys(rc, "cannot serve metrics: watching its socket");
 	if (rc) {
-		MHD_stop_daemon(p->mhd);
+		if (p->mhd)
+			MHD_stop_daemon(p->mhd);
+		rf_loop_timer_del(loop, p->timer);
 		free(p);
 		return rc;
 	}
+	p->epfd = info->epoll_fd;
 	*out = p;
 	return 0;
 }
@@ -283,7 +287,7 @@ void rf_prom_stop(rf_prom *p)
 	if (!p)
 		return;
 	rf_loop_watch(p->loop, p->epfd, 0, NULL, NULL);
-	rf_loop_timer(p->loop, PROM_TIMER, -1, NULL, NULL);
+	rf_loop_timer_del(p->loop, p->timer);
 	MHD_stop_daemon(p->mhd);
 	free(p);
 }
