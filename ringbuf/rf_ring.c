@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rf_arch.h"
 #include "rf_err.h"
 #include "rf_ring_int.h"
 
@@ -105,7 +106,7 @@ void rf_backoff(unsigned *step)
 {
 	unsigned s = (*step)++;
 	if (s < 16) {
-		__builtin_ia32_pause();
+		rf_cpu_relax();
 	} else if (s < 32) {
 		sched_yield();
 	} else {

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rf_arch.h"
 #include "rf_err.h"
 #include "rf_ring_int.h"
 
@@ -412,7 +413,7 @@ int rf_ring_wait(rf_ring *r, uint64_t timeout_ns)
 		if (head_ready(r))
 			return 1;
 		if (i < 100)
-			__builtin_ia32_pause();
+			rf_cpu_relax();
 		else
 			sched_yield();
 	}
