@@ -120,7 +120,7 @@ static int recover_head(rf_ring *r, uint64_t head)
 		return again > 0;
 	if (len == 0 && zero_run_end(r, head, tail) < end)
 		return 0;
-	atomic_store_explicit(rf_rec_type(r, head), RF_REC_PAD, memory_order_relaxed);
+	atomic_store_explicit(rf_rec_type(r, head), RF_RING_REC_PAD, memory_order_relaxed);
 	/* Release: pairs with our own later acquire load in the batch loop;
 	 * keeps the padding header consistent for a restarted consumer too. */
 	atomic_store_explicit(rf_rec_len(r, head), (int32_t)(end - head), memory_order_release);
@@ -176,13 +176,13 @@ static uint64_t consume_segment(rf_ring *r, uint64_t head, uint64_t limit, rf_ri
 			pos += size;
 			continue;
 		}
-		if (type == RF_REC_PAD) {
+		if (type == RF_RING_REC_PAD) {
 			pos = rf_ring_check_pad(r, pos, pos + size);
 			continue;
 		}
 		const uint8_t *payload = r->data + (pos & r->mask) + RF_RING_HDR_BYTES;
 		uint32_t plen = (uint32_t)len - RF_RING_HDR_BYTES;
-		if (type == RF_REC_SPILL_MARK) {
+		if (type == RF_RING_REC_SPILL_MARK) {
 			int got = rf_spill_ingest_marker(r, pos, payload, plen, fn, arg);
 			if (got < 0) {
 				*rc = got;

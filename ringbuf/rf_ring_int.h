@@ -21,7 +21,7 @@
  *   int32 len   > 0 committed: header + payload bytes (unaligned)
  *               < 0 claimed, not yet committed: -(header + payload)
  *               = 0 not written (free space is always zero)
- *   int32 type  user type >= 1, or RF_REC_PAD / RF_REC_SPILL_MARK
+ *   int32 type  user type >= 1, or RF_RING_REC_PAD / RF_RING_REC_SPILL_MARK
  *
  * The next record starts at align8(|len|).
  */
@@ -42,8 +42,8 @@
 #define RF_RING_SLOTS_OFF 4096u
 #define RF_RING_DATA_OFF (RF_RING_SLOTS_OFF + RF_RING_SLOTS * 64u)
 
-#define RF_REC_PAD (-1)        /* skip: end-of-buffer fill, abort, dead claim */
-#define RF_REC_SPILL_MARK (-2) /* payload: struct rf_spill_mark */
+#define RF_RING_REC_PAD (-1)        /* skip: end-of-buffer fill, abort, dead claim */
+#define RF_RING_REC_SPILL_MARK (-2) /* payload: struct rf_spill_mark */
 
 #define RF_POS_IDLE UINT64_MAX /* slot has no claim in flight */
 

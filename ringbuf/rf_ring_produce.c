@@ -255,7 +255,7 @@ int rf_ring_claim_ring(rf_ring *r, int32_t type, size_t len, struct rf_ring_clai
 	if (pad) {
 		/* The claim also covers the tail fragment: fill it with padding.
 		 * Release: pairs with the consumer's acquire load of len. */
-		atomic_store_explicit(rf_rec_type(r, tail), RF_REC_PAD, memory_order_relaxed);
+		atomic_store_explicit(rf_rec_type(r, tail), RF_RING_REC_PAD, memory_order_relaxed);
 		atomic_store_explicit(rf_rec_len(r, tail), (int32_t)pad, memory_order_release);
 	}
 	uint64_t pos = tail + pad;
@@ -340,7 +340,7 @@ static int finish(rf_ring *r, struct rf_ring_claim *c, bool abort, size_t used)
 	uint64_t pos = c->_pos;
 	uint32_t need = RF_RING_HDR_BYTES + c->len;
 	if (abort)
-		atomic_store_explicit(rf_rec_type(r, pos), RF_REC_PAD, memory_order_relaxed);
+		atomic_store_explicit(rf_rec_type(r, pos), RF_RING_REC_PAD, memory_order_relaxed);
 	if (used < c->len) {
 		/* Shrink: the unused aligned tail of the claim becomes padding.
 		 * Release: pairs with the consumer's acquire load of len; it is
@@ -351,7 +351,7 @@ static int finish(rf_ring *r, struct rf_ring_claim *c, bool abort, size_t used)
 		if (keep < size) {
 			/* The release store of the padding's len below pairs with the
 			 * consumer's acquire load of len (as every header does). */
-			atomic_store_explicit(rf_rec_type(r, pos + keep), RF_REC_PAD,
+			atomic_store_explicit(rf_rec_type(r, pos + keep), RF_RING_REC_PAD,
 					      memory_order_relaxed);
 			atomic_store_explicit(rf_rec_len(r, pos + keep), (int32_t)(size - keep),
 					      memory_order_release);

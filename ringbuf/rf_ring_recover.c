@@ -31,8 +31,8 @@ static struct rf_ring_slot *slot_at(rf_ring *r, uint32_t i)
 
 bool rf_ring_type_ok(int32_t type)
 {
-	return (type >= 1 && type <= RF_RING_TYPE_MAX) || type == RF_REC_PAD ||
-	       type == RF_REC_SPILL_MARK;
+	return (type >= 1 && type <= RF_RING_TYPE_MAX) || type == RF_RING_REC_PAD ||
+	       type == RF_RING_REC_SPILL_MARK;
 }
 
 /* The nearest trusted boundary in (pos, limit]; limit (the end of the lap

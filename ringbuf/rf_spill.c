@@ -233,7 +233,7 @@ static int place_marker(rf_ring *r, uint64_t wait_ns)
 		return 0;
 	}
 	struct rf_ring_claim c;
-	int rc = rf_ring_claim_ring(r, RF_REC_SPILL_MARK, sizeof(struct rf_spill_mark), &c,
+	int rc = rf_ring_claim_ring(r, RF_RING_REC_SPILL_MARK, sizeof(struct rf_spill_mark), &c,
 				    wait_ns);
 	if (rc)
 		return rc;

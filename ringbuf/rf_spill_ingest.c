@@ -269,7 +269,7 @@ static int deliver_file(rf_ring *r, const char *path, uint64_t pos, rf_ring_hand
 				      .interrupt_arg = r->interrupt_arg};
 	struct scan sc;
 	scan_init(&sc, &s, r->max_record, &rep);
-	int n = scan_src(&sc, pos, RF_REC_SPILLED | (orphan ? RF_REC_ORPHAN : 0), fn, arg);
+	int n = scan_src(&sc, pos, RF_RING_REC_SPILLED | (orphan ? RF_RING_REC_ORPHAN : 0), fn, arg);
 	close(fd);
 	free(s.buf);
 	atomic_fetch_add_explicit(&r->shm->spill_ingested, (uint64_t)n, memory_order_relaxed);

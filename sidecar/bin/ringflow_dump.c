@@ -46,7 +46,7 @@ static int on_rec(const struct rf_ring_rec *rec, void *arg)
 	json_object_set_new(line, "type_id", json_integer(rec->type));
 	json_object_set_new(line, "pos", json_integer((json_int_t)rec->pos));
 	json_object_set_new(line, "sub", json_integer(rec->sub));
-	json_object_set_new(line, "spilled", json_boolean(rec->flags & RF_REC_SPILLED));
+	json_object_set_new(line, "spilled", json_boolean(rec->flags & RF_RING_REC_SPILLED));
 	if (rf_decode(&dec, rec->data, rec->len) == 0) {
 		json_object_set_new(line, "data", rf_obj_to_json(dec.root));
 	} else {

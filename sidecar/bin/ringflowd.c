@@ -334,7 +334,7 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 	clock_gettime(CLOCK_REALTIME, &now);
 	memset(s, 0, sizeof *s);
 	s->pid = getpid();
-	s->state = d->stopping ? RF_STATUS_STOPPING : RF_STATUS_RUNNING;
+	s->state = d->stopping ? RF_SIDECAR_STOPPING : RF_SIDECAR_RUNNING;
 	s->started_ns = d->ops.started_ns;
 	s->updated_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 	s->ring_created_ns = rs.created_ns;
@@ -505,7 +505,7 @@ static int ops_start(struct daemon *d)
 
 static void ops_stop(struct daemon *d)
 {
-	ops_tick(d, true, RF_STATUS_EXITED);
+	ops_tick(d, true, RF_SIDECAR_EXITED);
 	rf_prom_stop(d->ops.prom);
 	rf_status_close(d->ops.status);
 }

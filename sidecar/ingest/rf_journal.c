@@ -3,7 +3,7 @@
  *
  * File: a 48-byte header, then records
  *   u32 len | i32 type | u32 crc32(type, pos, sub, payload) | u32 sub | u64 pos | payload
- * Orphan spill records (RF_REC_ORPHAN: no stable ring position) carry
+ * Orphan spill records (RF_RING_REC_ORPHAN: no stable ring position) carry
  * pos = UINT64_MAX and are never matched by rf_journal_seen(): a sidecar
  * killed while ingesting an orphan file may deliver its records twice.
  */
@@ -466,7 +466,7 @@ void rf_journal_close(rf_journal *j)
 
 bool rf_journal_seen(rf_journal *j, const struct rf_ring_rec *rec)
 {
-	if (!j->has_last || (rec->flags & RF_REC_ORPHAN))
+	if (!j->has_last || (rec->flags & RF_RING_REC_ORPHAN))
 		return false;
 	bool seen = rec->pos < j->last_pos || (rec->pos == j->last_pos && rec->sub <= j->last_sub);
 	if (seen)
@@ -499,7 +499,7 @@ void rf_journal_append(rf_journal *j, const struct rf_ring_rec *rec)
 		j->buf = b;
 		j->cap = cap;
 	}
-	uint64_t pos = rec->flags & RF_REC_ORPHAN ? NO_POS : rec->pos;
+	uint64_t pos = rec->flags & RF_RING_REC_ORPHAN ? NO_POS : rec->pos;
 	struct jrec r = {.len = rec->len, .type = rec->type, .sub = rec->sub, .pos = pos};
 	r.crc = rec_crc(&r, rec->data);
 	memcpy(j->buf + j->len, &r, sizeof r);

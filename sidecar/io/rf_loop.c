@@ -36,6 +36,9 @@ struct timer {
 	uint32_t gen; /* bumped when the slot is given back: old ids go stale */
 };
 
+/* Whether this kernel's io_uring has FUTEX_WAIT (kernel >= 6.7). */
+enum futex_support { FUTEX_UNKNOWN = 0, FUTEX_WORKS, FUTEX_UNSUPPORTED };
+
 struct rf_loop {
 	struct io_uring ring;
 	struct watch fds[MAX_FDS];
@@ -43,7 +46,7 @@ struct rf_loop {
 	rf_timer_cb futex_cb;
 	void *futex_arg;
 	bool futex_armed;
-	int futex_state; /* 0 unknown, 1 works, -1 unsupported */
+	enum futex_support futex;
 };
 
 uint64_t rf_loop_now_ms(void)
@@ -179,7 +182,7 @@ int rf_loop_timer_del(rf_loop *l, int id)
 
 bool rf_loop_futex_supported(rf_loop *l)
 {
-	return l->futex_state >= 0;
+	return l->futex != FUTEX_UNSUPPORTED;
 }
 
 int rf_loop_futex_wait(rf_loop *l, uint32_t *uaddr, uint32_t val, rf_timer_cb cb, void *arg)
@@ -188,7 +191,7 @@ int rf_loop_futex_wait(rf_loop *l, uint32_t *uaddr, uint32_t val, rf_timer_cb cb
 	l->futex_arg = arg;
 	if (l->futex_armed)
 		return 0;
-	if (l->futex_state < 0)
+	if (l->futex == FUTEX_UNSUPPORTED)
 		return -EOPNOTSUPP;
 	struct io_uring_sqe *sqe = get_sqe(l);
 	if (!sqe)
@@ -212,9 +215,9 @@ static void on_cqe(rf_loop *l, struct io_uring_cqe *cqe)
 	if (ud == UD_FUTEX) {
 		l->futex_armed = false;
 		if (cqe->res == -EINVAL || cqe->res == -EOPNOTSUPP) {
-			l->futex_state = -1; /* old kernel: callers poll instead */
-		} else if (l->futex_state == 0) {
-			l->futex_state = 1;
+			l->futex = FUTEX_UNSUPPORTED; /* old kernel: callers poll instead */
+		} else if (l->futex == FUTEX_UNKNOWN) {
+			l->futex = FUTEX_WORKS;
 		}
 		if (l->futex_cb)
 			l->futex_cb(l, l->futex_arg);

@@ -206,7 +206,7 @@ static void look(struct ctl *c, rf_ring *r, struct view *v)
 	}
 	v->snap_rc = rf_status_read(c->stats_path, &v->s);
 	v->snap_current = v->snap_rc == 0 && v->alive && v->s.pid == v->rs.consumer_pid &&
-			  v->s.ring_created_ns == v->rs.created_ns && v->s.state != RF_STATUS_EXITED;
+			  v->s.ring_created_ns == v->rs.created_ns && v->s.state != RF_SIDECAR_EXITED;
 }
 
 static int open_ring(struct ctl *c, rf_ring **r, struct view *v)
@@ -338,7 +338,7 @@ static void print_text(struct ctl *c, const struct view *v, const struct view *v
 			strftime(a, sizeof a, "%Y-%m-%dT%H:%M:%SZ", &tm);
 			printf("  the last one (pid %lld) %s at %s: %llu records in, %llu entities out, "
 			       "%llu pending%s%s\n",
-			       (long long)v->s.pid, v->s.state == RF_STATUS_EXITED ? "exited" : "stopped updating",
+			       (long long)v->s.pid, v->s.state == RF_SIDECAR_EXITED ? "exited" : "stopped updating",
 			       a, (unsigned long long)v->s.records_in, (unsigned long long)v->s.records_out,
 			       (unsigned long long)v->s.pending, v->s.last_error[0] ? "; last error: " : "",
 			       v->s.last_error);
@@ -362,7 +362,7 @@ static void print_text(struct ctl *c, const struct view *v, const struct view *v
 	const struct rf_status_snap *s = &v->s;
 	human_age(a, sizeof a, v->at_ns > s->started_ns ? v->at_ns - s->started_ns : 0);
 	printf("sidecar pid %lld, up %s, %s -> %s (experiment %s)\n", (long long)s->pid, a,
-	       s->state == RF_STATUS_STOPPING ? "stopping" : "serving", s->tracking_uri, s->experiment);
+	       s->state == RF_SIDECAR_STOPPING ? "stopping" : "serving", s->tracking_uri, s->experiment);
 	if (v->at_ns > s->updated_ns + 5000000000ull) {
 		human_age(a, sizeof a, v->at_ns - s->updated_ns);
 		printf("  WARNING: its stats were last updated %s ago (is it stuck?)\n", a);

@@ -379,7 +379,7 @@ static void send_info(rf_traces *x, struct xtrace *t, const char *exp, const cha
 	}
 	const char *state = "IN_PROGRESS";
 	if (t->complete && !has_top)
-		state = root && root->status == RF_SPAN_ERROR ? "ERROR" : "OK";
+		state = root && root->status == RF_XSPAN_ERROR ? "ERROR" : "OK";
 	json_t *info = json_pack(
 		"{s:s,s:{s:s,s:{s:s}},s:s,s:s,s:s,s:o,s:o,s:o}", "trace_id", id, "trace_location",
 		"type", "MLFLOW_EXPERIMENT", "mlflow_experiment", "experiment_id", exp,
