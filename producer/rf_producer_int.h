@@ -25,6 +25,5 @@ struct rf_producer {
 };
 
 bool rf_producer_value_is_secret(rf_producer *p, const char *s, size_t n);
-bool rf_key_is_secret(const char *key);
 
 #endif

@@ -140,7 +140,7 @@ static bool key_is_secret_n(const char *k, size_t kl)
 	}
 }
 
-bool rf_key_is_secret(const char *k)
+static bool rf_key_is_secret(const char *k)
 {
 	return key_is_secret_n(k, strlen(k));
 }

@@ -31,7 +31,7 @@ static struct rf_ring_slot *slot_at(rf_ring *r, uint32_t i)
 /* Is any live thread claiming a position below `end`?  Conservative: a live
  * thread with any such position (even a stale one from a failed CAS) makes
  * us wait; that state lasts only a few instructions. */
-bool rf_ring_claimants_alive(rf_ring *r, uint64_t end)
+static bool rf_ring_claimants_alive(rf_ring *r, uint64_t end)
 {
 	for (uint32_t i = 0; i < RF_RING_SLOTS; i++) {
 		struct rf_ring_slot *s = slot_at(r, i);

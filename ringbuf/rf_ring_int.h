@@ -194,9 +194,6 @@ void rf_ring_finish_free(rf_ring *r);
  * If not, count it (hdr_changed) and, on the consumer, write it back. */
 void rf_ring_check_desc(rf_ring *r);
 
-/* rf_ring_consume.c: is a live thread claiming a position below `end`? */
-bool rf_ring_claimants_alive(rf_ring *r, uint64_t end);
-
 /* rf_ring_recover.c: damaged records (see there).  skip_corrupt returns the
  * position in (pos, limit] where delivery goes on; check_pad returns where a
  * padding record at pos really ends (before `end` if it hides committed

@@ -180,11 +180,6 @@ int rf_loop_timer_del(rf_loop *l, int id)
 	return 0;
 }
 
-bool rf_loop_futex_supported(rf_loop *l)
-{
-	return l->futex != FUTEX_UNSUPPORTED;
-}
-
 int rf_loop_futex_wait(rf_loop *l, uint32_t *uaddr, uint32_t val, rf_timer_cb cb, void *arg)
 {
 	l->futex_cb = cb;

@@ -40,7 +40,6 @@ int rf_loop_timer_del(rf_loop *l, int id);
 /* Ask to be woken when the 32-bit word at uaddr is FUTEX_WAKEd (shared) while
  * it holds val.  Completes once; call again to re-arm. */
 int rf_loop_futex_wait(rf_loop *l, uint32_t *uaddr, uint32_t val, rf_timer_cb cb, void *arg);
-bool rf_loop_futex_supported(rf_loop *l);
 
 /* Run one iteration: submit, wait up to the next timer (or max_ms), dispatch. */
 int rf_loop_run_once(rf_loop *l, int max_ms);

@@ -85,7 +85,8 @@ static void metric(FILE *f, const char *name, const char *type, const char *help
 		(unsigned long long)v);
 }
 
-char *rf_prom_render(const struct rf_status_snap *s, size_t *len)
+/* The exposition text of one snapshot (malloc'ed; NULL on ENOMEM). */
+static char *rf_prom_render(const struct rf_status_snap *s, size_t *len)
 {
 	char *buf = NULL;
 	size_t n = 0;
