@@ -149,6 +149,13 @@ static bool credential_ring(const char *ring)
 	       uid == (unsigned)geteuid() && strlen(hex) == 8;
 }
 
+/* The journal's replay found damage and handled it (rf_journal_set_note). */
+static void on_journal_note(void *arg)
+{
+	(void)arg;
+	logf_("warn", "%s", rf_err_msg());
+}
+
 /* rf_http retries a failed attempt: its reason is the status' last error. */
 static void on_http_retry(void *arg)
 {
@@ -673,6 +680,7 @@ static int serve(struct daemon *d, const sigset_t *mask)
 	const char *rn = d->c.ring ? d->c.ring : "default";
 	snprintf(jpath, sizeof jpath, "%s/journal-%s.rfj", d->c.spool, rn[0] == '/' ? rn + 1 : rn);
 	rf_journal_set_interrupt(stop_requested, d);
+	rf_journal_set_note(on_journal_note, NULL);
 	rc = rf_journal_open(&d->journal, jpath, rs.created_ns, d->c.fsync_policy, on_replay, d);
 	if (rc == -EINTR) { /* SIGTERM during the replay: the journal is whole for the next start */
 		logf_("info", "stopped while replaying the journal %s", jpath);
@@ -687,14 +695,6 @@ static int serve(struct daemon *d, const sigset_t *mask)
 	rf_journal_stats(d->journal, &js);
 	if (js.replayed)
 		logf_("info", "replayed %llu journaled records", (unsigned long long)js.replayed);
-	if (js.corrupt)
-		logf_("warn", "journal %s: %llu corrupt stretch(es), %llu bytes, set aside as "
-		      "%s.corrupt-* (%llu could not be); the records around them were replayed",
-		      jpath, (unsigned long long)js.corrupt, (unsigned long long)js.corrupt_bytes,
-		      jpath, (unsigned long long)js.corrupt_unkept);
-	if (js.compact_failed)
-		logf_("warn", "journal %s: compacting after a corrupt stretch failed: the records "
-		      "after it were replayed but are not kept for the next start", jpath);
 	d->spill_corrupt_seen = rs.spill_corrupt;
 	d->ring_corrupt_seen = rs.corrupt;
 	d->hdr_changed_seen = rs.hdr_changed;

@@ -270,6 +270,30 @@ struct replay_ctx {
 	bool can_move;
 };
 
+static void (*journal_note)(void *);
+static void *journal_note_arg;
+
+void rf_journal_set_note(void (*fn)(void *arg), void *arg)
+{
+	journal_note = fn;
+	journal_note_arg = arg;
+}
+
+/* Damage found and handled while replaying: the message is in rf_err. */
+static void note(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(int code, const char *fmt, ...)
+{
+	if (!journal_note)
+		return;
+	char msg[RF_ERR_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	rf_err_set(code, "%s", msg);
+	journal_note(journal_note_arg);
+}
+
 static void quarantine(size_t from, size_t to, void *arg)
 {
 	struct replay_ctx *c = arg;
@@ -285,6 +309,9 @@ static void quarantine(size_t from, size_t to, void *arg)
 	j->st.corrupt_bytes += to - from;
 	if (!kept)
 		j->st.corrupt_unkept++;
+	note(EBADMSG, "journal %s: %zu corrupt bytes at offset %zu %s %s; the records around them "
+	     "are replayed", j->path, to - from, from, kept ? "quarantined as" :
+	     "could not be kept aside as", aside);
 }
 
 static void compact(size_t off, size_t n, void *arg)
@@ -293,7 +320,9 @@ static void compact(size_t off, size_t n, void *arg)
 	rf_journal *j = c->j;
 	if (c->w != off && c->can_move && pwrite(j->fd, c->m + off, n, (off_t)c->w) != (ssize_t)n) {
 		j->st.write_errors++;
-		j->st.compact_failed++; /* the records after it are replayed but not kept */
+		j->st.compact_failed++;
+		note(errno, "journal %s: compacting after a corrupt stretch failed (%s); the records "
+		     "after it are replayed but not kept", j->path, strerror(errno));
 		c->can_move = false;
 	}
 	if (c->can_move)
@@ -426,9 +455,10 @@ int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns
 				j->st.replayed += sc.records;
 				end = (off_t)c.w;
 			} else {
-				j->st.corrupt++; /* not a ringflow journal: started over */
+				j->st.corrupt++;
 				j->st.corrupt_unkept++;
 				j->st.corrupt_bytes += (uint64_t)st.st_size;
+				note(EBADMSG, "journal %s: not a ringflow journal; started over", path);
 			}
 			munmap(m, (size_t)st.st_size);
 		}
@@ -509,14 +539,20 @@ void rf_journal_append(rf_journal *j, const struct rf_ring_rec *rec)
 	j->st.records++;
 }
 
+static int failed(const rf_journal *j, uint64_t t)
+{
+	return rf_err_set(j->failing, "journal %s: write failed (%s): taking no more records from "
+			  "the ring until it can be written (failing for %llu ms)", j->path,
+			  strerror(j->failing), (unsigned long long)(t - j->fail_since));
+}
+
 int rf_journal_flush(rf_journal *j)
 {
 	if (!j->len)
 		return 0;
 	uint64_t t = now_ms();
 	if (j->failing && t - j->fail_ms < 200) /* a full disk is not retried in a busy loop */
-		return rf_err_set_sys(j->failing, "journal %s: not writable for %llu ms", j->path,
-				      (unsigned long long)(t - j->fail_since));
+		return failed(j, t);
 	size_t off = 0;
 	while (off < j->len) {
 		ssize_t n = write(j->fd, j->buf + off, j->len - off);
@@ -533,9 +569,7 @@ int rf_journal_flush(rf_journal *j)
 			 * buffer is kept and written again on the next flush. */
 			if (ftruncate(j->fd, (off_t)j->size) == 0)
 				lseek(j->fd, (off_t)j->size, SEEK_SET);
-			return rf_err_set_sys(e, "journal %s: write failed for %llu ms: taking no more "
-					      "records from the ring until it can be written", j->path,
-					      (unsigned long long)(t - j->fail_since));
+			return failed(j, t);
 		}
 		off += (size_t)n;
 	}

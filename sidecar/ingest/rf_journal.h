@@ -52,6 +52,10 @@ void rf_journal_close(rf_journal *j);
 /* Replays stop when fn returns non-zero (ringflowd: a pending SIGTERM);
  * rf_journal_open() then leaves the file whole and returns -EINTR. */
 void rf_journal_set_interrupt(int (*fn)(void *arg), void *arg);
+/* Damage a replay found and handled (a stretch quarantined, a file that is
+ * no journal started over): counted in the stats, and fn is called at once
+ * with what happened in rf_err_msg() (ringflowd logs it). */
+void rf_journal_set_note(void (*fn)(void *arg), void *arg);
 
 /* Has this ring record been journaled already? */
 bool rf_journal_seen(rf_journal *j, const struct rf_ring_rec *rec);
