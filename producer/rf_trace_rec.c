@@ -17,6 +17,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "rf_clock.h"
 #include "rf_producer_int.h"
 #include "rf_trace_int.h"
 
@@ -43,9 +44,7 @@ static void rng_seed(unsigned gen)
 	uint64_t s = 0;
 	if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s) {
 		/* No entropy yet (early boot): time, address and thread differ. */
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		s = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&s ^
+		s = rf_now_ns() * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&s ^
 		    (uint64_t)pthread_self();
 	}
 	rng_state = s;
@@ -64,9 +63,7 @@ static inline uint64_t rng_next(void)
 
 uint64_t rf_trace_now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return rf_realtime_ns();
 }
 
 void rf_trace_new_trace_id(uint8_t id[16])

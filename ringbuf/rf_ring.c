@@ -87,19 +87,6 @@ const char *rf_ring_errmsg(void)
 	return rf_err_msg();
 }
 
-uint64_t rf_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t rf_realtime_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* Aeron-style backoff: spin, then yield, then sleep 1 us doubling to 1 ms. */
 void rf_backoff(unsigned *step)

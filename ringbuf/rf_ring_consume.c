@@ -23,11 +23,6 @@
 #include "rf_err.h"
 #include "rf_ring_int.h"
 
-static struct rf_ring_slot *slot_at(rf_ring *r, uint32_t i)
-{
-	return (struct rf_ring_slot *)((uint8_t *)r->shm + RF_RING_SLOTS_OFF) + i;
-}
-
 /* Is any live thread claiming a position below `end`?  Conservative: a live
  * thread with any such position (even a stale one from a failed CAS) makes
  * us wait; that state lasts only a few instructions. */

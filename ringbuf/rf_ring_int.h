@@ -34,6 +34,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "rf_clock.h"
 #include "rf_ring.h"
 
 #define RF_RING_MAGIC 0x31474e4952465200ull /* "\0RFRING1" little-endian */
@@ -172,9 +173,13 @@ struct rf_ring {
 	char pending_unlink[RF_PATH_MAX + 32]; /* spill file to remove once head passes its marker */
 };
 
+/* Claimant slot i of the segment (producer and consumer side alike). */
+static inline struct rf_ring_slot *slot_at(rf_ring *r, uint32_t i)
+{
+	return (struct rf_ring_slot *)((uint8_t *)r->shm + RF_RING_SLOTS_OFF) + i;
+}
+
 /* rf_ring.c */
-uint64_t rf_now_ns(void);
-uint64_t rf_realtime_ns(void);
 void rf_backoff(unsigned *step);
 
 /* rf_proc.c: liveness of a claimant. */

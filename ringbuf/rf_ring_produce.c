@@ -51,11 +51,6 @@ static void on_fork_child(void)
 	pthread_mutex_init(&rf_reg_lock, NULL);
 }
 
-static struct rf_ring_slot *slot_at(rf_ring *r, uint32_t i)
-{
-	return (struct rf_ring_slot *)((uint8_t *)r->shm + RF_RING_SLOTS_OFF) + i;
-}
-
 static uint64_t my_owner(void)
 {
 	return (uint64_t)(uint32_t)getpid() << 32 | (uint32_t)rf_tls_tid;

@@ -24,11 +24,6 @@
 #include "rf_err.h"
 #include "rf_ring_int.h"
 
-static struct rf_ring_slot *slot_at(rf_ring *r, uint32_t i)
-{
-	return (struct rf_ring_slot *)((uint8_t *)r->shm + RF_RING_SLOTS_OFF) + i;
-}
-
 bool rf_ring_type_ok(int32_t type)
 {
 	return (type >= 1 && type <= RF_RING_TYPE_MAX) || type == RF_RING_REC_PAD ||

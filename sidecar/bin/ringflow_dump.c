@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "rf_clock.h"
 #include "rf_decode.h"
 #include "rf_ring.h"
 #include "ringflow.h"
@@ -108,8 +109,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ringflow-dump: %s\n", rf_ring_errmsg());
 		return 2;
 	}
-	struct timespec t0;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	uint64_t t0 = rf_now_ms();
 	while (!stop) {
 		int n = rf_ring_consume(r, on_rec, &d, 4096);
 		if (n < 0) {
@@ -118,14 +118,12 @@ int main(int argc, char **argv)
 		}
 		if (d.max > 0 && (long)d.records >= d.max)
 			break;
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
+		uint64_t now = rf_now_ms();
 		if (n > 0) {
 			t0 = now;
 			continue;
 		}
-		long idle = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
-		if (idle_ms > 0 && idle >= idle_ms)
+		if (idle_ms > 0 && now - t0 >= (uint64_t)idle_ms)
 			break;
 		rf_ring_wait(r, 50000000);
 	}

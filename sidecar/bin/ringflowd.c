@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rf_clock.h"
+#include "rf_log.h"
 #include "rf_config.h"
 #include "rf_ctl.h"
 #include "rf_decode.h"
@@ -95,31 +97,13 @@ struct daemon {
 
 static void logf_(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* logfmt: ts=... level=... msg="..." */
+/* logfmt lines, secrets masked (rf_log.h) */
 static void logf_(const char *level, const char *fmt, ...)
 {
-	char msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	rf_logv(level, fmt, ap);
 	va_end(ap);
-	for (char *p = msg; *p; p++)
-		if (*p == '"' || *p == '\n')
-			*p = '\'';
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	struct tm tm;
-	gmtime_r(&ts.tv_sec, &tm);
-	char t[32];
-	strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
-	/* Errors quote records and answers: no known secret value in the log. */
-	size_t n = strlen(msg);
-	char *m = strdup(msg);
-	if (m)
-		rf_redact_text(&m, &n);
-	fprintf(stderr, "ts=%s.%03ldZ level=%s msg=\"%s\"\n", t, ts.tv_nsec / 1000000, level,
-		m ? m : "(out of memory)");
-	free(m);
 }
 
 static const char *env(const char *a, const char *b)
@@ -337,13 +321,11 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 	rf_http_stats(d->http, &hs);
 	rf_ring_stats(d->ring, &rs);
 	rf_journal_stats(d->journal, &js);
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
 	memset(s, 0, sizeof *s);
 	s->pid = getpid();
 	s->state = d->stopping ? RF_SIDECAR_STOPPING : RF_SIDECAR_RUNNING;
 	s->started_ns = d->ops.started_ns;
-	s->updated_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	s->updated_ns = rf_realtime_ns();
 	s->ring_created_ns = rs.created_ns;
 	s->ring_pos = rs.head; /* released: journaled and folded */
 	s->ring_tail = rs.tail;
@@ -490,9 +472,7 @@ static void ops_tick(struct daemon *d, bool force, uint64_t state)
 
 static int ops_start(struct daemon *d)
 {
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	d->ops.started_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	d->ops.started_ns = rf_realtime_ns();
 	char path[600];
 	int rc = rf_status_path(path, sizeof path, d->c.spool, d->c.ring);
 	if (rc == 0 && (rc = rf_status_open(&d->ops.status, path)) != 0)

@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "rf_clock.h"
 #include "rf_err.h"
 #include "rf_journal.h"
 #include "rf_safefile.h"
@@ -73,13 +74,6 @@ static uint32_t rec_crc(const struct jrec *r, const void *data)
 	c = crc32(c, (const Bytef *)&r->pos, sizeof r->pos);
 	c = crc32(c, (const Bytef *)&r->sub, sizeof r->sub);
 	return (uint32_t)crc32(c, (const Bytef *)data, r->len);
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static int write_header(rf_journal *j)
@@ -478,7 +472,7 @@ int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns
 		return rf_err_set_sys(e, "journal %s", path);
 	}
 	j->size = (uint64_t)end;
-	j->last_sync_ms = now_ms();
+	j->last_sync_ms = rf_now_ms();
 	*out = j;
 	return 0;
 }
@@ -550,7 +544,7 @@ int rf_journal_flush(rf_journal *j)
 {
 	if (!j->len)
 		return 0;
-	uint64_t t = now_ms();
+	uint64_t t = rf_now_ms();
 	if (j->failing && t - j->fail_ms < 200) /* a full disk is not retried in a busy loop */
 		return failed(j, t);
 	size_t off = 0;

@@ -21,6 +21,7 @@
  * a loss is not forgotten by a later flush (it stays reported until the
  * sidecar is restarted, after the cause is dealt with; docs/OPERATIONS.md).
  */
+#include "rf_clock.h"
 #include "rf_ctl.h"
 
 #include <errno.h>
@@ -46,13 +47,6 @@ struct ctl {
 	double timeout_s;  /* flush */
 	bool json, quiet;
 };
-
-static uint64_t realtime_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void sleep_ms(long ms)
 {
@@ -197,7 +191,7 @@ struct view {
 static void look(struct ctl *c, rf_ring *r, struct view *v)
 {
 	memset(v, 0, sizeof *v);
-	v->at_ns = realtime_ns();
+	v->at_ns = rf_realtime_ns();
 	if (r) {
 		rf_ring_stats(r, &v->rs);
 		/* The pid is only a label (anyone mapping the ring can write it):
@@ -493,7 +487,7 @@ static int cmd_flush(struct ctl *c)
 	 * records up to this count. */
 	const uint64_t tail0 = v.rs.tail, head0 = v.rs.head, spilled0 = v.rs.spilled;
 	const int pid = v.rs.consumer_pid;
-	const uint64_t t0 = realtime_ns();
+	const uint64_t t0 = rf_realtime_ns();
 	bool tty = isatty(1) && !c->quiet;
 	uint64_t max_backlog = 1, last_line = 0;
 	int rc = RF_CTL_TIMEOUT;
@@ -571,7 +565,7 @@ static int cmd_flush(struct ctl *c)
 		if (!c->quiet)
 			printf("%sflushed: everything queued in ring %s is in MLflow, nothing lost (%.1f s; "
 			       "%llu records in, %llu entities out in total)\n",
-			       tty ? "\n" : "", c->ring, (double)(realtime_ns() - t0) / 1e9,
+			       tty ? "\n" : "", c->ring, (double)(rf_realtime_ns() - t0) / 1e9,
 			       (unsigned long long)v.s.records_in, (unsigned long long)v.s.records_out);
 	}
 	rf_ring_close(r);

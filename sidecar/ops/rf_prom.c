@@ -6,6 +6,7 @@
  * it is readable, and keep one loop timer at the timeout MHD reports.
  */
 #include "rf_err.h"
+#include "rf_log.h"
 #include "rf_prom.h"
 
 #include <arpa/inet.h>
@@ -19,27 +20,14 @@
 #include <string.h>
 #include <time.h>
 
-/* MHD's own messages as ringflowd's logfmt lines (stderr). */
+/* MHD's own messages as ringflowd's log lines. */
 static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	(void)cls;
 	char msg[512];
 	vsnprintf(msg, sizeof msg, fmt, ap);
-	size_t n = strlen(msg);
-	while (n && msg[n - 1] == '\n')
-		msg[--n] = 0;
-	for (char *p = msg; *p; p++)
-		if (*p == '"' || *p == '\n')
-			*p = '\'';
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	struct tm tm;
-	gmtime_r(&ts.tv_sec, &tm);
-	char t[32];
-	strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
-	fprintf(stderr, "ts=%s.%03ldZ level=warn msg=\"metrics endpoint: %s\"\n", t,
-		ts.tv_nsec / 1000000, msg);
+	rf_log("warn", "metrics endpoint: %s", msg);
 }
 
 struct rf_prom {
