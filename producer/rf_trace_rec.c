@@ -17,6 +17,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "rf_zone.h"
 #include "rf_clock.h"
 #include "rf_producer_int.h"
 #include "rf_trace_int.h"
@@ -232,20 +233,6 @@ int rf_trace_begin_update(rf_producer *p, rf_rec *r, const uint8_t tid[16])
 
 /* ---- typed values ---- */
 
-static __thread msgpack_zone *tls_zone;
-static pthread_once_t zone_once = PTHREAD_ONCE_INIT;
-static pthread_key_t zone_key; /* frees a thread's zone at its exit */
-
-static void free_zone(void *z)
-{
-	msgpack_zone_free(z);
-}
-
-static void zone_key_init(void)
-{
-	pthread_key_create(&zone_key, free_zone);
-}
-
 /* A msgpack blob is decoded (msgpack-c) and re-encoded through the builder:
  * a malformed blob cannot corrupt the record, and redaction and truncation
  * reach inside structured values too. */
@@ -303,19 +290,14 @@ static void put_obj(rf_rec *r, const char *key, const msgpack_object *o)
 
 static void put_msgpack(rf_rec *r, const char *key, const void *data, size_t n)
 {
-	if (!tls_zone) {
-		if (!(tls_zone = msgpack_zone_new(8192))) {
-			r->err = r->err ? r->err : -ENOMEM;
-			return;
-		}
-		pthread_once(&zone_once, zone_key_init);
-		pthread_setspecific(zone_key, tls_zone);
-	} else {
-		msgpack_zone_clear(tls_zone);
+	msgpack_zone *zone = rf_zone_get(RF_ZONE_ENCODE, 8192);
+	if (!zone) {
+		r->err = r->err ? r->err : -ENOMEM;
+		return;
 	}
 	msgpack_object o;
 	size_t off = 0;
-	if (data && msgpack_unpack(data, n, &off, tls_zone, &o) == MSGPACK_UNPACK_SUCCESS) {
+	if (data && msgpack_unpack(data, n, &off, zone, &o) == MSGPACK_UNPACK_SUCCESS) {
 		put_obj(r, key, &o);
 		return;
 	}

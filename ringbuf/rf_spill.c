@@ -34,16 +34,11 @@
 #include "rf_err.h"
 #include "rf_ring_int.h"
 #include "rf_spill_fmt.h"
+#include "rf_tlsbuf.h"
 
-static __thread uint8_t *tls_buf;
-static __thread size_t tls_buf_len;
-static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
-static pthread_key_t buf_key; /* frees a thread's spill buffer at its exit */
-
-static void buf_key_init(void)
-{
-	pthread_key_create(&buf_key, free);
-}
+/* A spilled record is built here, then appended to the spill file. */
+static __thread struct rf_tlsbuf spill_buf;
+static struct rf_tlsbuf_key spill_buf_key = RF_TLSBUF_KEY_INIT;
 
 int rf_spool_dir_check(const char *dir, bool group, bool create)
 {
@@ -137,20 +132,12 @@ int rf_spill_claim(rf_ring *r, int32_t type, size_t len, struct rf_ring_claim *c
 		atomic_fetch_add_explicit(&r->shm->spill_failed, 1, memory_order_relaxed);
 		return -EIO; /* the message of the failure that broke it stands */
 	}
-	size_t want = r->max_record;
-	if (tls_buf_len < want) {
-		uint8_t *b = realloc(tls_buf, want); /* once per thread, slow path */
-		if (!b) {
-			atomic_fetch_add_explicit(&r->shm->spill_failed, 1, memory_order_relaxed);
-			return rf_err_set(ENOBUFS, "ring %s full and no memory for a spill buffer",
-					  r->name);
-		}
-		tls_buf = b;
-		tls_buf_len = want;
-		pthread_once(&buf_once, buf_key_init);
-		pthread_setspecific(buf_key, b);
+	uint8_t *b = rf_tlsbuf_grow(&spill_buf, &spill_buf_key, r->max_record);
+	if (!b) {
+		atomic_fetch_add_explicit(&r->shm->spill_failed, 1, memory_order_relaxed);
+		return rf_err_set(ENOBUFS, "ring %s full and no memory for a spill buffer", r->name);
 	}
-	c->data = tls_buf;
+	c->data = b;
 	c->len = (uint32_t)len;
 	c->_flags = RF_CLAIM_SPILL;
 	c->_pos = (uint64_t)(uint32_t)type;

@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <stdarg.h>
 #include <string.h>
@@ -73,6 +74,124 @@ static void metric(FILE *f, const char *name, const char *type, const char *help
 		(unsigned long long)v);
 }
 
+/* Every metric that is one counter or gauge of the snapshot. */
+static const struct metric {
+	const char *name, *type, *help;
+	size_t off; /* of a uint64_t in struct rf_status_snap */
+} metrics[] = {
+	{"ringflow_records_in_total", "counter",
+	 "records taken from the ring (incl. spilled and replayed ones)",
+	 offsetof(struct rf_status_snap, records_in)},
+	{"ringflow_records_out_total", "counter",
+	 "entities (metrics, params, tags) accepted by MLflow",
+	 offsetof(struct rf_status_snap, records_out)},
+	{"ringflow_batches_total", "counter",
+	 "log-batch requests completed",
+	 offsetof(struct rf_status_snap, batches)},
+	{"ringflow_retries_total", "counter",
+	 "HTTP attempts repeated after a retryable failure",
+	 offsetof(struct rf_status_snap, retries)},
+	{"ringflow_http_failed_total", "counter",
+	 "requests whose final answer was not 2xx (incl. 404s of lookups)",
+	 offsetof(struct rf_status_snap, http_failed)},
+	{"ringflow_rejected_total", "counter",
+	 "entities MLflow refused (4xx), reported",
+	 offsetof(struct rf_status_snap, rejected)},
+	{"ringflow_malformed_total", "counter",
+	 "records refused by the decoder",
+	 offsetof(struct rf_status_snap, malformed)},
+	{"ringflow_dropped_total", "counter",
+	 "records dropped by producers (DROP policy)",
+	 offsetof(struct rf_status_snap, dropped)},
+	{"ringflow_spill_failed_total", "counter",
+	 "records producers could neither put in the ring nor spill",
+	 offsetof(struct rf_status_snap, spill_failed)},
+	{"ringflow_claim_timeouts_total", "counter",
+	 "WAIT-policy claims that found the ring full",
+	 offsetof(struct rf_status_snap, claim_timeouts)},
+	{"ringflow_abandoned_total", "counter",
+	 "claims of dead producers turned into padding",
+	 offsetof(struct rf_status_snap, abandoned)},
+	{"ringflow_spilled_total", "counter",
+	 "records producers wrote to spill files",
+	 offsetof(struct rf_status_snap, spilled)},
+	{"ringflow_spill_ingested_total", "counter",
+	 "spilled records delivered",
+	 offsetof(struct rf_status_snap, spill_ingested)},
+	{"ringflow_spill_corrupt_total", "counter",
+	 "spill files quarantined as corrupt",
+	 offsetof(struct rf_status_snap, spill_corrupt)},
+	{"ringflow_ring_corrupt_total", "counter",
+	 "corrupt ring records skipped (forged headers or padding)",
+	 offsetof(struct rf_status_snap, ring_corrupt)},
+	{"ringflow_ring_corrupt_bytes_total", "counter",
+	 "ring bytes skipped with corrupt records (records lost)",
+	 offsetof(struct rf_status_snap, ring_corrupt_bytes)},
+	{"ringflow_ring_header_rewrites_total", "counter",
+	 "rewrites of the ring's shared header (capacity, head, tail) undone",
+	 offsetof(struct rf_status_snap, ring_hdr_changed)},
+	{"ringflow_spool_bytes", "gauge",
+	 "bytes of this ring's spill files and journal",
+	 offsetof(struct rf_status_snap, spool_bytes)},
+	{"ringflow_ring_capacity_bytes", "gauge",
+	 "ring data area",
+	 offsetof(struct rf_status_snap, ring_capacity)},
+	{"ringflow_pending", "gauge",
+	 "entities taken from the ring not yet sent",
+	 offsetof(struct rf_status_snap, pending)},
+	{"ringflow_http_pending", "gauge",
+	 "requests queued, in flight or waiting to retry",
+	 offsetof(struct rf_status_snap, http_pending)},
+	{"ringflow_runs_created_total", "counter",
+	 "MLflow runs created",
+	 offsetof(struct rf_status_snap, runs_created)},
+	{"ringflow_runs_ended_total", "counter",
+	 "MLflow runs given a final status",
+	 offsetof(struct rf_status_snap, runs_ended)},
+	{"ringflow_artifacts_total", "counter",
+	 "artifacts uploaded",
+	 offsetof(struct rf_status_snap, artifacts)},
+	{"ringflow_artifacts_failed_total", "counter",
+	 "artifacts that failed for good",
+	 offsetof(struct rf_status_snap, artifacts_failed)},
+	{"ringflow_journal_errors_total", "counter",
+	 "journal write errors",
+	 offsetof(struct rf_status_snap, journal_errors)},
+	{"ringflow_traces_total", "counter",
+	 "traces begun (MLFLOW_INSPECT_TRACING)",
+	 offsetof(struct rf_status_snap, traces)},
+	{"ringflow_traces_done_total", "counter",
+	 "traces fully in MLflow",
+	 offsetof(struct rf_status_snap, traces_done)},
+	{"ringflow_traces_failed_total", "counter",
+	 "traces MLflow refused",
+	 offsetof(struct rf_status_snap, traces_failed)},
+	{"ringflow_spans_sent_total", "counter",
+	 "spans MLflow accepted",
+	 offsetof(struct rf_status_snap, spans_sent)},
+	{"ringflow_spans_failed_total", "counter",
+	 "spans MLflow refused",
+	 offsetof(struct rf_status_snap, spans_failed)},
+	{"ringflow_traces_waiting", "gauge",
+	 "complete traces not yet all in MLflow (kept, never dropped)",
+	 offsetof(struct rf_status_snap, traces_waiting)},
+	{"ringflow_trace_lag_ms", "gauge",
+	 "how long the oldest complete trace has waited for MLflow",
+	 offsetof(struct rf_status_snap, trace_lag_ms)},
+	{"ringflow_traces_behind_total", "counter",
+	 "times the oldest complete trace waited over 10 s (server not keeping up)",
+	 offsetof(struct rf_status_snap, traces_behind)},
+	{"ringflow_traces_late_total", "counter",
+	 "records for a trace already uploaded (dropped)",
+	 offsetof(struct rf_status_snap, traces_late)},
+	{"ringflow_auth_failures_total", "counter",
+	 "401/403/407 answers (retried with backoff; nothing dropped)",
+	 offsetof(struct rf_status_snap, auth_failures)},
+	{"ringflow_auth_failing", "gauge",
+	 "1 while the last answer with credentials was an auth failure",
+	 offsetof(struct rf_status_snap, auth_failing)},
+};
+
 /* The exposition text of one snapshot (malloc'ed; NULL on ENOMEM). */
 static char *rf_prom_render(const struct rf_status_snap *s, size_t *len)
 {
@@ -86,10 +205,6 @@ static char *rf_prom_render(const struct rf_status_snap *s, size_t *len)
 	fprintf(f, "# HELP ringflow_start_time_seconds when ringflowd started (Unix time)\n"
 		   "# TYPE ringflow_start_time_seconds gauge\nringflow_start_time_seconds %.3f\n",
 		(double)s->started_ns / 1e9);
-	metric(f, "ringflow_records_in_total", "counter",
-	       "records taken from the ring (incl. spilled and replayed ones)", s->records_in);
-	metric(f, "ringflow_records_out_total", "counter",
-	       "entities (metrics, params, tags) accepted by MLflow", s->records_out);
 	fprintf(f, "# HELP ringflow_logged_total entities accepted by MLflow, by kind\n"
 		   "# TYPE ringflow_logged_total counter\n"
 		   "ringflow_logged_total{kind=\"metric\"} %llu\n"
@@ -97,7 +212,6 @@ static char *rf_prom_render(const struct rf_status_snap *s, size_t *len)
 		   "ringflow_logged_total{kind=\"tag\"} %llu\n",
 		(unsigned long long)s->metrics, (unsigned long long)s->params,
 		(unsigned long long)s->tags);
-	metric(f, "ringflow_batches_total", "counter", "log-batch requests completed", s->batches);
 	fprintf(f, "# HELP ringflow_http_requests_total HTTP attempts to MLflow by outcome "
 		   "(error: no response)\n# TYPE ringflow_http_requests_total counter\n"
 		   "ringflow_http_requests_total{status=\"2xx\"} %llu\n"
@@ -106,75 +220,18 @@ static char *rf_prom_render(const struct rf_status_snap *s, size_t *len)
 		   "ringflow_http_requests_total{status=\"error\"} %llu\n",
 		(unsigned long long)s->http_2xx, (unsigned long long)s->http_4xx,
 		(unsigned long long)s->http_5xx, (unsigned long long)s->http_errors);
-	metric(f, "ringflow_retries_total", "counter", "HTTP attempts repeated after a retryable failure",
-	       s->retries);
-	metric(f, "ringflow_http_failed_total", "counter", "requests whose final answer was not 2xx (incl. 404s of lookups)",
-	       s->http_failed);
-	metric(f, "ringflow_rejected_total", "counter", "entities MLflow refused (4xx), reported",
-	       s->rejected);
-	metric(f, "ringflow_malformed_total", "counter", "records refused by the decoder",
-	       s->malformed);
-	metric(f, "ringflow_dropped_total", "counter", "records dropped by producers (DROP policy)",
-	       s->dropped);
-	metric(f, "ringflow_spill_failed_total", "counter",
-	       "records producers could neither put in the ring nor spill", s->spill_failed);
-	metric(f, "ringflow_claim_timeouts_total", "counter",
-	       "WAIT-policy claims that found the ring full", s->claim_timeouts);
-	metric(f, "ringflow_abandoned_total", "counter",
-	       "claims of dead producers turned into padding", s->abandoned);
-	metric(f, "ringflow_spilled_total", "counter", "records producers wrote to spill files",
-	       s->spilled);
-	metric(f, "ringflow_spill_ingested_total", "counter", "spilled records delivered",
-	       s->spill_ingested);
-	metric(f, "ringflow_spill_corrupt_total", "counter", "spill files quarantined as corrupt",
-	       s->spill_corrupt);
-	metric(f, "ringflow_ring_corrupt_total", "counter",
-	       "corrupt ring records skipped (forged headers or padding)", s->ring_corrupt);
-	metric(f, "ringflow_ring_corrupt_bytes_total", "counter",
-	       "ring bytes skipped with corrupt records (records lost)", s->ring_corrupt_bytes);
-	metric(f, "ringflow_ring_header_rewrites_total", "counter",
-	       "rewrites of the ring's shared header (capacity, head, tail) undone",
-	       s->ring_hdr_changed);
-	metric(f, "ringflow_spool_bytes", "gauge", "bytes of this ring's spill files and journal",
-	       s->spool_bytes);
 	metric(f, "ringflow_ring_used_bytes", "gauge", "ring bytes claimed and not yet freed",
 	       s->ring_tail - s->ring_pos);
-	metric(f, "ringflow_ring_capacity_bytes", "gauge", "ring data area", s->ring_capacity);
-	metric(f, "ringflow_pending", "gauge", "entities taken from the ring not yet sent",
-	       s->pending);
-	metric(f, "ringflow_http_pending", "gauge", "requests queued, in flight or waiting to retry",
-	       s->http_pending);
-	metric(f, "ringflow_runs_created_total", "counter", "MLflow runs created", s->runs_created);
-	metric(f, "ringflow_runs_ended_total", "counter", "MLflow runs given a final status",
-	       s->runs_ended);
-	metric(f, "ringflow_artifacts_total", "counter", "artifacts uploaded", s->artifacts);
-	metric(f, "ringflow_artifacts_failed_total", "counter", "artifacts that failed for good",
-	       s->artifacts_failed);
-	metric(f, "ringflow_journal_errors_total", "counter", "journal write errors",
-	       s->journal_errors);
-	metric(f, "ringflow_traces_total", "counter", "traces begun (MLFLOW_INSPECT_TRACING)", s->traces);
-	metric(f, "ringflow_traces_done_total", "counter", "traces fully in MLflow", s->traces_done);
-	metric(f, "ringflow_traces_failed_total", "counter", "traces MLflow refused", s->traces_failed);
-	metric(f, "ringflow_spans_sent_total", "counter", "spans MLflow accepted", s->spans_sent);
-	metric(f, "ringflow_spans_failed_total", "counter", "spans MLflow refused", s->spans_failed);
-	metric(f, "ringflow_traces_waiting", "gauge",
-	       "complete traces not yet all in MLflow (kept, never dropped)", s->traces_waiting);
-	metric(f, "ringflow_trace_lag_ms", "gauge",
-	       "how long the oldest complete trace has waited for MLflow", s->trace_lag_ms);
-	metric(f, "ringflow_traces_behind_total", "counter",
-	       "times the oldest complete trace waited over 10 s (server not keeping up)",
-	       s->traces_behind);
-	metric(f, "ringflow_traces_late_total", "counter",
-	       "records for a trace already uploaded (dropped)", s->traces_late);
+	for (size_t i = 0; i < sizeof metrics / sizeof *metrics; i++) {
+		uint64_t v;
+		memcpy(&v, (const char *)s + metrics[i].off, sizeof v);
+		metric(f, metrics[i].name, metrics[i].type, metrics[i].help, v);
+	}
 	fprintf(f, "# HELP ringflow_lost_total data that will not reach MLflow, by counter "
 		   "(docs/OPERATIONS.md)\n# TYPE ringflow_lost_total counter\n");
 	for (size_t i = 0; i < rf_status_loss_count; i++)
 		fprintf(f, "ringflow_lost_total{kind=\"%s\"} %llu\n", rf_status_loss_table[i].name,
 			(unsigned long long)rf_status_loss_value(s, i));
-	metric(f, "ringflow_auth_failures_total", "counter",
-	       "401/403/407 answers (retried with backoff; nothing dropped)", s->auth_failures);
-	metric(f, "ringflow_auth_failing", "gauge",
-	       "1 while the last answer with credentials was an auth failure", s->auth_failing);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;
