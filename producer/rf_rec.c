@@ -384,10 +384,7 @@ int rf_rec_end(rf_rec *r)
 		rf_rec_abort(r);
 		atomic_fetch_add_explicit(&p->errors, 1, memory_order_relaxed);
 		return rf_err_set(r->err, "record type %d not written: %s", r->type,
-				  r->err == -EMSGSIZE ? "larger than the ring's maximum record"
-				    : r->err == -E2BIG ? "nested too deeply"
-				    : r->err == -ENOMEM ? "out of memory"
-							: "unbalanced map/array");
+				  r->err == -EMSGSIZE ? "larger than the ring's maximum record" 				    : r->err == -E2BIG ? "nested too deeply" 				    : r->err == -ENOMEM ? "out of memory" 							: "unbalanced map/array");
 	}
 	patch_count(r, 0);
 	int rc;

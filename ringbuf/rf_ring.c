@@ -191,17 +191,18 @@ static int check_stat(int fd, const char *name, bool group, off_t *size)
 	/* Another user's segment only by choice (the group option), and only
 	 * from a group we are in: its records would be trusted as ours. */
 	if (st.st_uid != geteuid() && !(group && in_our_groups(st.st_gid))) {
-		return rf_err_set(EPERM, "ring %s (/dev/shm%s) is owned by uid %u, not by this user (uid %u); "
-			   "refusing to attach to another user's segment%s; if it is not meant to be "
-			   "shared, that user or root must remove /dev/shm%s, or choose another ring "
-			   "name with RINGFLOW_RING", name, name, (unsigned)st.st_uid, (unsigned)geteuid(),
-			   group ? "" : " (RINGFLOW_RING_GROUP=1 shares a ring within a group)", name);
-		return -EPERM;
+		return rf_err_set(EPERM, "ring %s (/dev/shm%s) is owned by uid %u, not by this "
+				  "user (uid %u); refusing to attach to another user's segment%s; "
+				  "if it is not meant to be shared, that user or root must remove "
+				  "/dev/shm%s, or choose another ring name with RINGFLOW_RING",
+				  name, name, (unsigned)st.st_uid, (unsigned)geteuid(),
+				  group ? "" : " (RINGFLOW_RING_GROUP=1 shares a ring within a group)",
+				  name);
 	}
 	if ((st.st_mode & 0007) || (!group && (st.st_mode & 0070))) {
-		return rf_err_set(EPERM, "ring %s has mode %03o: other users could read or forge records; "
-			   "expected 0600%s", name, (unsigned)(st.st_mode & 0777),
-			   group ? " or 0660" : " (0660 needs the group option)");
+		return rf_err_set(EPERM, "ring %s has mode %03o: other users could read or forge "
+				  "records; expected 0600%s", name, (unsigned)(st.st_mode & 0777),
+				  group ? " or 0660" : " (0660 needs the group option)");
 	}
 	*size = st.st_size;
 	return 0;
@@ -213,20 +214,20 @@ static int validate(rf_ring *r, const char *name, size_t map_len)
 	/* Acquire: pairs with the release store of magic in init_segment(). */
 	uint64_t magic = atomic_load_explicit(&h->magic, memory_order_acquire);
 	if (magic != RF_RING_MAGIC)
-		return rf_err_set(EPROTO, "ring %s: bad magic 0x%016llx: not a ringflow ring (or not yet "
-			   "initialised)", name, (unsigned long long)magic);
+		return rf_err_set(EPROTO, "ring %s: bad magic 0x%016llx: not a ringflow ring (or "
+				  "not yet initialised)", name, (unsigned long long)magic);
 	/* Each field is read once: what is checked is what is kept (another
 	 * process may be rewriting the descriptor while we look). */
 	uint32_t version = h->version, data_off = h->data_off, slots = h->slot_count;
 	uint64_t cap = h->capacity, max_record = h->max_record;
 	if (version != RF_RING_VERSION)
-		return rf_err_set(EPROTO, "ring %s: layout version %u, this library speaks %u", name,
-			   version, RF_RING_VERSION);
+		return rf_err_set(EPROTO, "ring %s: layout version %u, this library speaks %u",
+				  name, version, RF_RING_VERSION);
 	if (data_off != RF_RING_DATA_OFF || slots != RF_RING_SLOTS || !is_pow2(cap) ||
 	    cap < RF_RING_MIN_CAPACITY || cap > RF_RING_MAX_CAPACITY ||
 	    max_record != RF_RING_MAX_RECORD(cap) || RF_RING_DATA_OFF + cap != map_len) {
-		return rf_err_set(EINVAL, "ring %s: inconsistent descriptor (capacity %llu, segment %zu bytes)",
-			   name, (unsigned long long)cap, map_len);
+		return rf_err_set(EINVAL, "ring %s: inconsistent descriptor (capacity %llu, "
+				  "segment %zu bytes)", name, (unsigned long long)cap, map_len);
 	}
 	if (memchr(h->spool_dir, 0, sizeof h->spool_dir) == NULL)
 		return rf_err_set(EINVAL, "ring %s: spool directory field not terminated", name);
@@ -245,8 +246,8 @@ void rf_ring_check_desc(rf_ring *r)
 	    h->slot_count == RF_RING_SLOTS && h->version == RF_RING_VERSION)
 		return;
 	atomic_fetch_add_explicit(&h->hdr_changed, 1, memory_order_relaxed);
-	rf_err_set(EPROTO, "ring %s: descriptor rewritten in shared memory (capacity %llu, validated "
-		   "%llu); the validated values are used%s", r->name,
+	rf_err_set(EPROTO, "ring %s: descriptor rewritten in shared memory (capacity %llu, "
+		   "validated %llu); the validated values are used%s", r->name,
 		   (unsigned long long)h->capacity, (unsigned long long)r->cap,
 		   (r->flags & RF_RING_CONSUMER) ? " and written back" : "");
 	if (!(r->flags & RF_RING_CONSUMER))
@@ -276,7 +277,8 @@ static int map_existing(rf_ring *r, const char *name, bool group)
 			void *p = map_shared(r->fd, (size_t)size);
 			if (p == MAP_FAILED) {
 				int e = errno;
-				return rf_err_set_sys(e, "ring %s: mmap %lld bytes", name, (long long)size);
+				return rf_err_set_sys(e, "ring %s: mmap %lld bytes", name,
+						      (long long)size);
 			}
 			r->shm = p;
 			r->map_len = (size_t)size;
@@ -292,8 +294,8 @@ static int map_existing(rf_ring *r, const char *name, bool group)
 		}
 		/* Only an empty segment can be a creator before ftruncate. */
 		if (!sized && size != 0)
-			return rf_err_set(EINVAL, "ring %s: segment is %lld bytes, not a ringflow ring size",
-				   name, (long long)size);
+			return rf_err_set(EINVAL, "ring %s: segment is %lld bytes, not a ringflow "
+					  "ring size", name, (long long)size);
 		if (rf_now_ns() > deadline) {
 			if (!sized)
 				return rf_err_set(EINVAL, "ring %s: segment is %lld bytes, not a "
@@ -310,13 +312,14 @@ static int create_segment(rf_ring *r, const char *name, const struct rf_ring_opt
 	uint64_t cap = o->capacity ? o->capacity : RF_RING_DEFAULT_CAPACITY;
 	if (!is_pow2(cap) || cap < RF_RING_MIN_CAPACITY || cap > RF_RING_MAX_CAPACITY)
 		return rf_err_set(EINVAL, "ring capacity %llu: must be a power of two in [%u, %u]",
-			   (unsigned long long)cap, RF_RING_MIN_CAPACITY, RF_RING_MAX_CAPACITY);
+				  (unsigned long long)cap, RF_RING_MIN_CAPACITY,
+				  RF_RING_MAX_CAPACITY);
 	mode_t mode = (o->flags & RF_RING_GROUP) ? 0660 : 0600;
 	/* fchmod: the umask must not widen or narrow what we promise. */
 	if (fchmod(r->fd, mode) < 0 || ftruncate(r->fd, (off_t)(RF_RING_DATA_OFF + cap)) < 0) {
 		int e = errno;
 		return rf_err_set_sys(e, "ring %s: sizing new segment to %llu bytes", name,
-			   (unsigned long long)(RF_RING_DATA_OFF + cap));
+				      (unsigned long long)(RF_RING_DATA_OFF + cap));
 	}
 	size_t len = RF_RING_DATA_OFF + cap;
 	void *p = map_shared(r->fd, len);
@@ -342,11 +345,11 @@ static void squatted(const char *name, int rc)
 	struct stat st;
 	snprintf(path, sizeof path, "/dev/shm%s", name);
 	if ((rc == -EACCES || rc == -EPERM) && stat(path, &st) == 0 && st.st_uid != geteuid())
-		rf_err_set(-rc, "ring %s: %s is owned by uid %u (mode %03o), not by this user (uid %u), "
-			   "so it cannot be opened: another user took the name.  That user or root "
-			   "must remove %s, or choose another ring name with RINGFLOW_RING", name, path,
-			   (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777), (unsigned)geteuid(),
-			   path);
+		rf_err_set(-rc, "ring %s: %s is owned by uid %u (mode %03o), not by this user "
+			   "(uid %u), so it cannot be opened: another user took the name.  That "
+			   "user or root must remove %s, or choose another ring name with "
+			   "RINGFLOW_RING", name, path, (unsigned)st.st_uid,
+			   (unsigned)(st.st_mode & 0777), (unsigned)geteuid(), path);
 	else
 		rf_err_set_sys(-rc, "ring %s: shm_open", name);
 }
@@ -367,7 +370,8 @@ int rf_ring_open(rf_ring **out, const char *name, const struct rf_ring_opts *opt
 		name = defname;
 	}
 	if (name[0] != '/' || strlen(name) >= sizeof ((rf_ring *)0)->name || strchr(name + 1, '/'))
-		return rf_err_set(EINVAL, "ring name '%s': must be '/name' without further slashes", name);
+		return rf_err_set(EINVAL, "ring name '%s': must be '/name' without further "
+				  "slashes", name);
 	if (o.full_policy < RF_RING_FULL_SPILL || o.full_policy > RF_RING_FULL_DROP)
 		return rf_err_set(EINVAL, "ring %s: unknown full policy %d", name, o.full_policy);
 	rf_ring *r = calloc(1, sizeof *r);

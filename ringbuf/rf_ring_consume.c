@@ -166,8 +166,8 @@ static uint64_t consume_segment(rf_ring *r, uint64_t head, uint64_t limit, rf_ri
 			 * record alone is lost. */
 			atomic_fetch_add_explicit(&r->shm->corrupt, 1, memory_order_relaxed);
 			atomic_fetch_add_explicit(&r->shm->corrupt_bytes, size, memory_order_relaxed);
-			rf_err_set(EPROTO, "ring %s: record of reserved type %d at position %llu skipped",
-				   r->name, type, (unsigned long long)pos);
+			rf_err_set(EPROTO, "ring %s: record of reserved type %d at position %llu "
+				   "skipped", r->name, type, (unsigned long long)pos);
 			pos += size;
 			continue;
 		}
@@ -227,9 +227,11 @@ static void release_range(rf_ring *r, uint64_t from, uint64_t to)
 static int may_move_head(rf_ring *r, const char *op)
 {
 	if (!(r->flags & RF_RING_CONSUMER))
-		return rf_err_set(EINVAL, "ring %s: %s on a handle not opened as consumer", r->name, op);
+		return rf_err_set(EINVAL, "ring %s: %s on a handle not opened as consumer",
+				  r->name, op);
 	if (r->held_to)
-		return rf_err_set(EBUSY, "ring %s: records still held: call rf_ring_release() first", r->name);
+		return rf_err_set(EBUSY, "ring %s: records still held: call rf_ring_release() "
+				  "first", r->name);
 	return 0;
 }
 
@@ -355,18 +357,19 @@ int rf_ring_resume(rf_ring *r, uint64_t target)
 		/* Acquire: pairs with the producer's release store of len. */
 		int32_t len = atomic_load_explicit(rf_rec_len(r, pos), memory_order_acquire);
 		if (len <= 0 || (uint64_t)len < RF_RING_HDR_BYTES)
-			return rf_err_set(EINVAL, "ring %s: resume position %llu is not after committed records",
-				   r->name, (unsigned long long)target);
+			return rf_err_set(EINVAL, "ring %s: resume position %llu is not after "
+					  "committed records", r->name, (unsigned long long)target);
 		uint64_t next = pos + rf_align8((uint64_t)len);
 		uint64_t seg_end = pos + (r->cap - (pos & r->mask));
 		if (next > seg_end)
-			return rf_err_set(EPROTO, "ring %s: corrupt record header at position %llu (length %d)",
-				   r->name, (unsigned long long)pos, len);
+			return rf_err_set(EPROTO, "ring %s: corrupt record header at position "
+					  "%llu (length %d)", r->name, (unsigned long long)pos,
+					  len);
 		pos = next;
 	}
 	if (pos != target)
-		return rf_err_set(EINVAL, "ring %s: resume position %llu is not a record boundary", r->name,
-			   (unsigned long long)target);
+		return rf_err_set(EINVAL, "ring %s: resume position %llu is not a record boundary",
+				  r->name, (unsigned long long)target);
 	release_range(r, head, target);
 	return 0;
 }

@@ -146,8 +146,8 @@ static int take_slot(rf_ring *r, uint32_t *out)
 			return 0;
 		}
 	}
-	return rf_err_set(EUSERS, "ring %s: all %u producer slots are held by live threads", r->name,
-		   RF_RING_SLOTS);
+	return rf_err_set(EUSERS, "ring %s: all %u producer slots are held by live threads",
+			  r->name, RF_RING_SLOTS);
 }
 
 static inline struct rf_ring_slot *my_slot(rf_ring *r)
@@ -186,8 +186,8 @@ int rf_ring_claim_ring(rf_ring *r, int32_t type, size_t len, struct rf_ring_clai
 		return -EUSERS;
 	/* One outstanding claim per thread per ring: the slot describes one. */
 	if (atomic_load_explicit(&slot->pos, memory_order_relaxed) != RF_POS_IDLE)
-		return rf_err_set(EBUSY, "ring %s: this thread already holds a claim (commit or abort it first)",
-			   r->name);
+		return rf_err_set(EBUSY, "ring %s: this thread already holds a claim (commit or "
+				  "abort it first)", r->name);
 	const uint64_t cap = r->cap; /* validated at open; the segment's copy is not trusted */
 	const uint64_t need = RF_RING_HDR_BYTES + len;
 	const uint64_t size = rf_align8(need);
@@ -207,8 +207,9 @@ int rf_ring_claim_ring(rf_ring *r, int32_t type, size_t len, struct rf_ring_clai
 		if (__builtin_expect(tail & (RF_RING_ALIGN - 1), 0)) {
 			atomic_store_explicit(&slot->pos, RF_POS_IDLE, memory_order_relaxed);
 			atomic_fetch_add_explicit(&h->hdr_changed, 1, memory_order_relaxed);
-			return rf_err_set(EPROTO, "ring %s: tail %llu in shared memory is not a record boundary "
-				   "(rewritten by another process)", r->name, (unsigned long long)tail);
+			return rf_err_set(EPROTO, "ring %s: tail %llu in shared memory is not a "
+					  "record boundary (rewritten by another process)",
+					  r->name, (unsigned long long)tail);
 		}
 		uint64_t to_end = cap - (tail & r->mask);
 		pad = size > to_end ? to_end : 0;
@@ -269,10 +270,10 @@ int rf_ring_claim(rf_ring *r, int32_t type, size_t len, struct rf_ring_claim *c)
 {
 	if (type < 1 || type > RF_RING_TYPE_MAX || !c)
 		return rf_err_set(EINVAL, "ring %s: record type %d outside 1..%d", r->name, type,
-			   RF_RING_TYPE_MAX);
+				  RF_RING_TYPE_MAX);
 	if (len > r->max_record)
-		return rf_err_set(EMSGSIZE, "ring %s: record of %zu bytes exceeds the maximum %llu", r->name,
-			   len, (unsigned long long)r->max_record);
+		return rf_err_set(EMSGSIZE, "ring %s: record of %zu bytes exceeds the maximum "
+				  "%llu", r->name, len, (unsigned long long)r->max_record);
 	/* Once spilling, stay on the spill file until a marker can be placed,
 	 * so one producer's records never overtake each other. */
 	if (__builtin_expect(atomic_load_explicit(&r->spill.active, memory_order_relaxed), 0) &&
@@ -297,7 +298,7 @@ int rf_ring_claim(rf_ring *r, int32_t type, size_t len, struct rf_ring_claim *c)
 	case RF_RING_FULL_WAIT:
 		atomic_fetch_add_explicit(&r->shm->claim_timeouts, 1, memory_order_relaxed);
 		return rf_err_set(EAGAIN, "ring %s full for %llu ns", r->name,
-			   (unsigned long long)r->full_wait_ns);
+				  (unsigned long long)r->full_wait_ns);
 	default:
 		return rf_spill_claim(r, type, len, c);
 	}
@@ -324,8 +325,8 @@ static int finish(rf_ring *r, struct rf_ring_claim *c, bool abort, size_t used)
 	if (!c || !c->data)
 		return rf_err_set(EINVAL, "ring %s: commit of a claim that is not held", r->name);
 	if (used > c->len)
-		return rf_err_set(EINVAL, "ring %s: commit of %zu bytes exceeds the claim of %u", r->name,
-			   used, c->len);
+		return rf_err_set(EINVAL, "ring %s: commit of %zu bytes exceeds the claim of %u",
+				  r->name, used, c->len);
 	if (c->_flags & RF_CLAIM_SPILL) {
 		c->len = (uint32_t)used;
 		int rc = rf_spill_commit(r, c, abort);

@@ -133,9 +133,9 @@ uint64_t rf_ring_check_pad(rf_ring *r, uint64_t pos, uint64_t end)
 	if (q == end)
 		return end;
 	count(r, q - pos);
-	rf_err_set(EPROTO, "ring %s: padding at position %llu (%llu bytes) covers committed records "
-		   "from %llu: delivered, and the padding's own %llu bytes counted as corrupt",
-		   r->name, (unsigned long long)pos, (unsigned long long)(end - pos),
+	rf_err_set(EPROTO, "ring %s: padding at position %llu (%llu bytes) covers committed "
+		   "records from %llu: delivered, and the padding's own %llu bytes counted as "
+		   "corrupt", r->name, (unsigned long long)pos, (unsigned long long)(end - pos),
 		   (unsigned long long)q, (unsigned long long)(q - pos));
 	return q;
 }

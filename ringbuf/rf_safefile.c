@@ -25,9 +25,9 @@ int rf_safe_dir_open(const char *dir, bool group)
 	if (fd < 0) {
 		int e = errno;
 		if (e == ENOTDIR || e == ELOOP)
-			return rf_err_set(e, "spool directory %s is not a directory (or is a symbolic "
-					  "link): remove it or set RINGFLOW_SPOOL_DIR to a directory of "
-					  "your own", dir);
+			return rf_err_set(e, "spool directory %s is not a directory (or is a "
+					  "symbolic link): remove it or set RINGFLOW_SPOOL_DIR to "
+					  "a directory of your own", dir);
 		return rf_err_set_sys(e, "spool directory %s", dir);
 	}
 	struct stat st;
@@ -38,11 +38,12 @@ int rf_safe_dir_open(const char *dir, bool group)
 	}
 	if (st.st_uid != geteuid() || (st.st_mode & 0002) || (!group && (st.st_mode & 0020))) {
 		close(fd);
-		return rf_err_set(EPERM, "spool directory %s is owned by uid %u with mode %03o; it must be owned "
-			   "by uid %u and writable by nobody else%s: remove it (if another user made "
-			   "it, ask them or root) or set RINGFLOW_SPOOL_DIR to a directory of your own",
-			   dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777), (unsigned)geteuid(),
-			   group ? " but the group" : "");
+		return rf_err_set(EPERM, "spool directory %s is owned by uid %u with mode %03o; "
+				  "it must be owned by uid %u and writable by nobody else%s: "
+				  "remove it (if another user made it, ask them or root) or set "
+				  "RINGFLOW_SPOOL_DIR to a directory of your own", dir,
+				  (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777),
+				  (unsigned)geteuid(), group ? " but the group" : "");
 	}
 	return fd;
 }
@@ -57,8 +58,8 @@ int rf_safe_openat(int dirfd, const char *name, const char *shown, int flags, mo
 		int e = errno;
 		if (e == ELOOP)
 			return rf_err_set(e, "%s is a symbolic link, which ringflow never follows "
-					  "there: remove it (someone who can write the directory put "
-					  "it there)", shown);
+					  "there: remove it (someone who can write the directory "
+					  "put it there)", shown);
 		return rf_err_set_sys(e, "%s", shown);
 	}
 	struct stat st;
@@ -69,10 +70,11 @@ int rf_safe_openat(int dirfd, const char *name, const char *shown, int flags, mo
 	}
 	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1) {
 		close(fd);
-		return rf_err_set(EPERM, "%s is a %s owned by uid %u with %lu link(s); ringflow uses only a "
-			   "regular file of its own (uid %u) with one link there: remove it (someone "
-			   "who can write the directory put it there)", shown, kind(st.st_mode),
-			   (unsigned)st.st_uid, (unsigned long)st.st_nlink, (unsigned)geteuid());
+		return rf_err_set(EPERM, "%s is a %s owned by uid %u with %lu link(s); ringflow "
+				  "uses only a regular file of its own (uid %u) with one link "
+				  "there: remove it (someone who can write the directory put it "
+				  "there)", shown, kind(st.st_mode), (unsigned)st.st_uid,
+				  (unsigned long)st.st_nlink, (unsigned)geteuid());
 	}
 	int e = 0;
 	if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)

@@ -58,11 +58,11 @@ int rf_spool_dir_check(const char *dir, bool group, bool create)
 	}
 	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0002) ||
 	    (!group && (st.st_mode & 0020))) {
-		return rf_err_set(EPERM, "spool directory %s must be a directory owned by uid %u and not "
-			   "writable by others (mode %03o, owner %u)%s", dir, (unsigned)geteuid(),
-			   (unsigned)(st.st_mode & 0777), (unsigned)st.st_uid,
-			   st.st_uid != geteuid() ? ": another user took the name; that user or root "
-			   "must remove it, or set RINGFLOW_SPOOL_DIR to a directory of your own" : "");
+		return rf_err_set(EPERM, "spool directory %s must be a directory owned by uid %u "
+				  "and not writable by others (mode %03o, owner %u)%s", dir,
+				  (unsigned)geteuid(), (unsigned)(st.st_mode & 0777),
+				  (unsigned)st.st_uid,
+				  st.st_uid != geteuid() ? ": another user took the name; that user or root " 			   "must remove it, or set RINGFLOW_SPOOL_DIR to a directory of your own" : "");
 	}
 	return 0;
 }
@@ -135,7 +135,8 @@ int rf_spill_claim(rf_ring *r, int32_t type, size_t len, struct rf_ring_claim *c
 	uint8_t *b = rf_tlsbuf_grow(&spill_buf, &spill_buf_key, r->max_record);
 	if (!b) {
 		atomic_fetch_add_explicit(&r->shm->spill_failed, 1, memory_order_relaxed);
-		return rf_err_set(ENOBUFS, "ring %s full and no memory for a spill buffer", r->name);
+		return rf_err_set(ENOBUFS, "ring %s full and no memory for a spill buffer",
+				  r->name);
 	}
 	c->data = b;
 	c->len = (uint32_t)len;

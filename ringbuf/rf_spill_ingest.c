@@ -262,7 +262,8 @@ static int deliver_file(rf_ring *r, const char *path, uint64_t pos, rf_ring_hand
 	struct stat st;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		return rf_err_set(EINVAL, "ring %s: spill file %s is not a regular file", r->name, path);
+		return rf_err_set(EINVAL, "ring %s: spill file %s is not a regular file", r->name,
+				  path);
 	}
 	struct spill_src s = {.fd = fd, .size = (size_t)st.st_size};
 	struct rf_spill_report rep = {.interrupted_fn = r->interrupted,
@@ -274,8 +275,8 @@ static int deliver_file(rf_ring *r, const char *path, uint64_t pos, rf_ring_hand
 	free(s.buf);
 	atomic_fetch_add_explicit(&r->shm->spill_ingested, (uint64_t)n, memory_order_relaxed);
 	if (rep.interrupted)
-		return rf_err_set(EINTR, "ring %s: reading spill file %s interrupted after %d records", r->name,
-			   path, n);
+		return rf_err_set(EINTR, "ring %s: reading spill file %s interrupted after %d "
+				  "records", r->name, path, n);
 	if (rep.torn)
 		atomic_fetch_add_explicit(&r->shm->abandoned, 1, memory_order_relaxed);
 	if (rep.bad) {
@@ -283,8 +284,9 @@ static int deliver_file(rf_ring *r, const char *path, uint64_t pos, rf_ring_hand
 		snprintf(q, sizeof q, "%s.corrupt", path);
 		rename(path, q);
 		atomic_fetch_add_explicit(&r->shm->spill_corrupt, 1, memory_order_relaxed);
-		rf_err_set(EPROTO, "ring %s: spill file %s: %s; %zu bytes skipped, %d records delivered; "
-			   "quarantined as %s", r->name, path, rep.bad, rep.skipped, n, q);
+		rf_err_set(EPROTO, "ring %s: spill file %s: %s; %zu bytes skipped, %d records "
+			   "delivered; quarantined as %s", r->name, path, rep.bad, rep.skipped, n,
+			   q);
 	} else if (orphan) { /* a marker's file goes once head passed the marker */
 		unlink(path);
 	}

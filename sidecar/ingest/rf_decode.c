@@ -120,16 +120,15 @@ int rf_decode(rf_decoded *d, const void *data, size_t len)
 	if (!zone)
 		return rf_err_set(ENOMEM, "record: out of memory for its decoder");
 	if (!sizes_ok(data, len))
-		return rf_err_set(EBADMSG, "truncated msgpack or declared sizes larger than the record");
+		return rf_err_set(EBADMSG, "truncated msgpack or declared sizes larger than the "
+				  "record");
 	size_t off = 0;
 	msgpack_unpack_return ret = msgpack_unpack(data, len, &off, zone, &d->obj);
 	if (ret == MSGPACK_UNPACK_EXTRA_BYTES)
 		return rf_err_set(EBADMSG, "trailing bytes after the record");
 	if (ret != MSGPACK_UNPACK_SUCCESS)
 		return rf_err_set(EBADMSG, "%s",
-				  ret == MSGPACK_UNPACK_CONTINUE ? "truncated msgpack"
-				  : ret == MSGPACK_UNPACK_NOMEM_ERROR ? "out of memory"
-								      : "invalid msgpack");
+				  ret == MSGPACK_UNPACK_CONTINUE ? "truncated msgpack" 				  : ret == MSGPACK_UNPACK_NOMEM_ERROR ? "out of memory" 								      : "invalid msgpack");
 	msgpack_object *root = &d->obj;
 	if (root->type != MSGPACK_OBJECT_MAP)
 		return rf_err_set(EBADMSG, "record is not a map");

@@ -516,8 +516,8 @@ void rf_journal_append(rf_journal *j, const struct rf_ring_rec *rec)
 		uint8_t *b = realloc(j->buf, cap);
 		if (!b) {
 			j->st.write_errors++;
-			rf_err_set(ENOMEM, "journal %s: out of memory for a %u-byte record", j->path,
-				   rec->len);
+			rf_err_set(ENOMEM, "journal %s: out of memory for a %u-byte record",
+				   j->path, rec->len);
 			return;
 		}
 		j->buf = b;

@@ -508,8 +508,9 @@ int rf_http_request_ex(rf_http *h, const char *method, const char *url, char *bo
 			snprintf(h->st.refused_origin, sizeof h->st.refused_origin, "%s",
 				 url_origin(url, o, sizeof o) ? o : "an unparsable URL");
 			free_req(q); /* the body with it */
-			return rf_err_set(EPERM, "refused to send MLflow credentials to %.200s (not the "
-					  "tracking server %.200s)", h->st.refused_origin, h->origin);
+			return rf_err_set(EPERM, "refused to send MLflow credentials to %.200s "
+					  "(not the tracking server %.200s)", h->st.refused_origin,
+					  h->origin);
 		}
 	}
 	q->cb = cb;

@@ -37,7 +37,8 @@ static int number(const char *what, const char *s, long min, long max, long *out
 	errno = 0;
 	long v = strtol(s, &end, 10);
 	if (errno || end == s || *end || v < min || v > max)
-		return rf_err_set(EINVAL, "%s '%s': expected a whole number from %ld to %ld", what, s, min, max);
+		return rf_err_set(EINVAL, "%s '%s': expected a whole number from %ld to %ld", what,
+				  s, min, max);
 	*out = v;
 	return 0;
 }
@@ -53,11 +54,12 @@ int rf_config_check_uri(const char *uri)
 	const char *fix = "ringflowd talks to an MLflow tracking server over its REST API: set "
 			  "MLFLOW_TRACKING_URI to its http:// or https:// address";
 	if (!strncasecmp(uri, "databricks", 10))
-		return rf_err_set(EINVAL, "tracking URI '%s': Databricks workspaces are not supported; %s",
-				  uri, fix);
+		return rf_err_set(EINVAL, "tracking URI '%s': Databricks workspaces are not "
+				  "supported; %s", uri, fix);
 	if (!scheme)
-		return rf_err_set(EINVAL, "tracking URI '%s' is a path, not a server address; %s (run "
-				  "`mlflow server --backend-store-uri ...` over that store)", uri, fix);
+		return rf_err_set(EINVAL, "tracking URI '%s' is a path, not a server address; %s "
+				  "(run `mlflow server --backend-store-uri ...` over that store)",
+				  uri, fix);
 	if ((sl == 4 && !strncasecmp(uri, "http", 4)) || (sl == 5 && !strncasecmp(uri, "https", 5))) {
 		const char *host = colon + 1;
 		if (strncmp(host, "//", 2) || !host[2] || host[2] == '/' || host[2] == ':')
@@ -68,10 +70,11 @@ int rf_config_check_uri(const char *uri)
 	if (!strncasecmp(uri, "sqlite", 6) || !strncasecmp(uri, "file", 4) ||
 	    !strncasecmp(uri, "postgresql", 10) || !strncasecmp(uri, "mysql", 5) ||
 	    !strncasecmp(uri, "mssql", 5))
-		return rf_err_set(EINVAL, "tracking URI '%s' is a local store, not a server; %s (run "
-				  "`mlflow server --backend-store-uri %s` and point at it)", uri, fix, uri);
-	return rf_err_set(EINVAL, "tracking URI '%s': unknown scheme '%.*s'; %s", uri, (int)sl, uri,
-			  fix);
+		return rf_err_set(EINVAL, "tracking URI '%s' is a local store, not a server; %s "
+				  "(run `mlflow server --backend-store-uri %s` and point at it)",
+				  uri, fix, uri);
+	return rf_err_set(EINVAL, "tracking URI '%s': unknown scheme '%.*s'; %s", uri, (int)sl,
+			  uri, fix);
 }
 
 void rf_config_usage(FILE *f)
@@ -157,7 +160,8 @@ int rf_config_parse(struct rf_config *c, int argc, char **argv)
 	else if (!strcasecmp(fs, "none"))
 		c->fsync_policy = RF_FSYNC_NONE;
 	else
-		return rf_err_set(EINVAL, "RINGFLOW_FSYNC '%s': expected interval, always or none", fs);
+		return rf_err_set(EINVAL, "RINGFLOW_FSYNC '%s': expected interval, always or none",
+				  fs);
 
 	static const struct option o[] = {
 		{"tracking-uri", required_argument, 0, 'u'}, {"experiment", required_argument, 0, 'e'},
@@ -187,22 +191,22 @@ int rf_config_parse(struct rf_config *c, int argc, char **argv)
 		case 'h': return RF_CONFIG_HELP;
 		case 'V': return RF_CONFIG_VERSION;
 		default:
-			return rf_err_set(EINVAL, "unknown option or missing value: '%s' (ringflowd --help)",
-				    argv[optind - 1]);
+			return rf_err_set(EINVAL, "unknown option or missing value: '%s' "
+					  "(ringflowd --help)", argv[optind - 1]);
 		}
 	}
 	if (rc)
 		return rc;
 	if (optind < argc)
-		return rf_err_set(EINVAL, "unknown command '%s' (commands: status, flush; options: ringflowd --help)",
-			    argv[optind]);
+		return rf_err_set(EINVAL, "unknown command '%s' (commands: status, flush; "
+				  "options: ringflowd --help)", argv[optind]);
 	if (!c->uri)
 		return rf_err_set(EINVAL, "MLFLOW_TRACKING_URI (or --tracking-uri) is required");
 	if (rf_config_check_uri(c->uri))
 		return -EINVAL;
 	if (c->insecure && c->ca)
-		return rf_err_set(EINVAL, "MLFLOW_TRACKING_INSECURE_TLS and MLFLOW_TRACKING_SERVER_CERT_PATH are "
-			       "mutually exclusive");
+		return rf_err_set(EINVAL, "MLFLOW_TRACKING_INSECURE_TLS and "
+				  "MLFLOW_TRACKING_SERVER_CERT_PATH are mutually exclusive");
 	if (c->ring && c->ring[0] != '/') {
 		/* As rf_ring_default_name does for RINGFLOW_RING: the name gets its '/'. */
 		snprintf(c->ring_buf, sizeof c->ring_buf, "/%s", c->ring);

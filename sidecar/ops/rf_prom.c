@@ -310,8 +310,8 @@ int rf_prom_start(rf_prom **out, rf_loop *loop, int port, rf_prom_snap_fn fn, vo
 	int rc = 0;
 	const union MHD_DaemonInfo *info = NULL;
 	if (!p->mhd)
-		rc = rf_err_set_sys(errno ? errno : EADDRINUSE, "cannot serve metrics on 127.0.0.1:%d",
-				    port);
+		rc = rf_err_set_sys(errno ? errno : EADDRINUSE, "cannot serve metrics on "
+				    "127.0.0.1:%d", port);
 	else if (!(info = MHD_get_daemon_info(p->mhd, MHD_DAEMON_INFO_EPOLL_FD)))
 		rc = rf_err_set(ENOTSUP, "cannot serve metrics: libmicrohttpd has no epoll");
 	else if ((rc = rf_loop_watch(loop, info->epoll_fd, POLLIN, on_epoll, p)))
