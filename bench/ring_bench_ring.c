@@ -55,7 +55,7 @@ void *ring_producer_thread(void *p)
 static int ring_handler(const struct rf_ring_rec *rec, void *arg)
 {
 	struct verifier *v = arg;
-	if (rec->flags & RF_REC_SPILLED)
+	if (rec->flags & RF_RING_REC_SPILLED)
 		v->spilled++;
 	rec_check(v, rec->data, rec->len);
 	return 0;

@@ -136,8 +136,7 @@ static int on_rec(const struct rf_ring_rec *rec, void *arg)
 {
 	struct ctx *c = arg;
 	rf_decoded d;
-	const char *why;
-	if (rf_decode(&d, rec->data, rec->len, &why) == 0)
+	if (rf_decode(&d, rec->data, rec->len) == 0)
 		rf_track_record(c->track, rec->type, d.root);
 	else
 		c->malformed++;

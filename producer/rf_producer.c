@@ -14,17 +14,6 @@
 #include "rf_err.h"
 #include "rf_producer_int.h"
 
-/* Transitional: the producer's old setter, now over rf_err.h. */
-void rf_producer_set_err(const char *fmt, ...)
-{
-	char msg[RF_ERR_MAX];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	rf_err_set(rf_err_code() ? rf_err_code() : EINVAL, "%s", msg);
-}
-
 const char *rf_errmsg(void)
 {
 	return rf_err_msg();
@@ -92,18 +81,15 @@ int rf_producer_open(rf_producer **out, const struct rf_producer_opts *opts)
 		o = *opts;
 	*out = NULL;
 	rf_producer *p = calloc(1, sizeof *p);
-	if (!p) {
-		rf_producer_set_err("out of memory");
-		return -ENOMEM;
-	}
+	if (!p)
+		return rf_err_set(ENOMEM, "producer handle: out of memory");
 	struct rf_ring_opts ro = {.capacity = o.capacity, .flags = RF_RING_CREATE,
 				  .full_policy = o.full_policy, .full_wait_ns = o.full_wait_ns,
 				  .spool_dir = o.spool_dir};
 	int rc = rf_ring_open(&p->ring, o.ring, &ro);
 	if (rc) {
-		rf_producer_set_err("%s", rf_ring_errmsg());
 		free(p);
-		return rc;
+		return rc; /* the ring said which ring and why */
 	}
 	struct rf_ring_stats st;
 	rf_ring_stats(p->ring, &st);

@@ -24,8 +24,6 @@ struct rf_producer {
 	size_t secret_len[RF_MAX_SECRETS];
 };
 
-void rf_producer_set_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 bool rf_producer_value_is_secret(rf_producer *p, const char *s, size_t n);
-bool rf_key_is_secret(const char *key);
 
 #endif

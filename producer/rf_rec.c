@@ -23,17 +23,13 @@
 #include <string.h>
 #include <strings.h>
 
+#include "rf_err.h"
 #include "rf_producer_int.h"
+#include "rf_tlsbuf.h"
 
-static __thread uint8_t *tls_over;
-static __thread size_t tls_over_cap;
-static pthread_once_t over_once = PTHREAD_ONCE_INIT;
-static pthread_key_t over_key; /* frees a thread's overflow buffer at its exit */
-
-static void over_key_init(void)
-{
-	pthread_key_create(&over_key, free);
-}
+/* A record that outgrew its claim continues here (rf_rec_end copies it). */
+static __thread struct rf_tlsbuf over;
+static struct rf_tlsbuf_key over_key = RF_TLSBUF_KEY_INIT;
 
 static void rec_fail(rf_rec *r, int err)
 {
@@ -55,25 +51,16 @@ static bool reserve(rf_rec *r, size_t n)
 	size_t cap = r->cap * 2 > want ? r->cap * 2 : want;
 	if (cap > max)
 		cap = max;
-	if (tls_over_cap < cap) {
-		uint8_t *b = realloc(tls_over, cap);
-		if (!b) {
-			rec_fail(r, -ENOMEM);
-			return false;
-		}
-		if (!r->in_ring && r->buf == tls_over)
-			r->buf = b;
-		tls_over = b;
-		tls_over_cap = cap;
-		pthread_once(&over_once, over_key_init);
-		pthread_setspecific(over_key, b);
+	if (!rf_tlsbuf_grow(&over, &over_key, cap)) {
+		rec_fail(r, -ENOMEM);
+		return false;
 	}
 	if (r->in_ring) {
-		memcpy(tls_over, r->buf, r->len);
+		memcpy(over.p, r->buf, r->len);
 		r->in_ring = false;
 	}
-	r->buf = tls_over;
-	r->cap = tls_over_cap;
+	r->buf = over.p;
+	r->cap = over.cap;
 	return true;
 }
 
@@ -139,7 +126,7 @@ static bool key_is_secret_n(const char *k, size_t kl)
 	}
 }
 
-bool rf_key_is_secret(const char *k)
+static bool rf_key_is_secret(const char *k)
 {
 	return key_is_secret_n(k, strlen(k));
 }
@@ -178,6 +165,22 @@ static void write_redacted(rf_rec *r)
 	atomic_fetch_add_explicit(&r->p->redacted, 1, memory_order_relaxed);
 }
 
+/* Starts a scalar value: false if nothing more is to be written (inside a
+ * redacted value, or [REDACTED] written in its place when `redact` and its
+ * key is secret), else true with *pk ready for the value. */
+static bool begin_scalar(rf_rec *r, const char *key, bool redact, msgpack_packer *pk)
+{
+	bool secret;
+	if (!begin_value(r, key, &secret))
+		return false;
+	if (secret && redact) {
+		write_redacted(r);
+		return false;
+	}
+	msgpack_packer_init(pk, r, write_cb);
+	return true;
+}
+
 int rf_rec_begin(rf_producer *p, rf_rec *r, int type, size_t size_hint)
 {
 	memset(r, 0, offsetof(rf_rec, count));
@@ -199,7 +202,7 @@ int rf_rec_begin(rf_producer *p, rf_rec *r, int type, size_t size_hint)
 	int rc = rf_ring_claim(p->ring, type, hint, c);
 	if (rc) {
 		atomic_fetch_add_explicit(&p->errors, 1, memory_order_relaxed);
-		rf_producer_set_err("record type %d not written: %s", type, rf_ring_errmsg());
+		rf_err_wrap("record type %d not written", type);
 		return rc;
 	}
 	r->buf = c->data;
@@ -219,51 +222,33 @@ int rf_rec_begin(rf_producer *p, rf_rec *r, int type, size_t size_hint)
 	return 0;
 }
 
+/* nil and booleans carry no secret: written as they are under any key. */
 void rf_rec_nil(rf_rec *r, const char *key)
 {
-	bool secret;
-	if (!begin_value(r, key, &secret))
-		return;
 	msgpack_packer pk;
-	msgpack_packer_init(&pk, r, write_cb);
-	msgpack_pack_nil(&pk);
+	if (begin_scalar(r, key, false, &pk))
+		msgpack_pack_nil(&pk);
 }
 
 void rf_rec_int(rf_rec *r, const char *key, int64_t v)
 {
-	bool secret;
-	if (!begin_value(r, key, &secret))
-		return;
-	if (secret)
-		return write_redacted(r);
 	msgpack_packer pk;
-	msgpack_packer_init(&pk, r, write_cb);
-	msgpack_pack_int64(&pk, v);
+	if (begin_scalar(r, key, true, &pk))
+		msgpack_pack_int64(&pk, v);
 }
 
 void rf_rec_double(rf_rec *r, const char *key, double v)
 {
-	bool secret;
-	if (!begin_value(r, key, &secret))
-		return;
-	if (secret)
-		return write_redacted(r);
 	msgpack_packer pk;
-	msgpack_packer_init(&pk, r, write_cb);
-	msgpack_pack_double(&pk, v);
+	if (begin_scalar(r, key, true, &pk))
+		msgpack_pack_double(&pk, v);
 }
 
 void rf_rec_bool(rf_rec *r, const char *key, bool v)
 {
-	bool secret;
-	if (!begin_value(r, key, &secret))
-		return;
 	msgpack_packer pk;
-	msgpack_packer_init(&pk, r, write_cb);
-	if (v)
-		msgpack_pack_true(&pk);
-	else
-		msgpack_pack_false(&pk);
+	if (begin_scalar(r, key, false, &pk))
+		(void)(v ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk));
 }
 
 /* Cut at a UTF-8 character boundary at or below n. */
@@ -308,24 +293,16 @@ void rf_rec_str(rf_rec *r, const char *key, const char *val)
 
 void rf_rec_bin(rf_rec *r, const char *key, const void *data, size_t n)
 {
-	bool secret;
-	if (!begin_value(r, key, &secret))
-		return;
-	if (secret)
-		return write_redacted(r);
 	msgpack_packer pk;
-	msgpack_packer_init(&pk, r, write_cb);
-	msgpack_pack_bin_with_body(&pk, data, n);
+	if (begin_scalar(r, key, true, &pk))
+		msgpack_pack_bin_with_body(&pk, data, n);
 }
 
 void rf_rec_msgpack(rf_rec *r, const char *key, const void *data, size_t n)
 {
-	bool secret;
-	if (!begin_value(r, key, &secret))
-		return;
-	if (secret)
-		return write_redacted(r);
-	write_cb(r, data, n);
+	msgpack_packer pk;
+	if (begin_scalar(r, key, true, &pk))
+		write_cb(r, data, n);
 }
 
 static void open_level(rf_rec *r, const char *key, uint8_t tag)
@@ -406,12 +383,8 @@ int rf_rec_end(rf_rec *r)
 	if (r->err) {
 		rf_rec_abort(r);
 		atomic_fetch_add_explicit(&p->errors, 1, memory_order_relaxed);
-		rf_producer_set_err("record type %d not written: %s", r->type,
-				    r->err == -EMSGSIZE ? "larger than the ring's maximum record"
-				    : r->err == -E2BIG ? "nested too deeply"
-				    : r->err == -ENOMEM ? "out of memory"
-							: "unbalanced map/array");
-		return r->err;
+		return rf_err_set(r->err, "record type %d not written: %s", r->type,
+				  r->err == -EMSGSIZE ? "larger than the ring's maximum record" 				    : r->err == -E2BIG ? "nested too deeply" 				    : r->err == -ENOMEM ? "out of memory" 							: "unbalanced map/array");
 	}
 	patch_count(r, 0);
 	int rc;
@@ -429,7 +402,7 @@ int rf_rec_end(rf_rec *r)
 	}
 	if (rc) {
 		atomic_fetch_add_explicit(&p->errors, 1, memory_order_relaxed);
-		rf_producer_set_err("record type %d not written: %s", r->type, rf_ring_errmsg());
+		rf_err_wrap("record type %d not written", r->type);
 		return rc;
 	}
 	atomic_fetch_add_explicit(&p->records, 1, memory_order_relaxed);

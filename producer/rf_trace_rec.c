@@ -17,6 +17,8 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "rf_zone.h"
+#include "rf_clock.h"
 #include "rf_producer_int.h"
 #include "rf_trace_int.h"
 
@@ -43,9 +45,7 @@ static void rng_seed(unsigned gen)
 	uint64_t s = 0;
 	if (getrandom(&s, sizeof s, GRND_NONBLOCK) != (ssize_t)sizeof s) {
 		/* No entropy yet (early boot): time, address and thread differ. */
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		s = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&s ^
+		s = rf_now_ns() * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&s ^
 		    (uint64_t)pthread_self();
 	}
 	rng_state = s;
@@ -64,9 +64,7 @@ static inline uint64_t rng_next(void)
 
 uint64_t rf_trace_now_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return rf_realtime_ns();
 }
 
 void rf_trace_new_trace_id(uint8_t id[16])
@@ -235,20 +233,6 @@ int rf_trace_begin_update(rf_producer *p, rf_rec *r, const uint8_t tid[16])
 
 /* ---- typed values ---- */
 
-static __thread msgpack_zone *tls_zone;
-static pthread_once_t zone_once = PTHREAD_ONCE_INIT;
-static pthread_key_t zone_key; /* frees a thread's zone at its exit */
-
-static void free_zone(void *z)
-{
-	msgpack_zone_free(z);
-}
-
-static void zone_key_init(void)
-{
-	pthread_key_create(&zone_key, free_zone);
-}
-
 /* A msgpack blob is decoded (msgpack-c) and re-encoded through the builder:
  * a malformed blob cannot corrupt the record, and redaction and truncation
  * reach inside structured values too. */
@@ -306,19 +290,14 @@ static void put_obj(rf_rec *r, const char *key, const msgpack_object *o)
 
 static void put_msgpack(rf_rec *r, const char *key, const void *data, size_t n)
 {
-	if (!tls_zone) {
-		if (!(tls_zone = msgpack_zone_new(8192))) {
-			r->err = r->err ? r->err : -ENOMEM;
-			return;
-		}
-		pthread_once(&zone_once, zone_key_init);
-		pthread_setspecific(zone_key, tls_zone);
-	} else {
-		msgpack_zone_clear(tls_zone);
+	msgpack_zone *zone = rf_zone_get(RF_ZONE_ENCODE, 8192);
+	if (!zone) {
+		r->err = r->err ? r->err : -ENOMEM;
+		return;
 	}
 	msgpack_object o;
 	size_t off = 0;
-	if (data && msgpack_unpack(data, n, &off, tls_zone, &o) == MSGPACK_UNPACK_SUCCESS) {
+	if (data && msgpack_unpack(data, n, &off, zone, &o) == MSGPACK_UNPACK_SUCCESS) {
 		put_obj(r, key, &o);
 		return;
 	}

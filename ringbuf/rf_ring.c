@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rf_arch.h"
 #include "rf_err.h"
 #include "rf_ring_int.h"
 
@@ -81,45 +82,18 @@ static void unmap_shared(void *addr, size_t len)
 }
 static _Atomic uint64_t rf_next_id = 1;
 
-/* Transitional: the old two-argument form, now over rf_err.h. */
-void rf_set_err(int err, const char *fmt, ...)
-{
-	char msg[RF_ERR_MAX];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	if (err)
-		rf_err_set_sys(err, "%s", msg);
-	else
-		rf_err_set(EINVAL, "%s", msg);
-}
-
 const char *rf_ring_errmsg(void)
 {
 	return rf_err_msg();
 }
 
-uint64_t rf_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t rf_realtime_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* Aeron-style backoff: spin, then yield, then sleep 1 us doubling to 1 ms. */
 void rf_backoff(unsigned *step)
 {
 	unsigned s = (*step)++;
 	if (s < 16) {
-		__builtin_ia32_pause();
+		rf_cpu_relax();
 	} else if (s < 32) {
 		sched_yield();
 	} else {
@@ -156,10 +130,8 @@ int rf_ring_default_name(char *buf, size_t len)
 		n = snprintf(buf, len, "%s%s", env[0] == '/' ? "" : "/", env);
 	else
 		n = snprintf(buf, len, "/ringflow-%u", (unsigned)geteuid());
-	if (n < 0 || (size_t)n >= len) {
-		rf_set_err(0, "ring name too long");
-		return -ENAMETOOLONG;
-	}
+	if (n < 0 || (size_t)n >= len)
+		return rf_err_set(ENAMETOOLONG, "ring name too long");
 	return 0;
 }
 
@@ -179,10 +151,8 @@ int rf_ring_default_spool_dir(char *buf, size_t len)
 		n = snprintf(buf, len, "%s/ringflow", xdg);
 	else
 		n = snprintf(buf, len, "/tmp/ringflow-%u", (unsigned)geteuid());
-	if (n < 0 || (size_t)n >= len) {
-		rf_set_err(0, "spool directory name too long");
-		return -ENAMETOOLONG;
-	}
+	if (n < 0 || (size_t)n >= len)
+		return rf_err_set(ENAMETOOLONG, "spool directory name too long");
 	return 0;
 }
 
@@ -216,24 +186,23 @@ static int check_stat(int fd, const char *name, bool group, off_t *size)
 	struct stat st;
 	if (fstat(fd, &st) < 0) {
 		int e = errno;
-		rf_set_err(e, "ring %s: fstat", name);
-		return -e;
+		return rf_err_set_sys(e, "ring %s: fstat", name);
 	}
 	/* Another user's segment only by choice (the group option), and only
 	 * from a group we are in: its records would be trusted as ours. */
 	if (st.st_uid != geteuid() && !(group && in_our_groups(st.st_gid))) {
-		rf_set_err(0, "ring %s (/dev/shm%s) is owned by uid %u, not by this user (uid %u); "
-			   "refusing to attach to another user's segment%s; if it is not meant to be "
-			   "shared, that user or root must remove /dev/shm%s, or choose another ring "
-			   "name with RINGFLOW_RING", name, name, (unsigned)st.st_uid, (unsigned)geteuid(),
-			   group ? "" : " (RINGFLOW_RING_GROUP=1 shares a ring within a group)", name);
-		return -EPERM;
+		return rf_err_set(EPERM, "ring %s (/dev/shm%s) is owned by uid %u, not by this "
+				  "user (uid %u); refusing to attach to another user's segment%s; "
+				  "if it is not meant to be shared, that user or root must remove "
+				  "/dev/shm%s, or choose another ring name with RINGFLOW_RING",
+				  name, name, (unsigned)st.st_uid, (unsigned)geteuid(),
+				  group ? "" : " (RINGFLOW_RING_GROUP=1 shares a ring within a group)",
+				  name);
 	}
 	if ((st.st_mode & 0007) || (!group && (st.st_mode & 0070))) {
-		rf_set_err(0, "ring %s has mode %03o: other users could read or forge records; "
-			   "expected 0600%s", name, (unsigned)(st.st_mode & 0777),
-			   group ? " or 0660" : " (0660 needs the group option)");
-		return -EPERM;
+		return rf_err_set(EPERM, "ring %s has mode %03o: other users could read or forge "
+				  "records; expected 0600%s", name, (unsigned)(st.st_mode & 0777),
+				  group ? " or 0660" : " (0660 needs the group option)");
 	}
 	*size = st.st_size;
 	return 0;
@@ -244,31 +213,24 @@ static int validate(rf_ring *r, const char *name, size_t map_len)
 	struct rf_ring_shm *h = r->shm;
 	/* Acquire: pairs with the release store of magic in init_segment(). */
 	uint64_t magic = atomic_load_explicit(&h->magic, memory_order_acquire);
-	if (magic != RF_RING_MAGIC) {
-		rf_set_err(0, "ring %s: bad magic 0x%016llx: not a ringflow ring (or not yet "
-			   "initialised)", name, (unsigned long long)magic);
-		return -EPROTO;
-	}
+	if (magic != RF_RING_MAGIC)
+		return rf_err_set(EPROTO, "ring %s: bad magic 0x%016llx: not a ringflow ring (or "
+				  "not yet initialised)", name, (unsigned long long)magic);
 	/* Each field is read once: what is checked is what is kept (another
 	 * process may be rewriting the descriptor while we look). */
 	uint32_t version = h->version, data_off = h->data_off, slots = h->slot_count;
 	uint64_t cap = h->capacity, max_record = h->max_record;
-	if (version != RF_RING_VERSION) {
-		rf_set_err(0, "ring %s: layout version %u, this library speaks %u", name,
-			   version, RF_RING_VERSION);
-		return -EPROTO;
-	}
+	if (version != RF_RING_VERSION)
+		return rf_err_set(EPROTO, "ring %s: layout version %u, this library speaks %u",
+				  name, version, RF_RING_VERSION);
 	if (data_off != RF_RING_DATA_OFF || slots != RF_RING_SLOTS || !is_pow2(cap) ||
 	    cap < RF_RING_MIN_CAPACITY || cap > RF_RING_MAX_CAPACITY ||
 	    max_record != RF_RING_MAX_RECORD(cap) || RF_RING_DATA_OFF + cap != map_len) {
-		rf_set_err(0, "ring %s: inconsistent descriptor (capacity %llu, segment %zu bytes)",
-			   name, (unsigned long long)cap, map_len);
-		return -EINVAL;
+		return rf_err_set(EINVAL, "ring %s: inconsistent descriptor (capacity %llu, "
+				  "segment %zu bytes)", name, (unsigned long long)cap, map_len);
 	}
-	if (memchr(h->spool_dir, 0, sizeof h->spool_dir) == NULL) {
-		rf_set_err(0, "ring %s: spool directory field not terminated", name);
-		return -EINVAL;
-	}
+	if (memchr(h->spool_dir, 0, sizeof h->spool_dir) == NULL)
+		return rf_err_set(EINVAL, "ring %s: spool directory field not terminated", name);
 	r->cap = cap;
 	r->max_record = max_record;
 	r->created_ns = h->created_ns;
@@ -284,8 +246,8 @@ void rf_ring_check_desc(rf_ring *r)
 	    h->slot_count == RF_RING_SLOTS && h->version == RF_RING_VERSION)
 		return;
 	atomic_fetch_add_explicit(&h->hdr_changed, 1, memory_order_relaxed);
-	rf_set_err(0, "ring %s: descriptor rewritten in shared memory (capacity %llu, validated "
-		   "%llu); the validated values are used%s", r->name,
+	rf_err_set(EPROTO, "ring %s: descriptor rewritten in shared memory (capacity %llu, "
+		   "validated %llu); the validated values are used%s", r->name,
 		   (unsigned long long)h->capacity, (unsigned long long)r->cap,
 		   (r->flags & RF_RING_CONSUMER) ? " and written back" : "");
 	if (!(r->flags & RF_RING_CONSUMER))
@@ -315,8 +277,8 @@ static int map_existing(rf_ring *r, const char *name, bool group)
 			void *p = map_shared(r->fd, (size_t)size);
 			if (p == MAP_FAILED) {
 				int e = errno;
-				rf_set_err(e, "ring %s: mmap %lld bytes", name, (long long)size);
-				return -e;
+				return rf_err_set_sys(e, "ring %s: mmap %lld bytes", name,
+						      (long long)size);
 			}
 			r->shm = p;
 			r->map_len = (size_t)size;
@@ -331,16 +293,14 @@ static int map_existing(rf_ring *r, const char *name, bool group)
 				return rc;
 		}
 		/* Only an empty segment can be a creator before ftruncate. */
-		if (!sized && size != 0) {
-			rf_set_err(0, "ring %s: segment is %lld bytes, not a ringflow ring size",
-				   name, (long long)size);
-			return -EINVAL;
-		}
+		if (!sized && size != 0)
+			return rf_err_set(EINVAL, "ring %s: segment is %lld bytes, not a ringflow "
+					  "ring size", name, (long long)size);
 		if (rf_now_ns() > deadline) {
 			if (!sized)
-				rf_set_err(0, "ring %s: segment is %lld bytes, not a ringflow ring size",
-					   name, (long long)size);
-			return sized ? -EPROTO : -EINVAL;
+				return rf_err_set(EINVAL, "ring %s: segment is %lld bytes, not a "
+						  "ringflow ring size", name, (long long)size);
+			return -EPROTO;
 		}
 		rf_backoff(&step);
 	}
@@ -350,25 +310,22 @@ static int create_segment(rf_ring *r, const char *name, const struct rf_ring_opt
 			  const char *spool)
 {
 	uint64_t cap = o->capacity ? o->capacity : RF_RING_DEFAULT_CAPACITY;
-	if (!is_pow2(cap) || cap < RF_RING_MIN_CAPACITY || cap > RF_RING_MAX_CAPACITY) {
-		rf_set_err(0, "ring capacity %llu: must be a power of two in [%u, %u]",
-			   (unsigned long long)cap, RF_RING_MIN_CAPACITY, RF_RING_MAX_CAPACITY);
-		return -EINVAL;
-	}
+	if (!is_pow2(cap) || cap < RF_RING_MIN_CAPACITY || cap > RF_RING_MAX_CAPACITY)
+		return rf_err_set(EINVAL, "ring capacity %llu: must be a power of two in [%u, %u]",
+				  (unsigned long long)cap, RF_RING_MIN_CAPACITY,
+				  RF_RING_MAX_CAPACITY);
 	mode_t mode = (o->flags & RF_RING_GROUP) ? 0660 : 0600;
 	/* fchmod: the umask must not widen or narrow what we promise. */
 	if (fchmod(r->fd, mode) < 0 || ftruncate(r->fd, (off_t)(RF_RING_DATA_OFF + cap)) < 0) {
 		int e = errno;
-		rf_set_err(e, "ring %s: sizing new segment to %llu bytes", name,
-			   (unsigned long long)(RF_RING_DATA_OFF + cap));
-		return -e;
+		return rf_err_set_sys(e, "ring %s: sizing new segment to %llu bytes", name,
+				      (unsigned long long)(RF_RING_DATA_OFF + cap));
 	}
 	size_t len = RF_RING_DATA_OFF + cap;
 	void *p = map_shared(r->fd, len);
 	if (p == MAP_FAILED) {
 		int e = errno;
-		rf_set_err(e, "ring %s: mmap", name);
-		return -e;
+		return rf_err_set_sys(e, "ring %s: mmap", name);
 	}
 	r->shm = p;
 	r->map_len = len;
@@ -388,13 +345,13 @@ static void squatted(const char *name, int rc)
 	struct stat st;
 	snprintf(path, sizeof path, "/dev/shm%s", name);
 	if ((rc == -EACCES || rc == -EPERM) && stat(path, &st) == 0 && st.st_uid != geteuid())
-		rf_set_err(0, "ring %s: %s is owned by uid %u (mode %03o), not by this user (uid %u), "
-			   "so it cannot be opened: another user took the name.  That user or root "
-			   "must remove %s, or choose another ring name with RINGFLOW_RING", name, path,
-			   (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777), (unsigned)geteuid(),
-			   path);
+		rf_err_set(-rc, "ring %s: %s is owned by uid %u (mode %03o), not by this user "
+			   "(uid %u), so it cannot be opened: another user took the name.  That "
+			   "user or root must remove %s, or choose another ring name with "
+			   "RINGFLOW_RING", name, path, (unsigned)st.st_uid,
+			   (unsigned)(st.st_mode & 0777), (unsigned)geteuid(), path);
 	else
-		rf_set_err(-rc, "ring %s: shm_open", name);
+		rf_err_set_sys(-rc, "ring %s: shm_open", name);
 }
 
 int rf_ring_open(rf_ring **out, const char *name, const struct rf_ring_opts *opts)
@@ -412,19 +369,14 @@ int rf_ring_open(rf_ring **out, const char *name, const struct rf_ring_opts *opt
 			return rc;
 		name = defname;
 	}
-	if (name[0] != '/' || strlen(name) >= sizeof ((rf_ring *)0)->name || strchr(name + 1, '/')) {
-		rf_set_err(0, "ring name '%s': must be '/name' without further slashes", name);
-		return -EINVAL;
-	}
-	if (o.full_policy < RF_RING_FULL_SPILL || o.full_policy > RF_RING_FULL_DROP) {
-		rf_set_err(0, "ring %s: unknown full policy %d", name, o.full_policy);
-		return -EINVAL;
-	}
+	if (name[0] != '/' || strlen(name) >= sizeof ((rf_ring *)0)->name || strchr(name + 1, '/'))
+		return rf_err_set(EINVAL, "ring name '%s': must be '/name' without further "
+				  "slashes", name);
+	if (o.full_policy < RF_RING_FULL_SPILL || o.full_policy > RF_RING_FULL_DROP)
+		return rf_err_set(EINVAL, "ring %s: unknown full policy %d", name, o.full_policy);
 	rf_ring *r = calloc(1, sizeof *r);
-	if (!r) {
-		rf_set_err(ENOMEM, "ring %s: handle", name);
-		return -ENOMEM;
-	}
+	if (!r)
+		return rf_err_set_sys(ENOMEM, "ring %s: handle", name);
 	snprintf(r->name, sizeof r->name, "%s", name);
 	r->fd = -1;
 	r->spill.fd = -1;
@@ -451,7 +403,7 @@ int rf_ring_open(rf_ring **out, const char *name, const struct rf_ring_opts *opt
 			created = true;
 		else if (errno != EEXIST) {
 			rc = -errno;
-			rf_set_err(-rc, "ring %s: shm_open(create)", name);
+			rf_err_set_sys(-rc, "ring %s: shm_open(create)", name);
 			goto fail;
 		}
 	}
@@ -481,7 +433,7 @@ int rf_ring_open(rf_ring **out, const char *name, const struct rf_ring_opts *opt
 		 * restarted consumer never has to wait out a stale lock. */
 		if (flock(r->fd, LOCK_EX | LOCK_NB) < 0) {
 			rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
-			rf_set_err(0, "ring %s: another consumer (pid %d) is attached", name,
+			rf_err_set(-rc, "ring %s: another consumer (pid %d) is attached", name,
 				   (int)atomic_load(&r->shm->consumer_pid));
 			goto fail;
 		}
@@ -492,7 +444,7 @@ int rf_ring_open(rf_ring **out, const char *name, const struct rf_ring_opts *opt
 		struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
 		if (fcntl(r->fd, F_OFD_SETLK, &fl) < 0 && errno != EINVAL) {
 			rc = -EBUSY;
-			rf_set_err(0, "ring %s: another consumer holds its lock", name);
+			rf_err_set(EBUSY, "ring %s: another consumer holds its lock", name);
 			goto fail;
 		}
 		r->consumer_pid = r->pid;
@@ -575,8 +527,7 @@ int rf_ring_unlink(const char *name)
 	}
 	if (shm_unlink(name) < 0) {
 		int e = errno;
-		rf_set_err(e, "ring %s: shm_unlink", name);
-		return -e;
+		return rf_err_set_sys(e, "ring %s: shm_unlink", name);
 	}
 	return 0;
 }

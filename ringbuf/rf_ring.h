@@ -123,13 +123,13 @@ int rf_ring_flush_spill(rf_ring *r);
 
 /* ---- Consumer API (one consumer per ring) ---- */
 
-#define RF_REC_SPILLED 0x1u /* came from a spill file, not the ring */
-#define RF_REC_ORPHAN 0x2u  /* from a spill file without a marker: pos is not stable */
+#define RF_RING_REC_SPILLED 0x1u /* came from a spill file, not the ring */
+#define RF_RING_REC_ORPHAN 0x2u  /* from a spill file without a marker: pos is not stable */
 
 struct rf_ring_rec {
 	uint64_t pos;     /* ring position of the record (or of its spill marker) */
 	uint32_t sub;     /* index within a spill file; 0 for ring records */
-	uint32_t flags;   /* RF_REC_* */
+	uint32_t flags;   /* RF_RING_REC_* */
 	int32_t type;
 	uint32_t len;
 	const void *data; /* valid only during the callback */

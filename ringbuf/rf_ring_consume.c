@@ -19,17 +19,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rf_arch.h"
+#include "rf_err.h"
 #include "rf_ring_int.h"
-
-static struct rf_ring_slot *slot_at(rf_ring *r, uint32_t i)
-{
-	return (struct rf_ring_slot *)((uint8_t *)r->shm + RF_RING_SLOTS_OFF) + i;
-}
 
 /* Is any live thread claiming a position below `end`?  Conservative: a live
  * thread with any such position (even a stale one from a failed CAS) makes
  * us wait; that state lasts only a few instructions. */
-bool rf_ring_claimants_alive(rf_ring *r, uint64_t end)
+static bool rf_ring_claimants_alive(rf_ring *r, uint64_t end)
 {
 	for (uint32_t i = 0; i < RF_RING_SLOTS; i++) {
 		struct rf_ring_slot *s = slot_at(r, i);
@@ -118,7 +115,7 @@ static int recover_head(rf_ring *r, uint64_t head)
 		return again > 0;
 	if (len == 0 && zero_run_end(r, head, tail) < end)
 		return 0;
-	atomic_store_explicit(rf_rec_type(r, head), RF_REC_PAD, memory_order_relaxed);
+	atomic_store_explicit(rf_rec_type(r, head), RF_RING_REC_PAD, memory_order_relaxed);
 	/* Release: pairs with our own later acquire load in the batch loop;
 	 * keeps the padding header consistent for a restarted consumer too. */
 	atomic_store_explicit(rf_rec_len(r, head), (int32_t)(end - head), memory_order_release);
@@ -169,18 +166,18 @@ static uint64_t consume_segment(rf_ring *r, uint64_t head, uint64_t limit, rf_ri
 			 * record alone is lost. */
 			atomic_fetch_add_explicit(&r->shm->corrupt, 1, memory_order_relaxed);
 			atomic_fetch_add_explicit(&r->shm->corrupt_bytes, size, memory_order_relaxed);
-			rf_set_err(0, "ring %s: record of reserved type %d at position %llu skipped",
-				   r->name, type, (unsigned long long)pos);
+			rf_err_set(EPROTO, "ring %s: record of reserved type %d at position %llu "
+				   "skipped", r->name, type, (unsigned long long)pos);
 			pos += size;
 			continue;
 		}
-		if (type == RF_REC_PAD) {
+		if (type == RF_RING_REC_PAD) {
 			pos = rf_ring_check_pad(r, pos, pos + size);
 			continue;
 		}
 		const uint8_t *payload = r->data + (pos & r->mask) + RF_RING_HDR_BYTES;
 		uint32_t plen = (uint32_t)len - RF_RING_HDR_BYTES;
-		if (type == RF_REC_SPILL_MARK) {
+		if (type == RF_RING_REC_SPILL_MARK) {
 			int got = rf_spill_ingest_marker(r, pos, payload, plen, fn, arg);
 			if (got < 0) {
 				*rc = got;
@@ -229,14 +226,12 @@ static void release_range(rf_ring *r, uint64_t from, uint64_t to)
  * later release would store head = held_to, behind the new head). */
 static int may_move_head(rf_ring *r, const char *op)
 {
-	if (!(r->flags & RF_RING_CONSUMER)) {
-		rf_set_err(0, "ring %s: %s on a handle not opened as consumer", r->name, op);
-		return -EINVAL;
-	}
-	if (r->held_to) {
-		rf_set_err(0, "ring %s: records still held: call rf_ring_release() first", r->name);
-		return -EBUSY;
-	}
+	if (!(r->flags & RF_RING_CONSUMER))
+		return rf_err_set(EINVAL, "ring %s: %s on a handle not opened as consumer",
+				  r->name, op);
+	if (r->held_to)
+		return rf_err_set(EBUSY, "ring %s: records still held: call rf_ring_release() "
+				  "first", r->name);
 	return 0;
 }
 
@@ -361,25 +356,20 @@ int rf_ring_resume(rf_ring *r, uint64_t target)
 	while (pos < target) {
 		/* Acquire: pairs with the producer's release store of len. */
 		int32_t len = atomic_load_explicit(rf_rec_len(r, pos), memory_order_acquire);
-		if (len <= 0 || (uint64_t)len < RF_RING_HDR_BYTES) {
-			rf_set_err(0, "ring %s: resume position %llu is not after committed records",
-				   r->name, (unsigned long long)target);
-			return -EINVAL;
-		}
+		if (len <= 0 || (uint64_t)len < RF_RING_HDR_BYTES)
+			return rf_err_set(EINVAL, "ring %s: resume position %llu is not after "
+					  "committed records", r->name, (unsigned long long)target);
 		uint64_t next = pos + rf_align8((uint64_t)len);
 		uint64_t seg_end = pos + (r->cap - (pos & r->mask));
-		if (next > seg_end) {
-			rf_set_err(0, "ring %s: corrupt record header at position %llu (length %d)",
-				   r->name, (unsigned long long)pos, len);
-			return -EPROTO;
-		}
+		if (next > seg_end)
+			return rf_err_set(EPROTO, "ring %s: corrupt record header at position "
+					  "%llu (length %d)", r->name, (unsigned long long)pos,
+					  len);
 		pos = next;
 	}
-	if (pos != target) {
-		rf_set_err(0, "ring %s: resume position %llu is not a record boundary", r->name,
-			   (unsigned long long)target);
-		return -EINVAL;
-	}
+	if (pos != target)
+		return rf_err_set(EINVAL, "ring %s: resume position %llu is not a record boundary",
+				  r->name, (unsigned long long)target);
 	release_range(r, head, target);
 	return 0;
 }
@@ -421,7 +411,7 @@ int rf_ring_wait(rf_ring *r, uint64_t timeout_ns)
 		if (head_ready(r))
 			return 1;
 		if (i < 100)
-			__builtin_ia32_pause();
+			rf_cpu_relax();
 		else
 			sched_yield();
 	}

@@ -21,7 +21,7 @@
  *   int32 len   > 0 committed: header + payload bytes (unaligned)
  *               < 0 claimed, not yet committed: -(header + payload)
  *               = 0 not written (free space is always zero)
- *   int32 type  user type >= 1, or RF_REC_PAD / RF_REC_SPILL_MARK
+ *   int32 type  user type >= 1, or RF_RING_REC_PAD / RF_RING_REC_SPILL_MARK
  *
  * The next record starts at align8(|len|).
  */
@@ -34,6 +34,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "rf_clock.h"
 #include "rf_ring.h"
 
 #define RF_RING_MAGIC 0x31474e4952465200ull /* "\0RFRING1" little-endian */
@@ -42,8 +43,8 @@
 #define RF_RING_SLOTS_OFF 4096u
 #define RF_RING_DATA_OFF (RF_RING_SLOTS_OFF + RF_RING_SLOTS * 64u)
 
-#define RF_REC_PAD (-1)        /* skip: end-of-buffer fill, abort, dead claim */
-#define RF_REC_SPILL_MARK (-2) /* payload: struct rf_spill_mark */
+#define RF_RING_REC_PAD (-1)        /* skip: end-of-buffer fill, abort, dead claim */
+#define RF_RING_REC_SPILL_MARK (-2) /* payload: struct rf_spill_mark */
 
 #define RF_POS_IDLE UINT64_MAX /* slot has no claim in flight */
 
@@ -172,10 +173,13 @@ struct rf_ring {
 	char pending_unlink[RF_PATH_MAX + 32]; /* spill file to remove once head passes its marker */
 };
 
+/* Claimant slot i of the segment (producer and consumer side alike). */
+static inline struct rf_ring_slot *slot_at(rf_ring *r, uint32_t i)
+{
+	return (struct rf_ring_slot *)((uint8_t *)r->shm + RF_RING_SLOTS_OFF) + i;
+}
+
 /* rf_ring.c */
-void rf_set_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-uint64_t rf_now_ns(void);
-uint64_t rf_realtime_ns(void);
 void rf_backoff(unsigned *step);
 
 /* rf_proc.c: liveness of a claimant. */
@@ -194,9 +198,6 @@ void rf_ring_finish_free(rf_ring *r);
 /* rf_ring.c: the segment's descriptor still says what was validated at open?
  * If not, count it (hdr_changed) and, on the consumer, write it back. */
 void rf_ring_check_desc(rf_ring *r);
-
-/* rf_ring_consume.c: is a live thread claiming a position below `end`? */
-bool rf_ring_claimants_alive(rf_ring *r, uint64_t end);
 
 /* rf_ring_recover.c: damaged records (see there).  skip_corrupt returns the
  * position in (pos, limit] where delivery goes on; check_pad returns where a

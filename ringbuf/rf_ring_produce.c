@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "rf_err.h"
 #include "rf_ring_int.h"
 
 /* ---- per-thread slot cache ---- */
@@ -48,11 +49,6 @@ static void on_fork_child(void)
 	/* The child's threads have new tids: every cached slot is stale. */
 	atomic_fetch_add_explicit(&rf_fork_gen, 1, memory_order_relaxed);
 	pthread_mutex_init(&rf_reg_lock, NULL);
-}
-
-static struct rf_ring_slot *slot_at(rf_ring *r, uint32_t i)
-{
-	return (struct rf_ring_slot *)((uint8_t *)r->shm + RF_RING_SLOTS_OFF) + i;
 }
 
 static uint64_t my_owner(void)
@@ -150,9 +146,8 @@ static int take_slot(rf_ring *r, uint32_t *out)
 			return 0;
 		}
 	}
-	rf_set_err(0, "ring %s: all %u producer slots are held by live threads", r->name,
-		   RF_RING_SLOTS);
-	return -EUSERS;
+	return rf_err_set(EUSERS, "ring %s: all %u producer slots are held by live threads",
+			  r->name, RF_RING_SLOTS);
 }
 
 static inline struct rf_ring_slot *my_slot(rf_ring *r)
@@ -190,11 +185,9 @@ int rf_ring_claim_ring(rf_ring *r, int32_t type, size_t len, struct rf_ring_clai
 	if (!slot)
 		return -EUSERS;
 	/* One outstanding claim per thread per ring: the slot describes one. */
-	if (atomic_load_explicit(&slot->pos, memory_order_relaxed) != RF_POS_IDLE) {
-		rf_set_err(0, "ring %s: this thread already holds a claim (commit or abort it first)",
-			   r->name);
-		return -EBUSY;
-	}
+	if (atomic_load_explicit(&slot->pos, memory_order_relaxed) != RF_POS_IDLE)
+		return rf_err_set(EBUSY, "ring %s: this thread already holds a claim (commit or "
+				  "abort it first)", r->name);
 	const uint64_t cap = r->cap; /* validated at open; the segment's copy is not trusted */
 	const uint64_t need = RF_RING_HDR_BYTES + len;
 	const uint64_t size = rf_align8(need);
@@ -214,9 +207,9 @@ int rf_ring_claim_ring(rf_ring *r, int32_t type, size_t len, struct rf_ring_clai
 		if (__builtin_expect(tail & (RF_RING_ALIGN - 1), 0)) {
 			atomic_store_explicit(&slot->pos, RF_POS_IDLE, memory_order_relaxed);
 			atomic_fetch_add_explicit(&h->hdr_changed, 1, memory_order_relaxed);
-			rf_set_err(0, "ring %s: tail %llu in shared memory is not a record boundary "
-				   "(rewritten by another process)", r->name, (unsigned long long)tail);
-			return -EPROTO;
+			return rf_err_set(EPROTO, "ring %s: tail %llu in shared memory is not a "
+					  "record boundary (rewritten by another process)",
+					  r->name, (unsigned long long)tail);
 		}
 		uint64_t to_end = cap - (tail & r->mask);
 		pad = size > to_end ? to_end : 0;
@@ -258,7 +251,7 @@ int rf_ring_claim_ring(rf_ring *r, int32_t type, size_t len, struct rf_ring_clai
 	if (pad) {
 		/* The claim also covers the tail fragment: fill it with padding.
 		 * Release: pairs with the consumer's acquire load of len. */
-		atomic_store_explicit(rf_rec_type(r, tail), RF_REC_PAD, memory_order_relaxed);
+		atomic_store_explicit(rf_rec_type(r, tail), RF_RING_REC_PAD, memory_order_relaxed);
 		atomic_store_explicit(rf_rec_len(r, tail), (int32_t)pad, memory_order_release);
 	}
 	uint64_t pos = tail + pad;
@@ -275,16 +268,12 @@ int rf_ring_claim_ring(rf_ring *r, int32_t type, size_t len, struct rf_ring_clai
 
 int rf_ring_claim(rf_ring *r, int32_t type, size_t len, struct rf_ring_claim *c)
 {
-	if (type < 1 || type > RF_RING_TYPE_MAX || !c) {
-		rf_set_err(0, "ring %s: record type %d outside 1..%d", r->name, type,
-			   RF_RING_TYPE_MAX);
-		return -EINVAL;
-	}
-	if (len > r->max_record) {
-		rf_set_err(0, "ring %s: record of %zu bytes exceeds the maximum %llu", r->name,
-			   len, (unsigned long long)r->max_record);
-		return -EMSGSIZE;
-	}
+	if (type < 1 || type > RF_RING_TYPE_MAX || !c)
+		return rf_err_set(EINVAL, "ring %s: record type %d outside 1..%d", r->name, type,
+				  RF_RING_TYPE_MAX);
+	if (len > r->max_record)
+		return rf_err_set(EMSGSIZE, "ring %s: record of %zu bytes exceeds the maximum "
+				  "%llu", r->name, len, (unsigned long long)r->max_record);
 	/* Once spilling, stay on the spill file until a marker can be placed,
 	 * so one producer's records never overtake each other. */
 	if (__builtin_expect(atomic_load_explicit(&r->spill.active, memory_order_relaxed), 0) &&
@@ -305,13 +294,11 @@ int rf_ring_claim(rf_ring *r, int32_t type, size_t len, struct rf_ring_claim *c)
 	switch (r->full_policy) {
 	case RF_RING_FULL_DROP:
 		atomic_fetch_add_explicit(&r->shm->dropped, 1, memory_order_relaxed);
-		rf_set_err(0, "ring %s full: record dropped (drop policy)", r->name);
-		return -ENOBUFS;
+		return rf_err_set(ENOBUFS, "ring %s full: record dropped (drop policy)", r->name);
 	case RF_RING_FULL_WAIT:
 		atomic_fetch_add_explicit(&r->shm->claim_timeouts, 1, memory_order_relaxed);
-		rf_set_err(0, "ring %s full for %llu ns", r->name,
-			   (unsigned long long)r->full_wait_ns);
-		return -EAGAIN;
+		return rf_err_set(EAGAIN, "ring %s full for %llu ns", r->name,
+				  (unsigned long long)r->full_wait_ns);
 	default:
 		return rf_spill_claim(r, type, len, c);
 	}
@@ -335,15 +322,11 @@ void rf_ring_wake_consumer(rf_ring *r)
 
 static int finish(rf_ring *r, struct rf_ring_claim *c, bool abort, size_t used)
 {
-	if (!c || !c->data) {
-		rf_set_err(0, "ring %s: commit of a claim that is not held", r->name);
-		return -EINVAL;
-	}
-	if (used > c->len) {
-		rf_set_err(0, "ring %s: commit of %zu bytes exceeds the claim of %u", r->name,
-			   used, c->len);
-		return -EINVAL;
-	}
+	if (!c || !c->data)
+		return rf_err_set(EINVAL, "ring %s: commit of a claim that is not held", r->name);
+	if (used > c->len)
+		return rf_err_set(EINVAL, "ring %s: commit of %zu bytes exceeds the claim of %u",
+				  r->name, used, c->len);
 	if (c->_flags & RF_CLAIM_SPILL) {
 		c->len = (uint32_t)used;
 		int rc = rf_spill_commit(r, c, abort);
@@ -353,7 +336,7 @@ static int finish(rf_ring *r, struct rf_ring_claim *c, bool abort, size_t used)
 	uint64_t pos = c->_pos;
 	uint32_t need = RF_RING_HDR_BYTES + c->len;
 	if (abort)
-		atomic_store_explicit(rf_rec_type(r, pos), RF_REC_PAD, memory_order_relaxed);
+		atomic_store_explicit(rf_rec_type(r, pos), RF_RING_REC_PAD, memory_order_relaxed);
 	if (used < c->len) {
 		/* Shrink: the unused aligned tail of the claim becomes padding.
 		 * Release: pairs with the consumer's acquire load of len; it is
@@ -364,7 +347,7 @@ static int finish(rf_ring *r, struct rf_ring_claim *c, bool abort, size_t used)
 		if (keep < size) {
 			/* The release store of the padding's len below pairs with the
 			 * consumer's acquire load of len (as every header does). */
-			atomic_store_explicit(rf_rec_type(r, pos + keep), RF_REC_PAD,
+			atomic_store_explicit(rf_rec_type(r, pos + keep), RF_RING_REC_PAD,
 					      memory_order_relaxed);
 			atomic_store_explicit(rf_rec_len(r, pos + keep), (int32_t)(size - keep),
 					      memory_order_release);

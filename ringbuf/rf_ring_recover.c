@@ -18,19 +18,16 @@
  * counted (`corrupt`, `corrupt_bytes`).  The skipped bytes are freed with the
  * batch, so a restarted consumer never meets the same damage again.
  */
+#include <errno.h>
 #include <stdlib.h>
 
+#include "rf_err.h"
 #include "rf_ring_int.h"
-
-static struct rf_ring_slot *slot_at(rf_ring *r, uint32_t i)
-{
-	return (struct rf_ring_slot *)((uint8_t *)r->shm + RF_RING_SLOTS_OFF) + i;
-}
 
 bool rf_ring_type_ok(int32_t type)
 {
-	return (type >= 1 && type <= RF_RING_TYPE_MAX) || type == RF_REC_PAD ||
-	       type == RF_REC_SPILL_MARK;
+	return (type >= 1 && type <= RF_RING_TYPE_MAX) || type == RF_RING_REC_PAD ||
+	       type == RF_RING_REC_SPILL_MARK;
 }
 
 /* The nearest trusted boundary in (pos, limit]; limit (the end of the lap
@@ -119,7 +116,7 @@ uint64_t rf_ring_skip_corrupt(rf_ring *r, uint64_t pos, uint64_t limit, const ch
 	uint64_t target = next_boundary(r, pos, limit);
 	uint64_t q = first_chain(r, pos, target, true, false);
 	count(r, q - pos);
-	rf_set_err(0, "ring %s: %s (%lld) at position %llu; %llu bytes skipped to the next "
+	rf_err_set(EPROTO, "ring %s: %s (%lld) at position %llu; %llu bytes skipped to the next "
 		   "whole record at %llu", r->name, why, (long long)val, (unsigned long long)pos,
 		   (unsigned long long)(q - pos), (unsigned long long)q);
 	return q;
@@ -136,9 +133,9 @@ uint64_t rf_ring_check_pad(rf_ring *r, uint64_t pos, uint64_t end)
 	if (q == end)
 		return end;
 	count(r, q - pos);
-	rf_set_err(0, "ring %s: padding at position %llu (%llu bytes) covers committed records "
-		   "from %llu: delivered, and the padding's own %llu bytes counted as corrupt",
-		   r->name, (unsigned long long)pos, (unsigned long long)(end - pos),
+	rf_err_set(EPROTO, "ring %s: padding at position %llu (%llu bytes) covers committed "
+		   "records from %llu: delivered, and the padding's own %llu bytes counted as "
+		   "corrupt", r->name, (unsigned long long)pos, (unsigned long long)(end - pos),
 		   (unsigned long long)q, (unsigned long long)(q - pos));
 	return q;
 }

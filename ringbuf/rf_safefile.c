@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rf_err.h"
 #include "rf_ring_int.h"
 #include "rf_safefile.h"
 
@@ -24,62 +25,56 @@ int rf_safe_dir_open(const char *dir, bool group)
 	if (fd < 0) {
 		int e = errno;
 		if (e == ENOTDIR || e == ELOOP)
-			rf_set_err(0, "spool directory %s is not a directory (or is a symbolic link): "
-				   "remove it or set RINGFLOW_SPOOL_DIR to a directory of your own", dir);
-		else
-			rf_set_err(e, "spool directory %s", dir);
-		return -e;
+			return rf_err_set(e, "spool directory %s is not a directory (or is a "
+					  "symbolic link): remove it or set RINGFLOW_SPOOL_DIR to "
+					  "a directory of your own", dir);
+		return rf_err_set_sys(e, "spool directory %s", dir);
 	}
 	struct stat st;
 	if (fstat(fd, &st) < 0) {
 		int e = errno;
 		close(fd);
-		rf_set_err(e, "spool directory %s: fstat", dir);
-		return -e;
+		return rf_err_set_sys(e, "spool directory %s: fstat", dir);
 	}
 	if (st.st_uid != geteuid() || (st.st_mode & 0002) || (!group && (st.st_mode & 0020))) {
 		close(fd);
-		rf_set_err(0, "spool directory %s is owned by uid %u with mode %03o; it must be owned "
-			   "by uid %u and writable by nobody else%s: remove it (if another user made "
-			   "it, ask them or root) or set RINGFLOW_SPOOL_DIR to a directory of your own",
-			   dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777), (unsigned)geteuid(),
-			   group ? " but the group" : "");
-		return -EPERM;
+		return rf_err_set(EPERM, "spool directory %s is owned by uid %u with mode %03o; "
+				  "it must be owned by uid %u and writable by nobody else%s: "
+				  "remove it (if another user made it, ask them or root) or set "
+				  "RINGFLOW_SPOOL_DIR to a directory of your own", dir,
+				  (unsigned)st.st_uid, (unsigned)(st.st_mode & 0777),
+				  (unsigned)geteuid(), group ? " but the group" : "");
 	}
 	return fd;
 }
 
 int rf_safe_openat(int dirfd, const char *name, const char *shown, int flags, mode_t mode)
 {
-	if (!*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, "..")) {
-		rf_set_err(0, "%s: not a plain file name", shown);
-		return -EINVAL;
-	}
+	if (!*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+		return rf_err_set(EINVAL, "%s: not a plain file name", shown);
 	int oflags = (flags & ~O_TRUNC) | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY;
 	int fd = openat(dirfd, name, oflags, mode);
 	if (fd < 0) {
 		int e = errno;
 		if (e == ELOOP)
-			rf_set_err(0, "%s is a symbolic link, which ringflow never follows there: "
-				   "remove it (someone who can write the directory put it there)", shown);
-		else
-			rf_set_err(e, "%s", shown);
-		return -e;
+			return rf_err_set(e, "%s is a symbolic link, which ringflow never follows "
+					  "there: remove it (someone who can write the directory "
+					  "put it there)", shown);
+		return rf_err_set_sys(e, "%s", shown);
 	}
 	struct stat st;
 	if (fstat(fd, &st) < 0) {
 		int e = errno;
 		close(fd);
-		rf_set_err(e, "%s: fstat", shown);
-		return -e;
+		return rf_err_set_sys(e, "%s: fstat", shown);
 	}
 	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1) {
 		close(fd);
-		rf_set_err(0, "%s is a %s owned by uid %u with %lu link(s); ringflow uses only a "
-			   "regular file of its own (uid %u) with one link there: remove it (someone "
-			   "who can write the directory put it there)", shown, kind(st.st_mode),
-			   (unsigned)st.st_uid, (unsigned long)st.st_nlink, (unsigned)geteuid());
-		return -EPERM;
+		return rf_err_set(EPERM, "%s is a %s owned by uid %u with %lu link(s); ringflow "
+				  "uses only a regular file of its own (uid %u) with one link "
+				  "there: remove it (someone who can write the directory put it "
+				  "there)", shown, kind(st.st_mode), (unsigned)st.st_uid,
+				  (unsigned long)st.st_nlink, (unsigned)geteuid());
 	}
 	int e = 0;
 	if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0)
@@ -92,8 +87,7 @@ int rf_safe_openat(int dirfd, const char *name, const char *shown, int flags, mo
 		e = errno;
 	if (e) {
 		close(fd);
-		rf_set_err(e, "%s", shown);
-		return -e;
+		return rf_err_set_sys(e, "%s", shown);
 	}
 	return fd;
 }
@@ -109,8 +103,7 @@ int rf_safe_open(const char *path, int flags, mode_t mode, bool group)
 	else if ((size_t)(slash - path) < sizeof dir)
 		snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
 	else {
-		rf_set_err(0, "%s: path too long", path);
-		return -ENAMETOOLONG;
+		return rf_err_set(ENAMETOOLONG, "%s: path too long", path);
 	}
 	int dfd = rf_safe_dir_open(dir, group);
 	if (dfd < 0)

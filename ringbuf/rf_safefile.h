@@ -35,8 +35,4 @@ int rf_safe_openat(int dirfd, const char *name, const char *shown, int flags, mo
  * then its last component opened as rf_safe_openat(). */
 int rf_safe_open(const char *path, int flags, mode_t mode, bool group);
 
-/* Sets the message rf_ring_errmsg() returns (" (strerror(err))" appended
- * when err != 0), for callers that report their own failures the same way. */
-void rf_set_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
 #endif

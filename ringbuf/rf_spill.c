@@ -31,18 +31,14 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "rf_err.h"
 #include "rf_ring_int.h"
 #include "rf_spill_fmt.h"
+#include "rf_tlsbuf.h"
 
-static __thread uint8_t *tls_buf;
-static __thread size_t tls_buf_len;
-static pthread_once_t buf_once = PTHREAD_ONCE_INIT;
-static pthread_key_t buf_key; /* frees a thread's spill buffer at its exit */
-
-static void buf_key_init(void)
-{
-	pthread_key_create(&buf_key, free);
-}
+/* A spilled record is built here, then appended to the spill file. */
+static __thread struct rf_tlsbuf spill_buf;
+static struct rf_tlsbuf_key spill_buf_key = RF_TLSBUF_KEY_INIT;
 
 int rf_spool_dir_check(const char *dir, bool group, bool create)
 {
@@ -52,24 +48,21 @@ int rf_spool_dir_check(const char *dir, bool group, bool create)
 				chmod(dir, 0770); /* created just now: not narrowed by the umask */
 		} else if (errno != EEXIST) {
 			int e = errno;
-			rf_set_err(e, "spool directory %s: mkdir", dir);
-			return -e;
+			return rf_err_set_sys(e, "spool directory %s: mkdir", dir);
 		}
 	}
 	struct stat st;
 	if (lstat(dir, &st) < 0) {
 		int e = errno;
-		rf_set_err(e, "spool directory %s", dir);
-		return -e;
+		return rf_err_set_sys(e, "spool directory %s", dir);
 	}
 	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0002) ||
 	    (!group && (st.st_mode & 0020))) {
-		rf_set_err(0, "spool directory %s must be a directory owned by uid %u and not "
-			   "writable by others (mode %03o, owner %u)%s", dir, (unsigned)geteuid(),
-			   (unsigned)(st.st_mode & 0777), (unsigned)st.st_uid,
-			   st.st_uid != geteuid() ? ": another user took the name; that user or root "
-			   "must remove it, or set RINGFLOW_SPOOL_DIR to a directory of your own" : "");
-		return -EPERM;
+		return rf_err_set(EPERM, "spool directory %s must be a directory owned by uid %u "
+				  "and not writable by others (mode %03o, owner %u)%s", dir,
+				  (unsigned)geteuid(), (unsigned)(st.st_mode & 0777),
+				  (unsigned)st.st_uid,
+				  st.st_uid != geteuid() ? ": another user took the name; that user or root " 			   "must remove it, or set RINGFLOW_SPOOL_DIR to a directory of your own" : "");
 	}
 	return 0;
 }
@@ -98,18 +91,16 @@ static int open_spill(rf_ring *r)
 	}
 	if (fd < 0) {
 		int e = errno;
-		rf_set_err(e, "ring %s: creating spill file %s", r->name, path);
-		return -e;
+		return rf_err_set_sys(e, "ring %s: creating spill file %s", r->name, path);
 	}
 	struct spill_file_hdr fh = {.version = SPILL_VERSION, .hdr_bytes = sizeof fh,
 				    .pid = (uint32_t)pid, .created_ns = rf_realtime_ns()};
 	memcpy(fh.magic, SPILL_MAGIC, 8);
 	if (write(fd, &fh, sizeof fh) != (ssize_t)sizeof fh) {
 		int e = errno ? errno : EIO;
-		rf_set_err(e, "ring %s: writing spill file %s", r->name, path);
 		close(fd);
 		unlink(path);
-		return -e;
+		return rf_err_set_sys(e, "ring %s: writing spill file %s", r->name, path);
 	}
 	w->fd = fd;
 	w->records = 0;
@@ -141,20 +132,13 @@ int rf_spill_claim(rf_ring *r, int32_t type, size_t len, struct rf_ring_claim *c
 		atomic_fetch_add_explicit(&r->shm->spill_failed, 1, memory_order_relaxed);
 		return -EIO; /* the message of the failure that broke it stands */
 	}
-	size_t want = r->max_record;
-	if (tls_buf_len < want) {
-		uint8_t *b = realloc(tls_buf, want); /* once per thread, slow path */
-		if (!b) {
-			atomic_fetch_add_explicit(&r->shm->spill_failed, 1, memory_order_relaxed);
-			rf_set_err(ENOMEM, "ring %s full and no spill buffer", r->name);
-			return -ENOBUFS;
-		}
-		tls_buf = b;
-		tls_buf_len = want;
-		pthread_once(&buf_once, buf_key_init);
-		pthread_setspecific(buf_key, b);
+	uint8_t *b = rf_tlsbuf_grow(&spill_buf, &spill_buf_key, r->max_record);
+	if (!b) {
+		atomic_fetch_add_explicit(&r->shm->spill_failed, 1, memory_order_relaxed);
+		return rf_err_set(ENOBUFS, "ring %s full and no memory for a spill buffer",
+				  r->name);
 	}
-	c->data = tls_buf;
+	c->data = b;
 	c->len = (uint32_t)len;
 	c->_flags = RF_CLAIM_SPILL;
 	c->_pos = (uint64_t)(uint32_t)type;
@@ -178,9 +162,8 @@ static int append(rf_ring *r, int32_t type, const void *data, uint32_t len)
 		/* Cut a short write back off so the file stays well-formed. */
 		if (n > 0 && ftruncate(w->fd, (off_t)(sizeof(struct spill_file_hdr) + w->bytes)) < 0)
 			e = errno;
-		rf_set_err(e, "ring %s: spill write to %s/%s failed; record lost", r->name,
-			   r->spool_dir, w->name);
-		return -e;
+		return rf_err_set_sys(e, "ring %s: spill write to %s/%s failed; record lost",
+				      r->name, r->spool_dir, w->name);
 	}
 	w->records++;
 	w->bytes += (uint64_t)want;
@@ -238,7 +221,7 @@ static int place_marker(rf_ring *r, uint64_t wait_ns)
 		return 0;
 	}
 	struct rf_ring_claim c;
-	int rc = rf_ring_claim_ring(r, RF_REC_SPILL_MARK, sizeof(struct rf_spill_mark), &c,
+	int rc = rf_ring_claim_ring(r, RF_RING_REC_SPILL_MARK, sizeof(struct rf_spill_mark), &c,
 				    wait_ns);
 	if (rc)
 		return rc;
@@ -274,7 +257,7 @@ void rf_spill_close(rf_ring *r)
 		close(w->fd);
 		w->fd = -1;
 		if (rename(from, to) < 0)
-			rf_set_err(errno, "ring %s: renaming spill file %s", r->name, from);
+			rf_err_set_sys(errno, "ring %s: renaming spill file %s", r->name, from);
 	}
 	pthread_mutex_unlock(&w->lock);
 }

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rf_err.h"
 #include "rf_ring_int.h"
 #include "rf_spill_fmt.h"
 
@@ -256,29 +257,26 @@ static int deliver_file(rf_ring *r, const char *path, uint64_t pos, rf_ring_hand
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
 		int e = errno;
-		rf_set_err(e, "ring %s: opening spill file %s", r->name, path);
-		return -e;
+		return rf_err_set_sys(e, "ring %s: opening spill file %s", r->name, path);
 	}
 	struct stat st;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
-		rf_set_err(0, "ring %s: spill file %s is not a regular file", r->name, path);
-		return -EINVAL;
+		return rf_err_set(EINVAL, "ring %s: spill file %s is not a regular file", r->name,
+				  path);
 	}
 	struct spill_src s = {.fd = fd, .size = (size_t)st.st_size};
 	struct rf_spill_report rep = {.interrupted_fn = r->interrupted,
 				      .interrupt_arg = r->interrupt_arg};
 	struct scan sc;
 	scan_init(&sc, &s, r->max_record, &rep);
-	int n = scan_src(&sc, pos, RF_REC_SPILLED | (orphan ? RF_REC_ORPHAN : 0), fn, arg);
+	int n = scan_src(&sc, pos, RF_RING_REC_SPILLED | (orphan ? RF_RING_REC_ORPHAN : 0), fn, arg);
 	close(fd);
 	free(s.buf);
 	atomic_fetch_add_explicit(&r->shm->spill_ingested, (uint64_t)n, memory_order_relaxed);
-	if (rep.interrupted) {
-		rf_set_err(0, "ring %s: reading spill file %s interrupted after %d records", r->name,
-			   path, n);
-		return -EINTR;
-	}
+	if (rep.interrupted)
+		return rf_err_set(EINTR, "ring %s: reading spill file %s interrupted after %d "
+				  "records", r->name, path, n);
 	if (rep.torn)
 		atomic_fetch_add_explicit(&r->shm->abandoned, 1, memory_order_relaxed);
 	if (rep.bad) {
@@ -286,8 +284,9 @@ static int deliver_file(rf_ring *r, const char *path, uint64_t pos, rf_ring_hand
 		snprintf(q, sizeof q, "%s.corrupt", path);
 		rename(path, q);
 		atomic_fetch_add_explicit(&r->shm->spill_corrupt, 1, memory_order_relaxed);
-		rf_set_err(0, "ring %s: spill file %s: %s; %zu bytes skipped, %d records delivered; "
-			   "quarantined as %s", r->name, path, rep.bad, rep.skipped, n, q);
+		rf_err_set(EPROTO, "ring %s: spill file %s: %s; %zu bytes skipped, %d records "
+			   "delivered; quarantined as %s", r->name, path, rep.bad, rep.skipped, n,
+			   q);
 	} else if (orphan) { /* a marker's file goes once head passed the marker */
 		unlink(path);
 	}
@@ -309,7 +308,7 @@ int rf_spill_ingest_marker(rf_ring *r, uint64_t pos, const void *mark, uint32_t 
 	struct rf_spill_mark m;
 	if (len != sizeof m) {
 		atomic_fetch_add_explicit(&r->shm->spill_corrupt, 1, memory_order_relaxed);
-		rf_set_err(0, "ring %s: spill marker of %u bytes ignored", r->name, len);
+		rf_err_set(EPROTO, "ring %s: spill marker of %u bytes ignored", r->name, len);
 		return 0;
 	}
 	memcpy(&m, mark, sizeof m);
@@ -317,7 +316,7 @@ int rf_spill_ingest_marker(rf_ring *r, uint64_t pos, const void *mark, uint32_t 
 	uint64_t mstart;
 	if (!valid_name(m.name, sizeof m.name) || !parse_name(r, m.name, &mpid, &mstart)) {
 		atomic_fetch_add_explicit(&r->shm->spill_corrupt, 1, memory_order_relaxed);
-		rf_set_err(0, "ring %s: spill marker with invalid file name ignored", r->name);
+		rf_err_set(EPROTO, "ring %s: spill marker with invalid file name ignored", r->name);
 		return 0;
 	}
 	/* Take the file over under a name that carries the marker's position
@@ -329,13 +328,12 @@ int rf_spill_ingest_marker(rf_ring *r, uint64_t pos, const void *mark, uint32_t 
 	snprintf(owned, sizeof owned, "%s.p%" PRIu64, path, pos);
 	if (rename(path, owned) < 0 && errno != ENOENT) {
 		int e = errno;
-		rf_set_err(e, "ring %s: taking over spill file %s", r->name, path);
-		return -e;
+		return rf_err_set_sys(e, "ring %s: taking over spill file %s", r->name, path);
 	}
 	int n = deliver_file(r, owned, pos, fn, arg, false);
 	if (n == -ENOENT) {
 		atomic_fetch_add_explicit(&r->shm->spill_corrupt, 1, memory_order_relaxed);
-		rf_set_err(ENOENT, "ring %s: spill file %s named by a marker is missing "
+		rf_err_set(ENOENT, "ring %s: spill file %s named by a marker is missing "
 			   "(%" PRIu64 " records lost)", r->name, path, m.records);
 		return 0;
 	}

@@ -57,7 +57,7 @@ static int on_rec_a(const struct rf_ring_rec *rec, void *arg)
 {
 	struct va *v = arg;
 	struct hdr h;
-	if (rec->flags & RF_REC_SPILLED)
+	if (rec->flags & RF_RING_REC_SPILLED)
 		FAIL("spilled record under the WAIT policy (pos %" PRIu64 ")", rec->pos);
 	if (rec->pos < v->last_pos)
 		FAIL("position went backwards: %" PRIu64 " after %" PRIu64, rec->pos, v->last_pos);

@@ -141,7 +141,7 @@ static int on_rec_b(const struct rf_ring_rec *rec, void *arg)
 	 * an orphaned spill file is the head at the time, which a later ring
 	 * record can share.)  After a ring record, rf_ring_resume() did the
 	 * skipping, and nothing is filtered here. */
-	if (c->have_last && !c->caught_up && (c->last.flags & RF_REC_SPILLED)) {
+	if (c->have_last && !c->caught_up && (c->last.flags & RF_RING_REC_SPILLED)) {
 		if (!after_last(c, rec)) {
 			c->dups++;
 			atomic_store_explicit(&sh->dups[c->inc], c->dups, memory_order_relaxed);
@@ -155,11 +155,11 @@ static int on_rec_b(const struct rf_ring_rec *rec, void *arg)
 		_exit(4);
 	}
 	c->delivered++;
-	if (rec->flags & RF_REC_SPILLED)
+	if (rec->flags & RF_RING_REC_SPILLED)
 		c->spilled++;
 	atomic_store_explicit(&sh->delivered[c->inc], c->delivered, memory_order_relaxed);
 	atomic_store_explicit(&sh->spilled[c->inc], c->spilled, memory_order_relaxed);
-	c->last_in_ring = !(rec->flags & RF_REC_SPILLED);
+	c->last_in_ring = !(rec->flags & RF_RING_REC_SPILLED);
 	/* B2: die here, with the record written and its batch (hence head)
 	 * not yet freed: the successor must resume past it. */
 	if (ph->at_ring_record && c->kill_mode == KILL_IN_HANDLER && c->last_in_ring &&
@@ -207,7 +207,7 @@ static void consumer_process(int inc)
 			rf_ring_errmsg(), tries);
 		_exit(6);
 	}
-	if (c.have_last && !(c.last.flags & RF_REC_SPILLED)) {
+	if (c.have_last && !(c.last.flags & RF_RING_REC_SPILLED)) {
 		/* A ring record: everything up to its end was processed. */
 		struct rf_ring_stats st;
 		rf_ring_stats(r, &st);
@@ -374,7 +374,7 @@ static void scenario_b(const struct phase *p)
 				     e->seq < next[e->producer] ? "duplicate" : "lost");
 			next[e->producer]++;
 			total++;
-			spilled += (e->flags & RF_REC_SPILLED) != 0;
+			spilled += (e->flags & RF_RING_REC_SPILLED) != 0;
 		}
 		free(a);
 		dups += atomic_load(&sh->dups[inc]);

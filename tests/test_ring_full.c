@@ -42,11 +42,11 @@ static int on_rec(const struct rf_ring_rec *rec, void *arg)
 	if (seq != s->next) {
 		fprintf(stderr, "out of order: got %llu want %llu (spilled=%d)\n",
 			(unsigned long long)seq, (unsigned long long)s->next,
-			!!(rec->flags & RF_REC_SPILLED));
+			!!(rec->flags & RF_RING_REC_SPILLED));
 		s->bad++;
 	}
 	s->next = seq + 1;
-	if (rec->flags & RF_REC_SPILLED)
+	if (rec->flags & RF_RING_REC_SPILLED)
 		s->spilled_seen++;
 	return 0;
 }

@@ -269,7 +269,7 @@ static int on_rec(const struct rf_ring_rec *rec, void *arg)
 	struct verify *v = arg;
 	if (rec->pos < v->last_pos)
 		FAIL("position went backwards: %" PRIu64 " after %" PRIu64, rec->pos, v->last_pos);
-	if (rec->flags & RF_REC_SPILLED) {
+	if (rec->flags & RF_RING_REC_SPILLED) {
 		/* A new file starts at sub 0 (several orphan files can be
 		 * delivered at the same head position); within a file the
 		 * subs count up. */

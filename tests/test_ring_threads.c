@@ -79,7 +79,7 @@ static int on_rec(const struct rf_ring_rec *rec, void *arg)
 	CHECK_EQ(p.crc, (uint32_t)crc32(0, d + sizeof p, (uInt)(rec->len - sizeof p)));
 	v->next[p.thread]++;
 	v->total++;
-	if (rec->flags & RF_REC_SPILLED)
+	if (rec->flags & RF_RING_REC_SPILLED)
 		v->spilled++;
 	return 0;
 }

@@ -287,7 +287,7 @@ static void test_forged_padding(void)
 	open_pair(name, &p, &c);
 	uint64_t sz[3];
 	uint64_t a = three(p, c, sz);
-	atomic_store(rf_rec_type(c, a), RF_REC_PAD);
+	atomic_store(rf_rec_type(c, a), RF_RING_REC_PAD);
 	atomic_store(rf_rec_len(c, a), (int32_t)(sz[0] + sz[1] + sz[2]));
 	struct collect col = {0};
 	CHECK_EQ(drain(c, &col, 20), 2);

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "rf_arch.h"
 #include "rf_ring.h"
 #include "rf_test.h"
 
@@ -73,7 +74,7 @@ int main(void)
 			usleep((useconds_t)(20 + seed % 200));
 		else
 			for (unsigned k = 0; k < pause * 500; k++)
-				__builtin_ia32_pause();
+				rf_cpu_relax();
 		uint64_t t0 = rf_test_now_ns();
 		CHECK_EQ(rf_ring_write(prod, 1, &i, sizeof i), 0);
 		while (atomic_load_explicit(&acked, memory_order_acquire) != i) {

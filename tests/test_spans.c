@@ -75,7 +75,7 @@ static void test_store_and_otlp(void)
 	size_t closed = rf_trace_close_open(tr, 9000, "never ended");
 	CHECK(closed == 300);
 	struct rf_xspan *e0 = rf_trace_span(tr, rf_span_id_of("event", "e0"), false);
-	CHECK(e0->status == RF_SPAN_ERROR && e0->end_ns == 9000);
+	CHECK(e0->status == RF_XSPAN_ERROR && e0->end_ns == 9000);
 	CHECK(json_array_size(e0->events) == 1);
 
 	json_t *o = rf_otlp_span(tr, e0);

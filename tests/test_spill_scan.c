@@ -85,7 +85,7 @@ static void test_dense_damage_is_linear(void)
 	struct count c = {0};
 	struct rf_spill_report rep = {0};
 	uint64_t t0 = rf_test_now_ns();
-	int n = rf_spill_scan(m, off, MAXREC, 0, RF_REC_SPILLED, on_rec, &c, &rep);
+	int n = rf_spill_scan(m, off, MAXREC, 0, RF_RING_REC_SPILLED, on_rec, &c, &rep);
 	fprintf(stderr, "  %zu bytes: %d records, %zu skipped, %" PRIu64 " bytes checksummed while "
 		"resyncing, %" PRIu64 " bytes of work, %.0f ms, %s\n", off, n, rep.skipped,
 		rep.crc_bytes, rep.work, (double)(rf_test_now_ns() - t0) / 1e6,
@@ -105,7 +105,7 @@ static void test_dense_damage_is_linear(void)
 	off += put_rec(m + off, 2, 200, 0x22);
 	off += put_rec(m + off, 3, 300, 0x33);
 	memset(&c, 0, sizeof c);
-	n = rf_spill_scan(m, off, MAXREC, 0, RF_REC_SPILLED, on_rec, &c, &rep);
+	n = rf_spill_scan(m, off, MAXREC, 0, RF_RING_REC_SPILLED, on_rec, &c, &rep);
 	fprintf(stderr, "  random damage: %d records, %zu skipped, %" PRIu64 " bytes checksummed\n",
 		n, rep.skipped, rep.crc_bytes);
 	CHECK_EQ(n, 3);

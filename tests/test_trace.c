@@ -40,15 +40,14 @@ static int on_rec(const struct rf_ring_rec *rec, void *arg)
 {
 	struct got *g = arg;
 	rf_decoded d;
-	const char *why;
 	if (g->n >= MAXREC)
 		return 1;
-	if (rf_decode(&d, rec->data, rec->len, &why) == 0) {
+	if (rf_decode(&d, rec->data, rec->len) == 0) {
 		g->types[g->n] = rec->type;
 		g->data[g->n] = rf_obj_to_json(d.root);
 		g->n++;
 	} else {
-		fprintf(stderr, "malformed: %s\n", why);
+		fprintf(stderr, "malformed: %s\n", rf_err_msg());
 		g->malformed++;
 	}
 	rf_decoded_free(&d);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "rf_clock.h"
 #include "rf_decode.h"
 #include "rf_ring.h"
 #include "ringflow.h"
@@ -40,18 +41,17 @@ static int on_rec(const struct rf_ring_rec *rec, void *arg)
 		return 0;
 	}
 	rf_decoded dec;
-	const char *why = NULL;
 	json_t *line = json_object();
 	const char *name = rf_event_name(rec->type);
 	json_object_set_new(line, "type", name ? json_string(name) : json_null());
 	json_object_set_new(line, "type_id", json_integer(rec->type));
 	json_object_set_new(line, "pos", json_integer((json_int_t)rec->pos));
 	json_object_set_new(line, "sub", json_integer(rec->sub));
-	json_object_set_new(line, "spilled", json_boolean(rec->flags & RF_REC_SPILLED));
-	if (rf_decode(&dec, rec->data, rec->len, &why) == 0) {
+	json_object_set_new(line, "spilled", json_boolean(rec->flags & RF_RING_REC_SPILLED));
+	if (rf_decode(&dec, rec->data, rec->len) == 0) {
 		json_object_set_new(line, "data", rf_obj_to_json(dec.root));
 	} else {
-		json_object_set_new(line, "error", json_string(why));
+		json_object_set_new(line, "error", json_string(rf_err_msg()));
 		d->malformed++;
 	}
 	rf_decoded_free(&dec);
@@ -109,8 +109,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ringflow-dump: %s\n", rf_ring_errmsg());
 		return 2;
 	}
-	struct timespec t0;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	uint64_t t0 = rf_now_ms();
 	while (!stop) {
 		int n = rf_ring_consume(r, on_rec, &d, 4096);
 		if (n < 0) {
@@ -119,14 +118,12 @@ int main(int argc, char **argv)
 		}
 		if (d.max > 0 && (long)d.records >= d.max)
 			break;
-		struct timespec now;
-		clock_gettime(CLOCK_MONOTONIC, &now);
+		uint64_t now = rf_now_ms();
 		if (n > 0) {
 			t0 = now;
 			continue;
 		}
-		long idle = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
-		if (idle_ms > 0 && idle >= idle_ms)
+		if (idle_ms > 0 && now - t0 >= (uint64_t)idle_ms)
 			break;
 		rf_ring_wait(r, 50000000);
 	}

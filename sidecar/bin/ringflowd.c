@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rf_clock.h"
+#include "rf_log.h"
 #include "rf_config.h"
 #include "rf_ctl.h"
 #include "rf_decode.h"
@@ -68,6 +70,7 @@ struct ops {
 	rf_prom *prom;
 	uint64_t started_ns, published_ms, scanned_ms, spool_bytes, spool_files, last_err_ns;
 	char last_err[512];
+	char http_err[512]; /* the last retried HTTP failure (rf_http's on_retry) */
 	/* auth failures and refused credentials, as last logged (rate-limited) */
 	uint64_t auth_seen, auth_warned_ms, creds_seen;
 	bool auth_failing;
@@ -94,31 +97,13 @@ struct daemon {
 
 static void logf_(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* logfmt: ts=... level=... msg="..." */
+/* logfmt lines, secrets masked (rf_log.h) */
 static void logf_(const char *level, const char *fmt, ...)
 {
-	char msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	rf_logv(level, fmt, ap);
 	va_end(ap);
-	for (char *p = msg; *p; p++)
-		if (*p == '"' || *p == '\n')
-			*p = '\'';
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	struct tm tm;
-	gmtime_r(&ts.tv_sec, &tm);
-	char t[32];
-	strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
-	/* Errors quote records and answers: no known secret value in the log. */
-	size_t n = strlen(msg);
-	char *m = strdup(msg);
-	if (m)
-		rf_redact_text(&m, &n);
-	fprintf(stderr, "ts=%s.%03ldZ level=%s msg=\"%s\"\n", t, ts.tv_nsec / 1000000, level,
-		m ? m : "(out of memory)");
-	free(m);
 }
 
 static const char *env(const char *a, const char *b)
@@ -148,17 +133,30 @@ static bool credential_ring(const char *ring)
 	       uid == (unsigned)geteuid() && strlen(hex) == 8;
 }
 
+/* The journal's replay found damage and handled it (rf_journal_set_note). */
+static void on_journal_note(void *arg)
+{
+	(void)arg;
+	logf_("warn", "%s", rf_err_msg());
+}
+
+/* rf_http retries a failed attempt: its reason is the status' last error. */
+static void on_http_retry(void *arg)
+{
+	struct daemon *d = arg;
+	snprintf(d->ops.http_err, sizeof d->ops.http_err, "%s", rf_err_msg());
+}
+
 /* Decode (records are untrusted) and fold into the MLflow state. */
 static void feed(struct daemon *d, int type, const void *data, uint32_t len)
 {
 	rf_decoded dec;
-	const char *why = NULL;
 	d->records++;
-	if (rf_decode(&dec, data, len, &why) == 0) {
+	if (rf_decode(&dec, data, len) == 0) {
 		rf_dests_record(d->dests, type, dec.root);
 	} else {
 		if (d->malformed++ < 10)
-			logf_("warn", "malformed record (type %d, %u bytes) skipped: %s", type, len, why);
+			logf_("warn", "malformed record (type %d, %u bytes) skipped: %s", type, len, rf_err_msg());
 	}
 	rf_decoded_free(&dec);
 }
@@ -287,7 +285,7 @@ static void report(struct daemon *d, const char *level)
 	      (unsigned long long)rs.spilled, (unsigned long long)rs.dropped,
 	      (unsigned long long)rs.abandoned, (unsigned long long)js.records,
 	      (unsigned long long)js.write_errors, (unsigned long long)ts.artifacts,
-	      (unsigned long long)ts.artifacts_failed, ts.last_error[0] ? ts.last_error : hs.last_error);
+	      (unsigned long long)ts.artifacts_failed, ts.last_error[0] ? ts.last_error : d->ops.http_err);
 	const struct rf_gate *g = &d->gate;
 	logf_(level,
 	      "spool journal_bytes=%llu journal_corrupt=%llu journal_corrupt_bytes=%llu "
@@ -323,13 +321,11 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 	rf_http_stats(d->http, &hs);
 	rf_ring_stats(d->ring, &rs);
 	rf_journal_stats(d->journal, &js);
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
 	memset(s, 0, sizeof *s);
 	s->pid = getpid();
-	s->state = d->stopping ? RF_STATUS_STOPPING : RF_STATUS_RUNNING;
+	s->state = d->stopping ? RF_SIDECAR_STOPPING : RF_SIDECAR_RUNNING;
 	s->started_ns = d->ops.started_ns;
-	s->updated_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	s->updated_ns = rf_realtime_ns();
 	s->ring_created_ns = rs.created_ns;
 	s->ring_pos = rs.head; /* released: journaled and folded */
 	s->ring_tail = rs.tail;
@@ -405,7 +401,7 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 	struct rf_dests_stats dst;
 	rf_dests_stats(d->dests, &dst);
 	s->refused_records = dst.refused_records;
-	const char *err = ts.last_error[0] ? ts.last_error : hs.last_error;
+	const char *err = ts.last_error[0] ? ts.last_error : d->ops.http_err;
 	if (strcmp(err, d->ops.last_err)) {
 		snprintf(d->ops.last_err, sizeof d->ops.last_err, "%s", err);
 		d->ops.last_err_ns = s->updated_ns;
@@ -476,9 +472,7 @@ static void ops_tick(struct daemon *d, bool force, uint64_t state)
 
 static int ops_start(struct daemon *d)
 {
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	d->ops.started_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	d->ops.started_ns = rf_realtime_ns();
 	char path[600];
 	int rc = rf_status_path(path, sizeof path, d->c.spool, d->c.ring);
 	if (rc == 0 && (rc = rf_status_open(&d->ops.status, path)) != 0)
@@ -488,8 +482,7 @@ static int ops_start(struct daemon *d)
 	if (d->c.metrics_port > 0) {
 		rc = rf_prom_start(&d->ops.prom, d->loop, (int)d->c.metrics_port, ops_snap, d);
 		if (rc) {
-			logf_("error", "cannot serve metrics on 127.0.0.1:%ld: %s", d->c.metrics_port,
-			      strerror(-rc));
+			logf_("error", "%s", rf_err_msg());
 			return rc;
 		}
 		logf_("info", "metrics on http://127.0.0.1:%ld/metrics", d->c.metrics_port);
@@ -499,7 +492,7 @@ static int ops_start(struct daemon *d)
 
 static void ops_stop(struct daemon *d)
 {
-	ops_tick(d, true, RF_STATUS_EXITED);
+	ops_tick(d, true, RF_SIDECAR_EXITED);
 	rf_prom_stop(d->ops.prom);
 	rf_status_close(d->ops.status);
 }
@@ -549,10 +542,15 @@ int main(int argc, char **argv)
 	sigaddset(&mask, SIGINT);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	int rc = rf_config_parse(&d.c, argc, argv);
-	if (rc == 1)
-		return 0; /* --help, --version */
+	if (rc == RF_CONFIG_HELP || rc == RF_CONFIG_VERSION) {
+		if (rc == RF_CONFIG_HELP)
+			rf_config_usage(stdout);
+		else
+			printf("ringflowd %s\n", RF_VERSION);
+		return 0;
+	}
 	if (rc) {
-		fprintf(stderr, "ringflowd: %s\n", d.c.err);
+		fprintf(stderr, "ringflowd: %s\n", rf_err_msg());
 		return 2;
 	}
 	if (d.c.warn[0])
@@ -581,10 +579,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	d.c.spool = spool_abs; /* --detach changes to "/" */
-	if (d.c.detach && (rc = rf_detach_start())) {
-		fprintf(stderr, "ringflowd: cannot detach: %s\n", strerror(-rc));
+	bool starter = false;
+	if (d.c.detach && (rc = rf_detach_start(&starter)) < 0) {
+		fprintf(stderr, "ringflowd: %s\n", rf_err_msg());
 		return 1;
 	}
+	if (starter)
+		return rc; /* the daemon's verdict */
 	rc = serve(&d, &mask);
 	rf_detach_ready(rc); /* a start that failed (no-op once ready) */
 	return rc;
@@ -620,7 +621,8 @@ static int serve(struct daemon *d, const sigset_t *mask)
 		}
 	}
 	struct rf_http_opts ho = {.token = d->c.token, .username = d->c.user, .password = d->c.password,
-				  .insecure_tls = d->c.insecure, .ca_path = d->c.ca, .origin = d->c.uri};
+				  .insecure_tls = d->c.insecure, .ca_path = d->c.ca, .origin = d->c.uri,
+				  .on_retry = on_http_retry, .on_retry_arg = d};
 	/* As inspect-mlflow: INSPECT_MLFLOW_LOG_ARTIFACTS wins over the legacy
 	 * MLFLOW_INSPECT_LOG_ARTIFACTS; anything but "false" means on. */
 	const char *art = env("INSPECT_MLFLOW_LOG_ARTIFACTS", "MLFLOW_INSPECT_LOG_ARTIFACTS");
@@ -658,6 +660,7 @@ static int serve(struct daemon *d, const sigset_t *mask)
 	const char *rn = d->c.ring ? d->c.ring : "default";
 	snprintf(jpath, sizeof jpath, "%s/journal-%s.rfj", d->c.spool, rn[0] == '/' ? rn + 1 : rn);
 	rf_journal_set_interrupt(stop_requested, d);
+	rf_journal_set_note(on_journal_note, NULL);
 	rc = rf_journal_open(&d->journal, jpath, rs.created_ns, d->c.fsync_policy, on_replay, d);
 	if (rc == -EINTR) { /* SIGTERM during the replay: the journal is whole for the next start */
 		logf_("info", "stopped while replaying the journal %s", jpath);
@@ -672,8 +675,6 @@ static int serve(struct daemon *d, const sigset_t *mask)
 	rf_journal_stats(d->journal, &js);
 	if (js.replayed)
 		logf_("info", "replayed %llu journaled records", (unsigned long long)js.replayed);
-	if (js.last_error[0])
-		logf_("warn", "%s", js.last_error);
 	d->spill_corrupt_seen = rs.spill_corrupt;
 	d->ring_corrupt_seen = rs.corrupt;
 	d->hdr_changed_seen = rs.hdr_changed;
@@ -723,9 +724,8 @@ static int serve(struct daemon *d, const sigset_t *mask)
 			}
 			ring_damage(d);
 			if (rf_journal_flush(d->journal) < 0) {
-				rf_journal_stats(d->journal, &js);
 				if (rate_ok(&d->rl_journal, rf_loop_now_ms(), &more))
-					logf_("error", "%s (%llu more like it)", js.last_error, more);
+					logf_("error", "%s (%llu more like it)", rf_err_msg(), more);
 				closed = gate_closed(d); /* keep the batch in the ring */
 			} else {
 				rf_ring_release(d->ring);

@@ -3,11 +3,12 @@
  */
 #include <errno.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rf_decode.h"
+#include "rf_err.h"
+#include "rf_zone.h"
 
 #define RF_DECODE_MAX_DEPTH 32
 
@@ -112,62 +113,29 @@ static bool sizes_ok(const uint8_t *p, size_t len)
 	return true;
 }
 
-static __thread msgpack_zone *tls_zone;
-static pthread_once_t zone_once = PTHREAD_ONCE_INIT;
-static pthread_key_t zone_key; /* frees a thread's zone at its exit */
-
-static void free_zone(void *z)
-{
-	msgpack_zone_free(z);
-}
-
-static void zone_key_init(void)
-{
-	pthread_key_create(&zone_key, free_zone);
-}
-
-int rf_decode(rf_decoded *d, const void *data, size_t len, const char **why)
+int rf_decode(rf_decoded *d, const void *data, size_t len)
 {
 	memset(d, 0, sizeof *d);
-	if (!tls_zone) {
-		if (!(tls_zone = msgpack_zone_new(16384))) {
-			*why = "out of memory";
-			return -ENOMEM;
-		}
-		pthread_once(&zone_once, zone_key_init);
-		pthread_setspecific(zone_key, tls_zone);
-	} else {
-		msgpack_zone_clear(tls_zone); /* keeps its chunk: no malloc per record */
-	}
-	if (!sizes_ok(data, len)) {
-		*why = "truncated msgpack or declared sizes larger than the record";
-		return -EBADMSG;
-	}
+	msgpack_zone *zone = rf_zone_get(RF_ZONE_DECODE, 16384); /* no malloc per record */
+	if (!zone)
+		return rf_err_set(ENOMEM, "record: out of memory for its decoder");
+	if (!sizes_ok(data, len))
+		return rf_err_set(EBADMSG, "truncated msgpack or declared sizes larger than the "
+				  "record");
 	size_t off = 0;
-	msgpack_unpack_return ret = msgpack_unpack(data, len, &off, tls_zone, &d->obj);
-	if (ret == MSGPACK_UNPACK_EXTRA_BYTES) {
-		*why = "trailing bytes after the record";
-		return -EBADMSG;
-	}
-	if (ret != MSGPACK_UNPACK_SUCCESS) {
-		*why = ret == MSGPACK_UNPACK_CONTINUE ? "truncated msgpack"
-		       : ret == MSGPACK_UNPACK_NOMEM_ERROR ? "out of memory"
-							   : "invalid msgpack";
-		return -EBADMSG;
-	}
+	msgpack_unpack_return ret = msgpack_unpack(data, len, &off, zone, &d->obj);
+	if (ret == MSGPACK_UNPACK_EXTRA_BYTES)
+		return rf_err_set(EBADMSG, "trailing bytes after the record");
+	if (ret != MSGPACK_UNPACK_SUCCESS)
+		return rf_err_set(EBADMSG, "%s",
+				  ret == MSGPACK_UNPACK_CONTINUE ? "truncated msgpack" 				  : ret == MSGPACK_UNPACK_NOMEM_ERROR ? "out of memory" 								      : "invalid msgpack");
 	msgpack_object *root = &d->obj;
-	if (root->type != MSGPACK_OBJECT_MAP) {
-		*why = "record is not a map";
-		return -EBADMSG;
-	}
-	if (!depth_ok(root, 0)) {
-		*why = "nested too deeply or non-string map key";
-		return -EBADMSG;
-	}
-	if (!rf_obj_int(rf_obj_get(root, "v"), &d->version) || d->version < 1) {
-		*why = "missing schema version \"v\"";
-		return -EBADMSG;
-	}
+	if (root->type != MSGPACK_OBJECT_MAP)
+		return rf_err_set(EBADMSG, "record is not a map");
+	if (!depth_ok(root, 0))
+		return rf_err_set(EBADMSG, "nested too deeply or non-string map key");
+	if (!rf_obj_int(rf_obj_get(root, "v"), &d->version) || d->version < 1)
+		return rf_err_set(EBADMSG, "missing schema version \"v\"");
 	d->root = root;
 	return 0;
 }

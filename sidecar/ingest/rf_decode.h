@@ -13,17 +13,19 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "rf_err.h" /* rf_decode()'s reasons */
+
 typedef struct rf_decoded {
 	msgpack_object obj;
 	const msgpack_object *root;
 	int64_t version;
 } rf_decoded;
 
-/* 0 on success; -EBADMSG with *why set on a malformed record.  The object
- * tree lives in a per-thread zone reused by the next rf_decode() on the same
- * thread (no allocation per record once warm); rf_decoded_free() marks the
- * end of its use. */
-int rf_decode(rf_decoded *d, const void *data, size_t len, const char **why);
+/* 0 on success; -EBADMSG on a malformed record (rf_err_msg() says what is
+ * wrong), -ENOMEM.  The object tree lives in a per-thread zone reused by the
+ * next rf_decode() on the same thread (no allocation per record once warm);
+ * rf_decoded_free() marks the end of its use. */
+int rf_decode(rf_decoded *d, const void *data, size_t len);
 void rf_decoded_free(rf_decoded *d);
 
 /* Field lookup on a map (NULL if absent or not a map). */

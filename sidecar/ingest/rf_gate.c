@@ -15,7 +15,8 @@ void rf_gate_init(struct rf_gate *g, uint64_t spool_max, uint64_t pending_max, u
 	g->last_ok_ms = now_ms;
 }
 
-bool rf_gate_mlflow_away(const struct rf_gate *g, const struct rf_gate_in *in)
+/* MLflow has had requests waiting and answered none for away_ms. */
+static bool rf_gate_mlflow_away(const struct rf_gate *g, const struct rf_gate_in *in)
 {
 	return in->http_pending > 0 && in->now_ms - g->last_ok_ms >= g->away_ms;
 }

@@ -66,8 +66,6 @@ static inline bool rf_gate_closed(const struct rf_gate *g)
 {
 	return g->reason != RF_GATE_OPEN;
 }
-/* MLflow has had requests waiting and answered none for away_ms. */
-bool rf_gate_mlflow_away(const struct rf_gate *g, const struct rf_gate_in *in);
 /* One sentence about the current state, for the log. */
 void rf_gate_describe(const struct rf_gate *g, const struct rf_gate_in *in, char *buf, size_t cap);
 

@@ -3,7 +3,7 @@
  *
  * File: a 48-byte header, then records
  *   u32 len | i32 type | u32 crc32(type, pos, sub, payload) | u32 sub | u64 pos | payload
- * Orphan spill records (RF_REC_ORPHAN: no stable ring position) carry
+ * Orphan spill records (RF_RING_REC_ORPHAN: no stable ring position) carry
  * pos = UINT64_MAX and are never matched by rf_journal_seen(): a sidecar
  * killed while ingesting an orphan file may deliver its records twice.
  */
@@ -21,6 +21,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "rf_clock.h"
+#include "rf_err.h"
 #include "rf_journal.h"
 #include "rf_safefile.h"
 
@@ -66,27 +68,12 @@ struct rf_journal {
 	struct rf_journal_stats st;
 };
 
-static void __attribute__((format(printf, 2, 3))) jerr(rf_journal *j, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(j->st.last_error, sizeof j->st.last_error, fmt, ap);
-	va_end(ap);
-}
-
 static uint32_t rec_crc(const struct jrec *r, const void *data)
 {
 	uLong c = crc32(0L, (const Bytef *)&r->type, sizeof r->type);
 	c = crc32(c, (const Bytef *)&r->pos, sizeof r->pos);
 	c = crc32(c, (const Bytef *)&r->sub, sizeof r->sub);
 	return (uint32_t)crc32(c, (const Bytef *)data, r->len);
-}
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 static int write_header(rf_journal *j)
@@ -277,6 +264,30 @@ struct replay_ctx {
 	bool can_move;
 };
 
+static void (*journal_note)(void *);
+static void *journal_note_arg;
+
+void rf_journal_set_note(void (*fn)(void *arg), void *arg)
+{
+	journal_note = fn;
+	journal_note_arg = arg;
+}
+
+/* Damage found and handled while replaying: the message is in rf_err. */
+static void note(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(int code, const char *fmt, ...)
+{
+	if (!journal_note)
+		return;
+	char msg[RF_ERR_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	rf_err_set(code, "%s", msg);
+	journal_note(journal_note_arg);
+}
+
 static void quarantine(size_t from, size_t to, void *arg)
 {
 	struct replay_ctx *c = arg;
@@ -290,8 +301,11 @@ static void quarantine(size_t from, size_t to, void *arg)
 		close(fd);
 	j->st.corrupt++;
 	j->st.corrupt_bytes += to - from;
-	jerr(j, "journal %s: %zu corrupt bytes at offset %zu %s %s; the records around them are replayed",
-	     j->path, to - from, from, kept ? "quarantined as" : "could not be kept aside as", aside);
+	if (!kept)
+		j->st.corrupt_unkept++;
+	note(EBADMSG, "journal %s: %zu corrupt bytes at offset %zu %s %s; the records around them "
+	     "are replayed", j->path, to - from, from, kept ? "quarantined as" :
+	     "could not be kept aside as", aside);
 }
 
 static void compact(size_t off, size_t n, void *arg)
@@ -300,8 +314,9 @@ static void compact(size_t off, size_t n, void *arg)
 	rf_journal *j = c->j;
 	if (c->w != off && c->can_move && pwrite(j->fd, c->m + off, n, (off_t)c->w) != (ssize_t)n) {
 		j->st.write_errors++;
-		jerr(j, "journal %s: compacting after a corrupt stretch failed (%s); "
-			"the records after it are replayed but not kept", j->path, strerror(errno));
+		j->st.compact_failed++;
+		note(errno, "journal %s: compacting after a corrupt stretch failed (%s); the records "
+		     "after it are replayed but not kept", j->path, strerror(errno));
 		c->can_move = false;
 	}
 	if (c->can_move)
@@ -398,10 +413,9 @@ int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns
 			int e = rfd < 0 ? rfd : -errno;
 			if (rfd >= 0)
 				close(rfd);
-			rf_set_err(-e, "journal %s: a private copy to replay from", path);
 			close(j->fd);
 			free(j);
-			return e;
+			return rf_err_set_sys(e, "journal %s: a private copy to replay from", path);
 		}
 	}
 	if ((size_t)st.st_size >= sizeof(struct jhdr)) {
@@ -436,7 +450,9 @@ int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns
 				end = (off_t)c.w;
 			} else {
 				j->st.corrupt++;
-				jerr(j, "journal %s: not a ringflow journal; started over", path);
+				j->st.corrupt_unkept++;
+				j->st.corrupt_bytes += (uint64_t)st.st_size;
+				note(EBADMSG, "journal %s: not a ringflow journal; started over", path);
 			}
 			munmap(m, (size_t)st.st_size);
 		}
@@ -451,13 +467,12 @@ int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns
 	j->h.ring_created_ns = ring_created_ns;
 	if (ftruncate(j->fd, end) < 0 || write_header(j) < 0 || lseek(j->fd, end, SEEK_SET) < 0) {
 		int e = errno;
-		rf_set_err(e, "journal %s", path);
 		close(j->fd);
 		free(j);
-		return -e;
+		return rf_err_set_sys(e, "journal %s", path);
 	}
 	j->size = (uint64_t)end;
-	j->last_sync_ms = now_ms();
+	j->last_sync_ms = rf_now_ms();
 	*out = j;
 	return 0;
 }
@@ -475,7 +490,7 @@ void rf_journal_close(rf_journal *j)
 
 bool rf_journal_seen(rf_journal *j, const struct rf_ring_rec *rec)
 {
-	if (!j->has_last || (rec->flags & RF_REC_ORPHAN))
+	if (!j->has_last || (rec->flags & RF_RING_REC_ORPHAN))
 		return false;
 	bool seen = rec->pos < j->last_pos || (rec->pos == j->last_pos && rec->sub <= j->last_sub);
 	if (seen)
@@ -501,13 +516,14 @@ void rf_journal_append(rf_journal *j, const struct rf_ring_rec *rec)
 		uint8_t *b = realloc(j->buf, cap);
 		if (!b) {
 			j->st.write_errors++;
-			jerr(j, "journal %s: out of memory for a %u-byte record", j->path, rec->len);
+			rf_err_set(ENOMEM, "journal %s: out of memory for a %u-byte record",
+				   j->path, rec->len);
 			return;
 		}
 		j->buf = b;
 		j->cap = cap;
 	}
-	uint64_t pos = rec->flags & RF_REC_ORPHAN ? NO_POS : rec->pos;
+	uint64_t pos = rec->flags & RF_RING_REC_ORPHAN ? NO_POS : rec->pos;
 	struct jrec r = {.len = rec->len, .type = rec->type, .sub = rec->sub, .pos = pos};
 	r.crc = rec_crc(&r, rec->data);
 	memcpy(j->buf + j->len, &r, sizeof r);
@@ -517,13 +533,20 @@ void rf_journal_append(rf_journal *j, const struct rf_ring_rec *rec)
 	j->st.records++;
 }
 
+static int failed(const rf_journal *j, uint64_t t)
+{
+	return rf_err_set(j->failing, "journal %s: write failed (%s): taking no more records from "
+			  "the ring until it can be written (failing for %llu ms)", j->path,
+			  strerror(j->failing), (unsigned long long)(t - j->fail_since));
+}
+
 int rf_journal_flush(rf_journal *j)
 {
 	if (!j->len)
 		return 0;
-	uint64_t t = now_ms();
-	if (j->failing && t - j->fail_ms < 200)
-		return -j->failing; /* a full disk is not retried in a busy loop */
+	uint64_t t = rf_now_ms();
+	if (j->failing && t - j->fail_ms < 200) /* a full disk is not retried in a busy loop */
+		return failed(j, t);
 	size_t off = 0;
 	while (off < j->len) {
 		ssize_t n = write(j->fd, j->buf + off, j->len - off);
@@ -532,25 +555,18 @@ int rf_journal_flush(rf_journal *j)
 		if (n <= 0) {
 			int e = n < 0 ? errno : ENOSPC;
 			j->st.write_errors++;
-			if (!j->failing) {
+			if (!j->failing)
 				j->fail_since = t;
-				jerr(j, "journal %s: write failed (%s): taking no more records from the "
-					"ring until it can be written",
-				     j->path, strerror(e));
-			}
 			j->failing = e;
 			j->fail_ms = t;
 			/* Keep the file well-formed: cut what was half written; the
 			 * buffer is kept and written again on the next flush. */
 			if (ftruncate(j->fd, (off_t)j->size) == 0)
 				lseek(j->fd, (off_t)j->size, SEEK_SET);
-			return -e;
+			return failed(j, t);
 		}
 		off += (size_t)n;
 	}
-	if (j->failing)
-		jerr(j, "journal %s: writable again after %llu ms", j->path,
-		     (unsigned long long)(t - j->fail_since));
 	j->failing = 0;
 	j->st.bytes += j->len;
 	j->size += j->len;
@@ -564,14 +580,12 @@ int rf_journal_flush(rf_journal *j)
 
 int rf_journal_reset(rf_journal *j)
 {
-	if (rf_journal_flush(j) < 0)
-		return -j->failing; /* what is buffered must be written first */
+	int rc = rf_journal_flush(j);
+	if (rc < 0) /* what is buffered must be written first */
+		return rc;
 	if (ftruncate(j->fd, sizeof(struct jhdr)) < 0 || write_header(j) < 0 ||
-	    lseek(j->fd, sizeof(struct jhdr), SEEK_SET) < 0) {
-		int e = errno;
-		jerr(j, "journal %s: reset failed (%s)", j->path, strerror(e));
-		return -e;
-	}
+	    lseek(j->fd, sizeof(struct jhdr), SEEK_SET) < 0)
+		return rf_err_set_sys(errno, "journal %s: reset", j->path);
 	fdatasync(j->fd);
 	j->size = sizeof(struct jhdr);
 	j->st.resets++;

@@ -31,10 +31,12 @@ enum rf_fsync { RF_FSYNC_INTERVAL = 0, RF_FSYNC_ALWAYS = 1, RF_FSYNC_NONE = 2 };
 
 struct rf_journal_stats {
 	uint64_t records, bytes, replayed, skipped, resets;
-	uint64_t corrupt;       /* corrupt stretches quarantined at replay */
+	uint64_t corrupt;       /* corrupt stretches quarantined at replay (or a file
+				 * that is no journal, started over) */
 	uint64_t corrupt_bytes; /* their size */
+	uint64_t corrupt_unkept; /* of them, not copied aside (the copy failed) */
+	uint64_t compact_failed; /* replays whose records after damage could not be kept */
 	uint64_t write_errors;  /* failed write attempts (disk full, I/O error) */
-	char last_error[256];
 };
 
 typedef void (*rf_journal_fn)(int type, const void *data, uint32_t len, void *arg);
@@ -42,7 +44,7 @@ typedef void (*rf_journal_fn)(int type, const void *data, uint32_t len, void *ar
 /* Open (creating) the journal of the ring whose identity is ring_created_ns,
  * and replay what it holds through fn.  A torn tail is cut off.  A stretch
  * whose checksums fail is copied aside as <path>.corrupt-<time>-<offset>
- * (counted in `corrupt`, reason in last_error) and the replay goes on with
+ * (counted in `corrupt` and `corrupt_bytes`) and the replay goes on with
  * the next whole record after it: only the records inside it are lost. */
 int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns, int fsync_policy,
 		    rf_journal_fn fn, void *arg);
@@ -50,6 +52,10 @@ void rf_journal_close(rf_journal *j);
 /* Replays stop when fn returns non-zero (ringflowd: a pending SIGTERM);
  * rf_journal_open() then leaves the file whole and returns -EINTR. */
 void rf_journal_set_interrupt(int (*fn)(void *arg), void *arg);
+/* Damage a replay found and handled (a stretch quarantined, a file that is
+ * no journal started over): counted in the stats, and fn is called at once
+ * with what happened in rf_err_msg() (ringflowd logs it). */
+void rf_journal_set_note(void (*fn)(void *arg), void *arg);
 
 /* Has this ring record been journaled already? */
 bool rf_journal_seen(rf_journal *j, const struct rf_ring_rec *rec);

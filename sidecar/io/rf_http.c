@@ -13,12 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rf_err.h"
 #include "rf_http.h"
 #include "rf_redact.h"
 #include "rf_resp.h"
 
-#define TIMER_CURL 0
-#define TIMER_RETRY 1
 #define BODY_MAX (64u << 20)
 
 struct req {
@@ -43,6 +42,7 @@ struct req {
 
 struct rf_http {
 	rf_loop *loop;
+	int curl_timer, retry_timer; /* handed out by the loop */
 	CURLM *multi;
 	struct rf_http_opts o;
 	char *auth_header;
@@ -152,7 +152,7 @@ static int on_timer(CURLM *m, long ms, void *userp)
 {
 	(void)m;
 	rf_http *h = userp;
-	rf_loop_timer(h->loop, TIMER_CURL, ms, on_curl_timer, h);
+	rf_loop_timer_set(h->loop, h->curl_timer, ms);
 	return 0;
 }
 
@@ -254,7 +254,7 @@ static void arm_retry_timer(rf_http *h)
 		return;
 	uint64_t now = rf_loop_now_ms();
 	int64_t ms = h->retry->due > now ? (int64_t)(h->retry->due - now) : 0;
-	rf_loop_timer(h->loop, TIMER_RETRY, ms, on_retry_timer, h);
+	rf_loop_timer_set(h->loop, h->retry_timer, ms);
 }
 
 static void schedule_retry(rf_http *h, struct req *q)
@@ -351,12 +351,12 @@ static void check_done(rf_http *h)
 		/* A verdict is its caller's to judge (a 404 of a lookup is an
 		 * answer; a refused entity is reported by rf_runs): everything
 		 * else that is not a success is an error here. */
-		if (kind == RF_RESP_AUTH || kind == RF_RESP_TRANSIENT) {
+		if ((kind == RF_RESP_AUTH || kind == RF_RESP_TRANSIENT) && h->o.on_retry) {
 			char shown[256]; /* never the password of a user:pw@host URL */
 			rf_redact_uri(q->url, shown, sizeof shown);
-			snprintf(h->st.last_error, sizeof h->st.last_error, "%s %.200s: HTTP %ld: %.250s",
-				 q->method, shown, status,
-				 status ? (q->resp ? q->resp : "") : q->errbuf);
+			rf_err_set(status ? EPROTO : EIO, "%s %.200s: HTTP %ld: %.250s", q->method,
+				   shown, status, status ? (q->resp ? q->resp : "") : q->errbuf);
+			h->o.on_retry(h->o.on_retry_arg);
 		}
 		if (retryable(q, status, kind)) {
 			schedule_retry(h, q);
@@ -401,10 +401,25 @@ int rf_http_new(rf_http **out, rf_loop *loop, const struct rf_http_opts *o)
 		if (h->auth_header)
 			snprintf(h->auth_header, n, "Authorization: Bearer %s", h->o.token);
 	}
+	h->curl_timer = h->retry_timer = -1;
+	if (loop && ((h->curl_timer = rf_loop_timer_new(loop, on_curl_timer, h)) < 0 ||
+		     (h->retry_timer = rf_loop_timer_new(loop, on_retry_timer, h)) < 0)) {
+		int rc = h->curl_timer < 0 ? h->curl_timer : h->retry_timer;
+		if (h->curl_timer >= 0)
+			rf_loop_timer_del(loop, h->curl_timer);
+		free(h->auth_header);
+		free(h);
+		return rf_err_set(-rc, "http: no loop timer left");
+	}
 	h->multi = curl_multi_init();
 	if (!h->multi) {
+		if (loop) {
+			rf_loop_timer_del(loop, h->curl_timer);
+			rf_loop_timer_del(loop, h->retry_timer);
+		}
+		free(h->auth_header);
 		free(h);
-		return -ENOMEM;
+		return rf_err_set(ENOMEM, "http: curl_multi_init failed");
 	}
 	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
 	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
@@ -445,6 +460,10 @@ void rf_http_free(rf_http *h)
 		return;
 	rf_http_cancel_all(h);
 	curl_multi_cleanup(h->multi);
+	if (h->loop) {
+		rf_loop_timer_del(h->loop, h->curl_timer);
+		rf_loop_timer_del(h->loop, h->retry_timer);
+	}
 	free(h->auth_header);
 	free(h->allowed);
 	free(h);
@@ -488,11 +507,10 @@ int rf_http_request_ex(rf_http *h, const char *method, const char *url, char *bo
 			h->st.creds_refused++;
 			snprintf(h->st.refused_origin, sizeof h->st.refused_origin, "%s",
 				 url_origin(url, o, sizeof o) ? o : "an unparsable URL");
-			snprintf(h->st.last_error, sizeof h->st.last_error,
-				 "refused to send MLflow credentials to %.200s (not the tracking server %.200s)",
-				 h->st.refused_origin, h->origin);
 			free_req(q); /* the body with it */
-			return -EPERM;
+			return rf_err_set(EPERM, "refused to send MLflow credentials to %.200s "
+					  "(not the tracking server %.200s)", h->st.refused_origin,
+					  h->origin);
 		}
 	}
 	q->cb = cb;

@@ -35,6 +35,10 @@ struct rf_http_opts {
 	long timeout_ms;        /* per attempt; default 30000 */
 	long backoff_max_ms;    /* default 5000 */
 	const char *origin;     /* the tracking URI: credentials go to its scheme+host+port only */
+	/* A failed attempt that is retried (the caller sees only the final
+	 * answer): called on the loop thread with the reason in rf_err_msg(). */
+	void (*on_retry)(void *arg);
+	void *on_retry_arg;
 };
 
 struct rf_http_stats {
@@ -50,7 +54,6 @@ struct rf_http_stats {
 	char auth_origin[320];   /* where it came from */
 	uint64_t creds_refused;  /* requests refused: credentials for another origin */
 	char refused_origin[320]; /* the last such origin */
-	char last_error[512];
 };
 
 int rf_http_new(rf_http **out, rf_loop *loop, const struct rf_http_opts *o);

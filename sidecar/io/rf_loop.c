@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "rf_clock.h"
 #include "rf_loop.h"
 
 /* liburing 2.3 (Debian 12) predates IORING_OP_FUTEX_WAIT (kernel 6.7): the
@@ -32,7 +33,12 @@ struct timer {
 	uint64_t due; /* 0 = off */
 	rf_timer_cb cb;
 	void *arg;
+	bool used;
+	uint32_t gen; /* bumped when the slot is given back: old ids go stale */
 };
+
+/* Whether this kernel's io_uring has FUTEX_WAIT (kernel >= 6.7). */
+enum futex_support { FUTEX_UNKNOWN = 0, FUTEX_WORKS, FUTEX_UNSUPPORTED };
 
 struct rf_loop {
 	struct io_uring ring;
@@ -41,14 +47,12 @@ struct rf_loop {
 	rf_timer_cb futex_cb;
 	void *futex_arg;
 	bool futex_armed;
-	int futex_state; /* 0 unknown, 1 works, -1 unsupported */
+	enum futex_support futex;
 };
 
 uint64_t rf_loop_now_ms(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return rf_now_ms(); /* a function of its own: the fuzz targets replace it */
 }
 
 int rf_loop_new(rf_loop **out)
@@ -126,25 +130,53 @@ int rf_loop_watch(rf_loop *l, int fd, unsigned events, rf_fd_cb cb, void *arg)
 	return 0;
 }
 
-void rf_loop_timer(rf_loop *l, int id, int64_t ms, rf_timer_cb cb, void *arg)
+/* An id is slot + RF_LOOP_TIMERS * generation (kept positive). */
+#define GEN_MAX ((uint32_t)(0x7fffffff / RF_LOOP_TIMERS))
+
+static struct timer *timer_of(rf_loop *l, int id)
 {
-	if (id < 0 || id >= RF_LOOP_TIMERS)
-		return;
-	struct timer *t = &l->timers[id];
+	if (id < 0)
+		return NULL;
+	struct timer *t = &l->timers[id % RF_LOOP_TIMERS];
+	return t->used && t->gen == (uint32_t)(id / RF_LOOP_TIMERS) ? t : NULL;
+}
+
+int rf_loop_timer_new(rf_loop *l, rf_timer_cb cb, void *arg)
+{
+	for (int i = 0; i < RF_LOOP_TIMERS; i++) {
+		struct timer *t = &l->timers[i];
+		if (t->used)
+			continue;
+		*t = (struct timer){.cb = cb, .arg = arg, .used = true, .gen = t->gen};
+		return i + RF_LOOP_TIMERS * (int)t->gen;
+	}
+	return -ENOSPC;
+}
+
+int rf_loop_timer_set(rf_loop *l, int id, int64_t ms)
+{
+	struct timer *t = timer_of(l, id);
+	if (!t)
+		return -ENOENT;
 	if (ms < 0) {
 		t->due = 0;
-		return;
+		return 0;
 	}
 	t->due = rf_loop_now_ms() + (uint64_t)ms;
 	if (!t->due)
 		t->due = 1;
-	t->cb = cb;
-	t->arg = arg;
+	return 0;
 }
 
-bool rf_loop_futex_supported(rf_loop *l)
+int rf_loop_timer_del(rf_loop *l, int id)
 {
-	return l->futex_state >= 0;
+	struct timer *t = timer_of(l, id);
+	if (!t)
+		return -ENOENT;
+	t->used = false;
+	t->due = 0;
+	t->gen = (t->gen + 1) % GEN_MAX;
+	return 0;
 }
 
 int rf_loop_futex_wait(rf_loop *l, uint32_t *uaddr, uint32_t val, rf_timer_cb cb, void *arg)
@@ -153,7 +185,7 @@ int rf_loop_futex_wait(rf_loop *l, uint32_t *uaddr, uint32_t val, rf_timer_cb cb
 	l->futex_arg = arg;
 	if (l->futex_armed)
 		return 0;
-	if (l->futex_state < 0)
+	if (l->futex == FUTEX_UNSUPPORTED)
 		return -EOPNOTSUPP;
 	struct io_uring_sqe *sqe = get_sqe(l);
 	if (!sqe)
@@ -177,9 +209,9 @@ static void on_cqe(rf_loop *l, struct io_uring_cqe *cqe)
 	if (ud == UD_FUTEX) {
 		l->futex_armed = false;
 		if (cqe->res == -EINVAL || cqe->res == -EOPNOTSUPP) {
-			l->futex_state = -1; /* old kernel: callers poll instead */
-		} else if (l->futex_state == 0) {
-			l->futex_state = 1;
+			l->futex = FUTEX_UNSUPPORTED; /* old kernel: callers poll instead */
+		} else if (l->futex == FUTEX_UNKNOWN) {
+			l->futex = FUTEX_WORKS;
 		}
 		if (l->futex_cb)
 			l->futex_cb(l, l->futex_arg);
@@ -205,7 +237,7 @@ static void run_timers(rf_loop *l)
 	uint64_t now = rf_loop_now_ms();
 	for (int i = 0; i < RF_LOOP_TIMERS; i++) {
 		struct timer *t = &l->timers[i];
-		if (t->due && t->due <= now) {
+		if (t->used && t->due && t->due <= now) {
 			t->due = 0;
 			t->cb(l, t->arg);
 		}

@@ -25,15 +25,21 @@ void rf_loop_free(rf_loop *l);
  * changed or removed; one watch per fd. */
 int rf_loop_watch(rf_loop *l, int fd, unsigned events, rf_fd_cb cb, void *arg);
 
-/* One-shot timer `ms` from now (replacing an earlier one with the same id);
- * ms < 0 cancels.  Ids are small integers chosen by the caller. */
+/* Timers are handed out by the loop (as Redis's ae does), never chosen by
+ * callers: rf_loop_timer_new() gives its owner a fresh id (>= 0) for a
+ * one-shot timer calling cb(arg), or -ENOSPC when all RF_LOOP_TIMERS are
+ * taken.  rf_loop_timer_set() arms it `ms` from now (re-arming replaces the
+ * owner's own earlier due time; ms < 0 disarms); rf_loop_timer_del() gives
+ * it back.  An id that was given back is refused (-ENOENT), also once its
+ * slot serves another owner: a stale id can never move someone else's timer. */
 #define RF_LOOP_TIMERS 16
-void rf_loop_timer(rf_loop *l, int id, int64_t ms, rf_timer_cb cb, void *arg);
+int rf_loop_timer_new(rf_loop *l, rf_timer_cb cb, void *arg);
+int rf_loop_timer_set(rf_loop *l, int id, int64_t ms);
+int rf_loop_timer_del(rf_loop *l, int id);
 
 /* Ask to be woken when the 32-bit word at uaddr is FUTEX_WAKEd (shared) while
  * it holds val.  Completes once; call again to re-arm. */
 int rf_loop_futex_wait(rf_loop *l, uint32_t *uaddr, uint32_t val, rf_timer_cb cb, void *arg);
-bool rf_loop_futex_supported(rf_loop *l);
 
 /* Run one iteration: submit, wait up to the next timer (or max_ms), dispatch. */
 int rf_loop_run_once(rf_loop *l, int max_ms);

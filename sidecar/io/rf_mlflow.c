@@ -46,11 +46,6 @@ void rf_mlflow_set_foreign(rf_mlflow *m, bool foreign)
 	m->foreign = foreign;
 }
 
-const char *rf_mlflow_uri(rf_mlflow *m)
-{
-	return m->uri;
-}
-
 static void on_done(long status, const char *body, size_t len, const char *err, void *arg)
 {
 	struct call *c = arg;

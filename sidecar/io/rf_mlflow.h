@@ -20,7 +20,6 @@ typedef void (*rf_mlflow_cb)(int ok, long status, json_t *resp, const char *msg,
 
 int rf_mlflow_new(rf_mlflow **out, rf_http *http, const char *tracking_uri);
 void rf_mlflow_free(rf_mlflow *m);
-const char *rf_mlflow_uri(rf_mlflow *m);
 /* A foreign server: its requests carry none of the sidecar's credentials
  * or TLS settings (rf_http_request_ex's no_auth; docs/DESIGN.md "Destinations"). */
 void rf_mlflow_set_foreign(rf_mlflow *m, bool foreign);

@@ -30,7 +30,7 @@ void rf_redact_init(void)
 	}
 }
 
-void rf_redact_add(const char *value)
+static void rf_redact_add(const char *value)
 {
 	/* Short values would match everywhere: the producers' rule. */
 	if (!value || strlen(value) < RF_SECRET_ENV_MIN || nsecrets >= MAX_SECRETS)

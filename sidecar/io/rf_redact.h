@@ -16,8 +16,6 @@
 /* Learn the secret values of this process's environment (names containing
  * KEY, TOKEN, SECRET, PASSWORD, PASSWD or CREDENTIAL; values >= 8 bytes). */
 void rf_redact_init(void);
-/* Learn one more secret value (e.g. the password inside the tracking URI). */
-void rf_redact_add(const char *value);
 /* Learn the password (or the token-like user) inside a URI's userinfo. */
 void rf_redact_add_uri(const char *uri);
 /* uri with the password of its userinfo (or a userinfo without one, which

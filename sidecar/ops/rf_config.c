@@ -12,13 +12,12 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "rf_err.h"
 #include "rf_journal.h"
-#include "rf_version.h"
 
 static const char *env(const char *a)
 {
@@ -31,30 +30,20 @@ static bool truthy(const char *v)
 	return v && (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"));
 }
 
-static int fail(struct rf_config *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int fail(struct rf_config *c, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(c->err, sizeof c->err, fmt, ap);
-	va_end(ap);
-	return -EINVAL;
-}
-
 /* A whole decimal integer in [min, max]; `what` names the flag/variable. */
-static int number(struct rf_config *c, const char *what, const char *s, long min, long max, long *out)
+static int number(const char *what, const char *s, long min, long max, long *out)
 {
 	char *end;
 	errno = 0;
 	long v = strtol(s, &end, 10);
 	if (errno || end == s || *end || v < min || v > max)
-		return fail(c, "%s '%s': expected a whole number from %ld to %ld", what, s, min, max);
+		return rf_err_set(EINVAL, "%s '%s': expected a whole number from %ld to %ld", what,
+				  s, min, max);
 	*out = v;
 	return 0;
 }
 
-int rf_config_check_uri(const char *uri, char *why, size_t len)
+int rf_config_check_uri(const char *uri)
 {
 	const char *colon = strchr(uri, ':');
 	size_t sl = colon ? (size_t)(colon - uri) : 0;
@@ -64,32 +53,28 @@ int rf_config_check_uri(const char *uri, char *why, size_t len)
 			scheme = false;
 	const char *fix = "ringflowd talks to an MLflow tracking server over its REST API: set "
 			  "MLFLOW_TRACKING_URI to its http:// or https:// address";
-	if (!strncasecmp(uri, "databricks", 10)) {
-		snprintf(why, len, "tracking URI '%s': Databricks workspaces are not supported; %s", uri, fix);
-		return -EINVAL;
-	}
-	if (!scheme) {
-		snprintf(why, len, "tracking URI '%s' is a path, not a server address; %s (run "
-			 "`mlflow server --backend-store-uri ...` over that store)", uri, fix);
-		return -EINVAL;
-	}
+	if (!strncasecmp(uri, "databricks", 10))
+		return rf_err_set(EINVAL, "tracking URI '%s': Databricks workspaces are not "
+				  "supported; %s", uri, fix);
+	if (!scheme)
+		return rf_err_set(EINVAL, "tracking URI '%s' is a path, not a server address; %s "
+				  "(run `mlflow server --backend-store-uri ...` over that store)",
+				  uri, fix);
 	if ((sl == 4 && !strncasecmp(uri, "http", 4)) || (sl == 5 && !strncasecmp(uri, "https", 5))) {
 		const char *host = colon + 1;
-		if (strncmp(host, "//", 2) || !host[2] || host[2] == '/' || host[2] == ':') {
-			snprintf(why, len, "tracking URI '%s' has no host; expected %.*s://HOST[:PORT]",
-				 uri, (int)sl, uri);
-			return -EINVAL;
-		}
+		if (strncmp(host, "//", 2) || !host[2] || host[2] == '/' || host[2] == ':')
+			return rf_err_set(EINVAL, "tracking URI '%s' has no host; expected "
+					  "%.*s://HOST[:PORT]", uri, (int)sl, uri);
 		return 0;
 	}
 	if (!strncasecmp(uri, "sqlite", 6) || !strncasecmp(uri, "file", 4) ||
-		 !strncasecmp(uri, "postgresql", 10) || !strncasecmp(uri, "mysql", 5) ||
-		 !strncasecmp(uri, "mssql", 5))
-		snprintf(why, len, "tracking URI '%s' is a local store, not a server; %s (run "
-			 "`mlflow server --backend-store-uri %s` and point at it)", uri, fix, uri);
-	else
-		snprintf(why, len, "tracking URI '%s': unknown scheme '%.*s'; %s", uri, (int)sl, uri, fix);
-	return -EINVAL;
+	    !strncasecmp(uri, "postgresql", 10) || !strncasecmp(uri, "mysql", 5) ||
+	    !strncasecmp(uri, "mssql", 5))
+		return rf_err_set(EINVAL, "tracking URI '%s' is a local store, not a server; %s "
+				  "(run `mlflow server --backend-store-uri %s` and point at it)",
+				  uri, fix, uri);
+	return rf_err_set(EINVAL, "tracking URI '%s': unknown scheme '%.*s'; %s", uri, (int)sl,
+			  uri, fix);
 }
 
 void rf_config_usage(FILE *f)
@@ -164,7 +149,7 @@ int rf_config_parse(struct rf_config *c, int argc, char **argv)
 	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
 		const char *v = env(nums[i].var);
 		*nums[i].out = nums[i].def;
-		if (v && number(c, nums[i].var, v, nums[i].min, nums[i].max, nums[i].out))
+		if (v && number(nums[i].var, v, nums[i].min, nums[i].max, nums[i].out))
 			return -EINVAL;
 	}
 	const char *fs = env("RINGFLOW_FSYNC");
@@ -175,7 +160,8 @@ int rf_config_parse(struct rf_config *c, int argc, char **argv)
 	else if (!strcasecmp(fs, "none"))
 		c->fsync_policy = RF_FSYNC_NONE;
 	else
-		return fail(c, "RINGFLOW_FSYNC '%s': expected interval, always or none", fs);
+		return rf_err_set(EINVAL, "RINGFLOW_FSYNC '%s': expected interval, always or none",
+				  fs);
 
 	static const struct option o[] = {
 		{"tracking-uri", required_argument, 0, 'u'}, {"experiment", required_argument, 0, 'e'},
@@ -187,40 +173,40 @@ int rf_config_parse(struct rf_config *c, int argc, char **argv)
 		{"spool-max-mb", required_argument, 0, 'M'}, {"version", no_argument, 0, 'V'},
 		{0, 0, 0, 0}};
 	int ch, rc = 0;
-	opterr = 0; /* our own message, in c->err */
+	opterr = 0; /* our own message, in rf_err */
 	while (rc == 0 && (ch = getopt_long(argc, argv, "u:e:r:s:f:b:S:i:m:M:dgh", o, NULL)) != -1) {
 		switch (ch) {
 		case 'u': c->uri = optarg; break;
 		case 'e': c->experiment = optarg; break;
 		case 'r': c->ring = optarg; break;
 		case 's': c->spool = optarg; break;
-		case 'f': rc = number(c, "--flush-ms", optarg, 1, 3600000, &c->flush_ms); break;
-		case 'b': rc = number(c, "--batch-max", optarg, 1, 1000, &c->batch_max); break;
-		case 'S': rc = number(c, "--shutdown-ms", optarg, 0, 86400000, &c->shutdown_ms); break;
-		case 'i': rc = number(c, "--idle-exit-ms", optarg, 0, LONG_MAX / 2, &c->idle_exit_ms); break;
+		case 'f': rc = number("--flush-ms", optarg, 1, 3600000, &c->flush_ms); break;
+		case 'b': rc = number("--batch-max", optarg, 1, 1000, &c->batch_max); break;
+		case 'S': rc = number("--shutdown-ms", optarg, 0, 86400000, &c->shutdown_ms); break;
+		case 'i': rc = number("--idle-exit-ms", optarg, 0, LONG_MAX / 2, &c->idle_exit_ms); break;
 		case 'd': c->detach = true; break;
-		case 'm': rc = number(c, "--metrics-port", optarg, 0, 65535, &c->metrics_port); break;
+		case 'm': rc = number("--metrics-port", optarg, 0, 65535, &c->metrics_port); break;
 		case 'g': setenv("RINGFLOW_RING_GROUP", "1", 1); break;
-		case 'M': rc = number(c, "--spool-max-mb", optarg, 0, 1L << 30, &c->spool_max_mb); break;
-		case 'h': rf_config_usage(stdout); return 1;
-		case 'V': printf("ringflowd %s\n", RF_VERSION); return 1;
+		case 'M': rc = number("--spool-max-mb", optarg, 0, 1L << 30, &c->spool_max_mb); break;
+		case 'h': return RF_CONFIG_HELP;
+		case 'V': return RF_CONFIG_VERSION;
 		default:
-			return fail(c, "unknown option or missing value: '%s' (ringflowd --help)",
-				    argv[optind - 1]);
+			return rf_err_set(EINVAL, "unknown option or missing value: '%s' "
+					  "(ringflowd --help)", argv[optind - 1]);
 		}
 	}
 	if (rc)
 		return rc;
 	if (optind < argc)
-		return fail(c, "unknown command '%s' (commands: status, flush; options: ringflowd --help)",
-			    argv[optind]);
+		return rf_err_set(EINVAL, "unknown command '%s' (commands: status, flush; "
+				  "options: ringflowd --help)", argv[optind]);
 	if (!c->uri)
-		return fail(c, "MLFLOW_TRACKING_URI (or --tracking-uri) is required");
-	if (rf_config_check_uri(c->uri, c->err, sizeof c->err))
+		return rf_err_set(EINVAL, "MLFLOW_TRACKING_URI (or --tracking-uri) is required");
+	if (rf_config_check_uri(c->uri))
 		return -EINVAL;
 	if (c->insecure && c->ca)
-		return fail(c, "MLFLOW_TRACKING_INSECURE_TLS and MLFLOW_TRACKING_SERVER_CERT_PATH are "
-			       "mutually exclusive");
+		return rf_err_set(EINVAL, "MLFLOW_TRACKING_INSECURE_TLS and "
+				  "MLFLOW_TRACKING_SERVER_CERT_PATH are mutually exclusive");
 	if (c->ring && c->ring[0] != '/') {
 		/* As rf_ring_default_name does for RINGFLOW_RING: the name gets its '/'. */
 		snprintf(c->ring_buf, sizeof c->ring_buf, "/%s", c->ring);

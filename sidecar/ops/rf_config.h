@@ -18,18 +18,20 @@ struct rf_config {
 	int fsync_policy;        /* RF_FSYNC_* (rf_journal.h) */
 	char ring_buf[128];      /* `ring` when it had to be normalised */
 	char warn[256];          /* a non-fatal remark for the log ("" if none) */
-	char err[512];           /* why parsing failed */
 };
 
+enum rf_config_result { RF_CONFIG_RUN = 0, RF_CONFIG_HELP = 1, RF_CONFIG_VERSION = 2 };
+
 /* Fill `c` from the environment and argv (the daemon's options, argv[0]
- * the program).  0, 1 for --help/--version (printed, exit 0), or -EINVAL with
- * c->err set.  Unknown subcommands and stray arguments are errors. */
+ * the program).  RF_CONFIG_RUN, RF_CONFIG_HELP / RF_CONFIG_VERSION (the
+ * program prints them and exits 0), or -EINVAL with the reason in rf_err.
+ * Unknown subcommands and stray arguments are errors. */
 int rf_config_parse(struct rf_config *c, int argc, char **argv);
 
 /* Whether ringflowd can serve this tracking URI: 0, or -EINVAL with the
- * reason and what to do in `why` (http:// and https:// with a host only;
+ * reason and what to do in rf_err (http:// and https:// with a host only;
  * sqlite:, file:, databricks, bare paths and unknown schemes are refused). */
-int rf_config_check_uri(const char *uri, char *why, size_t len);
+int rf_config_check_uri(const char *uri);
 
 void rf_config_usage(FILE *f);
 

@@ -21,6 +21,7 @@
  * a loss is not forgotten by a later flush (it stays reported until the
  * sidecar is restarted, after the cause is dealt with; docs/OPERATIONS.md).
  */
+#include "rf_clock.h"
 #include "rf_ctl.h"
 
 #include <errno.h>
@@ -28,6 +29,7 @@
 #include <jansson.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,13 +48,6 @@ struct ctl {
 	double timeout_s;  /* flush */
 	bool json, quiet;
 };
-
-static uint64_t realtime_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void sleep_ms(long ms)
 {
@@ -197,7 +192,7 @@ struct view {
 static void look(struct ctl *c, rf_ring *r, struct view *v)
 {
 	memset(v, 0, sizeof *v);
-	v->at_ns = realtime_ns();
+	v->at_ns = rf_realtime_ns();
 	if (r) {
 		rf_ring_stats(r, &v->rs);
 		/* The pid is only a label (anyone mapping the ring can write it):
@@ -206,7 +201,7 @@ static void look(struct ctl *c, rf_ring *r, struct view *v)
 	}
 	v->snap_rc = rf_status_read(c->stats_path, &v->s);
 	v->snap_current = v->snap_rc == 0 && v->alive && v->s.pid == v->rs.consumer_pid &&
-			  v->s.ring_created_ns == v->rs.created_ns && v->s.state != RF_STATUS_EXITED;
+			  v->s.ring_created_ns == v->rs.created_ns && v->s.state != RF_SIDECAR_EXITED;
 }
 
 static int open_ring(struct ctl *c, rf_ring **r, struct view *v)
@@ -227,6 +222,22 @@ static double rate(uint64_t a, uint64_t b, uint64_t dt_ns)
 {
 	return dt_ns && b >= a ? (double)(b - a) * 1e9 / (double)dt_ns : 0;
 }
+
+/* The snapshot's counters in `status --json` (each a uint64_t). */
+#define SNAP(f) {#f, offsetof(struct rf_status_snap, f)}
+static const struct {
+	const char *name;
+	size_t off;
+} snap_counters[] = {
+	SNAP(updated_ns), SNAP(records_in), SNAP(records_out), SNAP(malformed), SNAP(metrics),
+	SNAP(params), SNAP(tags), SNAP(batches), SNAP(rejected), SNAP(runs_created),
+	SNAP(runs_ended), SNAP(artifacts), SNAP(pending), SNAP(http_pending), SNAP(requests),
+	SNAP(retries), SNAP(http_failed), SNAP(http_2xx), SNAP(http_4xx), SNAP(http_5xx),
+	SNAP(http_errors), SNAP(spool_bytes), SNAP(spool_files), SNAP(ring_pos), SNAP(traces),
+	SNAP(traces_done), SNAP(traces_failed), SNAP(spans_sent), SNAP(spans_failed),
+	SNAP(traces_waiting), SNAP(trace_lag_ms), SNAP(traces_behind), SNAP(auth_failures),
+};
+#undef SNAP
 
 static void print_json(struct ctl *c, const struct view *v, const struct view *v0)
 {
@@ -256,42 +267,25 @@ static void print_json(struct ctl *c, const struct view *v, const struct view *v
 	json_object_set_new(o, "stats_path", json_string(c->stats_path));
 	if (v->snap_rc == 0) {
 		const struct rf_status_snap *s = &v->s;
-		json_t *j = json_pack(
-			"{sI sb sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sI sb ss ss ss}",
-			"pid", (json_int_t)s->pid, "current", v->snap_current,
-			"updated_ns", (json_int_t)s->updated_ns, "records_in", (json_int_t)s->records_in,
-			"records_out", (json_int_t)s->records_out, "malformed", (json_int_t)s->malformed,
-			"metrics", (json_int_t)s->metrics, "params", (json_int_t)s->params,
-			"tags", (json_int_t)s->tags, "batches", (json_int_t)s->batches,
-			"rejected", (json_int_t)s->rejected, "runs_created", (json_int_t)s->runs_created,
-			"runs_ended", (json_int_t)s->runs_ended, "artifacts", (json_int_t)s->artifacts,
-			"pending", (json_int_t)s->pending, "http_pending", (json_int_t)s->http_pending,
-			"requests", (json_int_t)s->requests, "retries", (json_int_t)s->retries,
-			"http_failed", (json_int_t)s->http_failed, "http_2xx", (json_int_t)s->http_2xx,
-			"http_4xx", (json_int_t)s->http_4xx, "http_5xx", (json_int_t)s->http_5xx,
-			"http_errors", (json_int_t)s->http_errors, "spool_bytes", (json_int_t)s->spool_bytes,
-			"spool_files", (json_int_t)s->spool_files, "ring_pos", (json_int_t)s->ring_pos,
-			"drained", (int)s->drained, "last_error", s->last_error,
-			"tracking_uri", s->tracking_uri, "experiment", s->experiment);
+		json_t *j = json_pack("{sI sb sb ss ss ss}", "pid", (json_int_t)s->pid,
+				      "current", v->snap_current, "drained", (int)s->drained,
+				      "last_error", s->last_error, "tracking_uri", s->tracking_uri,
+				      "experiment", s->experiment);
+		for (size_t i = 0; i < sizeof snap_counters / sizeof *snap_counters; i++) {
+			uint64_t x;
+			memcpy(&x, (const char *)s + snap_counters[i].off, sizeof x);
+			json_object_set_new(j, snap_counters[i].name, json_integer((json_int_t)x));
+		}
 		if (v0 && v0->snap_rc == 0 && v0->s.pid == s->pid) {
 			uint64_t dt = s->updated_ns - v0->s.updated_ns;
 			json_object_set_new(j, "records_in_per_s", json_real(rate(v0->s.records_in, s->records_in, dt)));
 			json_object_set_new(j, "records_out_per_s", json_real(rate(v0->s.records_out, s->records_out, dt)));
 		}
-		json_object_set_new(j, "traces", json_integer((json_int_t)s->traces));
-		json_object_set_new(j, "traces_done", json_integer((json_int_t)s->traces_done));
-		json_object_set_new(j, "traces_failed", json_integer((json_int_t)s->traces_failed));
-		json_object_set_new(j, "spans_sent", json_integer((json_int_t)s->spans_sent));
-		json_object_set_new(j, "spans_failed", json_integer((json_int_t)s->spans_failed));
-		json_object_set_new(j, "traces_waiting", json_integer((json_int_t)s->traces_waiting));
-		json_object_set_new(j, "trace_lag_ms", json_integer((json_int_t)s->trace_lag_ms));
-		json_object_set_new(j, "traces_behind", json_integer((json_int_t)s->traces_behind));
 		json_t *lost = json_object();
 		for (size_t i = 0; i < rf_status_loss_count; i++)
 			json_object_set_new(lost, rf_status_loss_table[i].name,
 					    json_integer((json_int_t)rf_status_loss_value(s, i)));
 		json_object_set_new(j, "lost", lost);
-		json_object_set_new(j, "auth_failures", json_integer((json_int_t)s->auth_failures));
 		json_object_set_new(j, "auth_failing", json_boolean(s->auth_failing));
 		if (s->auth_failing)
 			json_object_set_new(j, "auth_origin", json_string(s->auth_origin));
@@ -338,7 +332,7 @@ static void print_text(struct ctl *c, const struct view *v, const struct view *v
 			strftime(a, sizeof a, "%Y-%m-%dT%H:%M:%SZ", &tm);
 			printf("  the last one (pid %lld) %s at %s: %llu records in, %llu entities out, "
 			       "%llu pending%s%s\n",
-			       (long long)v->s.pid, v->s.state == RF_STATUS_EXITED ? "exited" : "stopped updating",
+			       (long long)v->s.pid, v->s.state == RF_SIDECAR_EXITED ? "exited" : "stopped updating",
 			       a, (unsigned long long)v->s.records_in, (unsigned long long)v->s.records_out,
 			       (unsigned long long)v->s.pending, v->s.last_error[0] ? "; last error: " : "",
 			       v->s.last_error);
@@ -362,7 +356,7 @@ static void print_text(struct ctl *c, const struct view *v, const struct view *v
 	const struct rf_status_snap *s = &v->s;
 	human_age(a, sizeof a, v->at_ns > s->started_ns ? v->at_ns - s->started_ns : 0);
 	printf("sidecar pid %lld, up %s, %s -> %s (experiment %s)\n", (long long)s->pid, a,
-	       s->state == RF_STATUS_STOPPING ? "stopping" : "serving", s->tracking_uri, s->experiment);
+	       s->state == RF_SIDECAR_STOPPING ? "stopping" : "serving", s->tracking_uri, s->experiment);
 	if (v->at_ns > s->updated_ns + 5000000000ull) {
 		human_age(a, sizeof a, v->at_ns - s->updated_ns);
 		printf("  WARNING: its stats were last updated %s ago (is it stuck?)\n", a);
@@ -493,7 +487,7 @@ static int cmd_flush(struct ctl *c)
 	 * records up to this count. */
 	const uint64_t tail0 = v.rs.tail, head0 = v.rs.head, spilled0 = v.rs.spilled;
 	const int pid = v.rs.consumer_pid;
-	const uint64_t t0 = realtime_ns();
+	const uint64_t t0 = rf_realtime_ns();
 	bool tty = isatty(1) && !c->quiet;
 	uint64_t max_backlog = 1, last_line = 0;
 	int rc = RF_CTL_TIMEOUT;
@@ -571,7 +565,7 @@ static int cmd_flush(struct ctl *c)
 		if (!c->quiet)
 			printf("%sflushed: everything queued in ring %s is in MLflow, nothing lost (%.1f s; "
 			       "%llu records in, %llu entities out in total)\n",
-			       tty ? "\n" : "", c->ring, (double)(realtime_ns() - t0) / 1e9,
+			       tty ? "\n" : "", c->ring, (double)(rf_realtime_ns() - t0) / 1e9,
 			       (unsigned long long)v.s.records_in, (unsigned long long)v.s.records_out);
 	}
 	rf_ring_close(r);

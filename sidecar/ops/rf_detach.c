@@ -3,28 +3,29 @@
  */
 #include "rf_detach.h"
 
+#include "rf_err.h"
 #include "rf_safefile.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 static int ready_fd = -1; /* write end, in the daemon until it reported */
 
-int rf_detach_start(void)
+int rf_detach_start(bool *starter)
 {
 	int p[2];
+	*starter = false;
 	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
+		return rf_err_set_sys(errno, "cannot detach: pipe");
 	pid_t pid = fork();
 	if (pid < 0) {
 		int e = errno;
 		close(p[0]);
 		close(p[1]);
-		return -e;
+		return rf_err_set_sys(e, "cannot detach: fork");
 	}
 	if (pid > 0) {
 		/* The starting process: the daemon's verdict, or its death (EOF:
@@ -35,11 +36,11 @@ int rf_detach_start(void)
 		while ((n = read(p[0], &code, 1)) < 0 && errno == EINTR)
 			;
 		waitpid(pid, NULL, 0); /* the intermediate child exits at once */
-		if (n != 1) {
-			fprintf(stderr, "ringflowd: the daemon exited while starting (see its log)\n");
-			_exit(1);
-		}
-		_exit(code);
+		close(p[0]);
+		*starter = true;
+		if (n != 1)
+			return rf_err_set(ECHILD, "the daemon exited while starting (see its log)");
+		return code;
 	}
 	close(p[0]);
 	setsid();

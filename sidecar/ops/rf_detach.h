@@ -15,8 +15,11 @@
 
 #include <stdbool.h>
 
-/* 0 in the daemon (the original process never returns), -errno. */
-int rf_detach_start(void);
+/* In the daemon: 0 with *starter false.  In the starting process (*starter
+ * true), which must exit at once: the daemon's verdict as an exit status, or
+ * -ECHILD if it died before giving one.  -errno (rf_err says why) if it could
+ * not fork. */
+int rf_detach_start(bool *starter);
 /* Stdin from /dev/null, stdout and stderr to `log` (appended, 0600 or
  * 0660 with `group`), working directory "/".  0 or -errno. */
 int rf_detach_redirect(const char *log, bool group);

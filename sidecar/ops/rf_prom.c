@@ -5,6 +5,8 @@
  * MHD's external-epoll mode to rf_loop: watch MHD's epoll fd, run MHD when
  * it is readable, and keep one loop timer at the timeout MHD reports.
  */
+#include "rf_err.h"
+#include "rf_log.h"
 #include "rf_prom.h"
 
 #include <arpa/inet.h>
@@ -13,40 +15,26 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
 
-/* rf_loop timer id: rf_http uses 0 and 1. */
-#define PROM_TIMER 12
-
-/* MHD's own messages as ringflowd's logfmt lines (stderr). */
+/* MHD's own messages as ringflowd's log lines. */
 static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	(void)cls;
 	char msg[512];
 	vsnprintf(msg, sizeof msg, fmt, ap);
-	size_t n = strlen(msg);
-	while (n && msg[n - 1] == '\n')
-		msg[--n] = 0;
-	for (char *p = msg; *p; p++)
-		if (*p == '"' || *p == '\n')
-			*p = '\'';
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	struct tm tm;
-	gmtime_r(&ts.tv_sec, &tm);
-	char t[32];
-	strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
-	fprintf(stderr, "ts=%s.%03ldZ level=warn msg=\"metrics endpoint: %s\"\n", t,
-		ts.tv_nsec / 1000000, msg);
+	rf_log("warn", "metrics endpoint: %s", msg);
 }
 
 struct rf_prom {
 	struct MHD_Daemon *mhd;
 	rf_loop *loop;
+	int timer; /* handed out by the loop */
 	int epfd;
 	rf_prom_snap_fn fn;
 	void *arg;
@@ -61,9 +49,9 @@ static void run(struct rf_prom *p)
 	MHD_run(p->mhd);
 	MHD_UNSIGNED_LONG_LONG t;
 	if (MHD_get_timeout(p->mhd, &t) == MHD_YES)
-		rf_loop_timer(p->loop, PROM_TIMER, (int64_t)(t > 60000 ? 60000 : t), on_timer, p);
+		rf_loop_timer_set(p->loop, p->timer, (int64_t)(t > 60000 ? 60000 : t));
 	else
-		rf_loop_timer(p->loop, PROM_TIMER, -1, NULL, NULL);
+		rf_loop_timer_set(p->loop, p->timer, -1);
 }
 
 static void on_timer(rf_loop *l, void *arg)
@@ -86,7 +74,126 @@ static void metric(FILE *f, const char *name, const char *type, const char *help
 		(unsigned long long)v);
 }
 
-char *rf_prom_render(const struct rf_status_snap *s, size_t *len)
+/* Every metric that is one counter or gauge of the snapshot. */
+static const struct metric {
+	const char *name, *type, *help;
+	size_t off; /* of a uint64_t in struct rf_status_snap */
+} metrics[] = {
+	{"ringflow_records_in_total", "counter",
+	 "records taken from the ring (incl. spilled and replayed ones)",
+	 offsetof(struct rf_status_snap, records_in)},
+	{"ringflow_records_out_total", "counter",
+	 "entities (metrics, params, tags) accepted by MLflow",
+	 offsetof(struct rf_status_snap, records_out)},
+	{"ringflow_batches_total", "counter",
+	 "log-batch requests completed",
+	 offsetof(struct rf_status_snap, batches)},
+	{"ringflow_retries_total", "counter",
+	 "HTTP attempts repeated after a retryable failure",
+	 offsetof(struct rf_status_snap, retries)},
+	{"ringflow_http_failed_total", "counter",
+	 "requests whose final answer was not 2xx (incl. 404s of lookups)",
+	 offsetof(struct rf_status_snap, http_failed)},
+	{"ringflow_rejected_total", "counter",
+	 "entities MLflow refused (4xx), reported",
+	 offsetof(struct rf_status_snap, rejected)},
+	{"ringflow_malformed_total", "counter",
+	 "records refused by the decoder",
+	 offsetof(struct rf_status_snap, malformed)},
+	{"ringflow_dropped_total", "counter",
+	 "records dropped by producers (DROP policy)",
+	 offsetof(struct rf_status_snap, dropped)},
+	{"ringflow_spill_failed_total", "counter",
+	 "records producers could neither put in the ring nor spill",
+	 offsetof(struct rf_status_snap, spill_failed)},
+	{"ringflow_claim_timeouts_total", "counter",
+	 "WAIT-policy claims that found the ring full",
+	 offsetof(struct rf_status_snap, claim_timeouts)},
+	{"ringflow_abandoned_total", "counter",
+	 "claims of dead producers turned into padding",
+	 offsetof(struct rf_status_snap, abandoned)},
+	{"ringflow_spilled_total", "counter",
+	 "records producers wrote to spill files",
+	 offsetof(struct rf_status_snap, spilled)},
+	{"ringflow_spill_ingested_total", "counter",
+	 "spilled records delivered",
+	 offsetof(struct rf_status_snap, spill_ingested)},
+	{"ringflow_spill_corrupt_total", "counter",
+	 "spill files quarantined as corrupt",
+	 offsetof(struct rf_status_snap, spill_corrupt)},
+	{"ringflow_ring_corrupt_total", "counter",
+	 "corrupt ring records skipped (forged headers or padding)",
+	 offsetof(struct rf_status_snap, ring_corrupt)},
+	{"ringflow_ring_corrupt_bytes_total", "counter",
+	 "ring bytes skipped with corrupt records (records lost)",
+	 offsetof(struct rf_status_snap, ring_corrupt_bytes)},
+	{"ringflow_ring_header_rewrites_total", "counter",
+	 "rewrites of the ring's shared header (capacity, head, tail) undone",
+	 offsetof(struct rf_status_snap, ring_hdr_changed)},
+	{"ringflow_spool_bytes", "gauge",
+	 "bytes of this ring's spill files and journal",
+	 offsetof(struct rf_status_snap, spool_bytes)},
+	{"ringflow_ring_capacity_bytes", "gauge",
+	 "ring data area",
+	 offsetof(struct rf_status_snap, ring_capacity)},
+	{"ringflow_pending", "gauge",
+	 "entities taken from the ring not yet sent",
+	 offsetof(struct rf_status_snap, pending)},
+	{"ringflow_http_pending", "gauge",
+	 "requests queued, in flight or waiting to retry",
+	 offsetof(struct rf_status_snap, http_pending)},
+	{"ringflow_runs_created_total", "counter",
+	 "MLflow runs created",
+	 offsetof(struct rf_status_snap, runs_created)},
+	{"ringflow_runs_ended_total", "counter",
+	 "MLflow runs given a final status",
+	 offsetof(struct rf_status_snap, runs_ended)},
+	{"ringflow_artifacts_total", "counter",
+	 "artifacts uploaded",
+	 offsetof(struct rf_status_snap, artifacts)},
+	{"ringflow_artifacts_failed_total", "counter",
+	 "artifacts that failed for good",
+	 offsetof(struct rf_status_snap, artifacts_failed)},
+	{"ringflow_journal_errors_total", "counter",
+	 "journal write errors",
+	 offsetof(struct rf_status_snap, journal_errors)},
+	{"ringflow_traces_total", "counter",
+	 "traces begun (MLFLOW_INSPECT_TRACING)",
+	 offsetof(struct rf_status_snap, traces)},
+	{"ringflow_traces_done_total", "counter",
+	 "traces fully in MLflow",
+	 offsetof(struct rf_status_snap, traces_done)},
+	{"ringflow_traces_failed_total", "counter",
+	 "traces MLflow refused",
+	 offsetof(struct rf_status_snap, traces_failed)},
+	{"ringflow_spans_sent_total", "counter",
+	 "spans MLflow accepted",
+	 offsetof(struct rf_status_snap, spans_sent)},
+	{"ringflow_spans_failed_total", "counter",
+	 "spans MLflow refused",
+	 offsetof(struct rf_status_snap, spans_failed)},
+	{"ringflow_traces_waiting", "gauge",
+	 "complete traces not yet all in MLflow (kept, never dropped)",
+	 offsetof(struct rf_status_snap, traces_waiting)},
+	{"ringflow_trace_lag_ms", "gauge",
+	 "how long the oldest complete trace has waited for MLflow",
+	 offsetof(struct rf_status_snap, trace_lag_ms)},
+	{"ringflow_traces_behind_total", "counter",
+	 "times the oldest complete trace waited over 10 s (server not keeping up)",
+	 offsetof(struct rf_status_snap, traces_behind)},
+	{"ringflow_traces_late_total", "counter",
+	 "records for a trace already uploaded (dropped)",
+	 offsetof(struct rf_status_snap, traces_late)},
+	{"ringflow_auth_failures_total", "counter",
+	 "401/403/407 answers (retried with backoff; nothing dropped)",
+	 offsetof(struct rf_status_snap, auth_failures)},
+	{"ringflow_auth_failing", "gauge",
+	 "1 while the last answer with credentials was an auth failure",
+	 offsetof(struct rf_status_snap, auth_failing)},
+};
+
+/* The exposition text of one snapshot (malloc'ed; NULL on ENOMEM). */
+static char *rf_prom_render(const struct rf_status_snap *s, size_t *len)
 {
 	char *buf = NULL;
 	size_t n = 0;
@@ -98,10 +205,6 @@ char *rf_prom_render(const struct rf_status_snap *s, size_t *len)
 	fprintf(f, "# HELP ringflow_start_time_seconds when ringflowd started (Unix time)\n"
 		   "# TYPE ringflow_start_time_seconds gauge\nringflow_start_time_seconds %.3f\n",
 		(double)s->started_ns / 1e9);
-	metric(f, "ringflow_records_in_total", "counter",
-	       "records taken from the ring (incl. spilled and replayed ones)", s->records_in);
-	metric(f, "ringflow_records_out_total", "counter",
-	       "entities (metrics, params, tags) accepted by MLflow", s->records_out);
 	fprintf(f, "# HELP ringflow_logged_total entities accepted by MLflow, by kind\n"
 		   "# TYPE ringflow_logged_total counter\n"
 		   "ringflow_logged_total{kind=\"metric\"} %llu\n"
@@ -109,7 +212,6 @@ char *rf_prom_render(const struct rf_status_snap *s, size_t *len)
 		   "ringflow_logged_total{kind=\"tag\"} %llu\n",
 		(unsigned long long)s->metrics, (unsigned long long)s->params,
 		(unsigned long long)s->tags);
-	metric(f, "ringflow_batches_total", "counter", "log-batch requests completed", s->batches);
 	fprintf(f, "# HELP ringflow_http_requests_total HTTP attempts to MLflow by outcome "
 		   "(error: no response)\n# TYPE ringflow_http_requests_total counter\n"
 		   "ringflow_http_requests_total{status=\"2xx\"} %llu\n"
@@ -118,75 +220,18 @@ char *rf_prom_render(const struct rf_status_snap *s, size_t *len)
 		   "ringflow_http_requests_total{status=\"error\"} %llu\n",
 		(unsigned long long)s->http_2xx, (unsigned long long)s->http_4xx,
 		(unsigned long long)s->http_5xx, (unsigned long long)s->http_errors);
-	metric(f, "ringflow_retries_total", "counter", "HTTP attempts repeated after a retryable failure",
-	       s->retries);
-	metric(f, "ringflow_http_failed_total", "counter", "requests whose final answer was not 2xx (incl. 404s of lookups)",
-	       s->http_failed);
-	metric(f, "ringflow_rejected_total", "counter", "entities MLflow refused (4xx), reported",
-	       s->rejected);
-	metric(f, "ringflow_malformed_total", "counter", "records refused by the decoder",
-	       s->malformed);
-	metric(f, "ringflow_dropped_total", "counter", "records dropped by producers (DROP policy)",
-	       s->dropped);
-	metric(f, "ringflow_spill_failed_total", "counter",
-	       "records producers could neither put in the ring nor spill", s->spill_failed);
-	metric(f, "ringflow_claim_timeouts_total", "counter",
-	       "WAIT-policy claims that found the ring full", s->claim_timeouts);
-	metric(f, "ringflow_abandoned_total", "counter",
-	       "claims of dead producers turned into padding", s->abandoned);
-	metric(f, "ringflow_spilled_total", "counter", "records producers wrote to spill files",
-	       s->spilled);
-	metric(f, "ringflow_spill_ingested_total", "counter", "spilled records delivered",
-	       s->spill_ingested);
-	metric(f, "ringflow_spill_corrupt_total", "counter", "spill files quarantined as corrupt",
-	       s->spill_corrupt);
-	metric(f, "ringflow_ring_corrupt_total", "counter",
-	       "corrupt ring records skipped (forged headers or padding)", s->ring_corrupt);
-	metric(f, "ringflow_ring_corrupt_bytes_total", "counter",
-	       "ring bytes skipped with corrupt records (records lost)", s->ring_corrupt_bytes);
-	metric(f, "ringflow_ring_header_rewrites_total", "counter",
-	       "rewrites of the ring's shared header (capacity, head, tail) undone",
-	       s->ring_hdr_changed);
-	metric(f, "ringflow_spool_bytes", "gauge", "bytes of this ring's spill files and journal",
-	       s->spool_bytes);
 	metric(f, "ringflow_ring_used_bytes", "gauge", "ring bytes claimed and not yet freed",
 	       s->ring_tail - s->ring_pos);
-	metric(f, "ringflow_ring_capacity_bytes", "gauge", "ring data area", s->ring_capacity);
-	metric(f, "ringflow_pending", "gauge", "entities taken from the ring not yet sent",
-	       s->pending);
-	metric(f, "ringflow_http_pending", "gauge", "requests queued, in flight or waiting to retry",
-	       s->http_pending);
-	metric(f, "ringflow_runs_created_total", "counter", "MLflow runs created", s->runs_created);
-	metric(f, "ringflow_runs_ended_total", "counter", "MLflow runs given a final status",
-	       s->runs_ended);
-	metric(f, "ringflow_artifacts_total", "counter", "artifacts uploaded", s->artifacts);
-	metric(f, "ringflow_artifacts_failed_total", "counter", "artifacts that failed for good",
-	       s->artifacts_failed);
-	metric(f, "ringflow_journal_errors_total", "counter", "journal write errors",
-	       s->journal_errors);
-	metric(f, "ringflow_traces_total", "counter", "traces begun (MLFLOW_INSPECT_TRACING)", s->traces);
-	metric(f, "ringflow_traces_done_total", "counter", "traces fully in MLflow", s->traces_done);
-	metric(f, "ringflow_traces_failed_total", "counter", "traces MLflow refused", s->traces_failed);
-	metric(f, "ringflow_spans_sent_total", "counter", "spans MLflow accepted", s->spans_sent);
-	metric(f, "ringflow_spans_failed_total", "counter", "spans MLflow refused", s->spans_failed);
-	metric(f, "ringflow_traces_waiting", "gauge",
-	       "complete traces not yet all in MLflow (kept, never dropped)", s->traces_waiting);
-	metric(f, "ringflow_trace_lag_ms", "gauge",
-	       "how long the oldest complete trace has waited for MLflow", s->trace_lag_ms);
-	metric(f, "ringflow_traces_behind_total", "counter",
-	       "times the oldest complete trace waited over 10 s (server not keeping up)",
-	       s->traces_behind);
-	metric(f, "ringflow_traces_late_total", "counter",
-	       "records for a trace already uploaded (dropped)", s->traces_late);
+	for (size_t i = 0; i < sizeof metrics / sizeof *metrics; i++) {
+		uint64_t v;
+		memcpy(&v, (const char *)s + metrics[i].off, sizeof v);
+		metric(f, metrics[i].name, metrics[i].type, metrics[i].help, v);
+	}
 	fprintf(f, "# HELP ringflow_lost_total data that will not reach MLflow, by counter "
 		   "(docs/OPERATIONS.md)\n# TYPE ringflow_lost_total counter\n");
 	for (size_t i = 0; i < rf_status_loss_count; i++)
 		fprintf(f, "ringflow_lost_total{kind=\"%s\"} %llu\n", rf_status_loss_table[i].name,
 			(unsigned long long)rf_status_loss_value(s, i));
-	metric(f, "ringflow_auth_failures_total", "counter",
-	       "401/403/407 answers (retried with backoff; nothing dropped)", s->auth_failures);
-	metric(f, "ringflow_auth_failing", "gauge",
-	       "1 while the last answer with credentials was an auth failure", s->auth_failing);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;
@@ -240,11 +285,17 @@ int rf_prom_start(rf_prom **out, rf_loop *loop, int port, rf_prom_snap_fn fn, vo
 {
 	*out = NULL;
 	if (port <= 0 || port > 65535)
-		return -EINVAL;
+		return rf_err_set(EINVAL, "metrics port %d: outside 1..65535", port);
 	struct rf_prom *p = calloc(1, sizeof *p);
 	if (!p)
-		return -ENOMEM;
+		return rf_err_set(ENOMEM, "metrics endpoint: out of memory");
 	p->loop = loop;
+	p->timer = rf_loop_timer_new(loop, on_timer, p);
+	if (p->timer < 0) {
+		int rc = p->timer;
+		free(p);
+		return rf_err_set(-rc, "metrics endpoint: no loop timer left");
+	}
 	p->fn = fn;
 	p->arg = arg;
 	/* Loopback only: the counters are not secret, but nothing on this
@@ -256,24 +307,23 @@ int rf_prom_start(rf_prom **out, rf_loop *loop, int port, rf_prom_snap_fn fn, vo
 				  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 				  MHD_OPTION_CONNECTION_LIMIT, 16u, MHD_OPTION_CONNECTION_TIMEOUT,
 				  10u, MHD_OPTION_END);
-	if (!p->mhd) {
-		int e = errno ? errno : EADDRINUSE;
-		free(p);
-		return -e;
-	}
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(p->mhd, MHD_DAEMON_INFO_EPOLL_FD);
-	if (!info) {
-		MHD_stop_daemon(p->mhd);
-		free(p);
-		return -ENOTSUP;
-	}
-	p->epfd = info->epoll_fd;
-	int rc = rf_loop_watch(loop, p->epfd, POLLIN, on_epoll, p);
+	int rc = 0;
+	const union MHD_DaemonInfo *info = NULL;
+	if (!p->mhd)
+		rc = rf_err_set_sys(errno ? errno : EADDRINUSE, "cannot serve metrics on "
+				    "127.0.0.1:%d", port);
+	else if (!(info = MHD_get_daemon_info(p->mhd, MHD_DAEMON_INFO_EPOLL_FD)))
+		rc = rf_err_set(ENOTSUP, "cannot serve metrics: libmicrohttpd has no epoll");
+	else if ((rc = rf_loop_watch(loop, info->epoll_fd, POLLIN, on_epoll, p)))
+		rf_err_set_sys(rc, "cannot serve metrics: watching its socket");
 	if (rc) {
-		MHD_stop_daemon(p->mhd);
+		if (p->mhd)
+			MHD_stop_daemon(p->mhd);
+		rf_loop_timer_del(loop, p->timer);
 		free(p);
 		return rc;
 	}
+	p->epfd = info->epoll_fd;
 	*out = p;
 	return 0;
 }
@@ -283,7 +333,7 @@ void rf_prom_stop(rf_prom *p)
 	if (!p)
 		return;
 	rf_loop_watch(p->loop, p->epfd, 0, NULL, NULL);
-	rf_loop_timer(p->loop, PROM_TIMER, -1, NULL, NULL);
+	rf_loop_timer_del(p->loop, p->timer);
 	MHD_stop_daemon(p->mhd);
 	free(p);
 }

@@ -24,7 +24,4 @@ typedef void (*rf_prom_snap_fn)(struct rf_status_snap *snap, void *arg);
 int rf_prom_start(rf_prom **out, rf_loop *loop, int port, rf_prom_snap_fn fn, void *arg);
 void rf_prom_stop(rf_prom *p);
 
-/* The exposition text of one snapshot (malloc'ed; NULL on ENOMEM). */
-char *rf_prom_render(const struct rf_status_snap *s, size_t *len);
-
 #endif

@@ -18,7 +18,7 @@
 
 #define RF_STATUS_PERIOD_MS 200
 
-enum rf_status_state { RF_STATUS_RUNNING = 1, RF_STATUS_STOPPING = 2, RF_STATUS_EXITED = 3 };
+enum rf_status_state { RF_SIDECAR_RUNNING = 1, RF_SIDECAR_STOPPING = 2, RF_SIDECAR_EXITED = 3 };
 
 /* One snapshot of the daemon's state.  Plain data: add fields only at the
  * end and bump RF_STATUS_VERSION when the layout changes. */

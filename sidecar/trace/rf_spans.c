@@ -208,7 +208,7 @@ void rf_span_event(struct rf_xspan *s, const char *name, int64_t time_ns, json_t
 
 void rf_span_error(struct rf_xspan *s, const char *type, const char *msg, int64_t time_ns)
 {
-	s->status = RF_SPAN_ERROR;
+	s->status = RF_XSPAN_ERROR;
 	free(s->status_msg);
 	s->status_msg = strdup(msg ? msg : "");
 	rf_span_event(s, "exception", time_ns,

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum rf_xspan_status { RF_SPAN_UNSET = 0, RF_SPAN_OK = 1, RF_SPAN_ERROR = 2 };
+enum rf_xspan_status { RF_XSPAN_UNSET = 0, RF_XSPAN_OK = 1, RF_XSPAN_ERROR = 2 };
 
 /* "xspan": rf_span_* is libringflow's public tracing API (ringflow_trace.h). */
 struct rf_xspan {

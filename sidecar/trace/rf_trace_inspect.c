@@ -209,7 +209,7 @@ static void on_model(struct ictx *c, struct xtrace *t)
 	if (text(c->r, "error", err, sizeof err))
 		rf_span_error(s, "ModelError", err, ns(c->r, "completed"));
 	else
-		s->status = RF_SPAN_OK;
+		s->status = RF_XSPAN_OK;
 	int64_t end = ns(c->r, "completed");
 	rf_xspan_end(t->tr, s, end ? end : s->start_ns);
 }
@@ -242,7 +242,7 @@ static void on_tool(struct ictx *c, struct xtrace *t)
 			snprintf(msg, sizeof msg, "tool call failed");
 		rf_span_error(s, ty[0] ? ty : "ToolError", msg, end ? end : s->start_ns);
 	} else {
-		s->status = RF_SPAN_OK;
+		s->status = RF_XSPAN_OK;
 	}
 	rf_xspan_end(t->tr, s, end ? end : s->start_ns);
 }
@@ -281,7 +281,7 @@ static void on_score(struct ictx *c, struct xtrace *t)
 	rf_span_attr(s, "inspect.intermediate", jget(c->r, "intermediate"));
 	/* The score as Inspect logged it (the assessments hold its number). */
 	rf_span_attr(s, "inspect.raw_value", jget(c->r, "value"));
-	s->status = RF_SPAN_OK;
+	s->status = RF_XSPAN_OK;
 	rf_xspan_end(t->tr, s, s->start_ns);
 }
 
@@ -318,7 +318,7 @@ static void on_span(struct ictx *c, struct xtrace *t, bool begin)
 		if (ty[0])
 			rf_span_attr(s, "inspect.span_type", json_string(ty));
 	} else if (!s->end_ns) {
-		s->status = RF_SPAN_OK;
+		s->status = RF_XSPAN_OK;
 		rf_xspan_end(t->tr, s, ns(c->r, "timestamp"));
 	}
 }
@@ -417,8 +417,8 @@ static void on_sample_end(struct ictx *c, struct xtrace *t)
 	char err[1024];
 	if (text(c->r, "error", err, sizeof err) && err[0])
 		rf_span_error(s, "SampleError", err, end);
-	else if (s->status != RF_SPAN_ERROR)
-		s->status = RF_SPAN_OK;
+	else if (s->status != RF_XSPAN_ERROR)
+		s->status = RF_XSPAN_OK;
 	/* Spans still open inside the sample (a cancelled tool, a span whose
 	 * end was never logged) end with it, as ERROR. */
 	for (size_t i = 0; i < t->tr->n; i++) {
@@ -475,7 +475,7 @@ static void on_lifecycle(struct ictx *c, int type)
 			if (e && e->type == MSGPACK_OBJECT_MAP && text(e, "message", msg, sizeof msg))
 				rf_span_error(s, "EvalError", msg, when);
 			else
-				s->status = RF_SPAN_OK;
+				s->status = RF_XSPAN_OK;
 			rf_xspan_end(t->tr, s, when);
 			rf_traces_complete(c->x, t, when, "span still open when its run ended");
 		}
@@ -506,7 +506,7 @@ static void on_lifecycle(struct ictx *c, int type)
 		if (strcmp(st, "success"))
 			rf_span_error(s, "TaskError", st, when);
 		else
-			s->status = RF_SPAN_OK;
+			s->status = RF_XSPAN_OK;
 		int64_t end = ns(c->r, "completed_at");
 		rf_xspan_end(t->tr, s, end ? end : when);
 	}

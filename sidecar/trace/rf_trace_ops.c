@@ -18,6 +18,7 @@
 
 #include <curl/curl.h>
 
+#include "rf_clock.h"
 #include "rf_decode.h"
 #include "rf_traces_int.h"
 #include "ringflow.h"
@@ -129,11 +130,8 @@ static json_t *assessment(const msgpack_object *r, const char *trace)
 				      sid ? sid : json_string("default")));
 	int64_t ns = 0;
 	rf_obj_int(rf_obj_get(r, "time_ns"), &ns);
-	if (ns <= 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-	}
+	if (ns <= 0)
+		ns = (int64_t)rf_realtime_ns();
 	char t0[40];
 	rf_rfc3339(ns, t0);
 	json_object_set_new(a, "create_time", json_string(t0));

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "rf_clock.h"
 #include "rf_traces_int.h"
 
 #define OTLP_MAX_SPANS 2000 /* spans per /v1/traces request */
@@ -379,7 +380,7 @@ static void send_info(rf_traces *x, struct xtrace *t, const char *exp, const cha
 	}
 	const char *state = "IN_PROGRESS";
 	if (t->complete && !has_top)
-		state = root && root->status == RF_SPAN_ERROR ? "ERROR" : "OK";
+		state = root && root->status == RF_XSPAN_ERROR ? "ERROR" : "OK";
 	json_t *info = json_pack(
 		"{s:s,s:{s:s,s:{s:s}},s:s,s:s,s:s,s:o,s:o,s:o}", "trace_id", id, "trace_location",
 		"type", "MLFLOW_EXPERIMENT", "mlflow_experiment", "experiment_id", exp,
@@ -435,13 +436,6 @@ static bool info_due(const struct xtrace *t)
 
 /* ---- the pump ---- */
 
-static int64_t realtime_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Done: its final info answered and every span answered. */
 static bool finished(const struct xtrace *t)
 {
@@ -458,7 +452,7 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 	for (struct xtrace *t = x->list, *n; t; t = n) {
 		n = t->next;
 		if (!t->complete && now - t->last_ms >= (uint64_t)x->o.timeout_ms)
-			rf_traces_complete(x, t, realtime_ns(), "trace timed out before its root ended");
+			rf_traces_complete(x, t, (int64_t)rf_realtime_ns(), "trace timed out before its root ended");
 		if (t->tr->capped != t->capped_seen) {
 			/* Over RF_TRACE_SPANS_MAX: what it holds is closed
 			 * (ERROR) and sent, the rest counted, memory freed. */
@@ -467,7 +461,7 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 			if (!t->complete)
 				rf_traces_err(x, "a trace reached %d spans: closed as ERROR, later spans "
 					      "counted in spans_capped", RF_TRACE_SPANS_MAX);
-			rf_traces_complete(x, t, realtime_ns(),
+			rf_traces_complete(x, t, (int64_t)rf_realtime_ns(),
 					   "ringflow: the trace reached its span limit");
 		}
 		if (finished(t)) {

@@ -447,9 +447,9 @@ static void general(rf_traces *x, int type, const msgpack_object *r)
 		}
 		merge_obj(s->attrs, rf_obj_get(r, "attributes"), false);
 		char *st = dup_text(r, "status"), *msg = dup_text(r, "status_message");
-		s->status = !st || !strcasecmp(st, "OK") ? RF_SPAN_OK
-			    : !strcasecmp(st, "UNSET")   ? RF_SPAN_UNSET
-							 : RF_SPAN_ERROR;
+		s->status = !st || !strcasecmp(st, "OK") ? RF_XSPAN_OK
+			    : !strcasecmp(st, "UNSET")   ? RF_XSPAN_UNSET
+							 : RF_XSPAN_ERROR;
 		if (st && (!strcasecmp(st, "CANCELLED") || !strcasecmp(st, "TIMEOUT")))
 			/* OTLP and MLflow know OK/ERROR/UNSET only: keep the detail. */
 			rf_span_attr(s, "ringflow.status", json_string(st));

@@ -196,16 +196,3 @@ int rf_evallog_parse(const char *path, const char *data, size_t len, rf_evallog_
 		return read_json_log(path, data, len, fn, arg, err, errlen, has_secret);
 	return read_eval_zip(path, data, len, fn, arg, err, errlen, has_secret);
 }
-
-int rf_evallog_read(const char *path, rf_evallog_fn fn, void *arg, char *err, size_t errlen,
-		    bool *has_secret)
-{
-	char *data;
-	size_t len;
-	*has_secret = false;
-	int rc = rf_evallog_load(path, &data, &len, err, errlen);
-	if (rc == 0)
-		rc = rf_evallog_parse(path, data, len, fn, arg, err, errlen, has_secret);
-	free(data);
-	return rc;
-}

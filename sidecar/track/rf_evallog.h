@@ -23,14 +23,10 @@ typedef void (*rf_evallog_fn)(json_t *header, json_t *sample, void *arg);
  * file cannot be swapped in between.  Returns 0, or -errno with *err set. */
 int rf_evallog_load(const char *path, char **data, size_t *len, char *err, size_t errlen);
 
-/* As rf_evallog_read(), over bytes rf_evallog_load() read from path (whose
- * name says .json or .eval). */
+/* Over bytes rf_evallog_load() read from path (whose name says .json or
+ * .eval): calls fn for the header (the log without samples; sample == NULL)
+ * and for each sample object.  Returns 0, or -errno with *err set. */
 int rf_evallog_parse(const char *path, const char *data, size_t len, rf_evallog_fn fn,
 		     void *arg, char *err, size_t errlen, bool *has_secret);
-
-/* Calls fn for the header (the log without samples; sample == NULL) and for
- * each sample object.  Returns 0, or -errno with *err set. */
-int rf_evallog_read(const char *path, rf_evallog_fn fn, void *arg, char *err, size_t errlen,
-		    bool *has_secret);
 
 #endif

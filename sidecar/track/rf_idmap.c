@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rf_err.h"
 #include "rf_ring.h"
 #include "rf_safefile.h"
 #include "rf_track_int.h"
@@ -65,14 +66,13 @@ int rf_idmap_add(rf_track *t, struct mrun *r)
 		size_t n = strlen(s);
 		s[n] = '\n'; /* one write() per line: whole lines or nothing */
 		if (write(fd, s, n + 1) != (ssize_t)(n + 1)) {
-			rc = -EIO;
-			rf_set_err(errno, "%s: write", t->idmap_path);
+			rc = rf_err_set_sys(errno ? errno : EIO, "%s: write", t->idmap_path);
 		}
 		fdatasync(fd);
 	} else {
 		rc = fd < 0 ? fd : -ENOMEM; /* rf_safe_open() said why */
 		if (fd >= 0)
-			rf_set_err(ENOMEM, "%s", t->idmap_path);
+			rf_err_set(ENOMEM, "%s", t->idmap_path);
 	}
 	if (fd >= 0)
 		close(fd);

@@ -31,6 +31,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "rf_clock.h"
 #include "rf_hash.h"
 #include "rf_decode.h"
 #include "rf_track_int.h"
@@ -96,9 +97,7 @@ static int64_t ms_of(const msgpack_object *m, const char *key)
 			return (int64_t)llround(t * 1000.0);
 		bad_field(rf_obj_get(m, key));
 	}
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)(rf_realtime_ns() / 1000000);
 }
 
 /* A msgpack scalar as text for a param value (JSON for structures). */

@@ -41,8 +41,8 @@ void fuzz_track_begin(bool run_mode)
 int fuzz_track_feed(int type, const void *data, uint32_t len)
 {
 	rf_decoded dec;
-	const char *why = NULL;
-	int rc = rf_decode(&dec, data, len, &why);
+	rf_err_clear();
+	int rc = rf_decode(&dec, data, len);
 	if (rc == 0) {
 		/* ringflow-dump's rendering */
 		json_t *j = rf_obj_to_json(dec.root);
@@ -67,7 +67,7 @@ int fuzz_track_feed(int type, const void *data, uint32_t len)
 		}
 		rf_track_record(track, type, dec.root);
 		rf_traces_record(traces, type, dec.root); /* as ringflowd's on_rec */
-	} else if (!why) {
+	} else if (!rf_err_code()) {
 		abort(); /* a rejection always says why */
 	}
 	rf_decoded_free(&dec);

@@ -72,8 +72,7 @@ static void replay(rf_track *t)
 {
 	for (size_t i = 0; i < nrecs; i++) {
 		rf_decoded d;
-		const char *why;
-		if (rf_decode(&d, recs[i].sb.data, recs[i].sb.size, &why))
+		if (rf_decode(&d, recs[i].sb.data, recs[i].sb.size))
 			abort();
 		rf_track_record(t, recs[i].type, d.root);
 		rf_decoded_free(&d);

@@ -30,7 +30,7 @@ static int on_rec(const struct rf_ring_rec *rec, void *arg)
 {
 	struct ctx *c = arg;
 	if (rec->sub != c->next_sub++ || rec->len > MAXREC || rec->type < 1 ||
-	    !(rec->flags & RF_REC_SPILLED))
+	    !(rec->flags & RF_RING_REC_SPILLED))
 		abort(); /* delivered in order, within limits, marked as spilled */
 	c->n++;
 	fuzz_track_feed(rec->type, rec->data, rec->len);
@@ -68,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_track_begin((size & 1) != 0); /* odd sizes: one trace per run */
 	struct ctx c = {0};
 	struct rf_spill_report rep = {0};
-	int n = rf_spill_scan(m, size, MAXREC, 4096, RF_REC_SPILLED | ((opt & 2) ? RF_REC_ORPHAN : 0),
+	int n = rf_spill_scan(m, size, MAXREC, 4096, RF_RING_REC_SPILLED | ((opt & 2) ? RF_RING_REC_ORPHAN : 0),
 			      on_rec, &c, &rep);
 	if (n != c.n || rep.skipped > size || (rep.skipped && !rep.bad))
 		abort(); /* the scan's report must match what it delivered */
