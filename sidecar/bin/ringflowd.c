@@ -647,9 +647,11 @@ static int serve(struct daemon *d, const sigset_t *mask)
 		.timeout_ms = d->c.trace_timeout_s * 1000L,
 		.otlp_endpoint = otlp,
 		.otlp_headers = env("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")};
+	rf_err_clear();
 	if ((rc = rf_loop_new(&d->loop)) || (rc = rf_http_new(&d->http, d->loop, &ho)) ||
 	    (rc = rf_dests_new(&d->dests, d->http, &to))) {
-		fprintf(stderr, "ringflowd: startup failed: %s\n", strerror(-rc));
+		fprintf(stderr, "ringflowd: startup failed: %s\n",
+			rf_err_code() ? rf_err_msg() : strerror(-rc));
 		return 1;
 	}
 	/* The journal: what a killed predecessor took from the ring goes to

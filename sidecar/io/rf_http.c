@@ -378,12 +378,12 @@ int rf_http_new(rf_http **out, rf_loop *loop, const struct rf_http_opts *o)
 	static bool global;
 	if (!global) {
 		if (curl_global_init(CURL_GLOBAL_DEFAULT))
-			return -EIO;
+			return rf_err_set(EIO, "http: curl_global_init failed");
 		global = true;
 	}
 	rf_http *h = calloc(1, sizeof *h);
 	if (!h)
-		return -ENOMEM;
+		return rf_err_set(ENOMEM, "http: out of memory");
 	h->loop = loop;
 	if (o)
 		h->o = *o;
