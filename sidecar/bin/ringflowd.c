@@ -156,7 +156,8 @@ static void feed(struct daemon *d, int type, const void *data, uint32_t len)
 		rf_dests_record(d->dests, type, dec.root);
 	} else {
 		if (d->malformed++ < 10)
-			logf_("warn", "malformed record (type %d, %u bytes) skipped: %s", type, len, rf_err_msg());
+			logf_("warn", "malformed record (type %d, %u bytes) skipped: %s", type, len,
+			      rf_err_msg());
 	}
 	rf_decoded_free(&dec);
 }
@@ -285,7 +286,8 @@ static void report(struct daemon *d, const char *level)
 	      (unsigned long long)rs.spilled, (unsigned long long)rs.dropped,
 	      (unsigned long long)rs.abandoned, (unsigned long long)js.records,
 	      (unsigned long long)js.write_errors, (unsigned long long)ts.artifacts,
-	      (unsigned long long)ts.artifacts_failed, ts.last_error[0] ? ts.last_error : d->ops.http_err);
+	      (unsigned long long)ts.artifacts_failed,
+	      ts.last_error[0] ? ts.last_error : d->ops.http_err);
 	const struct rf_gate *g = &d->gate;
 	logf_(level,
 	      "spool journal_bytes=%llu journal_corrupt=%llu journal_corrupt_bytes=%llu "
