@@ -126,7 +126,8 @@ setup(
             "ringflow._ringflow",
             sources=["ringflow/_ringflow.c", *sources("ringbuf"),
                      *[s for s in sources("producer")
-                       if os.path.basename(s) in {"rf_producer.c", "rf_rec.c", "rf_trace_rec.c"}]],
+                       if os.path.basename(s) in {"rf_producer.c", "rf_rec.c", "rf_trace_rec.c",
+                                                 "rf_zone.c"}]],
             include_dirs=INCLUDES[:2],
             define_macros=[("_GNU_SOURCE", "1")],
             libraries=["msgpackc", "z"],

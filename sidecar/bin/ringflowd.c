@@ -156,7 +156,8 @@ static void feed(struct daemon *d, int type, const void *data, uint32_t len)
 		rf_dests_record(d->dests, type, dec.root);
 	} else {
 		if (d->malformed++ < 10)
-			logf_("warn", "malformed record (type %d, %u bytes) skipped: %s", type, len, rf_err_msg());
+			logf_("warn", "malformed record (type %d, %u bytes) skipped: %s", type, len,
+			      rf_err_msg());
 	}
 	rf_decoded_free(&dec);
 }
@@ -285,7 +286,8 @@ static void report(struct daemon *d, const char *level)
 	      (unsigned long long)rs.spilled, (unsigned long long)rs.dropped,
 	      (unsigned long long)rs.abandoned, (unsigned long long)js.records,
 	      (unsigned long long)js.write_errors, (unsigned long long)ts.artifacts,
-	      (unsigned long long)ts.artifacts_failed, ts.last_error[0] ? ts.last_error : d->ops.http_err);
+	      (unsigned long long)ts.artifacts_failed,
+	      ts.last_error[0] ? ts.last_error : d->ops.http_err);
 	const struct rf_gate *g = &d->gate;
 	logf_(level,
 	      "spool journal_bytes=%llu journal_corrupt=%llu journal_corrupt_bytes=%llu "
@@ -647,9 +649,11 @@ static int serve(struct daemon *d, const sigset_t *mask)
 		.timeout_ms = d->c.trace_timeout_s * 1000L,
 		.otlp_endpoint = otlp,
 		.otlp_headers = env("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")};
+	rf_err_clear();
 	if ((rc = rf_loop_new(&d->loop)) || (rc = rf_http_new(&d->http, d->loop, &ho)) ||
 	    (rc = rf_dests_new(&d->dests, d->http, &to))) {
-		fprintf(stderr, "ringflowd: startup failed: %s\n", strerror(-rc));
+		fprintf(stderr, "ringflowd: startup failed: %s\n",
+			rf_err_code() ? rf_err_msg() : strerror(-rc));
 		return 1;
 	}
 	/* The journal: what a killed predecessor took from the ring goes to

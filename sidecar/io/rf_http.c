@@ -28,7 +28,7 @@ struct req {
 	struct curl_slist *hdrs;
 	char *method, *url, *body, *ctype;
 	size_t len;
-	int retry;
+	enum rf_http_retry retry;
 	bool no_auth;     /* none of the MLflow credentials or TLS settings */
 	bool creds; /* carries MLflow's credentials (only to the tracking origin) */
 	rf_http_done cb;
@@ -378,12 +378,12 @@ int rf_http_new(rf_http **out, rf_loop *loop, const struct rf_http_opts *o)
 	static bool global;
 	if (!global) {
 		if (curl_global_init(CURL_GLOBAL_DEFAULT))
-			return -EIO;
+			return rf_err_set(EIO, "http: curl_global_init failed");
 		global = true;
 	}
 	rf_http *h = calloc(1, sizeof *h);
 	if (!h)
-		return -ENOMEM;
+		return rf_err_set(ENOMEM, "http: out of memory");
 	h->loop = loop;
 	if (o)
 		h->o = *o;
@@ -470,7 +470,7 @@ void rf_http_free(rf_http *h)
 }
 
 int rf_http_request(rf_http *h, const char *method, const char *url, char *body, size_t len,
-		    const char *content_type, int retry, rf_http_done cb, void *arg)
+		    const char *content_type, enum rf_http_retry retry, rf_http_done cb, void *arg)
 {
 	return rf_http_request_ex(h, method, url, body, len, content_type, NULL, false, retry, cb,
 				  arg);
@@ -478,7 +478,7 @@ int rf_http_request(rf_http *h, const char *method, const char *url, char *body,
 
 int rf_http_request_ex(rf_http *h, const char *method, const char *url, char *body, size_t len,
 		       const char *content_type, const char *const *headers, bool no_auth,
-		       int retry, rf_http_done cb, void *arg)
+		       enum rf_http_retry retry, rf_http_done cb, void *arg)
 {
 	if (h->closing) {
 		free(body);

@@ -70,7 +70,7 @@ enum rf_http_retry {
  * (counted in creds_refused) if the request would carry credentials to
  * another origin than opts.origin. */
 int rf_http_request(rf_http *h, const char *method, const char *url, char *body, size_t len,
-		    const char *content_type, int retry, rf_http_done cb, void *arg);
+		    const char *content_type, enum rf_http_retry retry, rf_http_done cb, void *arg);
 
 /* The same with extra header lines ("Name: value", NULL-terminated list,
  * copied) and, with no_auth, without MLflow's credentials (Bearer and Basic)
@@ -78,7 +78,7 @@ int rf_http_request(rf_http *h, const char *method, const char *url, char *body,
  * collector or another user's MLflow, must not carry them). */
 int rf_http_request_ex(rf_http *h, const char *method, const char *url, char *body, size_t len,
 		       const char *content_type, const char *const *headers, bool no_auth,
-		       int retry, rf_http_done cb, void *arg);
+		       enum rf_http_retry retry, rf_http_done cb, void *arg);
 
 /* End every request in flight or waiting to retry: each callback is called
  * with status 0 so its owner can free what it attached.  Later requests are

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "rf_clock.h"
+#include "rf_err.h"
 #include "rf_loop.h"
 
 /* liburing 2.3 (Debian 12) predates IORING_OP_FUTEX_WAIT (kernel 6.7): the
@@ -59,11 +60,12 @@ int rf_loop_new(rf_loop **out)
 {
 	rf_loop *l = calloc(1, sizeof *l);
 	if (!l)
-		return -ENOMEM;
+		return rf_err_set(ENOMEM, "event loop: out of memory");
 	int rc = io_uring_queue_init(256, &l->ring, 0);
 	if (rc < 0) {
 		free(l);
-		return rc;
+		return rf_err_set_sys(-rc, "event loop: io_uring_queue_init (ringflowd needs io_uring, "
+				      "which the kernel or its sysctl kernel.io_uring_disabled may refuse)");
 	}
 	*out = l;
 	return 0;
@@ -108,7 +110,7 @@ static void arm(rf_loop *l, int fd)
 int rf_loop_watch(rf_loop *l, int fd, unsigned events, rf_fd_cb cb, void *arg)
 {
 	if (fd < 0 || fd >= MAX_FDS)
-		return -EINVAL;
+		return rf_err_set(EINVAL, "event loop: fd %d outside 0..%d", fd, MAX_FDS - 1);
 	struct watch *w = &l->fds[fd];
 	if (w->armed && (events != w->want || cb != w->cb)) {
 		/* Cancel the outstanding poll; its completion is ignored by gen. */
@@ -186,10 +188,10 @@ int rf_loop_futex_wait(rf_loop *l, uint32_t *uaddr, uint32_t val, rf_timer_cb cb
 	if (l->futex_armed)
 		return 0;
 	if (l->futex == FUTEX_UNSUPPORTED)
-		return -EOPNOTSUPP;
+		return -EOPNOTSUPP; /* an answer, asked at every park: no message */
 	struct io_uring_sqe *sqe = get_sqe(l);
 	if (!sqe)
-		return -EBUSY;
+		return rf_err_set(EBUSY, "event loop: submission queue full");
 	memset(sqe, 0, sizeof *sqe);
 	sqe->opcode = RF_OP_FUTEX_WAIT;
 	sqe->fd = RF_FUTEX2_SIZE_U32; /* shared (not FUTEX2_PRIVATE): producers are other processes */

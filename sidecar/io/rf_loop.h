@@ -38,7 +38,9 @@ int rf_loop_timer_set(rf_loop *l, int id, int64_t ms);
 int rf_loop_timer_del(rf_loop *l, int id);
 
 /* Ask to be woken when the 32-bit word at uaddr is FUTEX_WAKEd (shared) while
- * it holds val.  Completes once; call again to re-arm. */
+ * it holds val.  Completes once; call again to re-arm.  -EOPNOTSUPP (without
+ * a message: the caller polls instead) once io_uring said it has no
+ * FUTEX_WAIT (kernel < 6.7). */
 int rf_loop_futex_wait(rf_loop *l, uint32_t *uaddr, uint32_t val, rf_timer_cb cb, void *arg);
 
 /* Run one iteration: submit, wait up to the next timer (or max_ms), dispatch. */

@@ -59,8 +59,8 @@ static void on_done(long status, const char *body, size_t len, const char *err, 
 
 /* Every call: a full URL, the body taken over, its result parsed by on_done. */
 static int send(rf_mlflow *m, const char *method, const char *url, char *body, size_t len,
-		const char *content_type, const char *const *headers, int retry, rf_mlflow_cb cb,
-		void *arg)
+		const char *content_type, const char *const *headers, enum rf_http_retry retry,
+		rf_mlflow_cb cb, void *arg)
 {
 	struct call *c = malloc(sizeof *c);
 	if (!c) {
@@ -80,7 +80,7 @@ static int send(rf_mlflow *m, const char *method, const char *url, char *body, s
 }
 
 static int send_json(rf_mlflow *m, const char *method, const char *url, json_t *body,
-		     int retry, rf_mlflow_cb cb, void *arg)
+		     enum rf_http_retry retry, rf_mlflow_cb cb, void *arg)
 {
 	char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	bool lost = body && !s;
@@ -90,24 +90,24 @@ static int send_json(rf_mlflow *m, const char *method, const char *url, json_t *
 	return send(m, method, url, s, s ? strlen(s) : 0, "application/json", NULL, retry, cb, arg);
 }
 
-int rf_mlflow_post(rf_mlflow *m, const char *path, json_t *body, int retry, rf_mlflow_cb cb,
-		   void *arg)
+int rf_mlflow_post(rf_mlflow *m, const char *path, json_t *body, enum rf_http_retry retry,
+		   rf_mlflow_cb cb, void *arg)
 {
 	char url[1024];
 	snprintf(url, sizeof url, "%s/api/2.0/mlflow/%s", m->uri, path);
 	return send_json(m, "POST", url, body, retry, cb, arg);
 }
 
-int rf_mlflow_post_raw(rf_mlflow *m, const char *path, char *body, size_t len, int retry,
-		       rf_mlflow_cb cb, void *arg)
+int rf_mlflow_post_raw(rf_mlflow *m, const char *path, char *body, size_t len,
+		       enum rf_http_retry retry, rf_mlflow_cb cb, void *arg)
 {
 	char url[1024];
 	snprintf(url, sizeof url, "%s/api/2.0/mlflow/%s", m->uri, path);
 	return send(m, "POST", url, body, len, "application/json", NULL, retry, cb, arg);
 }
 
-int rf_mlflow_call(rf_mlflow *m, const char *method, const char *api_path, char *body,
-		   size_t len, const char *content_type, const char *const *headers, int retry,
+int rf_mlflow_call(rf_mlflow *m, const char *method, const char *api_path, char *body, size_t len,
+		   const char *content_type, const char *const *headers, enum rf_http_retry retry,
 		   rf_mlflow_cb cb, void *arg)
 {
 	char url[2048];

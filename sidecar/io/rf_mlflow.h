@@ -26,16 +26,16 @@ void rf_mlflow_set_foreign(rf_mlflow *m, bool foreign);
 
 /* POST /api/2.0/mlflow/<path> with `body` (stolen; retry: enum rf_http_retry),
  * or GET with the query. */
-int rf_mlflow_post(rf_mlflow *m, const char *path, json_t *body, int retry, rf_mlflow_cb cb,
-		   void *arg);
+int rf_mlflow_post(rf_mlflow *m, const char *path, json_t *body, enum rf_http_retry retry,
+		   rf_mlflow_cb cb, void *arg);
 int rf_mlflow_get(rf_mlflow *m, const char *path_and_query, rf_mlflow_cb cb, void *arg);
 /* POST a body already serialised (stolen). */
-int rf_mlflow_post_raw(rf_mlflow *m, const char *path, char *body, size_t len, int retry,
-		       rf_mlflow_cb cb, void *arg);
+int rf_mlflow_post_raw(rf_mlflow *m, const char *path, char *body, size_t len,
+		       enum rf_http_retry retry, rf_mlflow_cb cb, void *arg);
 /* Any call: `api_path` from the server root ("/v1/traces",
  * "/api/3.0/mlflow/traces"), body stolen, extra headers as rf_http_request_ex. */
-int rf_mlflow_call(rf_mlflow *m, const char *method, const char *api_path, char *body,
-		   size_t len, const char *content_type, const char *const *headers, int retry,
+int rf_mlflow_call(rf_mlflow *m, const char *method, const char *api_path, char *body, size_t len,
+		   const char *content_type, const char *const *headers, enum rf_http_retry retry,
 		   rf_mlflow_cb cb, void *arg);
 /* PUT an artifact (bytes stolen) under a run's artifact_uri.  -ENOTSUP (no
  * callback) when the artifact store is not served over HTTP by the server;

@@ -67,7 +67,7 @@ void rf_http_free(rf_http *h)
 }
 
 int rf_http_request(rf_http *h, const char *method, const char *url, char *body, size_t len,
-		    const char *content_type, int retry, rf_http_done cb, void *arg)
+		    const char *content_type, enum rf_http_retry retry, rf_http_done cb, void *arg)
 {
 	(void)retry;
 	if (body && content_type && !strcmp(content_type, "application/json")) {
@@ -101,7 +101,7 @@ int rf_http_request(rf_http *h, const char *method, const char *url, char *body,
 
 int rf_http_request_ex(rf_http *h, const char *method, const char *url, char *body, size_t len,
 		       const char *content_type, const char *const *headers, bool no_auth,
-		       int retry, rf_http_done cb, void *arg)
+		       enum rf_http_retry retry, rf_http_done cb, void *arg)
 {
 	(void)headers;
 	(void)no_auth;
