@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rf_env.h"
 #include "rf_producer_int.h"
 #include "rf_trace_int.h"
 
@@ -74,8 +75,7 @@ static void store_rate(double r)
 
 static void cfg_init(void)
 {
-	const char *off = getenv("RINGFLOW_TRACE_DISABLED");
-	if ((off && *off && strcmp(off, "0")) || getenv("RINGFLOW_DISABLED"))
+	if (rf_env_flag("RINGFLOW_DISABLED", false) || rf_env_flag("RINGFLOW_TRACE_DISABLED", false))
 		atomic_store(&cfg_enabled, false);
 	double rate = 1.0;
 	const char *env = getenv("RINGFLOW_TRACE_SAMPLE_RATE");

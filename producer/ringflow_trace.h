@@ -80,7 +80,9 @@ typedef struct rf_kv {
 typedef struct rf_span rf_span;
 
 /* ---- configuration (process-wide; read at each trace's root) ---- */
-/* Default on; off if $RINGFLOW_DISABLED or $RINGFLOW_TRACE_DISABLED is set. */
+/* Default on; off if $RINGFLOW_DISABLED or $RINGFLOW_TRACE_DISABLED is on:
+ * set to anything but empty, 0, false, no or off (any case), as everywhere
+ * in ringflow (README.md, "Configuration"). */
 void rf_trace_enable(bool on);
 bool rf_trace_enabled(void);
 /* Fraction of traces recorded, 0.0-1.0 (-EINVAL otherwise).  Default

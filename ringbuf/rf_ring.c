@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rf_env.h"
 #include "rf_ring_int.h"
 
 static __thread char rf_errbuf[512];
@@ -128,8 +129,7 @@ void rf_backoff(unsigned *step)
 
 int rf_ring_group_requested(void)
 {
-	const char *v = getenv("RINGFLOW_RING_GROUP");
-	return v && (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes"));
+	return rf_env_flag("RINGFLOW_RING_GROUP", false);
 }
 
 /* Is gid this process's group or one of its supplementary groups? */

@@ -318,13 +318,23 @@ def test_hook_disabled_when_ring_unusable(tmp_path):
         os.unlink(f"/dev/shm{bad}")
 
 
-@pytest.mark.parametrize("switch", [{"RINGFLOW_DISABLED": "1"}, {"MLFLOW_TRACKING_URI": ""}])
+# RINGFLOW_DISABLED under ringflow's one rule (ringflow/_env.py): "on" used
+# to leave the hook on (only 1/true/yes counted).
+@pytest.mark.parametrize("switch", [{"RINGFLOW_DISABLED": "1"}, {"RINGFLOW_DISABLED": "on"},
+                                    {"MLFLOW_TRACKING_URI": ""}])
 def test_switches_disable_the_hook(ring, tmp_path, switch):
     name, spool = ring
     env = eval_env(name, spool, **switch)
     _, status, stats = run_eval(env, tmp_path / "logs", "plain", "3")
     assert status == "success" and stats.get("records", 0) == 0
     assert not os.path.exists(f"/dev/shm{name}")  # never even opened
+
+
+def test_off_word_leaves_the_hook_on(ring, tmp_path):
+    name, spool = ring
+    env = eval_env(name, spool, RINGFLOW_DISABLED="Off")
+    _, status, stats = run_eval(env, tmp_path / "logs", "plain", "3")
+    assert status == "success" and stats.get("records", 0) > 0
 
 
 def test_autostart_starts_sidecar_once_unless_disabled(ring, tmp_path):

@@ -45,13 +45,13 @@ from inspect_ai.hooks import (
     hooks,
 )
 
-from . import _producer, _sidecar
+from . import _env, _producer, _sidecar
 from . import _ringflow as _rf
 
 log = logging.getLogger("ringflow")
 
 EV = _rf  # record type constants: EV.EV_MODEL_CALL, ...
-LOG_MODEL_API = os.environ.get("RINGFLOW_LOG_MODEL_API", "").lower() in ("1", "true", "yes")
+LOG_MODEL_API = _env.flag(_env.LOG_MODEL_API)
 _LOG_LEVELS = ("warning", "error", "critical")
 
 
@@ -112,9 +112,8 @@ _MAX_TRACE_MESSAGES = 64  # the last N input messages of a model call, for its L
 
 def _trace_settings() -> tuple[bool, str | None]:
     """MLFLOW_INSPECT_TRACING / MLFLOW_INSPECT_TRACE_MODE, read at run start as inspect-mlflow."""
-    on = os.environ.get("MLFLOW_INSPECT_TRACING", "").strip().lower() == "true"
-    mode = os.environ.get("MLFLOW_INSPECT_TRACE_MODE", "").strip().lower() or None
-    return on, mode
+    mode = (_env.get(_env.INSPECT_TRACE_MODE) or "").strip().lower() or None
+    return _env.inspect_tracing(), mode
 
 
 def _strip_userinfo(uri: str) -> str:
@@ -133,13 +132,11 @@ def _destination() -> dict[str, Any]:
     MLFLOW_TRACKING_URI (userinfo stripped), MLFLOW_EXPERIMENT_NAME (default
     inspect_ai), INSPECT_MLFLOW_LOG_ARTIFACTS / MLFLOW_INSPECT_LOG_ARTIFACTS
     (anything but "false" is on, as the sidecar parses them)."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    art = (os.environ.get("INSPECT_MLFLOW_LOG_ARTIFACTS")
-           or os.environ.get("MLFLOW_INSPECT_LOG_ARTIFACTS") or "")
+    uri = (_env.get(_env.TRACKING_URI) or "").strip()
     return {
         "tracking_uri": _strip_userinfo(uri) if uri else None,
-        "experiment_name": os.environ.get("MLFLOW_EXPERIMENT_NAME") or "inspect_ai",
-        "log_artifacts": art.lower() != "false",
+        "experiment_name": _env.get(_env.EXPERIMENT_NAME) or "inspect_ai",
+        "log_artifacts": _env.log_artifacts(),
     }
 
 
@@ -214,7 +211,7 @@ class RingflowHooks(Hooks):
         # this process with another (or no) MLFLOW_TRACKING_URI is honoured.
         # Inspect asks before every hook call, so the check is two lookups.
         env = os.environ
-        key = (env.get("MLFLOW_TRACKING_URI"), env.get("RINGFLOW_DISABLED"))
+        key = (env.get(_env.TRACKING_URI), env.get(_env.DISABLED))
         if key == self._key:
             return self._enabled  # type: ignore[return-value]
         try:
@@ -225,7 +222,7 @@ class RingflowHooks(Hooks):
         return e
 
     def _decide(self, uri: str | None, disabled: str | None) -> bool:
-        if (disabled or "").lower() in ("1", "true", "yes"):
+        if _env.flag_value(disabled, False, _env.DISABLED):
             return False
         if not uri:
             return False  # same switch as inspect-mlflow

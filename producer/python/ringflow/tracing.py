@@ -27,13 +27,12 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import os
 import random
 import sys
 import types
 from typing import Any, Callable
 
-from . import _producer, _ringflow
+from . import _env, _producer, _ringflow
 from ._assessments import (
     Assessment, AssessmentError, AssessmentSource, AssessmentSourceType, Expectation, Feedback,
     log_assessment, log_expectation, log_feedback,
@@ -61,8 +60,8 @@ from ._trace_types import (  # noqa: E402
 # ---- configuration ---------------------------------------------------------
 
 def _env_rate() -> float:
-    for name in ("RINGFLOW_TRACE_SAMPLE_RATE", "MLFLOW_TRACE_SAMPLING_RATIO"):
-        v = os.environ.get(name)
+    for name in (_env.TRACE_SAMPLE_RATE, _env.TRACE_SAMPLING_RATIO):
+        v = _env.get(name)
         if v:
             try:
                 r = float(v)
@@ -74,14 +73,9 @@ def _env_rate() -> float:
     return 1.0
 
 
-def _env_off() -> bool:
-    off = os.environ.get("RINGFLOW_TRACE_DISABLED", "")
-    return bool(os.environ.get("RINGFLOW_DISABLED")) or (off not in ("", "0"))
-
-
-_enabled = not _env_off()
+_enabled = not _env.trace_disabled()
 _rate = _env_rate()
-_experiment: str | None = os.environ.get("RINGFLOW_TRACE_EXPERIMENT") or None
+_experiment: str | None = _env.get(_env.TRACE_EXPERIMENT)
 _experiment_id: str | None = None
 # set_destination(..., context_local=True): this context's experiment id.
 _dest_ctx: contextvars.ContextVar[str | None] = contextvars.ContextVar("ringflow_dest",
@@ -90,7 +84,8 @@ _started_sidecar = False
 
 
 def enable() -> None:
-    """Record new traces (the default unless RINGFLOW_DISABLED is set)."""
+    """Record new traces (the default unless RINGFLOW_DISABLED or
+    RINGFLOW_TRACE_DISABLED is on, _env.py)."""
     global _enabled
     _enabled = True
 
@@ -175,9 +170,9 @@ def reset() -> None:
     experiment (RINGFLOW_TRACE_EXPERIMENT, else the sidecar's), no
     destination; the last active trace is forgotten."""
     global _enabled, _rate, _experiment, _experiment_id, _last_root_id
-    _enabled = not _env_off()
+    _enabled = not _env.trace_disabled()
     _rate = _env_rate()
-    _experiment = os.environ.get("RINGFLOW_TRACE_EXPERIMENT") or None
+    _experiment = _env.get(_env.TRACE_EXPERIMENT)
     _experiment_id = None
     _dest_ctx.set(None)
     _last_root_id = None
@@ -395,7 +390,7 @@ def _new_span(parent: LiveSpan | None, name: str, span_type: str, inputs: Any,
         global _started_sidecar, _last_root_id
         if not _started_sidecar:
             _started_sidecar = True
-            if os.environ.get("MLFLOW_TRACKING_URI"):
+            if _env.get(_env.TRACKING_URI):
                 _producer.autostart_sidecar()
         eid = experiment_id or _dest_ctx.get() or _experiment_id
         root = p.span_start(LiveSpan, None, name, span_type, inputs, attributes,

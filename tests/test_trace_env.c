@@ -1,0 +1,107 @@
+/*
+ * test_trace_env - ringflow's on/off rule for its environment variables
+ * (ringbuf/rf_env.h, the same as ringflow/_env.py and README.md) and the
+ * tracing API's configuration read through it, without printing:
+ *  - the words: 1/true/yes/on on, 0/false/no/off off (any case, blanks
+ *    around ignored), unset or blank the default, anything else on;
+ *  - RINGFLOW_DISABLED=0 / false and RINGFLOW_TRACE_DISABLED=off leave
+ *    tracing on (they used to turn it off); on / y / 1 turn it off;
+ *  - RINGFLOW_RING_GROUP follows the same rule.
+ * The configuration is read once per process, so each case runs in a
+ * child forked before anything read it.
+ */
+#include <sys/wait.h>
+
+#include "rf_env.h"
+#include "rf_ring.h"
+#include "rf_test.h"
+#include "ringflow.h"
+
+static void test_words(void)
+{
+	static const struct {
+		const char *v;
+		int want;
+	} cases[] = {
+		{NULL, -1}, {"", -1}, {" \t\n", -1},
+		{"1", 1}, {"true", 1}, {"TRUE", 1}, {" yes\n", 1}, {"On", 1},
+		{"0", 0}, {"false", 0}, {"No", 0}, {"OFF ", 0},
+		{"y", 2}, {"2", 2}, {"disable", 2}, {"of", 2}, {"onn", 2}, {"-1", 2},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		if (rf_flag_word(cases[i].v) != cases[i].want)
+			fprintf(stderr, "value \"%s\"\n", cases[i].v ? cases[i].v : "(null)");
+		CHECK_EQ(rf_flag_word(cases[i].v), cases[i].want);
+	}
+	unsetenv("RF_TEST_FLAG");
+	CHECK(rf_env_flag("RF_TEST_FLAG", true) && !rf_env_flag("RF_TEST_FLAG", false));
+	setenv("RF_TEST_FLAG", " ", 1);
+	CHECK(rf_env_flag("RF_TEST_FLAG", true) && !rf_env_flag("RF_TEST_FLAG", false));
+	setenv("RF_TEST_FLAG", "no", 1);
+	CHECK(!rf_env_flag("RF_TEST_FLAG", true));
+	setenv("RF_TEST_FLAG", "whatever", 1);
+	CHECK(rf_env_flag("RF_TEST_FLAG", false));
+	unsetenv("RF_TEST_FLAG");
+
+	setenv("RINGFLOW_RING_GROUP", "on", 1);
+	CHECK(rf_ring_group_requested());
+	setenv("RINGFLOW_RING_GROUP", "0", 1);
+	CHECK(!rf_ring_group_requested());
+	unsetenv("RINGFLOW_RING_GROUP");
+	CHECK(!rf_ring_group_requested());
+	printf("words: on/off/default/anything else as rf_env.h says\n");
+}
+
+/* rf_trace_enabled() in a fresh process with these two variables (NULL: unset). */
+static bool enabled_with(const char *disabled, const char *trace_disabled)
+{
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		if (disabled)
+			setenv("RINGFLOW_DISABLED", disabled, 1);
+		else
+			unsetenv("RINGFLOW_DISABLED");
+		if (trace_disabled)
+			setenv("RINGFLOW_TRACE_DISABLED", trace_disabled, 1);
+		else
+			unsetenv("RINGFLOW_TRACE_DISABLED");
+		_exit(rf_trace_enabled() ? 10 : 11);
+	}
+	int st;
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	CHECK(WIFEXITED(st) && (WEXITSTATUS(st) == 10 || WEXITSTATUS(st) == 11));
+	return WEXITSTATUS(st) == 10;
+}
+
+static void test_switches(void)
+{
+	static const struct {
+		const char *disabled, *trace_disabled;
+		bool on;
+	} cases[] = {
+		{NULL, NULL, true},     {"", "", true},        {"0", NULL, true},
+		{"false", NULL, true},  {"OFF", "no", true},   {NULL, "off", true},
+		{NULL, "0", true},      {"1", NULL, false},    {"on", NULL, false},
+		{"y", NULL, false},     {NULL, "yes", false},  {NULL, "1", false},
+		{"0", "true", false},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		bool on = enabled_with(cases[i].disabled, cases[i].trace_disabled);
+		if (on != cases[i].on)
+			fprintf(stderr, "RINGFLOW_DISABLED=%s RINGFLOW_TRACE_DISABLED=%s: tracing %s\n",
+				cases[i].disabled ? cases[i].disabled : "(unset)",
+				cases[i].trace_disabled ? cases[i].trace_disabled : "(unset)",
+				on ? "on" : "off");
+		CHECK(on == cases[i].on);
+	}
+	printf("switches: RINGFLOW_DISABLED=0/false and RINGFLOW_TRACE_DISABLED=off leave "
+	       "tracing on\n");
+}
+
+int main(void)
+{
+	test_words();
+	test_switches();
+	return RF_T_PASS;
+}
