@@ -64,7 +64,8 @@ static _Atomic(rf_producer *) cfg_prod;
 static rf_producer *own_prod;     /* opened by us (cfg_lock) */
 static uint64_t own_prod_failed; /* CLOCK_REALTIME ns of the last failed open */
 
-static _Atomic uint64_t st_traces, st_sampled_out, st_spans, st_errors;
+static _Atomic uint64_t st_traces, st_sampled_out, st_spans, st_errors, st_config_ignored;
+static char own_prod_err[256]; /* why the last open failed (cfg_lock) */
 
 static void store_rate(double r)
 {
@@ -73,21 +74,28 @@ static void store_rate(double r)
 	atomic_store_explicit(&cfg_rate_bits, b, memory_order_relaxed);
 }
 
+/* Nothing here prints (the library runs inside someone else's program): a
+ * value it cannot use is counted (rf_trace_stats.config_ignored) and
+ * explained by rf_errmsg() in the thread that read the configuration. */
 static void cfg_init(void)
 {
 	if (rf_env_flag("RINGFLOW_DISABLED", false) || rf_env_flag("RINGFLOW_TRACE_DISABLED", false))
 		atomic_store(&cfg_enabled, false);
 	double rate = 1.0;
-	const char *env = getenv("RINGFLOW_TRACE_SAMPLE_RATE");
+	const char *name = "RINGFLOW_TRACE_SAMPLE_RATE";
+	const char *env = getenv(name);
 	if (!env || !*env)
-		env = getenv("MLFLOW_TRACE_SAMPLING_RATIO");
+		env = getenv(name = "MLFLOW_TRACE_SAMPLING_RATIO");
 	if (env && *env) {
 		char *end;
 		double v = strtod(env, &end);
-		if (end != env && v >= 0.0 && v <= 1.0)
+		if (end != env && !end[strspn(end, " \t\n\r\v\f")] && v >= 0.0 && v <= 1.0) {
 			rate = v;
-		else
-			fprintf(stderr, "ringflow: ignoring sample rate \"%s\" (want 0.0-1.0)\n", env);
+		} else {
+			atomic_fetch_add_explicit(&st_config_ignored, 1, memory_order_relaxed);
+			rf_producer_set_err("tracing: %s=\"%.64s\" ignored (want 0.0-1.0): every trace "
+					    "is recorded", name, env);
+		}
 	}
 	store_rate(rate);
 	const char *exp = getenv("RINGFLOW_TRACE_EXPERIMENT");
@@ -162,12 +170,14 @@ static rf_producer *trace_producer(void)
 			if (rf_producer_open(&own_prod, NULL)) {
 				own_prod = NULL;
 				own_prod_failed = now;
-				fprintf(stderr, "ringflow: tracing off: %s\n", rf_errmsg());
+				snprintf(own_prod_err, sizeof own_prod_err, "%s", rf_errmsg());
 			}
 		}
 		p = own_prod;
 		if (p)
 			atomic_store_explicit(&cfg_prod, p, memory_order_release);
+		else /* every root refused meanwhile says why (counted by the caller) */
+			rf_producer_set_err("tracing: no producer: %s", own_prod_err);
 	}
 	pthread_mutex_unlock(&cfg_lock);
 	return p;
@@ -180,6 +190,7 @@ void rf_trace_stats(struct rf_trace_stats *st)
 	st->spans = atomic_load(&st_spans);
 	st->errors = atomic_load(&st_errors);
 	st->bad_values = atomic_load(&rf_trace_bad_values);
+	st->config_ignored = atomic_load(&st_config_ignored);
 }
 
 static void count_err(void)

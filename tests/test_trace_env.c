@@ -6,15 +6,21 @@
  *    around ignored), unset or blank the default, anything else on;
  *  - RINGFLOW_DISABLED=0 / false and RINGFLOW_TRACE_DISABLED=off leave
  *    tracing on (they used to turn it off); on / y / 1 turn it off;
- *  - RINGFLOW_RING_GROUP follows the same rule.
+ *  - RINGFLOW_RING_GROUP follows the same rule;
+ *  - a bad sample rate and a ring that cannot be opened write nothing to
+ *    the host program's stderr: they are counted (config_ignored, errors)
+ *    and explained by rf_errmsg().
  * The configuration is read once per process, so each case runs in a
  * child forked before anything read it.
  */
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "rf_env.h"
 #include "rf_ring.h"
 #include "rf_test.h"
+#include "rf_trace_int.h" /* rf_trace_sample_rate() */
 #include "ringflow.h"
 
 static void test_words(void)
@@ -99,9 +105,64 @@ static void test_switches(void)
 	       "tracing on\n");
 }
 
+/* A bad sample rate and an unopenable ring: counted and explained, never
+ * printed on the host program's stderr. */
+static void test_silent(void)
+{
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		char longname[300];
+		memset(longname, 'x', sizeof longname - 1);
+		longname[sizeof longname - 1] = 0;
+		unsetenv("RINGFLOW_DISABLED");
+		unsetenv("RINGFLOW_TRACE_DISABLED");
+		setenv("RINGFLOW_TRACE_SAMPLE_RATE", "2", 1);
+		setenv("RINGFLOW_RING", longname, 1); /* the library's own open fails */
+		char path[] = "/tmp/rf-test-trace-env-XXXXXX";
+		int fd = mkstemp(path);
+		CHECK(fd >= 0);
+		unlink(path);
+		int saved = dup(2);
+		CHECK(saved >= 0 && dup2(fd, 2) == 2);
+
+		double rate = rf_trace_sample_rate();
+		char rate_msg[512];
+		snprintf(rate_msg, sizeof rate_msg, "%s", rf_errmsg());
+		rf_span *a = rf_span_start("a", RF_SPAN_CHAIN, NULL, 0);
+		bool a_rec = rf_span_recording(a);
+		rf_span_end(a, NULL, 0);
+		rf_span *b = rf_span_start_with(NULL, "b", RF_SPAN_CHAIN, NULL, 0);
+		rf_span_end(b, NULL, 0);
+		char open_msg[512];
+		snprintf(open_msg, sizeof open_msg, "%s", rf_errmsg());
+		struct rf_trace_stats st;
+		rf_trace_stats(&st);
+		struct stat sb;
+		CHECK(fstat(fd, &sb) == 0);
+
+		CHECK(dup2(saved, 2) == 2);
+		CHECK_EQ(sb.st_size, 0); /* nothing printed */
+		CHECK(rate == 1.0);
+		CHECK(strstr(rate_msg, "RINGFLOW_TRACE_SAMPLE_RATE=\"2\" ignored"));
+		CHECK_EQ(st.config_ignored, 1);
+		CHECK(!a_rec);
+		CHECK_EQ(st.errors, 2); /* both roots */
+		CHECK_EQ(st.traces, 0);
+		CHECK(strstr(open_msg, "tracing: no producer: ") && strstr(open_msg, "too long"));
+		_exit(0);
+	}
+	int st;
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	printf("silent: a bad rate and an unopenable ring are counted and in rf_errmsg(), "
+	       "not on stderr\n");
+}
+
 int main(void)
 {
 	test_words();
 	test_switches();
+	test_silent();
 	return RF_T_PASS;
 }
