@@ -373,3 +373,30 @@ def test_entry_point_registers_the_hook():
     import ringflow._registry  # noqa: F401
 
     assert any("ringflow" in str(h) for h in registry_find(lambda i: i.type == "hooks"))
+
+
+def test_a_failing_callback_never_raises_into_the_eval(caplog):
+    """Every hook callback is guarded (_hook._guard): an exception is counted
+    in `errors`, the first three are logged under the callback's name, the
+    eval never sees it; on_sample_end forgets its sample even then."""
+    import asyncio
+    import types
+
+    from ringflow._hook import RingflowHooks
+
+    hook = RingflowHooks()
+    bad = types.SimpleNamespace(sample_id="s-1", eval_id="e", run_id="r")  # no .log, .sample
+    hook._samples["s-1"] = object()  # on_sample_end must drop it whatever fails
+    with caplog.at_level("WARNING", logger="ringflow"):
+        asyncio.run(hook.on_task_end(bad))
+        asyncio.run(hook.on_sample_end(bad))
+        asyncio.run(hook.on_eval_set_start(None))
+        asyncio.run(hook.on_model_usage(None))
+    assert hook.errors == 4
+    assert "s-1" not in hook._samples
+    logged = [r.getMessage() for r in caplog.records if r.name == "ringflow"]
+    assert len(logged) == 3  # the first three only
+    for name, msg in zip(("on_task_end", "on_sample_end", "on_eval_set_start"), logged):
+        assert msg.startswith(f"ringflow hook: {name} failed: ") and msg.endswith("(eval continues)")
+    # The callbacks keep their names (Inspect looks hooks up by method).
+    assert RingflowHooks.on_task_end.__name__ == "on_task_end"

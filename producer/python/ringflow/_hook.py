@@ -15,13 +15,14 @@ Rules this file keeps (how Inspect calls its hooks; docs/DESIGN.md, "The Inspect
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
 import socket
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from inspect_ai.hooks import (
@@ -192,6 +193,22 @@ class _WarningHandler(logging.Handler):
             pass
 
 
+def _guard(callback: Callable[[Any, Any], Awaitable[None]]) -> Callable[[Any, Any], Awaitable[None]]:
+    """A hook callback that never raises into the eval: an exception is
+    counted in the hook's `errors` and the first three are logged
+    (RingflowHooks._fail), under the callback's name."""
+    where = callback.__name__
+
+    @functools.wraps(callback)
+    async def guarded(self: "RingflowHooks", data: Any) -> None:
+        try:
+            await callback(self, data)
+        except Exception as e:  # noqa: BLE001
+            self._fail(where, e)
+
+    return guarded
+
+
 @hooks(name="ringflow", description="ringflow: eval telemetry to MLflow via a shared-memory ring")
 class RingflowHooks(Hooks):
     def __init__(self) -> None:
@@ -244,171 +261,161 @@ class RingflowHooks(Hooks):
 
     # ---- eval set / run ---------------------------------------------------
 
+    @_guard
     async def on_eval_set_start(self, data: EvalSetStart) -> None:
-        try:
-            _producer.emit(EV.EV_EVAL_SET_START, {"eval_set_id": data.eval_set_id, "log_dir": data.log_dir, "time": time.time()})
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_eval_set_start", e)
+        _producer.emit(EV.EV_EVAL_SET_START, {"eval_set_id": data.eval_set_id, "log_dir": data.log_dir, "time": time.time()})
 
+    @_guard
     async def on_eval_set_end(self, data: EvalSetEnd) -> None:
-        try:
-            _producer.emit(EV.EV_EVAL_SET_END, {"eval_set_id": data.eval_set_id, "log_dir": data.log_dir, "time": time.time()})
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_eval_set_end", e)
+        _producer.emit(EV.EV_EVAL_SET_END, {"eval_set_id": data.eval_set_id, "log_dir": data.log_dir, "time": time.time()})
 
+    @_guard
     async def on_run_start(self, data: RunStart) -> None:
-        try:
-            self._runs[data.run_id] = set()
-            # A sidecar for this eval: started if none serves the ring (the
-            # previous one may have idled out or been killed since).
-            _producer.autostart_sidecar()
-            self._tracing, mode = _trace_settings()
-            _producer.emit(
-                EV.EV_RUN_START,
-                {
-                    "run_id": data.run_id,
-                    "eval_set_id": data.eval_set_id,
-                    "task_names": list(data.task_names),
-                    "time": time.time(),
-                    "pid": os.getpid(),
-                    "host": socket.gethostname(),
-                    "tracing": self._tracing,
-                    "trace_mode": mode,
-                    **_destination(),
-                },
-            )
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_run_start", e)
+        self._runs[data.run_id] = set()
+        # A sidecar for this eval: started if none serves the ring (the
+        # previous one may have idled out or been killed since).
+        _producer.autostart_sidecar()
+        self._tracing, mode = _trace_settings()
+        _producer.emit(
+            EV.EV_RUN_START,
+            {
+                "run_id": data.run_id,
+                "eval_set_id": data.eval_set_id,
+                "task_names": list(data.task_names),
+                "time": time.time(),
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "tracing": self._tracing,
+                "trace_mode": mode,
+                **_destination(),
+            },
+        )
 
+    @_guard
     async def on_run_end(self, data: RunEnd) -> None:
-        try:
-            now = time.time()
-            logs = {}
-            for lg in data.logs or []:
-                try:
-                    logs[lg.eval.eval_id] = lg
-                except Exception:  # noqa: BLE001
-                    pass
-            # Samples still holding model calls (cancelled mid-sample).
-            for uuid, s in list(self._samples.items()):
-                if s.ids.get("run_id") == data.run_id:
-                    self._flush(s)
-                    del self._samples[uuid]
-            # on_task_end does not fire on cancellation: close open tasks.
-            for eval_id in self._runs.get(data.run_id, ()):
-                t = self._tasks.get(eval_id)
-                if t is None or t["ended"]:
-                    continue
-                lg = logs.get(eval_id)
-                if lg is not None:
-                    self._emit_task_end(data.eval_set_id, data.run_id, eval_id, t["task"], lg, synthesized=True)
-                else:
-                    _producer.emit(
-                        EV.EV_TASK_END,
-                        {
-                            "run_id": data.run_id,
-                            "eval_set_id": data.eval_set_id,
-                            "eval_id": eval_id,
-                            "task": t["task"],
-                            "status": "cancelled",
-                            "error": repr(data.exception) if data.exception else None,
-                            "synthesized": True,
-                            "time": now,
-                        },
-                    )
-            exc = None
-            if data.exception is not None:
-                exc = {"type": type(data.exception).__name__, "message": str(data.exception)}
-            _producer.emit(
-                EV.EV_RUN_END,
-                {
-                    "run_id": data.run_id,
-                    "eval_set_id": data.eval_set_id,
-                    "time": now,
-                    "exception": exc,
-                    "logs": [
-                        {
-                            "eval_id": lg.eval.eval_id,
-                            "task": lg.eval.task,
-                            "status": lg.status,
-                            "location": lg.location,
-                        }
-                        for lg in logs.values()
-                    ],
-                },
-            )
-            # The eval's last records may sit in a spill file (the ring
-            # was full): sealed into the ring's order now, not at exit.
-            _producer.flush()
-            for eval_id in self._runs.pop(data.run_id, ()):
-                self._tasks.pop(eval_id, None)
-            # A long eval may have outlived an idle-exiting (or killed)
-            # sidecar: the run's last records must not wait for the next eval.
-            _producer.autostart_sidecar()
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_run_end", e)
+        now = time.time()
+        logs = {}
+        for lg in data.logs or []:
+            try:
+                logs[lg.eval.eval_id] = lg
+            except Exception:  # noqa: BLE001
+                pass
+        # Samples still holding model calls (cancelled mid-sample).
+        for uuid, s in list(self._samples.items()):
+            if s.ids.get("run_id") == data.run_id:
+                self._flush(s)
+                del self._samples[uuid]
+        # on_task_end does not fire on cancellation: close open tasks.
+        for eval_id in self._runs.get(data.run_id, ()):
+            t = self._tasks.get(eval_id)
+            if t is None or t["ended"]:
+                continue
+            lg = logs.get(eval_id)
+            if lg is not None:
+                self._emit_task_end(data.eval_set_id, data.run_id, eval_id, t["task"], lg, synthesized=True)
+            else:
+                _producer.emit(
+                    EV.EV_TASK_END,
+                    {
+                        "run_id": data.run_id,
+                        "eval_set_id": data.eval_set_id,
+                        "eval_id": eval_id,
+                        "task": t["task"],
+                        "status": "cancelled",
+                        "error": repr(data.exception) if data.exception else None,
+                        "synthesized": True,
+                        "time": now,
+                    },
+                )
+        exc = None
+        if data.exception is not None:
+            exc = {"type": type(data.exception).__name__, "message": str(data.exception)}
+        _producer.emit(
+            EV.EV_RUN_END,
+            {
+                "run_id": data.run_id,
+                "eval_set_id": data.eval_set_id,
+                "time": now,
+                "exception": exc,
+                "logs": [
+                    {
+                        "eval_id": lg.eval.eval_id,
+                        "task": lg.eval.task,
+                        "status": lg.status,
+                        "location": lg.location,
+                    }
+                    for lg in logs.values()
+                ],
+            },
+        )
+        # The eval's last records may sit in a spill file (the ring
+        # was full): sealed into the ring's order now, not at exit.
+        _producer.flush()
+        for eval_id in self._runs.pop(data.run_id, ()):
+            self._tasks.pop(eval_id, None)
+        # A long eval may have outlived an idle-exiting (or killed)
+        # sidecar: the run's last records must not wait for the next eval.
+        _producer.autostart_sidecar()
 
     # ---- task ----------------------------------------------------------------
 
+    @_guard
     async def on_task_start(self, data: TaskStart) -> None:
-        try:
-            spec = data.spec
-            self._tasks[data.eval_id] = {"task": spec.task, "run_id": data.run_id, "ended": False}
-            self._runs.setdefault(data.run_id, set()).add(data.eval_id)
-            cfg = spec.config
-            plan = getattr(data, "plan", None)
-            steps = [{"solver": s.solver, "params": s.params} for s in (plan.steps if plan else [])]
-            solver = spec.solver or ",".join(s["solver"] for s in steps) or None
-            roles = {k: getattr(v, "model", str(v)) for k, v in (spec.model_roles or {}).items()}
-            ds = spec.dataset
-            _producer.emit(
-                EV.EV_TASK_START,
-                {
-                    "run_id": data.run_id,
-                    "eval_set_id": data.eval_set_id,
-                    "eval_id": data.eval_id,
-                    "task": spec.task,
-                    "task_id": spec.task_id,
-                    "task_version": spec.task_version,
-                    "task_file": spec.task_file,
-                    "task_display_name": spec.task_display_name,
-                    "model": spec.model,
-                    "model_base_url": spec.model_base_url,
-                    "model_args": spec.model_args,
-                    "model_roles": roles,
-                    # The model's config overlaid with eval()'s (plan.config).
-                    "generate_config": {
-                        **(_dump(spec.model_generate_config) or {}),
-                        **((_dump(plan.config) or {}) if plan is not None else {}),
-                    },
-                    "task_args": spec.task_args,
-                    "dataset": {
-                        "name": ds.name,
-                        "location": ds.location,
-                        "samples": ds.samples,
-                        "shuffled": ds.shuffled,
-                    },
-                    "solver": solver,
-                    "solver_args": spec.solver_args,
-                    "plan": steps,
-                    "scorers": [s.name for s in (spec.scorers or [])],
-                    "tags": list(spec.tags or []),
-                    "epochs": cfg.epochs,
-                    "limits": {
-                        "limit": cfg.limit,
-                        "message_limit": cfg.message_limit,
-                        "token_limit": cfg.token_limit,
-                        "time_limit": cfg.time_limit,
-                        "working_limit": cfg.working_limit,
-                        "cost_limit": getattr(cfg, "cost_limit", None),
-                    },
-                    "config": _dump(cfg),
-                    "created": _ts(spec.created),
-                    "metadata": spec.metadata,
+        spec = data.spec
+        self._tasks[data.eval_id] = {"task": spec.task, "run_id": data.run_id, "ended": False}
+        self._runs.setdefault(data.run_id, set()).add(data.eval_id)
+        cfg = spec.config
+        plan = getattr(data, "plan", None)
+        steps = [{"solver": s.solver, "params": s.params} for s in (plan.steps if plan else [])]
+        solver = spec.solver or ",".join(s["solver"] for s in steps) or None
+        roles = {k: getattr(v, "model", str(v)) for k, v in (spec.model_roles or {}).items()}
+        ds = spec.dataset
+        _producer.emit(
+            EV.EV_TASK_START,
+            {
+                "run_id": data.run_id,
+                "eval_set_id": data.eval_set_id,
+                "eval_id": data.eval_id,
+                "task": spec.task,
+                "task_id": spec.task_id,
+                "task_version": spec.task_version,
+                "task_file": spec.task_file,
+                "task_display_name": spec.task_display_name,
+                "model": spec.model,
+                "model_base_url": spec.model_base_url,
+                "model_args": spec.model_args,
+                "model_roles": roles,
+                # The model's config overlaid with eval()'s (plan.config).
+                "generate_config": {
+                    **(_dump(spec.model_generate_config) or {}),
+                    **((_dump(plan.config) or {}) if plan is not None else {}),
                 },
-            )
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_task_start", e)
+                "task_args": spec.task_args,
+                "dataset": {
+                    "name": ds.name,
+                    "location": ds.location,
+                    "samples": ds.samples,
+                    "shuffled": ds.shuffled,
+                },
+                "solver": solver,
+                "solver_args": spec.solver_args,
+                "plan": steps,
+                "scorers": [s.name for s in (spec.scorers or [])],
+                "tags": list(spec.tags or []),
+                "epochs": cfg.epochs,
+                "limits": {
+                    "limit": cfg.limit,
+                    "message_limit": cfg.message_limit,
+                    "token_limit": cfg.token_limit,
+                    "time_limit": cfg.time_limit,
+                    "working_limit": cfg.working_limit,
+                    "cost_limit": getattr(cfg, "cost_limit", None),
+                },
+                "config": _dump(cfg),
+                "created": _ts(spec.created),
+                "metadata": spec.metadata,
+            },
+        )
 
     def _emit_task_end(self, eval_set_id, run_id, eval_id, task, lg, synthesized=False) -> None:
         res = lg.results
@@ -450,13 +457,11 @@ class RingflowHooks(Hooks):
         if t is not None:
             t["ended"] = True
 
+    @_guard
     async def on_task_end(self, data: TaskEnd) -> None:
-        try:
-            t = self._tasks.get(data.eval_id)
-            task = t["task"] if t else data.log.eval.task
-            self._emit_task_end(data.eval_set_id, data.run_id, data.eval_id, task, data.log)
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_task_end", e)
+        t = self._tasks.get(data.eval_id)
+        task = t["task"] if t else data.log.eval.task
+        self._emit_task_end(data.eval_set_id, data.run_id, data.eval_id, task, data.log)
 
     # ---- samples ---------------------------------------------------------------
 
@@ -478,60 +483,51 @@ class RingflowHooks(Hooks):
             s.ids["epoch"] = summary.epoch
         return s
 
+    @_guard
     async def on_sample_init(self, data: SampleInit) -> None:
-        try:
-            s = self._sample(data, data.summary)
-            f = dict(s.ids)
-            f["input"] = _text(data.summary.input)
-            f["target"] = data.summary.target
-            f["time"] = time.time()
-            _producer.emit(EV.EV_SAMPLE_INIT, f)
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_sample_init", e)
+        s = self._sample(data, data.summary)
+        f = dict(s.ids)
+        f["input"] = _text(data.summary.input)
+        f["target"] = data.summary.target
+        f["time"] = time.time()
+        _producer.emit(EV.EV_SAMPLE_INIT, f)
 
+    @_guard
     async def on_sample_start(self, data: SampleStart) -> None:
-        try:
-            s = self._sample(data, data.summary)
-            f = dict(s.ids)
-            f["time"] = time.time()
-            _producer.emit(EV.EV_SAMPLE_START, f)
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_sample_start", e)
+        s = self._sample(data, data.summary)
+        f = dict(s.ids)
+        f["time"] = time.time()
+        _producer.emit(EV.EV_SAMPLE_START, f)
 
+    @_guard
     async def on_sample_attempt_start(self, data: SampleAttemptStart) -> None:
-        try:
-            s = self._sample(data, data.summary)
-            s.attempt = data.attempt
-            f = dict(s.ids)
-            f["attempt"] = data.attempt
-            f["time"] = time.time()
-            _producer.emit(EV.EV_ATTEMPT_START, f)
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_sample_attempt_start", e)
+        s = self._sample(data, data.summary)
+        s.attempt = data.attempt
+        f = dict(s.ids)
+        f["attempt"] = data.attempt
+        f["time"] = time.time()
+        _producer.emit(EV.EV_ATTEMPT_START, f)
 
+    @_guard
     async def on_sample_attempt_end(self, data: SampleAttemptEnd) -> None:
-        try:
-            s = self._sample(data, data.summary)
-            self._flush(s)
-            f = dict(s.ids)
-            f["attempt"] = data.attempt
-            f["error"] = data.error.message if data.error else None
-            f["will_retry"] = data.will_retry
-            f["time"] = time.time()
-            _producer.emit(EV.EV_ATTEMPT_END, f)
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_sample_attempt_end", e)
+        s = self._sample(data, data.summary)
+        self._flush(s)
+        f = dict(s.ids)
+        f["attempt"] = data.attempt
+        f["error"] = data.error.message if data.error else None
+        f["will_retry"] = data.will_retry
+        f["time"] = time.time()
+        _producer.emit(EV.EV_ATTEMPT_END, f)
 
+    @_guard
     async def on_sample_scoring(self, data: SampleScoring) -> None:
-        try:
-            s = self._sample(data)
-            self._flush(s)
-            f = dict(s.ids)
-            f["time"] = time.time()
-            _producer.emit(EV.EV_SAMPLE_SCORING, f)
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_sample_scoring", e)
+        s = self._sample(data)
+        self._flush(s)
+        f = dict(s.ids)
+        f["time"] = time.time()
+        _producer.emit(EV.EV_SAMPLE_SCORING, f)
 
+    @_guard
     async def on_sample_end(self, data: SampleEnd) -> None:
         try:
             s = self._sample(data)
@@ -565,8 +561,6 @@ class RingflowHooks(Hooks):
             f["attempt"] = s.attempt
             f["time"] = time.time()
             _producer.emit(EV.EV_SAMPLE_END, f)
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_sample_end", e)
         finally:
             self._samples.pop(data.sample_id, None)
 
@@ -588,29 +582,27 @@ class RingflowHooks(Hooks):
         f["span_id"] = ev.span_id
         return f
 
+    @_guard
     async def on_sample_event(self, data: SampleEvent) -> None:
-        try:
-            ev = data.event
-            kind = ev.event
-            s = self._samples.get(data.sample_id) or self._sample(data)
-            if kind == "model":
-                # Inspect re-delivers a ModelEvent as it completes.  What a
-                # later rewrite could change (the input, condensed into refs;
-                # the raw call, rewritten to attachments) is copied now; the
-                # rest only becomes more final and is read once, at the flush.
-                early = (len(ev.input),
-                         (ev.call.request, ev.call.response) if LOG_MODEL_API and ev.call else None,
-                         _messages(ev.input) if self._tracing else None)
-                s.pending[ev.uuid] = (ev, early)
-                return
-            handler = self._dispatch.get(kind)
-            if handler is None:
-                return
-            if s.pending:
-                self._flush(s)
-            handler(self, s, ev)
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_sample_event", e)
+        ev = data.event
+        kind = ev.event
+        s = self._samples.get(data.sample_id) or self._sample(data)
+        if kind == "model":
+            # Inspect re-delivers a ModelEvent as it completes.  What a
+            # later rewrite could change (the input, condensed into refs;
+            # the raw call, rewritten to attachments) is copied now; the
+            # rest only becomes more final and is read once, at the flush.
+            early = (len(ev.input),
+                     (ev.call.request, ev.call.response) if LOG_MODEL_API and ev.call else None,
+                     _messages(ev.input) if self._tracing else None)
+            s.pending[ev.uuid] = (ev, early)
+            return
+        handler = self._dispatch.get(kind)
+        if handler is None:
+            return
+        if s.pending:
+            self._flush(s)
+        handler(self, s, ev)
 
     def _model_fields(self, s: _Sample, ev: Any, early: tuple) -> dict[str, Any]:
         # One dict display, not 30 item stores: this runs on every delivery.
@@ -732,47 +724,41 @@ class RingflowHooks(Hooks):
 
     # ---- model hooks (inline in Model.generate: keep them cheap) ---------------
 
+    @_guard
     async def on_model_usage(self, data: ModelUsageData) -> None:
-        try:
-            f = _usage(data.usage) or {}
-            f.update(
-                run_id=data.run_id,
-                eval_id=data.eval_id,
-                task=data.task_name,
-                model=data.model_name,
-                call_duration=data.call_duration,
-                retries=data.retries,
-                time=time.time(),
-            )
-            _producer.emit(EV.EV_MODEL_USAGE, f)
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_model_usage", e)
+        f = _usage(data.usage) or {}
+        f.update(
+            run_id=data.run_id,
+            eval_id=data.eval_id,
+            task=data.task_name,
+            model=data.model_name,
+            call_duration=data.call_duration,
+            retries=data.retries,
+            time=time.time(),
+        )
+        _producer.emit(EV.EV_MODEL_USAGE, f)
 
+    @_guard
     async def on_model_cache_usage(self, data: ModelCacheUsageData) -> None:
-        try:
-            f = _usage(data.usage) or {}
-            f.update(model=data.model_name, time=time.time())
-            _producer.emit(EV.EV_MODEL_CACHE_USAGE, f)
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_model_cache_usage", e)
+        f = _usage(data.usage) or {}
+        f.update(model=data.model_name, time=time.time())
+        _producer.emit(EV.EV_MODEL_CACHE_USAGE, f)
 
+    @_guard
     async def on_model_retry(self, data: ModelRetry) -> None:
-        try:
-            t = self._tasks.get(data.eval_id) if data.eval_id else None
-            _producer.emit(
-                EV.EV_MODEL_RETRY,
-                {
-                    "run_id": data.run_id,
-                    "eval_id": data.eval_id,
-                    "task": data.task_name or (t["task"] if t else None),
-                    "sample_uuid": data.sample_id,  # ModelRetry carries the sample uuid
-                    "model": data.model_name,
-                    "attempt": data.attempt,
-                    "wait_time": data.wait_time,
-                    "exception_type": data.exception_type,
-                    "status_code": data.status_code,
-                    "time": time.time(),
-                },
-            )
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_model_retry", e)
+        t = self._tasks.get(data.eval_id) if data.eval_id else None
+        _producer.emit(
+            EV.EV_MODEL_RETRY,
+            {
+                "run_id": data.run_id,
+                "eval_id": data.eval_id,
+                "task": data.task_name or (t["task"] if t else None),
+                "sample_uuid": data.sample_id,  # ModelRetry carries the sample uuid
+                "model": data.model_name,
+                "attempt": data.attempt,
+                "wait_time": data.wait_time,
+                "exception_type": data.exception_type,
+                "status_code": data.status_code,
+                "time": time.time(),
+            },
+        )
