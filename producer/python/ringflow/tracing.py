@@ -410,13 +410,38 @@ class _Scope:
     starts the span (or a no-op one in an unrecorded trace), activate() /
     deactivate() make it the current span around the code that runs inside
     it (a generator's body only while it runs), close() ends it with the
-    exception or the outputs."""
+    exception or the outputs.
 
-    __slots__ = ("span", "_tok")
+    `with scope:` runs one piece of that code (a call, or one step of a
+    generator) with the span current; an exception leaving it ends the span:
+    a call's with the exception; a stream's (items not None) with the items
+    when it is the generator's end (StopIteration, StopAsyncIteration), else
+    with the error.  The exception goes on to the caller."""
 
-    def __init__(self) -> None:
+    __slots__ = ("span", "_tok", "items", "reducer")
+
+    def __init__(self, stream: bool = False,
+                 reducer: Callable[[list], Any] | None = None) -> None:
         self.span: Any = NO_OP_SPAN
         self._tok = None
+        self.items: list | None = [] if stream else None  # a stream's items so far
+        self.reducer = reducer
+
+    def __enter__(self) -> "_Scope":
+        self.activate()
+        return self
+
+    def __exit__(self, etype, exc, tb) -> bool:
+        self.deactivate()
+        if exc is None:
+            return False
+        if self.items is None:
+            self.close(exc)
+        elif isinstance(exc, (StopIteration, StopAsyncIteration)):
+            self.close_stream(self.items, None, self.reducer)
+        else:
+            self.close_stream(self.items, exc, None)
+        return False
 
     def open(self, name: str, span_type: str, attributes: dict | None, inputs: Any = None,
              rate: float | None = None, experiment_id: str | None = None) -> Any:
@@ -471,8 +496,10 @@ class _Scope:
                 log.debug("ringflow: output_reducer failed", exc_info=True)
         self.close(result=out)
 
-    def chunk(self, index: int, item: Any) -> None:
-        """A stream item as MLflow's chunk event."""
+    def chunk(self, item: Any) -> None:
+        """A stream item: kept for the outputs, and MLflow's chunk event."""
+        index = len(self.items)  # type: ignore[arg-type]
+        self.items.append(item)  # type: ignore[union-attr]
         if self.span is NO_OP_SPAN:
             return
         try:
@@ -481,6 +508,10 @@ class _Scope:
             value = str(item)
         self.span.add_event(SpanEvent(CHUNK_EVENT.format(index=index),
                                       attributes={CHUNK_VALUE: value}))
+
+    def stopped(self) -> None:
+        """The consumer stopped a stream early: the items so far are its outputs."""
+        self.close_stream(self.items, None, self.reducer)  # type: ignore[arg-type]
 
 
 class start_span:  # noqa: N801 - a context manager named like MLflow's function
