@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import operator
 import os
 import socket
 import time
@@ -191,6 +192,29 @@ class _WarningHandler(logging.Handler):
             _producer.emit(EV.EV_LOG, fields)
         except Exception:  # noqa: BLE001
             pass
+
+
+def _score_value(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return float("nan")  # unscored stays NaN
+    return value
+
+
+def _copier(rtype: int, **fields: str | Callable[[Any], Any]) -> Callable[[Any, "_Sample", Any], None]:
+    """A sample-event handler that emits `rtype`: the sample's base fields
+    (RingflowHooks._base), then each record field in order, copied from the
+    event attribute named for it (dotted: "error.message") or computed by a
+    function of the event."""
+    getters = [(name, operator.attrgetter(how) if isinstance(how, str) else how)
+               for name, how in fields.items()]
+
+    def handler(self: "RingflowHooks", s: "_Sample", ev: Any) -> None:
+        f = self._base(s, ev)
+        for name, get in getters:
+            f[name] = get(ev)
+        _producer.emit(rtype, f)
+
+    return handler
 
 
 def _guard(callback: Callable[[Any, Any], Awaitable[None]]) -> Callable[[Any, Any], Awaitable[None]]:
@@ -633,85 +657,37 @@ class RingflowHooks(Hooks):
             "response": out.completion if out is not None else None,
         }
         if u is not None:
-            f.update(
-                input_tokens=u.input_tokens,
-                output_tokens=u.output_tokens,
-                total_tokens=u.total_tokens,
-                input_tokens_cache_read=u.input_tokens_cache_read,
-                input_tokens_cache_write=u.input_tokens_cache_write,
-                reasoning_tokens=u.reasoning_tokens,
-                total_cost=u.total_cost,
-            )
+            f.update(_usage(u))
         if early[1] is not None:
             f["request_raw"], f["response_raw"] = early[1]
         if early[2] is not None:
             f["input"] = early[2]
         return f
 
-    def _on_tool(self, s: _Sample, ev: Any) -> None:
-        f = self._base(s, ev)
-        err = ev.error
-        f["tool_call_id"] = ev.id
-        f["function"] = ev.function
-        f["arguments"] = ev.arguments
-        f["result"] = _text(ev.result)
-        f["error"] = {"type": err.type, "message": err.message} if err is not None else None
-        f["truncated"] = list(ev.truncated) if ev.truncated else None
-        f["timestamp"] = ev.timestamp
-        f["completed"] = ev.completed
-        f["working_start"] = ev.working_start
-        f["working_time"] = ev.working_time
-        f["agent"] = ev.agent
-        f["failed"] = ev.failed
-        _producer.emit(EV.EV_TOOL_CALL, f)
-
-    def _on_score(self, s: _Sample, ev: Any) -> None:
-        f = self._base(s, ev)
-        sc = ev.score
-        value = sc.value
-        if isinstance(value, float) and math.isnan(value):
-            value = float("nan")  # unscored stays NaN
-        f["scorer"] = ev.scorer
-        f["value"] = value
-        f["answer"] = sc.answer
-        f["explanation"] = sc.explanation
-        f["metadata"] = sc.metadata
-        f["target"] = ev.target
-        f["intermediate"] = ev.intermediate
-        f["timestamp"] = ev.timestamp
-        _producer.emit(EV.EV_SCORE, f)
-
-    def _on_span_begin(self, s: _Sample, ev: Any) -> None:
-        f = self._base(s, ev)
-        f["span_id"] = ev.id
-        f["parent_id"] = ev.parent_id
-        f["span_type"] = ev.type
-        f["name"] = ev.name
-        f["timestamp"] = ev.timestamp
-        f["working_start"] = ev.working_start
-        _producer.emit(EV.EV_SPAN_BEGIN, f)
-
-    def _on_span_end(self, s: _Sample, ev: Any) -> None:
-        f = self._base(s, ev)
-        f["span_id"] = ev.id
-        f["timestamp"] = ev.timestamp
-        f["working_start"] = ev.working_start
-        _producer.emit(EV.EV_SPAN_END, f)
-
-    def _on_error(self, s: _Sample, ev: Any) -> None:
-        f = self._base(s, ev)
-        f["message"] = ev.error.message
-        f["traceback"] = ev.error.traceback
-        f["timestamp"] = ev.timestamp
-        _producer.emit(EV.EV_ERROR, f)
-
-    def _on_limit(self, s: _Sample, ev: Any) -> None:
-        f = self._base(s, ev)
-        f["limit_type"] = ev.type
-        f["message"] = ev.message
-        f["limit"] = ev.limit
-        f["timestamp"] = ev.timestamp
-        _producer.emit(EV.EV_SAMPLE_LIMIT, f)
+    # Each sample event's record: the base fields, then each record field
+    # copied from the event attribute named for it (a dotted path), or
+    # computed from the event.
+    _on_tool = _copier(
+        EV.EV_TOOL_CALL, tool_call_id="id", function="function", arguments="arguments",
+        result=lambda ev: _text(ev.result),
+        error=lambda ev: ({"type": ev.error.type, "message": ev.error.message}
+                          if ev.error is not None else None),
+        truncated=lambda ev: list(ev.truncated) if ev.truncated else None,
+        timestamp="timestamp", completed="completed", working_start="working_start",
+        working_time="working_time", agent="agent", failed="failed")
+    _on_score = _copier(
+        EV.EV_SCORE, scorer="scorer", value=lambda ev: _score_value(ev.score.value),
+        answer="score.answer", explanation="score.explanation", metadata="score.metadata",
+        target="target", intermediate="intermediate", timestamp="timestamp")
+    _on_span_begin = _copier(EV.EV_SPAN_BEGIN, span_id="id", parent_id="parent_id",
+                             span_type="type", name="name", timestamp="timestamp",
+                             working_start="working_start")
+    _on_span_end = _copier(EV.EV_SPAN_END, span_id="id", timestamp="timestamp",
+                           working_start="working_start")
+    _on_error = _copier(EV.EV_ERROR, message="error.message", traceback="error.traceback",
+                        timestamp="timestamp")
+    _on_limit = _copier(EV.EV_SAMPLE_LIMIT, limit_type="type", message="message", limit="limit",
+                        timestamp="timestamp")
 
     _dispatch = {
         "tool": _on_tool,
