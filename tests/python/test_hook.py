@@ -25,14 +25,9 @@ DUMP = REPO / "build" / "release" / "bin" / "ringflow-dump"
 
 
 @pytest.fixture
-def ring(tmp_path):
-    name = f"/rf-pytest-{os.getpid()}-{tmp_path.name[-20:]}"
-    spool = tmp_path / "spool"
-    yield name, spool
-    try:
-        os.unlink(f"/dev/shm{name}")
-    except FileNotFoundError:
-        pass
+def ring(ring, tmp_path):
+    """conftest's ring and a spool directory."""
+    return ring, tmp_path / "spool"
 
 
 def eval_env(ring_name: str, spool: Path, **extra: str) -> dict[str, str]:
