@@ -81,21 +81,24 @@ static void cfg_init(void)
 {
 	if (rf_env_flag("RINGFLOW_DISABLED", false) || rf_env_flag("RINGFLOW_TRACE_DISABLED", false))
 		atomic_store(&cfg_enabled, false);
+	/* The first usable of the two (as ringflow.tracing reads them); each
+	 * value that is set but unusable is counted. */
 	double rate = 1.0;
-	const char *name = "RINGFLOW_TRACE_SAMPLE_RATE";
-	const char *env = getenv(name);
-	if (!env || !*env)
-		env = getenv(name = "MLFLOW_TRACE_SAMPLING_RATIO");
-	if (env && *env) {
+	static const char *const rate_vars[] = {"RINGFLOW_TRACE_SAMPLE_RATE",
+						"MLFLOW_TRACE_SAMPLING_RATIO"};
+	for (size_t i = 0; i < sizeof rate_vars / sizeof *rate_vars; i++) {
+		const char *env = getenv(rate_vars[i]);
+		if (!env || !*env)
+			continue;
 		char *end;
 		double v = strtod(env, &end);
 		if (end != env && !end[strspn(end, " \t\n\r\v\f")] && v >= 0.0 && v <= 1.0) {
 			rate = v;
-		} else {
-			atomic_fetch_add_explicit(&st_config_ignored, 1, memory_order_relaxed);
-			rf_producer_set_err("tracing: %s=\"%.64s\" ignored (want 0.0-1.0): every trace "
-					    "is recorded", name, env);
+			break;
 		}
+		atomic_fetch_add_explicit(&st_config_ignored, 1, memory_order_relaxed);
+		rf_producer_set_err("tracing: %s=\"%.64s\" ignored (want 0.0-1.0)", rate_vars[i],
+				    env);
 	}
 	store_rate(rate);
 	const char *exp = getenv("RINGFLOW_TRACE_EXPERIMENT");

@@ -87,9 +87,10 @@ typedef struct rf_span rf_span;
  * in ringflow (README.md, "Configuration"). */
 void rf_trace_enable(bool on);
 bool rf_trace_enabled(void);
-/* Fraction of traces recorded, 0.0-1.0 (-EINVAL otherwise).  Default
- * $RINGFLOW_TRACE_SAMPLE_RATE, else $MLFLOW_TRACE_SAMPLING_RATIO, else 1
- * (a value outside 0.0-1.0 is ignored and counted in config_ignored). */
+/* Fraction of traces recorded, 0.0-1.0 (-EINVAL otherwise).  Default: the
+ * first of $RINGFLOW_TRACE_SAMPLE_RATE, $MLFLOW_TRACE_SAMPLING_RATIO that
+ * is a number in 0.0-1.0 (one set to anything else is ignored and counted
+ * in config_ignored), else 1. */
 int rf_trace_set_sample_rate(double rate);
 /* Destination experiment name (copied); NULL = the sidecar's experiment.
  * Default $RINGFLOW_TRACE_EXPERIMENT. */

@@ -9,7 +9,9 @@
  *  - RINGFLOW_RING_GROUP follows the same rule;
  *  - a bad sample rate and a ring that cannot be opened write nothing to
  *    the host program's stderr: they are counted (config_ignored, errors)
- *    and explained by rf_errmsg().
+ *    and explained by rf_errmsg();
+ *  - the sampling rate: the first usable of RINGFLOW_TRACE_SAMPLE_RATE and
+ *    MLFLOW_TRACE_SAMPLING_RATIO, as ringflow.tracing reads them.
  * The configuration is read once per process, so each case runs in a
  * child forked before anything read it.
  */
@@ -159,10 +161,34 @@ static void test_silent(void)
 	       "not on stderr\n");
 }
 
+/* The first usable of RINGFLOW_TRACE_SAMPLE_RATE, MLFLOW_TRACE_SAMPLING_RATIO
+ * (as ringflow.tracing reads them); an unusable one is counted. */
+static void test_rate_fallback(void)
+{
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		setenv("RINGFLOW_TRACE_SAMPLE_RATE", "0.5abc", 1);
+		setenv("MLFLOW_TRACE_SAMPLING_RATIO", " 0.25 ", 1);
+		CHECK(rf_trace_sample_rate() == 0.25);
+		CHECK(strstr(rf_errmsg(), "RINGFLOW_TRACE_SAMPLE_RATE=\"0.5abc\" ignored"));
+		struct rf_trace_stats st;
+		rf_trace_stats(&st);
+		CHECK_EQ(st.config_ignored, 1);
+		_exit(0);
+	}
+	int st;
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	printf("rate: an unusable RINGFLOW_TRACE_SAMPLE_RATE gives way to "
+	       "MLFLOW_TRACE_SAMPLING_RATIO, counted\n");
+}
+
 int main(void)
 {
 	test_words();
 	test_switches();
 	test_silent();
+	test_rate_fallback();
 	return RF_T_PASS;
 }
