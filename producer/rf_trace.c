@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rf_env.h"
+#include "rf_err.h"
 #include "rf_producer_int.h"
 #include "rf_trace_int.h"
 
@@ -63,7 +65,8 @@ static _Atomic(rf_producer *) cfg_prod;
 static rf_producer *own_prod;     /* opened by us (cfg_lock) */
 static uint64_t own_prod_failed; /* CLOCK_REALTIME ns of the last failed open */
 
-static _Atomic uint64_t st_traces, st_sampled_out, st_spans, st_errors;
+static _Atomic uint64_t st_traces, st_sampled_out, st_spans, st_errors, st_config_ignored;
+static char own_prod_err[256]; /* why the last open failed (cfg_lock) */
 
 static void store_rate(double r)
 {
@@ -72,22 +75,31 @@ static void store_rate(double r)
 	atomic_store_explicit(&cfg_rate_bits, b, memory_order_relaxed);
 }
 
+/* Nothing here prints (the library runs inside someone else's program): a
+ * value it cannot use is counted (rf_trace_stats.config_ignored) and
+ * explained by rf_errmsg() in the thread that read the configuration. */
 static void cfg_init(void)
 {
-	const char *off = getenv("RINGFLOW_TRACE_DISABLED");
-	if ((off && *off && strcmp(off, "0")) || getenv("RINGFLOW_DISABLED"))
+	if (rf_env_flag("RINGFLOW_DISABLED", false) || rf_env_flag("RINGFLOW_TRACE_DISABLED", false))
 		atomic_store(&cfg_enabled, false);
+	/* The first usable of the two (as ringflow.tracing reads them); each
+	 * value that is set but unusable is counted. */
 	double rate = 1.0;
-	const char *env = getenv("RINGFLOW_TRACE_SAMPLE_RATE");
-	if (!env || !*env)
-		env = getenv("MLFLOW_TRACE_SAMPLING_RATIO");
-	if (env && *env) {
+	static const char *const rate_vars[] = {"RINGFLOW_TRACE_SAMPLE_RATE",
+						"MLFLOW_TRACE_SAMPLING_RATIO"};
+	for (size_t i = 0; i < sizeof rate_vars / sizeof *rate_vars; i++) {
+		const char *env = getenv(rate_vars[i]);
+		if (!env || !*env)
+			continue;
 		char *end;
 		double v = strtod(env, &end);
-		if (end != env && v >= 0.0 && v <= 1.0)
+		if (end != env && !end[strspn(end, " \t\n\r\v\f")] && v >= 0.0 && v <= 1.0) {
 			rate = v;
-		else
-			fprintf(stderr, "ringflow: ignoring sample rate \"%s\" (want 0.0-1.0)\n", env);
+			break;
+		}
+		atomic_fetch_add_explicit(&st_config_ignored, 1, memory_order_relaxed);
+		rf_err_set(EINVAL, "tracing: %s=\"%.64s\" ignored (want 0.0-1.0)", rate_vars[i],
+			   env);
 	}
 	store_rate(rate);
 	const char *exp = getenv("RINGFLOW_TRACE_EXPERIMENT");
@@ -162,12 +174,14 @@ static rf_producer *trace_producer(void)
 			if (rf_producer_open(&own_prod, NULL)) {
 				own_prod = NULL;
 				own_prod_failed = now;
-				fprintf(stderr, "ringflow: tracing off: %s\n", rf_errmsg());
+				snprintf(own_prod_err, sizeof own_prod_err, "%s", rf_errmsg());
 			}
 		}
 		p = own_prod;
 		if (p)
 			atomic_store_explicit(&cfg_prod, p, memory_order_release);
+		else /* every root refused meanwhile says why (counted by the caller) */
+			rf_err_set(EIO, "tracing: no producer: %s", own_prod_err);
 	}
 	pthread_mutex_unlock(&cfg_lock);
 	return p;
@@ -180,6 +194,7 @@ void rf_trace_stats(struct rf_trace_stats *st)
 	st->spans = atomic_load(&st_spans);
 	st->errors = atomic_load(&st_errors);
 	st->bad_values = atomic_load(&rf_trace_bad_values);
+	st->config_ignored = atomic_load(&st_config_ignored);
 }
 
 static void count_err(void)

@@ -17,7 +17,9 @@
  * ended on any thread.  Sampling and enable/disable are decided once per
  * trace, at its root: a trace that is not recorded writes no record at all,
  * and its spans are cheap no-ops.  No call returns NULL or needs checking;
- * losses are counted (rf_trace_stats).
+ * losses are counted (rf_trace_stats).  The library never prints: a span
+ * that could not be recorded, or a configuration value it ignored, is
+ * counted there and explained by rf_errmsg() in the thread that met it.
  */
 #ifndef RINGFLOW_TRACE_H
 #define RINGFLOW_TRACE_H
@@ -80,11 +82,15 @@ typedef struct rf_kv {
 typedef struct rf_span rf_span;
 
 /* ---- configuration (process-wide; read at each trace's root) ---- */
-/* Default on; off if $RINGFLOW_DISABLED or $RINGFLOW_TRACE_DISABLED is set. */
+/* Default on; off if $RINGFLOW_DISABLED or $RINGFLOW_TRACE_DISABLED is on:
+ * set to anything but empty, 0, false, no or off (any case), as everywhere
+ * in ringflow (README.md, "Configuration"). */
 void rf_trace_enable(bool on);
 bool rf_trace_enabled(void);
-/* Fraction of traces recorded, 0.0-1.0 (-EINVAL otherwise).  Default
- * $RINGFLOW_TRACE_SAMPLE_RATE, else $MLFLOW_TRACE_SAMPLING_RATIO, else 1. */
+/* Fraction of traces recorded, 0.0-1.0 (-EINVAL otherwise).  Default: the
+ * first of $RINGFLOW_TRACE_SAMPLE_RATE, $MLFLOW_TRACE_SAMPLING_RATIO that
+ * is a number in 0.0-1.0 (one set to anything else is ignored and counted
+ * in config_ignored), else 1. */
 int rf_trace_set_sample_rate(double rate);
 /* Destination experiment name (copied); NULL = the sidecar's experiment.
  * Default $RINGFLOW_TRACE_EXPERIMENT. */
@@ -164,8 +170,10 @@ struct rf_trace_stats {
 	uint64_t traces;      /* roots recorded */
 	uint64_t sampled_out; /* roots not recorded (sampling or disabled) */
 	uint64_t spans;       /* spans recorded */
-	uint64_t errors;      /* records not written (ring, encoding, memory) */
+	uint64_t errors;      /* records not written (ring, encoding, memory, or no
+				 producer: the ring could not be opened) */
 	uint64_t bad_values;  /* msgpack blobs written as "[invalid msgpack]" */
+	uint64_t config_ignored; /* environment values ignored (a bad sample rate) */
 };
 void rf_trace_stats(struct rf_trace_stats *st);
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "rf_arch.h"
+#include "rf_env.h"
 #include "rf_err.h"
 #include "rf_ring_int.h"
 
@@ -105,8 +106,7 @@ void rf_backoff(unsigned *step)
 
 int rf_ring_group_requested(void)
 {
-	const char *v = getenv("RINGFLOW_RING_GROUP");
-	return v && (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes"));
+	return rf_env_flag("RINGFLOW_RING_GROUP", false);
 }
 
 /* Is gid this process's group or one of its supplementary groups? */

@@ -61,7 +61,7 @@ struct rf_ring_opts {
 };
 
 /* Group access asked for through the environment: $RINGFLOW_RING_GROUP is
- * 1/true/yes.  Off by default: rings, spill files and the sidecar's files are
+ * on (rf_env.h's rule).  Off by default: rings, spill files and the sidecar's files are
  * owner-only (0600). */
 int rf_ring_group_requested(void);
 

@@ -143,6 +143,17 @@ def mlflow_server(tmp_path_factory):
 
 
 @pytest.fixture
+def ring(tmp_path):
+    """A ring name of this test's own; its segment is removed afterwards."""
+    name = f"/rf-pytest-{os.getpid()}-{tmp_path.name[-20:]}"
+    yield name
+    try:
+        os.unlink(f"/dev/shm{name}")
+    except FileNotFoundError:
+        pass
+
+
+@pytest.fixture
 def inspect_log_dir(tmp_path, monkeypatch):
     """A private Inspect log dir per test (Inspect writes ./logs by default)."""
     d = tmp_path / "inspect-logs"

@@ -14,6 +14,8 @@ import importlib
 import json
 import sys
 
+import rf_traced
+
 mlflow = importlib.import_module(sys.argv[1])  # `import mlflow` / `import ringflow.tracing as mlflow`
 from_entities = importlib.import_module(f"{sys.argv[1]}.entities")
 SpanType = from_entities.SpanType
@@ -28,17 +30,8 @@ TOOLS = [{"type": "function", "function": {
                    "required": ["x"]}}}]
 
 
-@mlflow.trace(span_type=SpanType.RETRIEVER)
-def retrieve(query: str, k: int = 2) -> list[dict]:
-    span = mlflow.get_current_active_span()
-    span.add_event(SpanEvent("index_lookup", attributes={"shards": 3, "hit": True}))
-    return [{"doc": f"d{i}", "score": 1.0 / (i + 1)} for i in range(k)]
-
-
-@mlflow.trace(span_type=SpanType.TOOL)
-async def tool_call(name: str, arg: int) -> int:
-    await asyncio.sleep(0.001)
-    return arg * 2
+traced = rf_traced.tools(mlflow, SpanType, SpanEvent)
+tool_call = traced.tool_call
 
 
 @mlflow.trace(name="llm_generate", span_type=SpanType.LLM, attributes={"model": "mock-1"})
@@ -46,11 +39,6 @@ async def generate(prompt: str, temperature: float = 0.0) -> str:
     mlflow.tracing.set_span_chat_tools(mlflow.get_current_active_span(), TOOLS)
     a = await tool_call("double", 1)
     return f"answer({prompt}) {a}"
-
-
-@mlflow.trace(span_type=SpanType.PARSER)
-def parse(text: str) -> dict:
-    raise ValueError(f"cannot parse {text!r}")
 
 
 @mlflow.trace
@@ -64,18 +52,8 @@ def agent(question: str) -> dict:
     mlflow.update_current_trace(tags={"session": "s-42"}, metadata={"user_group": "beta"})
     # feedback on the trace while it runs
     mlflow.log_feedback(trace_id=mlflow.get_active_trace_id(), name="live", value="good")
-    docs = retrieve(question)
-    answer = asyncio.run(generate(question))
-    try:
-        parse("%%")
-    except ValueError:
-        pass
-    squares = list(stream(3))
-    with mlflow.start_span("postprocess", span_type=SpanType.CHAIN,
-                           attributes={"stage": "final"}) as span:
-        span.set_inputs({"answer": answer})
-        span.set_attribute("length", len(answer))
-        span.set_attributes({"ok": True, "ratio": 0.5})
+    docs, answer, squares = traced.work(question, generate, stream, 3)
+    with traced.postprocess(answer) as span:
         span.set_outputs({"final": answer.upper()})
     try:
         with mlflow.start_span("fails") as span:

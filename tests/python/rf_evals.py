@@ -191,17 +191,14 @@ def plain_outputs(input, tools, tool_choice, config):
 
 def main() -> None:
     kind, log_dir = sys.argv[1], sys.argv[2]
+    # varied and rich: a failing sample is retried once, and does not fail the eval.
+    retried = dict(log_dir=log_dir, display="none", retry_on_error=1, fail_on_error=False)
     if kind == "varied":
         logs = inspect_eval(
             varied(),
             model=[get_model("mockllm/model", custom_outputs=varied_model),
                    get_model("mockllm/other", custom_outputs=varied_model)],
-            log_dir=log_dir,
-            display="none",
-            retry_on_error=1,
-            fail_on_error=False,
-            max_tokens=64,
-            temperature=0.5,
+            max_tokens=64, temperature=0.5, **retried,
         )
         print(json.dumps([lg.location for lg in logs]))
         return
@@ -210,13 +207,7 @@ def main() -> None:
             rich(),
             # RF_TEST_MODEL: a model name MLflow rejects in metric keys, say.
             model=get_model(os.environ.get("RF_TEST_MODEL", "mockllm/model"), custom_outputs=mock_model),
-            model_args={},
-            log_dir=log_dir,
-            display="none",
-            retry_on_error=1,
-            fail_on_error=False,
-            max_tokens=128,
-            temperature=0.0,
+            model_args={}, max_tokens=128, temperature=0.0, **retried,
         )
     else:
         # RF_TEST_SECRET (if set) goes where secrets leak in real evals: a

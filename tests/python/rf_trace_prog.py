@@ -17,6 +17,7 @@ import json
 import sys
 import threading
 
+import rf_traced
 import ringflow
 import ringflow.tracing as mlflow
 from ringflow.tracing import SpanEvent, SpanStatus, SpanStatusCode, SpanType
@@ -29,28 +30,14 @@ class Doc:
         return "Doc(42)"
 
 
-@mlflow.trace(span_type=SpanType.RETRIEVER)
-def retrieve(query: str, k: int = 2) -> list[dict]:
-    span = mlflow.get_current_active_span()
-    span.add_event(SpanEvent("index_lookup", attributes={"shards": 3, "hit": True}))
-    return [{"doc": f"d{i}", "score": 1.0 / (i + 1)} for i in range(k)]
-
-
-@mlflow.trace(span_type=SpanType.TOOL)
-async def tool_call(name: str, arg: int) -> int:
-    await asyncio.sleep(0.001)
-    return arg * 2
+traced = rf_traced.tools(mlflow, SpanType, SpanEvent)
+tool_call = traced.tool_call
 
 
 @mlflow.trace(name="llm_generate", span_type=SpanType.LLM, attributes={"model": "mock-1"})
 async def generate(prompt: str, temperature: float = 0.0) -> str:
     a, b = await asyncio.gather(tool_call("double", 1), tool_call("double", 2))
     return f"answer({prompt}) {a} {b}"
-
-
-@mlflow.trace(span_type=SpanType.PARSER)
-def parse(text: str) -> dict:
-    raise ValueError(f"cannot parse {text!r}")
 
 
 @mlflow.trace(span_type="CUSTOM_STEP")
@@ -63,18 +50,8 @@ def stream(n: int):
 def agent(question: str, secret_token: str = "tok-123", doc: Doc | None = None) -> dict:
     mlflow.update_current_trace(tags={"session": "s-42", "turn": 3},
                                 metadata={"user_group": "beta"}, session_id="sess-1")
-    docs = retrieve(question)
-    answer = asyncio.run(generate(question))
-    try:
-        parse("%%")
-    except ValueError:
-        pass
-    squares = list(stream(4))
-    with mlflow.start_span("postprocess", span_type=SpanType.CHAIN,
-                           attributes={"stage": "final"}) as span:
-        span.set_inputs({"answer": answer})
-        span.set_attribute("length", len(answer))
-        span.set_attributes({"ok": True, "ratio": 0.5})
+    docs, answer, squares = traced.work(question, generate, stream, 4)
+    with traced.postprocess(answer) as span:
         span.set_status(SpanStatus(SpanStatusCode.CANCELLED, "user stopped"))
         span.set_outputs({"final": answer.upper()})
     # a third-party callable, wrapped

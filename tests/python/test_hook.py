@@ -25,14 +25,9 @@ DUMP = REPO / "build" / "release" / "bin" / "ringflow-dump"
 
 
 @pytest.fixture
-def ring(tmp_path):
-    name = f"/rf-pytest-{os.getpid()}-{tmp_path.name[-20:]}"
-    spool = tmp_path / "spool"
-    yield name, spool
-    try:
-        os.unlink(f"/dev/shm{name}")
-    except FileNotFoundError:
-        pass
+def ring(ring, tmp_path):
+    """conftest's ring and a spool directory."""
+    return ring, tmp_path / "spool"
 
 
 def eval_env(ring_name: str, spool: Path, **extra: str) -> dict[str, str]:
@@ -318,13 +313,23 @@ def test_hook_disabled_when_ring_unusable(tmp_path):
         os.unlink(f"/dev/shm{bad}")
 
 
-@pytest.mark.parametrize("switch", [{"RINGFLOW_DISABLED": "1"}, {"MLFLOW_TRACKING_URI": ""}])
+# RINGFLOW_DISABLED under ringflow's one rule (ringflow/_env.py): "on" used
+# to leave the hook on (only 1/true/yes counted).
+@pytest.mark.parametrize("switch", [{"RINGFLOW_DISABLED": "1"}, {"RINGFLOW_DISABLED": "on"},
+                                    {"MLFLOW_TRACKING_URI": ""}])
 def test_switches_disable_the_hook(ring, tmp_path, switch):
     name, spool = ring
     env = eval_env(name, spool, **switch)
     _, status, stats = run_eval(env, tmp_path / "logs", "plain", "3")
     assert status == "success" and stats.get("records", 0) == 0
     assert not os.path.exists(f"/dev/shm{name}")  # never even opened
+
+
+def test_off_word_leaves_the_hook_on(ring, tmp_path):
+    name, spool = ring
+    env = eval_env(name, spool, RINGFLOW_DISABLED="Off")
+    _, status, stats = run_eval(env, tmp_path / "logs", "plain", "3")
+    assert status == "success" and stats.get("records", 0) > 0
 
 
 def test_autostart_starts_sidecar_once_unless_disabled(ring, tmp_path):
@@ -363,3 +368,30 @@ def test_entry_point_registers_the_hook():
     import ringflow._registry  # noqa: F401
 
     assert any("ringflow" in str(h) for h in registry_find(lambda i: i.type == "hooks"))
+
+
+def test_a_failing_callback_never_raises_into_the_eval(caplog):
+    """Every hook callback is guarded (_hook._guard): an exception is counted
+    in `errors`, the first three are logged under the callback's name, the
+    eval never sees it; on_sample_end forgets its sample even then."""
+    import asyncio
+    import types
+
+    from ringflow._hook import RingflowHooks
+
+    hook = RingflowHooks()
+    bad = types.SimpleNamespace(sample_id="s-1", eval_id="e", run_id="r")  # no .log, .sample
+    hook._samples["s-1"] = object()  # on_sample_end must drop it whatever fails
+    with caplog.at_level("WARNING", logger="ringflow"):
+        asyncio.run(hook.on_task_end(bad))
+        asyncio.run(hook.on_sample_end(bad))
+        asyncio.run(hook.on_eval_set_start(None))
+        asyncio.run(hook.on_model_usage(None))
+    assert hook.errors == 4
+    assert "s-1" not in hook._samples
+    logged = [r.getMessage() for r in caplog.records if r.name == "ringflow"]
+    assert len(logged) == 3  # the first three only
+    for name, msg in zip(("on_task_end", "on_sample_end", "on_eval_set_start"), logged):
+        assert msg.startswith(f"ringflow hook: {name} failed: ") and msg.endswith("(eval continues)")
+    # The callbacks keep their names (Inspect looks hooks up by method).
+    assert RingflowHooks.on_task_end.__name__ == "on_task_end"

@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,18 +49,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def ring(request):
-    name = f"/rf-pytest-ops-{os.getpid()}-{time.time_ns() % 10**6}"
-    yield name
-    if os.path.exists(f"/dev/shm{name}"):
-        os.unlink(f"/dev/shm{name}")
-
-
 def ctl(ring: str, spool: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
     env = dict(os.environ, RINGFLOW_RING=ring, RINGFLOW_SPOOL_DIR=str(spool))
     return subprocess.run([str(RINGFLOWD), *args], env=env, capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def eval_and_flush(tmp_path: Path, ring: str, spool: Path, samples: int,
+                   **env: str) -> tuple[Any, subprocess.CompletedProcess]:
+    """A plain eval of `samples` samples into the ring, then `ringflowd
+    flush`: the eval's log (as Inspect wrote it) and flush's answer."""
+    from inspect_ai.log import read_eval_log
+
+    p = subprocess.run([sys.executable, str(EVALS), "plain", str(tmp_path / "logs"), str(samples)],
+                       env=eval_env(ring, spool, **env), capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    log = read_eval_log(p.stdout.strip().splitlines()[-3])
+    f = ctl(ring, spool, "flush", "--timeout", "120")
+    assert f.returncode == 0, f.stdout + f.stderr
+    return log, f
 
 
 def status_json(ring: str, spool: Path, *extra: str) -> tuple[int, dict]:
@@ -224,20 +233,13 @@ def test_status_counts_what_the_sidecar_took(mlflow_server, ring, tmp_path, exp_
 def test_flush_then_everything_is_in_mlflow(mlflow_server, ring, tmp_path, exp_name):
     """A real Inspect eval through the hook; the moment flush returns 0, MLflow
     holds every sample's score, the task-end metrics and the final status."""
-    from inspect_ai.log import read_eval_log
     from mlflow.tracking import MlflowClient
 
     spool = tmp_path / "spool"
     # A slow flush timer, so what flush waits for is really still pending.
     sc = SlowSidecar(mlflow_server, ring, spool, exp_name, flush_ms=3000)
     try:
-        env = eval_env(ring, spool, **sc.dest)
-        p = subprocess.run([sys.executable, str(EVALS), "plain", str(tmp_path / "logs"), "40"],
-                           env=env, capture_output=True, text=True, timeout=300)
-        assert p.returncode == 0, p.stderr[-3000:]
-        log = read_eval_log(p.stdout.strip().splitlines()[-3])
-        f = ctl(ring, spool, "flush", "--timeout", "120")
-        assert f.returncode == 0, f.stdout + f.stderr
+        log, f = eval_and_flush(tmp_path, ring, spool, 40, **sc.dest)
         assert "flushed: everything queued" in f.stdout
         # No polling from here: flush promised it is all there.
         client = MlflowClient(mlflow_server)
@@ -371,20 +373,14 @@ def test_metrics_port_in_use_is_an_error(mlflow_server, ring, tmp_path, exp_name
 def test_flush_covers_traces_and_counters_match(mlflow_server, ring, tmp_path, exp_name):
     """With MLFLOW_INSPECT_TRACING=true, flush returns once every sample's
     trace is in MLflow, and status and /metrics count what MLflow shows."""
-    from inspect_ai.log import read_eval_log
     from mlflow.tracking import MlflowClient
 
     spool = tmp_path / "spool"
     port = free_port()
     sc = Sidecar(mlflow_server, ring, spool, exp_name, RINGFLOW_METRICS_PORT=str(port))
     try:
-        env = eval_env(ring, spool, MLFLOW_INSPECT_TRACING="true", **sc.dest)
-        p = subprocess.run([sys.executable, str(EVALS), "plain", str(tmp_path / "logs"), "12"],
-                           env=env, capture_output=True, text=True, timeout=300)
-        assert p.returncode == 0, p.stderr[-3000:]
-        log = read_eval_log(p.stdout.strip().splitlines()[-3])
-        f = ctl(ring, spool, "flush", "--timeout", "120")
-        assert f.returncode == 0, f.stdout + f.stderr
+        log, _ = eval_and_flush(tmp_path, ring, spool, 12, MLFLOW_INSPECT_TRACING="true",
+                                **sc.dest)
         client = MlflowClient(mlflow_server)
         exp = client.get_experiment_by_name(exp_name)
         traces = client.search_traces(locations=[exp.experiment_id], max_results=500,

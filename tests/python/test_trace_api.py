@@ -18,19 +18,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from test_hook import dump  # ringflow-dump's records, none malformed
+
 PROG = Path(__file__).with_name("rf_trace_prog.py")
-DUMP = REPO / "build" / "release" / "bin" / "ringflow-dump"
-
-
-@pytest.fixture
-def ring(tmp_path):
-    name = f"/rf-pytest-trace-{os.getpid()}-{tmp_path.name[-20:]}"
-    yield name
-    try:
-        os.unlink(f"/dev/shm{name}")
-    except FileNotFoundError:
-        pass
 
 
 def run_prog(ring: str, *args: str) -> dict:
@@ -41,16 +31,6 @@ def run_prog(ring: str, *args: str) -> dict:
                        text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-4000:]
     return json.loads(p.stdout.strip().splitlines()[-1])
-
-
-def dump(ring: str) -> list[dict]:
-    assert DUMP.exists(), "build first: make"
-    p = subprocess.run([str(DUMP), "--ring", ring, "--idle-ms", "200"],
-                       capture_output=True, text=True, timeout=120)
-    assert p.returncode == 0, p.stderr
-    recs = [json.loads(line) for line in p.stdout.splitlines()]
-    assert all("error" not in r for r in recs), "malformed records"
-    return recs
 
 
 @pytest.fixture(scope="module")

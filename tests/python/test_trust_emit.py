@@ -16,8 +16,12 @@ from ringflow import _ringflow
 from test_security import DUMP
 
 
-def test_slow_str_does_not_hold_other_producers_records(tmp_path):
-    ring = f"/rf-pytest-slowstr-{os.getpid()}"
+def _blocked_str(tmp_path, tag: str, text: str, write_slow, write_fast):
+    """write_slow(p, value) in a thread, with a value whose __str__ blocks
+    (returning `text` once released); meanwhile write_fast(p) from this
+    thread.  The ring's dump while __str__ blocks, the dump after, and what
+    write_slow returned."""
+    ring = f"/rf-pytest-{tag}-{os.getpid()}"
     p = _ringflow.Producer(ring=ring, spool_dir=str(tmp_path / "spool"))
     entered, release = threading.Event(), threading.Event()
 
@@ -25,31 +29,39 @@ def test_slow_str_does_not_hold_other_producers_records(tmp_path):
         def __str__(self) -> str:
             entered.set()
             release.wait(120)
-            return "slow-value"
+            return text
 
     results = []
-    t = threading.Thread(target=lambda: results.append(p.emit(11, {"v": Slow(), "n": 1})))
+    t = threading.Thread(target=lambda: results.append(write_slow(p, Slow())))
     t.start()
     try:
         assert entered.wait(60), "__str__ was never called"
-        assert p.emit(11, {"marker": "fast-record"})  # another producer thread
-        d = subprocess.run([str(DUMP), "--ring", ring, "--idle-ms", "500"],
-                           capture_output=True, text=True, timeout=120,
-                           env=dict(os.environ, RINGFLOW_SPOOL_DIR=str(tmp_path / "spool")))
-        first = d.stdout
+        write_fast(p)  # another producer thread
+        first = subprocess.run([str(DUMP), "--ring", ring, "--idle-ms", "500"],
+                               capture_output=True, text=True, timeout=120,
+                               env=dict(os.environ, RINGFLOW_SPOOL_DIR=str(tmp_path / "spool")))
     finally:
         release.set()
         t.join(120)
     try:
-        assert "fast-record" in first, first + d.stderr
-        assert results == [True]
-        # The slow record is written too, with its str().
-        d = subprocess.run([str(DUMP), "--ring", ring, "--idle-ms", "300"],
-                           capture_output=True, text=True, timeout=120)
-        recs = [json.loads(line) for line in d.stdout.splitlines() if line.startswith("{")]
-        assert any("slow-value" in json.dumps(r) for r in recs), d.stdout + d.stderr
+        later = subprocess.run([str(DUMP), "--ring", ring, "--idle-ms", "300"],
+                               capture_output=True, text=True, timeout=120)
     finally:
         os.unlink(f"/dev/shm{ring}")
+    return first, later, results
+
+
+def test_slow_str_does_not_hold_other_producers_records(tmp_path):
+    def fast(p):
+        assert p.emit(11, {"marker": "fast-record"})
+
+    first, d, results = _blocked_str(tmp_path, "slowstr", "slow-value",
+                                     lambda p, v: p.emit(11, {"v": v, "n": 1}), fast)
+    assert "fast-record" in first.stdout, first.stdout + first.stderr
+    assert results == [True]
+    # The slow record is written too, with its str().
+    recs = [json.loads(line) for line in d.stdout.splitlines() if line.startswith("{")]
+    assert any("slow-value" in json.dumps(r) for r in recs), d.stdout + d.stderr
 
 
 def test_slow_str_in_span_inputs_does_not_hold_other_records(tmp_path):
@@ -58,37 +70,14 @@ def test_slow_str_in_span_inputs_does_not_hold_other_records(tmp_path):
     the consumer."""
     from ringflow.tracing import LiveSpan
 
-    ring = f"/rf-pytest-slowspan-{os.getpid()}"
-    p = _ringflow.Producer(ring=ring, spool_dir=str(tmp_path / "spool"))
-    entered, release = threading.Event(), threading.Event()
-
-    class Slow:
-        def __str__(self) -> str:
-            entered.set()
-            release.wait(120)
-            return "slow-input"
-
-    def slow_span():
-        s = p.span_start(LiveSpan, None, "slow-span", "UNKNOWN", {"v": Slow()}, None, None)
+    def slow_span(p, v):
+        s = p.span_start(LiveSpan, None, "slow-span", "UNKNOWN", {"v": v}, None, None)
         s._finish(None, False)
 
-    t = threading.Thread(target=slow_span)
-    t.start()
-    try:
-        assert entered.wait(60), "__str__ was never called"
+    def fast(p):
         fast = p.span_start(LiveSpan, None, "fast-span", "UNKNOWN", {"x": 1}, None, None)
         fast._finish({"y": 2}, True)
-        d = subprocess.run([str(DUMP), "--ring", ring, "--idle-ms", "500"],
-                           capture_output=True, text=True, timeout=120,
-                           env=dict(os.environ, RINGFLOW_SPOOL_DIR=str(tmp_path / "spool")))
-        first = d.stdout
-    finally:
-        release.set()
-        t.join(120)
-    try:
-        assert "fast-span" in first, first + d.stderr
-        d = subprocess.run([str(DUMP), "--ring", ring, "--idle-ms", "300"],
-                           capture_output=True, text=True, timeout=120)
-        assert "slow-input" in d.stdout, d.stdout + d.stderr
-    finally:
-        os.unlink(f"/dev/shm{ring}")
+
+    first, d, _ = _blocked_str(tmp_path, "slowspan", "slow-input", slow_span, fast)
+    assert "fast-span" in first.stdout, first.stdout + first.stderr
+    assert "slow-input" in d.stdout, d.stdout + d.stderr

@@ -185,22 +185,23 @@ def _server(root: Path) -> MlflowServer:
         conftest.SERVER_START_TIMEOUT = saved
 
 
-@pytest.fixture(scope="module")
-def server1(tmp_path_factory):
-    srv = _server(tmp_path_factory.mktemp("mlflow-1"))
+def _serving(tmp_path_factory, name: str):
+    """A fixture's body: a server's URI while the fixture lasts, then stopped."""
+    srv = _server(tmp_path_factory.mktemp(name))
     try:
         yield srv.uri
     finally:
         srv.stop()
+
+
+@pytest.fixture(scope="module")
+def server1(tmp_path_factory):
+    yield from _serving(tmp_path_factory, "mlflow-1")
 
 
 @pytest.fixture(scope="module")
 def server2(tmp_path_factory):
-    srv = _server(tmp_path_factory.mktemp("mlflow-2"))
-    try:
-        yield srv.uri
-    finally:
-        srv.stop()
+    yield from _serving(tmp_path_factory, "mlflow-2")
 
 
 def _uniq(name: str) -> str:
@@ -243,6 +244,20 @@ def flush_and_status(user: Setup) -> None:
     assert f.returncode == 0, f.stdout + f.stderr
     s = user.ctl("status", "--interval", "0")
     assert s.returncode == 0, s.stdout + s.stderr
+
+
+def flushed_runs(user: Setup, uri: str, experiment: str, runs: int) -> list[int]:
+    """After a flush: the experiment holds `runs` runs, all FINISHED; the
+    number of `sample/includes` values of each task run, sorted."""
+    flush_and_status(user)
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    found = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    assert len(found) == runs and all(r.info.status == "FINISHED" for r in found)
+    children = [r for r in found if "mlflow.parentRunId" in r.data.tags]
+    return sorted(len(client.get_metric_history(r.info.run_id, "sample/includes"))
+                  for r in children)
 
 
 def own_warnings(output: str) -> list[str]:
@@ -294,16 +309,7 @@ def test_autostarted_sidecar_serves_every_eval(user, server1):
     assert user.sidecar_pid() == pid
     log = (user.spool / "ringflowd.log").read_text()
     assert log.count("serving ring") == 1  # no second sidecar was started
-    flush_and_status(user)
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(s1)
-    e = client.get_experiment_by_name(exp)
-    runs = client.search_runs([e.experiment_id])
-    assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs)
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    got = sorted(len(client.get_metric_history(r.info.run_id, "sample/includes")) for r in children)
-    assert got == [3, 4]
+    assert flushed_runs(user, s1, exp, 4) == [3, 4]
 
 
 def test_sidecar_killed_between_evals(user, server1):
@@ -324,16 +330,7 @@ def test_sidecar_killed_between_evals(user, server1):
     assert own_warnings(out) == [], out
     new = user.sidecar_pid()
     assert new and new != pid
-    flush_and_status(user)
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(s1)
-    e = client.get_experiment_by_name(exp)
-    runs = client.search_runs([e.experiment_id])
-    assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs)
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    got = sorted(len(client.get_metric_history(r.info.run_id, "sample/includes")) for r in children)
-    assert got == [2, 3]
+    assert flushed_runs(user, s1, exp, 4) == [2, 3]
 
 
 def test_two_evals_in_parallel_to_two_experiments(user, server1):
@@ -380,12 +377,7 @@ def test_failed_autostart_is_one_warning_with_the_reason(user, server1):
     assert not user.sidecar_pid()
     # Fixed: the next eval starts it, and the first eval's records go up too.
     user.eval(s1, exp, 2)
-    flush_and_status(user)
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(s1)
-    runs = client.search_runs([client.get_experiment_by_name(exp).experiment_id])
-    assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs)
+    flushed_runs(user, s1, exp, 4)
 
 
 def test_bad_configuration_is_refused_up_front(user):
@@ -437,12 +429,7 @@ def test_idle_sidecar_exits_and_the_next_eval_restarts_it(user, server1):
     assert "idle for 1500 ms with nothing pending: exiting" in (user.spool / "ringflowd.log").read_text()
     user.eval(s1, exp, 3)
     assert user.sidecar_pid()
-    flush_and_status(user)
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(s1)
-    runs = client.search_runs([client.get_experiment_by_name(exp).experiment_id])
-    assert len(runs) == 4 and all(r.info.status == "FINISHED" for r in runs)
+    flushed_runs(user, s1, exp, 4)
 
 
 # ---- the sdist ------------------------------------------------------------------

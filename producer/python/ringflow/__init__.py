@@ -2,7 +2,8 @@
 
 Installing this package registers an Inspect AI hook (entry point group
 `inspect_ai`); it is active when MLFLOW_TRACKING_URI is set and
-RINGFLOW_DISABLED is not.  `ringflowd` (the sidecar) uploads to MLflow.
+RINGFLOW_DISABLED is not on (every variable and the on/off rule:
+ringflow/_env.py).  `ringflowd` (the sidecar) uploads to MLflow.
 
 `ringflow.tracing` (also re-exported here: trace, start_span,
 update_current_trace, SpanType, ...) sends MLflow traces from any program,

@@ -15,13 +15,15 @@ Rules this file keeps (how Inspect calls its hooks; docs/DESIGN.md, "The Inspect
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import operator
 import os
 import socket
 import time
 from datetime import datetime
-from typing import Any
+from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 from inspect_ai.hooks import (
@@ -45,13 +47,13 @@ from inspect_ai.hooks import (
     hooks,
 )
 
-from . import _producer, _sidecar
+from . import _env, _producer, _sidecar
 from . import _ringflow as _rf
 
 log = logging.getLogger("ringflow")
 
 EV = _rf  # record type constants: EV.EV_MODEL_CALL, ...
-LOG_MODEL_API = os.environ.get("RINGFLOW_LOG_MODEL_API", "").lower() in ("1", "true", "yes")
+LOG_MODEL_API = _env.flag(_env.LOG_MODEL_API)
 _LOG_LEVELS = ("warning", "error", "critical")
 
 
@@ -112,9 +114,8 @@ _MAX_TRACE_MESSAGES = 64  # the last N input messages of a model call, for its L
 
 def _trace_settings() -> tuple[bool, str | None]:
     """MLFLOW_INSPECT_TRACING / MLFLOW_INSPECT_TRACE_MODE, read at run start as inspect-mlflow."""
-    on = os.environ.get("MLFLOW_INSPECT_TRACING", "").strip().lower() == "true"
-    mode = os.environ.get("MLFLOW_INSPECT_TRACE_MODE", "").strip().lower() or None
-    return on, mode
+    mode = (_env.get(_env.INSPECT_TRACE_MODE) or "").strip().lower() or None
+    return _env.inspect_tracing(), mode
 
 
 def _strip_userinfo(uri: str) -> str:
@@ -133,13 +134,11 @@ def _destination() -> dict[str, Any]:
     MLFLOW_TRACKING_URI (userinfo stripped), MLFLOW_EXPERIMENT_NAME (default
     inspect_ai), INSPECT_MLFLOW_LOG_ARTIFACTS / MLFLOW_INSPECT_LOG_ARTIFACTS
     (anything but "false" is on, as the sidecar parses them)."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    art = (os.environ.get("INSPECT_MLFLOW_LOG_ARTIFACTS")
-           or os.environ.get("MLFLOW_INSPECT_LOG_ARTIFACTS") or "")
+    uri = (_env.get(_env.TRACKING_URI) or "").strip()
     return {
         "tracking_uri": _strip_userinfo(uri) if uri else None,
-        "experiment_name": os.environ.get("MLFLOW_EXPERIMENT_NAME") or "inspect_ai",
-        "log_artifacts": art.lower() != "false",
+        "experiment_name": _env.get(_env.EXPERIMENT_NAME) or "inspect_ai",
+        "log_artifacts": _env.log_artifacts(),
     }
 
 
@@ -195,6 +194,45 @@ class _WarningHandler(logging.Handler):
             pass
 
 
+def _score_value(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return float("nan")  # unscored stays NaN
+    return value
+
+
+def _copier(rtype: int, **fields: str | Callable[[Any], Any]) -> Callable[[Any, "_Sample", Any], None]:
+    """A sample-event handler that emits `rtype`: the sample's base fields
+    (RingflowHooks._base), then each record field in order, copied from the
+    event attribute named for it (dotted: "error.message") or computed by a
+    function of the event."""
+    getters = [(name, operator.attrgetter(how) if isinstance(how, str) else how)
+               for name, how in fields.items()]
+
+    def handler(self: "RingflowHooks", s: "_Sample", ev: Any) -> None:
+        f = self._base(s, ev)
+        for name, get in getters:
+            f[name] = get(ev)
+        _producer.emit(rtype, f)
+
+    return handler
+
+
+def _guard(callback: Callable[[Any, Any], Awaitable[None]]) -> Callable[[Any, Any], Awaitable[None]]:
+    """A hook callback that never raises into the eval: an exception is
+    counted in the hook's `errors` and the first three are logged
+    (RingflowHooks._fail), under the callback's name."""
+    where = callback.__name__
+
+    @functools.wraps(callback)
+    async def guarded(self: "RingflowHooks", data: Any) -> None:
+        try:
+            await callback(self, data)
+        except Exception as e:  # noqa: BLE001
+            self._fail(where, e)
+
+    return guarded
+
+
 @hooks(name="ringflow", description="ringflow: eval telemetry to MLflow via a shared-memory ring")
 class RingflowHooks(Hooks):
     def __init__(self) -> None:
@@ -214,7 +252,7 @@ class RingflowHooks(Hooks):
         # this process with another (or no) MLFLOW_TRACKING_URI is honoured.
         # Inspect asks before every hook call, so the check is two lookups.
         env = os.environ
-        key = (env.get("MLFLOW_TRACKING_URI"), env.get("RINGFLOW_DISABLED"))
+        key = (env.get(_env.TRACKING_URI), env.get(_env.DISABLED))
         if key == self._key:
             return self._enabled  # type: ignore[return-value]
         try:
@@ -225,7 +263,7 @@ class RingflowHooks(Hooks):
         return e
 
     def _decide(self, uri: str | None, disabled: str | None) -> bool:
-        if (disabled or "").lower() in ("1", "true", "yes"):
+        if _env.flag_value(disabled, False, _env.DISABLED):
             return False
         if not uri:
             return False  # same switch as inspect-mlflow
@@ -247,171 +285,161 @@ class RingflowHooks(Hooks):
 
     # ---- eval set / run ---------------------------------------------------
 
+    @_guard
     async def on_eval_set_start(self, data: EvalSetStart) -> None:
-        try:
-            _producer.emit(EV.EV_EVAL_SET_START, {"eval_set_id": data.eval_set_id, "log_dir": data.log_dir, "time": time.time()})
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_eval_set_start", e)
+        _producer.emit(EV.EV_EVAL_SET_START, {"eval_set_id": data.eval_set_id, "log_dir": data.log_dir, "time": time.time()})
 
+    @_guard
     async def on_eval_set_end(self, data: EvalSetEnd) -> None:
-        try:
-            _producer.emit(EV.EV_EVAL_SET_END, {"eval_set_id": data.eval_set_id, "log_dir": data.log_dir, "time": time.time()})
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_eval_set_end", e)
+        _producer.emit(EV.EV_EVAL_SET_END, {"eval_set_id": data.eval_set_id, "log_dir": data.log_dir, "time": time.time()})
 
+    @_guard
     async def on_run_start(self, data: RunStart) -> None:
-        try:
-            self._runs[data.run_id] = set()
-            # A sidecar for this eval: started if none serves the ring (the
-            # previous one may have idled out or been killed since).
-            _producer.autostart_sidecar()
-            self._tracing, mode = _trace_settings()
-            _producer.emit(
-                EV.EV_RUN_START,
-                {
-                    "run_id": data.run_id,
-                    "eval_set_id": data.eval_set_id,
-                    "task_names": list(data.task_names),
-                    "time": time.time(),
-                    "pid": os.getpid(),
-                    "host": socket.gethostname(),
-                    "tracing": self._tracing,
-                    "trace_mode": mode,
-                    **_destination(),
-                },
-            )
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_run_start", e)
+        self._runs[data.run_id] = set()
+        # A sidecar for this eval: started if none serves the ring (the
+        # previous one may have idled out or been killed since).
+        _producer.autostart_sidecar()
+        self._tracing, mode = _trace_settings()
+        _producer.emit(
+            EV.EV_RUN_START,
+            {
+                "run_id": data.run_id,
+                "eval_set_id": data.eval_set_id,
+                "task_names": list(data.task_names),
+                "time": time.time(),
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "tracing": self._tracing,
+                "trace_mode": mode,
+                **_destination(),
+            },
+        )
 
+    @_guard
     async def on_run_end(self, data: RunEnd) -> None:
-        try:
-            now = time.time()
-            logs = {}
-            for lg in data.logs or []:
-                try:
-                    logs[lg.eval.eval_id] = lg
-                except Exception:  # noqa: BLE001
-                    pass
-            # Samples still holding model calls (cancelled mid-sample).
-            for uuid, s in list(self._samples.items()):
-                if s.ids.get("run_id") == data.run_id:
-                    self._flush(s)
-                    del self._samples[uuid]
-            # on_task_end does not fire on cancellation: close open tasks.
-            for eval_id in self._runs.get(data.run_id, ()):
-                t = self._tasks.get(eval_id)
-                if t is None or t["ended"]:
-                    continue
-                lg = logs.get(eval_id)
-                if lg is not None:
-                    self._emit_task_end(data.eval_set_id, data.run_id, eval_id, t["task"], lg, synthesized=True)
-                else:
-                    _producer.emit(
-                        EV.EV_TASK_END,
-                        {
-                            "run_id": data.run_id,
-                            "eval_set_id": data.eval_set_id,
-                            "eval_id": eval_id,
-                            "task": t["task"],
-                            "status": "cancelled",
-                            "error": repr(data.exception) if data.exception else None,
-                            "synthesized": True,
-                            "time": now,
-                        },
-                    )
-            exc = None
-            if data.exception is not None:
-                exc = {"type": type(data.exception).__name__, "message": str(data.exception)}
-            _producer.emit(
-                EV.EV_RUN_END,
-                {
-                    "run_id": data.run_id,
-                    "eval_set_id": data.eval_set_id,
-                    "time": now,
-                    "exception": exc,
-                    "logs": [
-                        {
-                            "eval_id": lg.eval.eval_id,
-                            "task": lg.eval.task,
-                            "status": lg.status,
-                            "location": lg.location,
-                        }
-                        for lg in logs.values()
-                    ],
-                },
-            )
-            # The eval's last records may sit in a spill file (the ring
-            # was full): sealed into the ring's order now, not at exit.
-            _producer.flush()
-            for eval_id in self._runs.pop(data.run_id, ()):
-                self._tasks.pop(eval_id, None)
-            # A long eval may have outlived an idle-exiting (or killed)
-            # sidecar: the run's last records must not wait for the next eval.
-            _producer.autostart_sidecar()
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_run_end", e)
+        now = time.time()
+        logs = {}
+        for lg in data.logs or []:
+            try:
+                logs[lg.eval.eval_id] = lg
+            except Exception:  # noqa: BLE001
+                pass
+        # Samples still holding model calls (cancelled mid-sample).
+        for uuid, s in list(self._samples.items()):
+            if s.ids.get("run_id") == data.run_id:
+                self._flush(s)
+                del self._samples[uuid]
+        # on_task_end does not fire on cancellation: close open tasks.
+        for eval_id in self._runs.get(data.run_id, ()):
+            t = self._tasks.get(eval_id)
+            if t is None or t["ended"]:
+                continue
+            lg = logs.get(eval_id)
+            if lg is not None:
+                self._emit_task_end(data.eval_set_id, data.run_id, eval_id, t["task"], lg, synthesized=True)
+            else:
+                _producer.emit(
+                    EV.EV_TASK_END,
+                    {
+                        "run_id": data.run_id,
+                        "eval_set_id": data.eval_set_id,
+                        "eval_id": eval_id,
+                        "task": t["task"],
+                        "status": "cancelled",
+                        "error": repr(data.exception) if data.exception else None,
+                        "synthesized": True,
+                        "time": now,
+                    },
+                )
+        exc = None
+        if data.exception is not None:
+            exc = {"type": type(data.exception).__name__, "message": str(data.exception)}
+        _producer.emit(
+            EV.EV_RUN_END,
+            {
+                "run_id": data.run_id,
+                "eval_set_id": data.eval_set_id,
+                "time": now,
+                "exception": exc,
+                "logs": [
+                    {
+                        "eval_id": lg.eval.eval_id,
+                        "task": lg.eval.task,
+                        "status": lg.status,
+                        "location": lg.location,
+                    }
+                    for lg in logs.values()
+                ],
+            },
+        )
+        # The eval's last records may sit in a spill file (the ring
+        # was full): sealed into the ring's order now, not at exit.
+        _producer.flush()
+        for eval_id in self._runs.pop(data.run_id, ()):
+            self._tasks.pop(eval_id, None)
+        # A long eval may have outlived an idle-exiting (or killed)
+        # sidecar: the run's last records must not wait for the next eval.
+        _producer.autostart_sidecar()
 
     # ---- task ----------------------------------------------------------------
 
+    @_guard
     async def on_task_start(self, data: TaskStart) -> None:
-        try:
-            spec = data.spec
-            self._tasks[data.eval_id] = {"task": spec.task, "run_id": data.run_id, "ended": False}
-            self._runs.setdefault(data.run_id, set()).add(data.eval_id)
-            cfg = spec.config
-            plan = getattr(data, "plan", None)
-            steps = [{"solver": s.solver, "params": s.params} for s in (plan.steps if plan else [])]
-            solver = spec.solver or ",".join(s["solver"] for s in steps) or None
-            roles = {k: getattr(v, "model", str(v)) for k, v in (spec.model_roles or {}).items()}
-            ds = spec.dataset
-            _producer.emit(
-                EV.EV_TASK_START,
-                {
-                    "run_id": data.run_id,
-                    "eval_set_id": data.eval_set_id,
-                    "eval_id": data.eval_id,
-                    "task": spec.task,
-                    "task_id": spec.task_id,
-                    "task_version": spec.task_version,
-                    "task_file": spec.task_file,
-                    "task_display_name": spec.task_display_name,
-                    "model": spec.model,
-                    "model_base_url": spec.model_base_url,
-                    "model_args": spec.model_args,
-                    "model_roles": roles,
-                    # The model's config overlaid with eval()'s (plan.config).
-                    "generate_config": {
-                        **(_dump(spec.model_generate_config) or {}),
-                        **((_dump(plan.config) or {}) if plan is not None else {}),
-                    },
-                    "task_args": spec.task_args,
-                    "dataset": {
-                        "name": ds.name,
-                        "location": ds.location,
-                        "samples": ds.samples,
-                        "shuffled": ds.shuffled,
-                    },
-                    "solver": solver,
-                    "solver_args": spec.solver_args,
-                    "plan": steps,
-                    "scorers": [s.name for s in (spec.scorers or [])],
-                    "tags": list(spec.tags or []),
-                    "epochs": cfg.epochs,
-                    "limits": {
-                        "limit": cfg.limit,
-                        "message_limit": cfg.message_limit,
-                        "token_limit": cfg.token_limit,
-                        "time_limit": cfg.time_limit,
-                        "working_limit": cfg.working_limit,
-                        "cost_limit": getattr(cfg, "cost_limit", None),
-                    },
-                    "config": _dump(cfg),
-                    "created": _ts(spec.created),
-                    "metadata": spec.metadata,
+        spec = data.spec
+        self._tasks[data.eval_id] = {"task": spec.task, "run_id": data.run_id, "ended": False}
+        self._runs.setdefault(data.run_id, set()).add(data.eval_id)
+        cfg = spec.config
+        plan = getattr(data, "plan", None)
+        steps = [{"solver": s.solver, "params": s.params} for s in (plan.steps if plan else [])]
+        solver = spec.solver or ",".join(s["solver"] for s in steps) or None
+        roles = {k: getattr(v, "model", str(v)) for k, v in (spec.model_roles or {}).items()}
+        ds = spec.dataset
+        _producer.emit(
+            EV.EV_TASK_START,
+            {
+                "run_id": data.run_id,
+                "eval_set_id": data.eval_set_id,
+                "eval_id": data.eval_id,
+                "task": spec.task,
+                "task_id": spec.task_id,
+                "task_version": spec.task_version,
+                "task_file": spec.task_file,
+                "task_display_name": spec.task_display_name,
+                "model": spec.model,
+                "model_base_url": spec.model_base_url,
+                "model_args": spec.model_args,
+                "model_roles": roles,
+                # The model's config overlaid with eval()'s (plan.config).
+                "generate_config": {
+                    **(_dump(spec.model_generate_config) or {}),
+                    **((_dump(plan.config) or {}) if plan is not None else {}),
                 },
-            )
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_task_start", e)
+                "task_args": spec.task_args,
+                "dataset": {
+                    "name": ds.name,
+                    "location": ds.location,
+                    "samples": ds.samples,
+                    "shuffled": ds.shuffled,
+                },
+                "solver": solver,
+                "solver_args": spec.solver_args,
+                "plan": steps,
+                "scorers": [s.name for s in (spec.scorers or [])],
+                "tags": list(spec.tags or []),
+                "epochs": cfg.epochs,
+                "limits": {
+                    "limit": cfg.limit,
+                    "message_limit": cfg.message_limit,
+                    "token_limit": cfg.token_limit,
+                    "time_limit": cfg.time_limit,
+                    "working_limit": cfg.working_limit,
+                    "cost_limit": getattr(cfg, "cost_limit", None),
+                },
+                "config": _dump(cfg),
+                "created": _ts(spec.created),
+                "metadata": spec.metadata,
+            },
+        )
 
     def _emit_task_end(self, eval_set_id, run_id, eval_id, task, lg, synthesized=False) -> None:
         res = lg.results
@@ -453,13 +481,11 @@ class RingflowHooks(Hooks):
         if t is not None:
             t["ended"] = True
 
+    @_guard
     async def on_task_end(self, data: TaskEnd) -> None:
-        try:
-            t = self._tasks.get(data.eval_id)
-            task = t["task"] if t else data.log.eval.task
-            self._emit_task_end(data.eval_set_id, data.run_id, data.eval_id, task, data.log)
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_task_end", e)
+        t = self._tasks.get(data.eval_id)
+        task = t["task"] if t else data.log.eval.task
+        self._emit_task_end(data.eval_set_id, data.run_id, data.eval_id, task, data.log)
 
     # ---- samples ---------------------------------------------------------------
 
@@ -481,60 +507,51 @@ class RingflowHooks(Hooks):
             s.ids["epoch"] = summary.epoch
         return s
 
+    @_guard
     async def on_sample_init(self, data: SampleInit) -> None:
-        try:
-            s = self._sample(data, data.summary)
-            f = dict(s.ids)
-            f["input"] = _text(data.summary.input)
-            f["target"] = data.summary.target
-            f["time"] = time.time()
-            _producer.emit(EV.EV_SAMPLE_INIT, f)
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_sample_init", e)
+        s = self._sample(data, data.summary)
+        f = dict(s.ids)
+        f["input"] = _text(data.summary.input)
+        f["target"] = data.summary.target
+        f["time"] = time.time()
+        _producer.emit(EV.EV_SAMPLE_INIT, f)
 
+    @_guard
     async def on_sample_start(self, data: SampleStart) -> None:
-        try:
-            s = self._sample(data, data.summary)
-            f = dict(s.ids)
-            f["time"] = time.time()
-            _producer.emit(EV.EV_SAMPLE_START, f)
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_sample_start", e)
+        s = self._sample(data, data.summary)
+        f = dict(s.ids)
+        f["time"] = time.time()
+        _producer.emit(EV.EV_SAMPLE_START, f)
 
+    @_guard
     async def on_sample_attempt_start(self, data: SampleAttemptStart) -> None:
-        try:
-            s = self._sample(data, data.summary)
-            s.attempt = data.attempt
-            f = dict(s.ids)
-            f["attempt"] = data.attempt
-            f["time"] = time.time()
-            _producer.emit(EV.EV_ATTEMPT_START, f)
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_sample_attempt_start", e)
+        s = self._sample(data, data.summary)
+        s.attempt = data.attempt
+        f = dict(s.ids)
+        f["attempt"] = data.attempt
+        f["time"] = time.time()
+        _producer.emit(EV.EV_ATTEMPT_START, f)
 
+    @_guard
     async def on_sample_attempt_end(self, data: SampleAttemptEnd) -> None:
-        try:
-            s = self._sample(data, data.summary)
-            self._flush(s)
-            f = dict(s.ids)
-            f["attempt"] = data.attempt
-            f["error"] = data.error.message if data.error else None
-            f["will_retry"] = data.will_retry
-            f["time"] = time.time()
-            _producer.emit(EV.EV_ATTEMPT_END, f)
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_sample_attempt_end", e)
+        s = self._sample(data, data.summary)
+        self._flush(s)
+        f = dict(s.ids)
+        f["attempt"] = data.attempt
+        f["error"] = data.error.message if data.error else None
+        f["will_retry"] = data.will_retry
+        f["time"] = time.time()
+        _producer.emit(EV.EV_ATTEMPT_END, f)
 
+    @_guard
     async def on_sample_scoring(self, data: SampleScoring) -> None:
-        try:
-            s = self._sample(data)
-            self._flush(s)
-            f = dict(s.ids)
-            f["time"] = time.time()
-            _producer.emit(EV.EV_SAMPLE_SCORING, f)
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_sample_scoring", e)
+        s = self._sample(data)
+        self._flush(s)
+        f = dict(s.ids)
+        f["time"] = time.time()
+        _producer.emit(EV.EV_SAMPLE_SCORING, f)
 
+    @_guard
     async def on_sample_end(self, data: SampleEnd) -> None:
         try:
             s = self._sample(data)
@@ -568,8 +585,6 @@ class RingflowHooks(Hooks):
             f["attempt"] = s.attempt
             f["time"] = time.time()
             _producer.emit(EV.EV_SAMPLE_END, f)
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_sample_end", e)
         finally:
             self._samples.pop(data.sample_id, None)
 
@@ -591,29 +606,27 @@ class RingflowHooks(Hooks):
         f["span_id"] = ev.span_id
         return f
 
+    @_guard
     async def on_sample_event(self, data: SampleEvent) -> None:
-        try:
-            ev = data.event
-            kind = ev.event
-            s = self._samples.get(data.sample_id) or self._sample(data)
-            if kind == "model":
-                # Inspect re-delivers a ModelEvent as it completes.  What a
-                # later rewrite could change (the input, condensed into refs;
-                # the raw call, rewritten to attachments) is copied now; the
-                # rest only becomes more final and is read once, at the flush.
-                early = (len(ev.input),
-                         (ev.call.request, ev.call.response) if LOG_MODEL_API and ev.call else None,
-                         _messages(ev.input) if self._tracing else None)
-                s.pending[ev.uuid] = (ev, early)
-                return
-            handler = self._dispatch.get(kind)
-            if handler is None:
-                return
-            if s.pending:
-                self._flush(s)
-            handler(self, s, ev)
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_sample_event", e)
+        ev = data.event
+        kind = ev.event
+        s = self._samples.get(data.sample_id) or self._sample(data)
+        if kind == "model":
+            # Inspect re-delivers a ModelEvent as it completes.  What a
+            # later rewrite could change (the input, condensed into refs;
+            # the raw call, rewritten to attachments) is copied now; the
+            # rest only becomes more final and is read once, at the flush.
+            early = (len(ev.input),
+                     (ev.call.request, ev.call.response) if LOG_MODEL_API and ev.call else None,
+                     _messages(ev.input) if self._tracing else None)
+            s.pending[ev.uuid] = (ev, early)
+            return
+        handler = self._dispatch.get(kind)
+        if handler is None:
+            return
+        if s.pending:
+            self._flush(s)
+        handler(self, s, ev)
 
     def _model_fields(self, s: _Sample, ev: Any, early: tuple) -> dict[str, Any]:
         # One dict display, not 30 item stores: this runs on every delivery.
@@ -644,85 +657,37 @@ class RingflowHooks(Hooks):
             "response": out.completion if out is not None else None,
         }
         if u is not None:
-            f.update(
-                input_tokens=u.input_tokens,
-                output_tokens=u.output_tokens,
-                total_tokens=u.total_tokens,
-                input_tokens_cache_read=u.input_tokens_cache_read,
-                input_tokens_cache_write=u.input_tokens_cache_write,
-                reasoning_tokens=u.reasoning_tokens,
-                total_cost=u.total_cost,
-            )
+            f.update(_usage(u))
         if early[1] is not None:
             f["request_raw"], f["response_raw"] = early[1]
         if early[2] is not None:
             f["input"] = early[2]
         return f
 
-    def _on_tool(self, s: _Sample, ev: Any) -> None:
-        f = self._base(s, ev)
-        err = ev.error
-        f["tool_call_id"] = ev.id
-        f["function"] = ev.function
-        f["arguments"] = ev.arguments
-        f["result"] = _text(ev.result)
-        f["error"] = {"type": err.type, "message": err.message} if err is not None else None
-        f["truncated"] = list(ev.truncated) if ev.truncated else None
-        f["timestamp"] = ev.timestamp
-        f["completed"] = ev.completed
-        f["working_start"] = ev.working_start
-        f["working_time"] = ev.working_time
-        f["agent"] = ev.agent
-        f["failed"] = ev.failed
-        _producer.emit(EV.EV_TOOL_CALL, f)
-
-    def _on_score(self, s: _Sample, ev: Any) -> None:
-        f = self._base(s, ev)
-        sc = ev.score
-        value = sc.value
-        if isinstance(value, float) and math.isnan(value):
-            value = float("nan")  # unscored stays NaN
-        f["scorer"] = ev.scorer
-        f["value"] = value
-        f["answer"] = sc.answer
-        f["explanation"] = sc.explanation
-        f["metadata"] = sc.metadata
-        f["target"] = ev.target
-        f["intermediate"] = ev.intermediate
-        f["timestamp"] = ev.timestamp
-        _producer.emit(EV.EV_SCORE, f)
-
-    def _on_span_begin(self, s: _Sample, ev: Any) -> None:
-        f = self._base(s, ev)
-        f["span_id"] = ev.id
-        f["parent_id"] = ev.parent_id
-        f["span_type"] = ev.type
-        f["name"] = ev.name
-        f["timestamp"] = ev.timestamp
-        f["working_start"] = ev.working_start
-        _producer.emit(EV.EV_SPAN_BEGIN, f)
-
-    def _on_span_end(self, s: _Sample, ev: Any) -> None:
-        f = self._base(s, ev)
-        f["span_id"] = ev.id
-        f["timestamp"] = ev.timestamp
-        f["working_start"] = ev.working_start
-        _producer.emit(EV.EV_SPAN_END, f)
-
-    def _on_error(self, s: _Sample, ev: Any) -> None:
-        f = self._base(s, ev)
-        f["message"] = ev.error.message
-        f["traceback"] = ev.error.traceback
-        f["timestamp"] = ev.timestamp
-        _producer.emit(EV.EV_ERROR, f)
-
-    def _on_limit(self, s: _Sample, ev: Any) -> None:
-        f = self._base(s, ev)
-        f["limit_type"] = ev.type
-        f["message"] = ev.message
-        f["limit"] = ev.limit
-        f["timestamp"] = ev.timestamp
-        _producer.emit(EV.EV_SAMPLE_LIMIT, f)
+    # Each sample event's record: the base fields, then each record field
+    # copied from the event attribute named for it (a dotted path), or
+    # computed from the event.
+    _on_tool = _copier(
+        EV.EV_TOOL_CALL, tool_call_id="id", function="function", arguments="arguments",
+        result=lambda ev: _text(ev.result),
+        error=lambda ev: ({"type": ev.error.type, "message": ev.error.message}
+                          if ev.error is not None else None),
+        truncated=lambda ev: list(ev.truncated) if ev.truncated else None,
+        timestamp="timestamp", completed="completed", working_start="working_start",
+        working_time="working_time", agent="agent", failed="failed")
+    _on_score = _copier(
+        EV.EV_SCORE, scorer="scorer", value=lambda ev: _score_value(ev.score.value),
+        answer="score.answer", explanation="score.explanation", metadata="score.metadata",
+        target="target", intermediate="intermediate", timestamp="timestamp")
+    _on_span_begin = _copier(EV.EV_SPAN_BEGIN, span_id="id", parent_id="parent_id",
+                             span_type="type", name="name", timestamp="timestamp",
+                             working_start="working_start")
+    _on_span_end = _copier(EV.EV_SPAN_END, span_id="id", timestamp="timestamp",
+                           working_start="working_start")
+    _on_error = _copier(EV.EV_ERROR, message="error.message", traceback="error.traceback",
+                        timestamp="timestamp")
+    _on_limit = _copier(EV.EV_SAMPLE_LIMIT, limit_type="type", message="message", limit="limit",
+                        timestamp="timestamp")
 
     _dispatch = {
         "tool": _on_tool,
@@ -735,47 +700,41 @@ class RingflowHooks(Hooks):
 
     # ---- model hooks (inline in Model.generate: keep them cheap) ---------------
 
+    @_guard
     async def on_model_usage(self, data: ModelUsageData) -> None:
-        try:
-            f = _usage(data.usage) or {}
-            f.update(
-                run_id=data.run_id,
-                eval_id=data.eval_id,
-                task=data.task_name,
-                model=data.model_name,
-                call_duration=data.call_duration,
-                retries=data.retries,
-                time=time.time(),
-            )
-            _producer.emit(EV.EV_MODEL_USAGE, f)
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_model_usage", e)
+        f = _usage(data.usage) or {}
+        f.update(
+            run_id=data.run_id,
+            eval_id=data.eval_id,
+            task=data.task_name,
+            model=data.model_name,
+            call_duration=data.call_duration,
+            retries=data.retries,
+            time=time.time(),
+        )
+        _producer.emit(EV.EV_MODEL_USAGE, f)
 
+    @_guard
     async def on_model_cache_usage(self, data: ModelCacheUsageData) -> None:
-        try:
-            f = _usage(data.usage) or {}
-            f.update(model=data.model_name, time=time.time())
-            _producer.emit(EV.EV_MODEL_CACHE_USAGE, f)
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_model_cache_usage", e)
+        f = _usage(data.usage) or {}
+        f.update(model=data.model_name, time=time.time())
+        _producer.emit(EV.EV_MODEL_CACHE_USAGE, f)
 
+    @_guard
     async def on_model_retry(self, data: ModelRetry) -> None:
-        try:
-            t = self._tasks.get(data.eval_id) if data.eval_id else None
-            _producer.emit(
-                EV.EV_MODEL_RETRY,
-                {
-                    "run_id": data.run_id,
-                    "eval_id": data.eval_id,
-                    "task": data.task_name or (t["task"] if t else None),
-                    "sample_uuid": data.sample_id,  # ModelRetry carries the sample uuid
-                    "model": data.model_name,
-                    "attempt": data.attempt,
-                    "wait_time": data.wait_time,
-                    "exception_type": data.exception_type,
-                    "status_code": data.status_code,
-                    "time": time.time(),
-                },
-            )
-        except Exception as e:  # noqa: BLE001
-            self._fail("on_model_retry", e)
+        t = self._tasks.get(data.eval_id) if data.eval_id else None
+        _producer.emit(
+            EV.EV_MODEL_RETRY,
+            {
+                "run_id": data.run_id,
+                "eval_id": data.eval_id,
+                "task": data.task_name or (t["task"] if t else None),
+                "sample_uuid": data.sample_id,  # ModelRetry carries the sample uuid
+                "model": data.model_name,
+                "attempt": data.attempt,
+                "wait_time": data.wait_time,
+                "exception_type": data.exception_type,
+                "status_code": data.status_code,
+                "time": time.time(),
+            },
+        )

@@ -8,11 +8,10 @@ written is counted (stats()) and the program goes on.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from typing import Any
 
-from . import _ringflow, _sidecar
+from . import _env, _ringflow, _sidecar
 
 log = logging.getLogger("ringflow")
 
@@ -25,9 +24,6 @@ _dropped = 0  # records not written because the producer could not open
 # by the C library itself when the producer opens (rf_secret_env_name(): the
 # same rule for every producer), so no string containing them reaches the ring.
 
-
-# What the sidecar reads to authenticate to MLflow and to verify its TLS
-# (sidecar/bin/ringflowd.c): the set that picks the ring (ring_name()).
 # The ring for this process (RINGFLOW_RING, else one per credential set).
 ring_name = _sidecar.ring_name
 
@@ -43,7 +39,7 @@ def producer() -> _ringflow.Producer | None:
             try:
                 p = _ringflow.Producer(
                     ring=_sidecar.ring_name(),
-                    spool_dir=os.environ.get("RINGFLOW_SPOOL_DIR") or None,
+                    spool_dir=_env.get(_env.SPOOL_DIR),
                 )
                 _producer = p
             except Exception as e:  # noqa: BLE001 - never raise into the eval

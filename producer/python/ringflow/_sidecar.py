@@ -31,6 +31,8 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import _env
+
 log = logging.getLogger("ringflow")
 
 BIN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bin")
@@ -74,15 +76,6 @@ def uri_problem(uri: str) -> str | None:
     return f"tracking URI '{uri}': unknown scheme '{m.group(1)}'; {_FIX_URI}"
 
 
-_CREDENTIAL_ENV = (
-    "MLFLOW_TRACKING_TOKEN",
-    "MLFLOW_TRACKING_USERNAME",
-    "MLFLOW_TRACKING_PASSWORD",
-    "MLFLOW_TRACKING_INSECURE_TLS",
-    "MLFLOW_TRACKING_SERVER_CERT_PATH",
-)
-
-
 def ring_name(environ: Any = None) -> str | None:
     """The ring for this process.  RINGFLOW_RING when set (with its leading
     '/', warned about once if missing); else the default ring (None) when the
@@ -92,7 +85,7 @@ def ring_name(environ: Any = None) -> str | None:
     ring inherits exactly these credentials, and the credentials themselves
     never cross the ring (docs/DESIGN.md "Destinations")."""
     env = os.environ if environ is None else environ
-    name = env.get("RINGFLOW_RING") or None
+    name = _env.get(_env.RING, env)
     if name:
         if not name.startswith("/"):
             warn_once("ring:" + name,
@@ -100,9 +93,9 @@ def ring_name(environ: Any = None) -> str | None:
                       "shared memory name: '/name', no other '/'); using %r", name, "/" + name)
             name = "/" + name
         return name
-    pairs = [f"{k}={env[k]}" for k in _CREDENTIAL_ENV if env.get(k)]
+    pairs = [f"{k}={env[k]}" for k in _env.CREDENTIALS if env.get(k)]
     try:
-        netloc = urlsplit(env.get("MLFLOW_TRACKING_URI") or "").netloc
+        netloc = urlsplit(_env.get(_env.TRACKING_URI, env) or "").netloc
     except ValueError:
         netloc = ""
     if "@" in netloc:
@@ -120,7 +113,7 @@ def own_binary() -> str | None:
 
 def sidecar_binary() -> str | None:
     """ringflowd to start: $RINGFLOW_SIDECAR, else this installation's, else on PATH."""
-    explicit = os.environ.get("RINGFLOW_SIDECAR")
+    explicit = _env.get(_env.SIDECAR)
     if explicit:
         return explicit if os.access(explicit, os.X_OK) else None
     return own_binary() or shutil.which("ringflowd")
@@ -178,7 +171,7 @@ def autostart(producer) -> str | None:
     start (warned once).  Never raises.
     """
     try:
-        if os.environ.get("RINGFLOW_AUTOSTART", "1").lower() in ("0", "false", "no"):
+        if not _env.flag(_env.AUTOSTART, default=True):
             return "disabled"
         if producer is None:
             return None
@@ -191,7 +184,7 @@ def autostart(producer) -> str | None:
             if producer.consumer_alive():  # another thread of this process started one
                 return "running"
             if binary is None:
-                explicit = os.environ.get("RINGFLOW_SIDECAR")
+                explicit = _env.get(_env.SIDECAR)
                 where = (f"RINGFLOW_SIDECAR={explicit!r} is not an executable file" if explicit
                          else "this installation has no ringflow/bin/ringflowd and none is on PATH")
                 _warn_locked("missing",
@@ -203,10 +196,10 @@ def autostart(producer) -> str | None:
             args = [binary, "--detach"]
             # A ring picked by credential set is named to the sidecar (which
             # inherits those credentials); RINGFLOW_RING it reads itself.
-            ring = None if os.environ.get("RINGFLOW_RING") else ring_name()
+            ring = None if _env.get(_env.RING) else ring_name()
             if ring:
                 args += ["--ring", ring]
-            if not os.environ.get("RINGFLOW_IDLE_EXIT_MS"):
+            if not _env.get(_env.IDLE_EXIT_MS):
                 args += ["--idle-exit-ms", str(IDLE_EXIT_MS_DEFAULT)]
             p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.PIPE, start_new_session=True, close_fds=True)

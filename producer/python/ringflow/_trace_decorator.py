@@ -54,8 +54,8 @@ def trace(func: Callable | None = None, name: str | None = None,
             attrs[FUNCTION_NAME] = getattr(fn, "__name__", span_name)
         attrs_or_none = attrs or None
 
-        def opened(args: tuple, kwargs: dict) -> _Scope:
-            sc = _Scope()
+        def opened(args: tuple, kwargs: dict, stream: bool = False) -> _Scope:
+            sc = _Scope(stream, output_reducer)
             parent = _current.get()
             # Arguments are bound only for a span that is recorded.
             if parent is NO_OP_SPAN or (parent is None and not _root_recorded(rate)):
@@ -65,86 +65,56 @@ def trace(func: Callable | None = None, name: str | None = None,
                                     attrs_or_none, experiment_id=eid)
             return sc
 
+        # Each call, and each step of a generator, runs `with sc:` (current
+        # span; an exception, or a generator's end, closes the span).
         if is_agen:
             @functools.wraps(fn)
             async def wrapper(*args, **kwargs):
-                sc = opened(args, kwargs)
+                sc = opened(args, kwargs, stream=True)
                 agen = fn(*args, **kwargs)
-                items: list = []
                 while True:
-                    sc.activate()
                     try:
-                        item = await agen.__anext__()
+                        with sc:
+                            item = await agen.__anext__()
                     except StopAsyncIteration:
-                        break
-                    except BaseException as e:
-                        sc.deactivate()
-                        sc.close_stream(items, e, None)
-                        raise
-                    finally:
-                        sc.deactivate()
-                    sc.chunk(len(items), item)
-                    items.append(item)
+                        return
+                    sc.chunk(item)
                     try:
                         yield item
                     except GeneratorExit:  # the consumer stopped early
-                        sc.close_stream(items, None, output_reducer)
+                        sc.stopped()
                         await agen.aclose()
                         raise
-                sc.close_stream(items, None, output_reducer)
         elif is_gen:
             @functools.wraps(fn)
             def wrapper(*args, **kwargs):
-                sc = opened(args, kwargs)
+                sc = opened(args, kwargs, stream=True)
                 gen = fn(*args, **kwargs)
-                items: list = []
                 while True:
-                    sc.activate()
                     try:
-                        item = next(gen)
+                        with sc:
+                            item = next(gen)
                     except StopIteration as stop:
-                        sc.deactivate()
-                        sc.close_stream(items, None, output_reducer)
                         return stop.value
-                    except BaseException as e:
-                        sc.deactivate()
-                        sc.close_stream(items, e, None)
-                        raise
-                    sc.deactivate()
-                    sc.chunk(len(items), item)
-                    items.append(item)
+                    sc.chunk(item)
                     try:
                         yield item
                     except GeneratorExit:  # the consumer stopped early
-                        sc.close_stream(items, None, output_reducer)
+                        sc.stopped()
                         gen.close()
                         raise
         elif inspect.iscoroutinefunction(fn):
             @functools.wraps(fn)
             async def wrapper(*args, **kwargs):
-                sc = opened(args, kwargs)
-                sc.activate()
-                try:
+                with opened(args, kwargs) as sc:
                     result = await fn(*args, **kwargs)
-                except BaseException as e:
-                    sc.deactivate()
-                    sc.close(e)
-                    raise
-                sc.deactivate()
                 sc.close(result=result)
                 return result
         else:
             @functools.wraps(fn)
             def wrapper(*args, **kwargs):
-                sc = opened(args, kwargs)
-                sc.activate()
-                try:
+                with opened(args, kwargs) as sc:
                     result = fn(*args, **kwargs)
-                except BaseException as e:
-                    sc.deactivate()
-                    sc.close(e)
-                    raise
-                sc.deactivate()
                 sc.close(result=result)
                 return result
         try:

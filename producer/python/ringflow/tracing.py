@@ -27,13 +27,12 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import os
 import random
 import sys
 import types
 from typing import Any, Callable
 
-from . import _producer, _ringflow
+from . import _env, _producer, _ringflow
 from ._assessments import (
     Assessment, AssessmentError, AssessmentSource, AssessmentSourceType, Expectation, Feedback,
     log_assessment, log_expectation, log_feedback,
@@ -61,8 +60,8 @@ from ._trace_types import (  # noqa: E402
 # ---- configuration ---------------------------------------------------------
 
 def _env_rate() -> float:
-    for name in ("RINGFLOW_TRACE_SAMPLE_RATE", "MLFLOW_TRACE_SAMPLING_RATIO"):
-        v = os.environ.get(name)
+    for name in (_env.TRACE_SAMPLE_RATE, _env.TRACE_SAMPLING_RATIO):
+        v = _env.get(name)
         if v:
             try:
                 r = float(v)
@@ -74,14 +73,9 @@ def _env_rate() -> float:
     return 1.0
 
 
-def _env_off() -> bool:
-    off = os.environ.get("RINGFLOW_TRACE_DISABLED", "")
-    return bool(os.environ.get("RINGFLOW_DISABLED")) or (off not in ("", "0"))
-
-
-_enabled = not _env_off()
+_enabled = not _env.trace_disabled()
 _rate = _env_rate()
-_experiment: str | None = os.environ.get("RINGFLOW_TRACE_EXPERIMENT") or None
+_experiment: str | None = _env.get(_env.TRACE_EXPERIMENT)
 _experiment_id: str | None = None
 # set_destination(..., context_local=True): this context's experiment id.
 _dest_ctx: contextvars.ContextVar[str | None] = contextvars.ContextVar("ringflow_dest",
@@ -90,7 +84,8 @@ _started_sidecar = False
 
 
 def enable() -> None:
-    """Record new traces (the default unless RINGFLOW_DISABLED is set)."""
+    """Record new traces (the default unless RINGFLOW_DISABLED or
+    RINGFLOW_TRACE_DISABLED is on, _env.py)."""
     global _enabled
     _enabled = True
 
@@ -175,9 +170,9 @@ def reset() -> None:
     experiment (RINGFLOW_TRACE_EXPERIMENT, else the sidecar's), no
     destination; the last active trace is forgotten."""
     global _enabled, _rate, _experiment, _experiment_id, _last_root_id
-    _enabled = not _env_off()
+    _enabled = not _env.trace_disabled()
     _rate = _env_rate()
-    _experiment = os.environ.get("RINGFLOW_TRACE_EXPERIMENT") or None
+    _experiment = _env.get(_env.TRACE_EXPERIMENT)
     _experiment_id = None
     _dest_ctx.set(None)
     _last_root_id = None
@@ -395,7 +390,7 @@ def _new_span(parent: LiveSpan | None, name: str, span_type: str, inputs: Any,
         global _started_sidecar, _last_root_id
         if not _started_sidecar:
             _started_sidecar = True
-            if os.environ.get("MLFLOW_TRACKING_URI"):
+            if _env.get(_env.TRACKING_URI):
                 _producer.autostart_sidecar()
         eid = experiment_id or _dest_ctx.get() or _experiment_id
         root = p.span_start(LiveSpan, None, name, span_type, inputs, attributes,
@@ -415,13 +410,38 @@ class _Scope:
     starts the span (or a no-op one in an unrecorded trace), activate() /
     deactivate() make it the current span around the code that runs inside
     it (a generator's body only while it runs), close() ends it with the
-    exception or the outputs."""
+    exception or the outputs.
 
-    __slots__ = ("span", "_tok")
+    `with scope:` runs one piece of that code (a call, or one step of a
+    generator) with the span current; an exception leaving it ends the span:
+    a call's with the exception; a stream's (items not None) with the items
+    when it is the generator's end (StopIteration, StopAsyncIteration), else
+    with the error.  The exception goes on to the caller."""
 
-    def __init__(self) -> None:
+    __slots__ = ("span", "_tok", "items", "reducer")
+
+    def __init__(self, stream: bool = False,
+                 reducer: Callable[[list], Any] | None = None) -> None:
         self.span: Any = NO_OP_SPAN
         self._tok = None
+        self.items: list | None = [] if stream else None  # a stream's items so far
+        self.reducer = reducer
+
+    def __enter__(self) -> "_Scope":
+        self.activate()
+        return self
+
+    def __exit__(self, etype, exc, tb) -> bool:
+        self.deactivate()
+        if exc is None:
+            return False
+        if self.items is None:
+            self.close(exc)
+        elif isinstance(exc, (StopIteration, StopAsyncIteration)):
+            self.close_stream(self.items, None, self.reducer)
+        else:
+            self.close_stream(self.items, exc, None)
+        return False
 
     def open(self, name: str, span_type: str, attributes: dict | None, inputs: Any = None,
              rate: float | None = None, experiment_id: str | None = None) -> Any:
@@ -476,8 +496,10 @@ class _Scope:
                 log.debug("ringflow: output_reducer failed", exc_info=True)
         self.close(result=out)
 
-    def chunk(self, index: int, item: Any) -> None:
-        """A stream item as MLflow's chunk event."""
+    def chunk(self, item: Any) -> None:
+        """A stream item: kept for the outputs, and MLflow's chunk event."""
+        index = len(self.items)  # type: ignore[arg-type]
+        self.items.append(item)  # type: ignore[union-attr]
         if self.span is NO_OP_SPAN:
             return
         try:
@@ -486,6 +508,10 @@ class _Scope:
             value = str(item)
         self.span.add_event(SpanEvent(CHUNK_EVENT.format(index=index),
                                       attributes={CHUNK_VALUE: value}))
+
+    def stopped(self) -> None:
+        """The consumer stopped a stream early: the items so far are its outputs."""
+        self.close_stream(self.items, None, self.reducer)  # type: ignore[arg-type]
 
 
 class start_span:  # noqa: N801 - a context manager named like MLflow's function
