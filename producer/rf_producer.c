@@ -123,7 +123,8 @@ int rf_producer_add_secret(rf_producer *p, const char *secret)
 {
 	size_t n = secret ? strlen(secret) : 0;
 	if (n < 6) /* short values would redact ordinary text */
-		return -EINVAL;
+		return rf_err_set(EINVAL, "secret of %zu bytes not added: at least 6 are needed (a "
+				  "shorter value would redact ordinary text)", n);
 	pthread_mutex_lock(&p->secrets_lock);
 	int k = atomic_load_explicit(&p->nsecrets, memory_order_relaxed);
 	for (int i = 0; i < k; i++)
@@ -133,7 +134,8 @@ int rf_producer_add_secret(rf_producer *p, const char *secret)
 		}
 	if (k == RF_MAX_SECRETS || !(p->secrets[k] = strdup(secret))) {
 		pthread_mutex_unlock(&p->secrets_lock);
-		return -ENOSPC;
+		return rf_err_set(ENOSPC, "secret not added: %s", k == RF_MAX_SECRETS ?
+				  "the producer holds its maximum of them" : "out of memory");
 	}
 	p->secret_len[k] = n;
 	/* Release: pairs with the acquire load in rf_producer_value_is_secret();

@@ -388,7 +388,7 @@ int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns
 {
 	rf_journal *j = calloc(1, sizeof *j);
 	if (!j)
-		return -ENOMEM;
+		return rf_err_set(ENOMEM, "journal %s: out of memory", path);
 	snprintf(j->path, sizeof j->path, "%s", path);
 	j->policy = fsync_policy;
 	/* Owner-only, as the ring (group access only by choice; the umask

@@ -156,6 +156,14 @@ static int on_timer(CURLM *m, long ms, void *userp)
 	return 0;
 }
 
+/* A request that could not be queued: said with its URL, never a password. */
+static int not_queued(int code, const char *method, const char *url, const char *why)
+{
+	char shown[256];
+	rf_redact_uri(url, shown, sizeof shown);
+	return rf_err_set(code, "%s %s: %s", method, shown, why);
+}
+
 static int start(rf_http *h, struct req *q)
 {
 	q->easy = curl_easy_init();
@@ -482,12 +490,12 @@ int rf_http_request_ex(rf_http *h, const char *method, const char *url, char *bo
 {
 	if (h->closing) {
 		free(body);
-		return -ECANCELED;
+		return not_queued(ECANCELED, method, url, "not sent: ringflowd is stopping");
 	}
 	struct req *q = calloc(1, sizeof *q);
 	if (!q) {
 		free(body);
-		return -ENOMEM;
+		return not_queued(ENOMEM, method, url, "out of memory");
 	}
 	q->h = h;
 	q->method = strdup(method);
@@ -526,7 +534,7 @@ int rf_http_request_ex(rf_http *h, const char *method, const char *url, char *bo
 		q->hdrs = curl_slist_append(q->hdrs, headers[i]);
 	if (!q->method || !q->url || !q->hdrs) {
 		free_req(q);
-		return -ENOMEM;
+		return not_queued(ENOMEM, method, url, "out of memory");
 	}
 	h->pending++;
 	int rc = start(h, q);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rf_err.h"
 #include "rf_mlflow.h"
 #include "rf_redact.h"
 #include "rf_resp.h"
@@ -26,7 +27,7 @@ int rf_mlflow_new(rf_mlflow **out, rf_http *http, const char *tracking_uri)
 {
 	rf_mlflow *m = calloc(1, sizeof *m);
 	if (!m)
-		return -ENOMEM;
+		return rf_err_set(ENOMEM, "mlflow client: out of memory");
 	m->http = http;
 	snprintf(m->uri, sizeof m->uri, "%s", tracking_uri);
 	size_t n = strlen(m->uri);
@@ -65,7 +66,7 @@ static int send(rf_mlflow *m, const char *method, const char *url, char *body, s
 	struct call *c = malloc(sizeof *c);
 	if (!c) {
 		free(body);
-		return -ENOMEM;
+		return rf_err_set(ENOMEM, "%s request: out of memory", method);
 	}
 	c->cb = cb;
 	c->arg = arg;
@@ -86,7 +87,7 @@ static int send_json(rf_mlflow *m, const char *method, const char *url, json_t *
 	bool lost = body && !s;
 	json_decref(body);
 	if (lost)
-		return -ENOMEM;
+		return rf_err_set(ENOMEM, "%s request: out of memory for its body", method);
 	return send(m, method, url, s, s ? strlen(s) : 0, "application/json", NULL, retry, cb, arg);
 }
 
@@ -168,7 +169,9 @@ int rf_mlflow_put_artifact(rf_mlflow *m, const char *artifact_uri, const char *r
 	const char *where = sep ? strchrnul(sep + 3, '/') : strchrnul(artifact_uri, ':');
 	if (!path_ok(rel_path, 1024) || !path_ok(where + (*where == ':'), 1024)) {
 		free(data);
-		return -EINVAL;
+		char shown[256];
+		rf_redact_uri(artifact_uri, shown, sizeof shown);
+		return rf_err_set(EINVAL, "artifact %.200s under %s: not a safe path", rel_path, shown);
 	}
 	/* mlflow-artifacts:/<exp>/<run>/artifacts -> <uri>/api/2.0/mlflow-artifacts/artifacts/... */
 	char url[2048];

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rf_err.h"
 #include "rf_ring.h"
 #include "rf_safefile.h"
 
@@ -65,7 +66,7 @@ int rf_status_open(rf_status **out, const char *path)
 	*out = NULL;
 	rf_status *s = calloc(1, sizeof *s);
 	if (!s)
-		return -ENOMEM;
+		return rf_err_set(ENOMEM, "stats file %s: out of memory", path);
 	/* Owner-only whatever the umask or an earlier file said, and only a
 	 * file of our own (the spool may be the group's). */
 	s->fd = rf_safe_open(path, O_RDWR | O_CREAT, 0600, rf_ring_group_requested());
@@ -86,7 +87,7 @@ fail:;
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s);
-	return -e;
+	return rf_err_set_sys(e, "stats file %s", path);
 }
 
 void rf_status_publish(rf_status *s, const struct rf_status_snap *snap)
