@@ -20,6 +20,7 @@
 #include <curl/curl.h>
 
 #include "rf_decode.h"
+#include "rf_err.h"
 #include "rf_loop.h"
 #include "rf_traces_int.h"
 #include "ringflow.h"
@@ -113,7 +114,7 @@ int rf_traces_new(rf_traces **out, rf_mlflow *m, rf_http *http, rf_track *track,
 {
 	rf_traces *x = calloc(1, sizeof *x);
 	if (!x)
-		return -ENOMEM;
+		return rf_err_set(ENOMEM, "trace uploader: out of memory");
 	x->m = m;
 	x->http = http;
 	x->track = track;
@@ -128,6 +129,11 @@ int rf_traces_new(rf_traces **out, rf_mlflow *m, rf_http *http, rf_track *track,
 		x->otlp_hdrs = parse_headers(o->otlp_headers);
 	}
 	x->o.otlp_endpoint = x->o.otlp_headers = NULL; /* not kept: the env may change */
+	if (!x->traced_runs || (o->otlp_endpoint && *o->otlp_endpoint && (!x->otlp_url || !x->otlp_hdrs))) {
+		x->track = NULL;
+		rf_traces_free(x);
+		return rf_err_set(ENOMEM, "trace uploader: out of memory");
+	}
 	if (track)
 		rf_track_set_end_hold(track, run_busy, x);
 	*out = x;

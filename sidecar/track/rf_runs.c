@@ -29,6 +29,7 @@
 
 #include <curl/curl.h>
 
+#include "rf_err.h"
 #include "rf_resp.h"
 #include "rf_ring.h"
 #include "rf_track_int.h"
@@ -763,7 +764,7 @@ int rf_track_new(rf_track **out, rf_mlflow *m, const struct rf_track_opts *o)
 {
 	rf_track *t = calloc(1, sizeof *t);
 	if (!t)
-		return -ENOMEM;
+		return rf_err_set(ENOMEM, "tracker: out of memory");
 	t->m = m;
 	if (o)
 		t->o = *o;
