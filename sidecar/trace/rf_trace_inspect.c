@@ -18,7 +18,8 @@
 #include <strings.h>
 
 #include "rf_decode.h"
-#include "rf_traces_int.h"
+#include "rf_metrics.h"
+#include "rf_trace_inspect.h"
 #include "ringflow.h"
 
 struct ictx {
@@ -322,8 +323,6 @@ static void on_span(struct ictx *c, struct xtrace *t, bool begin)
 		rf_xspan_end(t->tr, s, ns(c->r, "timestamp"));
 	}
 }
-
-bool rf_value_to_float(const msgpack_object *v, double *out); /* rf_track.c */
 
 /* A score value as a feedback value: the number Inspect's value_to_float
  * gives (C 1, P 0.5, I and N 0, numbers as they are), the same number as

@@ -19,7 +19,7 @@
 #include <curl/curl.h>
 
 #include "rf_decode.h"
-#include "rf_traces_int.h"
+#include "rf_trace_ops.h"
 #include "ringflow.h"
 
 #define OPS_MAX 10000        /* queued operations (more: refused, counted) */

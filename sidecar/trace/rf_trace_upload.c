@@ -26,7 +26,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "rf_traces_int.h"
+#include "rf_trace_ops.h"
+#include "rf_trace_table.h"
 
 #define OTLP_MAX_SPANS 2000 /* spans per /v1/traces request */
 #define OTLP_MAX_TRACES 100 /* roots per request: MLflow links at most 100 to a run */

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "rf_experiments.h"
 #include "rf_mlflow.h"
 
 typedef struct rf_track rf_track;
@@ -63,11 +64,11 @@ bool rf_track_empty(rf_track *t);
 typedef bool (*rf_track_busy_fn)(void *arg, const char *run_key);
 void rf_track_set_end_hold(rf_track *t, rf_track_busy_fn busy, void *arg);
 
-/* For the trace uploader: the experiment's id (NULL until known) and name;
+/* For the trace uploader: the destination's experiment (one resolver for
+ * tracking and tracing: rf_exp_resolve() asks for it if no run did yet);
  * the MLflow run id of "run:<run_id>" / "task:<eval_id>" (NULL while not
  * known; *failed when it never will be). */
-const char *rf_track_experiment_id(rf_track *t);
-const char *rf_track_experiment_name(rf_track *t);
+struct rf_exp *rf_track_experiment(rf_track *t);
 const char *rf_track_run_id(rf_track *t, const char *key, bool *failed);
 
 #endif
