@@ -51,7 +51,7 @@ void rf_traces_err(rf_traces *x, const char *fmt, ...)
 /* OTEL_EXPORTER_OTLP_*_HEADERS: "k=v,k2=v2", values percent-encoded. */
 static void free_x(struct xtrace *t)
 {
-	rf_trace_free(t->tr);
+	rf_ttrace_free(t->tr);
 	json_decref(t->tags);
 	json_decref(t->metadata);
 	json_decref(t->assessments);
@@ -110,7 +110,7 @@ struct xtrace *rf_traces_get(rf_traces *x, const uint8_t id[16], bool create)
 		return NULL;
 	}
 	struct xtrace *t = calloc(1, sizeof *t);
-	if (!t || !(t->tr = rf_trace_new(id))) {
+	if (!t || !(t->tr = rf_ttrace_new(id))) {
 		free(t);
 		rf_traces_err(x, "out of memory for a trace");
 		return NULL;
@@ -152,7 +152,7 @@ void rf_traces_complete(rf_traces *x, struct xtrace *t, int64_t end_ns, const ch
 {
 	if (t->complete)
 		return;
-	x->st.spans_forced += rf_trace_close_open(t->tr, end_ns, why);
+	x->st.spans_forced += rf_ttrace_close_open(t->tr, end_ns, why);
 	t->complete = true;
 	t->done_ms = now_ms();
 }

@@ -13,10 +13,13 @@
 #include "rf_spans.h"
 #include "rf_traces.h" /* its types: options, stats */
 
+/* A trace's info (StartTraceV3) as sent. */
+enum rf_info_state { INFO_NOT_SENT, INFO_SENDING, INFO_ANSWERED };
+
 struct xtrace {
 	struct xtrace *hnext;       /* hash chain */
 	struct xtrace *next;        /* all traces, oldest first */
-	struct rf_trace *tr;
+	struct rf_ttrace *tr;
 	char exp_name[256];         /* "" = the sidecar's experiment */
 	char exp_id[64];            /* by id (set_destination); wins over exp_name */
 	char run_key[160];          /* rf_track key of the run to link ("" = none) */
@@ -30,7 +33,7 @@ struct xtrace {
 	bool progressive;           /* send ended spans before the root ends */
 	/* Upload (rf_trace_upload.c): the info first (IN_PROGRESS), then the
 	 * spans, the root last: its batch sets the final state. */
-	int info_state;             /* 0 not sent, 1 in flight, 2 answered */
+	enum rf_info_state info_state;
 	bool info_final;            /* the info sent carries the complete trace */
 	bool failed;                /* MLflow refused part of it (counted at the end) */
 	int spans_inflight;         /* OTLP requests carrying its spans */

@@ -228,7 +228,7 @@ static void update_info(rf_traces *x, struct xtrace *t, const msgpack_object *r)
  * (40) for a span with an exception event (a higher level is kept), else
  * the producer's, else INFO (20) for model, tool, retriever, agent and
  * embedding spans and DEBUG (10) for the rest. */
-static void log_level(struct rf_xspan *s)
+static void log_level(struct rf_tspan *s)
 {
 	static const char *const info[] = {"LLM", "CHAT_MODEL", "TOOL", "RETRIEVER",
 					   "AGENT", "EMBEDDING", NULL};
@@ -242,13 +242,13 @@ static void log_level(struct rf_xspan *s)
 		exc |= n && !strcmp(n, "exception");
 	}
 	if (exc && !(json_is_integer(lv) && json_integer_value(lv) >= 40)) {
-		rf_span_attr(s, "mlflow.spanLogLevel", json_integer(40));
+		rf_tspan_attr(s, "mlflow.spanLogLevel", json_integer(40));
 	} else if (!lv) {
 		int level = 10;
 		for (int k = 0; info[k] && s->type; k++)
 			if (!strcmp(s->type, info[k]))
 				level = 20;
-		rf_span_attr(s, "mlflow.spanLogLevel", json_integer(level));
+		rf_tspan_attr(s, "mlflow.spanLogLevel", json_integer(level));
 	}
 }
 
@@ -277,7 +277,7 @@ static void general(rf_traces *x, int type, const msgpack_object *r)
 	if (!sid)
 		return;
 	uint64_t capped = t->tr->capped;
-	struct rf_xspan *s = rf_trace_span(t->tr, sid, type == RF_EV_TRACE_SPAN_START);
+	struct rf_tspan *s = rf_ttrace_span(t->tr, sid, type == RF_EV_TRACE_SPAN_START);
 	if (!s || (s->sent && type != RF_EV_TRACE_SPAN_START)) {
 		/* A span refused at its start (spans_capped): its later records
 		 * are the same loss, not counted again. */
@@ -290,13 +290,13 @@ static void general(rf_traces *x, int type, const msgpack_object *r)
 			x->st.spans++;
 		s->parent = get_u64(r, "parent_id");
 		char *name = dup_text(r, "name"), *ty = dup_text(r, "span_type");
-		rf_span_set_name(s, name ? name : "(unnamed)", ty ? ty : "UNKNOWN");
+		rf_tspan_set_name(s, name ? name : "(unnamed)", ty ? ty : "UNKNOWN");
 		free(name);
 		free(ty);
 		s->start_ns = get_ns(r, "start_ns");
 		const msgpack_object *in = rf_obj_get(r, "inputs");
 		if (in && in->type != MSGPACK_OBJECT_NIL) {
-			rf_span_inputs(s, rf_obj_to_json(in));
+			rf_tspan_inputs(s, rf_obj_to_json(in));
 		}
 		merge_obj(s->attrs, rf_obj_get(r, "attributes"), false);
 		if (!s->parent) {
@@ -313,33 +313,33 @@ static void general(rf_traces *x, int type, const msgpack_object *r)
 		char *name = dup_text(r, "name");
 		json_t *a = json_object();
 		merge_obj(a, rf_obj_get(r, "attributes"), false);
-		rf_span_event(s, name ? name : "event", get_ns(r, "time_ns"), a);
+		rf_tspan_event(s, name ? name : "event", get_ns(r, "time_ns"), a);
 		free(name);
 	} else { /* RF_EV_TRACE_SPAN_END */
 		/* Inputs set after the start (span.set_inputs) come with the end. */
 		const msgpack_object *in = rf_obj_get(r, "inputs");
 		if (in && in->type != MSGPACK_OBJECT_NIL) {
-			rf_span_inputs(s, rf_obj_to_json(in));
+			rf_tspan_inputs(s, rf_obj_to_json(in));
 		}
 		const msgpack_object *out = rf_obj_get(r, "outputs");
 		if (out && out->type != MSGPACK_OBJECT_NIL) {
-			rf_span_outputs(s, rf_obj_to_json(out));
+			rf_tspan_outputs(s, rf_obj_to_json(out));
 		}
 		merge_obj(s->attrs, rf_obj_get(r, "attributes"), false);
 		char *st = dup_text(r, "status"), *msg = dup_text(r, "status_message");
-		s->status = !st || !strcasecmp(st, "OK") ? RF_SPAN_OK
-			    : !strcasecmp(st, "UNSET")   ? RF_SPAN_UNSET
-							 : RF_SPAN_ERROR;
+		s->status = !st || !strcasecmp(st, "OK") ? RF_TSPAN_OK
+			    : !strcasecmp(st, "UNSET")   ? RF_TSPAN_UNSET
+							 : RF_TSPAN_ERROR;
 		if (st && (!strcasecmp(st, "CANCELLED") || !strcasecmp(st, "TIMEOUT")))
 			/* OTLP and MLflow know OK/ERROR/UNSET only: keep the detail. */
-			rf_span_attr(s, "ringflow.status", json_string(st));
+			rf_tspan_attr(s, "ringflow.status", json_string(st));
 		if (msg) {
 			free(s->status_msg);
 			s->status_msg = msg;
 		}
 		free(st);
 		log_level(s);
-		rf_xspan_end(t->tr, s, get_ns(r, "end_ns"));
+		rf_tspan_end(t->tr, s, get_ns(r, "end_ns"));
 		if (!s->parent)
 			rf_traces_complete(x, t, s->end_ns, "span not ended before its trace");
 	}
