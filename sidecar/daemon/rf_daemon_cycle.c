@@ -80,23 +80,20 @@ static void on_futex(rf_loop *l, void *arg)
 /* The spool and memory bounds (rf_gate.h): closed = take nothing from the ring. */
 static bool gate_closed(rf_daemon *d)
 {
-	struct rf_track_stats ts;
-	struct rf_http_stats hs;
-	struct rf_traces_stats xs;
-	rf_dests_track_stats(d->dests, &ts);
-	rf_http_stats(d->http, &hs);
-	rf_dests_traces_stats(d->dests, &xs);
+	struct rf_daemon_stats a;
+	rf_daemon_stats(d, &a);
+	const struct rf_traces_stats *xs = &a.traces;
 	/* An ended span waiting for upload weighs as RF_GATE_SPAN_ROWS rows. */
 	struct rf_gate_in in = {.now_ms = rf_loop_now_ms(), .journal_bytes = rf_journal_size(d->journal),
 				.journal_failing = rf_journal_failing(d->journal),
-				.pending = ts.pending + xs.spans_unsent * RF_GATE_SPAN_ROWS,
-				.http_ok = hs.ok, .http_pending = rf_http_pending(d->http)};
+				.pending = a.track.pending + xs->spans_unsent * RF_GATE_SPAN_ROWS,
+				.http_ok = a.http.ok, .http_pending = rf_http_pending(d->http)};
 	if (rf_gate_update(&d->gate, &in)) {
 		char msg[512];
 		rf_gate_describe(&d->gate, &in, msg, sizeof msg);
 		rf_logf(rf_gate_closed(&d->gate) ? "warn" : "info", "%s", msg);
 	}
-	if (d->gate.reason == RF_GATE_MEMORY && xs.spans_unsent)
+	if (d->gate.reason == RF_GATE_MEMORY && xs->spans_unsent)
 		rf_dests_pressure(d->dests); /* held spans must be able to drain */
 	return rf_gate_closed(&d->gate);
 }

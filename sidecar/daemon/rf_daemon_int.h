@@ -63,6 +63,17 @@ void rf_daemon_on_signal(rf_loop *l, int fd, unsigned events, void *arg);
 /* Replayed journal records (arg: the daemon). */
 void rf_daemon_on_replay(int type, const void *data, uint32_t len, void *arg);
 
+/* Every component's counters at once (rf_daemon_ops.c). */
+struct rf_daemon_stats {
+	struct rf_track_stats track;   /* summed over destinations */
+	struct rf_traces_stats traces; /* ditto */
+	struct rf_dests_stats dests;
+	struct rf_http_stats http;
+	struct rf_ring_stats ring;
+	struct rf_journal_stats journal;
+};
+void rf_daemon_stats(rf_daemon *d, struct rf_daemon_stats *s);
+
 /* rf_daemon_ops.c */
 int rf_daemon_ops_start(rf_daemon *d);
 /* Publish the stats file (every RF_STATUS_PERIOD_MS, or now if force);

@@ -16,6 +16,17 @@
 #include "rf_traces.h"
 #include "rf_track.h"
 
+void rf_daemon_stats(rf_daemon *d, struct rf_daemon_stats *s)
+{
+	memset(s, 0, sizeof *s);
+	rf_dests_track_stats(d->dests, &s->track);
+	rf_dests_traces_stats(d->dests, &s->traces);
+	rf_dests_stats(d->dests, &s->dests);
+	rf_http_stats(d->http, &s->http);
+	rf_ring_stats(d->ring, &s->ring);
+	rf_journal_stats(d->journal, &s->journal);
+}
+
 unsigned long long rf_daemon_traces_held(rf_daemon *d)
 {
 	struct rf_traces_stats x;
@@ -23,12 +34,10 @@ unsigned long long rf_daemon_traces_held(rf_daemon *d)
 	return (unsigned long long)x.held;
 }
 
-static void report_traces(rf_daemon *d, const char *level)
+static void report_traces(const struct rf_daemon_stats *a, const char *level)
 {
-	struct rf_traces_stats x;
-	struct rf_track_stats ts;
-	rf_dests_traces_stats(d->dests, &x);
-	rf_dests_track_stats(d->dests, &ts);
+	const struct rf_traces_stats x = a->traces;
+	const struct rf_track_stats ts = a->track;
 	if (!x.traces && !x.late)
 		return;
 	rf_logf(level,
@@ -48,14 +57,12 @@ static void report_traces(rf_daemon *d, const char *level)
 
 void rf_daemon_report(rf_daemon *d, const char *level)
 {
-	struct rf_track_stats ts;
-	struct rf_http_stats hs;
-	struct rf_ring_stats rs;
-	struct rf_journal_stats js;
-	rf_journal_stats(d->journal, &js);
-	rf_dests_track_stats(d->dests, &ts);
-	rf_http_stats(d->http, &hs);
-	rf_ring_stats(d->ring, &rs);
+	struct rf_daemon_stats a;
+	rf_daemon_stats(d, &a);
+	const struct rf_track_stats ts = a.track;
+	const struct rf_http_stats hs = a.http;
+	const struct rf_ring_stats rs = a.ring;
+	const struct rf_journal_stats js = a.journal;
 	rf_logf(level,
 	      "records=%llu malformed=%llu invalid=%llu bad_fields=%llu runs_created=%llu runs_reused=%llu runs_ended=%llu "
 	      "metrics=%llu params=%llu tags=%llu batches=%llu rejected=%llu pending=%llu "
@@ -87,9 +94,8 @@ void rf_daemon_report(rf_daemon *d, const char *level)
 	      (unsigned long long)g->closes[RF_GATE_MEMORY], (unsigned long long)g->closes[RF_GATE_JOURNAL],
 	      (unsigned long long)(g->closed_ms +
 				   (rf_gate_closed(g) ? rf_loop_now_ms() - g->closed_at : 0)));
-	report_traces(d, level);
-	struct rf_dests_stats ds;
-	rf_dests_stats(d->dests, &ds);
+	report_traces(&a, level);
+	const struct rf_dests_stats ds = a.dests;
 	if (ds.destinations > 1 || ds.refused_runs)
 		rf_logf(level, "destinations=%llu refused_runs=%llu refused_records=%llu",
 		      (unsigned long long)ds.destinations, (unsigned long long)ds.refused_runs,
@@ -101,14 +107,14 @@ void rf_daemon_report(rf_daemon *d, const char *level)
 static void ops_snap(struct rf_status_snap *s, void *arg)
 {
 	rf_daemon *d = arg;
-	struct rf_track_stats ts;
-	struct rf_http_stats hs;
-	struct rf_ring_stats rs;
-	struct rf_journal_stats js;
-	rf_dests_track_stats(d->dests, &ts);
-	rf_http_stats(d->http, &hs);
-	rf_ring_stats(d->ring, &rs);
-	rf_journal_stats(d->journal, &js);
+	struct rf_daemon_stats a;
+	rf_daemon_stats(d, &a);
+	const struct rf_track_stats ts = a.track;
+	const struct rf_http_stats hs = a.http;
+	const struct rf_ring_stats rs = a.ring;
+	const struct rf_journal_stats js = a.journal;
+	const struct rf_traces_stats xs = a.traces;
+	const struct rf_dests_stats dst = a.dests;
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	memset(s, 0, sizeof *s);
@@ -157,8 +163,6 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 	s->spool_bytes = d->ops.spool_bytes;
 	s->spool_files = d->ops.spool_files;
 	s->drained = s->http_pending == 0 && rf_dests_drained(d->dests);
-	struct rf_traces_stats xs;
-	rf_dests_traces_stats(d->dests, &xs);
 	s->traces = xs.traces;
 	s->traces_done = xs.traces_done;
 	s->traces_failed = xs.traces_failed;
@@ -188,8 +192,6 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 	s->auth_failures = hs.auth_failures;
 	s->auth_failing = hs.auth_failing;
 	snprintf(s->auth_origin, sizeof s->auth_origin, "%.255s", hs.auth_origin);
-	struct rf_dests_stats dst;
-	rf_dests_stats(d->dests, &dst);
 	s->refused_records = dst.refused_records;
 	const char *err = ts.last_error[0] ? ts.last_error : hs.last_error;
 	if (strcmp(err, d->ops.last_err)) {

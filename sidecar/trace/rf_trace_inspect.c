@@ -29,20 +29,13 @@ struct ictx {
 	bool run_mode;
 };
 
+/* The field's text, "" when absent. */
 static bool text(const msgpack_object *r, const char *k, char *out, size_t cap)
 {
-	const char *s;
-	size_t n;
-	bool trunc;
-	if (!rf_obj_text(rf_obj_get(r, k), &s, &n, &trunc)) {
-		out[0] = 0;
-		return false;
-	}
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(out, s, n);
-	out[n] = 0;
-	return true;
+	if (rf_obj_text_copy(rf_obj_get(r, k), out, cap))
+		return true;
+	out[0] = 0;
+	return false;
 }
 
 static json_t *jget(const msgpack_object *r, const char *k)
@@ -149,10 +142,15 @@ static uint64_t parent_of(struct ictx *c, const char *key)
 	return rf_tspan_id_of("sample", c->sample_uuid);
 }
 
-static struct rf_tspan *event_span(struct ictx *c, struct xtrace *t, const char *name,
-				  const char *type)
+/* The span of one Inspect event, "<kind>:<the record's `key`>" (`dflt` when
+ * it has none; the value is left in val[cap]), started at its timestamp. */
+static struct rf_tspan *event_span(struct ictx *c, struct xtrace *t, const char *kind,
+				   const char *key, const char *dflt, char *val, size_t cap,
+				   const char *type)
 {
-	char uuid[128];
+	char uuid[128], name[300];
+	text(c->r, key, val, cap);
+	snprintf(name, sizeof name, "%s:%s", kind, val[0] ? val : dflt);
 	if (!text(c->r, "event_uuid", uuid, sizeof uuid))
 		return NULL;
 	sample_span(c, t);
@@ -164,18 +162,16 @@ static struct rf_tspan *event_span(struct ictx *c, struct xtrace *t, const char 
 	rf_tspan_set_name(s, name, type);
 	s->parent = parent_of(c, "span_id");
 	rf_tspan_attr(s, "inspect.event_uuid", json_string(uuid));
+	s->start_ns = ns(c->r, "timestamp");
 	return s;
 }
 
 static void on_model(struct ictx *c, struct xtrace *t)
 {
-	char model[256], name[300];
-	text(c->r, "model", model, sizeof model);
-	snprintf(name, sizeof name, "model:%s", model);
-	struct rf_tspan *s = event_span(c, t, name, "LLM");
+	char model[256];
+	struct rf_tspan *s = event_span(c, t, "model", "model", "", model, sizeof model, "LLM");
 	if (!s)
 		return;
-	s->start_ns = ns(c->r, "timestamp");
 	json_t *usage = json_object();
 	static const char *const uk[][2] = {{"input_tokens", "input_tokens"},
 					    {"output_tokens", "output_tokens"},
@@ -217,13 +213,10 @@ static void on_model(struct ictx *c, struct xtrace *t)
 
 static void on_tool(struct ictx *c, struct xtrace *t)
 {
-	char fn[256], name[300];
-	text(c->r, "function", fn, sizeof fn);
-	snprintf(name, sizeof name, "tool:%s", fn);
-	struct rf_tspan *s = event_span(c, t, name, "TOOL");
+	char fn[256];
+	struct rf_tspan *s = event_span(c, t, "tool", "function", "", fn, sizeof fn, "TOOL");
 	if (!s)
 		return;
-	s->start_ns = ns(c->r, "timestamp");
 	static const char *const ik[] = {"function", "arguments", NULL};
 	static const char *const ok[] = {"result", "error", NULL};
 	static const char *const ak[] = {"tool_call_id", "working_time", "agent", "failed",
@@ -265,15 +258,13 @@ static json_t *raw_text(const msgpack_object *v)
 
 static void on_score(struct ictx *c, struct xtrace *t)
 {
-	char scorer[256], name[300];
-	text(c->r, "scorer", scorer, sizeof scorer);
-	snprintf(name, sizeof name, "score:%s", scorer[0] ? scorer : "score");
-	struct rf_tspan *s = event_span(c, t, name, "EVALUATOR");
-	if (!s)
-		return;
+	char scorer[256];
 	/* A score is an instant in Inspect's log; its scorer's span (the
 	 * parent) carries the scoring time. */
-	s->start_ns = ns(c->r, "timestamp");
+	struct rf_tspan *s = event_span(c, t, "score", "scorer", "score", scorer, sizeof scorer,
+					"EVALUATOR");
+	if (!s)
+		return;
 	static const char *const ik[] = {"target", NULL};
 	static const char *const ok[] = {"value", "answer", "explanation", NULL};
 	rf_tspan_inputs(s, pick(c->r, ik));

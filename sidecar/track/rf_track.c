@@ -69,19 +69,11 @@ static const msgpack_object *get_typed(const msgpack_object *m, const char *key,
 
 static bool get_str(const msgpack_object *m, const char *key, char *out, size_t cap)
 {
-	const char *s;
-	size_t n;
-	bool trunc;
 	const msgpack_object *o = rf_obj_get(m, key);
-	if (!rf_obj_text(o, &s, &n, &trunc)) {
-		bad_field(o);
-		return false;
-	}
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(out, s, n);
-	out[n] = 0;
-	return true;
+	if (rf_obj_text_copy(o, out, cap))
+		return true;
+	bad_field(o);
+	return false;
 }
 
 static bool get_num(const msgpack_object *m, const char *key, double *v)
