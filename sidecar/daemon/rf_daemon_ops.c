@@ -34,72 +34,82 @@ unsigned long long rf_daemon_traces_held(rf_daemon *d)
 	return (unsigned long long)x.held;
 }
 
-static void report_traces(const struct rf_daemon_stats *a, const char *level)
+/* One logfmt line of counters: "[what ]k=v k=v ...[ last_error='...']". */
+struct counter {
+	const char *name;
+	uint64_t v;
+};
+
+static void log_counters(const char *level, const char *what, const struct counter *c, size_t n,
+			 const char *last_error)
 {
-	const struct rf_traces_stats x = a->traces;
-	const struct rf_track_stats ts = a->track;
-	if (!x.traces && !x.late)
-		return;
-	rf_logf(level,
-	      "traces=%llu traces_done=%llu traces_failed=%llu spans=%llu spans_sent=%llu "
-	      "spans_failed=%llu spans_forced=%llu assessments=%llu late=%llu otlp_requests=%llu "
-	      "info_requests=%llu export_spans=%llu export_failed=%llu run_ends_held=%llu "
-	      "run_end_hold_expired=%llu last_error='%s'",
-	      (unsigned long long)x.traces, (unsigned long long)x.traces_done,
-	      (unsigned long long)x.traces_failed, (unsigned long long)x.spans,
-	      (unsigned long long)x.spans_sent, (unsigned long long)x.spans_failed,
-	      (unsigned long long)x.spans_forced, (unsigned long long)x.assessments,
-	      (unsigned long long)x.late, (unsigned long long)x.otlp_requests,
-	      (unsigned long long)x.info_requests, (unsigned long long)x.export_spans,
-	      (unsigned long long)x.export_failed, (unsigned long long)ts.ends_held,
-	      (unsigned long long)ts.end_hold_expired, x.last_error);
+	char line[1024];
+	size_t at = 0;
+	int w = what ? snprintf(line, sizeof line, "%s", what) : 0;
+	for (size_t i = 0; i <= n && w >= 0 && (at += (size_t)w) < sizeof line; i++) {
+		if (i < n)
+			w = snprintf(line + at, sizeof line - at, "%s%s=%llu", at ? " " : "",
+				     c[i].name, (unsigned long long)c[i].v);
+		else if (last_error)
+			w = snprintf(line + at, sizeof line - at, " last_error='%s'", last_error);
+		else
+			break;
+	}
+	rf_logf(level, "%s", line);
 }
 
+#define COUNTERS(level, what, err, ...)                                                   \
+	do {                                                                              \
+		const struct counter c_[] = {__VA_ARGS__};                                \
+		log_counters(level, what, c_, sizeof c_ / sizeof c_[0], err);             \
+	} while (0)
+
+/* The counters as log lines: every minute and at exit (ringflowd status
+ * and /metrics show the same and more). */
 void rf_daemon_report(rf_daemon *d, const char *level)
 {
 	struct rf_daemon_stats a;
 	rf_daemon_stats(d, &a);
-	const struct rf_track_stats ts = a.track;
-	const struct rf_http_stats hs = a.http;
-	const struct rf_ring_stats rs = a.ring;
-	const struct rf_journal_stats js = a.journal;
-	rf_logf(level,
-	      "records=%llu malformed=%llu invalid=%llu bad_fields=%llu runs_created=%llu runs_reused=%llu runs_ended=%llu "
-	      "metrics=%llu params=%llu tags=%llu batches=%llu rejected=%llu pending=%llu "
-	      "requests=%llu retries=%llu http_failed=%llu ring_spilled=%llu ring_dropped=%llu "
-	      "ring_abandoned=%llu journal_records=%llu journal_errors=%llu artifacts=%llu "
-	      "artifacts_failed=%llu last_error='%s'",
-	      (unsigned long long)d->records, (unsigned long long)d->malformed,
-	      (unsigned long long)ts.invalid, (unsigned long long)ts.bad_fields,
-	      (unsigned long long)ts.runs_created, (unsigned long long)ts.runs_reused,
-	      (unsigned long long)ts.runs_ended, (unsigned long long)ts.metrics,
-	      (unsigned long long)ts.params, (unsigned long long)ts.tags,
-	      (unsigned long long)ts.batches, (unsigned long long)ts.rejected,
-	      (unsigned long long)ts.pending, (unsigned long long)hs.requests,
-	      (unsigned long long)hs.retries, (unsigned long long)hs.failed,
-	      (unsigned long long)rs.spilled, (unsigned long long)rs.dropped,
-	      (unsigned long long)rs.abandoned, (unsigned long long)js.records,
-	      (unsigned long long)js.write_errors, (unsigned long long)ts.artifacts,
-	      (unsigned long long)ts.artifacts_failed, ts.last_error[0] ? ts.last_error : hs.last_error);
+	const struct rf_track_stats *ts = &a.track;
+	const struct rf_http_stats *hs = &a.http;
+	const struct rf_ring_stats *rs = &a.ring;
+	const struct rf_journal_stats *js = &a.journal;
+	const struct rf_traces_stats *x = &a.traces;
 	const struct rf_gate *g = &d->gate;
-	rf_logf(level,
-	      "spool journal_bytes=%llu journal_corrupt=%llu journal_corrupt_bytes=%llu "
-	      "ring_spill_failed=%llu ring_spill_corrupt=%llu ring_corrupt=%llu ring_corrupt_bytes=%llu "
-	      "ring_hdr_changed=%llu gate_spool_full=%llu gate_memory=%llu "
-	      "gate_journal=%llu gate_closed_ms=%llu",
-	      (unsigned long long)rf_journal_size(d->journal), (unsigned long long)js.corrupt,
-	      (unsigned long long)js.corrupt_bytes, (unsigned long long)rs.spill_failed,
-	      (unsigned long long)rs.spill_corrupt, (unsigned long long)rs.corrupt,
-	      (unsigned long long)rs.corrupt_bytes, (unsigned long long)rs.hdr_changed, (unsigned long long)g->closes[RF_GATE_SPOOL_FULL],
-	      (unsigned long long)g->closes[RF_GATE_MEMORY], (unsigned long long)g->closes[RF_GATE_JOURNAL],
-	      (unsigned long long)(g->closed_ms +
-				   (rf_gate_closed(g) ? rf_loop_now_ms() - g->closed_at : 0)));
-	report_traces(&a, level);
-	const struct rf_dests_stats ds = a.dests;
-	if (ds.destinations > 1 || ds.refused_runs)
-		rf_logf(level, "destinations=%llu refused_runs=%llu refused_records=%llu",
-		      (unsigned long long)ds.destinations, (unsigned long long)ds.refused_runs,
-		      (unsigned long long)ds.refused_records);
+	COUNTERS(level, NULL, ts->last_error[0] ? ts->last_error : hs->last_error,
+		 {"records", d->records}, {"malformed", d->malformed}, {"invalid", ts->invalid},
+		 {"bad_fields", ts->bad_fields}, {"runs_created", ts->runs_created},
+		 {"runs_reused", ts->runs_reused}, {"runs_ended", ts->runs_ended},
+		 {"metrics", ts->metrics}, {"params", ts->params}, {"tags", ts->tags},
+		 {"batches", ts->batches}, {"rejected", ts->rejected}, {"pending", ts->pending},
+		 {"requests", hs->requests}, {"retries", hs->retries}, {"http_failed", hs->failed},
+		 {"ring_spilled", rs->spilled}, {"ring_dropped", rs->dropped},
+		 {"ring_abandoned", rs->abandoned}, {"journal_records", js->records},
+		 {"journal_errors", js->write_errors}, {"artifacts", ts->artifacts},
+		 {"artifacts_failed", ts->artifacts_failed});
+	COUNTERS(level, "spool", NULL,
+		 {"journal_bytes", rf_journal_size(d->journal)}, {"journal_corrupt", js->corrupt},
+		 {"journal_corrupt_bytes", js->corrupt_bytes}, {"ring_spill_failed", rs->spill_failed},
+		 {"ring_spill_corrupt", rs->spill_corrupt}, {"ring_corrupt", rs->corrupt},
+		 {"ring_corrupt_bytes", rs->corrupt_bytes}, {"ring_hdr_changed", rs->hdr_changed},
+		 {"gate_spool_full", g->closes[RF_GATE_SPOOL_FULL]},
+		 {"gate_memory", g->closes[RF_GATE_MEMORY]}, {"gate_journal", g->closes[RF_GATE_JOURNAL]},
+		 {"gate_closed_ms",
+		  g->closed_ms + (rf_gate_closed(g) ? rf_loop_now_ms() - g->closed_at : 0)});
+	if (x->traces || x->late)
+		COUNTERS(level, NULL, x->last_error,
+			 {"traces", x->traces}, {"traces_done", x->traces_done},
+			 {"traces_failed", x->traces_failed}, {"spans", x->spans},
+			 {"spans_sent", x->spans_sent}, {"spans_failed", x->spans_failed},
+			 {"spans_forced", x->spans_forced}, {"assessments", x->assessments},
+			 {"late", x->late}, {"otlp_requests", x->otlp_requests},
+			 {"info_requests", x->info_requests}, {"export_spans", x->export_spans},
+			 {"export_failed", x->export_failed}, {"run_ends_held", ts->ends_held},
+			 {"run_end_hold_expired", ts->end_hold_expired});
+	const struct rf_dests_stats *ds = &a.dests;
+	if (ds->destinations > 1 || ds->refused_runs)
+		COUNTERS(level, NULL, NULL, {"destinations", ds->destinations},
+			 {"refused_runs", ds->refused_runs}, {"refused_records", ds->refused_records});
 }
 
 /* ---- ops: the stats file (rf_status) and /metrics (rf_prom) ---- */

@@ -29,17 +29,35 @@ static inline void fuzz_fix_crcs(uint8_t *m, size_t size, size_t off, size_t hdr
 	}
 }
 
-/* NULL for an empty input (or no memory); *size becomes the image's. */
-static inline uint8_t *fuzz_image(const uint8_t *data, size_t *size, uint8_t *opt)
+/* Records with checksums: laid from `first`, `hdr` header bytes each. */
+struct fuzz_records {
+	size_t first, hdr;
+	fuzz_crc_fn crc;
+};
+
+/* m NULL for an empty input (or no memory); size is the image's; with
+ * option bit 0 the records' checksums are made right first. */
+struct fuzz_image {
+	uint8_t *m;
+	size_t size;
+	uint8_t opt;
+};
+
+static inline struct fuzz_image fuzz_image(const uint8_t *data, size_t size,
+					   const struct fuzz_records *recs)
 {
-	if (*size < 1)
-		return NULL;
-	*opt = data[0];
-	(*size)--;
-	uint8_t *m = malloc(*size ? *size : 1);
-	if (m)
-		memcpy(m, data + 1, *size);
-	return m;
+	struct fuzz_image im = {NULL, 0, 0};
+	if (size < 1)
+		return im;
+	im.opt = data[0];
+	im.size = size - 1;
+	im.m = malloc(im.size ? im.size : 1);
+	if (!im.m)
+		return im;
+	memcpy(im.m, data + 1, im.size);
+	if (im.opt & 1)
+		fuzz_fix_crcs(im.m, im.size, recs->first, recs->hdr, recs->crc);
+	return im;
 }
 
 #endif

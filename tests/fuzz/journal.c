@@ -38,12 +38,12 @@ static uint32_t record_crc(const uint8_t *r, uint32_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	uint8_t opt;
-	uint8_t *m = fuzz_image(data, &size, &opt);
+	static const struct fuzz_records recs = {48, 24, record_crc};
+	struct fuzz_image im = fuzz_image(data, size, &recs);
+	uint8_t *m = im.m, opt = im.opt;
 	if (!m)
 		return 0;
-	if (opt & 1)
-		fuzz_fix_crcs(m, size, 48, 24, record_crc);
+	size = im.size;
 	uint64_t created = 0;
 	if (size >= 24)
 		memcpy(&created, m + 16, 8); /* the header's ring_created_ns */

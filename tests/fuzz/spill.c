@@ -46,12 +46,12 @@ static uint32_t record_crc(const uint8_t *r, uint32_t len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	uint8_t opt;
-	uint8_t *m = fuzz_image(data, &size, &opt);
+	static const struct fuzz_records recs = {32, 16, record_crc};
+	struct fuzz_image im = fuzz_image(data, size, &recs);
+	uint8_t *m = im.m, opt = im.opt;
 	if (!m)
 		return 0;
-	if (opt & 1)
-		fuzz_fix_crcs(m, size, 32, 16, record_crc);
+	size = im.size;
 	fuzz_track_begin((size & 1) != 0); /* odd sizes: one trace per run */
 	struct ctx c = {0};
 	struct rf_spill_report rep = {0};
