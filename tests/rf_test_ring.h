@@ -21,6 +21,16 @@ static inline void rf_test_open_pair(char *name, const char *tag, size_t capacit
 	CHECK_EQ(rf_ring_open(prod, name, &o), 0);
 }
 
+/* Only the consumer end (producers: other processes, or libringflow). */
+static inline rf_ring *rf_test_open_consumer(char *name, const char *tag, size_t capacity)
+{
+	rf_test_ring_name(name, 64, tag);
+	rf_ring *cons;
+	struct rf_ring_opts o = {.capacity = capacity, .flags = RF_RING_CREATE | RF_RING_CONSUMER};
+	CHECK_EQ(rf_ring_open(&cons, name, &o), 0);
+	return cons;
+}
+
 static inline void rf_test_close_pair(const char *name, rf_ring *prod, rf_ring *cons)
 {
 	rf_ring_close(prod);

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 
 #include "rf_test_got.h"
+#include "rf_test_ring.h"
 #include "ringflow.h"
 
 static void test_every_type(const char *ring, rf_ring *cons, struct got *g)
@@ -266,10 +267,7 @@ static void test_threads_and_fork(rf_producer *p, rf_ring *cons, struct got *g)
 int main(void)
 {
 	char ring[64];
-	rf_test_ring_name(ring, sizeof ring, "producer");
-	rf_ring *cons;
-	struct rf_ring_opts o = {.capacity = 1u << 20, .flags = RF_RING_CREATE | RF_RING_CONSUMER};
-	CHECK_EQ(rf_ring_open(&cons, ring, &o), 0);
+	rf_ring *cons = rf_test_open_consumer(ring, "producer", 1u << 20);
 	static struct got g;
 	test_every_type(ring, cons, &g);
 	rf_producer *p;

@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 
 #include "rf_test_got.h"
+#include "rf_test_ring.h"
 #include "ringflow.h"
 
 /* Every record this test writes decodes. */
@@ -549,10 +550,7 @@ static void test_assess(rf_ring *cons, struct got *g)
 int main(void)
 {
 	char ring[64];
-	rf_test_ring_name(ring, sizeof ring, "trace");
-	rf_ring *cons;
-	struct rf_ring_opts o = {.capacity = 4u << 20, .flags = RF_RING_CREATE | RF_RING_CONSUMER};
-	CHECK_EQ(rf_ring_open(&cons, ring, &o), 0);
+	rf_ring *cons = rf_test_open_consumer(ring, "trace", 4u << 20);
 	rf_producer *p;
 	struct rf_producer_opts po = {.ring = ring};
 	CHECK_EQ(rf_producer_open(&p, &po), 0);
