@@ -16,6 +16,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "rf_daemon.h"
 #include "rf_daemon_int.h"
 #include "rf_detach.h"
 #include "rf_err.h"

@@ -12,6 +12,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "rf_daemon.h"
 #include "rf_daemon_int.h"
 #include "rf_decode.h"
 #include "rf_detach.h"

@@ -8,7 +8,6 @@
 #include <stdint.h>
 
 #include "rf_config.h"
-#include "rf_daemon.h"
 #include "rf_dest.h"
 #include "rf_gate.h"
 #include "rf_http.h"
@@ -18,6 +17,8 @@
 #include "rf_prom.h"
 #include "rf_ring.h"
 #include "rf_status.h"
+
+typedef struct rf_daemon rf_daemon;
 
 /* status file and Prometheus endpoint (rf_daemon_ops.c) */
 struct rf_daemon_ops {

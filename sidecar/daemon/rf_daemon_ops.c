@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rf_daemon.h"
 #include "rf_daemon_int.h"
 #include "rf_err.h"
 #include "rf_redact.h"

@@ -11,7 +11,8 @@
 
 #include "rf_experiments.h"
 #include "rf_spans.h"
-#include "rf_traces.h" /* its types: options, stats */
+#include "rf_track.h"
+#include "rf_traces_types.h"
 
 /* A trace's info (StartTraceV3) as sent. */
 enum rf_info_state { INFO_NOT_SENT, INFO_SENDING, INFO_ANSWERED };

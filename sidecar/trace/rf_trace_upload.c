@@ -28,6 +28,7 @@
 
 #include "rf_trace_ops.h"
 #include "rf_trace_table.h"
+#include "rf_traces.h" /* what it implements: rf_traces_pump, _idle, _stats ... */
 
 #define OTLP_MAX_SPANS 2000 /* spans per /v1/traces request */
 #define OTLP_MAX_TRACES 100 /* roots per request: MLflow links at most 100 to a run */

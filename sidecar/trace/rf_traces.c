@@ -28,6 +28,7 @@
 #include "rf_trace_inspect.h"
 #include "rf_trace_ops.h"
 #include "rf_trace_table.h"
+#include "rf_traces.h"
 #include "ringflow.h"
 
 

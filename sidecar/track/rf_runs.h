@@ -14,7 +14,7 @@
 #include "rf_experiments.h"
 #include "rf_idmap.h"
 #include "rf_metrics.h"
-#include "rf_track.h" /* its types: rf_track_stats, rf_track_busy_fn */
+#include "rf_track_types.h"
 
 /* Usage summed from a task's model_usage records, per model: the task's
  * usage metrics when its task_end carries no totals (a C producer). */

@@ -35,6 +35,7 @@
 #include "rf_decode.h"
 #include "rf_err.h"
 #include "rf_runs.h"
+#include "rf_track.h"
 #include "ringflow.h"
 
 struct rf_track {
