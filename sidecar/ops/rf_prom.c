@@ -6,6 +6,7 @@
  * it is readable, and keep one loop timer at the timeout MHD reports.
  */
 #include "rf_prom.h"
+#include "rf_log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,17 +32,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	size_t n = strlen(msg);
 	while (n && msg[n - 1] == '\n')
 		msg[--n] = 0;
-	for (char *p = msg; *p; p++)
-		if (*p == '"' || *p == '\n')
-			*p = '\'';
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	struct tm tm;
-	gmtime_r(&ts.tv_sec, &tm);
-	char t[32];
-	strftime(t, sizeof t, "%Y-%m-%dT%H:%M:%S", &tm);
-	fprintf(stderr, "ts=%s.%03ldZ level=warn msg=\"metrics endpoint: %s\"\n", t,
-		ts.tv_nsec / 1000000, msg);
+	rf_logf("warn", "metrics endpoint: %s", msg);
 }
 
 struct rf_prom {
