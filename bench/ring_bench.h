@@ -246,4 +246,54 @@ double measure_timer_overhead(void);
 int report(const struct opts *o, enum transport tr, unsigned producers, unsigned threads,
 	   size_t bytes, struct result *runs, unsigned n);
 
+/* One producer thread's loop, the same for every transport: send(a, ctx,
+ * seq) writes record `seq` and says how it went; every sample_every-th
+ * send is timed (its latency histogram), a full transport is counted in
+ * eagain and tried again until the run stops.  Inlined with the transport's
+ * send, so no call is added to what is measured. */
+enum send_result {
+	SEND_OK,
+	SEND_FULL,  /* no room now: counted, tried again unless stopping */
+	SEND_RETRY, /* interrupted: tried again, not counted */
+	SEND_FAIL,  /* sh_fail() said why */
+};
+
+static inline __attribute__((always_inline)) void
+producer_loop(struct thread_arg *a, enum send_result (*send)(struct thread_arg *, void *, uint64_t),
+	      void *ctx)
+{
+	struct shared *sh = a->run->sh;
+	struct thread_slot *s = &sh->slot[a->tid];
+	const uint64_t limit = a->run->o->records ? a->run->o->records : UINT64_MAX;
+	const uint64_t mask = a->run->o->sample_every - 1;
+	uint64_t seq = 0, eagain = 0, samples = 0;
+
+	wait_start(sh);
+	while (seq < limit) {
+		if ((seq & 63) == 0 && atomic_load_explicit(&sh->stop, memory_order_relaxed))
+			break;
+		const bool timed = (seq & mask) == 0;
+		uint64_t t0 = timed ? ticks() : 0;
+		enum send_result r = send(a, ctx, seq);
+		if (r == SEND_RETRY)
+			continue;
+		if (r == SEND_FULL) {
+			eagain++;
+			if (atomic_load_explicit(&sh->stop, memory_order_relaxed))
+				break;
+			continue;
+		}
+		if (r == SEND_FAIL)
+			break;
+		if (timed) {
+			uint64_t t1 = ticks();
+			s->hist[h_index(t1 > t0 ? t1 - t0 : 0)]++;
+			samples++;
+		}
+		seq++;
+	}
+	s->samples = samples;
+	thread_finish(sh, s, seq, eagain);
+}
+
 #endif

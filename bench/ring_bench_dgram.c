@@ -5,57 +5,38 @@
  */
 #include "ring_bench.h"
 
+static inline __attribute__((always_inline)) enum send_result
+dgram_send(struct thread_arg *a, void *buf, uint64_t seq)
+{
+	const size_t bytes = a->run->bytes;
+	rec_fill(buf, bytes, a->tid, seq);
+	ssize_t w = send(a->fd, buf, bytes, 0);
+	if (w < 0) {
+		if (errno == EINTR)
+			return SEND_RETRY;
+		if (errno == EAGAIN || errno == ENOBUFS)
+			return SEND_FULL;
+		sh_fail(a->run->sh, "send: %s", strerror(errno));
+		return SEND_FAIL;
+	}
+	if ((size_t)w != bytes) {
+		sh_fail(a->run->sh, "send: short datagram %zd of %zu", w, bytes);
+		return SEND_FAIL;
+	}
+	return SEND_OK;
+}
+
 void *dgram_producer_thread(void *p)
 {
 	struct thread_arg *a = p;
-	struct run *run = a->run;
-	struct shared *sh = run->sh;
-	struct thread_slot *s = &sh->slot[a->tid];
-	const size_t bytes = run->bytes;
-	const uint64_t limit = run->o->records ? run->o->records : UINT64_MAX;
-	const uint64_t mask = run->o->sample_every - 1;
-	uint64_t seq = 0, eagain = 0, samples = 0;
-	void *buf = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-
+	void *buf = aligned_alloc(64, (a->run->bytes + 63) & ~(size_t)63);
 	if (!buf) {
-		sh_fail(sh, "out of memory");
-		thread_finish(sh, s, 0, 0);
+		sh_fail(a->run->sh, "out of memory");
+		thread_finish(a->run->sh, &a->run->sh->slot[a->tid], 0, 0);
 		return NULL;
 	}
-	wait_start(sh);
-	while (seq < limit) {
-		if ((seq & 63) == 0 && atomic_load_explicit(&sh->stop, memory_order_relaxed))
-			break;
-		const bool timed = (seq & mask) == 0;
-		uint64_t t0 = timed ? ticks() : 0;
-		rec_fill(buf, bytes, a->tid, seq);
-		ssize_t w = send(a->fd, buf, bytes, 0);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == ENOBUFS) {
-				eagain++;
-				if (atomic_load_explicit(&sh->stop, memory_order_relaxed))
-					break;
-				continue;
-			}
-			sh_fail(sh, "send: %s", strerror(errno));
-			break;
-		}
-		if ((size_t)w != bytes) {
-			sh_fail(sh, "send: short datagram %zd of %zu", w, bytes);
-			break;
-		}
-		if (timed) {
-			uint64_t t1 = ticks();
-			s->hist[h_index(t1 > t0 ? t1 - t0 : 0)]++;
-			samples++;
-		}
-		seq++;
-	}
+	producer_loop(a, dgram_send, buf);
 	free(buf);
-	s->samples = samples;
-	thread_finish(sh, s, seq, eagain);
 	return NULL;
 }
 

@@ -5,50 +5,31 @@
  */
 #include "ring_bench.h"
 
+static inline __attribute__((always_inline)) enum send_result
+ring_send(struct thread_arg *a, void *ctx, uint64_t seq)
+{
+	(void)ctx;
+	const size_t bytes = a->run->bytes;
+	struct rf_ring_claim c;
+	int rc = rf_ring_claim(a->ring, REC_TYPE, bytes, &c);
+	if (rc == -EAGAIN)
+		return SEND_FULL;
+	if (rc < 0) {
+		sh_fail(a->run->sh, "rf_ring_claim: %s (%s)", strerror(-rc), rf_ring_errmsg());
+		return SEND_FAIL;
+	}
+	rec_fill(c.data, bytes, a->tid, seq);
+	rc = rf_ring_commit(a->ring, &c);
+	if (rc < 0) {
+		sh_fail(a->run->sh, "rf_ring_commit: %s (%s)", strerror(-rc), rf_ring_errmsg());
+		return SEND_FAIL;
+	}
+	return SEND_OK;
+}
+
 void *ring_producer_thread(void *p)
 {
-	struct thread_arg *a = p;
-	struct run *run = a->run;
-	struct shared *sh = run->sh;
-	struct thread_slot *s = &sh->slot[a->tid];
-	const size_t bytes = run->bytes;
-	const uint64_t limit = run->o->records ? run->o->records : UINT64_MAX;
-	const uint64_t mask = run->o->sample_every - 1;
-	uint64_t seq = 0, eagain = 0, samples = 0;
-
-	wait_start(sh);
-	while (seq < limit) {
-		if ((seq & 63) == 0 && atomic_load_explicit(&sh->stop, memory_order_relaxed))
-			break;
-		const bool timed = (seq & mask) == 0;
-		uint64_t t0 = timed ? ticks() : 0;
-		struct rf_ring_claim c;
-		int rc = rf_ring_claim(a->ring, REC_TYPE, bytes, &c);
-		if (rc == -EAGAIN) {
-			eagain++;
-			if (atomic_load_explicit(&sh->stop, memory_order_relaxed))
-				break;
-			continue;
-		}
-		if (rc < 0) {
-			sh_fail(sh, "rf_ring_claim: %s (%s)", strerror(-rc), rf_ring_errmsg());
-			break;
-		}
-		rec_fill(c.data, bytes, a->tid, seq);
-		rc = rf_ring_commit(a->ring, &c);
-		if (rc < 0) {
-			sh_fail(sh, "rf_ring_commit: %s (%s)", strerror(-rc), rf_ring_errmsg());
-			break;
-		}
-		if (timed) {
-			uint64_t t1 = ticks();
-			s->hist[h_index(t1 > t0 ? t1 - t0 : 0)]++;
-			samples++;
-		}
-		seq++;
-	}
-	s->samples = samples;
-	thread_finish(sh, s, seq, eagain);
+	producer_loop(p, ring_send, NULL);
 	return NULL;
 }
 

@@ -30,7 +30,6 @@ static void append(size_t at, const char *tail)
 
 static int vset(int code, const char *sys, const char *fmt, va_list ap)
 	__attribute__((format(printf, 3, 0)));
-
 static int vset(int code, const char *sys, const char *fmt, va_list ap)
 {
 	rf_err_errno = norm(code);

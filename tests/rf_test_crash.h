@@ -426,13 +426,8 @@ static inline void crash_setup(void)
 	if (!seed)
 		seed = 1;
 	printf("seed %" PRIu64 " (RF_CRASH_SEED)\n", seed);
-	sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	CHECK(sh != MAP_FAILED);
-	atexit(cleanup);
-	signal(SIGTERM, on_signal);
-	signal(SIGINT, on_signal);
-	signal(SIGHUP, on_signal);
-	signal(SIGPIPE, SIG_IGN); /* a closed stdout must not skip the cleanup */
+	sh = rf_test_shared(sizeof *sh);
+	rf_test_cleanup_on_exit(cleanup, on_signal);
 }
 
 #endif

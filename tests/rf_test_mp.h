@@ -6,10 +6,12 @@
 #ifndef RF_TEST_MP_H
 #define RF_TEST_MP_H
 
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "rf_test.h"
 
@@ -94,6 +96,24 @@ static inline uint64_t env_u64(const char *name, uint64_t dflt)
 {
 	const char *v = getenv(name);
 	return v && *v ? strtoull(v, NULL, 0) : dflt;
+}
+
+/* Anonymous memory shared with the processes this one forks. */
+static inline void *rf_test_shared(size_t n)
+{
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	CHECK(p != MAP_FAILED);
+	return p;
+}
+
+/* `cleanup` at exit and on SIGTERM/SIGINT/SIGHUP (through `on_signal`). */
+static inline void rf_test_cleanup_on_exit(void (*cleanup)(void), void (*on_signal)(int))
+{
+	atexit(cleanup);
+	signal(SIGTERM, on_signal);
+	signal(SIGINT, on_signal);
+	signal(SIGHUP, on_signal);
+	signal(SIGPIPE, SIG_IGN); /* a closed stdout must not skip the cleanup */
 }
 
 #endif

@@ -9,61 +9,12 @@
  */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
 
-#include "rf_decode.h"
-#include "rf_ring.h"
-#include "rf_test.h"
+#include "rf_test_got.h"
+#include "rf_test_ring.h"
 #include "ringflow.h"
-
-#define MAXREC 20000
-
-struct got {
-	int n;
-	int types[MAXREC];
-	json_t *data[MAXREC];
-	int malformed;
-};
-
-static int on_rec(const struct rf_ring_rec *rec, void *arg)
-{
-	struct got *g = arg;
-	rf_decoded d;
-	if (g->n >= MAXREC)
-		return 1;
-	if (rf_decode(&d, rec->data, rec->len) == 0) {
-		g->types[g->n] = rec->type;
-		g->data[g->n] = rf_obj_to_json(d.root);
-		g->n++;
-	} else {
-		fprintf(stderr, "malformed: %s\n", rf_err_msg());
-		g->malformed++;
-	}
-	rf_decoded_free(&d);
-	return 0;
-}
-
-static void drain(rf_ring *c, struct got *g)
-{
-	for (int idle = 0; idle < 3;) {
-		int n = rf_ring_consume(c, on_rec, g, 1024);
-		CHECK(n >= 0);
-		idle = n ? 0 : idle + 1;
-	}
-}
-
-static void reset(struct got *g)
-{
-	for (int i = 0; i < g->n; i++)
-		json_decref(g->data[i]);
-	g->n = 0;
-	g->malformed = 0;
-}
-
-static const char *jstr(json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
-}
 
 static void test_every_type(const char *ring, rf_ring *cons, struct got *g)
 {
@@ -77,7 +28,7 @@ static void test_every_type(const char *ring, rf_ring *cons, struct got *g)
 	snprintf(cmd, sizeof cmd, "RINGFLOW_RING=%s %s/../examples/synthetic_eval 3 >/dev/null", ring,
 		 exe);
 	CHECK_EQ(system(cmd), 0);
-	drain(cons, g);
+	rf_test_drain(cons, g, 1024);
 	CHECK_EQ(g->malformed, 0);
 	int seen[RF_EV_MAX_BUILTIN + 1] = {0};
 	for (int i = 0; i < g->n; i++) {
@@ -111,7 +62,7 @@ static void test_every_type(const char *ring, rf_ring *cons, struct got *g)
 		}
 	}
 	printf("every type: %d records, all %d types decoded\n", g->n, RF_EV_TRACE_SPAN_START - 1);
-	reset(g);
+	rf_test_got_reset(g);
 }
 
 static void test_values(rf_producer *p, rf_ring *cons, struct got *g)
@@ -158,7 +109,7 @@ static void test_values(rf_producer *p, rf_ring *cons, struct got *g)
 	free(text);
 	CHECK_EQ(rf_rec_end(&r), 0);
 
-	drain(cons, g);
+	rf_test_drain(cons, g, 1024);
 	CHECK_EQ(g->n, 1);
 	json_t *d = g->data[0];
 	CHECK(!strcmp(jstr(d, "s"), "héllo"));
@@ -193,7 +144,7 @@ static void test_values(rf_producer *p, rf_ring *cons, struct got *g)
 	CHECK(st.redacted >= 6);
 	CHECK_EQ(st.truncated, 1);
 	printf("values: all kinds, nesting, move out of a small claim, redaction, truncation\n");
-	reset(g);
+	rf_test_got_reset(g);
 }
 
 static void test_errors(rf_producer *p, rf_ring *cons, struct got *g)
@@ -223,20 +174,20 @@ static void test_errors(rf_producer *p, rf_ring *cons, struct got *g)
 	CHECK_EQ(rf_rec_begin(p, &r, RF_EV_LOG, 0), 0);
 	rf_rec_str(&r, "message", "after errors");
 	CHECK_EQ(rf_rec_end(&r), 0);
-	drain(cons, g);
+	rf_test_drain(cons, g, 1024);
 	CHECK_EQ(g->n, 1);
 	CHECK(!strcmp(jstr(g->data[0], "message"), "after errors"));
 	rf_producer_stats(p, &after);
 	CHECK_EQ(after.errors - before.errors, 3);
 	printf("errors: too deep, too large, unbalanced reported and counted; nothing half-written\n");
-	reset(g);
+	rf_test_got_reset(g);
 }
 
 static rf_producer *shared;
+static atomic_int emitters_done; /* threads that returned, failed or not */
 
-static void *emitter(void *arg)
+static void *emit_2000(int id)
 {
-	int id = (int)(intptr_t)arg;
 	for (int i = 0; i < 2000; i++) {
 		rf_rec r;
 		if (rf_rec_begin(shared, &r, RF_EV_MODEL_CALL, 0))
@@ -250,6 +201,13 @@ static void *emitter(void *arg)
 	return NULL;
 }
 
+static void *emitter(void *arg)
+{
+	void *res = emit_2000((int)(intptr_t)arg);
+	atomic_fetch_add(&emitters_done, 1);
+	return res;
+}
+
 static void test_threads_and_fork(rf_producer *p, rf_ring *cons, struct got *g)
 {
 	shared = p;
@@ -258,8 +216,14 @@ static void test_threads_and_fork(rf_producer *p, rf_ring *cons, struct got *g)
 		CHECK_EQ(pthread_create(&th[i], NULL, emitter, (void *)i), 0);
 	int next[5] = {0};
 	int total = 0;
-	while (total < 8000) {
-		drain(cons, g);
+	for (bool last = false; total < 8000 && !last;) {
+		/* Once every thread returned, their last spilled records are
+		 * flushed into the ring's order and one more drain reads the
+		 * rest: a lost record fails the test instead of hanging it. */
+		last = atomic_load(&emitters_done) == 4;
+		if (last && rf_producer_flush(p) == -ENOSPC)
+			last = false; /* the ring is still full: drain, then again */
+		rf_test_drain(cons, g, 1024);
 		for (int i = 0; i < g->n; i++) {
 			int t = (int)json_integer_value(json_object_get(g->data[i], "thread"));
 			CHECK(t >= 0 && t < 4);
@@ -267,13 +231,14 @@ static void test_threads_and_fork(rf_producer *p, rf_ring *cons, struct got *g)
 			next[t]++;
 		}
 		total += g->n;
-		reset(g);
+		rf_test_got_reset(g);
 	}
 	for (int i = 0; i < 4; i++) {
 		void *res;
 		pthread_join(th[i], &res);
 		CHECK(res == NULL);
 	}
+	CHECK_EQ(total, 8000);
 	/* Fork: the child keeps using the parent's handle (re-registers itself). */
 	pid_t pid = fork();
 	CHECK(pid >= 0);
@@ -297,7 +262,7 @@ static void test_threads_and_fork(rf_producer *p, rf_ring *cons, struct got *g)
 	int st;
 	CHECK_EQ(waitpid(pid, &st, 0), pid);
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	drain(cons, g);
+	rf_test_drain(cons, g, 1024);
 	int child = 0, parent = 0;
 	for (int i = 0; i < g->n; i++) {
 		const char *who = jstr(g->data[i], "who");
@@ -311,16 +276,13 @@ static void test_threads_and_fork(rf_producer *p, rf_ring *cons, struct got *g)
 	CHECK_EQ(child, 100);
 	CHECK_EQ(parent, 1);
 	printf("threads: 4 x 2000 records in per-thread order; fork: child's 100 + parent's 1\n");
-	reset(g);
+	rf_test_got_reset(g);
 }
 
 int main(void)
 {
 	char ring[64];
-	rf_test_ring_name(ring, sizeof ring, "producer");
-	rf_ring *cons;
-	struct rf_ring_opts o = {.capacity = 1u << 20, .flags = RF_RING_CREATE | RF_RING_CONSUMER};
-	CHECK_EQ(rf_ring_open(&cons, ring, &o), 0);
+	rf_ring *cons = rf_test_open_consumer(ring, "producer", 1u << 20);
 	static struct got g;
 	test_every_type(ring, cons, &g);
 	rf_producer *p;

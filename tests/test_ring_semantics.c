@@ -10,6 +10,7 @@
 
 #include "../ringbuf/rf_ring_int.h"
 #include "rf_test.h"
+#include "rf_test_ring.h"
 
 #define CAP (64u << 10)
 
@@ -43,21 +44,11 @@ static int drain(rf_ring *cons, struct collect *c)
 	return total;
 }
 
-static void open_pair(const char *name, rf_ring **prod, rf_ring **cons, int policy)
-{
-	struct rf_ring_opts o = {.capacity = CAP, .flags = RF_RING_CREATE | RF_RING_CONSUMER,
-				 .full_policy = policy, .full_wait_ns = 1000000};
-	CHECK_EQ(rf_ring_open(cons, name, &o), 0);
-	o.flags = 0;
-	CHECK_EQ(rf_ring_open(prod, name, &o), 0);
-}
-
 static void test_round_trip_and_wrap(void)
 {
 	char name[64];
-	rf_test_ring_name(name, sizeof name, "sem-wrap");
 	rf_ring *p, *c;
-	open_pair(name, &p, &c, RF_RING_FULL_WAIT);
+	rf_test_open_pair(name, "sem-wrap", CAP, RF_RING_FULL_WAIT, &p, &c);
 
 	/* Created 0600 whatever the umask. */
 	struct stat st;
@@ -109,17 +100,14 @@ static void test_round_trip_and_wrap(void)
 	CHECK_EQ(drain(c, &col), 50);
 	for (int i = 0; i < 50; i++)
 		CHECK_EQ(col.first[i], i);
-	rf_ring_close(p);
-	rf_ring_close(c);
-	rf_ring_unlink(name);
+	rf_test_close_pair(name, p, c);
 }
 
 static void test_max_size_abort_full(void)
 {
 	char name[64];
-	rf_test_ring_name(name, sizeof name, "sem-max");
 	rf_ring *p, *c;
-	open_pair(name, &p, &c, RF_RING_FULL_WAIT);
+	rf_test_open_pair(name, "sem-max", CAP, RF_RING_FULL_WAIT, &p, &c);
 	struct rf_ring_stats st;
 	rf_ring_stats(c, &st);
 	CHECK_EQ(st.max_record, CAP / 8 - 8);
@@ -169,17 +157,14 @@ static void test_max_size_abort_full(void)
 	memset(&col, 0, sizeof col);
 	CHECK_EQ(drain(c, &col), n);
 	CHECK_EQ(rf_ring_write(p, 1, buf, sizeof buf), 0); /* room again */
-	rf_ring_close(p);
-	rf_ring_close(c);
-	rf_ring_unlink(name);
+	rf_test_close_pair(name, p, c);
 }
 
 static void test_one_consumer(void)
 {
 	char name[64];
-	rf_test_ring_name(name, sizeof name, "sem-cons");
 	rf_ring *p, *c, *c2;
-	open_pair(name, &p, &c, RF_RING_FULL_WAIT);
+	rf_test_open_pair(name, "sem-cons", CAP, RF_RING_FULL_WAIT, &p, &c);
 	struct rf_ring_opts o = {.flags = RF_RING_CONSUMER};
 	CHECK_EQ(rf_ring_open(&c2, name, &o), -EBUSY);
 	CHECK(strstr(rf_ring_errmsg(), "another consumer") != NULL);
@@ -286,9 +271,8 @@ static void test_bad_segments(void)
 static void test_held(void)
 {
 	char name[64];
-	rf_test_ring_name(name, sizeof name, "sem-held");
 	rf_ring *p, *c;
-	open_pair(name, &p, &c, RF_RING_FULL_WAIT);
+	rf_test_open_pair(name, "sem-held", CAP, RF_RING_FULL_WAIT, &p, &c);
 	uint8_t buf[1000];
 	for (int round = 0; round < 300; round++) {
 		memset(buf, (uint8_t)round, sizeof buf);
@@ -334,9 +318,7 @@ static void test_held(void)
 	CHECK_EQ(col.n, 2);
 	CHECK_EQ(col.pos[0], col.pos[1]); /* the same record, same position */
 	CHECK_EQ(col.types[1], 9);
-	rf_ring_close(p);
-	rf_ring_close(c);
-	rf_ring_unlink(name);
+	rf_test_close_pair(name, p, c);
 }
 
 int main(void)

@@ -523,13 +523,8 @@ int main(void)
 		base_seed = 1;
 	printf("seed %" PRIu64 " (RF_STRESS_SEED), %" PRIu64 " records per thread\n", base_seed,
 	       records_per_thread);
-	sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	CHECK(sh != MAP_FAILED);
-	atexit(cleanup);
-	signal(SIGTERM, on_signal);
-	signal(SIGINT, on_signal);
-	signal(SIGHUP, on_signal);
-	signal(SIGPIPE, SIG_IGN); /* a closed stdout must not skip the cleanup */
+	sh = rf_test_shared(sizeof *sh);
+	rf_test_cleanup_on_exit(cleanup, on_signal);
 
 	struct phase wait_ph = {.tag = "stress-wait", .policy = RF_RING_FULL_WAIT,
 				.full_wait_ns = 2000000000ull, .capacity = 64u << 10,

@@ -17,6 +17,7 @@
 
 #include "../ringbuf/rf_ring_int.h"
 #include "rf_test.h"
+#include "rf_test_ring.h"
 #include "ringflow.h"
 
 #define CAP (64u << 10)
@@ -44,15 +45,6 @@ static int on_rec(const struct rf_ring_rec *rec, void *arg)
 	}
 	c->n++;
 	return 0;
-}
-
-static void open_pair(const char *name, rf_ring **prod, rf_ring **cons)
-{
-	struct rf_ring_opts o = {.capacity = CAP, .flags = RF_RING_CREATE | RF_RING_CONSUMER,
-				 .full_policy = RF_RING_FULL_WAIT, .full_wait_ns = 1000000};
-	CHECK_EQ(rf_ring_open(cons, name, &o), 0);
-	o.flags = 0;
-	CHECK_EQ(rf_ring_open(prod, name, &o), 0);
 }
 
 static void put(rf_ring *p, int32_t type, size_t len, uint8_t fill)
@@ -101,9 +93,8 @@ static void advance_to(rf_ring *p, rf_ring *c, uint64_t off)
 static void test_forged_capacity(void)
 {
 	char name[64];
-	rf_test_ring_name(name, sizeof name, "trust-cap");
 	rf_ring *p, *c;
-	open_pair(name, &p, &c);
+	rf_test_open_pair(name, "trust-cap", CAP, RF_RING_FULL_WAIT, &p, &c);
 	advance_to(p, c, CAP - 64);
 	struct rf_ring_shm *h = c->shm;
 	uint64_t head = atomic_load(&h->head);
@@ -129,9 +120,7 @@ static void test_forged_capacity(void)
 	rf_ring *p2;
 	CHECK_EQ(rf_ring_open(&p2, name, &(struct rf_ring_opts){0}), 0);
 	rf_ring_close(p2);
-	rf_ring_close(p);
-	rf_ring_close(c);
-	rf_ring_unlink(name);
+	rf_test_close_pair(name, p, c);
 }
 
 /* head and tail in the segment: a forged unaligned head, or a tail far
@@ -139,9 +128,8 @@ static void test_forged_capacity(void)
 static void test_forged_head_tail(void)
 {
 	char name[64];
-	rf_test_ring_name(name, sizeof name, "trust-ht");
 	rf_ring *p, *c;
-	open_pair(name, &p, &c);
+	rf_test_open_pair(name, "trust-ht", CAP, RF_RING_FULL_WAIT, &p, &c);
 	put(p, 3, 100, 0x33);
 	struct collect col = {0};
 	CHECK_EQ(drain(c, &col, 10), 1);
@@ -166,9 +154,7 @@ static void test_forged_head_tail(void)
 	CHECK_EQ(drain(c, &col, 10), 1);
 	CHECK_EQ(col.types[0], 4);
 	CHECK_EQ(col.first[0], 0x44);
-	rf_ring_close(p);
-	rf_ring_close(c);
-	rf_ring_unlink(name);
+	rf_test_close_pair(name, p, c);
 }
 
 
@@ -184,7 +170,9 @@ static uint64_t three(rf_ring *p, rf_ring *c, uint64_t sz[3])
 	return head;
 }
 
-static void check_bc(struct collect *col)
+/* After damage to A of three(): B and C delivered whole, A alone lost and
+ * counted (one corrupt record of A's size).  The stats, for more checks. */
+static struct rf_ring_stats only_a_lost(rf_ring *c, const struct collect *col, const uint64_t sz[3])
 {
 	CHECK_EQ(col->n, 2);
 	CHECK_EQ(col->types[0], 11);
@@ -192,6 +180,11 @@ static void check_bc(struct collect *col)
 	CHECK_EQ(col->lens[0], 120);
 	CHECK_EQ(col->types[1], 12);
 	CHECK_EQ(col->first[1], 0xa2);
+	struct rf_ring_stats st;
+	rf_ring_stats(c, &st);
+	CHECK_EQ(st.corrupt, 1);
+	CHECK_EQ(st.corrupt_bytes, sz[0]);
+	return st;
 }
 
 /* Item 3: a committed header with an impossible length at head.  The old
@@ -202,19 +195,14 @@ static void check_bc(struct collect *col)
 static void test_corrupt_length(void)
 {
 	char name[64];
-	rf_test_ring_name(name, sizeof name, "trust-len");
 	rf_ring *p, *c;
-	open_pair(name, &p, &c);
+	rf_test_open_pair(name, "trust-len", CAP, RF_RING_FULL_WAIT, &p, &c);
 	uint64_t sz[3];
 	uint64_t a = three(p, c, sz);
 	atomic_store(rf_rec_len(c, a), 0x7ffffff0);
 	struct collect col = {0};
 	CHECK_EQ(drain(c, &col, 20), 2);
-	check_bc(&col);
-	struct rf_ring_stats st;
-	rf_ring_stats(c, &st);
-	CHECK_EQ(st.corrupt, 1);
-	CHECK_EQ(st.corrupt_bytes, sz[0]);
+	struct rf_ring_stats st = only_a_lost(c, &col, sz);
 	CHECK_EQ(st.head, st.tail);
 	CHECK(strstr(rf_ring_errmsg(), "corrupt record header") != NULL);
 	/* The same damage at the end of the ring's contents (nothing after it
@@ -236,9 +224,7 @@ static void test_corrupt_length(void)
 	CHECK_EQ(col.types[0], 21);
 	rf_ring_stats(c, &st);
 	CHECK_EQ(st.corrupt, 2);
-	rf_ring_close(p);
-	rf_ring_close(c);
-	rf_ring_unlink(name);
+	rf_test_close_pair(name, p, c);
 }
 
 /* The same under a held consume (what ringflowd uses): the skipped bytes
@@ -246,9 +232,8 @@ static void test_corrupt_length(void)
 static void test_corrupt_held(void)
 {
 	char name[64];
-	rf_test_ring_name(name, sizeof name, "trust-held");
 	rf_ring *p, *c;
-	open_pair(name, &p, &c);
+	rf_test_open_pair(name, "trust-held", CAP, RF_RING_FULL_WAIT, &p, &c);
 	uint64_t sz[3];
 	uint64_t a = three(p, c, sz);
 	atomic_store(rf_rec_len(c, a), -0x7ffffff0 + 1); /* a "claim" of 2 GiB */
@@ -264,17 +249,11 @@ static void test_corrupt_held(void)
 		usleep(1000);
 	}
 	CHECK_EQ(got, 2);
-	check_bc(&col);
 	CHECK_EQ(rf_ring_release(c), 0);
-	struct rf_ring_stats st;
-	rf_ring_stats(c, &st);
-	CHECK_EQ(st.corrupt, 1);
-	CHECK_EQ(st.corrupt_bytes, sz[0]);
+	struct rf_ring_stats st = only_a_lost(c, &col, sz);
 	CHECK_EQ(st.head, st.tail);
 	CHECK_EQ(atomic_load(rf_rec_len(c, a)), 0); /* freed space is zero again */
-	rf_ring_close(p);
-	rf_ring_close(c);
-	rf_ring_unlink(name);
+	rf_test_close_pair(name, p, c);
 }
 
 /* A padding record laid over committed records: the old consumer skipped
@@ -282,20 +261,15 @@ static void test_corrupt_held(void)
 static void test_forged_padding(void)
 {
 	char name[64];
-	rf_test_ring_name(name, sizeof name, "trust-pad");
 	rf_ring *p, *c;
-	open_pair(name, &p, &c);
+	rf_test_open_pair(name, "trust-pad", CAP, RF_RING_FULL_WAIT, &p, &c);
 	uint64_t sz[3];
 	uint64_t a = three(p, c, sz);
 	atomic_store(rf_rec_type(c, a), RF_RING_REC_PAD);
 	atomic_store(rf_rec_len(c, a), (int32_t)(sz[0] + sz[1] + sz[2]));
 	struct collect col = {0};
 	CHECK_EQ(drain(c, &col, 20), 2);
-	check_bc(&col);
-	struct rf_ring_stats st;
-	rf_ring_stats(c, &st);
-	CHECK_EQ(st.corrupt, 1);
-	CHECK_EQ(st.corrupt_bytes, sz[0]);
+	struct rf_ring_stats st = only_a_lost(c, &col, sz);
 	/* Honest padding (an abort, a wrap) is not counted. */
 	struct rf_ring_claim cl;
 	CHECK_EQ(rf_ring_claim(p, 5, 300, &cl), 0);
@@ -321,9 +295,7 @@ static void test_forged_padding(void)
 	rf_ring_stats(c, &st);
 	CHECK_EQ(st.corrupt, 2);
 	CHECK_EQ(st.corrupt_bytes, sz[0] + 24);
-	rf_ring_close(p);
-	rf_ring_close(c);
-	rf_ring_unlink(name);
+	rf_test_close_pair(name, p, c);
 }
 
 /* A forged consumer_pid (here pid 1, always alive) must not make producers

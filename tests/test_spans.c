@@ -25,57 +25,57 @@ static const char *attr_str(json_t *span, const char *key, const char *field)
 static void test_ids(void)
 {
 	uint8_t a[16], b[16], c[16];
-	rf_trace_id_of(a, "sample", "uuid-1");
-	rf_trace_id_of(b, "sample", "uuid-1");
-	rf_trace_id_of(c, "sample", "uuid-2");
+	rf_ttrace_id_of(a, "sample", "uuid-1");
+	rf_ttrace_id_of(b, "sample", "uuid-1");
+	rf_ttrace_id_of(c, "sample", "uuid-2");
 	CHECK(!memcmp(a, b, 16)); /* a replayed record lands on the same trace */
 	CHECK(memcmp(a, c, 16) != 0);
-	CHECK(rf_span_id_of("event", "e1") == rf_span_id_of("event", "e1"));
-	CHECK(rf_span_id_of("event", "e1") != rf_span_id_of("ispan", "e1"));
+	CHECK(rf_tspan_id_of("event", "e1") == rf_tspan_id_of("event", "e1"));
+	CHECK(rf_tspan_id_of("event", "e1") != rf_tspan_id_of("ispan", "e1"));
 	char s[36];
-	rf_trace_id_str(a, s);
+	rf_ttrace_id_str(a, s);
 	CHECK(strlen(s) == 35 && !strncmp(s, "tr-", 3));
 }
 
 static void test_store_and_otlp(void)
 {
 	uint8_t id[16];
-	rf_trace_id_of(id, "sample", "x");
-	struct rf_trace *tr = rf_trace_new(id);
+	rf_ttrace_id_of(id, "sample", "x");
+	struct rf_ttrace *tr = rf_ttrace_new(id);
 	CHECK(tr);
-	uint64_t root = rf_span_id_of("sample", "x");
+	uint64_t root = rf_tspan_id_of("sample", "x");
 	tr->root = root;
 	/* Enough spans to grow the index several times; lookups stay right. */
 	for (int i = 0; i < 300; i++) {
 		char k[16];
 		snprintf(k, sizeof k, "e%d", i);
-		struct rf_xspan *s = rf_trace_span(tr, rf_span_id_of("event", k), true);
-		CHECK(s && s->id == rf_span_id_of("event", k));
-		s->parent = i % 2 ? root : rf_span_id_of("ispan", "never-seen");
-		rf_span_set_name(s, k, "LLM");
+		struct rf_tspan *s = rf_ttrace_span(tr, rf_tspan_id_of("event", k), true);
+		CHECK(s && s->id == rf_tspan_id_of("event", k));
+		s->parent = i % 2 ? root : rf_tspan_id_of("ispan", "never-seen");
+		rf_tspan_set_name(s, k, "LLM");
 		s->start_ns = 1000 + i;
 	}
 	CHECK(tr->n == 300);
 	for (int i = 0; i < 300; i++) {
 		char k[16];
 		snprintf(k, sizeof k, "e%d", i);
-		struct rf_xspan *s = rf_trace_span(tr, rf_span_id_of("event", k), false);
+		struct rf_tspan *s = rf_ttrace_span(tr, rf_tspan_id_of("event", k), false);
 		CHECK(s && !strcmp(s->name, k));
 	}
-	CHECK(!rf_trace_span(tr, 12345, false));
-	struct rf_xspan *r = rf_trace_span(tr, root, true);
-	rf_span_set_name(r, "sample:x", "CHAIN");
+	CHECK(!rf_ttrace_span(tr, 12345, false));
+	struct rf_tspan *r = rf_ttrace_span(tr, root, true);
+	rf_tspan_set_name(r, "sample:x", "CHAIN");
 	r->start_ns = 500;
 	r->inputs = json_pack("{s:s}", "input", "hi");
-	rf_span_attr(r, "n", json_integer(7));
-	rf_xspan_end(tr, r, 400); /* before its start: clamped, never negative */
+	rf_tspan_attr(r, "n", json_integer(7));
+	rf_tspan_end(tr, r, 400); /* before its start: clamped, never negative */
 	CHECK(r->end_ns == 500);
 
 	/* Every open span is closed as ERROR with an exception event. */
-	size_t closed = rf_trace_close_open(tr, 9000, "never ended");
+	size_t closed = rf_ttrace_close_open(tr, 9000, "never ended");
 	CHECK(closed == 300);
-	struct rf_xspan *e0 = rf_trace_span(tr, rf_span_id_of("event", "e0"), false);
-	CHECK(e0->status == RF_XSPAN_ERROR && e0->end_ns == 9000);
+	struct rf_tspan *e0 = rf_ttrace_span(tr, rf_tspan_id_of("event", "e0"), false);
+	CHECK(e0->status == RF_TSPAN_ERROR && e0->end_ns == 9000);
 	CHECK(json_array_size(e0->events) == 1);
 
 	json_t *o = rf_otlp_span(tr, e0);
@@ -106,10 +106,10 @@ static void test_store_and_otlp(void)
 	json_decref(req);
 
 	/* A sent span keeps its id (children still find it), not its payload. */
-	rf_span_release(r);
+	rf_tspan_release(r);
 	r->sent = true;
-	CHECK(rf_trace_span(tr, root, false) == r && !r->name);
-	rf_trace_free(tr);
+	CHECK(rf_ttrace_span(tr, root, false) == r && !r->name);
+	rf_ttrace_free(tr);
 }
 
 int main(void)

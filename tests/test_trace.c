@@ -22,58 +22,15 @@
 #include <stdatomic.h>
 #include <sys/wait.h>
 
-#include "rf_decode.h"
-#include "rf_ring.h"
-#include "rf_test.h"
+#include "rf_test_got.h"
+#include "rf_test_ring.h"
 #include "ringflow.h"
 
-#define MAXREC 60000
-
-struct got {
-	int n;
-	int types[MAXREC];
-	json_t *data[MAXREC];
-	int malformed;
-};
-
-static int on_rec(const struct rf_ring_rec *rec, void *arg)
-{
-	struct got *g = arg;
-	rf_decoded d;
-	if (g->n >= MAXREC)
-		return 1;
-	if (rf_decode(&d, rec->data, rec->len) == 0) {
-		g->types[g->n] = rec->type;
-		g->data[g->n] = rf_obj_to_json(d.root);
-		g->n++;
-	} else {
-		fprintf(stderr, "malformed: %s\n", rf_err_msg());
-		g->malformed++;
-	}
-	rf_decoded_free(&d);
-	return 0;
-}
-
+/* Every record this test writes decodes. */
 static void drain(rf_ring *c, struct got *g)
 {
-	for (int idle = 0; idle < 3;) {
-		int n = rf_ring_consume(c, on_rec, g, 4096);
-		CHECK(n >= 0);
-		idle = n ? 0 : idle + 1;
-	}
+	rf_test_drain(c, g, 4096);
 	CHECK_EQ(g->malformed, 0);
-}
-
-static void reset(struct got *g)
-{
-	for (int i = 0; i < g->n; i++)
-		json_decref(g->data[i]);
-	g->n = 0;
-}
-
-static const char *jstr(json_t *o, const char *key)
-{
-	return json_string_value(json_object_get(o, key));
 }
 
 static long long jint(json_t *o, const char *key)
@@ -242,7 +199,7 @@ static void test_nested(rf_ring *cons, struct got *g)
 	CHECK_EQ(st.bad_values, 1); /* the invalid blob, counted */
 	printf("nested: 4 spans, parents, types, inputs/outputs, attributes, events, exception, "
 	       "tags, statuses, blob redacted, invalid blob counted\n");
-	reset(g);
+	rf_test_got_reset(g);
 }
 
 /* n traces of a root and 3 children (one nested); returns how many were recorded. */
@@ -301,7 +258,7 @@ static void test_sampling(rf_ring *cons, struct got *g)
 	CHECK_EQ(make_traces(200), 200);
 	drain(cons, g);
 	CHECK_EQ(check_whole(g), 200);
-	reset(g);
+	rf_test_got_reset(g);
 
 	CHECK_EQ(rf_trace_set_sample_rate(0.5), 0);
 	int n = 0, recorded = 0;
@@ -309,7 +266,7 @@ static void test_sampling(rf_ring *cons, struct got *g)
 		recorded += make_traces(500);
 		drain(cons, g);
 		n += check_whole(g);
-		reset(g);
+		rf_test_got_reset(g);
 	}
 	CHECK_EQ(n, recorded);
 	CHECK(n > 850 && n < 1150); /* 2000 roots at 0.5: 11 sigma either way */
@@ -342,7 +299,7 @@ static void test_enable(rf_ring *cons, struct got *g)
 	rf_trace_enable(true);
 	drain(cons, g);
 	CHECK_EQ(g->n, 4);
-	reset(g);
+	rf_test_got_reset(g);
 	printf("enable/disable: off writes nothing; a trace keeps its root's decision\n");
 }
 
@@ -411,7 +368,7 @@ static void test_threads(rf_ring *cons, struct got *g)
 			}
 			total++;
 		}
-		reset(g);
+		rf_test_got_reset(g);
 	}
 	for (int i = 0; i < 4; i++) {
 		void *res;
@@ -460,7 +417,7 @@ static void test_threads(rf_ring *cons, struct got *g)
 	CHECK_EQ(jint(g->data[cbs], "parent_id"), jint(g->data[find_named(g, RF_EV_TRACE_SPAN_START, "cb_root")], "span_id"));
 	CHECK_EQ(jint(g->data[ds], "parent_id"), jint(g->data[find_named(g, RF_EV_TRACE_SPAN_START, "b")], "span_id"));
 	CHECK(!strcmp(jstr(g->data[find(g, RF_EV_TRACE_SPAN_END, jint(g->data[cbs], "span_id"))], "outputs"), "done"));
-	reset(g);
+	rf_test_got_reset(g);
 	printf("threads: 4 x 300 traces nested per thread, ids unique; explicit parent ended on "
 	       "another thread; out-of-order end\n");
 }
@@ -470,7 +427,7 @@ static void test_fork(rf_ring *cons, struct got *g)
 	rf_span *warm = rf_span_start("warm", NULL, NULL, 0); /* seeds this thread's generator */
 	rf_span_end(warm, NULL, 0);
 	drain(cons, g);
-	reset(g);
+	rf_test_got_reset(g);
 	pid_t pid = fork();
 	CHECK(pid >= 0);
 	if (pid == 0) {
@@ -491,13 +448,13 @@ static void test_fork(rf_ring *cons, struct got *g)
 			else
 				CHECK(strcmp(t1, tid(g->data[i])));
 		}
-	reset(g);
+	rf_test_got_reset(g);
 	printf("fork: the child's ids differ from the parent's\n");
 }
 
 static void test_assess(rf_ring *cons, struct got *g)
 {
-	reset(g);
+	rf_test_got_reset(g);
 	rf_span *root = rf_span_start("judged", RF_SPAN_CHAIN, NULL, 0);
 	rf_span *child = rf_span_start("step", RF_SPAN_TOOL, NULL, 0);
 	rf_kv meta[] = {RF_STR("judge", "j1"), RF_INT("round", 2)};
@@ -587,16 +544,13 @@ static void test_assess(rf_ring *cons, struct got *g)
 	CHECK(!strcmp(tid(t[1]), root_tid) && !json_object_get(t[1], "value")); /* delete */
 	CHECK(!strcmp(jstr(t[2], "trace_id"), id) && !strcmp(jstr(t[2], "value"), "yes"));
 	CHECK(!strcmp(jstr(t[3], "trace_id"), "tr-not-ours"));
-	reset(g);
+	rf_test_got_reset(g);
 }
 
 int main(void)
 {
 	char ring[64];
-	rf_test_ring_name(ring, sizeof ring, "trace");
-	rf_ring *cons;
-	struct rf_ring_opts o = {.capacity = 4u << 20, .flags = RF_RING_CREATE | RF_RING_CONSUMER};
-	CHECK_EQ(rf_ring_open(&cons, ring, &o), 0);
+	rf_ring *cons = rf_test_open_consumer(ring, "trace", 4u << 20);
 	rf_producer *p;
 	struct rf_producer_opts po = {.ring = ring};
 	CHECK_EQ(rf_producer_open(&p, &po), 0);

@@ -15,6 +15,7 @@
 #include "rf_hash.h"
 #include "rf_decode.h"
 #include "rf_dest.h"
+#include "rf_err.h"
 #include "rf_mlflow.h"
 #include "ringflow.h"
 
@@ -132,13 +133,24 @@ bool rf_dest_same_origin(const char *a, const char *b)
 
 /* ---- destinations ---- */
 
+/* The client of this URI, created on first use; NULL with rf_err set. */
 static struct client *client_of(rf_dests *d, const char *uri)
 {
 	for (struct client *c = d->clients; c; c = c->next)
 		if (!strcmp(c->uri, uri))
 			return c;
 	struct client *c = calloc(1, sizeof *c);
-	if (!c || rf_mlflow_new(&c->m, d->http, uri)) {
+	if (!c) {
+		rf_err_set(ENOMEM, "MLflow client for %s: out of memory", uri);
+		return NULL;
+	}
+	rf_err_clear();
+	int rc = rf_mlflow_new(&c->m, d->http, uri);
+	if (rc) {
+		if (rf_err_code())
+			rf_err_wrap("MLflow client for %s", uri);
+		else
+			rf_err_set_sys(rc, "MLflow client for %s", uri);
 		free(c);
 		return NULL;
 	}
@@ -147,7 +159,8 @@ static struct client *client_of(rf_dests *d, const char *uri)
 	rf_mlflow_set_foreign(c->m, !d->o.creds_everywhere && !rf_dest_same_origin(uri, d->uri));
 	/* On a credential ring they go to every destination's own server,
 	 * still never to another origin one of them names (rf_http). */
-	if (d->o.creds_everywhere && rf_http_allow_origin(d->http, uri)) {
+	if (d->o.creds_everywhere && (rc = rf_http_allow_origin(d->http, uri))) {
+		rf_err_set_sys(rc, "credentials for %s", uri);
 		rf_mlflow_free(c->m);
 		free(c);
 		return NULL;
@@ -157,21 +170,26 @@ static struct client *client_of(rf_dests *d, const char *uri)
 	return c;
 }
 
-/* Index of the destination, created on first use; -1 when it cannot be. */
+/* Index of the destination, created on first use; -1 with rf_err set when
+ * it cannot be. */
 static int dest_of(rf_dests *d, const char *uri, const char *exp, bool art)
 {
 	for (size_t i = 0; i < d->n; i++)
 		if (!strcmp(d->v[i]->c->uri, uri) && !strcmp(d->v[i]->exp, exp) && d->v[i]->art == art)
 			return (int)i;
 	if (d->n == RF_DEST_MAX) {
-		dest_err(d, "more than %d destinations: runs to %s (experiment %s) refused",
-			 RF_DEST_MAX, uri, exp);
+		rf_err_set(ENOSPC, "more than %d destinations: runs to %s (experiment %s) refused",
+			   RF_DEST_MAX, uri, exp);
 		return -1;
 	}
 	struct client *c = client_of(d, uri);
-	struct dest *x = c ? calloc(1, sizeof *x) : NULL;
-	if (!x)
+	if (!c)
 		return -1;
+	struct dest *x = calloc(1, sizeof *x);
+	if (!x) {
+		rf_err_set(ENOMEM, "destination %s (experiment %s): out of memory", uri, exp);
+		return -1;
+	}
 	x->c = c;
 	snprintf(x->exp, sizeof x->exp, "%s", exp);
 	x->art = art;
@@ -183,10 +201,12 @@ static int dest_of(rf_dests *d, const char *uri, const char *exp, bool art)
 				   .idmap_id = idmap_id, .flush_ms = d->o.flush_ms,
 				   .max_batch = d->o.max_batch, .log_artifacts = art};
 	if (rf_track_new(&x->track, c->m, &to)) {
+		rf_err_wrap("tracker for %s (experiment %s)", uri, exp);
 		free(x);
 		return -1;
 	}
 	if (rf_traces_new(&x->traces, c->m, d->http, x->track, &d->o.traces)) {
+		rf_err_wrap("trace uploader for %s (experiment %s)", uri, exp);
 		rf_track_free(x->track);
 		free(x);
 		return -1;
@@ -200,7 +220,7 @@ int rf_dests_new(rf_dests **out, rf_http *http, const struct rf_dests_opts *o)
 {
 	rf_dests *d = calloc(1, sizeof *d);
 	if (!d)
-		return -ENOMEM;
+		return rf_err_set(ENOMEM, "destinations: out of memory");
 	d->http = http;
 	d->o = *o;
 	snprintf(d->uri, sizeof d->uri, "%s", o->uri ? o->uri : "");
@@ -211,10 +231,15 @@ int rf_dests_new(rf_dests **out, rf_http *http, const struct rf_dests_opts *o)
 	d->o.state_dir = o->state_dir ? d->state_dir : NULL;
 	d->runs = json_object();
 	d->evals = json_object();
-	/* The sidecar's own destination is index 0: the default. */
-	if (!d->runs || !d->evals || dest_of(d, d->uri, d->exp, o->log_artifacts) != 0) {
+	if (!d->runs || !d->evals) {
 		rf_dests_free(d);
-		return -ENOMEM;
+		return rf_err_set(ENOMEM, "destinations: out of memory");
+	}
+	/* The sidecar's own destination is index 0: the default. */
+	if (dest_of(d, d->uri, d->exp, o->log_artifacts) != 0) {
+		int rc = rf_err_code();
+		rf_dests_free(d);
+		return -(rc ? rc : ENOMEM);
 	}
 	*out = d;
 	return 0;
@@ -283,7 +308,10 @@ static int named(rf_dests *d, const msgpack_object *r, const char *run_id)
 	bool art = d->o.log_artifacts, b;
 	if (rf_obj_bool(rf_obj_get(r, "log_artifacts"), &b))
 		art = b;
-	return dest_of(d, uri, exp, art);
+	int i = dest_of(d, uri, exp, art);
+	if (i < 0) /* counted in refused_runs by the caller */
+		dest_err(d, "run %s: %s: its records are dropped", run_id, rf_err_msg());
+	return i;
 }
 
 static int route(rf_dests *d, int type, const msgpack_object *r)

@@ -221,6 +221,20 @@ bool rf_obj_text(const msgpack_object *o, const char **s, size_t *n, bool *trunc
 	return false;
 }
 
+bool rf_obj_text_copy(const msgpack_object *o, char *out, size_t cap)
+{
+	const char *s;
+	size_t n;
+	bool trunc;
+	if (!cap || !rf_obj_text(o, &s, &n, &trunc))
+		return false;
+	if (n >= cap)
+		n = cap - 1;
+	memcpy(out, s, n);
+	out[n] = 0;
+	return true;
+}
+
 json_t *rf_obj_to_json(const msgpack_object *o)
 {
 	switch (o->type) {

@@ -38,6 +38,9 @@ bool rf_obj_bool(const msgpack_object *o, bool *v);
 /* Text that may have been truncated by the producer: the string itself, or
  * the "text" of a {"truncated": true, "bytes": N, "text": ...} map. */
 bool rf_obj_text(const msgpack_object *o, const char **s, size_t *n, bool *truncated);
+/* That text copied into out[cap], cut to fit; false (out untouched) when
+ * it is absent or not text. */
+bool rf_obj_text_copy(const msgpack_object *o, char *out, size_t cap);
 
 /* JSON rendering (NaN and infinities become the strings "NaN", "Infinity"). */
 json_t *rf_obj_to_json(const msgpack_object *o);

@@ -1,20 +1,27 @@
 /*
- * rf_log.h - ringflowd's log: one logfmt line per message on stderr,
- *
- *     ts=2026-01-02T03:04:05.678Z level=warn msg="..."
- *
- * (UTC, milliseconds; quotes and newlines in the message become ', so a
- * line is always one record).  Messages quote records and server answers,
- * so every secret value the process knows (rf_redact.h) is masked first.
- * The daemon's one place that prints; the modules below it return errors
- * and count, and the daemon logs them here.
+ * rf_log.h - ringflowd's log lines: logfmt on stderr (ts=... level=...
+ * msg="..."), known secret values masked (rf_redact), and a rate limit for
+ * conditions that repeat.  For the daemon's own code only: the libraries
+ * under it never print (ringbuf/rf_err.h).
  */
 #ifndef RF_LOG_H
 #define RF_LOG_H
 
-#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 
-void rf_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void rf_logv(const char *level, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+void rf_logf(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* At most one line per RF_LOG_PERIOD_MS for a repeating condition; the
+ * lines not written are counted and said in the next one. */
+#define RF_LOG_PERIOD_MS 10000
+
+struct rf_rate_limit {
+	uint64_t next_ms, suppressed;
+};
+
+/* Whether a line may be written at now_ms; if so *suppressed is how many
+ * were held back since the last one. */
+bool rf_rate_ok(struct rf_rate_limit *rl, uint64_t now_ms, unsigned long long *suppressed);
 
 #endif

@@ -28,7 +28,10 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	(void)cls;
 	char msg[512];
 	vsnprintf(msg, sizeof msg, fmt, ap);
-	rf_log("warn", "metrics endpoint: %s", msg);
+	size_t n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = 0;
+	rf_logf("warn", "metrics endpoint: %s", msg);
 }
 
 struct rf_prom {

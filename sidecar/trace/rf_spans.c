@@ -35,13 +35,13 @@ static uint64_t hash_kind(uint64_t seed, const char *kind, const char *id)
 	return rf_hash64(h, id, strlen(id));
 }
 
-uint64_t rf_span_id_of(const char *kind, const char *id)
+uint64_t rf_tspan_id_of(const char *kind, const char *id)
 {
 	uint64_t h = hash_kind(0x5a17, kind, id);
 	return h ? h : 1; /* 0 means "no span" in OTLP */
 }
 
-void rf_trace_id_of(uint8_t out[16], const char *kind, const char *id)
+void rf_ttrace_id_of(uint8_t out[16], const char *kind, const char *id)
 {
 	uint64_t a = hash_kind(0x7e1, kind, id), b = hash_kind(0x7e2, kind, id);
 	for (int i = 0; i < 8; i++) {
@@ -60,7 +60,7 @@ static void hex(const uint8_t *b, size_t n, char *out)
 	out[2 * n] = 0;
 }
 
-void rf_trace_id_str(const uint8_t id[16], char out[36])
+void rf_ttrace_id_str(const uint8_t id[16], char out[36])
 {
 	memcpy(out, "tr-", 3);
 	hex(id, 16, out + 3);
@@ -74,15 +74,15 @@ static void span_hex(uint64_t id, char out[17])
 	hex(b, 8, out);
 }
 
-struct rf_trace *rf_trace_new(const uint8_t id[16])
+struct rf_ttrace *rf_ttrace_new(const uint8_t id[16])
 {
-	struct rf_trace *tr = calloc(1, sizeof *tr);
+	struct rf_ttrace *tr = calloc(1, sizeof *tr);
 	if (tr)
 		memcpy(tr->id, id, 16);
 	return tr;
 }
 
-void rf_span_release(struct rf_xspan *s)
+void rf_tspan_release(struct rf_tspan *s)
 {
 	free(s->name);
 	free(s->type);
@@ -95,12 +95,12 @@ void rf_span_release(struct rf_xspan *s)
 	s->attrs = s->inputs = s->outputs = s->events = NULL;
 }
 
-void rf_trace_free(struct rf_trace *tr)
+void rf_ttrace_free(struct rf_ttrace *tr)
 {
 	if (!tr)
 		return;
 	for (size_t i = 0; i < tr->n; i++)
-		rf_span_release(&tr->spans[i]);
+		rf_tspan_release(&tr->spans[i]);
 	free(tr->spans);
 	free(tr->index);
 	free(tr);
@@ -111,7 +111,7 @@ static size_t slot_of(uint64_t id, size_t cap)
 	return (size_t)(id * 0x9e3779b97f4a7c15ULL >> 7) & (cap - 1);
 }
 
-static int index_grow(struct rf_trace *tr)
+static int index_grow(struct rf_ttrace *tr)
 {
 	size_t cap = tr->index_cap ? tr->index_cap * 2 : 32;
 	uint32_t *ix = calloc(cap, sizeof *ix);
@@ -129,7 +129,7 @@ static int index_grow(struct rf_trace *tr)
 	return 0;
 }
 
-struct rf_xspan *rf_trace_span(struct rf_trace *tr, uint64_t id, bool create)
+struct rf_tspan *rf_ttrace_span(struct rf_ttrace *tr, uint64_t id, bool create)
 {
 	if (tr->index_cap) {
 		for (size_t j = slot_of(id, tr->index_cap); tr->index[j];
@@ -145,7 +145,7 @@ struct rf_xspan *rf_trace_span(struct rf_trace *tr, uint64_t id, bool create)
 	}
 	if (tr->n == tr->cap) {
 		size_t cap = tr->cap ? tr->cap * 2 : 8;
-		struct rf_xspan *s = realloc(tr->spans, cap * sizeof *s);
+		struct rf_tspan *s = realloc(tr->spans, cap * sizeof *s);
 		if (!s)
 			return NULL;
 		tr->spans = s;
@@ -154,7 +154,7 @@ struct rf_xspan *rf_trace_span(struct rf_trace *tr, uint64_t id, bool create)
 	/* Keep the table at most half full. */
 	if ((tr->n + 1) * 2 > tr->index_cap && index_grow(tr))
 		return NULL;
-	struct rf_xspan *s = &tr->spans[tr->n];
+	struct rf_tspan *s = &tr->spans[tr->n];
 	memset(s, 0, sizeof *s);
 	s->id = id;
 	s->attrs = json_object();
@@ -165,7 +165,7 @@ struct rf_xspan *rf_trace_span(struct rf_trace *tr, uint64_t id, bool create)
 	return s;
 }
 
-void rf_span_set_name(struct rf_xspan *s, const char *name, const char *type)
+void rf_tspan_set_name(struct rf_tspan *s, const char *name, const char *type)
 {
 	if (name) {
 		free(s->name);
@@ -177,7 +177,7 @@ void rf_span_set_name(struct rf_xspan *s, const char *name, const char *type)
 	}
 }
 
-void rf_span_attr(struct rf_xspan *s, const char *key, json_t *v)
+void rf_tspan_attr(struct rf_tspan *s, const char *key, json_t *v)
 {
 	if (v && s->attrs)
 		json_object_set_new(s->attrs, key, v);
@@ -185,19 +185,19 @@ void rf_span_attr(struct rf_xspan *s, const char *key, json_t *v)
 		json_decref(v);
 }
 
-void rf_span_inputs(struct rf_xspan *s, json_t *v)
+void rf_tspan_inputs(struct rf_tspan *s, json_t *v)
 {
 	json_decref(s->inputs);
 	s->inputs = v;
 }
 
-void rf_span_outputs(struct rf_xspan *s, json_t *v)
+void rf_tspan_outputs(struct rf_tspan *s, json_t *v)
 {
 	json_decref(s->outputs);
 	s->outputs = v;
 }
 
-void rf_span_event(struct rf_xspan *s, const char *name, int64_t time_ns, json_t *attrs)
+void rf_tspan_event(struct rf_tspan *s, const char *name, int64_t time_ns, json_t *attrs)
 {
 	if (!s->events)
 		s->events = json_array();
@@ -206,17 +206,17 @@ void rf_span_event(struct rf_xspan *s, const char *name, int64_t time_ns, json_t
 						   attrs ? attrs : json_object()));
 }
 
-void rf_span_error(struct rf_xspan *s, const char *type, const char *msg, int64_t time_ns)
+void rf_tspan_error(struct rf_tspan *s, const char *type, const char *msg, int64_t time_ns)
 {
-	s->status = RF_XSPAN_ERROR;
+	s->status = RF_TSPAN_ERROR;
 	free(s->status_msg);
 	s->status_msg = strdup(msg ? msg : "");
-	rf_span_event(s, "exception", time_ns,
+	rf_tspan_event(s, "exception", time_ns,
 		      json_pack("{s:s,s:s}", "exception.type", type ? type : "Error",
 				"exception.message", msg ? msg : ""));
 }
 
-void rf_xspan_end(struct rf_trace *tr, struct rf_xspan *s, int64_t end_ns)
+void rf_tspan_end(struct rf_ttrace *tr, struct rf_tspan *s, int64_t end_ns)
 {
 	if (!s->end_ns && !s->sent)
 		tr->unsent_ended++;
@@ -225,19 +225,19 @@ void rf_xspan_end(struct rf_trace *tr, struct rf_xspan *s, int64_t end_ns)
 		s->end_ns = 1; /* never 0: that means open */
 }
 
-size_t rf_trace_close_open(struct rf_trace *tr, int64_t end_ns, const char *msg)
+size_t rf_ttrace_close_open(struct rf_ttrace *tr, int64_t end_ns, const char *msg)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < tr->n; i++) {
-		struct rf_xspan *s = &tr->spans[i];
+		struct rf_tspan *s = &tr->spans[i];
 		if (s->end_ns || s->sent)
 			continue;
 		if (!s->name)
-			rf_span_set_name(s, "(span never started)", "UNKNOWN");
+			rf_tspan_set_name(s, "(span never started)", "UNKNOWN");
 		if (!s->start_ns)
 			s->start_ns = end_ns;
-		rf_span_error(s, "SpanNotEnded", msg, end_ns);
-		rf_xspan_end(tr, s, end_ns);
+		rf_tspan_error(s, "SpanNotEnded", msg, end_ns);
+		rf_tspan_end(tr, s, end_ns);
 		n++;
 	}
 	return n;
@@ -298,7 +298,7 @@ static json_t *ns_str(int64_t ns)
 	return json_string(b);
 }
 
-json_t *rf_otlp_span(const struct rf_trace *tr, const struct rf_xspan *s)
+json_t *rf_otlp_span(const struct rf_ttrace *tr, const struct rf_tspan *s)
 {
 	char tid[33], sid[17], pid[17];
 	hex(tr->id, 16, tid);
@@ -318,15 +318,15 @@ json_t *rf_otlp_span(const struct rf_trace *tr, const struct rf_xspan *s)
 	if (parent && parent != s->id) {
 		/* An unknown parent (its record was refused or never sent) would
 		 * orphan the span; hang it under the root instead. */
-		struct rf_trace *t = (struct rf_trace *)tr;
-		if (!rf_trace_span(t, parent, false))
+		struct rf_ttrace *t = (struct rf_ttrace *)tr;
+		if (!rf_ttrace_span(t, parent, false))
 			parent = tr->root != s->id ? tr->root : 0;
 		if (parent) {
 			span_hex(parent, pid);
 			json_object_set_new(o, "parentSpanId", json_string(pid));
 		}
 	}
-	json_t *st = json_pack("{s:i}", "code", s->status);
+	json_t *st = json_pack("{s:i}", "code", (int)s->status);
 	if (s->status_msg && *s->status_msg)
 		json_object_set_new(st, "message", json_string(s->status_msg));
 	json_object_set_new(o, "status", st);

@@ -18,7 +18,8 @@
 #include <strings.h>
 
 #include "rf_decode.h"
-#include "rf_traces_int.h"
+#include "rf_metrics.h"
+#include "rf_trace_inspect.h"
 #include "ringflow.h"
 
 struct ictx {
@@ -28,20 +29,13 @@ struct ictx {
 	bool run_mode;
 };
 
+/* The field's text, "" when absent. */
 static bool text(const msgpack_object *r, const char *k, char *out, size_t cap)
 {
-	const char *s;
-	size_t n;
-	bool trunc;
-	if (!rf_obj_text(rf_obj_get(r, k), &s, &n, &trunc)) {
-		out[0] = 0;
-		return false;
-	}
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(out, s, n);
-	out[n] = 0;
-	return true;
+	if (rf_obj_text_copy(rf_obj_get(r, k), out, cap))
+		return true;
+	out[0] = 0;
+	return false;
 }
 
 static json_t *jget(const msgpack_object *r, const char *k)
@@ -68,10 +62,10 @@ static json_t *pick(const msgpack_object *r, const char *const *keys)
 	return o;
 }
 
-static void attrs(struct rf_xspan *s, const msgpack_object *r, const char *const *keys)
+static void attrs(struct rf_tspan *s, const msgpack_object *r, const char *const *keys)
 {
 	for (; *keys; keys++)
-		rf_span_attr(s, *keys, jget(r, *keys));
+		rf_tspan_attr(s, *keys, jget(r, *keys));
 }
 
 /* The trace of this record's sample, created on first sight. */
@@ -79,9 +73,9 @@ static struct xtrace *sample_trace(struct ictx *c, bool create)
 {
 	uint8_t id[16];
 	if (c->run_mode)
-		rf_trace_id_of(id, "run", c->run_id);
+		rf_ttrace_id_of(id, "run", c->run_id);
 	else
-		rf_trace_id_of(id, "sample", c->sample_uuid);
+		rf_ttrace_id_of(id, "sample", c->sample_uuid);
 	struct xtrace *t = rf_traces_get(c->x, id, create);
 	if (t && !t->run_key[0]) {
 		snprintf(t->inspect_run, sizeof t->inspect_run, "%s", c->run_id);
@@ -91,17 +85,17 @@ static struct xtrace *sample_trace(struct ictx *c, bool create)
 			snprintf(t->eval_id, sizeof t->eval_id, "%s", c->eval_id);
 		t->progressive = c->run_mode;
 		if (c->run_mode)
-			t->tr->root = rf_span_id_of("run", c->run_id);
+			t->tr->root = rf_tspan_id_of("run", c->run_id);
 		else
-			t->tr->root = rf_span_id_of("sample", c->sample_uuid);
+			t->tr->root = rf_tspan_id_of("sample", c->sample_uuid);
 	}
 	return t;
 }
 
 /* The sample span (the root per sample; under its task per run). */
-static struct rf_xspan *sample_span(struct ictx *c, struct xtrace *t)
+static struct rf_tspan *sample_span(struct ictx *c, struct xtrace *t)
 {
-	struct rf_xspan *s = rf_trace_span(t->tr, rf_span_id_of("sample", c->sample_uuid), true);
+	struct rf_tspan *s = rf_ttrace_span(t->tr, rf_tspan_id_of("sample", c->sample_uuid), true);
 	if (s && !s->name) {
 		c->x->st.spans++;
 		char sid[128], epoch[32], name[200];
@@ -117,15 +111,15 @@ static struct rf_xspan *sample_span(struct ictx *c, struct xtrace *t)
 			snprintf(name, sizeof name, "sample:%s (epoch %s)", sid, epoch);
 		else
 			snprintf(name, sizeof name, "sample:%s", sid);
-		rf_span_set_name(s, name, "CHAIN");
+		rf_tspan_set_name(s, name, "CHAIN");
 		if (c->run_mode)
-			s->parent = rf_span_id_of("task", c->eval_id);
-		rf_span_attr(s, "inspect.sample_id", json_string(sid));
-		rf_span_attr(s, "inspect.sample_uuid", json_string(c->sample_uuid));
-		rf_span_attr(s, "inspect.epoch", json_integer(ep));
-		rf_span_attr(s, "inspect.eval_id", json_string(c->eval_id));
-		rf_span_attr(s, "inspect.task", json_string(c->task));
-		rf_span_attr(s, "inspect.run_id", json_string(c->run_id));
+			s->parent = rf_tspan_id_of("task", c->eval_id);
+		rf_tspan_attr(s, "inspect.sample_id", json_string(sid));
+		rf_tspan_attr(s, "inspect.sample_uuid", json_string(c->sample_uuid));
+		rf_tspan_attr(s, "inspect.epoch", json_integer(ep));
+		rf_tspan_attr(s, "inspect.eval_id", json_string(c->eval_id));
+		rf_tspan_attr(s, "inspect.task", json_string(c->task));
+		rf_tspan_attr(s, "inspect.run_id", json_string(c->run_id));
 		if (!c->run_mode) {
 			json_object_set_new(t->tags, "mlflow.traceName", json_string(name));
 			json_object_set_new(t->tags, "inspect.run_id", json_string(c->run_id));
@@ -144,37 +138,40 @@ static uint64_t parent_of(struct ictx *c, const char *key)
 {
 	char sp[128];
 	if (text(c->r, key, sp, sizeof sp) && sp[0])
-		return rf_span_id_of("ispan", sp);
-	return rf_span_id_of("sample", c->sample_uuid);
+		return rf_tspan_id_of("ispan", sp);
+	return rf_tspan_id_of("sample", c->sample_uuid);
 }
 
-static struct rf_xspan *event_span(struct ictx *c, struct xtrace *t, const char *name,
-				  const char *type)
+/* The span of one Inspect event, "<kind>:<the record's `key`>" (`dflt` when
+ * it has none; the value is left in val[cap]), started at its timestamp. */
+static struct rf_tspan *event_span(struct ictx *c, struct xtrace *t, const char *kind,
+				   const char *key, const char *dflt, char *val, size_t cap,
+				   const char *type)
 {
-	char uuid[128];
+	char uuid[128], name[300];
+	text(c->r, key, val, cap);
+	snprintf(name, sizeof name, "%s:%s", kind, val[0] ? val : dflt);
 	if (!text(c->r, "event_uuid", uuid, sizeof uuid))
 		return NULL;
 	sample_span(c, t);
-	struct rf_xspan *s = rf_trace_span(t->tr, rf_span_id_of("event", uuid), true);
+	struct rf_tspan *s = rf_ttrace_span(t->tr, rf_tspan_id_of("event", uuid), true);
 	if (!s)
 		return NULL;
 	if (!s->name)
 		c->x->st.spans++;
-	rf_span_set_name(s, name, type);
+	rf_tspan_set_name(s, name, type);
 	s->parent = parent_of(c, "span_id");
-	rf_span_attr(s, "inspect.event_uuid", json_string(uuid));
+	rf_tspan_attr(s, "inspect.event_uuid", json_string(uuid));
+	s->start_ns = ns(c->r, "timestamp");
 	return s;
 }
 
 static void on_model(struct ictx *c, struct xtrace *t)
 {
-	char model[256], name[300];
-	text(c->r, "model", model, sizeof model);
-	snprintf(name, sizeof name, "model:%s", model);
-	struct rf_xspan *s = event_span(c, t, name, "LLM");
+	char model[256];
+	struct rf_tspan *s = event_span(c, t, "model", "model", "", model, sizeof model, "LLM");
 	if (!s)
 		return;
-	s->start_ns = ns(c->r, "timestamp");
 	json_t *usage = json_object();
 	static const char *const uk[][2] = {{"input_tokens", "input_tokens"},
 					    {"output_tokens", "output_tokens"},
@@ -186,15 +183,15 @@ static void on_model(struct ictx *c, struct xtrace *t)
 		if (rf_obj_int(rf_obj_get(c->r, uk[i][0]), &v))
 			json_object_set_new(usage, uk[i][1], json_integer(v));
 	}
-	rf_span_attr(s, "mlflow.chat.tokenUsage", usage);
+	rf_tspan_attr(s, "mlflow.chat.tokenUsage", usage);
 	double cost;
 	if (rf_obj_num(rf_obj_get(c->r, "total_cost"), &cost))
-		rf_span_attr(s, "mlflow.llm.cost", json_pack("{s:f}", "total_cost", cost));
-	rf_span_attr(s, "mlflow.llm.model", json_string(model));
+		rf_tspan_attr(s, "mlflow.llm.cost", json_pack("{s:f}", "total_cost", cost));
+	rf_tspan_attr(s, "mlflow.llm.model", json_string(model));
 	char *slash = strchr(model, '/');
 	if (slash) {
 		*slash = 0;
-		rf_span_attr(s, "mlflow.llm.provider", json_string(model));
+		rf_tspan_attr(s, "mlflow.llm.provider", json_string(model));
 	}
 	static const char *const ak[] = {"role", "temperature", "top_p", "max_tokens", "cache",
 					 "retries", "stop_reason", "working_time",
@@ -203,34 +200,31 @@ static void on_model(struct ictx *c, struct xtrace *t)
 	static const char *const ik[] = {"input", "input_messages", "request_raw", NULL};
 	static const char *const ok[] = {"response", "stop_reason", "tool_calls", "response_raw",
 					 NULL};
-	rf_span_inputs(s, pick(c->r, ik));
-	rf_span_outputs(s, pick(c->r, ok));
+	rf_tspan_inputs(s, pick(c->r, ik));
+	rf_tspan_outputs(s, pick(c->r, ok));
 	char err[1024];
 	if (text(c->r, "error", err, sizeof err))
-		rf_span_error(s, "ModelError", err, ns(c->r, "completed"));
+		rf_tspan_error(s, "ModelError", err, ns(c->r, "completed"));
 	else
-		s->status = RF_XSPAN_OK;
+		s->status = RF_TSPAN_OK;
 	int64_t end = ns(c->r, "completed");
-	rf_xspan_end(t->tr, s, end ? end : s->start_ns);
+	rf_tspan_end(t->tr, s, end ? end : s->start_ns);
 }
 
 static void on_tool(struct ictx *c, struct xtrace *t)
 {
-	char fn[256], name[300];
-	text(c->r, "function", fn, sizeof fn);
-	snprintf(name, sizeof name, "tool:%s", fn);
-	struct rf_xspan *s = event_span(c, t, name, "TOOL");
+	char fn[256];
+	struct rf_tspan *s = event_span(c, t, "tool", "function", "", fn, sizeof fn, "TOOL");
 	if (!s)
 		return;
-	s->start_ns = ns(c->r, "timestamp");
 	static const char *const ik[] = {"function", "arguments", NULL};
 	static const char *const ok[] = {"result", "error", NULL};
 	static const char *const ak[] = {"tool_call_id", "working_time", "agent", "failed",
 					 "truncated", NULL};
-	rf_span_inputs(s, pick(c->r, ik));
-	rf_span_outputs(s, pick(c->r, ok));
+	rf_tspan_inputs(s, pick(c->r, ik));
+	rf_tspan_outputs(s, pick(c->r, ok));
 	attrs(s, c->r, ak);
-	rf_span_attr(s, "mlflow.spanFunctionName", json_string(fn));
+	rf_tspan_attr(s, "mlflow.spanFunctionName", json_string(fn));
 	int64_t end = ns(c->r, "completed");
 	const msgpack_object *e = rf_obj_get(c->r, "error");
 	bool failed = false;
@@ -240,11 +234,11 @@ static void on_tool(struct ictx *c, struct xtrace *t)
 		text(e, "type", ty, sizeof ty);
 		if (!text(e, "message", msg, sizeof msg))
 			snprintf(msg, sizeof msg, "tool call failed");
-		rf_span_error(s, ty[0] ? ty : "ToolError", msg, end ? end : s->start_ns);
+		rf_tspan_error(s, ty[0] ? ty : "ToolError", msg, end ? end : s->start_ns);
 	} else {
-		s->status = RF_XSPAN_OK;
+		s->status = RF_TSPAN_OK;
 	}
-	rf_xspan_end(t->tr, s, end ? end : s->start_ns);
+	rf_tspan_end(t->tr, s, end ? end : s->start_ns);
 }
 
 /* A value as text: strings as they are, anything else as compact JSON. */
@@ -264,25 +258,23 @@ static json_t *raw_text(const msgpack_object *v)
 
 static void on_score(struct ictx *c, struct xtrace *t)
 {
-	char scorer[256], name[300];
-	text(c->r, "scorer", scorer, sizeof scorer);
-	snprintf(name, sizeof name, "score:%s", scorer[0] ? scorer : "score");
-	struct rf_xspan *s = event_span(c, t, name, "EVALUATOR");
-	if (!s)
-		return;
+	char scorer[256];
 	/* A score is an instant in Inspect's log; its scorer's span (the
 	 * parent) carries the scoring time. */
-	s->start_ns = ns(c->r, "timestamp");
+	struct rf_tspan *s = event_span(c, t, "score", "scorer", "score", scorer, sizeof scorer,
+					"EVALUATOR");
+	if (!s)
+		return;
 	static const char *const ik[] = {"target", NULL};
 	static const char *const ok[] = {"value", "answer", "explanation", NULL};
-	rf_span_inputs(s, pick(c->r, ik));
-	rf_span_outputs(s, pick(c->r, ok));
-	rf_span_attr(s, "inspect.scorer", json_string(scorer));
-	rf_span_attr(s, "inspect.intermediate", jget(c->r, "intermediate"));
+	rf_tspan_inputs(s, pick(c->r, ik));
+	rf_tspan_outputs(s, pick(c->r, ok));
+	rf_tspan_attr(s, "inspect.scorer", json_string(scorer));
+	rf_tspan_attr(s, "inspect.intermediate", jget(c->r, "intermediate"));
 	/* The score as Inspect logged it (the assessments hold its number). */
-	rf_span_attr(s, "inspect.raw_value", jget(c->r, "value"));
-	s->status = RF_XSPAN_OK;
-	rf_xspan_end(t->tr, s, s->start_ns);
+	rf_tspan_attr(s, "inspect.raw_value", jget(c->r, "value"));
+	s->status = RF_TSPAN_OK;
+	rf_tspan_end(t->tr, s, s->start_ns);
 }
 
 static const char *ispan_type(const char *t)
@@ -302,7 +294,7 @@ static void on_span(struct ictx *c, struct xtrace *t, bool begin)
 	if (!text(c->r, "span_id", sp, sizeof sp))
 		return;
 	sample_span(c, t);
-	struct rf_xspan *s = rf_trace_span(t->tr, rf_span_id_of("ispan", sp), true);
+	struct rf_tspan *s = rf_ttrace_span(t->tr, rf_tspan_id_of("ispan", sp), true);
 	if (!s)
 		return;
 	if (begin) {
@@ -311,19 +303,17 @@ static void on_span(struct ictx *c, struct xtrace *t, bool begin)
 		text(c->r, "span_type", ty, sizeof ty);
 		if (!s->name)
 			c->x->st.spans++;
-		rf_span_set_name(s, name[0] ? name : "span", ispan_type(ty));
+		rf_tspan_set_name(s, name[0] ? name : "span", ispan_type(ty));
 		s->parent = parent_of(c, "parent_id");
 		s->start_ns = ns(c->r, "timestamp");
-		rf_span_attr(s, "inspect.span_id", json_string(sp));
+		rf_tspan_attr(s, "inspect.span_id", json_string(sp));
 		if (ty[0])
-			rf_span_attr(s, "inspect.span_type", json_string(ty));
+			rf_tspan_attr(s, "inspect.span_type", json_string(ty));
 	} else if (!s->end_ns) {
-		s->status = RF_XSPAN_OK;
-		rf_xspan_end(t->tr, s, ns(c->r, "timestamp"));
+		s->status = RF_TSPAN_OK;
+		rf_tspan_end(t->tr, s, ns(c->r, "timestamp"));
 	}
 }
-
-bool rf_value_to_float(const msgpack_object *v, double *out); /* rf_track.c */
 
 /* A score value as a feedback value: the number Inspect's value_to_float
  * gives (C 1, P 0.5, I and N 0, numbers as they are), the same number as
@@ -346,9 +336,9 @@ static void assessment(struct ictx *c, struct xtrace *t, const char *sid, const 
 	char aid[40], key[400];
 	snprintf(key, sizeof key, "%s/%s", c->sample_uuid, name + 8 /* "inspect/" */);
 	uint8_t h[16];
-	rf_trace_id_of(h, "assessment", key);
+	rf_ttrace_id_of(h, "assessment", key);
 	char hx[36];
-	rf_trace_id_str(h, hx);
+	rf_ttrace_id_str(h, hx);
 	snprintf(aid, sizeof aid, "a-%s", hx + 3);
 	json_t *a = json_pack("{s:s,s:s,s:s,s:{s:s,s:s},s:{s:o},s:{s:s,s:s,s:o},s:s,s:s}",
 			      "assessment_id", aid, "assessment_name", name, "span_id", sid, "source",
@@ -366,7 +356,7 @@ static void assessment(struct ictx *c, struct xtrace *t, const char *sid, const 
 
 /* inspect/<scorer> per score; a dict score gives inspect/<scorer>/<key> per
  * key, as the run's sample/<scorer>/<key> metrics. */
-static void assessments(struct ictx *c, struct xtrace *t, struct rf_xspan *root, int64_t when)
+static void assessments(struct ictx *c, struct xtrace *t, struct rf_tspan *root, int64_t when)
 {
 	const msgpack_object *sc = rf_obj_get(c->r, "scores");
 	if (!sc || sc->type != MSGPACK_OBJECT_MAP)
@@ -401,7 +391,7 @@ static void assessments(struct ictx *c, struct xtrace *t, struct rf_xspan *root,
 
 static void on_sample_end(struct ictx *c, struct xtrace *t)
 {
-	struct rf_xspan *s = sample_span(c, t);
+	struct rf_tspan *s = sample_span(c, t);
 	if (!s)
 		return;
 	int64_t start = ns(c->r, "started_at"), end = ns(c->r, "completed_at");
@@ -412,26 +402,26 @@ static void on_sample_end(struct ictx *c, struct xtrace *t)
 	static const char *const ok[] = {"output", "scores", NULL};
 	static const char *const ak[] = {"total_time", "working_time", "message_count", "retries",
 					 "limit", NULL};
-	rf_span_outputs(s, pick(c->r, ok));
+	rf_tspan_outputs(s, pick(c->r, ok));
 	attrs(s, c->r, ak);
 	char err[1024];
 	if (text(c->r, "error", err, sizeof err) && err[0])
-		rf_span_error(s, "SampleError", err, end);
-	else if (s->status != RF_XSPAN_ERROR)
-		s->status = RF_XSPAN_OK;
+		rf_tspan_error(s, "SampleError", err, end);
+	else if (s->status != RF_TSPAN_ERROR)
+		s->status = RF_TSPAN_OK;
 	/* Spans still open inside the sample (a cancelled tool, a span whose
 	 * end was never logged) end with it, as ERROR. */
 	for (size_t i = 0; i < t->tr->n; i++) {
-		struct rf_xspan *o = &t->tr->spans[i];
+		struct rf_tspan *o = &t->tr->spans[i];
 		if (!o->end_ns && !o->sent && o->id != s->id && !c->run_mode) {
 			if (!o->start_ns)
 				o->start_ns = end;
-			rf_span_error(o, "SpanNotEnded", "span still open when its sample ended", end);
-			rf_xspan_end(t->tr, o, end);
+			rf_tspan_error(o, "SpanNotEnded", "span still open when its sample ended", end);
+			rf_tspan_end(t->tr, o, end);
 			c->x->st.spans_forced++;
 		}
 	}
-	rf_xspan_end(t->tr, s, end);
+	rf_tspan_end(t->tr, s, end);
 	assessments(c, t, s, end);
 	if (!c->run_mode)
 		rf_traces_complete(c->x, t, end, "span still open when its sample ended");
@@ -441,7 +431,7 @@ static void on_sample_end(struct ictx *c, struct xtrace *t)
 static void on_lifecycle(struct ictx *c, int type)
 {
 	uint8_t id[16];
-	rf_trace_id_of(id, "run", c->run_id);
+	rf_ttrace_id_of(id, "run", c->run_id);
 	struct xtrace *t = rf_traces_get(c->x, id, type == RF_EV_RUN_START || type == RF_EV_TASK_START);
 	if (!t)
 		return;
@@ -449,66 +439,66 @@ static void on_lifecycle(struct ictx *c, int type)
 		snprintf(t->inspect_run, sizeof t->inspect_run, "%s", c->run_id);
 		snprintf(t->run_key, sizeof t->run_key, "run:%s", c->run_id);
 		t->progressive = true;
-		t->tr->root = rf_span_id_of("run", c->run_id);
+		t->tr->root = rf_tspan_id_of("run", c->run_id);
 	}
 	int64_t when = ns(c->r, "time");
 	if (type == RF_EV_RUN_START || type == RF_EV_RUN_END) {
-		struct rf_xspan *s = rf_trace_span(t->tr, t->tr->root, true);
+		struct rf_tspan *s = rf_ttrace_span(t->tr, t->tr->root, true);
 		if (!s)
 			return;
 		if (!s->name) {
 			char name[64];
 			snprintf(name, sizeof name, "eval_run:%.8s", c->run_id);
-			rf_span_set_name(s, name, "CHAIN");
+			rf_tspan_set_name(s, name, "CHAIN");
 			json_object_set_new(t->tags, "mlflow.traceName", json_string(name));
 			json_object_set_new(t->tags, "inspect.run_id", json_string(c->run_id));
-			rf_span_attr(s, "inspect.run_id", json_string(c->run_id));
+			rf_tspan_attr(s, "inspect.run_id", json_string(c->run_id));
 			c->x->st.spans++;
 		}
 		if (type == RF_EV_RUN_START) {
 			s->start_ns = when;
 			static const char *const ik[] = {"task_names", NULL};
-			rf_span_inputs(s, pick(c->r, ik));
+			rf_tspan_inputs(s, pick(c->r, ik));
 		} else {
 			const msgpack_object *e = rf_obj_get(c->r, "exception");
 			char msg[1024];
 			if (e && e->type == MSGPACK_OBJECT_MAP && text(e, "message", msg, sizeof msg))
-				rf_span_error(s, "EvalError", msg, when);
+				rf_tspan_error(s, "EvalError", msg, when);
 			else
-				s->status = RF_XSPAN_OK;
-			rf_xspan_end(t->tr, s, when);
+				s->status = RF_TSPAN_OK;
+			rf_tspan_end(t->tr, s, when);
 			rf_traces_complete(c->x, t, when, "span still open when its run ended");
 		}
 		return;
 	}
-	struct rf_xspan *s = rf_trace_span(t->tr, rf_span_id_of("task", c->eval_id), true);
+	struct rf_tspan *s = rf_ttrace_span(t->tr, rf_tspan_id_of("task", c->eval_id), true);
 	if (!s)
 		return;
 	if (!s->name) {
 		char name[300];
 		snprintf(name, sizeof name, "task:%s", c->task);
-		rf_span_set_name(s, name, "CHAIN");
+		rf_tspan_set_name(s, name, "CHAIN");
 		s->parent = t->tr->root;
-		rf_span_attr(s, "inspect.eval_id", json_string(c->eval_id));
-		rf_span_attr(s, "inspect.task", json_string(c->task));
+		rf_tspan_attr(s, "inspect.eval_id", json_string(c->eval_id));
+		rf_tspan_attr(s, "inspect.task", json_string(c->task));
 		c->x->st.spans++;
 	}
 	if (type == RF_EV_TASK_START) {
 		s->start_ns = when;
 		static const char *const ik[] = {"task", "model", "dataset", NULL};
-		rf_span_inputs(s, pick(c->r, ik));
+		rf_tspan_inputs(s, pick(c->r, ik));
 	} else {
 		static const char *const ok[] = {"status", "scores", "total_samples",
 						 "completed_samples", NULL};
-		rf_span_outputs(s, pick(c->r, ok));
+		rf_tspan_outputs(s, pick(c->r, ok));
 		char st[32];
 		text(c->r, "status", st, sizeof st);
 		if (strcmp(st, "success"))
-			rf_span_error(s, "TaskError", st, when);
+			rf_tspan_error(s, "TaskError", st, when);
 		else
-			s->status = RF_XSPAN_OK;
+			s->status = RF_TSPAN_OK;
 		int64_t end = ns(c->r, "completed_at");
-		rf_xspan_end(t->tr, s, end ? end : when);
+		rf_tspan_end(t->tr, s, end ? end : when);
 	}
 }
 
@@ -579,7 +569,7 @@ void rf_trace_inspect(rf_traces *x, int type, const msgpack_object *r)
 	struct xtrace *t = sample_trace(&c, true);
 	if (!t)
 		return;
-	struct rf_xspan *s;
+	struct rf_tspan *s;
 	switch (type) {
 	case RF_EV_SAMPLE_INIT:
 	case RF_EV_SAMPLE_START:
@@ -588,7 +578,7 @@ void rf_trace_inspect(rf_traces *x, int type, const msgpack_object *r)
 			s->start_ns = ns(r, "time");
 		if (s && type == RF_EV_SAMPLE_INIT) {
 			static const char *const ik[] = {"input", "target", NULL};
-			rf_span_inputs(s, pick(r, ik));
+			rf_tspan_inputs(s, pick(r, ik));
 		}
 		break;
 	case RF_EV_MODEL_CALL: on_model(&c, t); break;
@@ -602,9 +592,9 @@ void rf_trace_inspect(rf_traces *x, int type, const msgpack_object *r)
 			char msg[1024];
 			text(r, "message", msg, sizeof msg);
 			if (type == RF_EV_ERROR)
-				rf_span_error(s, "SampleError", msg, ns(r, "timestamp"));
+				rf_tspan_error(s, "SampleError", msg, ns(r, "timestamp"));
 			else
-				rf_span_event(s, "limit", ns(r, "timestamp"),
+				rf_tspan_event(s, "limit", ns(r, "timestamp"),
 					      pick(r, (const char *const[]){"limit_type", "message",
 									    "limit", NULL}));
 		}

@@ -20,7 +20,7 @@
 
 #include "rf_clock.h"
 #include "rf_decode.h"
-#include "rf_traces_int.h"
+#include "rf_trace_ops.h"
 #include "ringflow.h"
 
 #define OPS_MAX 10000        /* queued operations (more: refused, counted) */
@@ -63,7 +63,7 @@ static bool trace_of(const msgpack_object *r, char out[160], uint8_t bin[16], bo
 	*has_bin = false;
 	if (o && o->type == MSGPACK_OBJECT_BIN && o->via.bin.size == 16) {
 		memcpy(bin, o->via.bin.ptr, 16);
-		rf_trace_id_str(bin, out);
+		rf_ttrace_id_str(bin, out);
 		*has_bin = true;
 		return true;
 	}
@@ -231,7 +231,7 @@ void rf_trace_ops_record(rf_traces *x, int type, const msgpack_object *r)
 	}
 	/* A trace held here whose info is not sent yet takes it in. */
 	struct xtrace *t = has_bin ? rf_traces_get(x, bin, false) : NULL;
-	if (t && t->info_state)
+	if (t && t->info_state != INFO_NOT_SENT)
 		t = NULL; /* info in flight: a call of its own once it is answered */
 	if (type == RF_EV_TRACE_ASSESSMENT) {
 		json_t *a = assessment(r, trace);

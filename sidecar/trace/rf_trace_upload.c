@@ -27,7 +27,9 @@
 #include <time.h>
 
 #include "rf_clock.h"
-#include "rf_traces_int.h"
+#include "rf_trace_ops.h"
+#include "rf_trace_table.h"
+#include "rf_traces.h" /* what it implements: rf_traces_pump, _idle, _stats ... */
 
 #define OTLP_MAX_SPANS 2000 /* spans per /v1/traces request */
 #define OTLP_MAX_TRACES 100 /* roots per request: MLflow links at most 100 to a run */
@@ -55,10 +57,10 @@ static bool early_spans(const struct xtrace *t)
 
 /* Is the span a root in MLflow's eyes (sent without a parent)?  The same
  * rule as rf_otlp_span: an unknown parent is replaced by the trace's root. */
-static bool is_top(struct rf_trace *tr, const struct rf_xspan *s)
+static bool is_top(struct rf_ttrace *tr, const struct rf_tspan *s)
 {
 	uint64_t p = s->parent;
-	if (p && p != s->id && !rf_trace_span(tr, p, false))
+	if (p && p != s->id && !rf_ttrace_span(tr, p, false))
 		p = tr->root != s->id ? tr->root : 0;
 	return !p || p == s->id;
 }
@@ -144,12 +146,12 @@ static void on_export(long status, const char *body, size_t len, const char *err
 	free(c);
 }
 
-static void take_span(struct xtrace *t, struct rf_xspan *s, json_t *spans)
+static void take_span(struct xtrace *t, struct rf_tspan *s, json_t *spans)
 {
 	json_array_append_new(spans, rf_otlp_span(t->tr, s));
 	s->sent = true;
 	t->tr->unsent_ended--;
-	rf_span_release(s);
+	rf_tspan_release(s);
 }
 
 /* How many of the trace's spans may go now, and how many of those are
@@ -159,10 +161,10 @@ static size_t sendable(struct xtrace *t, size_t *tops)
 {
 	size_t n = 0, top = 0, rest = 0;
 	*tops = 0;
-	if (t->info_state != 2 || !t->tr->unsent_ended)
+	if (t->info_state != INFO_ANSWERED || !t->tr->unsent_ended)
 		return 0;
 	for (size_t i = 0; i < t->tr->n; i++) {
-		struct rf_xspan *s = &t->tr->spans[i];
+		struct rf_tspan *s = &t->tr->spans[i];
 		if (!s->end_ns || s->sent)
 			continue;
 		if (is_top(t->tr, s))
@@ -208,7 +210,7 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, cons
 		size_t before = c->nspans;
 		/* Every other span first, then (if all of them are in) the roots. */
 		for (size_t i = 0; i < t->tr->n && c->nspans < OTLP_MAX_SPANS; i++) {
-			struct rf_xspan *s = &t->tr->spans[i];
+			struct rf_tspan *s = &t->tr->spans[i];
 			if (s->end_ns && !s->sent && !is_top(t->tr, s)) {
 				take_span(t, s, spans);
 				c->nspans++;
@@ -216,14 +218,14 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, cons
 		}
 		bool others_left = false;
 		for (size_t i = 0; i < t->tr->n; i++) {
-			struct rf_xspan *s = &t->tr->spans[i];
+			struct rf_tspan *s = &t->tr->spans[i];
 			if (s->end_ns && !s->sent && !is_top(t->tr, s))
 				others_left = true;
 		}
 		if (!others_left && tops_may_follow(t, inflight_before)) {
 			bool took = false;
 			for (size_t i = 0; i < t->tr->n; i++) {
-				struct rf_xspan *s = &t->tr->spans[i];
+				struct rf_tspan *s = &t->tr->spans[i];
 				if (s->end_ns && !s->sent && is_top(t->tr, s)) {
 					take_span(t, s, spans);
 					c->nspans++;
@@ -296,7 +298,7 @@ static void drop_refused(rf_traces *x, struct xtrace *t)
 	for (size_t i = 0; i < t->tr->n; i++)
 		if (t->tr->spans[i].end_ns && !t->tr->spans[i].sent) {
 			t->tr->spans[i].sent = true;
-			rf_span_release(&t->tr->spans[i]);
+			rf_tspan_release(&t->tr->spans[i]);
 		}
 	t->tr->unsent_ended = 0;
 	if (t->complete) {
@@ -327,10 +329,10 @@ static void on_info(int ok, long status, json_t *resp, const char *msg, void *ar
 		/* Its spans still go: log_spans makes the trace from them. */
 		c->t->failed = true;
 		char id[36];
-		rf_trace_id_str(c->t->tr->id, id);
+		rf_ttrace_id_str(c->t->tr->id, id);
 		rf_traces_err(x, "trace %s: StartTraceV3 HTTP %ld: %.300s", id, status, msg ? msg : "");
 	}
-	c->t->info_state = 2;
+	c->t->info_state = INFO_ANSWERED;
 	free(c);
 }
 
@@ -341,12 +343,12 @@ static void on_info(int ok, long status, json_t *resp, const char *msg, void *ar
 static void send_info(rf_traces *x, struct xtrace *t, const char *exp, const char *run)
 {
 	char id[36], t0[40], dur[40];
-	rf_trace_id_str(t->tr->id, id);
+	rf_ttrace_id_str(t->tr->id, id);
 	int64_t min_start = 0, max_end = 0;
 	bool has_top = false;
-	struct rf_xspan *root = t->tr->root ? rf_trace_span(t->tr, t->tr->root, false) : NULL;
+	struct rf_tspan *root = t->tr->root ? rf_ttrace_span(t->tr, t->tr->root, false) : NULL;
 	for (size_t i = 0; i < t->tr->n; i++) {
-		struct rf_xspan *s = &t->tr->spans[i];
+		struct rf_tspan *s = &t->tr->spans[i];
 		if (s->start_ns && (!min_start || s->start_ns < min_start))
 			min_start = s->start_ns;
 		if (s->end_ns > max_end)
@@ -380,7 +382,7 @@ static void send_info(rf_traces *x, struct xtrace *t, const char *exp, const cha
 	}
 	const char *state = "IN_PROGRESS";
 	if (t->complete && !has_top)
-		state = root && root->status == RF_XSPAN_ERROR ? "ERROR" : "OK";
+		state = root && root->status == RF_TSPAN_ERROR ? "ERROR" : "OK";
 	json_t *info = json_pack(
 		"{s:s,s:{s:s,s:{s:s}},s:s,s:s,s:s,s:o,s:o,s:o}", "trace_id", id, "trace_location",
 		"type", "MLFLOW_EXPERIMENT", "mlflow_experiment", "experiment_id", exp,
@@ -413,7 +415,7 @@ static void send_info(rf_traces *x, struct xtrace *t, const char *exp, const cha
 	c->t = t;
 	c->nass = json_array_size(t->assessments);
 	c->final = t->complete;
-	t->info_state = 1;
+	t->info_state = INFO_SENDING;
 	t->info_final = t->complete;
 	x->info_inflight++;
 	x->st.info_requests++;
@@ -427,9 +429,9 @@ static void send_info(rf_traces *x, struct xtrace *t, const char *exp, const cha
  * to send early); for one sent in parts, the final one once complete. */
 static bool info_due(const struct xtrace *t)
 {
-	if (t->info_state == 1)
+	if (t->info_state == INFO_SENDING)
 		return false;
-	if (t->info_state == 0)
+	if (t->info_state == INFO_NOT_SENT)
 		return t->complete || (early_spans(t) && t->tr->unsent_ended);
 	return t->complete && !t->info_final;
 }
@@ -439,7 +441,7 @@ static bool info_due(const struct xtrace *t)
 /* Done: its final info answered and every span answered. */
 static bool finished(const struct xtrace *t)
 {
-	return t->complete && t->info_state == 2 && t->info_final && !t->spans_inflight &&
+	return t->complete && t->info_state == INFO_ANSWERED && t->info_final && !t->spans_inflight &&
 	       !t->tr->unsent_ended;
 }
 
@@ -475,7 +477,7 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 			continue;
 		}
 		const char *exp = rf_traces_exp_of(x, t);
-		if (exp && !exp[0] && !t->spans_inflight && t->info_state != 1) {
+		if (exp && !exp[0] && !t->spans_inflight && t->info_state != INFO_SENDING) {
 			bool gone = t->complete;
 			drop_refused(x, t);
 			if (gone)
@@ -491,7 +493,7 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 			ready_complete = true;
 		ready += k;
 		roots_ready += tops > 0;
-		infos_coming |= t->info_state == 1 || info_due(t);
+		infos_coming |= t->info_state == INFO_SENDING || info_due(t);
 	}
 	/* Keeping up?  Counted once per episode; the daemon logs it. */
 	x->st.waiting = waiting;

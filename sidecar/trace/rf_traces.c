@@ -1,5 +1,8 @@
 /*
- * rf_traces.c - trace lifecycle and upload; the general tracing records.
+ * rf_traces.c - the trace uploader's lifecycle and its records: the general
+ * tracing records 24-27 here, Inspect's records (rf_trace_inspect.c) and
+ * assessments/tags (rf_trace_ops.c) there; the traces they build are held
+ * in rf_trace_table.c and sent by rf_trace_upload.c.
  *
  * Flow: records build spans in an xtrace; a trace is complete when its root
  * ends (or its sample/task/run ends, or it idles past the timeout: open
@@ -20,46 +23,17 @@
 #include <curl/curl.h>
 
 #include "rf_decode.h"
+#include "rf_err.h"
 #include "rf_loop.h"
-#include "rf_traces_int.h"
+#include "rf_trace_inspect.h"
+#include "rf_trace_ops.h"
+#include "rf_trace_table.h"
+#include "rf_traces.h"
 #include "ringflow.h"
 
 
-/* The loop's clock: one time base with rf_track and rf_http (and a virtual
- * one in the fuzz targets, which replace rf_loop.c). */
-uint64_t rf_traces_now_ms(void)
-{
-	return rf_loop_now_ms();
-}
 #define now_ms rf_traces_now_ms
 
-int64_t rf_ns_of_secs(double s)
-{
-	/* 0 = absent; int64 nanoseconds end in 2262: later times are refused too. */
-	return isfinite(s) && s > 0 && s < 9.2e9 ? (int64_t)llround(s * 1e9) : 0;
-}
-
-void rf_rfc3339(int64_t ns, char out[40])
-{
-	time_t sec = (time_t)(ns / 1000000000);
-	struct tm tm;
-	gmtime_r(&sec, &tm);
-	char b[24];
-	strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out, 40, "%s.%03dZ", b, (int)(ns / 1000000 % 1000));
-}
-
-void rf_traces_err(rf_traces *x, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(x->st.last_error, sizeof x->st.last_error, fmt, ap);
-	va_end(ap);
-}
-
-/* ---- setup ---- */
-
-/* OTEL_EXPORTER_OTLP_*_HEADERS: "k=v,k2=v2", values percent-encoded. */
 static char **parse_headers(const char *spec)
 {
 	size_t n = 1;
@@ -113,7 +87,7 @@ int rf_traces_new(rf_traces **out, rf_mlflow *m, rf_http *http, rf_track *track,
 {
 	rf_traces *x = calloc(1, sizeof *x);
 	if (!x)
-		return -ENOMEM;
+		return rf_err_set(ENOMEM, "trace uploader: out of memory");
 	x->m = m;
 	x->http = http;
 	x->track = track;
@@ -128,20 +102,15 @@ int rf_traces_new(rf_traces **out, rf_mlflow *m, rf_http *http, rf_track *track,
 		x->otlp_hdrs = parse_headers(o->otlp_headers);
 	}
 	x->o.otlp_endpoint = x->o.otlp_headers = NULL; /* not kept: the env may change */
+	if (!x->traced_runs || (o->otlp_endpoint && *o->otlp_endpoint && (!x->otlp_url || !x->otlp_hdrs))) {
+		x->track = NULL;
+		rf_traces_free(x);
+		return rf_err_set(ENOMEM, "trace uploader: out of memory");
+	}
 	if (track)
 		rf_track_set_end_hold(track, run_busy, x);
 	*out = x;
 	return 0;
-}
-
-static void free_x(struct xtrace *t)
-{
-	rf_trace_free(t->tr);
-	json_decref(t->tags);
-	json_decref(t->metadata);
-	json_decref(t->assessments);
-	json_decref(t->info);
-	free(t);
 }
 
 void rf_traces_free(rf_traces *x)
@@ -150,102 +119,14 @@ void rf_traces_free(rf_traces *x)
 		return;
 	if (x->track)
 		rf_track_set_end_hold(x->track, NULL, NULL);
-	for (struct xtrace *t = x->list, *n; t; t = n) {
-		n = t->next;
-		free_x(t);
-	}
 	for (size_t i = 0; x->otlp_hdrs && x->otlp_hdrs[i]; i++)
 		free(x->otlp_hdrs[i]);
 	free(x->otlp_hdrs);
 	free(x->otlp_url);
-	free(x->exps);
+	rf_trace_table_free(x);
 	rf_trace_ops_free(x);
 	json_decref(x->traced_runs);
 	free(x);
-}
-
-/* ---- the trace table ---- */
-
-static size_t bucket_of(const uint8_t id[16])
-{
-	return (size_t)(rf_hash64(0, id, 16) % RF_TRACE_BUCKETS);
-}
-
-bool rf_traces_recent(rf_traces *x, const uint8_t id[16])
-{
-	size_t n = x->recent_n < RF_TRACE_RECENT ? x->recent_n : RF_TRACE_RECENT;
-	for (size_t i = 0; i < n; i++)
-		if (!memcmp(x->recent[i], id, 16))
-			return true;
-	return false;
-}
-
-struct xtrace *rf_traces_get(rf_traces *x, const uint8_t id[16], bool create)
-{
-	size_t b = bucket_of(id);
-	for (struct xtrace *t = x->bucket[b]; t; t = t->hnext)
-		if (!memcmp(t->tr->id, id, 16)) {
-			t->last_ms = now_ms();
-			return t;
-		}
-	if (!create)
-		return NULL;
-	if (rf_traces_recent(x, id)) {
-		x->st.late++;
-		return NULL;
-	}
-	if (x->ntraces >= RF_TRACES_HELD_MAX) {
-		x->st.spans_capped++;
-		rf_traces_err(x, "%d traces held (open or being sent): a new one is refused, "
-			      "counted in spans_capped", RF_TRACES_HELD_MAX);
-		return NULL;
-	}
-	struct xtrace *t = calloc(1, sizeof *t);
-	if (!t || !(t->tr = rf_trace_new(id))) {
-		free(t);
-		rf_traces_err(x, "out of memory for a trace");
-		return NULL;
-	}
-	t->tags = json_object();
-	t->metadata = json_object();
-	t->assessments = json_array();
-	t->last_ms = now_ms();
-	t->hnext = x->bucket[b];
-	x->bucket[b] = t;
-	struct xtrace **pp = &x->list;
-	while (*pp)
-		pp = &(*pp)->next;
-	*pp = t;
-	x->ntraces++;
-	x->st.traces++;
-	return t;
-}
-
-void rf_traces_drop(rf_traces *x, struct xtrace *t)
-{
-	x->st.spans_capped += t->tr->capped - t->capped_seen;
-	memcpy(x->recent[x->recent_n++ % RF_TRACE_RECENT], t->tr->id, 16);
-	for (struct xtrace **pp = &x->bucket[bucket_of(t->tr->id)]; *pp; pp = &(*pp)->hnext)
-		if (*pp == t) {
-			*pp = t->hnext;
-			break;
-		}
-	for (struct xtrace **pp = &x->list; *pp; pp = &(*pp)->next)
-		if (*pp == t) {
-			*pp = t->next;
-			break;
-		}
-	x->ntraces--;
-	free_x(t);
-}
-
-void rf_traces_complete(rf_traces *x, struct xtrace *t, int64_t end_ns, const char *why)
-{
-	if (t->complete)
-		return;
-	x->st.spans_forced += rf_trace_close_open(t->tr, end_ns, why);
-	t->complete = true;
-	t->done_ms = now_ms();
 }
 
 /* ---- general tracing records (24-27) ---- */
@@ -348,7 +229,7 @@ static void update_info(rf_traces *x, struct xtrace *t, const msgpack_object *r)
  * (40) for a span with an exception event (a higher level is kept), else
  * the producer's, else INFO (20) for model, tool, retriever, agent and
  * embedding spans and DEBUG (10) for the rest. */
-static void log_level(struct rf_xspan *s)
+static void log_level(struct rf_tspan *s)
 {
 	static const char *const info[] = {"LLM", "CHAT_MODEL", "TOOL", "RETRIEVER",
 					   "AGENT", "EMBEDDING", NULL};
@@ -362,13 +243,13 @@ static void log_level(struct rf_xspan *s)
 		exc |= n && !strcmp(n, "exception");
 	}
 	if (exc && !(json_is_integer(lv) && json_integer_value(lv) >= 40)) {
-		rf_span_attr(s, "mlflow.spanLogLevel", json_integer(40));
+		rf_tspan_attr(s, "mlflow.spanLogLevel", json_integer(40));
 	} else if (!lv) {
 		int level = 10;
 		for (int k = 0; info[k] && s->type; k++)
 			if (!strcmp(s->type, info[k]))
 				level = 20;
-		rf_span_attr(s, "mlflow.spanLogLevel", json_integer(level));
+		rf_tspan_attr(s, "mlflow.spanLogLevel", json_integer(level));
 	}
 }
 
@@ -397,7 +278,7 @@ static void general(rf_traces *x, int type, const msgpack_object *r)
 	if (!sid)
 		return;
 	uint64_t capped = t->tr->capped;
-	struct rf_xspan *s = rf_trace_span(t->tr, sid, type == RF_EV_TRACE_SPAN_START);
+	struct rf_tspan *s = rf_ttrace_span(t->tr, sid, type == RF_EV_TRACE_SPAN_START);
 	if (!s || (s->sent && type != RF_EV_TRACE_SPAN_START)) {
 		/* A span refused at its start (spans_capped): its later records
 		 * are the same loss, not counted again. */
@@ -410,13 +291,13 @@ static void general(rf_traces *x, int type, const msgpack_object *r)
 			x->st.spans++;
 		s->parent = get_u64(r, "parent_id");
 		char *name = dup_text(r, "name"), *ty = dup_text(r, "span_type");
-		rf_span_set_name(s, name ? name : "(unnamed)", ty ? ty : "UNKNOWN");
+		rf_tspan_set_name(s, name ? name : "(unnamed)", ty ? ty : "UNKNOWN");
 		free(name);
 		free(ty);
 		s->start_ns = get_ns(r, "start_ns");
 		const msgpack_object *in = rf_obj_get(r, "inputs");
 		if (in && in->type != MSGPACK_OBJECT_NIL) {
-			rf_span_inputs(s, rf_obj_to_json(in));
+			rf_tspan_inputs(s, rf_obj_to_json(in));
 		}
 		merge_obj(s->attrs, rf_obj_get(r, "attributes"), false);
 		if (!s->parent) {
@@ -433,33 +314,33 @@ static void general(rf_traces *x, int type, const msgpack_object *r)
 		char *name = dup_text(r, "name");
 		json_t *a = json_object();
 		merge_obj(a, rf_obj_get(r, "attributes"), false);
-		rf_span_event(s, name ? name : "event", get_ns(r, "time_ns"), a);
+		rf_tspan_event(s, name ? name : "event", get_ns(r, "time_ns"), a);
 		free(name);
 	} else { /* RF_EV_TRACE_SPAN_END */
 		/* Inputs set after the start (span.set_inputs) come with the end. */
 		const msgpack_object *in = rf_obj_get(r, "inputs");
 		if (in && in->type != MSGPACK_OBJECT_NIL) {
-			rf_span_inputs(s, rf_obj_to_json(in));
+			rf_tspan_inputs(s, rf_obj_to_json(in));
 		}
 		const msgpack_object *out = rf_obj_get(r, "outputs");
 		if (out && out->type != MSGPACK_OBJECT_NIL) {
-			rf_span_outputs(s, rf_obj_to_json(out));
+			rf_tspan_outputs(s, rf_obj_to_json(out));
 		}
 		merge_obj(s->attrs, rf_obj_get(r, "attributes"), false);
 		char *st = dup_text(r, "status"), *msg = dup_text(r, "status_message");
-		s->status = !st || !strcasecmp(st, "OK") ? RF_XSPAN_OK
-			    : !strcasecmp(st, "UNSET")   ? RF_XSPAN_UNSET
-							 : RF_XSPAN_ERROR;
+		s->status = !st || !strcasecmp(st, "OK") ? RF_TSPAN_OK
+			    : !strcasecmp(st, "UNSET")   ? RF_TSPAN_UNSET
+							 : RF_TSPAN_ERROR;
 		if (st && (!strcasecmp(st, "CANCELLED") || !strcasecmp(st, "TIMEOUT")))
 			/* OTLP and MLflow know OK/ERROR/UNSET only: keep the detail. */
-			rf_span_attr(s, "ringflow.status", json_string(st));
+			rf_tspan_attr(s, "ringflow.status", json_string(st));
 		if (msg) {
 			free(s->status_msg);
 			s->status_msg = msg;
 		}
 		free(st);
 		log_level(s);
-		rf_xspan_end(t->tr, s, get_ns(r, "end_ns"));
+		rf_tspan_end(t->tr, s, get_ns(r, "end_ns"));
 		if (!s->parent)
 			rf_traces_complete(x, t, s->end_ns, "span not ended before its trace");
 	}
@@ -473,113 +354,4 @@ void rf_traces_record(rf_traces *x, int type, const msgpack_object *root)
 		rf_trace_ops_record(x, type, root);
 	else
 		rf_trace_inspect(x, type, root);
-}
-
-/* ---- experiments other than the sidecar's (general traces may name one) ---- */
-
-static void on_exp(int ok, long status, json_t *resp, const char *msg, void *arg);
-
-static struct expid *exp_lookup(rf_traces *x, const char *name)
-{
-	for (size_t i = 0; i < x->nexps; i++)
-		if (!strcmp(x->exps[i].name, name))
-			return &x->exps[i];
-	struct expid *e = realloc(x->exps, (x->nexps + 1) * sizeof *e);
-	if (!e)
-		return NULL;
-	x->exps = e;
-	e = &x->exps[x->nexps++];
-	memset(e, 0, sizeof *e);
-	snprintf(e->name, sizeof e->name, "%s", name);
-	return e;
-}
-
-struct expcall {
-	rf_traces *x;
-	size_t i;
-	bool create;
-};
-
-static void exp_request(rf_traces *x, size_t i, bool create)
-{
-	struct expcall *c = malloc(sizeof *c);
-	if (!c)
-		return;
-	*c = (struct expcall){x, i, create};
-	struct expid *e = &x->exps[i];
-	e->state = 1;
-	if (create) {
-		rf_mlflow_post(x->m, "experiments/create", json_pack("{s:s}", "name", e->name),
-			       RF_HTTP_NO_RETRY, on_exp, c);
-		return;
-	}
-	char *enc = curl_easy_escape(NULL, e->name, 0);
-	char q[1024];
-	snprintf(q, sizeof q, "experiments/get-by-name?experiment_name=%s", enc ? enc : "");
-	curl_free(enc);
-	rf_mlflow_get(x->m, q, on_exp, c);
-}
-
-static void on_exp(int ok, long status, json_t *resp, const char *msg, void *arg)
-{
-	struct expcall *c = arg;
-	rf_traces *x = c->x;
-	struct expid *e = &x->exps[c->i];
-	const char *id = json_string_value(json_object_get(json_object_get(resp, "experiment"),
-							   "experiment_id"));
-	if (!id)
-		id = json_string_value(json_object_get(resp, "experiment_id"));
-	if (ok && id) {
-		snprintf(e->id, sizeof e->id, "%s", id);
-		e->state = 2;
-	} else if (!c->create && status == 404) {
-		free(c);
-		exp_request(x, (size_t)(e - x->exps), true);
-		return;
-	} else if (c->create && status == 400 && msg && strstr(msg, "already exists")) {
-		e->state = 0; /* made by someone else meanwhile: look it up again */
-	} else if (status == 0 || status >= 500 || status == 429 ||
-		   !json_is_string(json_object_get(resp, "error_code"))) {
-		/* Not MLflow's verdict (an auth failure, a proxy's page): again. */
-		e->state = 0;
-		e->retry_at = now_ms() + 2000;
-	} else {
-		e->state = 3;
-		rf_traces_err(x, "experiment %s for traces: HTTP %ld: %s", e->name, status, msg);
-	}
-	free(c);
-}
-
-/* The experiment id for a trace: NULL while not known; "" when it never
- * will be (refused). */
-const char *rf_traces_exp_of(rf_traces *x, struct xtrace *t)
-{
-	if (t->exp_id[0])
-		return t->exp_id; /* chosen by id (set_destination) */
-	const char *name = t->exp_name[0] ? t->exp_name : rf_track_experiment_name(x->track);
-	if (!strcmp(name, rf_track_experiment_name(x->track))) {
-		const char *id = rf_track_experiment_id(x->track);
-		if (id)
-			return id;
-		/* The tracking path looks its experiment up only once it has a
-		 * run; a program's general traces may come without any run. */
-		if (t->run_key[0])
-			return NULL;
-	}
-	struct expid *e = exp_lookup(x, name);
-	if (!e)
-		return NULL;
-	if (e->state == 0 && now_ms() >= e->retry_at)
-		exp_request(x, (size_t)(e - x->exps), false);
-	return e->state == 2 ? e->id : e->state == 3 ? "" : NULL;
-}
-
-/* The run id to link: NULL while not known; "" for none. */
-const char *rf_traces_run_of(rf_traces *x, struct xtrace *t)
-{
-	if (!t->run_key[0])
-		return "";
-	bool failed;
-	const char *id = rf_track_run_id(x->track, t->run_key, &failed);
-	return id ? id : failed ? "" : NULL;
 }

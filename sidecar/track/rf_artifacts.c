@@ -11,11 +11,10 @@
 #include "rf_artifacts.h"
 #include "rf_decode.h"
 #include "rf_evallog.h"
+#include "rf_metrics.h"
 #include "rf_mlflow.h"
 #include "rf_redact.h"
 #include "ringflow.h"
-
-bool rf_value_to_float(const msgpack_object *v, double *out);
 
 struct rf_art {
 	json_t *task;    /* the task row */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rf_decode.h"
 #include "rf_hash.h"
 #include "rf_metrics.h"
 #include "rf_mlflow.h"
@@ -190,4 +191,45 @@ char *rf_batch_body(const char *run_id, const struct rf_keys *k, const struct rf
 	free(id), free(p), free(t);
 	*len = o;
 	return out;
+}
+
+/* Inspect's value_to_float(): C 1, P 0.5, I and N 0, yes/true 1, no/false 0,
+ * numeric strings, bools, numbers; NaN stays NaN (unscored). */
+bool rf_value_to_float(const msgpack_object *v, double *out)
+{
+	bool b;
+	const char *s;
+	size_t n;
+	if (!v)
+		return false;
+	if (rf_obj_bool(v, &b)) {
+		*out = b;
+		return true;
+	}
+	if (rf_obj_num(v, out))
+		return true;
+	if (!rf_obj_str(v, &s, &n))
+		return false;
+	char buf[64];
+	if (n >= sizeof buf)
+		n = sizeof buf - 1;
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	if (!strcmp(buf, "C")) {
+		*out = 1.0;
+	} else if (!strcmp(buf, "P")) {
+		*out = 0.5;
+	} else if (!strcmp(buf, "I") || !strcmp(buf, "N")) {
+		*out = 0.0;
+	} else if (!strcasecmp(buf, "yes") || !strcasecmp(buf, "true")) {
+		*out = 1.0;
+	} else if (!strcasecmp(buf, "no") || !strcasecmp(buf, "false")) {
+		*out = 0.0;
+	} else {
+		char *end;
+		double d = strtod(buf, &end);
+		/* Inspect converts anything else to 0.0 with a warning. */
+		*out = (end != buf && *end == 0 && isfinite(d)) ? d : 0.0;
+	}
+	return true;
 }

@@ -9,6 +9,8 @@
 #define RF_METRICS_H
 
 #include <jansson.h>
+#include <msgpack.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,5 +50,10 @@ void rf_mq_free(struct rf_mqueue *q);
  * MLflow accepts for doubles); run_id, params and tags go through jansson. */
 char *rf_batch_body(const char *run_id, const struct rf_keys *k, const struct rf_pmetric *m,
 		    size_t nm, json_t *params, json_t *tags, size_t *len);
+
+/* Inspect's value_to_float(): a score value as the metric's number (C 1,
+ * P 0.5, I and N 0, yes/true 1, no/false 0, numeric strings, bools,
+ * numbers; NaN stays NaN); false when the value has none (a structure). */
+bool rf_value_to_float(const msgpack_object *v, double *out);
 
 #endif

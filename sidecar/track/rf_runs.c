@@ -1,9 +1,10 @@
 /*
- * rf_runs.c - MLflow run lifecycle and uploads for rf_track.
+ * rf_runs.c - MLflow run lifecycle and uploads for one destination
+ * (rf_runs.h), driven by rf_track_pump() through rf_runs_pump().
  *
- * Order of work, driven by rf_track_pump():
- *   1. the experiment: get-by-name, create on 404, re-get on "already
- *      exists" (a race), restore if it was deleted;
+ * Order of work:
+ *   1. the experiment (rf_experiments.c: get-by-name, restored if deleted,
+ *      created if missing); refused by MLflow, its runs fail (counted);
  *   2. runs: a parent before its children (children carry mlflow.parentRunId).
  *      runs/create is not idempotent, so it is never blindly retried: after
  *      an ambiguous failure the run is looked up by its ringflow.key tag
@@ -29,14 +30,15 @@
 
 #include <curl/curl.h>
 
+#include "rf_err.h"
 #include "rf_resp.h"
 #include "rf_ring.h"
-#include "rf_track_int.h"
+#include "rf_runs.h"
 
 #define PARAM_MAX 6000 /* MLflow's param value limit */
 
 /* The last error, for status reports and the log (cut to fit: it is a report). */
-static void __attribute__((format(printf, 2, 3))) track_err(rf_track *t, const char *fmt, ...)
+static void __attribute__((format(printf, 2, 3))) track_err(struct rf_runs *t, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -46,9 +48,9 @@ static void __attribute__((format(printf, 2, 3))) track_err(rf_track *t, const c
 
 /* ---- run table ---- */
 
-struct mrun *rf_track_run(rf_track *t, const char *key, bool create)
+struct mrun *rf_runs_get(struct rf_runs *t, const char *key, bool create)
 {
-	for (struct mrun *r = t->runs; r; r = r->next)
+	for (struct mrun *r = t->list; r; r = r->next)
 		if (!strcmp(r->key, key))
 			return r;
 	if (!create)
@@ -61,16 +63,15 @@ struct mrun *rf_track_run(rf_track *t, const char *key, bool create)
 	r->t = t;
 	r->params = json_object();
 	r->tags = json_object();
-	json_t *known = json_object_get(t->idmap, key);
-	if (json_is_array(known)) {
-		snprintf(r->id, sizeof r->id, "%s", json_string_value(json_array_get(known, 0)));
-		snprintf(r->artifact_uri, sizeof r->artifact_uri, "%s",
-			 json_string_value(json_array_get(known, 1)));
+	const char *uri = NULL, *id = rf_idmap_get(&t->idmap, key, &uri);
+	if (id) {
+		snprintf(r->id, sizeof r->id, "%s", id);
+		snprintf(r->artifact_uri, sizeof r->artifact_uri, "%s", uri ? uri : "");
 		r->state = RUN_READY;
 		t->st.runs_reused++;
 	}
 	/* Append: runs are created in the order they were first seen. */
-	struct mrun **pp = &t->runs;
+	struct mrun **pp = &t->list;
 	while (*pp)
 		pp = &(*pp)->next;
 	*pp = r;
@@ -115,7 +116,7 @@ void rf_run_param(struct mrun *r, const char *key, const char *value)
 
 /* A run MLflow refused to create: what was and would be logged to it is
  * lost, counted in rejected (and its children with it). */
-static void run_failed(rf_track *t, struct mrun *r)
+static void run_failed(struct rf_runs *t, struct mrun *r)
 {
 	r->state = RUN_FAILED;
 	t->st.runs_failed++;
@@ -194,79 +195,15 @@ void rf_run_end(struct mrun *r, const char *status, int64_t end_ms)
 	r->end_ms = end_ms;
 }
 
-/* ---- experiment ---- */
-
-static void exp_fail(rf_track *t, long status, const char *msg)
-{
-	t->exp_state = 0;
-	t->exp_retry_at = rf_loop_now_ms() + 2000;
-	track_err(t, "experiment %s: HTTP %ld: %.400s",
-		 t->experiment, status, msg);
-}
-
-static void on_exp_restored(int ok, long status, json_t *resp, const char *msg, void *arg)
-{
-	(void)resp;
-	rf_track *t = arg;
-	if (ok)
-		t->exp_state = 2;
-	else
-		exp_fail(t, status, msg);
-}
-
-static void exp_get(rf_track *t);
-
-static void on_exp_created(int ok, long status, json_t *resp, const char *msg, void *arg)
-{
-	rf_track *t = arg;
-	if (ok && rf_resp_experiment_created(resp, t->exp_id, sizeof t->exp_id)) {
-		t->exp_state = 2;
-	} else if (status == 400) {
-		exp_get(t); /* created by someone else meanwhile */
-	} else {
-		exp_fail(t, status, ok ? "response without a usable experiment_id" : msg);
-	}
-}
-
-static void on_exp_got(int ok, long status, json_t *resp, const char *msg, void *arg)
-{
-	rf_track *t = arg;
-	bool deleted = false;
-	if (ok && rf_resp_experiment(resp, t->exp_id, sizeof t->exp_id, &deleted)) {
-		if (deleted) {
-			rf_mlflow_post(t->m, "experiments/restore",
-				       json_pack("{s:s}", "experiment_id", t->exp_id),
-				       RF_HTTP_RETRY_ALL, on_exp_restored, t);
-			return;
-		}
-		t->exp_state = 2;
-	} else if (status == 404) {
-		rf_mlflow_post(t->m, "experiments/create", json_pack("{s:s}", "name", t->experiment),
-			       RF_HTTP_NO_RETRY, on_exp_created, t);
-	} else {
-		exp_fail(t, status, ok ? "response without a usable experiment" : msg);
-	}
-}
-
-static void exp_get(rf_track *t)
-{
-	char q[1024];
-	char *enc = curl_easy_escape(NULL, t->experiment, 0);
-	snprintf(q, sizeof q, "experiments/get-by-name?experiment_name=%s", enc ? enc : "");
-	curl_free(enc);
-	t->exp_state = 1;
-	rf_mlflow_get(t->m, q, on_exp_got, t);
-}
-
 /* ---- runs ---- */
 
 struct run_call {
-	rf_track *t;
+	struct rf_runs *t;
 	struct mrun *r;
 	void *body; /* the batch in flight, for splitting on a 4xx */
 };
 
-static struct run_call *call(rf_track *t, struct mrun *r, void *body)
+static struct run_call *call(struct rf_runs *t, struct mrun *r, void *body)
 {
 	struct run_call *c = malloc(sizeof *c);
 	if (c)
@@ -275,17 +212,17 @@ static struct run_call *call(rf_track *t, struct mrun *r, void *body)
 }
 
 /* False (nothing changed) when the server's run object is unusable. */
-static bool run_ready(rf_track *t, struct mrun *r, json_t *run)
+static bool run_ready(struct rf_runs *t, struct mrun *r, json_t *run)
 {
 	if (!rf_resp_run(run, r->id, sizeof r->id, r->artifact_uri, sizeof r->artifact_uri))
 		return false;
 	r->state = RUN_READY;
-	if (rf_idmap_add(t, r))
-		track_err(t, "id map: %s", rf_ring_errmsg());
+	if (rf_idmap_add(&t->idmap, r->key, r->id, r->artifact_uri))
+		track_err(t, "id map: %s", rf_err_msg());
 	return true;
 }
 
-static void create_run(rf_track *t, struct mrun *r);
+static void create_run(struct rf_runs *t, struct mrun *r);
 
 static void on_run_found(int ok, long status, json_t *resp, const char *msg, void *arg)
 {
@@ -306,11 +243,11 @@ static void on_run_found(int ok, long status, json_t *resp, const char *msg, voi
 	free(c);
 }
 
-static void find_run(rf_track *t, struct mrun *r)
+static void find_run(struct rf_runs *t, struct mrun *r)
 {
 	char filter[300];
 	snprintf(filter, sizeof filter, "tags.`ringflow.key` = '%s'", r->key);
-	json_t *body = json_pack("{s:[s],s:s,s:i}", "experiment_ids", t->exp_id, "filter", filter,
+	json_t *body = json_pack("{s:[s],s:s,s:i}", "experiment_ids", t->exp.id, "filter", filter,
 				 "max_results", 1);
 	r->state = RUN_CREATING;
 	struct run_call *c = call(t, r, NULL);
@@ -343,7 +280,7 @@ static void on_run_created(int ok, long status, json_t *resp, const char *msg, v
 	free(c);
 }
 
-static void create_run(rf_track *t, struct mrun *r)
+static void create_run(struct rf_runs *t, struct mrun *r)
 {
 	if (r->lookup) { /* an earlier attempt may have created it */
 		r->lookup = false;
@@ -355,7 +292,7 @@ static void create_run(rf_track *t, struct mrun *r)
 	if (r->parent)
 		json_array_append_new(tags, json_pack("{s:s,s:s}", "key", "mlflow.parentRunId",
 						      "value", r->parent->id));
-	json_t *body = json_pack("{s:s,s:s,s:I,s:o}", "experiment_id", t->exp_id, "run_name",
+	json_t *body = json_pack("{s:s,s:s,s:I,s:o}", "experiment_id", t->exp.id, "run_name",
 				 r->name, "start_time", (json_int_t)r->start_ms, "tags", tags);
 	r->state = RUN_CREATING;
 	struct run_call *c = call(t, r, NULL);
@@ -391,9 +328,9 @@ static size_t batch_size(const struct batch *b)
 	return b->nm + json_array_size(b->params) + json_array_size(b->tags);
 }
 
-static struct batch *take_batch(rf_track *t, struct mrun *r)
+static struct batch *take_batch(struct rf_runs *t, struct mrun *r)
 {
-	size_t room = (size_t)t->o.max_batch;
+	size_t room = (size_t)t->max_batch;
 	struct batch *b = calloc(1, sizeof *b);
 	if (!b)
 		return NULL;
@@ -422,7 +359,7 @@ static struct batch *take_batch(rf_track *t, struct mrun *r)
 	return b;
 }
 
-static void send_batch(rf_track *t, struct mrun *r, struct batch *b);
+static void send_batch(struct rf_runs *t, struct mrun *r, struct batch *b);
 
 /* Put a batch's entities back in front of what is pending, in order. */
 static void unshift(struct mrun *r, struct batch *b)
@@ -444,7 +381,7 @@ static void unshift(struct mrun *r, struct batch *b)
 static void on_batch(int ok, long status, json_t *resp, const char *msg, void *arg)
 {
 	struct run_call *c = arg;
-	rf_track *t = c->t;
+	struct rf_runs *t = c->t;
 	struct mrun *r = c->r;
 	struct batch *b = c->body;
 	free(c);
@@ -511,7 +448,7 @@ static void on_batch(int ok, long status, json_t *resp, const char *msg, void *a
 	send_batch(t, r, h1);
 }
 
-static void send_batch(rf_track *t, struct mrun *r, struct batch *b)
+static void send_batch(struct rf_runs *t, struct mrun *r, struct batch *b)
 {
 	size_t len;
 	char *body = b ? rf_batch_body(r->id, r->keys, b->m, b->nm, b->params, b->tags, &len) : NULL;
@@ -537,19 +474,19 @@ static void on_ended(int ok, long status, json_t *resp, const char *msg, void *a
 	(void)resp;
 	struct run_call *c = arg;
 	if (ok) {
-		c->r->end_state = 2;
+		c->r->end_state = RUN_END_DONE;
 		c->t->st.runs_ended++;
 	} else {
-		c->r->end_state = 2; /* refused (4xx): reported; retrying cannot help */
+		c->r->end_state = RUN_END_DONE; /* refused (4xx): reported; retrying cannot help */
 		track_err(c->t, "ending run %s: HTTP %ld: %.400s", c->r->id, status, msg);
 	}
 	free(c);
 }
 
-static bool children_ended(rf_track *t, struct mrun *p)
+static bool children_ended(struct rf_runs *t, struct mrun *p)
 {
-	for (struct mrun *r = t->runs; r; r = r->next)
-		if (r->parent == p && r->end_state != 2 && r->state != RUN_FAILED)
+	for (struct mrun *r = t->list; r; r = r->next)
+		if (r->parent == p && r->end_state != RUN_END_DONE && r->state != RUN_FAILED)
 			return false;
 	return true;
 }
@@ -557,7 +494,7 @@ static bool children_ended(rf_track *t, struct mrun *p)
 /* Traces linked to the run still on their way: its status waits (the run
  * reads FINISHED only once they are in), but not past the bound, so a trace
  * the server keeps refusing cannot keep the run open. */
-static bool end_held(rf_track *t, struct mrun *r, uint64_t now)
+static bool end_held(struct rf_runs *t, struct mrun *r, uint64_t now)
 {
 	if (r->hold_since == UINT64_MAX || !t->end_hold || !t->end_hold(t->end_hold_arg, r->key))
 		return false;
@@ -574,14 +511,14 @@ static bool end_held(rf_track *t, struct mrun *r, uint64_t now)
 	return false;
 }
 
-static void end_run(rf_track *t, struct mrun *r)
+static void end_run(struct rf_runs *t, struct mrun *r)
 {
 	json_t *body = json_pack("{s:s,s:s,s:I}", "run_id", r->id, "status", r->end_status,
 				 "end_time", (json_int_t)r->end_ms);
 	struct run_call *c = call(t, r, NULL);
-	r->end_state = 1;
+	r->end_state = RUN_END_SENDING;
 	if (!c || rf_mlflow_post(t->m, "runs/update", body, RF_HTTP_RETRY_ALL, on_ended, c))
-		r->end_state = 0;
+		r->end_state = RUN_END_NOT_SENT;
 }
 
 /* ---- artifacts ---- */
@@ -600,7 +537,7 @@ static void on_uploaded(int ok, long status, json_t *resp, const char *msg, void
 	free(c);
 }
 
-static void upload_next(rf_track *t, struct mrun *r)
+static void upload_next(struct rf_runs *t, struct mrun *r)
 {
 	json_t *f = json_array_get(r->uploads, 0);
 	const char *path = json_string_value(json_object_get(f, "path"));
@@ -667,29 +604,33 @@ static void free_run(struct mrun *r)
 	free(r);
 }
 
-static void count_pending(rf_track *t)
+static void count_pending(struct rf_runs *t)
 {
 	t->st.pending = 0;
-	for (struct mrun *r = t->runs; r; r = r->next)
+	for (struct mrun *r = t->list; r; r = r->next)
 		t->st.pending += pending_entities(r);
 }
 
-void rf_track_pump(rf_track *t, bool flush_now)
+void rf_runs_pump(struct rf_runs *t, bool flush_now)
 {
 	uint64_t now = rf_loop_now_ms();
-	if (t->exp_state == 0 && now >= t->exp_retry_at) {
-		if (!t->runs)
-			return; /* nothing to log yet: no request */
-		exp_get(t);
+	if (!t->list) {
+		t->st.pending = 0;
+		return; /* nothing to log yet: no request */
 	}
-	if (t->exp_state != 2) {
+	const char *exp = rf_exp_resolve(&t->exp);
+	if (exp && !*exp) { /* MLflow refused the experiment: its runs cannot be */
+		for (struct mrun *r = t->list; r; r = r->next)
+			if (r->state == RUN_NEW)
+				run_failed(t, r);
+	} else if (!exp) {
 		count_pending(t); /* waiting for the experiment counts as pending */
 		return;
 	}
-	bool flush = flush_now || now - t->last_flush >= (uint64_t)t->o.flush_ms;
+	bool flush = flush_now || now - t->last_flush >= (uint64_t)t->flush_ms;
 	if (flush)
 		t->last_flush = now;
-	for (struct mrun *r = t->runs; r; r = r->next) {
+	for (struct mrun *r = t->list; r; r = r->next) {
 		if (r->state == RUN_NEW && r->parent && r->parent->state == RUN_FAILED)
 			run_failed(t, r);
 		if (r->state == RUN_NEW && now >= r->retry_at && r->start_ms &&
@@ -702,21 +643,21 @@ void rf_track_pump(rf_track *t, bool flush_now)
 		if (r->inflight)
 			continue;
 		size_t n = pending_entities(r);
-		if (n && now >= r->retry_at && (flush || r->end_status || n >= (size_t)t->o.max_batch))
+		if (n && now >= r->retry_at && (flush || r->end_status || n >= (size_t)t->max_batch))
 			send_batch(t, r, take_batch(t, r));
-		else if (!n && r->end_status && r->end_state == 0 && children_ended(t, r) &&
+		else if (!n && r->end_status && r->end_state == RUN_END_NOT_SENT && children_ended(t, r) &&
 			 !json_array_size(r->uploads) && !r->uploads_inflight && !end_held(t, r, now))
 			end_run(t, r);
 	}
 	/* Forget parents whose whole family is done (the id map remembers them). */
-	for (struct mrun **pp = &t->runs; *pp;) {
+	for (struct mrun **pp = &t->list; *pp;) {
 		struct mrun *p = *pp;
-		bool done = !p->parent && p->end_state == 2 && children_ended(t, p);
+		bool done = !p->parent && p->end_state == RUN_END_DONE && children_ended(t, p);
 		if (!done) {
 			pp = &p->next;
 			continue;
 		}
-		for (struct mrun **cc = &t->runs; *cc;) {
+		for (struct mrun **cc = &t->list; *cc;) {
 			if ((*cc)->parent == p) {
 				struct mrun *dead = *cc;
 				*cc = dead->next;
@@ -725,7 +666,7 @@ void rf_track_pump(rf_track *t, bool flush_now)
 				cc = &(*cc)->next;
 			}
 		}
-		for (pp = &t->runs; *pp && *pp != p; pp = &(*pp)->next)
+		for (pp = &t->list; *pp && *pp != p; pp = &(*pp)->next)
 			;
 		*pp = p->next;
 		free_run(p);
@@ -733,82 +674,57 @@ void rf_track_pump(rf_track *t, bool flush_now)
 	count_pending(t);
 }
 
-bool rf_track_idle(rf_track *t)
+bool rf_runs_idle(struct rf_runs *t)
 {
-	for (struct mrun *r = t->runs; r; r = r->next) {
+	for (struct mrun *r = t->list; r; r = r->next) {
 		if (r->state == RUN_FAILED)
 			continue;
 		if (r->state != RUN_READY || r->inflight || pending_entities(r) ||
 		    json_array_size(r->uploads) || r->uploads_inflight ||
-		    (r->end_status && r->end_state != 2) || (r->start_ms && !r->end_status))
+		    (r->end_status && r->end_state != RUN_END_DONE) || (r->start_ms && !r->end_status))
 			return false;
 	}
 	return true;
 }
 
-/* As rf_track_idle, but an open run with nothing left to send counts as
+/* As rf_runs_idle, but an open run with nothing left to send counts as
  * drained: what `ringflowd flush` waits for. */
-bool rf_track_drained(rf_track *t)
+bool rf_runs_drained(struct rf_runs *t)
 {
-	for (struct mrun *r = t->runs; r; r = r->next)
+	for (struct mrun *r = t->list; r; r = r->next)
 		if (r->state != RUN_FAILED &&
 		    (r->state != RUN_READY || r->inflight || pending_entities(r) ||
 		     json_array_size(r->uploads) || r->uploads_inflight ||
-		     (r->end_status && r->end_state != 2)))
+		     (r->end_status && r->end_state != RUN_END_DONE)))
 			return false;
 	return true;
 }
 
-int rf_track_new(rf_track **out, rf_mlflow *m, const struct rf_track_opts *o)
+static void exp_err(void *arg, const char *msg)
 {
-	rf_track *t = calloc(1, sizeof *t);
-	if (!t)
-		return -ENOMEM;
-	t->m = m;
-	if (o)
-		t->o = *o;
-	snprintf(t->experiment, sizeof t->experiment, "%s",
-		 t->o.experiment && *t->o.experiment ? t->o.experiment : "inspect_ai");
-	if (t->o.flush_ms <= 0)
-		t->o.flush_ms = 200;
-	if (t->o.max_batch <= 0 || t->o.max_batch > 1000)
-		t->o.max_batch = 1000;
-	if (t->o.state_dir) {
-		char exp[257];
-		snprintf(exp, sizeof exp, "%s", t->experiment);
-		for (char *p = exp; *p; p++)
-			if (*p == '/' || *p == ' ')
-				*p = '_';
-		if (t->o.idmap_id && *t->o.idmap_id)
-			snprintf(t->idmap_path, sizeof t->idmap_path, "%s/idmap-%s-%.16s.jsonl",
-				 t->o.state_dir, exp, t->o.idmap_id);
-		else
-			snprintf(t->idmap_path, sizeof t->idmap_path, "%s/idmap-%s.jsonl", t->o.state_dir, exp);
-	}
-	rf_idmap_load(t);
-	*out = t;
-	return 0;
+	track_err(arg, "%s", msg);
 }
 
-void rf_track_free(rf_track *t)
+int rf_runs_init(struct rf_runs *t, rf_mlflow *m, const char *experiment, const char *idmap_path,
+		 int64_t flush_ms, int max_batch)
 {
-	if (!t)
-		return;
-	while (t->runs) {
-		struct mrun *r = t->runs;
-		t->runs = r->next;
+	memset(t, 0, sizeof *t);
+	t->m = m;
+	t->flush_ms = flush_ms;
+	t->max_batch = max_batch;
+	rf_exp_init(&t->exp, m, experiment, exp_err, t);
+	int rc = rf_idmap_load(&t->idmap, idmap_path);
+	if (rc)
+		track_err(t, "%s", rf_err_msg());
+	return rc;
+}
+
+void rf_runs_free(struct rf_runs *t)
+{
+	while (t->list) {
+		struct mrun *r = t->list;
+		t->list = r->next;
 		free_run(r);
 	}
-	json_decref(t->idmap);
-	free(t);
-}
-
-void rf_track_stats(rf_track *t, struct rf_track_stats *st)
-{
-	*st = t->st;
-}
-
-bool rf_track_empty(rf_track *t)
-{
-	return t->runs == NULL;
+	rf_idmap_free(&t->idmap);
 }

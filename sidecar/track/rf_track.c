@@ -34,8 +34,16 @@
 #include "rf_clock.h"
 #include "rf_hash.h"
 #include "rf_decode.h"
-#include "rf_track_int.h"
+#include "rf_err.h"
+#include "rf_runs.h"
+#include "rf_track.h"
 #include "ringflow.h"
+
+struct rf_track {
+	struct rf_track_opts o;
+	char experiment[257];
+	struct rf_runs runs;         /* its runs and their requests (rf_runs.c) */
+};
 
 /* ---- small helpers ---- */
 
@@ -47,7 +55,7 @@ static _Thread_local rf_track *cur;
 static void bad_field(const msgpack_object *o)
 {
 	if (o && o->type != MSGPACK_OBJECT_NIL && cur)
-		cur->st.bad_fields++;
+		cur->runs.st.bad_fields++;
 }
 
 /* m[key] if it is of `type` (map, array); NULL if absent, counted if not. */
@@ -63,19 +71,11 @@ static const msgpack_object *get_typed(const msgpack_object *m, const char *key,
 
 static bool get_str(const msgpack_object *m, const char *key, char *out, size_t cap)
 {
-	const char *s;
-	size_t n;
-	bool trunc;
 	const msgpack_object *o = rf_obj_get(m, key);
-	if (!rf_obj_text(o, &s, &n, &trunc)) {
-		bad_field(o);
-		return false;
-	}
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(out, s, n);
-	out[n] = 0;
-	return true;
+	if (rf_obj_text_copy(o, out, cap))
+		return true;
+	bad_field(o);
+	return false;
 }
 
 static bool get_num(const msgpack_object *m, const char *key, double *v)
@@ -112,47 +112,6 @@ static char *param_text(const msgpack_object *o)
 	char *out = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
 	json_decref(j);
 	return out;
-}
-
-/* Inspect's value_to_float(): C 1, P 0.5, I and N 0, yes/true 1, no/false 0,
- * numeric strings, bools, numbers; NaN stays NaN (unscored). */
-bool rf_value_to_float(const msgpack_object *v, double *out)
-{
-	bool b;
-	const char *s;
-	size_t n;
-	if (!v)
-		return false;
-	if (rf_obj_bool(v, &b)) {
-		*out = b;
-		return true;
-	}
-	if (rf_obj_num(v, out))
-		return true;
-	if (!rf_obj_str(v, &s, &n))
-		return false;
-	char buf[64];
-	if (n >= sizeof buf)
-		n = sizeof buf - 1;
-	memcpy(buf, s, n);
-	buf[n] = 0;
-	if (!strcmp(buf, "C")) {
-		*out = 1.0;
-	} else if (!strcmp(buf, "P")) {
-		*out = 0.5;
-	} else if (!strcmp(buf, "I") || !strcmp(buf, "N")) {
-		*out = 0.0;
-	} else if (!strcasecmp(buf, "yes") || !strcasecmp(buf, "true")) {
-		*out = 1.0;
-	} else if (!strcasecmp(buf, "no") || !strcasecmp(buf, "false")) {
-		*out = 0.0;
-	} else {
-		char *end;
-		double d = strtod(buf, &end);
-		/* Inspect converts anything else to 0.0 with a warning. */
-		*out = (end != buf && *end == 0 && isfinite(d)) ? d : 0.0;
-	}
-	return true;
 }
 
 /* Linear interpolation between ranks, like numpy's default percentile. */
@@ -236,7 +195,7 @@ static void on_run_start(rf_track *t, const msgpack_object *m)
 		return;
 	char key[160];
 	snprintf(key, sizeof key, "run:%s", run_id);
-	struct mrun *r = rf_track_run(t, key, true);
+	struct mrun *r = rf_runs_get(&t->runs, key, true);
 	if (!r || r->start_ms)
 		return;
 	r->start_ms = ms_of(m, "time");
@@ -268,7 +227,7 @@ static struct mrun *task_run(rf_track *t, const msgpack_object *m, bool create)
 	if (!get_str(m, "eval_id", eval_id, sizeof eval_id))
 		return NULL;
 	snprintf(key, sizeof key, "task:%s", eval_id);
-	return rf_track_run(t, key, create);
+	return rf_runs_get(&t->runs, key, create);
 }
 
 static void param_str(struct mrun *r, const char *key, const msgpack_object *v)
@@ -289,7 +248,7 @@ static void on_task_start(rf_track *t, const msgpack_object *m)
 	if (!r || r->start_ms || !get_str(m, "run_id", run_id, sizeof run_id))
 		return;
 	snprintf(key, sizeof key, "run:%s", run_id);
-	r->parent = rf_track_run(t, key, true);
+	r->parent = rf_runs_get(&t->runs, key, true);
 	r->start_ms = ms_of(m, "created");
 	get_str(m, "task", task, sizeof task);
 	get_str(m, "model", model, sizeof model);
@@ -596,13 +555,13 @@ static void on_run_end(rf_track *t, const msgpack_object *m)
 	if (!get_str(m, "run_id", run_id, sizeof run_id))
 		return;
 	snprintf(key, sizeof key, "run:%s", run_id);
-	struct mrun *p = rf_track_run(t, key, true);
+	struct mrun *p = rf_runs_get(&t->runs, key, true);
 	if (!p)
 		return;
 	int64_t ts = ms_of(m, "time");
 	/* Tasks that never ended (the hook emits task_end for them; this is
 	 * the backstop when even that was lost): closed, never left RUNNING. */
-	for (struct mrun *r = t->runs; r; r = r->next)
+	for (struct mrun *r = t->runs.list; r; r = r->next)
 		if (r->parent == p && !r->end_status)
 			rf_run_end(r, "KILLED", ts);
 	const msgpack_object *exc = rf_obj_get(m, "exception");
@@ -611,9 +570,9 @@ static void on_run_end(rf_track *t, const msgpack_object *m)
 
 void rf_track_record(rf_track *t, int type, const msgpack_object *root)
 {
-	t->st.records++;
+	t->runs.st.records++;
 	cur = t;
-	uint64_t bad = t->st.bad_fields;
+	uint64_t bad = t->runs.st.bad_fields;
 	/* The ids a record is filed under: without them (absent or not a
 	 * string) it cannot be used, and is counted as invalid. */
 	static const char *const need[][2] = {
@@ -629,8 +588,8 @@ void rf_track_record(rf_track *t, int type, const msgpack_object *root)
 			size_t n;
 			bool tr;
 			if (!rf_obj_text(rf_obj_get(root, need[type][i]), &s, &n, &tr) || !n) {
-				t->st.invalid++;
-				snprintf(t->st.last_error, sizeof t->st.last_error,
+				t->runs.st.invalid++;
+				snprintf(t->runs.st.last_error, sizeof t->runs.st.last_error,
 					 "%s record without a string %s: ignored",
 					 rf_event_name(type) ? rf_event_name(type) : "?", need[type][i]);
 				cur = NULL;
@@ -648,41 +607,105 @@ void rf_track_record(rf_track *t, int type, const msgpack_object *root)
 	case RF_EV_MODEL_USAGE: on_model_usage(t, root); break;
 	case RF_EV_TASK_END: on_task_end(t, root); break;
 	case RF_EV_RUN_END: on_run_end(t, root); break;
-	default: t->st.ignored++; break; /* not run data (spans, logs, ...) */
+	default: t->runs.st.ignored++; break; /* not run data (spans, logs, ...) */
 	}
-	if (t->st.bad_fields != bad)
-		snprintf(t->st.last_error, sizeof t->st.last_error,
+	if (t->runs.st.bad_fields != bad)
+		snprintf(t->runs.st.last_error, sizeof t->runs.st.last_error,
 			 "%s record: %llu field(s) of the wrong type ignored",
 			 rf_event_name(type) ? rf_event_name(type) : "?",
-			 (unsigned long long)(t->st.bad_fields - bad));
+			 (unsigned long long)(t->runs.st.bad_fields - bad));
 	cur = NULL;
+}
+
+/* ---- lifecycle ---- */
+
+int rf_track_new(rf_track **out, rf_mlflow *m, const struct rf_track_opts *o)
+{
+	rf_track *t = calloc(1, sizeof *t);
+	if (!t)
+		return rf_err_set(ENOMEM, "tracker: out of memory");
+	if (o)
+		t->o = *o;
+	snprintf(t->experiment, sizeof t->experiment, "%s",
+		 t->o.experiment && *t->o.experiment ? t->o.experiment : "inspect_ai");
+	t->o.experiment = t->experiment;
+	if (t->o.flush_ms <= 0)
+		t->o.flush_ms = 200;
+	if (t->o.max_batch <= 0 || t->o.max_batch > 1000)
+		t->o.max_batch = 1000;
+	char idmap[600] = "";
+	if (t->o.state_dir) {
+		char exp[257];
+		snprintf(exp, sizeof exp, "%s", t->experiment);
+		for (char *p = exp; *p; p++)
+			if (*p == '/' || *p == ' ')
+				*p = '_';
+		if (t->o.idmap_id && *t->o.idmap_id)
+			snprintf(idmap, sizeof idmap, "%s/idmap-%s-%.16s.jsonl", t->o.state_dir, exp,
+				 t->o.idmap_id);
+		else
+			snprintf(idmap, sizeof idmap, "%s/idmap-%s.jsonl", t->o.state_dir, exp);
+	}
+	t->o.state_dir = t->o.idmap_id = NULL; /* not kept: the caller's strings */
+	/* An unreadable id map is reported (last_error), not fatal: runs are
+	 * then looked up by their ringflow.key tag before being created. */
+	rf_runs_init(&t->runs, m, t->experiment, idmap, t->o.flush_ms, t->o.max_batch);
+	*out = t;
+	return 0;
+}
+
+void rf_track_free(rf_track *t)
+{
+	if (!t)
+		return;
+	rf_runs_free(&t->runs);
+	free(t);
+}
+
+void rf_track_pump(rf_track *t, bool flush_now)
+{
+	rf_runs_pump(&t->runs, flush_now);
+}
+
+bool rf_track_idle(rf_track *t)
+{
+	return rf_runs_idle(&t->runs);
+}
+
+bool rf_track_drained(rf_track *t)
+{
+	return rf_runs_drained(&t->runs);
+}
+
+void rf_track_stats(rf_track *t, struct rf_track_stats *st)
+{
+	*st = t->runs.st;
+}
+
+bool rf_track_empty(rf_track *t)
+{
+	return t->runs.list == NULL;
 }
 
 /* ---- what the trace uploader needs to know (rf_traces.c) ---- */
 
 void rf_track_set_end_hold(rf_track *t, rf_track_busy_fn busy, void *arg)
 {
-	t->end_hold = busy;
-	t->end_hold_arg = arg;
+	t->runs.end_hold = busy;
+	t->runs.end_hold_arg = arg;
 }
 
-const char *rf_track_experiment_id(rf_track *t)
+struct rf_exp *rf_track_experiment(rf_track *t)
 {
-	return t->exp_state == 2 ? t->exp_id : NULL;
-}
-
-const char *rf_track_experiment_name(rf_track *t)
-{
-	return t->experiment;
+	return &t->runs.exp;
 }
 
 const char *rf_track_run_id(rf_track *t, const char *key, bool *failed)
 {
-	struct mrun *r = rf_track_run(t, key, false);
+	struct mrun *r = rf_runs_get(&t->runs, key, false);
 	*failed = r && r->state == RUN_FAILED;
 	if (r)
 		return r->state == RUN_READY && r->id[0] ? r->id : NULL;
 	/* Ended and freed: the id map remembers every run made or found. */
-	json_t *known = json_object_get(t->idmap, key);
-	return json_is_array(known) ? json_string_value(json_array_get(known, 0)) : NULL;
+	return rf_idmap_get(&t->runs.idmap, key, NULL);
 }

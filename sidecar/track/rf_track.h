@@ -15,6 +15,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "rf_experiments.h"
+#include "rf_track_types.h"
 #include "rf_mlflow.h"
 
 typedef struct rf_track rf_track;
@@ -28,20 +30,6 @@ struct rf_track_opts {
 	bool log_artifacts;      /* INSPECT_MLFLOW_LOG_ARTIFACTS (default true) */
 };
 
-struct rf_track_stats {
-	uint64_t records, ignored;        /* folded / not for tracking */
-	uint64_t invalid;                 /* unusable: an id missing or not a string */
-	uint64_t bad_fields;              /* fields of the wrong type, ignored */
-	uint64_t runs_created, runs_reused, runs_ended;
-	uint64_t metrics, params, tags;   /* entities sent (2xx) */
-	uint64_t batches, rejected;       /* log-batch requests; entities the server refused */
-	uint64_t artifacts, artifacts_failed;
-	uint64_t runs_failed;             /* runs MLflow refused to create (their data: rejected) */
-	uint64_t keys_capped;             /* metrics dropped: their run has RF_RUN_KEYS_MAX names */
-	uint64_t ends_held, end_hold_expired; /* run ends that waited for traces; gave up waiting */
-	uint64_t pending;                 /* entities not yet sent */
-	char last_error[512];
-};
 
 int rf_track_new(rf_track **out, rf_mlflow *m, const struct rf_track_opts *o);
 void rf_track_free(rf_track *t);
@@ -55,19 +43,13 @@ void rf_track_stats(rf_track *t, struct rf_track_stats *st);
 /* No run is open or waiting: everything seen so far is in MLflow. */
 bool rf_track_empty(rf_track *t);
 
-/* The trace uploader holds a run's final status while traces linked to it
- * (run key "run:<run_id>" / "task:<eval_id>") are still on their way, so a
- * run shown FINISHED has everything in MLflow; at most RF_TRACK_END_HOLD_MS
- * (the run's end time is the Inspect one either way). */
-#define RF_TRACK_END_HOLD_MS 300000
-typedef bool (*rf_track_busy_fn)(void *arg, const char *run_key);
 void rf_track_set_end_hold(rf_track *t, rf_track_busy_fn busy, void *arg);
 
-/* For the trace uploader: the experiment's id (NULL until known) and name;
+/* For the trace uploader: the destination's experiment (one resolver for
+ * tracking and tracing: rf_exp_resolve() asks for it if no run did yet);
  * the MLflow run id of "run:<run_id>" / "task:<eval_id>" (NULL while not
  * known; *failed when it never will be). */
-const char *rf_track_experiment_id(rf_track *t);
-const char *rf_track_experiment_name(rf_track *t);
+struct rf_exp *rf_track_experiment(rf_track *t);
 const char *rf_track_run_id(rf_track *t, const char *key, bool *failed);
 
 #endif

@@ -3,7 +3,8 @@
 # clang, -fsanitize=fuzzer,address,undefined; every finding aborts.  The
 # targets link the real ring, producer and sidecar code, with rf_http.c and
 # rf_loop.c replaced by tests/fuzz/fuzz_http.c (the fuzzer plays the MLflow
-# server; no sockets, no io_uring); rf_prom.c (the /metrics server) left out.
+# server; no sockets, no io_uring); rf_prom.c (the /metrics server) and the
+# daemon itself (sidecar/daemon/rf_daemon*.c, which runs the real loop) left out.
 FCC     ?= clang
 SIDE_DIRS := io ingest track trace ops daemon
 FB      := build/fuzz
@@ -13,7 +14,8 @@ FFLAGS  := -std=c17 -D_GNU_SOURCE -g -O1 -pthread -fno-omit-frame-pointer \
            -Wall -Wextra -Werror -Wno-missing-field-initializers \
            -fsanitize=address,undefined -fno-sanitize-recover=all
 FSRCS   := $(wildcard ringbuf/*.c) $(wildcard producer/*.c) \
-           $(filter-out sidecar/io/rf_http.c sidecar/io/rf_loop.c sidecar/ops/rf_prom.c,\
+           $(filter-out sidecar/io/rf_http.c sidecar/io/rf_loop.c sidecar/ops/rf_prom.c \
+                         sidecar/daemon/rf_daemon%,\
              $(foreach d,$(SIDE_DIRS),$(wildcard sidecar/$(d)/*.c))) \
            tests/fuzz/fuzz_http.c tests/fuzz/fuzz_track.c
 FOBJS   := $(FSRCS:%.c=$(FB)/obj/%.o)

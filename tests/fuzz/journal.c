@@ -14,6 +14,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "fuzz_image.h"
 #include "fuzz_track.h"
 #include "rf_journal.h"
 
@@ -25,36 +26,24 @@ static void on_rec(int type, const void *d, uint32_t len, void *arg)
 	fuzz_track_feed(type, d, len);
 }
 
-/* Record header: u32 len | i32 type | u32 crc | u32 sub | u64 pos. */
-static void fix_crcs(uint8_t *m, size_t size)
+/* Record header: u32 len | i32 type | u32 crc | u32 sub | u64 pos; the
+ * crc covers type, pos, sub and the payload. */
+static uint32_t record_crc(const uint8_t *r, uint32_t len)
 {
-	size_t off = 48;
-	while (off + 24 <= size) {
-		uint32_t len;
-		memcpy(&len, m + off, 4);
-		if (len > size - off - 24)
-			break;
-		uLong c = crc32(0L, m + off + 4, 4);     /* type */
-		c = crc32(c, m + off + 16, 8);           /* pos */
-		c = crc32(c, m + off + 12, 4);           /* sub */
-		uint32_t crc = (uint32_t)crc32(c, m + off + 24, len);
-		memcpy(m + off + 8, &crc, 4);
-		off += 24 + len;
-	}
+	uLong c = crc32(0L, r + 4, 4);  /* type */
+	c = crc32(c, r + 16, 8);         /* pos */
+	c = crc32(c, r + 12, 4);         /* sub */
+	return (uint32_t)crc32(c, r + 24, len);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 1)
-		return 0;
-	uint8_t opt = data[0];
-	size--;
-	uint8_t *m = malloc(size ? size : 1); /* exact size: ASan sees any overread */
+	static const struct fuzz_records recs = {48, 24, record_crc};
+	struct fuzz_image im = fuzz_image(data, size, &recs);
+	uint8_t *m = im.m, opt = im.opt;
 	if (!m)
 		return 0;
-	memcpy(m, data + 1, size);
-	if (opt & 1)
-		fix_crcs(m, size);
+	size = im.size;
 	uint64_t created = 0;
 	if (size >= 24)
 		memcpy(&created, m + 16, 8); /* the header's ring_created_ns */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "fuzz_image.h"
 #include "fuzz_track.h"
 #include "rf_ring_int.h"
 
@@ -38,33 +39,19 @@ static int on_rec(const struct rf_ring_rec *rec, void *arg)
 }
 
 /* Record header: u32 len | i32 type | u32 crc32(type, payload) | u32 0. */
-static void fix_crcs(uint8_t *m, size_t size)
+static uint32_t record_crc(const uint8_t *r, uint32_t len)
 {
-	size_t off = 32;
-	while (off + 16 <= size) {
-		uint32_t len;
-		memcpy(&len, m + off, 4);
-		if (len > size - off - 16)
-			break;
-		uLong c = crc32(0L, m + off + 4, 4);
-		uint32_t crc = (uint32_t)crc32(c, m + off + 16, len);
-		memcpy(m + off + 8, &crc, 4);
-		off += 16 + len;
-	}
+	return (uint32_t)crc32(crc32(0L, r + 4, 4), r + 16, len);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	if (size < 1)
-		return 0;
-	uint8_t opt = data[0];
-	size--;
-	uint8_t *m = malloc(size ? size : 1); /* exact size: ASan sees any overread */
+	static const struct fuzz_records recs = {32, 16, record_crc};
+	struct fuzz_image im = fuzz_image(data, size, &recs);
+	uint8_t *m = im.m, opt = im.opt;
 	if (!m)
 		return 0;
-	memcpy(m, data + 1, size);
-	if (opt & 1)
-		fix_crcs(m, size);
+	size = im.size;
 	fuzz_track_begin((size & 1) != 0); /* odd sizes: one trace per run */
 	struct ctx c = {0};
 	struct rf_spill_report rep = {0};

@@ -187,3 +187,40 @@ def test_python_program_trace(traced):
     (cb,) = s["callback"]
     assert cb.inputs == {"event": "on_done"} and cb.outputs == "handled"
     assert cb.status.status_code.value == "OK"
+
+
+def test_traces_to_a_deleted_experiment_restore_it(mlflow_server, tmp_path):
+    """A program's traces for an experiment someone deleted restore it and
+    land there, as tracking does (one experiment resolver for both): not
+    uploaded into a deleted experiment nobody sees."""
+    import json
+
+    from mlflow import MlflowClient
+
+    client = MlflowClient(mlflow_server)
+    exp = f"rf-trace-deleted-{os.getpid()}-{time.time_ns() % 10**6}"
+    client.delete_experiment(client.create_experiment(exp))
+    ring = f"/rf-pytest-trace-del-{os.getpid()}"
+    sc = Sidecar(mlflow_server, ring, tmp_path / "spool", exp)
+    try:
+        env = dict(os.environ, RINGFLOW_RING=ring, RINGFLOW_AUTOSTART="0")
+        env.pop("MLFLOW_TRACKING_URI", None)
+        env.pop("RINGFLOW_DISABLED", None)
+        p = subprocess.run([sys.executable, str(PROG), "sampling", "3", "1.0"], env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr[-3000:]
+        assert json.loads(p.stdout.strip().splitlines()[-1])["n"] == 3
+        deadline = time.time() + 60
+        while True:
+            e = client.get_experiment_by_name(exp)
+            got = client.search_traces(locations=[e.experiment_id]) \
+                if e.lifecycle_stage == "active" else []
+            if len(got) == 3:
+                break
+            assert time.time() < deadline, \
+                f"experiment {e.lifecycle_stage}, {len(got)} traces\n" + sc.log.read_text()[-3000:]
+            time.sleep(0.3)
+        log = sc.stop()
+        assert "traces_failed=0" in log, log[-2000:]
+    finally:
+        cleanup(sc, ring)

@@ -1,17 +1,26 @@
-/* rf_traces_int.h - state shared by rf_traces.c (lifecycle, upload,
- * general tracing records) and rf_trace_inspect.c (Inspect records). */
-#ifndef RF_TRACES_INT_H
-#define RF_TRACES_INT_H
+/*
+ * rf_trace_table.h - the trace uploader's state and the traces it holds
+ * (rf_trace_table.c), under everything else in sidecar/trace: the record
+ * builders (rf_traces.c, rf_trace_inspect.c, rf_trace_ops.c) fill it, the
+ * uploader (rf_trace_upload.c) empties it; it calls none of them.
+ */
+#ifndef RF_TRACE_TABLE_H
+#define RF_TRACE_TABLE_H
 
 #include <jansson.h>
 
+#include "rf_experiments.h"
 #include "rf_spans.h"
-#include "rf_traces.h"
+#include "rf_track.h"
+#include "rf_traces_types.h"
+
+/* A trace's info (StartTraceV3) as sent. */
+enum rf_info_state { INFO_NOT_SENT, INFO_SENDING, INFO_ANSWERED };
 
 struct xtrace {
 	struct xtrace *hnext;       /* hash chain */
 	struct xtrace *next;        /* all traces, oldest first */
-	struct rf_trace *tr;
+	struct rf_ttrace *tr;
 	char exp_name[256];         /* "" = the sidecar's experiment */
 	char exp_id[64];            /* by id (set_destination); wins over exp_name */
 	char run_key[160];          /* rf_track key of the run to link ("" = none) */
@@ -25,7 +34,7 @@ struct xtrace {
 	bool progressive;           /* send ended spans before the root ends */
 	/* Upload (rf_trace_upload.c): the info first (IN_PROGRESS), then the
 	 * spans, the root last: its batch sets the final state. */
-	int info_state;             /* 0 not sent, 1 in flight, 2 answered */
+	enum rf_info_state info_state;
 	bool info_final;            /* the info sent carries the complete trace */
 	bool failed;                /* MLflow refused part of it (counted at the end) */
 	int spans_inflight;         /* OTLP requests carrying its spans */
@@ -34,12 +43,6 @@ struct xtrace {
 	size_t nass_sent;           /* assessments in the final info */
 	uint64_t capped_seen;       /* tr->capped already counted in spans_capped */
 	bool flush_held;            /* send its ended spans now (rf_traces_pressure) */
-};
-
-struct expid {
-	char name[256], id[64];
-	int state;                  /* 0 none, 1 in flight, 2 ready, 3 failed */
-	uint64_t retry_at;
 };
 
 #define RF_TRACE_BUCKETS 4096
@@ -53,7 +56,7 @@ struct rf_traces {
 	struct xtrace *bucket[RF_TRACE_BUCKETS];
 	struct xtrace *list;
 	size_t ntraces;
-	struct expid *exps;
+	struct rf_exp **exps;       /* experiments general traces name (not the destination's) */
 	size_t nexps;
 	json_t *traced_runs;        /* Inspect run id -> "sample" | "run" */
 	uint8_t recent[RF_TRACE_RECENT][16]; /* traces already uploaded (late records) */
@@ -82,14 +85,8 @@ void rf_traces_drop(rf_traces *x, struct xtrace *t);
 const char *rf_traces_exp_of(rf_traces *x, struct xtrace *t);
 const char *rf_traces_run_of(rf_traces *x, struct xtrace *t);
 uint64_t rf_traces_now_ms(void);
-/* Inspect records (rf_trace_inspect.c). */
-void rf_trace_inspect(rf_traces *x, int type, const msgpack_object *r);
-
-/* Assessments and tags on a trace, records 28-29 (rf_trace_ops.c). */
-void rf_trace_ops_record(rf_traces *x, int type, const msgpack_object *r);
-void rf_trace_ops_pump(rf_traces *x);
-bool rf_trace_ops_idle(rf_traces *x);
-void rf_trace_ops_free(rf_traces *x);
+/* Every trace held and every experiment resolver, freed (at the end). */
+void rf_trace_table_free(rf_traces *x);
 
 /* Time helpers: seconds (float) -> ns; RFC 3339 from ns. */
 int64_t rf_ns_of_secs(double s);

@@ -1,14 +1,20 @@
-/* rf_track_int.h - private state shared by rf_track.c (mapping) and
- * rf_runs.c (run lifecycle and uploads). */
-#ifndef RF_TRACK_INT_H
-#define RF_TRACK_INT_H
+/*
+ * rf_runs.h - one destination's MLflow runs: what is pending for each and
+ * the requests that create them, log their data, upload their artifacts and
+ * end them (rf_runs.c).  rf_track folds records into these runs and owns
+ * them (rf_track_new/free/pump); nothing here calls back into rf_track.
+ */
+#ifndef RF_RUNS_H
+#define RF_RUNS_H
 
 #include <jansson.h>
+#include <msgpack.h>
 
 #include "rf_artifacts.h"
+#include "rf_experiments.h"
+#include "rf_idmap.h"
 #include "rf_metrics.h"
-
-#include "rf_track.h"
+#include "rf_track_types.h"
 
 /* Usage summed from a task's model_usage records, per model: the task's
  * usage metrics when its task_end carries no totals (a C producer). */
@@ -32,7 +38,8 @@ struct task_agg {
 	struct usage_sum *usage;     /* from model_usage records */
 };
 
-enum { RUN_NEW, RUN_CREATING, RUN_READY, RUN_FAILED };
+enum rf_run_state { RUN_NEW, RUN_CREATING, RUN_READY, RUN_FAILED };
+enum rf_run_end_state { RUN_END_NOT_SENT, RUN_END_SENDING, RUN_END_DONE };
 
 struct mrun {
 	struct mrun *next;
@@ -40,20 +47,20 @@ struct mrun {
 	char id[64];                 /* MLflow run id, "" until known */
 	char artifact_uri[512];
 	char name[256];
-	int state;
+	enum rf_run_state state;
 	int attempts;
 	bool lookup;                 /* search by ringflow.key before creating again */
 	uint64_t retry_at;           /* monotonic ms: creation retry after an ambiguous failure */
 	struct mrun *parent;
 	int64_t start_ms;
 	json_t *ctags;               /* tags sent with runs/create */
-	struct rf_track *t;
+	struct rf_runs *t;
 	struct rf_mqueue mq;         /* pending metric rows, in order */
 	json_t *params, *tags;       /* pending, by key */
 	bool inflight;               /* one log-batch in flight per run (keeps order) */
 	const char *end_status;      /* set when the Inspect side ended */
 	int64_t end_ms;
-	int end_state;               /* 0 not sent, 1 in flight, 2 done */
+	enum rf_run_end_state end_state;
 	uint64_t hold_since;         /* monotonic ms: the end waits for traces since */
 	json_t *uploads;             /* artifacts waiting to be PUT */
 	int uploads_inflight;
@@ -66,33 +73,38 @@ struct mrun {
  * below what exhausts memory (~300 bytes each). */
 #define RF_RUN_KEYS_MAX 2000
 
-struct rf_track {
+struct rf_runs {
 	rf_mlflow *m;
-	struct rf_track_opts o;
-	char experiment[257];
-	char exp_id[64];
-	int exp_state;               /* 0 none, 1 in flight, 2 ready, 3 failed */
-	uint64_t exp_retry_at;
-	struct mrun *runs;
-	json_t *idmap;               /* key -> [run id, artifact uri] (persisted) */
-	char idmap_path[600];
+	int64_t flush_ms;            /* pending metrics are sent at least this often */
+	int max_batch;               /* entities per log-batch */
+	struct rf_exp exp;           /* the destination's experiment */
+	struct mrun *list;           /* in the order first seen */
+	struct rf_idmap idmap;
 	uint64_t last_flush;
 	rf_track_busy_fn end_hold;   /* traces still on their way for a run key */
 	void *end_hold_arg;
-	struct rf_track_stats st;
+	struct rf_track_stats st;    /* kept here, read through rf_track_stats() */
 };
 
-struct mrun *rf_track_run(rf_track *t, const char *key, bool create);
+/* 0, or -errno with rf_err set (the id map could not be read: the runs
+ * start without it, so that error is also in st.last_error). */
+int rf_runs_init(struct rf_runs *t, rf_mlflow *m, const char *experiment, const char *idmap_path,
+		 int64_t flush_ms, int max_batch);
+void rf_runs_free(struct rf_runs *t);
+/* Requests for what is ready: the experiment, run creation, log batches,
+ * artifact uploads, final statuses; done families are forgotten. */
+void rf_runs_pump(struct rf_runs *t, bool flush_now);
+bool rf_runs_idle(struct rf_runs *t);
+bool rf_runs_drained(struct rf_runs *t);
+
+/* The run of "run:<run_id>" / "task:<eval_id>"; created (as known from the
+ * id map, or new) with `create`; NULL when absent or out of memory. */
+struct mrun *rf_runs_get(struct rf_runs *t, const char *key, bool create);
 void rf_run_tag(struct mrun *r, const char *key, const char *value, bool at_create);
 void rf_run_param(struct mrun *r, const char *key, const char *value);
 void rf_run_metric(struct mrun *r, const char *key, double value, int64_t ts_ms, int64_t step);
 void rf_run_end(struct mrun *r, const char *status, int64_t end_ms);
 /* Queue artifact files (rf_art_files()) for upload before the run ends. */
 void rf_run_artifacts(struct mrun *r, json_t *files);
-bool rf_value_to_float(const msgpack_object *v, double *out);
-/* The id map (rf_idmap.c): load at start; add a created run (-EIO when the
- * line could not be written: the run is still known in memory). */
-void rf_idmap_load(rf_track *t);
-int rf_idmap_add(rf_track *t, struct mrun *r);
 
-#endif
+#endif /* RF_RUNS_H */

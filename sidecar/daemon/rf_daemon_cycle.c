@@ -1,0 +1,212 @@
+/*
+ * rf_daemon_cycle.c - the daemon's cycle: read a batch from the ring
+ * (held: the ring frees it only once it is journaled), journal it, fold it
+ * into each run's destination, pump requests to MLflow, then wait on the
+ * loop for the ring's wakeup, an answer, a timer or a stop signal.  The
+ * spool and memory gate (rf_gate.h) closes the ring while MLflow catches up.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "rf_daemon.h"
+#include "rf_daemon_int.h"
+#include "rf_decode.h"
+#include "rf_detach.h"
+#include "rf_redact.h"
+#include "rf_version.h"
+#include "ringflow.h"
+
+/* Decode (records are untrusted) and fold into the MLflow state. */
+static void feed(rf_daemon *d, int type, const void *data, uint32_t len)
+{
+	rf_decoded dec;
+	d->records++;
+	if (rf_decode(&dec, data, len) == 0) {
+		rf_dests_record(d->dests, type, dec.root);
+	} else {
+		if (d->malformed++ < 10)
+			rf_logf("warn", "malformed record (type %d, %u bytes) skipped: %s", type, len,
+				rf_err_msg());
+	}
+	rf_decoded_free(&dec);
+}
+
+void rf_daemon_on_replay(int type, const void *data, uint32_t len, void *arg)
+{
+	feed(arg, type, data, len);
+}
+
+static int on_rec(const struct rf_ring_rec *rec, void *arg)
+{
+	rf_daemon *d = arg;
+	if (rf_journal_seen(d->journal, rec))
+		return 0; /* journaled before a restart; the ring had not freed it */
+	rf_journal_append(d->journal, rec);
+	d->journaled_since_reset++;
+	feed(d, rec->type, rec->data, rec->len);
+	return 0;
+}
+
+void rf_daemon_on_signal(rf_loop *l, int fd, unsigned events, void *arg)
+{
+	(void)l;
+	(void)events;
+	rf_daemon *d = arg;
+	struct signalfd_siginfo si;
+	while (read(fd, &si, sizeof si) == sizeof si)
+		d->stopping = 1;
+}
+
+/* Long ring work (a large or damaged spill file) stops for SIGTERM/SIGINT:
+ * they are blocked and read from the signalfd by the loop, so a pending one
+ * is seen with sigpending(). */
+int rf_daemon_stop_requested(void *arg)
+{
+	rf_daemon *d = arg;
+	sigset_t p;
+	return d->stopping ||
+	       (sigpending(&p) == 0 && (sigismember(&p, SIGTERM) || sigismember(&p, SIGINT)));
+}
+
+static void on_futex(rf_loop *l, void *arg)
+{
+	(void)l;
+	(void)arg; /* the wakeup itself is the event: the loop goes round */
+}
+
+/* The spool and memory bounds (rf_gate.h): closed = take nothing from the ring. */
+static bool gate_closed(rf_daemon *d)
+{
+	struct rf_daemon_stats a;
+	rf_daemon_stats(d, &a);
+	const struct rf_traces_stats *xs = &a.traces;
+	/* An ended span waiting for upload weighs as RF_GATE_SPAN_ROWS rows. */
+	struct rf_gate_in in = {.now_ms = rf_loop_now_ms(), .journal_bytes = rf_journal_size(d->journal),
+				.journal_failing = rf_journal_failing(d->journal),
+				.pending = a.track.pending + xs->spans_unsent * RF_GATE_SPAN_ROWS,
+				.http_ok = a.http.ok, .http_pending = rf_http_pending(d->http)};
+	if (rf_gate_update(&d->gate, &in)) {
+		char msg[512];
+		rf_gate_describe(&d->gate, &in, msg, sizeof msg);
+		rf_logf(rf_gate_closed(&d->gate) ? "warn" : "info", "%s", msg);
+	}
+	if (d->gate.reason == RF_GATE_MEMORY && xs->spans_unsent)
+		rf_dests_pressure(d->dests); /* held spans must be able to drain */
+	return rf_gate_closed(&d->gate);
+}
+
+/* One batch from the ring into the journal and the destinations: how many
+ * records (0 also when the ring could not be read: *backoff). */
+static int drain(rf_daemon *d, bool *closed, bool *backoff)
+{
+	/* Held: the ring frees the batch only once it is journaled. */
+	int n = rf_ring_consume_held(d->ring, on_rec, d, 4096);
+	unsigned long long more = 0;
+	if (n == -EINTR) {
+		rf_logf("info", "%s", rf_ring_errmsg()); /* stopping: read again at the next start */
+	} else if (n < 0) {
+		/* Not a busy loop: the next try waits (backoff). */
+		if (rf_rate_ok(&d->rl_ring_err, rf_loop_now_ms(), &more))
+			rf_logf("error", "%s (%llu more like it)", rf_ring_errmsg(), more);
+	}
+	if (n < 0) {
+		*backoff = true;
+		n = 0;
+	}
+	rf_daemon_ring_damage(d);
+	if (rf_journal_flush(d->journal) < 0) {
+		if (rf_rate_ok(&d->rl_journal, rf_loop_now_ms(), &more))
+			rf_logf("error", "%s (%llu more like it)", rf_err_msg(), more);
+		*closed = gate_closed(d); /* keep the batch in the ring */
+	} else {
+		rf_ring_release(d->ring);
+	}
+	return n;
+}
+
+/* Wait on the loop: not at all after a batch (more may be waiting), 50 ms
+ * while the ring is not read, else until the ring's wakeup (FUTEX_WAIT on
+ * its parked word), an answer, a timer or a signal. */
+static void wait_for_work(rf_daemon *d, int n, bool ring_unread, uint64_t stop_at)
+{
+	if (n > 0) {
+		rf_loop_run_once(d->loop, 0);
+		return;
+	}
+	if (ring_unread && !stop_at) { /* just serve MLflow */
+		rf_loop_run_once(d->loop, 50);
+		return;
+	}
+	uint32_t *word, val;
+	int wait_ms = (int)(d->c->flush_ms < 50 ? d->c->flush_ms : 50);
+	if (!stop_at && rf_ring_park(d->ring, &word, &val)) {
+		if (rf_loop_futex_wait(d->loop, word, val, on_futex, d) != 0)
+			wait_ms = 2; /* no io_uring futex on this kernel: poll */
+		rf_loop_run_once(d->loop, wait_ms);
+		rf_ring_unpark(d->ring);
+	} else {
+		rf_loop_run_once(d->loop, stop_at ? 10 : 0);
+	}
+}
+
+int rf_daemon_run(rf_daemon *d)
+{
+	rf_detach_ready(0); /* serving: `ringflowd --detach` exits 0 */
+	char shown_uri[1024]; /* the tracking URI as logs show it: a password masked */
+	rf_redact_uri(d->c->uri, shown_uri, sizeof shown_uri);
+	rf_logf("info", "ringflowd %s (pid %d) serving ring %s -> %s (experiment %s%s)", RF_VERSION,
+		(int)getpid(), d->c->ring ? d->c->ring : "(default)", shown_uri,
+		d->c->experiment ? d->c->experiment : "inspect_ai",
+		d->c->idle_exit_ms ? "; exits when idle" : "");
+
+	uint64_t idle_since = rf_loop_now_ms(), last_report = idle_since, stop_at = 0;
+	for (;;) {
+		int n = 0;
+		bool backoff = false;
+		bool closed = gate_closed(d);
+		if (rf_journal_failing(d->journal) && rf_journal_flush(d->journal) == 0) {
+			rf_ring_release(d->ring); /* the held batch is journaled at last */
+			closed = gate_closed(d);
+		}
+		if ((!d->stopping || !stop_at) && !closed)
+			n = drain(d, &closed, &backoff);
+		if (d->stopping && !stop_at && n == 0) {
+			stop_at = rf_loop_now_ms() + (uint64_t)d->c->shutdown_ms;
+			rf_http_retry_now(d->http); /* the flush window is short: try at once */
+			rf_logf("info", "stopping: flushing for at most %ld ms", d->c->shutdown_ms);
+		}
+		rf_dests_pump(d->dests, stop_at != 0);
+		rf_daemon_ops_tick(d, false, 0);
+		uint64_t now = rf_loop_now_ms();
+		bool idle = n == 0 && rf_dests_idle(d->dests) && rf_http_pending(d->http) == 0;
+		if (idle && d->journaled_since_reset && rf_dests_empty(d->dests)) {
+			if (rf_journal_reset(d->journal) == 0) /* all of it is in MLflow */
+				d->journaled_since_reset = 0;
+		}
+		if (stop_at && (idle || now >= stop_at))
+			break;
+		if (!idle)
+			idle_since = now;
+		else if (d->c->idle_exit_ms > 0 && now - idle_since >= (uint64_t)d->c->idle_exit_ms) {
+			rf_logf("info", "idle for %ld ms with nothing pending: exiting (the hook starts a "
+				"sidecar again at the next eval)", d->c->idle_exit_ms);
+			break;
+		}
+		if (now - last_report >= 60000) {
+			rf_daemon_report(d, "info");
+			last_report = now;
+		}
+		wait_for_work(d, n, closed || backoff, stop_at);
+	}
+	bool left = !rf_dests_idle(d->dests) || !rf_dests_empty(d->dests);
+	rf_daemon_report(d, left ? "warn" : "info");
+	if (left) /* the shutdown window ran out: say where the rest is */
+		rf_logf("warn", "stopping with work not yet in MLflow (%llu traces held): it stays in "
+			"the journal %s and is sent at the next start",
+			rf_daemon_traces_held(d), d->jpath);
+	return 0;
+}
