@@ -158,13 +158,15 @@ static void test_forged_head_tail(void)
 }
 
 
-/* Three records A, B, C from head; returns A's position and each size. */
-static uint64_t three(rf_ring *p, rf_ring *c, uint64_t sz[3])
+/* A fresh ring (name[64], after tag) holding three records A, B, C from
+ * head: A's position, and each one's size in sz. */
+static uint64_t three(char *name, const char *tag, rf_ring **p, rf_ring **c, uint64_t sz[3])
 {
-	uint64_t head = atomic_load(&c->shm->head);
+	rf_test_open_pair(name, tag, CAP, RF_RING_FULL_WAIT, p, c);
+	uint64_t head = atomic_load(&(*c)->shm->head);
 	const size_t lens[3] = {200, 120, 40};
 	for (int i = 0; i < 3; i++) {
-		put(p, 10 + i, lens[i], (uint8_t)(0xa0 + i));
+		put(*p, 10 + i, lens[i], (uint8_t)(0xa0 + i));
 		sz[i] = rf_align8(RF_RING_HDR_BYTES + lens[i]);
 	}
 	return head;
@@ -196,9 +198,7 @@ static void test_corrupt_length(void)
 {
 	char name[64];
 	rf_ring *p, *c;
-	rf_test_open_pair(name, "trust-len", CAP, RF_RING_FULL_WAIT, &p, &c);
-	uint64_t sz[3];
-	uint64_t a = three(p, c, sz);
+	uint64_t sz[3], a = three(name, "trust-len", &p, &c, sz);
 	atomic_store(rf_rec_len(c, a), 0x7ffffff0);
 	struct collect col = {0};
 	CHECK_EQ(drain(c, &col, 20), 2);
@@ -233,9 +233,7 @@ static void test_corrupt_held(void)
 {
 	char name[64];
 	rf_ring *p, *c;
-	rf_test_open_pair(name, "trust-held", CAP, RF_RING_FULL_WAIT, &p, &c);
-	uint64_t sz[3];
-	uint64_t a = three(p, c, sz);
+	uint64_t sz[3], a = three(name, "trust-held", &p, &c, sz);
 	atomic_store(rf_rec_len(c, a), -0x7ffffff0 + 1); /* a "claim" of 2 GiB */
 	struct collect col = {0};
 	/* A claimed header is waited for stall_check_ns (20 ms) first. */
@@ -262,9 +260,7 @@ static void test_forged_padding(void)
 {
 	char name[64];
 	rf_ring *p, *c;
-	rf_test_open_pair(name, "trust-pad", CAP, RF_RING_FULL_WAIT, &p, &c);
-	uint64_t sz[3];
-	uint64_t a = three(p, c, sz);
+	uint64_t sz[3], a = three(name, "trust-pad", &p, &c, sz);
 	atomic_store(rf_rec_type(c, a), RF_RING_REC_PAD);
 	atomic_store(rf_rec_len(c, a), (int32_t)(sz[0] + sz[1] + sz[2]));
 	struct collect col = {0};
