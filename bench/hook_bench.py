@@ -133,14 +133,20 @@ def main() -> None:
         for r in per_event(a.events):
             print(json.dumps(r), flush=True)
         times = {"nohook": [], "ringflow": []}
+        load0 = round(os.getloadavg()[0], 2)
         with tempfile.TemporaryDirectory() as logs:
             for i in range(a.repeats):
                 for mode in ("nohook", "ringflow") if i % 2 == 0 else ("ringflow", "nohook"):
                     times[mode].append(run_eval(a.samples, a.max_samples, mode == "ringflow", ring, logs))
         no, rf = statistics.median(times["nohook"]), statistics.median(times["ringflow"])
+        # Each repeat runs the two back to back: their ratio is one trial's
+        # figure; the spread of those is what the eval ratio can be said to be.
+        pairs = [round(r / n, 4) for n, r in zip(times["nohook"], times["ringflow"])]
         print(json.dumps({"bench": "hook", "samples": a.samples, "max_samples": a.max_samples,
                           "repeats": a.repeats, "eval_s_nohook": round(no, 3),
                           "eval_s_ringflow": round(rf, 3), "ratio": round(rf / no, 4),
+                          "ratio_pairs": pairs, "ratio_pairs_range": [min(pairs), max(pairs)],
+                          "load1": [load0, round(os.getloadavg()[0], 2)],
                           "runs_nohook": [round(t, 3) for t in times["nohook"]],
                           "runs_ringflow": [round(t, 3) for t in times["ringflow"]]}), flush=True)
     finally:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # run_ring.sh - run the ring benchmark over every configuration, write the JSON
-# lines to stdout and build/bench/ring.jsonl, and rewrite the "## Ring" section
+# lines to stdout and bench/results/ring.jsonl, and rewrite the "## Ring" section
 # of bench/RESULTS.md (other sections are kept).  Invoked by `make bench-ring`,
 # which builds build/release/bench/ring_bench first.
 #
@@ -11,7 +11,7 @@
 #                       median records/s is reported (default 3)
 #   RING_BENCH_CONFIGS  producers:threads pairs (default "1:1 2:1 4:1 4:4")
 #   RING_BENCH_BYTES    payload sizes (default "64 128 1024 4096")
-#   RING_BENCH_OUT      directory of ring.jsonl (default build/bench)
+#   RING_BENCH_OUT      directory of ring.jsonl (default bench/results)
 #   RING_BENCH_RESULTS  markdown file to update (default bench/RESULTS.md)
 #   RING_BENCH_NO_MD=1  do not touch the markdown file
 # Extra arguments are passed to every ring_bench invocation.
@@ -26,7 +26,7 @@ SECONDS_PER=${RING_BENCH_SECONDS:-1.0}
 REPEAT=${RING_BENCH_REPEAT:-3}
 CONFIGS=${RING_BENCH_CONFIGS:-"1:1 2:1 4:1 4:4"}
 SIZES=${RING_BENCH_BYTES:-"64 128 1024 4096"}
-OUT_DIR=${RING_BENCH_OUT:-build/bench}
+OUT_DIR=${RING_BENCH_OUT:-bench/results}
 JSONL=$OUT_DIR/ring.jsonl
 RESULTS=${RING_BENCH_RESULTS:-bench/RESULTS.md}
 
@@ -46,7 +46,7 @@ for cfg in $CONFIGS; do
 	for bytes in $SIZES; do
 		# One invocation per configuration: a crash or hang in one of them
 		# (the binary kills a hung run itself) does not lose the others.
-		"$BIN" --config "$cfg" --bytes "$bytes" --seconds "$SECONDS_PER" \
+		nice "$BIN" --config "$cfg" --bytes "$bytes" --seconds "$SECONDS_PER" \
 			--repeat "$REPEAT" "$@" \
 			| tee -a "$JSONL"
 		rc=${PIPESTATUS[0]}
@@ -82,6 +82,9 @@ export RB_LOAD="${load_before:-?} before, $(cut -d' ' -f1-3 /proc/loadavg 2>/dev
 export RB_ARGS="$*"
 export RB_SRC_HASH=$(cat ringbuf/*.c ringbuf/*.h 2>/dev/null | sha256sum | cut -c1-12)
 export RB_JSONL=$JSONL RB_RESULTS=$RESULTS
+# The conditions of the run beside its raw lines (what the section's Date,
+# Machine, Load and CPU-use lines print).
+python3 -c 'import json, os; print(json.dumps({"bench": "ring", "meta": {k: v for k, v in os.environ.items() if k.startswith("RB_") and k not in ("RB_JSONL", "RB_RESULTS")}}))' >>"$JSONL"
 
 python3 - <<'PY' || status=1
 import json, os, re, statistics, sys
@@ -93,9 +96,11 @@ with open(env["RB_JSONL"]) as f:
         line = line.strip()
         if line.startswith("{"):
             try:
-                rows.append(json.loads(line))
+                r = json.loads(line)
             except ValueError:
-                pass
+                continue
+            if "transport" in r:  # not the meta line
+                rows.append(r)
 
 by = {}
 order = []
@@ -153,9 +158,9 @@ lines = []
 lines.append("## Ring")
 lines.append("")
 lines.append("Written by `bench/run_ring.sh`; do not edit by hand.  Raw JSON lines: "
-             "`build/bench/ring.jsonl`.")
+             "`bench/results/ring.jsonl`.")
 lines.append("")
-lines.append("- Command: `make bench-ring`" +
+lines.append("- Command: `make bench-ring` (under nice)" +
              (f" (extra ring_bench arguments: `{env['RB_ARGS']}`)" if env.get("RB_ARGS") else ""))
 lines.append(f"- Date: {env['RB_DATE']}")
 lines.append(f"- Machine: {env['RB_NPROC']} CPUs (nproc), {env['RB_CPU'] or 'unknown CPU'}, "

@@ -63,9 +63,10 @@ def main() -> None:
         tmp = Path(tmp)
         port = free_port()
         uri = f"http://127.0.0.1:{port}"
-        # No model price-catalog fetch (an offline server stalls ~7 s on it).
+        # No model price-catalog fetch (an offline server stalls ~7 s on it), no
+        # job runner processes (idle, they hold ~1.4 GB), as tests/python/conftest.py.
         env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true",
-                   MLFLOW_MODEL_CATALOG_URI="")
+                   MLFLOW_MODEL_CATALOG_URI="", MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
         server = subprocess.Popen(
             [str(VENV / "mlflow"), "server", "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db",
              "--artifacts-destination", str(tmp / "artifacts"), "--serve-artifacts",
