@@ -459,13 +459,14 @@ def trial(mode: str, samples: int, max_samples: int, repeat: int, tracing_rf: bo
         return row, fp
 
 
-def pair_ratios(rows: list[dict], mode: str) -> list[float]:
-    """eval_s of each trial of `mode` over the no-hook trial of the same
-    invocation and repeat (the modes of one repeat run back to back)."""
-    base = {(r.get("invocation"), r["repeat"]): r["eval_s"] for r in rows
-            if r["mode"] == "nohook" and "eval_s" in r}
-    return [round(r["eval_s"] / base[(r.get("invocation"), r["repeat"])], 4) for r in rows
-            if r["mode"] == mode and "eval_s" in r and (r.get("invocation"), r["repeat"]) in base]
+def pair_ratios(rows: list[dict], mode: str, key: str = "eval_s") -> list[float]:
+    """`key` (eval_s, eval_process_cpu_s) of each trial of `mode` over the
+    no-hook trial's of the same invocation and repeat (the modes of one repeat
+    run back to back)."""
+    base = {(r.get("invocation"), r["repeat"]): r[key] for r in rows
+            if r["mode"] == "nohook" and r.get(key)}
+    return [round(r[key] / base[(r.get("invocation"), r["repeat"])], 4) for r in rows
+            if r["mode"] == mode and r.get(key) is not None and (r.get("invocation"), r["repeat"]) in base]
 
 
 def summarize(rows: list[dict], samples: int, modes: list[str]) -> list[dict]:
@@ -490,6 +491,12 @@ def summarize(rows: list[dict], samples: int, modes: list[str]) -> list[dict]:
         pr = pair_ratios(rows, m)
         s["ratio_pairs"] = pr
         s["ratio_pairs_range"] = [min(pr), max(pr)] if pr else None
+        cpu = [r["eval_process_cpu_s"] for r in rs if r.get("eval_process_cpu_s")]
+        base_cpu = [r["eval_process_cpu_s"] for r in done.get("nohook", []) if r.get("eval_process_cpu_s")]
+        s["cpu_ratio_vs_nohook"] = round(statistics.median(cpu) / statistics.median(base_cpu), 4) \
+            if cpu and base_cpu else None
+        pc = pair_ratios(rows, m, "eval_process_cpu_s")
+        s["cpu_ratio_pairs_range"] = [min(pc), max(pc)] if pc else None
         for k in ("http_requests", "visible_after_s", "runs_metrics_visible_after_s", "sidecar_cpu_s", "sidecar_peak_rss_mb",
                   "server_cpu_s", "eval_process_cpu_s"):
             v = med(k)

@@ -133,11 +133,13 @@ def main() -> None:
       "span is never exported).  Polled every 0.1 s through the MLflow client.  `exit after eval`: when "
       "the eval process ended, after `eval()` returned (hooks flushing at exit).  Sidecar CPU and peak RSS "
       "(VmHWM in MiB, the largest over the trials) are ringflowd's, read when everything is visible.  "
-      "MLflow server CPU: utime+stime of the server's process group during the trial.\n")
+      "MLflow server CPU: utime+stime of the server's process group during the trial.  Eval process CPU: "
+      "utime+stime of the eval process and its children (`getrusage`), and beside it the same ratio to no "
+      "hook as for wall time.\n")
     P("| samples | mode | trials | eval s (min-max) | vs no hook (pairs min-max) | HTTP requests | "
       "visible after s | exit after eval s | sidecar CPU s | sidecar peak RSS MiB | MLflow server CPU s "
-      "| eval process CPU s | traces |")
-    P("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+      "| eval process CPU s | eval CPU vs no hook (pairs min-max) | traces |")
+    P("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for n in sizes:
         for m in ORDER:
             s = summ.get((n, m))
@@ -155,12 +157,15 @@ def main() -> None:
                 fmt(s.get("ratio_vs_nohook"), "{:.2f}x")
                 + (f" ({rng(s.get('ratio_pairs_range'))}x)" if s.get("ratio_pairs_range") else ""))
             rss = s.get("sidecar_peak_rss_mb_max")
+            cratio = "1x" if m == "nohook" else (
+                fmt(s.get("cpu_ratio_vs_nohook"), "{:.2f}x")
+                + (f" ({rng(s.get('cpu_ratio_pairs_range'))}x)" if s.get("cpu_ratio_pairs_range") else ""))
             P(f"| {n:,} | {LABEL[m]} | {s['trials']} | {s['eval_s']:.1f} ({rng(s['eval_s_range'], '{:.1f}')}) "
               f"| {ratio} | {s['http_requests'] if m != 'nohook' else 0:,.0f} | {vis} "
               f"| {fmt(ex[len(ex) // 2] if ex and m != 'nohook' else None)} "
               f"| {fmt(s.get('sidecar_cpu_s'))} | {fmt(rss, '{:.1f}')} "
               f"| {fmt(s.get('server_cpu_s'), '{:.1f}')} | {fmt(s.get('eval_process_cpu_s'), '{:.1f}')} "
-              f"| {traces} |")
+              f"| {cratio} | {traces} |")
     P("")
     for n in sizes:
         tr = [t for t in trials if t.get("samples") == n and "requests_by_path" in t]
