@@ -29,7 +29,7 @@ def main() -> None:
     print(f"- Date: {meta.get('date', '?')}")
     print(f"- Machine: {meta.get('nproc', '?')} CPUs, {meta.get('cpu', '?')}, kernel {meta.get('kernel', '?')}, "
           f"Python {meta.get('python', '?')}; load average {' '.join(map(str, meta.get('load', [])))} before, "
-          f"{' '.join(map(str, end.get('load', [])))} after (shared machine; run under nice {meta.get('nice', '?')})")
+          f"{' '.join(map(str, end.get('load', [])))} after (shared machine; the benchmark ran under nice)")
     print("- Method: per event kind, the hook's own `on_sample_event` coroutine awaited on real Inspect "
           "event objects (best of 3 x N), with a consumer draining the ring; ModelEvents are delivered twice "
           "as Inspect does, so their figure is per delivery. Eval: the same mockllm eval with a tool call "
