@@ -416,8 +416,8 @@ def trial(mode: str, samples: int, max_samples: int, repeat: int, tracing_rf: bo
                 row["sidecar_peak_rss_mb"] = round(proc_hwm_mb(sidecar.pid), 1)
                 sidecar.send_signal(signal.SIGTERM)
                 sidecar.wait(timeout=60)
-                last = (tmp / "ringflowd.log").read_text().strip().splitlines()[-1:]
-                stats = dict(re.findall(r"(\w+)=(\d+)\b", last[0])) if last else {}
+                # the exit summary spans several logfmt lines: each counter's last value
+                stats = dict(re.findall(r"\b(\w+)=(\d+)\b", (tmp / "ringflowd.log").read_text()))
                 row["sidecar_stats"] = {k: int(v) for k, v in stats.items()
                                         if k in ("events", "metrics", "requests", "lost", "spilled",
                                                  "traces", "spans", "errors", "retries")}

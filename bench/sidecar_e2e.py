@@ -117,7 +117,9 @@ def main() -> None:
             sidecar.send_signal(signal.SIGTERM)
             sidecar.wait(timeout=60)
             text = (tmp / "ringflowd.log").read_text()
-            stat = dict(re.findall(r"(\w+)=(\d+)", text.strip().splitlines()[-1]))
+            # ringflowd's exit summary spans several logfmt lines (counters,
+            # spool, traces): the last value of each counter in the log.
+            stat = dict(re.findall(r"\b(\w+)=(\d+)\b", text))
             batches = proxy.counts["/api/2.0/mlflow/runs/log-batch"]
             print(json.dumps({
                 "bench": "sidecar", "mode": "e2e", "samples": a.samples,
