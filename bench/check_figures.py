@@ -9,7 +9,9 @@ For every "## " section of bench/RESULTS.md:
     of JSON lines;
   - a section with a table of figures has raw data by one of these means, or
     says plainly that a figure is "not reproduced".
-README.md must not point at raw data outside the repository (build/bench/).
+README.md must not point at raw data outside the repository (build/bench/),
+and every row of its "## Benchmarks" table names, in its Section column,
+sections that exist in bench/RESULTS.md.
 
     python bench/check_figures.py [--repo DIR]      exit 0 when all holds, 1 with the reasons
 
@@ -68,6 +70,20 @@ def check(repo: Path) -> list[str]:
     readme = (repo / "README.md").read_text()
     for m in re.finditer(r"build/bench/\S+", readme):
         problems.append(f"README.md: points at uncommitted raw data {m.group(0)}")
+    titles = {t for t, _ in sections(results.read_text())}
+    bench = dict(sections(readme)).get("Benchmarks", "")
+    rows = [ln for ln in bench.splitlines() if ln.startswith("|")]
+    if not rows or "Section" not in rows[0]:
+        problems.append("README.md: the Benchmarks table has no Section column naming where each figure "
+                        "comes from")
+    else:
+        col = [c.strip() for c in rows[0].strip("|").split("|")].index("Section")
+        for ln in rows[2:]:
+            cells = [c.strip() for c in ln.strip("|").split("|")]
+            for name in (n.strip() for n in cells[col].split(",")):
+                if name not in titles:
+                    problems.append(f"README.md, Benchmarks row '{cells[0]}': section '{name}' is not in "
+                                    "bench/RESULTS.md")
     return problems
 
 
