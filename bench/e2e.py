@@ -13,6 +13,9 @@ Per trial (one size, one mode, one repeat):
                       (MLFLOW_INSPECT_TRACING=true) when ringflowd has it
       inspect_mlflow  .venv-inspect-mlflow (bench/requirements-inspect-mlflow
                       .txt), tracking + MLFLOW_INSPECT_TRACING=true
+      ringflow_tracking, inspect_mlflow_tracking
+                      the same two with tracing off (MLFLOW_INSPECT_TRACING
+                      =false): runs, params, metrics and artifacts only
   - visible_after_s: from the moment eval() returned until everything the
     integration writes for this eval is queryable (see visible() below);
   - http_requests: requests in the server's access log, minus /health and
@@ -24,10 +27,17 @@ data read from MLflow are compared: per-sample scores and token totals.
 One JSON object per line on stdout ("bench": "e2e"): one per trial, one
 "summary" per size and mode (medians, ratio_vs_nohook), one "check" per size.
 A trial that could not finish before --deadline is reported as
-{"not_measured": "time"}, never estimated.
+{"not_measured": "time"}, never estimated.  Every trial line carries the
+1-minute load average at its start and end (load1, load1_end) and the
+invocation it belongs to (the invocation line's date), so a report can pair
+each trial with the no-hook trial of the same repeat.
 
     python bench/e2e.py [--sizes 100,1000,10000] [--modes nohook,ringflow,inspect_mlflow]
-                        [--repeats 100:3,1000:1,10000:1] [--max-samples 100] [--deadline 19:30]
+                        [--repeats 100:3,1000:1,10000:1] [--once inspect_mlflow,...]
+                        [--max-samples 100] [--deadline 19:30]
+
+--once names modes that run in the first repeat only (inspect-mlflow is 8-20x
+slower than no hook: its one trial can cost as much as all the others).
 """
 
 from __future__ import annotations
@@ -57,7 +67,8 @@ VENV_PY = REPO / ".venv" / "bin" / "python"
 IM_PY = REPO / ".venv-inspect-mlflow" / "bin" / "python"
 RINGFLOWD = REPO / "build" / "release" / "bin" / "ringflowd"
 EVAL = REPO / "bench" / "hook_eval.py"
-MODES = ("nohook", "ringflow", "inspect_mlflow")
+MODES = ("nohook", "ringflow", "inspect_mlflow", "ringflow_tracking", "inspect_mlflow_tracking")
+DEFAULT_MODES = ("nohook", "ringflow", "inspect_mlflow")
 EXPERIMENT = "bench-e2e"
 SCORERS = ("match", "includes")
 TOKENS = ("input_tokens", "output_tokens", "total_tokens")
@@ -123,8 +134,10 @@ class Server:
         self.access = tmp / "access.log"
         # MLFLOW_MODEL_CATALOG_URI="": the first LLM span naming a provider makes
         # the server fetch model prices; offline that stalls ~7 s (not ours to measure).
+        # MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false: no job runner processes (idle,
+        # they hold ~1.4 GB and poll on their own), as tests/python/conftest.py.
         env = dict(os.environ, MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true",
-                   MLFLOW_MODEL_CATALOG_URI="")
+                   MLFLOW_MODEL_CATALOG_URI="", MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
         env.pop("MLFLOW_TRACKING_URI", None)
         self.proc = subprocess.Popen(
             [str(VENV_PY), "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp}/mlflow.db",
@@ -170,7 +183,7 @@ def expected_traces(mode: str, samples: int, tracing: bool) -> int:
     inside it: inspect_mlflow/tracing.py, on_run_start)."""
     if not tracing:
         return 0
-    return samples if mode == "ringflow" else 1
+    return samples if mode.startswith("ringflow") else 1
 
 
 def task_run(client, exp_id: str):
@@ -286,7 +299,8 @@ def endpoint(path: str) -> str:
 # ---- one trial --------------------------------------------------------------
 
 def trial(mode: str, samples: int, max_samples: int, repeat: int, tracing_rf: bool,
-          deadline: float, want_fp: bool, visible_limit: float = 0) -> tuple[dict, dict | None]:
+          deadline: float, want_fp: bool, visible_limit: float = 0,
+          invocation: str = "") -> tuple[dict, dict | None]:
     from mlflow.tracking import MlflowClient
 
     visible_limit = visible_limit or max(300, samples * 0.3)
@@ -297,8 +311,9 @@ def trial(mode: str, samples: int, max_samples: int, repeat: int, tracing_rf: bo
         sidecar = None
         ring = f"/rf-bench-e2e-{os.getpid()}-{mode}"
         row: dict = {"bench": "e2e", "samples": samples, "mode": mode, "repeat": repeat,
-                     "max_samples": max_samples, "start": time.strftime("%H:%M:%S", time.gmtime()),
-                     "load1": os.getloadavg()[0]}
+                     "invocation": invocation, "max_samples": max_samples,
+                     "start": time.strftime("%H:%M:%S", time.gmtime()),
+                     "load1": round(os.getloadavg()[0], 2)}
         fp = None
         try:
             env = {k: v for k, v in os.environ.items()
@@ -309,13 +324,12 @@ def trial(mode: str, samples: int, max_samples: int, repeat: int, tracing_rf: bo
             if mode == "nohook":
                 py = VENV_PY
                 env["RINGFLOW_DISABLED"] = "1"
-            elif mode == "ringflow":
+            elif mode in ("ringflow", "ringflow_tracking"):
                 py = VENV_PY
-                tracing = tracing_rf
+                tracing = tracing_rf and mode == "ringflow"
                 env.update(MLFLOW_TRACKING_URI=server.url, RINGFLOW_RING=ring,
                            RINGFLOW_SPOOL_DIR=str(tmp / "spool"), RINGFLOW_AUTOSTART="0")
-                if tracing:
-                    env["MLFLOW_INSPECT_TRACING"] = "true"
+                env["MLFLOW_INSPECT_TRACING"] = "true" if tracing else "false"
                 (tmp / "spool").mkdir()
                 sidecar = subprocess.Popen([str(RINGFLOWD)], env=env, stdout=subprocess.DEVNULL,
                                            stderr=open(tmp / "ringflowd.log", "wb"))
@@ -324,8 +338,9 @@ def trial(mode: str, samples: int, max_samples: int, repeat: int, tracing_rf: bo
                     raise SystemExit(f"ringflowd exited: {(tmp / 'ringflowd.log').read_text()[-2000:]}")
             else:
                 py = IM_PY
-                tracing = True
-                env.update(MLFLOW_TRACKING_URI=server.url, MLFLOW_INSPECT_TRACING="true")
+                tracing = mode == "inspect_mlflow"
+                env.update(MLFLOW_TRACKING_URI=server.url,
+                           MLFLOW_INSPECT_TRACING="true" if tracing else "false")
             row["tracing"] = tracing
             # The harness's client is built and warmed up (lazy imports, first
             # connection) before the eval, so the first poll is not seconds late.
@@ -401,8 +416,8 @@ def trial(mode: str, samples: int, max_samples: int, repeat: int, tracing_rf: bo
                 row["sidecar_peak_rss_mb"] = round(proc_hwm_mb(sidecar.pid), 1)
                 sidecar.send_signal(signal.SIGTERM)
                 sidecar.wait(timeout=60)
-                last = (tmp / "ringflowd.log").read_text().strip().splitlines()[-1:]
-                stats = dict(re.findall(r"(\w+)=(\d+)\b", last[0])) if last else {}
+                # the exit summary spans several logfmt lines: each counter's last value
+                stats = dict(re.findall(r"\b(\w+)=(\d+)\b", (tmp / "ringflowd.log").read_text()))
                 row["sidecar_stats"] = {k: int(v) for k, v in stats.items()
                                         if k in ("events", "metrics", "requests", "lost", "spilled",
                                                  "traces", "spans", "errors", "retries")}
@@ -427,9 +442,10 @@ def trial(mode: str, samples: int, max_samples: int, repeat: int, tracing_rf: bo
             by_path = +by_path  # drop zeros
             row["http_requests"] = sum(by_path.values())
             row["requests_by_path"] = dict(by_path.most_common(12))
+            row["load1_end"] = round(os.getloadavg()[0], 2)
         except TimeoutError:
             row = {"bench": "e2e", "samples": samples, "mode": mode, "repeat": repeat,
-                   "max_samples": max_samples, "not_measured": "time"}
+                   "invocation": invocation, "max_samples": max_samples, "not_measured": "time"}
         finally:
             if sidecar and sidecar.poll() is None:
                 sidecar.kill()
@@ -443,7 +459,19 @@ def trial(mode: str, samples: int, max_samples: int, repeat: int, tracing_rf: bo
         return row, fp
 
 
+def pair_ratios(rows: list[dict], mode: str, key: str = "eval_s") -> list[float]:
+    """`key` (eval_s, eval_process_cpu_s) of each trial of `mode` over the
+    no-hook trial's of the same invocation and repeat (the modes of one repeat
+    run back to back)."""
+    base = {(r.get("invocation"), r["repeat"]): r[key] for r in rows
+            if r["mode"] == "nohook" and r.get(key)}
+    return [round(r[key] / base[(r.get("invocation"), r["repeat"])], 4) for r in rows
+            if r["mode"] == mode and r.get(key) is not None and (r.get("invocation"), r["repeat"]) in base]
+
+
 def summarize(rows: list[dict], samples: int, modes: list[str]) -> list[dict]:
+    """Medians per mode, with the spread: eval_s min-max, and ratio_vs_nohook
+    both as median/median and as min-max of the per-repeat pair ratios."""
     out = []
     done = {m: [r for r in rows if r["mode"] == m and "eval_s" in r] for m in modes}
     base = statistics.median(r["eval_s"] for r in done["nohook"]) if done.get("nohook") else None
@@ -458,7 +486,17 @@ def summarize(rows: list[dict], samples: int, modes: list[str]) -> list[dict]:
             if any(r.get(k) is not None for r in rs) else None  # noqa: E731
         s["eval_s"] = round(med("eval_s"), 3)
         s["eval_s_runs"] = [r["eval_s"] for r in rs]
+        s["eval_s_range"] = [min(s["eval_s_runs"]), max(s["eval_s_runs"])]
         s["ratio_vs_nohook"] = round(s["eval_s"] / base, 4) if base else None
+        pr = pair_ratios(rows, m)
+        s["ratio_pairs"] = pr
+        s["ratio_pairs_range"] = [min(pr), max(pr)] if pr else None
+        cpu = [r["eval_process_cpu_s"] for r in rs if r.get("eval_process_cpu_s")]
+        base_cpu = [r["eval_process_cpu_s"] for r in done.get("nohook", []) if r.get("eval_process_cpu_s")]
+        s["cpu_ratio_vs_nohook"] = round(statistics.median(cpu) / statistics.median(base_cpu), 4) \
+            if cpu and base_cpu else None
+        pc = pair_ratios(rows, m, "eval_process_cpu_s")
+        s["cpu_ratio_pairs_range"] = [min(pc), max(pc)] if pc else None
         for k in ("http_requests", "visible_after_s", "runs_metrics_visible_after_s", "sidecar_cpu_s", "sidecar_peak_rss_mb",
                   "server_cpu_s", "eval_process_cpu_s"):
             v = med(k)
@@ -467,8 +505,10 @@ def summarize(rows: list[dict], samples: int, modes: list[str]) -> list[dict]:
             s["visible_all"] = all(r.get("visible_after_s") is not None for r in rs)
             s["tracing"] = rs[0].get("tracing")
             s["traces"] = rs[0].get("traces")
-        if m == "ringflow":
+        if m.startswith("ringflow"):
             s["sidecar_peak_rss_mb_max"] = max(r["sidecar_peak_rss_mb"] for r in rs)
+        loads = [x for r in rs for x in (r.get("load1"), r.get("load1_end")) if x is not None]
+        s["load1_range"] = [min(loads), max(loads)] if loads else None
         out.append(s)
     return out
 
@@ -476,9 +516,12 @@ def summarize(rows: list[dict], samples: int, modes: list[str]) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "100,1000,10000"))
-    ap.add_argument("--modes", default=os.environ.get("BENCH_MODES", ",".join(MODES)))
+    ap.add_argument("--modes", default=os.environ.get("BENCH_MODES", ",".join(DEFAULT_MODES)),
+                    help=f"subset of {','.join(MODES)}")
     ap.add_argument("--repeats", default=os.environ.get("BENCH_REPEATS", "100:3,1000:1,10000:1"),
                     help="SIZE:N,... (sizes not listed: 1)")
+    ap.add_argument("--once", default=os.environ.get("BENCH_ONCE", ""),
+                    help="modes that run in the first repeat only (e.g. inspect_mlflow)")
     ap.add_argument("--max-samples", type=int, default=int(os.environ.get("BENCH_MAX_SAMPLES", "100")))
     ap.add_argument("--deadline", default=os.environ.get("BENCH_DEADLINE", ""),
                     help="HH:MM UTC today: trials not finished by then are 'not measured (time)'")
@@ -487,7 +530,8 @@ def main() -> None:
     a = ap.parse_args()
     sizes = [int(x) for x in a.sizes.split(",") if x]
     modes = [m for m in a.modes.split(",") if m]
-    for m in modes:
+    once = {m for m in a.once.split(",") if m}
+    for m in modes + sorted(once):
         if m not in MODES:
             raise SystemExit(f"unknown mode {m}")
     if not 50 <= a.max_samples <= 200:
@@ -500,10 +544,12 @@ def main() -> None:
         deadline = now.replace(hour=hh, minute=mm, second=0, microsecond=0).timestamp()
     tracing_rf = ringflow_tracing()
     log(f"sizes {sizes} modes {modes} max_samples {a.max_samples} ringflow tracing {tracing_rf}")
+    date = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     print(json.dumps({"bench": "e2e", "invocation": {
         "sizes": sizes, "modes": modes, "repeats": {n: reps.get(n, 1) for n in sizes},
+        "once": sorted(once),
         "max_samples": a.max_samples, "deadline": a.deadline or None, "ringflow_tracing": tracing_rf,
-        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "load": os.getloadavg(),
+        "date": date, "load": [round(x, 2) for x in os.getloadavg()], "nice": os.nice(0),
         "commit": subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
                                  capture_output=True, text=True).stdout.strip() or None,
         "command": os.environ.get("BENCH_COMMAND", "python bench/e2e.py " + " ".join(sys.argv[1:]))}}),
@@ -513,25 +559,29 @@ def main() -> None:
         for rep in range(reps.get(n, 1)):
             order = modes[rep % len(modes):] + modes[:rep % len(modes)]
             for m in order:
+                if rep and m in once:
+                    continue
                 if time.time() >= deadline:
-                    row, fp = {"bench": "e2e", "samples": n, "mode": m, "repeat": rep,
+                    row, fp = {"bench": "e2e", "samples": n, "mode": m, "repeat": rep, "invocation": date,
                                "max_samples": a.max_samples, "not_measured": "time"}, None
                 else:
                     log(f"{n} samples, {m}, repeat {rep}")
                     row, fp = trial(m, n, a.max_samples, rep, tracing_rf, deadline,
-                                    want_fp=(m != "nohook" and m not in fps), visible_limit=a.visible_limit)
+                                    want_fp=(m != "nohook" and m not in fps), visible_limit=a.visible_limit,
+                                    invocation=date)
                 if fp is not None:
                     fps[m] = fp
                 rows.append(row)
                 print(json.dumps(row), flush=True)
         for s in summarize(rows, n, modes):
             print(json.dumps(s), flush=True)
-        if "ringflow" in fps and "inspect_mlflow" in fps:
-            ok, diffs = compare(fps["ringflow"], fps["inspect_mlflow"])
-            print(json.dumps({"bench": "e2e", "check": "ringflow_vs_inspect_mlflow", "samples": n,
-                              "match": ok, "differences": diffs,
-                              "tokens": fps["ringflow"]["tokens"],
-                              "score_rows": len(fps["ringflow"].get("scores") or {})}), flush=True)
+        for rf, im in (("ringflow", "inspect_mlflow"), ("ringflow_tracking", "inspect_mlflow_tracking")):
+            if rf in fps and im in fps:
+                ok, diffs = compare(fps[rf], fps[im])
+                print(json.dumps({"bench": "e2e", "check": f"{rf}_vs_{im}", "samples": n,
+                                  "match": ok, "differences": diffs,
+                                  "tokens": fps[rf]["tokens"],
+                                  "score_rows": len(fps[rf].get("scores") or {})}), flush=True)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -100,18 +101,22 @@ def per_event(n: int) -> list[dict]:
     return results
 
 
-def run_eval(samples: int, max_samples: int, enabled: bool, ring: str, log_dir: str) -> float:
+def run_eval(samples: int, max_samples: int, enabled: bool, ring: str, log_dir: str) -> tuple[float, float]:
+    """(eval() wall seconds, CPU seconds of the eval process and its children)."""
     env = dict(os.environ)
     env.update(RINGFLOW_RING=ring, RINGFLOW_AUTOSTART="0", INSPECT_LOG_DIR=log_dir)
     if enabled:
         env["MLFLOW_TRACKING_URI"] = "http://127.0.0.1:9"  # hook on; it never calls it
     else:
         env.pop("MLFLOW_TRACKING_URI", None)  # hook off, as if not installed
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     p = subprocess.run([sys.executable, str(EVAL_SCRIPT), str(samples), str(max_samples), log_dir],
                        env=env, capture_output=True, text=True, timeout=1800)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if p.returncode != 0:
         raise SystemExit(f"eval failed: {p.stderr[-3000:]}")
-    return float(p.stdout.strip().splitlines()[-1])
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return float(p.stdout.strip().splitlines()[-1]), cpu
 
 
 def main() -> None:
@@ -133,16 +138,31 @@ def main() -> None:
         for r in per_event(a.events):
             print(json.dumps(r), flush=True)
         times = {"nohook": [], "ringflow": []}
+        cpus = {"nohook": [], "ringflow": []}
+        load0 = round(os.getloadavg()[0], 2)
         with tempfile.TemporaryDirectory() as logs:
             for i in range(a.repeats):
                 for mode in ("nohook", "ringflow") if i % 2 == 0 else ("ringflow", "nohook"):
-                    times[mode].append(run_eval(a.samples, a.max_samples, mode == "ringflow", ring, logs))
+                    wall, cpu = run_eval(a.samples, a.max_samples, mode == "ringflow", ring, logs)
+                    times[mode].append(wall)
+                    cpus[mode].append(cpu)
         no, rf = statistics.median(times["nohook"]), statistics.median(times["ringflow"])
+        # Each repeat runs the two back to back: their ratio is one trial's
+        # figure; the spread of those is what the eval ratio can be said to be.
+        pairs = [round(r / n, 4) for n, r in zip(times["nohook"], times["ringflow"])]
+        # The eval process's CPU seconds move far less with the host's load.
+        cpu_pairs = [round(r / n, 4) for n, r in zip(cpus["nohook"], cpus["ringflow"])]
         print(json.dumps({"bench": "hook", "samples": a.samples, "max_samples": a.max_samples,
                           "repeats": a.repeats, "eval_s_nohook": round(no, 3),
                           "eval_s_ringflow": round(rf, 3), "ratio": round(rf / no, 4),
+                          "ratio_pairs": pairs, "ratio_pairs_range": [min(pairs), max(pairs)],
+                          "load1": [load0, round(os.getloadavg()[0], 2)],
                           "runs_nohook": [round(t, 3) for t in times["nohook"]],
-                          "runs_ringflow": [round(t, 3) for t in times["ringflow"]]}), flush=True)
+                          "runs_ringflow": [round(t, 3) for t in times["ringflow"]],
+                          "cpu_s_nohook": [round(t, 2) for t in cpus["nohook"]],
+                          "cpu_s_ringflow": [round(t, 2) for t in cpus["ringflow"]],
+                          "cpu_ratio_pairs": cpu_pairs,
+                          "cpu_ratio_pairs_range": [min(cpu_pairs), max(cpu_pairs)]}), flush=True)
     finally:
         consumer.terminate()
         consumer.wait()

@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # make bench-e2e: the same real Inspect eval with no hook, with ringflow and
 # with inspect-mlflow 0.9.0 from PyPI, each against a fresh MLflow server
-# (bench/e2e.py).  JSON lines on stdout and in build/bench/e2e.jsonl; rewrites
-# the "## End to end" section of bench/RESULTS.md and bench/e2e.png.
+# (bench/e2e.py).  JSON lines on stdout and in bench/results/e2e.jsonl (small,
+# committed beside the table); rewrites the "## End to end" section of
+# bench/RESULTS.md from them (bench/e2e_report.py).  Runs under nice.
 #
-#   BENCH_SIZES=100,1000      sizes (default 100,1000,10000; 10,000 x inspect-mlflow takes ~1 h)
-#   BENCH_MODES=...           subset of nohook,ringflow,inspect_mlflow
+#   BENCH_SIZES=100,1000      sizes (default 100,1000,10000; 10,000 x inspect-mlflow takes ~1.5 h)
+#   BENCH_MODES=...           subset of nohook,ringflow,inspect_mlflow,ringflow_tracking,
+#                             inspect_mlflow_tracking (default the first three)
 #   BENCH_REPEATS=100:3,...   repeats per size (default 100:3,1000:1,10000:1)
+#   BENCH_ONCE=inspect_mlflow modes run in the first repeat only
 #   BENCH_DEADLINE=HH:MM      UTC: trials not done by then are "not measured (time)"
-#   BENCH_APPEND=1            add to build/bench/e2e.jsonl instead of starting it
+#   BENCH_APPEND=1            add to bench/results/e2e.jsonl instead of starting it
 #                             afresh (e.g. the 10,000-sample runs later)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mkdir -p build/bench
-out=build/bench/e2e.jsonl
+mkdir -p bench/results
+out=bench/results/e2e.jsonl
 
 # inspect-mlflow lives in its own venv, so neither package sees the other.
 IMV=.venv-inspect-mlflow
@@ -30,8 +33,12 @@ fi
 .venv/bin/python -m pip install --disable-pip-version-check -q -r bench/requirements-bench.txt >&2
 
 [ "${BENCH_APPEND:-0}" = 1 ] || : >"$out"
-export BENCH_COMMAND="${BENCH_COMMAND:-make bench-e2e${BENCH_SIZES:+ BENCH_SIZES=$BENCH_SIZES}}"
-.venv/bin/python bench/e2e.py | tee -a "$out"
-.venv/bin/python bench/e2e_report.py "$out" --png bench/e2e.png |
+cmd="make bench-e2e"
+for v in BENCH_SIZES BENCH_MODES BENCH_REPEATS BENCH_ONCE BENCH_DEADLINE BENCH_APPEND; do
+	[ -z "${!v:-}" ] || cmd="$cmd $v=${!v}"
+done
+export BENCH_COMMAND="${BENCH_COMMAND:-$cmd}"
+nice .venv/bin/python bench/e2e.py | tee -a "$out"
+.venv/bin/python bench/e2e_report.py "$out" |
 	.venv/bin/python bench/results_section.py bench/RESULTS.md "End to end"
-echo "run_e2e.sh: wrote the End to end section of bench/RESULTS.md and bench/e2e.png" >&2
+echo "run_e2e.sh: wrote the End to end section of bench/RESULTS.md" >&2

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # run_ring.sh - run the ring benchmark over every configuration, write the JSON
-# lines to stdout and build/bench/ring.jsonl, and rewrite the "## Ring" section
+# lines to stdout and bench/results/ring.jsonl, and rewrite the "## Ring" section
 # of bench/RESULTS.md (other sections are kept).  Invoked by `make bench-ring`,
 # which builds build/release/bench/ring_bench first.
 #
@@ -11,9 +11,11 @@
 #                       median records/s is reported (default 3)
 #   RING_BENCH_CONFIGS  producers:threads pairs (default "1:1 2:1 4:1 4:4")
 #   RING_BENCH_BYTES    payload sizes (default "64 128 1024 4096")
-#   RING_BENCH_OUT      directory of ring.jsonl (default build/bench)
+#   RING_BENCH_OUT      directory of ring.jsonl (default bench/results)
 #   RING_BENCH_RESULTS  markdown file to update (default bench/RESULTS.md)
 #   RING_BENCH_NO_MD=1  do not touch the markdown file
+#   RING_BENCH_REPORT_ONLY=1  measure nothing: rewrite the section from the
+#                       committed raw lines (ring.jsonl and its meta line)
 # Extra arguments are passed to every ring_bench invocation.
 #
 # Exit status: 0 if every run received every record intact, 1 otherwise (the
@@ -26,10 +28,12 @@ SECONDS_PER=${RING_BENCH_SECONDS:-1.0}
 REPEAT=${RING_BENCH_REPEAT:-3}
 CONFIGS=${RING_BENCH_CONFIGS:-"1:1 2:1 4:1 4:4"}
 SIZES=${RING_BENCH_BYTES:-"64 128 1024 4096"}
-OUT_DIR=${RING_BENCH_OUT:-build/bench}
+OUT_DIR=${RING_BENCH_OUT:-bench/results}
 JSONL=$OUT_DIR/ring.jsonl
 RESULTS=${RING_BENCH_RESULTS:-bench/RESULTS.md}
 
+status=0
+if [[ ${RING_BENCH_REPORT_ONLY:-0} != 1 ]]; then
 if [[ ! -x $BIN ]]; then
 	echo "run_ring.sh: $BIN not found; build it with 'make bench-ring'" >&2
 	exit 1
@@ -41,12 +45,11 @@ started=$(date -u '+%Y-%m-%d %H:%M:%S UTC')
 load_before=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 stat_before=$(grep -m1 '^cpu ' /proc/stat 2>/dev/null)
 wall_before=$(date +%s.%N)
-status=0
 for cfg in $CONFIGS; do
 	for bytes in $SIZES; do
 		# One invocation per configuration: a crash or hang in one of them
 		# (the binary kills a hung run itself) does not lose the others.
-		"$BIN" --config "$cfg" --bytes "$bytes" --seconds "$SECONDS_PER" \
+		nice "$BIN" --config "$cfg" --bytes "$bytes" --seconds "$SECONDS_PER" \
 			--repeat "$REPEAT" "$@" \
 			| tee -a "$JSONL"
 		rc=${PIPESTATUS[0]}
@@ -81,21 +84,32 @@ export RB_SECONDS=$SECONDS_PER
 export RB_LOAD="${load_before:-?} before, $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo '?') after"
 export RB_ARGS="$*"
 export RB_SRC_HASH=$(cat ringbuf/*.c ringbuf/*.h 2>/dev/null | sha256sum | cut -c1-12)
+# The conditions of the run beside its raw lines (what the section's Date,
+# Machine, Load and CPU-use lines print).
+python3 -c 'import json, os; print(json.dumps({"bench": "ring", "meta": {k: v for k, v in os.environ.items() if k.startswith("RB_")}}))' >>"$JSONL"
+fi # measuring
 export RB_JSONL=$JSONL RB_RESULTS=$RESULTS
 
 python3 - <<'PY' || status=1
 import json, os, re, statistics, sys
 
-env = os.environ
+env = dict(os.environ)
 rows = []
+meta = {}
 with open(env["RB_JSONL"]) as f:
     for line in f:
         line = line.strip()
         if line.startswith("{"):
             try:
-                rows.append(json.loads(line))
+                r = json.loads(line)
             except ValueError:
-                pass
+                continue
+            if "transport" in r:
+                rows.append(r)
+            elif "meta" in r:
+                meta = r["meta"]
+if env.get("RING_BENCH_REPORT_ONLY") == "1":
+    env.update(meta)  # the run's own conditions, not today's
 
 by = {}
 order = []
@@ -153,9 +167,10 @@ lines = []
 lines.append("## Ring")
 lines.append("")
 lines.append("Written by `bench/run_ring.sh`; do not edit by hand.  Raw JSON lines: "
-             "`build/bench/ring.jsonl`.")
+             "`bench/results/ring.jsonl` (committed; the section again from them alone: "
+             "`RING_BENCH_REPORT_ONLY=1 ./bench/run_ring.sh`).")
 lines.append("")
-lines.append("- Command: `make bench-ring`" +
+lines.append("- Command: `make bench-ring` (under nice)" +
              (f" (extra ring_bench arguments: `{env['RB_ARGS']}`)" if env.get("RB_ARGS") else ""))
 lines.append(f"- Date: {env['RB_DATE']}")
 lines.append(f"- Machine: {env['RB_NPROC']} CPUs (nproc), {env['RB_CPU'] or 'unknown CPU'}, "

@@ -1,19 +1,25 @@
-"""Render build/bench/trace.jsonl as the "## Tracing" section of bench/RESULTS.md.
+"""Render bench/results/trace.jsonl as the "## Tracing" section of bench/RESULTS.md.
 
-    trace_results.py trace.jsonl "<load before>" "<load after>"   (bench/run_trace.sh)
+    trace_results.py bench/results/trace.jsonl   (bench/run_trace.sh; bench/bench_meta.py's
+                                                  start and end lines give date, machine, load)
 """
-import json, os, platform, sys, time
-rows = [json.loads(l) for l in open(sys.argv[1])]
-cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+meta = next((r["meta"] for r in lines if "meta" in r and r["meta"].get("when") == "start"), {})
+end = next((r["meta"] for r in lines if "meta" in r and r["meta"].get("when") == "end"), {})
+rows = [r for r in lines if "lang" in r]
 import mlflow
 def get(lang, impl, size):
     return next(r for r in rows if r["lang"] == lang and r["impl"] == impl and r["size"] == size)
 print("## Tracing\n")
-print("Written by `bench/run_trace.sh`; do not edit by hand.  Raw JSON lines: `build/bench/trace.jsonl`.\n")
-print("- Command: `make bench-trace`")
-print(f"- Date: {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}")
-print(f"- Machine: {os.cpu_count()} CPUs, {cpu}, kernel {platform.release()}, Python {platform.python_version()}, "
-      f"MLflow {mlflow.__version__}; load average {sys.argv[2]} before, {sys.argv[3]} after (shared machine)")
+print("Written by `bench/run_trace.sh` (`bench/trace_results.py` prints); do not edit by hand.  "
+      "Raw JSON lines: `bench/results/trace.jsonl` (committed).\n")
+print(f"- Command: `{meta.get('command', 'make bench-trace')}`" + (f" at commit {meta['commit']}" if meta.get("commit") else ""))
+print(f"- Date: {meta.get('date', '?')}")
+print(f"- Machine: {meta.get('nproc', '?')} CPUs, {meta.get('cpu', '?')}, kernel {meta.get('kernel', '?')}, "
+      f"Python {meta.get('python', '?')}, MLflow {mlflow.__version__}; load average "
+      f"{' '.join(map(str, meta.get('load', [])))} before, {' '.join(map(str, end.get('load', [])))} after "
+      "(shared machine; run under nice)")
 print("- Method: one program per language: a root CHAIN span calling an LLM-typed function spans-1 times, each "
       "with a text input and output; 10 spans of ~1 KB (a ~10 KB trace) or 100 spans of ~10 KB (~1 MB). "
       "C: `rf_span_start`/`rf_span_end` (bench/trace_bench.c, a consumer thread drains the ring); Python: the "
