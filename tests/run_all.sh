@@ -101,7 +101,7 @@ fi
 # checks there is everything else; test_ring_threads puts the whole protocol,
 # both sides, in one process where TSan sees it all.
 TSAN_TESTS=(test_ring_threads test_ring_wakeup test_ring_full test_ring_semantics test_producer test_trace
-	test_ring_stress test_ring_crash test_ring_crash_consumer test_status)
+	test_ring_stress test_ring_crash test_ring_crash_consumer test_status test_err)
 if build tsan gcc; then
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 		test_c tsan gcc "${TSAN_TESTS[@]}"
@@ -109,8 +109,9 @@ fi
 
 # (d) Script checks: the spin model of the ring's wakeup handshake (what no
 # test run can force: no lost wakeup under x86-TSO reordering), and
-# `make install` as a user builds against it.
-for m in tests/model/check*.sh tests/install/check*.sh; do
+# `make install` as a user builds against it; the tree's own rules (file sizes,
+# nothing outside the repo) and that every benchmark figure names its script.
+for m in tests/model/check*.sh tests/install/check*.sh tests/docs/check*.sh; do
 	[ -x "$m" ] || continue
 	echo "== check: $m"
 	"$m"
