@@ -104,32 +104,42 @@ def proc_hwm_mb(pid: int) -> float:
     return 0.0
 
 
-def group_cpu(pgid: int) -> float:
-    """CPU seconds of every live process in a process group (server + workers)."""
+def cpu_where(match) -> float:
+    """CPU seconds (own + reaped children) of every live process for which
+    match(pgid, comm) is true: the one /proc reader of the benches."""
     total = 0.0
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
             with open(f"/proc/{d}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            if int(fields[2]) == pgid:
-                total += (int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])) \
-                    / os.sysconf("SC_CLK_TCK")
+                head, rest = f.read().rsplit(")", 1)
+            fields = rest.split()
+            if match(int(fields[2]), head.split("(", 1)[1]):
+                total += sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
         except (OSError, ValueError, IndexError):
             pass
     return total
+
+
+def group_cpu(pgid: int) -> float:
+    """CPU seconds of every live process in a process group (server + workers)."""
+    return cpu_where(lambda g, _comm: g == pgid)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class Server:
     """A fresh `mlflow server` (SQLite, one worker); its access log is the request count."""
 
     def __init__(self, tmp: Path):
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.access = tmp / "access.log"
         # MLFLOW_MODEL_CATALOG_URI="": the first LLM span naming a provider makes

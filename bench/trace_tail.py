@@ -35,7 +35,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,32 +46,13 @@ REPO = Path(__file__).resolve().parents[1]
 EVALS = REPO / "tests" / "python" / "rf_evals.py"
 sys.path.insert(0, str(REPO / "tests" / "python"))
 sys.path.insert(0, str(REPO / "bench"))
-from e2e import group_cpu  # noqa: E402  (the one copy of the CPU reader)
+from e2e import cpu_where, free_port, group_cpu  # noqa: E402  (the one copy of each)
 
 
 def pg_cpu() -> float:
     """CPU seconds of every live PostgreSQL process on the host (the trial's
     cluster is the only one a bench run starts)."""
-    total = 0.0
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                head, rest = f.read().rsplit(")", 1)
-            if "postgres" not in head:
-                continue
-            fields = rest.split()
-            total += sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            pass
-    return total
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return cpu_where(lambda _g, comm: comm.startswith("postgres"))
 
 
 def start_server(root: Path, store: str, workers: int) -> tuple[subprocess.Popen, str]:

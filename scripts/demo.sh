@@ -12,10 +12,7 @@
 # Uses $MLFLOW_TRACKING_URI if set, else starts a local MLflow server (SQLite)
 # that keeps running afterwards so you can browse the results.
 set -euo pipefail
-case "${1:-}" in -h | --help)
-	sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"
-	exit 0 ;;
-esac
+. "$(dirname "$0")/rf_help.sh"
 cd "$(dirname "$0")/.."
 state=${RINGFLOW_DEMO_DIR:-/tmp/ringflow-demo}
 mkdir -p "$state"

@@ -3,10 +3,7 @@
 # Idempotent and cheap: one dpkg-query for all packages; apt only runs when
 # something is missing (apt-get update once, then one install).
 set -euo pipefail
-case "${1:-}" in -h | --help)
-	sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"
-	exit 0 ;;
-esac
+. "$(dirname "$0")/rf_help.sh"
 
 PKGS=(
 	build-essential gcc clang make pkg-config

@@ -4,10 +4,7 @@
 # sources changed.  What a user does is just
 # `pip install ./producer/python`; the stamp keeps `make test` fast.
 set -euo pipefail
-case "${1:-}" in -h | --help)
-	sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"
-	exit 0 ;;
-esac
+. "$(dirname "$0")/rf_help.sh"
 cd "$(dirname "$0")/.."
 stamp=.venv/.ringflow-stamp
 sum=$(cat producer/python/pyproject.toml producer/python/setup.py producer/python/MANIFEST.in \

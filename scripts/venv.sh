@@ -3,10 +3,7 @@
 # The pip step is skipped when .venv/.stamp holds requirements.txt's sha256,
 # so `make test` costs nothing here after the first run.
 set -euo pipefail
-case "${1:-}" in -h | --help)
-	sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"
-	exit 0 ;;
-esac
+. "$(dirname "$0")/rf_help.sh"
 cd "$(dirname "$0")/.."
 
 VENV=.venv
