@@ -433,7 +433,10 @@ int rf_http_new(rf_http **out, rf_loop *loop, const struct rf_http_opts *o)
 	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_timer);
 	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
-	curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 4L);
+	/* Enough for the trace requests a many-worker server takes at once
+	 * (rf_trace_pace.h, at most 16) plus a span batch and tracking: the
+	 * callers bound what they keep in flight, not the connection count. */
+	curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 20L);
 	*out = h;
 	return 0;
 }

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "rf_trace_pace.h"
 #include "rf_experiments.h"
 #include "rf_spans.h"
 #include "rf_track.h"
@@ -63,6 +64,7 @@ struct rf_traces {
 	size_t recent_n;
 	uint64_t last_flush;
 	int otlp_inflight, info_inflight, export_inflight;
+	struct rf_trace_pace pace;  /* how many trace requests this server takes at once */
 	bool behind;                /* complete traces wait longer than RF_TRACE_BEHIND_MS */
 	char *otlp_url;
 	char **otlp_hdrs;           /* "Name: value", NULL-terminated */

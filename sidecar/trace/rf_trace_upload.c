@@ -33,13 +33,13 @@
 
 #define OTLP_MAX_SPANS 2000 /* spans per /v1/traces request */
 #define OTLP_MAX_TRACES 100 /* roots per request: MLflow links at most 100 to a run */
-/* Trace requests in flight: rf_http keeps 4 connections to the server, so
- * one stays free for tracking (log-batch, run status), and while tracking
- * has requests waiting only one trace request is in flight: the server
- * spends tens of ms of CPU on each, and a run's log-batch queued behind
- * many of them would wait as long.  One span batch at a time keeps a
- * trace's parts in order (its root goes in the last). */
-#define TRACE_MAX_INFLIGHT 3
+/* Trace requests in flight: as many as the server takes at once without
+ * queueing them (rf_trace_pace.h measures it from the infos' round trips:
+ * 2-4 for one server worker, more for more), and while tracking has
+ * requests waiting only one: the server spends tens of ms of CPU on each,
+ * and a run's log-batch queued behind many of them would wait as long.
+ * One span batch at a time keeps a trace's parts in order (its root goes
+ * in the last). */
 #define OTLP_MAX_INFLIGHT 1
 #define PREVIEW_MAX 1000    /* MLflow's request/response preview column */
 
@@ -314,6 +314,8 @@ struct info_call {
 	struct xtrace *t;
 	size_t nass;
 	bool final;
+	bool alone;       /* nothing else of ours in flight when sent (rf_trace_pace) */
+	uint64_t sent_ns;
 };
 
 static void on_info(int ok, long status, json_t *resp, const char *msg, void *arg)
@@ -323,6 +325,8 @@ static void on_info(int ok, long status, json_t *resp, const char *msg, void *ar
 	rf_traces *x = c->x;
 	x->info_inflight--;
 	if (ok) {
+		rf_trace_pace_answer(&x->pace, (rf_now_ns() - c->sent_ns) / 1000, c->alone,
+				     rf_traces_now_ms());
 		if (c->final)
 			c->t->nass_sent = c->nass;
 	} else {
@@ -415,6 +419,8 @@ static void send_info(rf_traces *x, struct xtrace *t, const char *exp, const cha
 	c->t = t;
 	c->nass = json_array_size(t->assessments);
 	c->final = t->complete;
+	c->alone = !trace_inflight(x);
+	c->sent_ns = rf_now_ns();
 	t->info_state = INFO_SENDING;
 	t->info_final = t->complete;
 	x->info_inflight++;
@@ -505,7 +511,7 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 		x->behind = false;
 	}
 
-	int limit = tracking_busy(x) ? 1 : TRACE_MAX_INFLIGHT;
+	int limit = tracking_busy(x) ? 1 : rf_trace_pace_limit(&x->pace);
 	/* Span batches first: they finish traces.  A complete trace's spans go
 	 * at once when no other info is on its way (their spans would follow
 	 * in a request of their own: ~9 ms of server CPU each for nothing),

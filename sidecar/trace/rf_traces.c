@@ -90,6 +90,7 @@ int rf_traces_new(rf_traces **out, rf_mlflow *m, rf_http *http, rf_track *track,
 		return rf_err_set(ENOMEM, "trace uploader: out of memory");
 	x->m = m;
 	x->http = http;
+	rf_trace_pace_init(&x->pace);
 	x->track = track;
 	x->o = *o;
 	if (x->o.flush_ms <= 0)
