@@ -183,7 +183,7 @@ def run_case(case: str, n: int, tpl, settle: float, max_window: float, extra_env
             uri = f"http://127.0.0.1:{free_port()}"
         exp = f"trace-memory-{case}-{n}-{time.time_ns() % 10**6}"
         env = dict(os.environ, MLFLOW_TRACKING_URI=uri, RINGFLOW_RING=ring, RINGFLOW_SPOOL_DIR=str(spool),
-                   MLFLOW_EXPERIMENT_NAME=exp, MLFLOW_INSPECT_TRACING="true",
+                   MLFLOW_EXPERIMENT_NAME=exp, MLFLOW_INSPECT_TRACING="true", RINGFLOW_SHUTDOWN_MS="1000",
                    INSPECT_MLFLOW_LOG_ARTIFACTS="false", **extra_env)
         sc = subprocess.Popen([str(RINGFLOWD)], env=env, stdout=subprocess.DEVNULL,
                               stderr=open(tmp / "ringflowd.log", "wb"))
@@ -236,6 +236,17 @@ def run_case(case: str, n: int, tpl, settle: float, max_window: float, extra_env
                 if k in side:
                     row["sidecar_" + k] = side[k]
             row["lost"] = {k: v for k, v in side.get("lost", {}).items() if v}
+            sc.send_signal(signal.SIGTERM)  # its last stats lines
+            try:
+                sc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                pass
+            # The periodic stats lines of the log (absent before the spool existed).
+            log = (tmp / "ringflowd.log").read_text(errors="replace")
+            for k in ("traces_spooled", "gate_memory"):
+                vals = [int(v) for v in re.findall(rf"\b{k}=(\d+)", log)]
+                if vals:
+                    row[k] = max(vals)
             return row
         finally:
             stop.set()

@@ -225,7 +225,8 @@ static void report_traces(struct daemon *d, const char *level)
 	      "traces=%llu traces_done=%llu traces_failed=%llu spans=%llu spans_sent=%llu "
 	      "spans_failed=%llu spans_forced=%llu assessments=%llu late=%llu otlp_requests=%llu "
 	      "info_requests=%llu export_spans=%llu export_failed=%llu run_ends_held=%llu "
-	      "run_end_hold_expired=%llu last_error='%s'",
+	      "run_end_hold_expired=%llu trace_mem_bytes=%llu traces_spooled=%llu "
+	      "traces_spooled_now=%llu trace_spool_bytes=%llu last_error='%s'",
 	      (unsigned long long)x.traces, (unsigned long long)x.traces_done,
 	      (unsigned long long)x.traces_failed, (unsigned long long)x.spans,
 	      (unsigned long long)x.spans_sent, (unsigned long long)x.spans_failed,
@@ -233,7 +234,9 @@ static void report_traces(struct daemon *d, const char *level)
 	      (unsigned long long)x.late, (unsigned long long)x.otlp_requests,
 	      (unsigned long long)x.info_requests, (unsigned long long)x.export_spans,
 	      (unsigned long long)x.export_failed, (unsigned long long)ts.ends_held,
-	      (unsigned long long)ts.end_hold_expired, x.last_error);
+	      (unsigned long long)ts.end_hold_expired, (unsigned long long)x.mem_bytes,
+	      (unsigned long long)x.spooled_total, (unsigned long long)x.spooled,
+	      (unsigned long long)x.spool_bytes, x.last_error);
 }
 
 /* The spool and memory bounds (rf_gate.h): closed = take nothing from the ring. */
@@ -245,10 +248,10 @@ static bool gate_closed(struct daemon *d)
 	rf_dests_track_stats(d->dests, &ts);
 	rf_http_stats(d->http, &hs);
 	rf_dests_traces_stats(d->dests, &xs);
-	/* An ended span waiting for upload weighs as RF_GATE_SPAN_ROWS rows. */
+	/* Traces weigh their bytes (complete ones past half of it wait on disk). */
 	struct rf_gate_in in = {.now_ms = rf_loop_now_ms(), .journal_bytes = rf_journal_size(d->journal),
 				.journal_failing = rf_journal_failing(d->journal),
-				.pending = ts.pending + xs.spans_unsent * RF_GATE_SPAN_ROWS,
+				.pending = ts.pending, .trace_bytes = xs.mem_bytes,
 				.http_ok = hs.ok, .http_pending = rf_http_pending(d->http)};
 	if (rf_gate_update(&d->gate, &in)) {
 		char msg[512];
@@ -644,7 +647,9 @@ static int serve(struct daemon *d, const sigset_t *mask)
 		.flush_ms = d->c.flush_ms,
 		.timeout_ms = d->c.trace_timeout_s * 1000L,
 		.otlp_endpoint = otlp,
-		.otlp_headers = env("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")};
+		.otlp_headers = env("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"),
+		.spool_dir = d->c.spool,
+		.mem_max = (uint64_t)d->c.trace_mem_mb << 20};
 	if ((rc = rf_loop_new(&d->loop)) || (rc = rf_http_new(&d->http, d->loop, &ho)) ||
 	    (rc = rf_dests_new(&d->dests, d->http, &to))) {
 		fprintf(stderr, "ringflowd: startup failed: %s\n", strerror(-rc));
@@ -679,6 +684,7 @@ static int serve(struct daemon *d, const sigset_t *mask)
 	d->hdr_changed_seen = rs.hdr_changed;
 	rf_gate_init(&d->gate, (uint64_t)(d->c.spool_max_mb > 0 ? d->c.spool_max_mb : 0) << 20,
 		     (uint64_t)(d->c.pending_max > 0 ? d->c.pending_max : 0), rf_loop_now_ms());
+	d->gate.trace_max = (uint64_t)d->c.trace_mem_mb << 20; /* all destinations together */
 	rf_loop_watch(d->loop, d->sigfd, POLLIN, on_signal, d);
 	if (ops_start(d))
 		return 1;

@@ -105,7 +105,7 @@ static bool run_busy(void *arg, const char *run_key)
 	for (struct xtrace *t = x->list; t; t = t->next)
 		if (!strcmp(t->run_key, run_key))
 			return true;
-	return false;
+	return rf_trace_spool_holds(x, run_key);
 }
 
 int rf_traces_new(rf_traces **out, rf_mlflow *m, rf_http *http, rf_track *track,
@@ -134,7 +134,7 @@ int rf_traces_new(rf_traces **out, rf_mlflow *m, rf_http *http, rf_track *track,
 	return 0;
 }
 
-static void free_x(struct xtrace *t)
+void rf_traces_free_one(struct xtrace *t)
 {
 	rf_trace_free(t->tr);
 	json_decref(t->tags);
@@ -152,8 +152,9 @@ void rf_traces_free(rf_traces *x)
 		rf_track_set_end_hold(x->track, NULL, NULL);
 	for (struct xtrace *t = x->list, *n; t; t = n) {
 		n = t->next;
-		free_x(t);
+		rf_traces_free_one(t);
 	}
+	rf_trace_spool_close(x);
 	for (size_t i = 0; x->otlp_hdrs && x->otlp_hdrs[i]; i++)
 		free(x->otlp_hdrs[i]);
 	free(x->otlp_hdrs);
@@ -225,6 +226,13 @@ void rf_traces_drop(rf_traces *x, struct xtrace *t)
 {
 	x->st.spans_capped += t->tr->capped - t->capped_seen;
 	memcpy(x->recent[x->recent_n++ % RF_TRACE_RECENT], t->tr->id, 16);
+	rf_trace_spool_forget(x, t);
+	rf_traces_unlink(x, t);
+	rf_traces_free_one(t);
+}
+
+void rf_traces_unlink(rf_traces *x, struct xtrace *t)
+{
 	for (struct xtrace **pp = &x->bucket[bucket_of(t->tr->id)]; *pp; pp = &(*pp)->hnext)
 		if (*pp == t) {
 			*pp = t->hnext;
@@ -236,7 +244,6 @@ void rf_traces_drop(rf_traces *x, struct xtrace *t)
 			break;
 		}
 	x->ntraces--;
-	free_x(t);
 }
 
 void rf_traces_complete(rf_traces *x, struct xtrace *t, int64_t end_ns, const char *why)
@@ -246,6 +253,7 @@ void rf_traces_complete(rf_traces *x, struct xtrace *t, int64_t end_ns, const ch
 	x->st.spans_forced += rf_trace_close_open(t->tr, end_ns, why);
 	t->complete = true;
 	t->done_ms = now_ms();
+	rf_trace_spool_account(x, t);
 }
 
 /* ---- general tracing records (24-27) ---- */
@@ -467,6 +475,9 @@ static void general(rf_traces *x, int type, const msgpack_object *r)
 
 void rf_traces_record(rf_traces *x, int type, const msgpack_object *root)
 {
+	/* A spill file comes in as one long batch, with no pump between its
+	 * records: complete traces over the budget go to disk here. */
+	rf_trace_spool_evict(x);
 	if (type >= RF_EV_TRACE_SPAN_START && type <= RF_EV_TRACE_UPDATE)
 		general(x, type, root);
 	else if (type == RF_EV_TRACE_ASSESSMENT || type == RF_EV_TRACE_TAG)
