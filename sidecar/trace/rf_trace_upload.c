@@ -568,7 +568,7 @@ void rf_traces_pressure(rf_traces *x)
 void rf_traces_stats(rf_traces *x, struct rf_traces_stats *st)
 {
 	*st = x->st;
-	st->held = x->ntraces;
+	st->held = x->ntraces + x->st.spooled; /* on disk too */
 	st->spans_unsent = 0;
 	for (struct xtrace *t = x->list; t; t = t->next)
 		st->spans_unsent += t->tr->unsent_ended;
