@@ -79,8 +79,14 @@ def capture(tmp: Path) -> tuple[list, list, list]:
     prog = CAPTURE.replace("sys.argv_evals", repr(str(EVALS))).replace("sys.argv_out", repr(str(out)))
     env = dict(os.environ, MLFLOW_TRACKING_URI="http://127.0.0.1:9", MLFLOW_INSPECT_TRACING="true",
                RINGFLOW_AUTOSTART="0", RINGFLOW_RING=f"/rf-bench-cap-{os.getpid()}")
-    subprocess.run([sys.executable, "-c", prog, str(tmp / "logs")], env=env, check=True,
-                   capture_output=True, cwd=REPO, timeout=600)
+    try:
+        subprocess.run([sys.executable, "-c", prog, str(tmp / "logs")], env=env, check=True,
+                       capture_output=True, cwd=REPO, timeout=600)
+    finally:
+        try:  # the hook opened (created) its ring before its records were captured
+            os.unlink("/dev/shm" + env["RINGFLOW_RING"])
+        except OSError:
+            pass
     recs = json.loads(out.read_text())
     by = {}
     for t, f in recs:

@@ -35,11 +35,18 @@
 #define RELOAD_BELOW 16   /* reload when fewer complete traces wait in memory */
 #define RELOAD_MAX 256    /* traces read back per pump */
 #define BLOCK 16          /* malloc's overhead per block */
+#define ID_SLOTS 65536    /* rf_trace_spool_may_hold: 256 KiB of counters */
+
+static size_t id_slot(const uint8_t id[16])
+{
+	return (size_t)(rf_hash64(1, id, 16) % ID_SLOTS);
+}
 
 struct rf_tspool {
 	int fd;
 	uint64_t rd, wr;          /* read and write offsets */
 	json_t *runs;             /* run key -> traces spooled for it */
+	uint32_t ids[ID_SLOTS];   /* traces spooled per hash slot of their id */
 };
 
 /* ---- weight ---- */
@@ -238,18 +245,25 @@ static uint64_t geti(json_t *o, const char *k)
 
 /* Back into the table: 0, or -EAGAIN (no room now: try later), or -EINVAL
  * (not a trace of ours: counted as failed by the caller). */
-static int trace_back(rf_traces *x, json_t *j)
+static bool id_of(json_t *j, uint8_t id[16])
 {
-	uint8_t id[16];
 	const char *hex = json_string_value(json_object_get(j, "id"));
 	if (!hex || strlen(hex) != 32)
-		return -EINVAL;
+		return false;
 	for (int i = 0; i < 16; i++) {
 		unsigned v;
 		if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-			return -EINVAL;
+			return false;
 		id[i] = (uint8_t)v;
 	}
+	return true;
+}
+
+static int trace_back(rf_traces *x, json_t *j)
+{
+	uint8_t id[16];
+	if (!id_of(j, id))
+		return -EINVAL;
 	if (x->ntraces >= RF_TRACES_HELD_MAX)
 		return -EAGAIN;
 	uint64_t traces = x->st.traces, late = x->st.late;
@@ -344,6 +358,7 @@ static int spool_one(rf_traces *x, struct xtrace *t)
 		return rc;
 	}
 	sp->wr += sizeof len + len;
+	sp->ids[id_slot(t->tr->id)]++;
 	json_t *c = json_object_get(sp->runs, t->run_key);
 	json_object_set_new(sp->runs, t->run_key, json_integer(json_integer_value(c) + 1));
 	x->st.spooled++;
@@ -417,6 +432,9 @@ void rf_trace_spool_pump(rf_traces *x, uint64_t now)
 		}
 		sp->rd += sizeof len + len;
 		x->st.spooled--;
+		uint8_t id[16];
+		if (j && id_of(j, id) && sp->ids[id_slot(id)])
+			sp->ids[id_slot(id)]--;
 		ready++;
 		if (rc) {
 			x->st.traces_failed++;
@@ -434,6 +452,7 @@ void rf_trace_spool_pump(rf_traces *x, uint64_t now)
 	if (sp->rd >= sp->wr) {
 		sp->rd = sp->wr = 0;
 		json_object_clear(sp->runs);
+		memset(sp->ids, 0, sizeof sp->ids);
 		x->st.spooled = 0;
 		if (ftruncate(sp->fd, 0))
 			rf_traces_err(x, "trace spool: truncate: %s", strerror(errno));
@@ -443,6 +462,11 @@ void rf_trace_spool_pump(rf_traces *x, uint64_t now)
 bool rf_trace_spool_holds(rf_traces *x, const char *run_key)
 {
 	return x->sp && json_object_get(x->sp->runs, run_key);
+}
+
+bool rf_trace_spool_may_hold(rf_traces *x, const uint8_t id[16])
+{
+	return x->sp && x->sp->rd != x->sp->wr && x->sp->ids[id_slot(id)];
 }
 
 uint64_t rf_trace_spool_bytes(rf_traces *x)

@@ -111,6 +111,8 @@ void rf_trace_spool_pump(rf_traces *x, uint64_t now_ms);
 uint64_t rf_trace_spool_mem(rf_traces *x);
 uint64_t rf_trace_spool_bytes(rf_traces *x);
 bool rf_trace_spool_holds(rf_traces *x, const char *run_key);
+/* The trace may be in the spool (a false yes only delays a caller). */
+bool rf_trace_spool_may_hold(rf_traces *x, const uint8_t id[16]);
 void rf_trace_spool_close(rf_traces *x);
 
 /* Time helpers: seconds (float) -> ns; RFC 3339 from ns. */
