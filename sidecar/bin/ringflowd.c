@@ -263,6 +263,15 @@ static bool gate_closed(struct daemon *d)
 	return rf_gate_closed(&d->gate);
 }
 
+/* A spill file comes in as one batch (hundreds of MB): the memory bound
+ * stops it too (asked every MiB of it).  The file stays and is read again
+ * from its start once the gate opens; what was journaled is skipped. */
+static int ring_interrupt(void *arg)
+{
+	struct daemon *d = arg;
+	return stop_requested(d) || (gate_closed(d) && d->gate.reason == RF_GATE_MEMORY);
+}
+
 static void report(struct daemon *d, const char *level)
 {
 	struct rf_track_stats ts;
@@ -608,7 +617,7 @@ static int serve(struct daemon *d, const sigset_t *mask)
 		fprintf(stderr, "ringflowd: %s\n", rf_ring_errmsg());
 		return 1;
 	}
-	rf_ring_set_interrupt(d->ring, stop_requested, d);
+	rf_ring_set_interrupt(d->ring, ring_interrupt, d);
 	signal(SIGPIPE, SIG_IGN);
 	d->sigfd = signalfd(-1, mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	/* The tracking URI's userinfo is a credential from our environment:
@@ -717,7 +726,8 @@ static int serve(struct daemon *d, const sigset_t *mask)
 			n = rf_ring_consume_held(d->ring, on_rec, d, 4096);
 			unsigned long long more = 0;
 			if (n == -EINTR) {
-				logf_("info", "%s", rf_ring_errmsg()); /* stopping: read again at the next start */
+				if (d->stopping) /* else the memory gate: logged as it closed */
+					logf_("info", "%s", rf_ring_errmsg()); /* read again at the next start */
 			} else if (n < 0) {
 				/* Not a busy loop: the next try waits (ring_backoff). */
 				if (rate_ok(&d->rl_ring_err, rf_loop_now_ms(), &more))
