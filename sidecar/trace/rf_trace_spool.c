@@ -161,34 +161,19 @@ static int spool_open(rf_traces *x)
 	return 0;
 }
 
-static int write_all(int fd, const void *p, size_t n, uint64_t off)
-{
-	const char *c = p;
-	while (n) {
-		ssize_t w = pwrite(fd, c, n, (off_t)off);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? -errno : -EIO;
-		c += w;
-		n -= (size_t)w;
-		off += (uint64_t)w;
-	}
-	return 0;
-}
-
-static int read_all(int fd, void *p, size_t n, uint64_t off)
+/* All of n bytes at off, written (wr) or read: 0 or -errno. */
+static int io_all(int fd, void *p, size_t n, uint64_t off, bool wr)
 {
 	char *c = p;
 	while (n) {
-		ssize_t r = pread(fd, c, n, (off_t)off);
-		if (r < 0 && errno == EINTR)
+		ssize_t k = wr ? pwrite(fd, c, n, (off_t)off) : pread(fd, c, n, (off_t)off);
+		if (k < 0 && errno == EINTR)
 			continue;
-		if (r <= 0)
-			return r < 0 ? -errno : -EIO;
-		c += r;
-		n -= (size_t)r;
-		off += (uint64_t)r;
+		if (k <= 0)
+			return k < 0 ? -errno : -EIO;
+		c += k;
+		n -= (size_t)k;
+		off += (uint64_t)k;
 	}
 	return 0;
 }
@@ -348,9 +333,9 @@ static int spool_one(rf_traces *x, struct xtrace *t)
 		return -ENOMEM;
 	uint64_t len = strlen(s);
 	struct rf_tspool *sp = x->sp;
-	int rc = write_all(sp->fd, &len, sizeof len, sp->wr);
+	int rc = io_all(sp->fd, &len, sizeof len, sp->wr, true);
 	if (!rc)
-		rc = write_all(sp->fd, s, len, sp->wr + sizeof len);
+		rc = io_all(sp->fd, s, len, sp->wr + sizeof len, true);
 	free(s);
 	if (rc) {
 		rf_traces_err(x, "trace spool: write: %s (complete traces stay in memory; the memory "
@@ -408,11 +393,11 @@ void rf_trace_spool_pump(rf_traces *x, uint64_t now)
 	     k++) {
 		uint64_t len = 0;
 		char *buf = NULL;
-		int rc = read_all(sp->fd, &len, sizeof len, sp->rd);
+		int rc = io_all(sp->fd, &len, sizeof len, sp->rd, false);
 		if (!rc && (len > sp->wr - sp->rd - sizeof len || !(buf = malloc(len ? len : 1))))
 			rc = -EIO;
 		if (!rc)
-			rc = read_all(sp->fd, buf, len, sp->rd + sizeof len);
+			rc = io_all(sp->fd, buf, len, sp->rd + sizeof len, false);
 		if (rc) {
 			/* Our own unnamed file: nothing after this can be found. */
 			x->st.traces_failed += x->st.spooled;
