@@ -82,6 +82,7 @@ struct daemon {
 	rf_dests *dests; /* each run to its destination (rf_dest.h) */
 	rf_journal *journal;
 	uint64_t journaled_since_reset;
+	bool rec_orphan; /* the last record came from an orphan spill file */
 	struct rf_gate gate; /* spool and memory bounds (rf_gate.h) */
 	uint64_t spill_corrupt_seen; /* spill files quarantined, as last logged */
 	uint64_t ring_corrupt_seen, hdr_changed_seen; /* ring damage, as last logged */
@@ -175,6 +176,7 @@ static int on_rec(const struct rf_ring_rec *rec, void *arg)
 		return 0; /* journaled before a restart; the ring had not freed it */
 	rf_journal_append(d->journal, rec);
 	d->journaled_since_reset++;
+	d->rec_orphan = rec->flags & RF_REC_ORPHAN;
 	feed(d, rec->type, rec->data, rec->len);
 	return 0;
 }
@@ -265,11 +267,16 @@ static bool gate_closed(struct daemon *d)
 
 /* A spill file comes in as one batch (hundreds of MB): the memory bound
  * stops it too (asked every MiB of it).  The file stays and is read again
- * from its start once the gate opens; what was journaled is skipped. */
+ * from its start once the gate opens; what was journaled is skipped.  Not
+ * an orphan file (its producer died before its marker was in the ring): its
+ * records have no stable position, the journal cannot tell which were
+ * taken, so it is read whole (its rows may pass the bound). */
 static int ring_interrupt(void *arg)
 {
 	struct daemon *d = arg;
-	return stop_requested(d) || (gate_closed(d) && d->gate.reason == RF_GATE_MEMORY);
+	if (stop_requested(d))
+		return 1;
+	return !d->rec_orphan && gate_closed(d) && d->gate.reason == RF_GATE_MEMORY;
 }
 
 static void report(struct daemon *d, const char *level)
