@@ -4,7 +4,8 @@
  *
  * Weight: the bytes a trace's structures and jansson values take, estimated
  * by walking them (jansson's object, array and string sizes plus malloc's
- * per-block overhead).  A complete trace is weighed once, when it completes;
+ * per-block overhead); a span already sent is not weighed (see
+ * rf_trace_weigh).  A complete trace is weighed once, when it completes;
  * open traces are weighed again at most every OPEN_WEIGH_MS.
  *
  * Spool: when the traces held weigh more than half the budget, complete
@@ -31,6 +32,7 @@
 #include "rf_traces_int.h"
 
 #define OPEN_WEIGH_MS 250
+#define OPEN_WEIGH_RECS 1024
 #define KEEP_READY 8      /* complete traces kept in memory: the next to send */
 #define RELOAD_BELOW 16   /* reload when fewer complete traces wait in memory */
 #define RELOAD_MAX 256    /* traces read back per pump */
@@ -85,14 +87,17 @@ static size_t sw(const char *s)
 size_t rf_trace_weigh(const struct xtrace *t)
 {
 	const struct rf_trace *tr = t->tr;
-	size_t n = sizeof *t + sizeof *tr + 3 * BLOCK + tr->cap * sizeof *tr->spans +
-		   tr->index_cap * sizeof *tr->index;
+	size_t n = sizeof *t + sizeof *tr + 3 * BLOCK;
 	n += jw(t->tags) + jw(t->metadata) + jw(t->assessments) + jw(t->info);
 	for (size_t i = 0; i < tr->n; i++) {
 		const struct rf_xspan *s = &tr->spans[i];
+		/* A sent span keeps only its slot (~100 bytes, for its children's
+		 * parent links), bounded by RF_TRACE_SPANS_MAX per trace and not
+		 * weighed: sending cannot free it before its trace ends, and a
+		 * weight that cannot drain would hold the memory gate shut. */
 		if (s->sent)
-			continue; /* payload released */
-		n += sw(s->name) + sw(s->type) + sw(s->status_msg) + jw(s->attrs) + jw(s->inputs) +
+			continue;
+		n += sizeof *s + 2 * sizeof *tr->index + sw(s->name) + sw(s->type) + sw(s->status_msg) + jw(s->attrs) + jw(s->inputs) +
 		     jw(s->outputs) + jw(s->events);
 	}
 	return n;
@@ -112,12 +117,14 @@ void rf_trace_spool_forget(rf_traces *x, struct xtrace *t)
 	t->weight = 0;
 }
 
-/* Open traces, weighed again at most every OPEN_WEIGH_MS. */
-static void weigh_open(rf_traces *x, uint64_t now)
+/* Open traces, weighed again at most every OPEN_WEIGH_MS (pump) or every
+ * OPEN_WEIGH_RECS trace records (a spill file: no pump between them). */
+static void weigh_open(rf_traces *x, uint64_t now, bool force)
 {
-	if (now - x->open_weighed_at < OPEN_WEIGH_MS && x->open_weighed_at)
+	if (!force && now - x->open_weighed_at < OPEN_WEIGH_MS && x->open_weighed_at)
 		return;
 	x->open_weighed_at = now;
+	x->recs_unweighed = 0;
 	uint64_t n = 0;
 	for (struct xtrace *t = x->list; t; t = t->next)
 		if (!t->complete)
@@ -377,10 +384,17 @@ void rf_trace_spool_evict(rf_traces *x)
 	}
 }
 
+void rf_trace_spool_record(rf_traces *x)
+{
+	if (x->o.mem_max && ++x->recs_unweighed >= OPEN_WEIGH_RECS)
+		weigh_open(x, rf_traces_now_ms(), true);
+	rf_trace_spool_evict(x);
+}
+
 /* In the pump: weigh open traces, spool what is over, read back what fits. */
 void rf_trace_spool_pump(rf_traces *x, uint64_t now)
 {
-	weigh_open(x, now);
+	weigh_open(x, now, false);
 	rf_trace_spool_evict(x);
 	struct rf_tspool *sp = x->sp;
 	if (!sp || sp->rd == sp->wr)

@@ -476,8 +476,9 @@ static void general(rf_traces *x, int type, const msgpack_object *r)
 void rf_traces_record(rf_traces *x, int type, const msgpack_object *root)
 {
 	/* A spill file comes in as one long batch, with no pump between its
-	 * records: complete traces over the budget go to disk here. */
-	rf_trace_spool_evict(x);
+	 * records: open traces are weighed and complete ones over the budget
+	 * go to disk here. */
+	rf_trace_spool_record(x);
 	if (type >= RF_EV_TRACE_SPAN_START && type <= RF_EV_TRACE_UPDATE)
 		general(x, type, root);
 	else if (type == RF_EV_TRACE_ASSESSMENT || type == RF_EV_TRACE_TAG)

@@ -71,7 +71,7 @@ struct rf_traces {
 	/* Memory and the trace spool (rf_trace_spool.c). */
 	struct rf_tspool *sp;
 	uint64_t done_bytes;        /* complete traces in memory weigh this */
-	uint64_t open_bytes, open_weighed_at;
+	uint64_t open_bytes, open_weighed_at, recs_unweighed;
 	bool spool_failed;          /* cannot write the spool: keep traces in memory */
 };
 
@@ -107,6 +107,7 @@ size_t rf_trace_weigh(const struct xtrace *t);
 void rf_trace_spool_account(rf_traces *x, struct xtrace *t); /* it completed */
 void rf_trace_spool_forget(rf_traces *x, struct xtrace *t);  /* it leaves memory */
 void rf_trace_spool_evict(rf_traces *x);   /* over half of mem_max: to disk */
+void rf_trace_spool_record(rf_traces *x);  /* before each record: weigh, evict */
 void rf_trace_spool_pump(rf_traces *x, uint64_t now_ms);
 uint64_t rf_trace_spool_mem(rf_traces *x);
 uint64_t rf_trace_spool_bytes(rf_traces *x);
