@@ -40,8 +40,9 @@ struct rf_traces_opts {
 				      (0: no bound, nothing spooled) */
 };
 
-/* Traces held at once (open, or complete and not yet answered): past it a
- * new trace is refused and its records counted in spans_capped. */
+/* Traces held in memory at once (open, or complete and not yet answered;
+ * those waiting in the trace spool do not count): past it a new trace is
+ * refused and its records counted in spans_capped. */
 #define RF_TRACES_HELD_MAX 4096
 
 struct rf_traces_stats {
