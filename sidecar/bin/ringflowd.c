@@ -83,6 +83,7 @@ struct daemon {
 	rf_journal *journal;
 	uint64_t journaled_since_reset;
 	bool rec_orphan; /* the last record came from an orphan spill file */
+	uint64_t orphan_recs;
 	struct rf_gate gate; /* spool and memory bounds (rf_gate.h) */
 	uint64_t spill_corrupt_seen; /* spill files quarantined, as last logged */
 	uint64_t ring_corrupt_seen, hdr_changed_seen; /* ring damage, as last logged */
@@ -169,6 +170,8 @@ static void on_replay(int type, const void *data, uint32_t len, void *arg)
 	feed(arg, type, data, len);
 }
 
+static void wait_orphan_room(struct daemon *d);
+
 static int on_rec(const struct rf_ring_rec *rec, void *arg)
 {
 	struct daemon *d = arg;
@@ -177,6 +180,8 @@ static int on_rec(const struct rf_ring_rec *rec, void *arg)
 	rf_journal_append(d->journal, rec);
 	d->journaled_since_reset++;
 	d->rec_orphan = rec->flags & RF_REC_ORPHAN;
+	if (d->rec_orphan && ++d->orphan_recs % 1024 == 0)
+		wait_orphan_room(d);
 	feed(d, rec->type, rec->data, rec->len);
 	return 0;
 }
@@ -270,7 +275,7 @@ static bool gate_closed(struct daemon *d)
  * from its start once the gate opens; what was journaled is skipped.  Not
  * an orphan file (its producer died before its marker was in the ring): its
  * records have no stable position, the journal cannot tell which were
- * taken, so it is read whole (its rows may pass the bound). */
+ * taken, so it is read whole, waiting for room (wait_orphan_room). */
 static int ring_interrupt(void *arg)
 {
 	struct daemon *d = arg;
@@ -469,6 +474,21 @@ static void warn_auth(struct daemon *d, uint64_t now)
 		      hs.refused_origin, (unsigned long long)hs.creds_refused);
 		o->creds_seen = hs.creds_refused;
 		o->auth_warned_ms = now;
+	}
+}
+
+static void ops_tick(struct daemon *d, bool force, uint64_t state);
+
+/* An orphan spill file cannot be stopped mid-way (ring_interrupt): while the
+ * memory gate is closed, its reading waits here, every 1,024 records, and
+ * the loop keeps uploading (and serving status) until the gate opens or a
+ * stop is asked for. */
+static void wait_orphan_room(struct daemon *d)
+{
+	while (!stop_requested(d) && gate_closed(d) && d->gate.reason == RF_GATE_MEMORY) {
+		rf_dests_pump(d->dests, false);
+		ops_tick(d, false, 0);
+		rf_loop_run_once(d->loop, 50);
 	}
 }
 
