@@ -181,7 +181,7 @@ if [ -x build/asan/bin/ringflowd ]; then
 		tests/python/test_bad_input.py tests/python/test_fidelity.py tests/python/test_ring_damage.py \
 		tests/python/test_trust_files.py tests/python/test_trust_artifacts.py \
 		tests/python/test_trust_secrets.py tests/python/test_trace_protocol.py \
-		tests/python/test_routing.py \
+		tests/python/test_routing.py tests/python/test_trace_memory.py \
 		tests/python/test_server_answers.py \
 		-k "not mlflow_down and not mlflow_ui"
 fi

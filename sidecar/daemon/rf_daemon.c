@@ -140,7 +140,9 @@ static int start_mlflow(rf_daemon *d)
 		.flush_ms = c->flush_ms,
 		.timeout_ms = c->trace_timeout_s * 1000L,
 		.otlp_endpoint = otlp,
-		.otlp_headers = env("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")};
+		.otlp_headers = env("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"),
+		.spool_dir = c->spool,
+		.mem_max = (uint64_t)c->trace_mem_mb << 20};
 	int rc;
 	rf_err_clear();
 	if ((rc = rf_loop_new(&d->loop)))
@@ -183,7 +185,7 @@ static int start(rf_daemon *d, const sigset_t *stop)
 	int rc = rf_ring_open(&d->ring, c->ring, &ro);
 	if (rc) /* -EBUSY: another sidecar serves this ring (autostart races) */
 		return rc;
-	rf_ring_set_interrupt(d->ring, rf_daemon_stop_requested, d);
+	rf_ring_set_interrupt(d->ring, rf_daemon_ring_interrupt, d);
 	signal(SIGPIPE, SIG_IGN);
 	d->sigfd = signalfd(-1, stop, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (d->sigfd < 0)
@@ -199,6 +201,7 @@ static int start(rf_daemon *d, const sigset_t *stop)
 	d->hdr_changed_seen = rs.hdr_changed;
 	rf_gate_init(&d->gate, (uint64_t)(c->spool_max_mb > 0 ? c->spool_max_mb : 0) << 20,
 		     (uint64_t)(c->pending_max > 0 ? c->pending_max : 0), rf_loop_now_ms());
+	d->gate.trace_max = (uint64_t)c->trace_mem_mb << 20; /* all destinations together */
 	rf_loop_watch(d->loop, d->sigfd, POLLIN, rf_daemon_on_signal, d);
 	if ((rc = rf_daemon_ops_start(d)))
 		return rc;

@@ -40,6 +40,8 @@ void rf_daemon_on_replay(int type, const void *data, uint32_t len, void *arg)
 	feed(arg, type, data, len);
 }
 
+static void wait_orphan_room(rf_daemon *d);
+
 static int on_rec(const struct rf_ring_rec *rec, void *arg)
 {
 	rf_daemon *d = arg;
@@ -47,6 +49,9 @@ static int on_rec(const struct rf_ring_rec *rec, void *arg)
 		return 0; /* journaled before a restart; the ring had not freed it */
 	rf_journal_append(d->journal, rec);
 	d->journaled_since_reset++;
+	d->rec_orphan = rec->flags & RF_RING_REC_ORPHAN;
+	if (d->rec_orphan && ++d->orphan_recs % 1024 == 0)
+		wait_orphan_room(d);
 	feed(d, rec->type, rec->data, rec->len);
 	return 0;
 }
@@ -84,10 +89,10 @@ static bool gate_closed(rf_daemon *d)
 	struct rf_daemon_stats a;
 	rf_daemon_stats(d, &a);
 	const struct rf_traces_stats *xs = &a.traces;
-	/* An ended span waiting for upload weighs as RF_GATE_SPAN_ROWS rows. */
+	/* Traces weigh their bytes (complete ones past half of it wait on disk). */
 	struct rf_gate_in in = {.now_ms = rf_loop_now_ms(), .journal_bytes = rf_journal_size(d->journal),
 				.journal_failing = rf_journal_failing(d->journal),
-				.pending = a.track.pending + xs->spans_unsent * RF_GATE_SPAN_ROWS,
+				.pending = a.track.pending, .trace_bytes = xs->mem_bytes,
 				.http_ok = a.http.ok, .http_pending = rf_http_pending(d->http)};
 	if (rf_gate_update(&d->gate, &in)) {
 		char msg[512];
@@ -99,6 +104,33 @@ static bool gate_closed(rf_daemon *d)
 	return rf_gate_closed(&d->gate);
 }
 
+/* A spill file comes in as one batch (hundreds of MB): the memory bound
+ * stops it too (asked every MiB of it).  The file stays and is read again
+ * from its start once the gate opens; what was journaled is skipped.  Not
+ * an orphan file (its producer died before its marker was in the ring): its
+ * records have no stable position, the journal cannot tell which were
+ * taken, so it is read whole, waiting for room (wait_orphan_room). */
+int rf_daemon_ring_interrupt(void *arg)
+{
+	rf_daemon *d = arg;
+	if (rf_daemon_stop_requested(d))
+		return 1;
+	return !d->rec_orphan && gate_closed(d) && d->gate.reason == RF_GATE_MEMORY;
+}
+
+/* An orphan spill file cannot be stopped mid-way (rf_daemon_ring_interrupt):
+ * while the memory gate is closed, its reading waits here, every 1,024
+ * records, and the loop keeps uploading (and serving status) until the gate
+ * opens or a stop is asked for. */
+static void wait_orphan_room(rf_daemon *d)
+{
+	while (!rf_daemon_stop_requested(d) && gate_closed(d) && d->gate.reason == RF_GATE_MEMORY) {
+		rf_dests_pump(d->dests, false);
+		rf_daemon_ops_tick(d, false, 0);
+		rf_loop_run_once(d->loop, 50);
+	}
+}
+
 /* One batch from the ring into the journal and the destinations: how many
  * records (0 also when the ring could not be read: *backoff). */
 static int drain(rf_daemon *d, bool *closed, bool *backoff)
@@ -107,7 +139,8 @@ static int drain(rf_daemon *d, bool *closed, bool *backoff)
 	int n = rf_ring_consume_held(d->ring, on_rec, d, 4096);
 	unsigned long long more = 0;
 	if (n == -EINTR) {
-		rf_logf("info", "%s", rf_ring_errmsg()); /* stopping: read again at the next start */
+		if (d->stopping) /* else the memory gate: logged as it closed */
+			rf_logf("info", "%s", rf_ring_errmsg()); /* read again at the next start */
 	} else if (n < 0) {
 		/* Not a busy loop: the next try waits (backoff). */
 		if (rf_rate_ok(&d->rl_ring_err, rf_loop_now_ms(), &more))

@@ -42,6 +42,8 @@ struct rf_daemon {
 	rf_journal *journal;
 	char jpath[600];
 	uint64_t journaled_since_reset;
+	bool rec_orphan; /* the last record came from an orphan spill file */
+	uint64_t orphan_recs;
 	struct rf_gate gate; /* spool and memory bounds (rf_gate.h) */
 	uint64_t spill_corrupt_seen; /* spill files quarantined, as last logged */
 	uint64_t ring_corrupt_seen, hdr_changed_seen; /* ring damage, as last logged */
@@ -60,6 +62,9 @@ int rf_daemon_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2
 
 /* rf_daemon_cycle.c: ring reads stop for SIGTERM/SIGINT (arg: the daemon). */
 int rf_daemon_stop_requested(void *arg);
+/* Ring reads also stop for the memory gate (a spill file mid-way; see
+ * rf_daemon_cycle.c), and for a stop. */
+int rf_daemon_ring_interrupt(void *arg);
 /* The stop signals' fd, on the loop (arg: the daemon). */
 void rf_daemon_on_signal(rf_loop *l, int fd, unsigned events, void *arg);
 /* Replayed journal records (arg: the daemon). */

@@ -107,7 +107,9 @@ void rf_daemon_report(rf_daemon *d, const char *level)
 			 {"late", x->late}, {"otlp_requests", x->otlp_requests},
 			 {"info_requests", x->info_requests}, {"export_spans", x->export_spans},
 			 {"export_failed", x->export_failed}, {"run_ends_held", ts->ends_held},
-			 {"run_end_hold_expired", ts->end_hold_expired});
+			 {"run_end_hold_expired", ts->end_hold_expired},
+			 {"trace_mem_bytes", x->mem_bytes}, {"traces_spooled", x->spooled_total},
+			 {"traces_spooled_now", x->spooled}, {"trace_spool_bytes", x->spool_bytes});
 	const struct rf_dests_stats *ds = &a.dests;
 	if (ds->destinations > 1 || ds->refused_runs)
 		COUNTERS(level, NULL, NULL, {"destinations", ds->destinations},

@@ -434,6 +434,7 @@ void rf_dests_traces_stats(rf_dests *d, struct rf_traces_stats *st)
 		ADD(spans_failed), ADD(spans_forced), ADD(assessments), ADD(late);
 		ADD(otlp_requests), ADD(info_requests), ADD(export_spans), ADD(export_failed);
 		ADD(held), ADD(spans_capped), ADD(waiting), ADD(behind), ADD(spans_unsent);
+		ADD(mem_bytes), ADD(spooled), ADD(spooled_total), ADD(spool_bytes);
 		if (x.lag_ms > st->lag_ms) /* the oldest wait anywhere */
 			st->lag_ms = x.lag_ms;
 		if (x.last_error[0])

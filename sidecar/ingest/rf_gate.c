@@ -29,6 +29,9 @@ static enum rf_gate_reason decide(const struct rf_gate *g, const struct rf_gate_
 	if (g->pending_max && (g->reason == RF_GATE_MEMORY ? in->pending > g->pending_max / 2
 							    : in->pending >= g->pending_max))
 		return RF_GATE_MEMORY;
+	if (g->trace_max && (g->reason == RF_GATE_MEMORY ? in->trace_bytes > g->trace_max / 2
+							  : in->trace_bytes >= g->trace_max))
+		return RF_GATE_MEMORY;
 	if (g->spool_max && in->journal_bytes >= g->spool_max && rf_gate_mlflow_away(g, in))
 		return RF_GATE_SPOOL_FULL;
 	return RF_GATE_OPEN;
@@ -71,11 +74,21 @@ void rf_gate_describe(const struct rf_gate *g, const struct rf_gate_in *in, char
 			 (unsigned long long)(in->now_ms - g->last_ok_ms));
 		break;
 	case RF_GATE_MEMORY:
-		snprintf(buf, cap,
-			 "memory bound: %llu entities wait for MLflow (bound %llu, RINGFLOW_PENDING_MAX); "
-			 "taking no records from the ring until they drain to %llu",
-			 (unsigned long long)in->pending, (unsigned long long)g->pending_max,
-			 (unsigned long long)(g->pending_max / 2));
+		if (g->trace_max && in->trace_bytes > g->trace_max / 2 &&
+		    !(g->pending_max && in->pending > g->pending_max / 2))
+			snprintf(buf, cap,
+				 "memory bound: traces held weigh %llu bytes (bound %llu, "
+				 "RINGFLOW_TRACE_MEM_MB; open traces or traces partly sent); taking no "
+				 "records from the ring until they drain to %llu",
+				 (unsigned long long)in->trace_bytes, (unsigned long long)g->trace_max,
+				 (unsigned long long)(g->trace_max / 2));
+		else
+			snprintf(buf, cap,
+				 "memory bound: %llu entities wait for MLflow (bound %llu, "
+				 "RINGFLOW_PENDING_MAX); taking no records from the ring until they "
+				 "drain to %llu",
+				 (unsigned long long)in->pending, (unsigned long long)g->pending_max,
+				 (unsigned long long)(g->pending_max / 2));
 		break;
 	case RF_GATE_JOURNAL:
 		snprintf(buf, cap,

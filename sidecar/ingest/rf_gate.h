@@ -13,11 +13,11 @@
  *                runs still open (a restart rebuilds their aggregates from
  *                them), so it may pass the bound while MLflow is reachable;
  *                the bound caps what piles up while it is not.
- *   memory       entities waiting for MLflow >= pending_max, an ended span
- *                waiting for upload counting as RF_GATE_SPAN_ROWS of them
- *                (a span held as jansson objects weighs a few KiB; a row
- *                is 32 bytes).  Opens again at half of it (hysteresis: no
- *                flapping per batch).
+ *   memory       entities waiting for MLflow >= pending_max, or the traces
+ *                held in memory weigh >= trace_max bytes (complete traces
+ *                past half of it wait on disk, so what fills it is open
+ *                traces and traces partly sent).  Opens again at half of
+ *                each (hysteresis: no flapping per batch).
  *   journal      the journal cannot be written (disk full, I/O error).  Opens
  *                when a write succeeds again.
  *
@@ -31,12 +31,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ~8 KiB: a held span's jansson objects with its attributes, measured
- * under the few-KiB the spans of an Inspect sample take.  1000 (32 KiB)
- * closed the gate for a 150-sample traced eval (1,050 spans waiting for
- * the infos ahead of them), stalling the records behind it. */
-#define RF_GATE_SPAN_ROWS 250
-
 enum rf_gate_reason { RF_GATE_OPEN = 0, RF_GATE_SPOOL_FULL, RF_GATE_MEMORY, RF_GATE_JOURNAL };
 
 struct rf_gate_in {
@@ -44,6 +38,7 @@ struct rf_gate_in {
 	uint64_t journal_bytes;  /* rf_journal_size() */
 	int journal_failing;     /* rf_journal_failing(): errno or 0 */
 	uint64_t pending;        /* entities waiting for MLflow (rf_track_stats) */
+	uint64_t trace_bytes;    /* what the traces held weigh (rf_traces_stats mem_bytes) */
 	uint64_t http_ok;        /* 2xx responses so far (rf_http_stats) */
 	size_t http_pending;     /* requests queued, in flight or waiting to retry */
 };
@@ -51,6 +46,7 @@ struct rf_gate_in {
 struct rf_gate {
 	uint64_t spool_max;      /* bytes; 0 = no bound */
 	uint64_t pending_max;    /* entities; 0 = no bound */
+	uint64_t trace_max;      /* bytes of traces held; 0 = no bound (set after init) */
 	uint64_t away_ms;        /* no 2xx for this long with requests waiting = away */
 	enum rf_gate_reason reason;
 	uint64_t closed_at;

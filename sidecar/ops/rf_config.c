@@ -103,7 +103,11 @@ void rf_config_usage(FILE *f)
 		"  --spool-max-mb N     while MLflow is away, stop taking records from the ring once the\n"
 		"                       journal holds N MiB (RINGFLOW_SPOOL_MAX_MB, 1024; 0 = no bound)\n"
 		"  RINGFLOW_PENDING_MAX stop taking records while this many entities wait for MLflow\n"
-		"                       (1000000, ~32 MB of metric rows; 0 = no bound)\n"
+		"                       (250000, ~8 MB of metric rows; 0 = no bound)\n"
+		"  --trace-mem-mb N     traces held in memory: complete ones waiting for MLflow past\n"
+		"                       N/2 MiB wait on disk in the spool directory, and past N MiB of\n"
+		"                       open ones no records are taken (RINGFLOW_TRACE_MEM_MB, 8;\n"
+		"                       0 = no bound)\n"
 		"  RINGFLOW_FSYNC       journal fdatasync: interval (default, <= 1/s), always, none\n"
 		"  --version            print the version\n"
 		"  --help\n\n"
@@ -143,8 +147,9 @@ int rf_config_parse(struct rf_config *c, int argc, char **argv)
 		{"RINGFLOW_IDLE_EXIT_MS", 0, LONG_MAX / 2, 0, &c->idle_exit_ms},
 		{"RINGFLOW_METRICS_PORT", 0, 65535, 0, &c->metrics_port},
 		{"RINGFLOW_SPOOL_MAX_MB", 0, 1L << 30, 1024, &c->spool_max_mb},
-		{"RINGFLOW_PENDING_MAX", 0, 1L << 40, 1000000, &c->pending_max},
+		{"RINGFLOW_PENDING_MAX", 0, 1L << 40, 250000, &c->pending_max},
 		{"RINGFLOW_TRACE_TIMEOUT_S", 1, 86400 * 7, 600, &c->trace_timeout_s},
+		{"RINGFLOW_TRACE_MEM_MB", 0, 1L << 20, 8, &c->trace_mem_mb},
 	};
 	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
 		const char *v = env(nums[i].var);
@@ -171,10 +176,10 @@ int rf_config_parse(struct rf_config *c, int argc, char **argv)
 		{"detach", no_argument, 0, 'd'},             {"help", no_argument, 0, 'h'},
 		{"metrics-port", required_argument, 0, 'm'}, {"group", no_argument, 0, 'g'},
 		{"spool-max-mb", required_argument, 0, 'M'}, {"version", no_argument, 0, 'V'},
-		{0, 0, 0, 0}};
+		{"trace-mem-mb", required_argument, 0, 'T'}, {0, 0, 0, 0}};
 	int ch, rc = 0;
 	opterr = 0; /* our own message, in rf_err */
-	while (rc == 0 && (ch = getopt_long(argc, argv, "u:e:r:s:f:b:S:i:m:M:dgh", o, NULL)) != -1) {
+	while (rc == 0 && (ch = getopt_long(argc, argv, "u:e:r:s:f:b:S:i:m:M:T:dgh", o, NULL)) != -1) {
 		switch (ch) {
 		case 'u': c->uri = optarg; break;
 		case 'e': c->experiment = optarg; break;
@@ -188,6 +193,7 @@ int rf_config_parse(struct rf_config *c, int argc, char **argv)
 		case 'm': rc = number("--metrics-port", optarg, 0, 65535, &c->metrics_port); break;
 		case 'g': setenv("RINGFLOW_RING_GROUP", "1", 1); break;
 		case 'M': rc = number("--spool-max-mb", optarg, 0, 1L << 30, &c->spool_max_mb); break;
+		case 'T': rc = number("--trace-mem-mb", optarg, 0, 1L << 20, &c->trace_mem_mb); break;
 		case 'h': return RF_CONFIG_HELP;
 		case 'V': return RF_CONFIG_VERSION;
 		default:

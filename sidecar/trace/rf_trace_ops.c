@@ -375,9 +375,11 @@ void rf_trace_ops_pump(rf_traces *x)
 			}
 		if (blocked)
 			continue;
-		/* A trace still held here: after its info is answered. */
+		/* A trace still held here (or in the trace spool): after its
+		 * info is answered. */
 		uint8_t bin[16];
-		bool held = parse_tr(o->trace, bin) && rf_traces_get(x, bin, false);
+		bool held = parse_tr(o->trace, bin) &&
+			    (rf_traces_get(x, bin, false) || rf_trace_spool_may_hold(x, bin));
 		if (held)
 			continue;
 		if (!send_op(x, o)) {

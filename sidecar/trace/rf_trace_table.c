@@ -49,7 +49,7 @@ void rf_traces_err(rf_traces *x, const char *fmt, ...)
 /* ---- setup ---- */
 
 /* OTEL_EXPORTER_OTLP_*_HEADERS: "k=v,k2=v2", values percent-encoded. */
-static void free_x(struct xtrace *t)
+void rf_traces_free_one(struct xtrace *t)
 {
 	rf_ttrace_free(t->tr);
 	json_decref(t->tags);
@@ -63,9 +63,10 @@ void rf_trace_table_free(rf_traces *x)
 {
 	for (struct xtrace *t = x->list, *n; t; t = n) {
 		n = t->next;
-		free_x(t);
+		rf_traces_free_one(t);
 	}
 	x->list = NULL;
+	rf_trace_spool_close(x);
 	for (size_t i = 0; i < x->nexps; i++)
 		free(x->exps[i]);
 	free(x->exps);
@@ -134,6 +135,13 @@ void rf_traces_drop(rf_traces *x, struct xtrace *t)
 {
 	x->st.spans_capped += t->tr->capped - t->capped_seen;
 	memcpy(x->recent[x->recent_n++ % RF_TRACE_RECENT], t->tr->id, 16);
+	rf_trace_spool_forget(x, t);
+	rf_traces_unlink(x, t);
+	rf_traces_free_one(t);
+}
+
+void rf_traces_unlink(rf_traces *x, struct xtrace *t)
+{
 	for (struct xtrace **pp = &x->bucket[bucket_of(t->tr->id)]; *pp; pp = &(*pp)->hnext)
 		if (*pp == t) {
 			*pp = t->hnext;
@@ -145,7 +153,6 @@ void rf_traces_drop(rf_traces *x, struct xtrace *t)
 			break;
 		}
 	x->ntraces--;
-	free_x(t);
 }
 
 void rf_traces_complete(rf_traces *x, struct xtrace *t, int64_t end_ns, const char *why)
@@ -155,6 +162,7 @@ void rf_traces_complete(rf_traces *x, struct xtrace *t, int64_t end_ns, const ch
 	x->st.spans_forced += rf_ttrace_close_open(t->tr, end_ns, why);
 	t->complete = true;
 	t->done_ms = now_ms();
+	rf_trace_spool_account(x, t);
 }
 
 /* ---- experiments (rf_experiments.c: the resolver tracking uses too) ---- */

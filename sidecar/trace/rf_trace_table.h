@@ -44,6 +44,7 @@ struct xtrace {
 	size_t nass_sent;           /* assessments in the final info */
 	uint64_t capped_seen;       /* tr->capped already counted in spans_capped */
 	bool flush_held;            /* send its ended spans now (rf_traces_pressure) */
+	size_t weight;              /* bytes, once complete (rf_trace_spool.c) */
 };
 
 #define RF_TRACE_BUCKETS 4096
@@ -72,6 +73,11 @@ struct rf_traces {
 	size_t nops;
 	int ops_inflight;
 	struct rf_traces_stats st;
+	/* Memory and the trace spool (rf_trace_spool.c). */
+	struct rf_tspool *sp;
+	uint64_t done_bytes;        /* complete traces in memory weigh this */
+	uint64_t open_bytes, open_weighed_at, recs_unweighed;
+	bool spool_failed;          /* cannot write the spool: keep traces in memory */
 };
 
 struct xtrace *rf_traces_get(rf_traces *x, const uint8_t id[16], bool create);
@@ -89,6 +95,25 @@ const char *rf_traces_run_of(rf_traces *x, struct xtrace *t);
 uint64_t rf_traces_now_ms(void);
 /* Every trace held and every experiment resolver, freed (at the end). */
 void rf_trace_table_free(rf_traces *x);
+
+/* Out of the table without counting anything (rf_traces_drop does the
+ * counting), and freed. */
+void rf_traces_unlink(rf_traces *x, struct xtrace *t);
+void rf_traces_free_one(struct xtrace *t);
+
+/* Memory and the trace spool (rf_trace_spool.c). */
+size_t rf_trace_weigh(const struct xtrace *t);
+void rf_trace_spool_account(rf_traces *x, struct xtrace *t); /* it completed */
+void rf_trace_spool_forget(rf_traces *x, struct xtrace *t);  /* it leaves memory */
+void rf_trace_spool_evict(rf_traces *x);   /* over half of mem_max: to disk */
+void rf_trace_spool_record(rf_traces *x);  /* before each record: weigh, evict */
+void rf_trace_spool_pump(rf_traces *x, uint64_t now_ms);
+uint64_t rf_trace_spool_mem(rf_traces *x);
+uint64_t rf_trace_spool_bytes(rf_traces *x);
+bool rf_trace_spool_holds(rf_traces *x, const char *run_key);
+/* The trace may be in the spool (a false yes only delays a caller). */
+bool rf_trace_spool_may_hold(rf_traces *x, const uint8_t id[16]);
+void rf_trace_spool_close(rf_traces *x);
 
 /* Time helpers: seconds (float) -> ns; RFC 3339 from ns. */
 int64_t rf_ns_of_secs(double s);

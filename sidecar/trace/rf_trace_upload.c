@@ -457,6 +457,7 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 	size_t ready = 0, waiting = 0, roots_ready = 0;
 	bool ready_complete = false, infos_coming = false;
 	uint64_t oldest = 0;
+	rf_trace_spool_pump(x, now);
 	for (struct xtrace *t = x->list, *n; t; t = n) {
 		n = t->next;
 		if (!t->complete && now - t->last_ms >= (uint64_t)x->o.timeout_ms)
@@ -502,7 +503,7 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 		infos_coming |= t->info_state == INFO_SENDING || info_due(t);
 	}
 	/* Keeping up?  Counted once per episode; the daemon logs it. */
-	x->st.waiting = waiting;
+	x->st.waiting = waiting + x->st.spooled;
 	x->st.lag_ms = oldest ? now - oldest : 0;
 	if (!x->behind && x->st.lag_ms >= RF_TRACE_BEHIND_MS) {
 		x->behind = true;
@@ -547,7 +548,7 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 
 bool rf_traces_idle(rf_traces *x)
 {
-	if (x->otlp_inflight || x->info_inflight || !rf_trace_ops_idle(x))
+	if (x->st.spooled || x->otlp_inflight || x->info_inflight || !rf_trace_ops_idle(x))
 		return false;
 	for (struct xtrace *t = x->list; t; t = t->next)
 		if (t->complete || (early_spans(t) && t->tr->unsent_ended))
@@ -557,7 +558,7 @@ bool rf_traces_idle(rf_traces *x)
 
 bool rf_traces_empty(rf_traces *x)
 {
-	return x->ntraces == 0 && !x->otlp_inflight && !x->info_inflight && rf_trace_ops_idle(x);
+	return x->ntraces == 0 && !x->st.spooled && !x->otlp_inflight && !x->info_inflight && rf_trace_ops_idle(x);
 }
 
 void rf_traces_pressure(rf_traces *x)
@@ -569,8 +570,10 @@ void rf_traces_pressure(rf_traces *x)
 void rf_traces_stats(rf_traces *x, struct rf_traces_stats *st)
 {
 	*st = x->st;
-	st->held = x->ntraces;
+	st->held = x->ntraces + x->st.spooled; /* on disk too */
 	st->spans_unsent = 0;
 	for (struct xtrace *t = x->list; t; t = t->next)
 		st->spans_unsent += t->tr->unsent_ended;
+	st->mem_bytes = rf_trace_spool_mem(x);
+	st->spool_bytes = rf_trace_spool_bytes(x);
 }

@@ -79,7 +79,7 @@ static bool run_busy(void *arg, const char *run_key)
 	for (struct xtrace *t = x->list; t; t = t->next)
 		if (!strcmp(t->run_key, run_key))
 			return true;
-	return false;
+	return rf_trace_spool_holds(x, run_key);
 }
 
 int rf_traces_new(rf_traces **out, rf_mlflow *m, rf_http *http, rf_track *track,
@@ -349,6 +349,10 @@ static void general(rf_traces *x, int type, const msgpack_object *r)
 
 void rf_traces_record(rf_traces *x, int type, const msgpack_object *root)
 {
+	/* A spill file comes in as one long batch, with no pump between its
+	 * records: open traces are weighed and complete ones over the budget
+	 * go to disk here. */
+	rf_trace_spool_record(x);
 	if (type >= RF_EV_TRACE_SPAN_START && type <= RF_EV_TRACE_UPDATE)
 		general(x, type, root);
 	else if (type == RF_EV_TRACE_ASSESSMENT || type == RF_EV_TRACE_TAG)

@@ -18,10 +18,14 @@ struct rf_traces_opts {
 	int64_t timeout_ms;        /* a trace idle this long is closed (ERROR) */
 	const char *otlp_endpoint; /* OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (NULL: none) */
 	const char *otlp_headers;  /* OTEL_EXPORTER_OTLP_TRACES_HEADERS "k=v,k2=v2" */
+	const char *spool_dir;     /* where complete traces wait on disk (rf_trace_spool.c) */
+	uint64_t mem_max;          /* RINGFLOW_TRACE_MEM_MB in bytes: traces held in memory
+				      (0: no bound, nothing spooled) */
 };
 
-/* Traces held at once (open, or complete and not yet answered): past it a
- * new trace is refused and its records counted in spans_capped. */
+/* Traces held in memory at once (open, or complete and not yet answered;
+ * those waiting in the trace spool do not count): past it a new trace is
+ * refused and its records counted in spans_capped. */
 #define RF_TRACES_HELD_MAX 4096
 
 struct rf_traces_stats {
@@ -38,7 +42,11 @@ struct rf_traces_stats {
 	 * oldest of them has waited, and how often that passed
 	 * RF_TRACE_BEHIND_MS (the server not keeping up; nothing is dropped). */
 	uint64_t waiting, lag_ms, behind;
-	uint64_t spans_unsent;     /* ended spans held, not yet uploaded (the gate weighs them) */
+	uint64_t spans_unsent;     /* ended spans held, not yet uploaded */
+	/* Memory (rf_trace_spool.c): what the traces held weigh (bytes, the
+	 * memory gate weighs it against mem_max), complete traces waiting on
+	 * disk now, ever, and the bytes they take there. */
+	uint64_t mem_bytes, spooled, spooled_total, spool_bytes;
 	char last_error[512];
 };
 

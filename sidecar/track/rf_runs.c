@@ -604,7 +604,7 @@ static void free_run(struct mrun *r)
 	free(r);
 }
 
-static void count_pending(struct rf_runs *t)
+void rf_runs_count_pending(struct rf_runs *t)
 {
 	t->st.pending = 0;
 	for (struct mrun *r = t->list; r; r = r->next)
@@ -624,7 +624,7 @@ void rf_runs_pump(struct rf_runs *t, bool flush_now)
 			if (r->state == RUN_NEW)
 				run_failed(t, r);
 	} else if (!exp) {
-		count_pending(t); /* waiting for the experiment counts as pending */
+		rf_runs_count_pending(t); /* waiting for the experiment counts as pending */
 		return;
 	}
 	bool flush = flush_now || now - t->last_flush >= (uint64_t)t->flush_ms;
@@ -671,7 +671,7 @@ void rf_runs_pump(struct rf_runs *t, bool flush_now)
 		*pp = p->next;
 		free_run(p);
 	}
-	count_pending(t);
+	rf_runs_count_pending(t);
 }
 
 bool rf_runs_idle(struct rf_runs *t)

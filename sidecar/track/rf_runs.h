@@ -96,6 +96,8 @@ void rf_runs_free(struct rf_runs *t);
 void rf_runs_pump(struct rf_runs *t, bool flush_now);
 bool rf_runs_idle(struct rf_runs *t);
 bool rf_runs_drained(struct rf_runs *t);
+/* st.pending now: the entities every run waits to send. */
+void rf_runs_count_pending(struct rf_runs *t);
 
 /* The run of "run:<run_id>" / "task:<eval_id>"; created (as known from the
  * id map, or new) with `create`; NULL when absent or out of memory. */

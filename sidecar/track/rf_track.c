@@ -679,6 +679,9 @@ bool rf_track_drained(rf_track *t)
 
 void rf_track_stats(rf_track *t, struct rf_track_stats *st)
 {
+	/* Now, not as of the last pump: the memory gate asks in the middle of
+	 * a spill file, where no pump runs. */
+	rf_runs_count_pending(&t->runs);
 	*st = t->runs.st;
 }
 

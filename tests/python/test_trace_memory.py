@@ -1,0 +1,78 @@
+"""Traces waiting for MLflow beyond RINGFLOW_TRACE_MEM_MB wait on disk, and
+every one of them still arrives complete (issue 17, item 3).
+
+A real traced Inspect eval of 200 samples writes its records while no
+sidecar runs (they wait in the ring, as after a sidecar restart); then
+ringflowd starts with a 1 MiB trace budget and takes them all at once: 200
+complete traces weigh several MiB, so most must go to its trace spool and
+come back when their turn comes.  A real MLflow server checks the result:
+one trace per sample, state OK, every span, and the assessments of every
+score."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+import test_sidecar as ts
+from test_hook import eval_env
+from test_traces import assessment_names, by_sample
+
+SAMPLES = 200
+
+
+def test_traces_over_the_memory_budget_wait_on_disk_and_all_arrive(mlflow_server, tmp_path):
+    from inspect_ai.log import read_eval_log
+    from mlflow import MlflowClient
+
+    ring = f"/rf-pytest-tmem-{os.getpid()}"
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    exp = f"rf-trace-mem-{os.getpid()}-{time.time_ns() % 10**6}"
+    dest = dict(MLFLOW_TRACKING_URI=mlflow_server, MLFLOW_EXPERIMENT_NAME=exp)
+    sc = None
+    try:
+        env = eval_env(ring, spool, MLFLOW_INSPECT_TRACING="true", **dest)
+        log = read_eval_log(ts.run_eval(env, tmp_path / "logs", "plain", str(SAMPLES)))
+        assert len(log.samples) == SAMPLES
+        sc = ts.Sidecar(mlflow_server, ring, spool, exp, RINGFLOW_TRACE_MEM_MB="1",
+                        RINGFLOW_SHUTDOWN_MS="120000")
+        client = MlflowClient(mlflow_server)
+        # The task run reads FINISHED only once its traces are in (or after
+        # the 300 s hold): then every trace must be listed.
+        ts.wait_finished(client, exp, 600)
+        e = client.get_experiment_by_name(exp)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            traces = client.search_traces(locations=[e.experiment_id], max_results=500)
+            if len(traces) >= SAMPLES and all(t.info.state == "OK" for t in traces):
+                break
+            time.sleep(0.5)
+        log_text = sc.stop()
+    finally:
+        if sc:
+            ts.cleanup(sc, ring)
+        elif os.path.exists(f"/dev/shm{ring}"):
+            os.unlink(f"/dev/shm{ring}")
+    # The waiting path was taken: complete traces went to the trace spool.
+    spooled = [int(v) for v in re.findall(r"\btraces_spooled=(\d+)", log_text)]
+    assert spooled and max(spooled) > 0, log_text[-3000:]
+    assert "traces_failed=0" in log_text and "spans_failed=0" in log_text, log_text[-3000:]
+    assert "spans_capped" not in log_text or re.search(r"\bspans_capped=0\b", log_text), log_text[-3000:]
+    # Every trace complete: one per sample, OK, the same spans as the
+    # sample's structure, and one assessment per score.
+    got = by_sample(traces)
+    assert set(got) == {(str(s.id), s.epoch) for s in log.samples}
+    full = [client.get_trace(t.info.trace_id) for t in got.values()]
+    shapes = {tuple(sorted(s.span_type or "" for s in t.data.spans)) for t in full}
+    assert len(shapes) == 1, shapes  # identical samples, identical span trees
+    (shape,) = shapes
+    assert {"CHAIN", "LLM", "EVALUATOR"} <= set(shape), shape
+    for t in full:
+        assert t.info.state == "OK"
+        root = [s for s in t.data.spans if s.parent_id is None]
+        assert len(root) == 1 and root[0].name.startswith("sample:"), [s.name for s in root]
+    for s in log.samples:
+        t = got[(str(s.id), s.epoch)]
+        assert {a.name for a in t.info.assessments} == assessment_names(s)
