@@ -86,3 +86,15 @@ void rf_err_clear(void)
 	rf_err_buf[0] = '\0';
 	rf_err_errno = 0;
 }
+
+void rf_err_report(const struct rf_err_sink *sink, const char *fmt, ...)
+{
+	if (!sink || !sink->fn)
+		return;
+	char msg[RF_ERR_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	sink->fn(sink->arg, msg);
+}

@@ -38,4 +38,16 @@ const char *rf_err_msg(void);
 int rf_err_code(void);
 void rf_err_clear(void);
 
+/* A long-lived module's failures that no caller returns to (a request MLflow
+ * refused, a record ignored): the module counts them and reports each one to
+ * its owner's sink, which logs it and keeps what it shows (the daemon: the
+ * status file's last error).  Stats structs keep counters, never strings. */
+struct rf_err_sink {
+	void (*fn)(void *arg, const char *msg);
+	void *arg;
+};
+/* Format and hand to the sink (nothing if it has no fn). */
+void rf_err_report(const struct rf_err_sink *sink, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 #endif

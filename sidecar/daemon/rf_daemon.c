@@ -105,6 +105,8 @@ static void on_journal_note(void *arg)
 static int start_mlflow(rf_daemon *d)
 {
 	struct rf_config *c = d->c;
+	/* The start line shows the URI as given, a password masked. */
+	rf_redact_uri(c->uri, d->shown_uri, sizeof d->shown_uri);
 	/* The tracking URI's userinfo is a credential from our environment:
 	 * kept with the others, never in the URI we log, compare or report. */
 	if (rf_dest_uri_normalize(c->uri, d->own_uri, sizeof d->own_uri, d->ui_user, sizeof d->ui_user,
@@ -125,7 +127,8 @@ static int start_mlflow(rf_daemon *d)
 				   .state_dir = c->spool, .flush_ms = c->flush_ms,
 				   .max_batch = (int)c->batch_max,
 				   .log_artifacts = !art || strcasecmp(art, "false"),
-				   .creds_everywhere = credential_ring(c->ring)};
+				   .creds_everywhere = credential_ring(c->ring),
+				   .err = {rf_daemon_on_error, d}};
 	/* Traces: MLFLOW_INSPECT_TRACING=true here traces every run; an eval
 	 * with it set asks for its own runs through its run_start record. */
 	const char *tm = env("MLFLOW_INSPECT_TRACE_MODE", NULL);

@@ -189,10 +189,8 @@ static void wait_for_work(rf_daemon *d, int n, bool ring_unread, uint64_t stop_a
 int rf_daemon_run(rf_daemon *d)
 {
 	rf_detach_ready(0); /* serving: `ringflowd --detach` exits 0 */
-	char shown_uri[1024]; /* the tracking URI as logs show it: a password masked */
-	rf_redact_uri(d->c->uri, shown_uri, sizeof shown_uri);
 	rf_logf("info", "ringflowd %s (pid %d) serving ring %s -> %s (experiment %s%s)", RF_VERSION,
-		(int)getpid(), d->c->ring ? d->c->ring : "(default)", shown_uri,
+		(int)getpid(), d->c->ring ? d->c->ring : "(default)", d->shown_uri,
 		d->c->experiment ? d->c->experiment : "inspect_ai",
 		d->c->idle_exit_ms ? "; exits when idle" : "");
 

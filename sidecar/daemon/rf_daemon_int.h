@@ -27,6 +27,8 @@ struct rf_daemon_ops {
 	uint64_t started_ns, published_ms, scanned_ms, spool_bytes, spool_files, last_err_ns;
 	char last_err[512];
 	char http_err[512]; /* the last retried HTTP failure (rf_http's on_retry) */
+	char mod_err[512];  /* the last failure a tracker, uploader or the routing handled */
+	struct rf_rate_limit rl_mod_err;
 	/* auth failures and refused credentials, as last logged (rate-limited) */
 	uint64_t auth_seen, auth_warned_ms, creds_seen;
 	bool auth_failing;
@@ -53,6 +55,7 @@ struct rf_daemon {
 	volatile int stopping;
 	uint64_t malformed, records;
 	char own_uri[512], ui_user[256], ui_pass[256]; /* the tracking URI, its userinfo apart */
+	char shown_uri[1024]; /* the tracking URI as given, a password masked (the start line) */
 	char otlp[1024];
 };
 
@@ -82,6 +85,9 @@ struct rf_daemon_stats {
 void rf_daemon_stats(rf_daemon *d, struct rf_daemon_stats *s);
 
 /* rf_daemon_ops.c */
+/* The destinations' error sink (rf_err.h): logged (rate-limited) and kept
+ * for the status file's last error (arg: the daemon). */
+void rf_daemon_on_error(void *arg, const char *msg);
 int rf_daemon_ops_start(rf_daemon *d);
 /* Publish the stats file (every RF_STATUS_PERIOD_MS, or now if force);
  * state overrides the running/stopping state when non-zero. */

@@ -66,6 +66,19 @@ static void log_counters(const char *level, const char *what, const struct count
 		log_counters(level, what, c_, sizeof c_ / sizeof c_[0], err);             \
 	} while (0)
 
+void rf_daemon_on_error(void *arg, const char *msg)
+{
+	rf_daemon *d = arg;
+	snprintf(d->ops.mod_err, sizeof d->ops.mod_err, "%s", msg);
+	unsigned long long more = 0;
+	if (!rf_rate_ok(&d->ops.rl_mod_err, rf_loop_now_ms(), &more))
+		return;
+	if (more)
+		rf_logf("warn", "%s (%llu more before it since the last such line)", msg, more);
+	else
+		rf_logf("warn", "%s", msg);
+}
+
 /* The counters as log lines: every minute and at exit (ringflowd status
  * and /metrics show the same and more). */
 void rf_daemon_report(rf_daemon *d, const char *level)
@@ -78,7 +91,7 @@ void rf_daemon_report(rf_daemon *d, const char *level)
 	const struct rf_journal_stats *js = &a.journal;
 	const struct rf_traces_stats *x = &a.traces;
 	const struct rf_gate *g = &d->gate;
-	COUNTERS(level, NULL, ts->last_error[0] ? ts->last_error : d->ops.http_err,
+	COUNTERS(level, NULL, d->ops.mod_err[0] ? d->ops.mod_err : d->ops.http_err,
 		 {"records", d->records}, {"malformed", d->malformed}, {"invalid", ts->invalid},
 		 {"bad_fields", ts->bad_fields}, {"runs_created", ts->runs_created},
 		 {"runs_reused", ts->runs_reused}, {"runs_ended", ts->runs_ended},
@@ -99,7 +112,7 @@ void rf_daemon_report(rf_daemon *d, const char *level)
 		 {"gate_closed_ms",
 		  g->closed_ms + (rf_gate_closed(g) ? rf_loop_now_ms() - g->closed_at : 0)});
 	if (x->traces || x->late)
-		COUNTERS(level, NULL, x->last_error,
+		COUNTERS(level, NULL, NULL,
 			 {"traces", x->traces}, {"traces_done", x->traces_done},
 			 {"traces_failed", x->traces_failed}, {"spans", x->spans},
 			 {"spans_sent", x->spans_sent}, {"spans_failed", x->spans_failed},
@@ -205,7 +218,7 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 	s->auth_failing = hs.auth_failing;
 	snprintf(s->auth_origin, sizeof s->auth_origin, "%.255s", hs.auth_origin);
 	s->refused_records = dst.refused_records;
-	const char *err = ts.last_error[0] ? ts.last_error : d->ops.http_err;
+	const char *err = d->ops.mod_err[0] ? d->ops.mod_err : d->ops.http_err;
 	if (strcmp(err, d->ops.last_err)) {
 		snprintf(d->ops.last_err, sizeof d->ops.last_err, "%s", err);
 		d->ops.last_err_ns = s->updated_ns;

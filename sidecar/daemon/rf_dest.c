@@ -27,6 +27,8 @@ struct client {
 };
 
 struct dest {
+	rf_dests *d;
+	bool own;              /* the sidecar's own destination (not named in reports) */
 	struct client *c;
 	char exp[257];
 	bool art;
@@ -46,12 +48,17 @@ struct rf_dests {
 	struct rf_dests_stats st;
 };
 
-static void __attribute__((format(printf, 2, 3))) dest_err(rf_dests *d, const char *fmt, ...)
+#define dest_err(d, ...) rf_err_report(&(d)->o.err, __VA_ARGS__)
+
+/* A tracker's or uploader's report: say which destination it is about. */
+static void dest_report(void *arg, const char *msg)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(d->st.last_error, sizeof d->st.last_error, fmt, ap);
-	va_end(ap);
+	struct dest *x = arg;
+	if (x->own)
+		rf_err_report(&x->d->o.err, "%s", msg);
+	else
+		rf_err_report(&x->d->o.err, "%.360s (to %.80s, experiment %.40s)", msg, x->c->uri,
+			      x->exp);
 }
 
 /* ---- URIs ---- */
@@ -190,6 +197,8 @@ static int dest_of(rf_dests *d, const char *uri, const char *exp, bool art)
 		rf_err_set(ENOMEM, "destination %s (experiment %s): out of memory", uri, exp);
 		return -1;
 	}
+	x->d = d;
+	x->own = d->n == 0;
 	x->c = c;
 	snprintf(x->exp, sizeof x->exp, "%s", exp);
 	x->art = art;
@@ -199,13 +208,16 @@ static int dest_of(rf_dests *d, const char *uri, const char *exp, bool art)
 	snprintf(idmap_id, sizeof idmap_id, "%08x", (uint32_t)rf_hash_str(uri));
 	struct rf_track_opts to = {.experiment = exp, .state_dir = d->o.state_dir,
 				   .idmap_id = idmap_id, .flush_ms = d->o.flush_ms,
-				   .max_batch = d->o.max_batch, .log_artifacts = art};
+				   .max_batch = d->o.max_batch, .log_artifacts = art,
+				   .err = {dest_report, x}};
 	if (rf_track_new(&x->track, c->m, &to)) {
 		rf_err_wrap("tracker for %s (experiment %s)", uri, exp);
 		free(x);
 		return -1;
 	}
-	if (rf_traces_new(&x->traces, c->m, d->http, x->track, &d->o.traces)) {
+	struct rf_traces_opts xo = d->o.traces;
+	xo.err = (struct rf_err_sink){dest_report, x};
+	if (rf_traces_new(&x->traces, c->m, d->http, x->track, &xo)) {
 		rf_err_wrap("trace uploader for %s (experiment %s)", uri, exp);
 		rf_track_free(x->track);
 		free(x);
@@ -414,14 +426,7 @@ void rf_dests_track_stats(rf_dests *d, struct rf_track_stats *st)
 		ADD(batches), ADD(rejected), ADD(artifacts), ADD(artifacts_failed);
 		ADD(runs_failed), ADD(keys_capped);
 		ADD(ends_held), ADD(end_hold_expired), ADD(pending);
-		if (x.last_error[0] && !i)
-			snprintf(st->last_error, sizeof st->last_error, "%s", x.last_error);
-		else if (x.last_error[0]) /* say which destination it is about */
-			snprintf(st->last_error, sizeof st->last_error, "%.360s (to %.80s, experiment %.40s)",
-				 x.last_error, d->v[i]->c->uri, d->v[i]->exp);
 	}
-	if (d->st.last_error[0] && !st->last_error[0])
-		snprintf(st->last_error, sizeof st->last_error, "%s", d->st.last_error);
 }
 
 void rf_dests_traces_stats(rf_dests *d, struct rf_traces_stats *st)
@@ -437,8 +442,6 @@ void rf_dests_traces_stats(rf_dests *d, struct rf_traces_stats *st)
 		ADD(mem_bytes), ADD(spooled), ADD(spooled_total), ADD(spool_bytes);
 		if (x.lag_ms > st->lag_ms) /* the oldest wait anywhere */
 			st->lag_ms = x.lag_ms;
-		if (x.last_error[0])
-			snprintf(st->last_error, sizeof st->last_error, "%s", x.last_error);
 	}
 }
 

@@ -46,13 +46,15 @@ struct rf_dests_opts {
 	int64_t flush_ms;
 	int max_batch;
 	struct rf_traces_opts traces;
+	/* Every tracker's, uploader's and the routing's handled failures, a
+	 * destination other than the sidecar's own named in the message. */
+	struct rf_err_sink err;
 };
 
 struct rf_dests_stats {
 	uint64_t destinations;    /* created so far (the sidecar's own included) */
 	uint64_t refused_runs;    /* run_starts naming an unusable destination */
 	uint64_t refused_records; /* records of those runs, dropped */
-	char last_error[512];
 };
 
 int rf_dests_new(rf_dests **out, rf_http *http, const struct rf_dests_opts *o);
@@ -62,7 +64,7 @@ void rf_dests_pump(rf_dests *d, bool flush_now);
 bool rf_dests_idle(rf_dests *d);        /* every tracker and uploader idle */
 bool rf_dests_drained(rf_dests *d);     /* rf_track_drained + rf_traces_idle, everywhere */
 bool rf_dests_empty(rf_dests *d);       /* no run open, no trace held, anywhere */
-/* Sums over destinations; last_error is the most recent one seen. */
+/* Sums over destinations. */
 void rf_dests_track_stats(rf_dests *d, struct rf_track_stats *st);
 void rf_dests_traces_stats(rf_dests *d, struct rf_traces_stats *st);
 void rf_dests_stats(rf_dests *d, struct rf_dests_stats *st);

@@ -6,6 +6,7 @@
 #ifndef RF_TRACES_TYPES_H
 #define RF_TRACES_TYPES_H
 
+#include "rf_err.h"
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -21,6 +22,7 @@ struct rf_traces_opts {
 	const char *spool_dir;     /* where complete traces wait on disk (rf_trace_spool.c) */
 	uint64_t mem_max;          /* RINGFLOW_TRACE_MEM_MB in bytes: traces held in memory
 				      (0: no bound, nothing spooled) */
+	struct rf_err_sink err;    /* where each handled failure is reported (rf_err.h) */
 };
 
 /* Traces held in memory at once (open, or complete and not yet answered;
@@ -47,7 +49,6 @@ struct rf_traces_stats {
 	 * memory gate weighs it against mem_max), complete traces waiting on
 	 * disk now, ever, and the bytes they take there. */
 	uint64_t mem_bytes, spooled, spooled_total, spool_bytes;
-	char last_error[512];
 };
 
 #endif

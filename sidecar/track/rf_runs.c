@@ -37,14 +37,8 @@
 
 #define PARAM_MAX 6000 /* MLflow's param value limit */
 
-/* The last error, for status reports and the log (cut to fit: it is a report). */
-static void __attribute__((format(printf, 2, 3))) track_err(struct rf_runs *t, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(t->st.last_error, sizeof t->st.last_error, fmt, ap);
-	va_end(ap);
-}
+/* A failure handled here, to the owner's sink (rf_err.h). */
+#define track_err(t, ...) rf_err_report(&(t)->err, __VA_ARGS__)
 
 /* ---- run table ---- */
 
@@ -702,13 +696,16 @@ bool rf_runs_drained(struct rf_runs *t)
 
 static void exp_err(void *arg, const char *msg)
 {
-	track_err(arg, "%s", msg);
+	track_err((struct rf_runs *)arg, "%s", msg);
 }
 
-int rf_runs_init(struct rf_runs *t, rf_mlflow *m, const char *experiment, const char *idmap_path,
+int rf_runs_init(struct rf_runs *t, rf_mlflow *m, const struct rf_err_sink *err,
+		 const char *experiment, const char *idmap_path,
 		 int64_t flush_ms, int max_batch)
 {
 	memset(t, 0, sizeof *t);
+	if (err)
+		t->err = *err;
 	t->m = m;
 	t->flush_ms = flush_ms;
 	t->max_batch = max_batch;

@@ -83,12 +83,14 @@ struct rf_runs {
 	uint64_t last_flush;
 	rf_track_busy_fn end_hold;   /* traces still on their way for a run key */
 	void *end_hold_arg;
+	struct rf_err_sink err;      /* handled failures go here (rf_err.h) */
 	struct rf_track_stats st;    /* kept here, read through rf_track_stats() */
 };
 
 /* 0, or -errno with rf_err set (the id map could not be read: the runs
- * start without it, so that error is also in st.last_error). */
-int rf_runs_init(struct rf_runs *t, rf_mlflow *m, const char *experiment, const char *idmap_path,
+ * start without it, so that error is also reported to err). */
+int rf_runs_init(struct rf_runs *t, rf_mlflow *m, const struct rf_err_sink *err,
+		 const char *experiment, const char *idmap_path,
 		 int64_t flush_ms, int max_batch);
 void rf_runs_free(struct rf_runs *t);
 /* Requests for what is ready: the experiment, run creation, log batches,

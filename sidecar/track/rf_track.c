@@ -589,8 +589,7 @@ void rf_track_record(rf_track *t, int type, const msgpack_object *root)
 			bool tr;
 			if (!rf_obj_text(rf_obj_get(root, need[type][i]), &s, &n, &tr) || !n) {
 				t->runs.st.invalid++;
-				snprintf(t->runs.st.last_error, sizeof t->runs.st.last_error,
-					 "%s record without a string %s: ignored",
+				rf_err_report(&t->runs.err, "%s record without a string %s: ignored",
 					 rf_event_name(type) ? rf_event_name(type) : "?", need[type][i]);
 				cur = NULL;
 				return;
@@ -610,8 +609,7 @@ void rf_track_record(rf_track *t, int type, const msgpack_object *root)
 	default: t->runs.st.ignored++; break; /* not run data (spans, logs, ...) */
 	}
 	if (t->runs.st.bad_fields != bad)
-		snprintf(t->runs.st.last_error, sizeof t->runs.st.last_error,
-			 "%s record: %llu field(s) of the wrong type ignored",
+		rf_err_report(&t->runs.err, "%s record: %llu field(s) of the wrong type ignored",
 			 rf_event_name(type) ? rf_event_name(type) : "?",
 			 (unsigned long long)(t->runs.st.bad_fields - bad));
 	cur = NULL;
@@ -647,9 +645,9 @@ int rf_track_new(rf_track **out, rf_mlflow *m, const struct rf_track_opts *o)
 			snprintf(idmap, sizeof idmap, "%s/idmap-%s.jsonl", t->o.state_dir, exp);
 	}
 	t->o.state_dir = t->o.idmap_id = NULL; /* not kept: the caller's strings */
-	/* An unreadable id map is reported (last_error), not fatal: runs are
+	/* An unreadable id map is reported (o.err), not fatal: runs are
 	 * then looked up by their ringflow.key tag before being created. */
-	rf_runs_init(&t->runs, m, t->experiment, idmap, t->o.flush_ms, t->o.max_batch);
+	rf_runs_init(&t->runs, m, &t->o.err, t->experiment, idmap, t->o.flush_ms, t->o.max_batch);
 	*out = t;
 	return 0;
 }

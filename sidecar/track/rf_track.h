@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "rf_err.h"
 #include "rf_experiments.h"
 #include "rf_track_types.h"
 #include "rf_mlflow.h"
@@ -28,6 +29,7 @@ struct rf_track_opts {
 	int64_t flush_ms;        /* pending metrics are sent at least this often */
 	int max_batch;           /* entities per log-batch (<= 1000) */
 	bool log_artifacts;      /* INSPECT_MLFLOW_LOG_ARTIFACTS (default true) */
+	struct rf_err_sink err;  /* where each handled failure is reported (rf_err.h) */
 };
 
 

@@ -21,7 +21,6 @@ struct rf_track_stats {
 	uint64_t keys_capped;             /* metrics dropped: their run has RF_RUN_KEYS_MAX names */
 	uint64_t ends_held, end_hold_expired; /* run ends that waited for traces; gave up waiting */
 	uint64_t pending;                 /* entities not yet sent */
-	char last_error[512];
 };
 
 /* The trace uploader holds a run's final status while traces linked to it
