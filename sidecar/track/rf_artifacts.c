@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "rf_artifacts.h"
+#include "rf_err.h"
 #include "rf_decode.h"
 #include "rf_evallog.h"
 #include "rf_metrics.h"
@@ -518,9 +519,10 @@ json_t *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_loca
 		snprintf(err, sizeof err, "eval_id '%.100s' is not a plain name: its log, header "
 			 "and sample results are not uploaded", eval_id);
 	else if (log_location && log_location[0] == '/' &&
-		 rf_evallog_load(log_location, &raw, &raw_len, err, sizeof err) == 0 &&
-		 rf_evallog_parse(log_location, raw, raw_len, on_log, &lc, err, sizeof err,
-				  &log_has_secret) == 0) {
+		 (rf_evallog_load(log_location, &raw, &raw_len) < 0 ||
+		  rf_evallog_parse(log_location, raw, raw_len, on_log, &lc, &log_has_secret) < 0))
+		snprintf(err, sizeof err, "%s", rf_err_msg());
+	else if (log_location && log_location[0] == '/') {
 		/* The location comes from a record: only this task's own Inspect
 		 * log (its header names this eval_id) is used or uploaded, never
 		 * another file it may name (a key, a credentials file). */

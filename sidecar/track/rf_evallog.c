@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rf_err.h"
 #include "rf_evallog.h"
 #include "rf_redact.h"
 
@@ -27,7 +28,7 @@ static const char *kind(mode_t m)
 	       S_ISCHR(m) || S_ISBLK(m) ? "a device" : "not a regular file";
 }
 
-int rf_evallog_load(const char *path, char **data, size_t *len, char *err, size_t errlen)
+int rf_evallog_load(const char *path, char **data, size_t *len)
 {
 	*data = NULL;
 	*len = 0;
@@ -38,21 +39,18 @@ int rf_evallog_load(const char *path, char **data, size_t *len, char *err, size_
 	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		int e = errno;
-		snprintf(err, errlen, "%s: %s", path,
-			 e == ELOOP ? "a symbolic link (not followed)" : strerror(e));
-		return -e;
+		return rf_err_set(e, "%s: %s", path,
+				  e == ELOOP ? "a symbolic link (not followed)" : strerror(e));
 	}
 	struct stat st;
 	int rc = 0;
 	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+		rc = rf_err_set_sys(errno, "%s", path);
 	} else if (!S_ISREG(st.st_mode)) {
-		rc = -EINVAL;
-		snprintf(err, errlen, "%s is %s: not read", path, kind(st.st_mode));
+		rc = rf_err_set(EINVAL, "%s is %s: not read", path, kind(st.st_mode));
 	} else if ((uint64_t)st.st_size > RF_EVALLOG_MAX) {
-		rc = -EFBIG;
-		snprintf(err, errlen, "%s is larger than %u MiB: not read", path, RF_EVALLOG_MAX >> 20);
+		rc = rf_err_set(EFBIG, "%s is larger than %u MiB: not read", path,
+				RF_EVALLOG_MAX >> 20);
 	}
 	char *buf = NULL;
 	size_t n = 0, cap = 0;
@@ -64,9 +62,9 @@ int rf_evallog_load(const char *path, char **data, size_t *len, char *err, size_
 				ncap = (size_t)RF_EVALLOG_MAX + 1;
 			char *nb = ncap > cap ? realloc(buf, ncap) : NULL;
 			if (!nb) {
-				rc = ncap > cap ? -ENOMEM : -EFBIG;
-				snprintf(err, errlen, "%s: %s", path, ncap > cap ? strerror(ENOMEM) :
-					 "grew past the size limit while read: not read");
+				rc = rf_err_set(ncap > cap ? ENOMEM : EFBIG, "%s: %s", path,
+						ncap > cap ? strerror(ENOMEM) :
+						"grew past the size limit while read: not read");
 				break;
 			}
 			buf = nb;
@@ -76,8 +74,7 @@ int rf_evallog_load(const char *path, char **data, size_t *len, char *err, size_
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			rc = -errno;
-			snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+			rc = rf_err_set_sys(errno, "%s", path);
 		} else if (r == 0) {
 			break;
 		}
@@ -94,7 +91,7 @@ int rf_evallog_load(const char *path, char **data, size_t *len, char *err, size_
 }
 
 static int read_eval_zip(const char *path, const char *data, size_t dlen, rf_evallog_fn fn,
-			 void *arg, char *err, size_t errlen, bool *has_secret)
+			 void *arg, bool *has_secret)
 {
 	struct archive *a = archive_read_new();
 	if (!a)
@@ -102,7 +99,7 @@ static int read_eval_zip(const char *path, const char *data, size_t dlen, rf_eva
 	archive_read_support_format_zip(a);
 	archive_read_support_filter_all(a);
 	if (archive_read_open_memory(a, data, dlen) != ARCHIVE_OK) {
-		snprintf(err, errlen, "%s: %s", path, archive_error_string(a));
+		rf_err_set(EIO, "%s: %s", path, archive_error_string(a));
 		archive_read_free(a);
 		return -EIO;
 	}
@@ -121,9 +118,8 @@ static int read_eval_zip(const char *path, const char *data, size_t dlen, rf_eva
 				size_t ncap = cap ? cap * 2 : 1 << 20;
 				char *nb = ncap <= ENTRY_MAX ? realloc(buf, ncap) : NULL;
 				if (!nb) {
-					snprintf(err, errlen, "%s: %s larger than %u MiB", path, name,
-						 ENTRY_MAX >> 20);
-					rc = -E2BIG;
+					rc = rf_err_set(E2BIG, "%s: %s larger than %u MiB", path,
+							name, ENTRY_MAX >> 20);
 					goto out;
 				}
 				buf = nb;
@@ -131,17 +127,15 @@ static int read_eval_zip(const char *path, const char *data, size_t dlen, rf_eva
 			}
 			la_ssize_t n = archive_read_data(a, buf + len, 65536);
 			if (n < 0) {
-				snprintf(err, errlen, "%s: %s: %s", path, name, archive_error_string(a));
-				rc = -EIO;
+				rc = rf_err_set(EIO, "%s: %s: %s", path, name, archive_error_string(a));
 				goto out;
 			}
 			if (n == 0)
 				break;
 			len += (size_t)n;
 			if ((total += (size_t)n) > TOTAL_MAX) {
-				snprintf(err, errlen, "%s: decompresses to more than %llu GiB: not read",
-					 path, TOTAL_MAX >> 30);
-				rc = -E2BIG;
+				rc = rf_err_set(E2BIG, "%s: decompresses to more than %llu GiB: not read",
+						path, TOTAL_MAX >> 30);
 				goto out;
 			}
 		}
@@ -151,8 +145,7 @@ static int read_eval_zip(const char *path, const char *data, size_t dlen, rf_eva
 			continue;
 		json_t *j = json_loadb(buf, len, 0, NULL);
 		if (!j) {
-			snprintf(err, errlen, "%s: %s is not JSON", path, name);
-			rc = -EBADMSG;
+			rc = rf_err_set(EBADMSG, "%s: %s is not JSON", path, name);
 			goto out;
 		}
 		fn(header ? j : NULL, header ? NULL : j, arg);
@@ -165,15 +158,14 @@ out:
 }
 
 static int read_json_log(const char *path, const char *data, size_t dlen, rf_evallog_fn fn,
-			 void *arg, char *err, size_t errlen, bool *has_secret)
+			 void *arg, bool *has_secret)
 {
 	json_error_t je;
 	if (rf_redact_bytes_have_secret(data, dlen))
 		*has_secret = true;
 	json_t *log = json_loadb(data, dlen, 0, &je);
 	if (!log) {
-		snprintf(err, errlen, "%s: %s", path, je.text);
-		return -EBADMSG;
+		return rf_err_set(EBADMSG, "%s: %s", path, je.text);
 	}
 	json_t *samples = json_incref(json_object_get(log, "samples"));
 	json_object_del(log, "samples");
@@ -188,11 +180,11 @@ static int read_json_log(const char *path, const char *data, size_t dlen, rf_eva
 }
 
 int rf_evallog_parse(const char *path, const char *data, size_t len, rf_evallog_fn fn,
-		     void *arg, char *err, size_t errlen, bool *has_secret)
+		     void *arg, bool *has_secret)
 {
 	size_t n = strlen(path);
 	*has_secret = false;
 	if (n > 5 && !strcmp(path + n - 5, ".json"))
-		return read_json_log(path, data, len, fn, arg, err, errlen, has_secret);
-	return read_eval_zip(path, data, len, fn, arg, err, errlen, has_secret);
+		return read_json_log(path, data, len, fn, arg, has_secret);
+	return read_eval_zip(path, data, len, fn, arg, has_secret);
 }

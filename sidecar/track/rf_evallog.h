@@ -20,13 +20,13 @@ typedef void (*rf_evallog_fn)(json_t *header, json_t *sample, void *arg);
  * once, without ever blocking: not through a symlink in the last component,
  * only a regular file, at most RF_EVALLOG_MAX bytes.  Everything done with
  * the log (secret check, parse, the raw upload) uses these bytes, so the
- * file cannot be swapped in between.  Returns 0, or -errno with *err set. */
-int rf_evallog_load(const char *path, char **data, size_t *len, char *err, size_t errlen);
+ * file cannot be swapped in between.  Returns 0, or -errno with the reason in rf_err_msg(). */
+int rf_evallog_load(const char *path, char **data, size_t *len);
 
 /* Over bytes rf_evallog_load() read from path (whose name says .json or
  * .eval): calls fn for the header (the log without samples; sample == NULL)
- * and for each sample object.  Returns 0, or -errno with *err set. */
+ * and for each sample object.  Returns 0, or -errno with the reason in rf_err_msg(). */
 int rf_evallog_parse(const char *path, const char *data, size_t len, rf_evallog_fn fn,
-		     void *arg, char *err, size_t errlen, bool *has_secret);
+		     void *arg, bool *has_secret);
 
 #endif
