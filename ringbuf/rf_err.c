@@ -87,14 +87,19 @@ void rf_err_clear(void)
 	rf_err_errno = 0;
 }
 
-void rf_err_report(const struct rf_err_sink *sink, const char *fmt, ...)
+void rf_err_vreport(const struct rf_err_sink *sink, const char *fmt, va_list ap)
 {
 	if (!sink || !sink->fn)
 		return;
 	char msg[RF_ERR_MAX];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	sink->fn(sink->arg, msg);
+}
+
+void rf_err_report(const struct rf_err_sink *sink, const char *fmt, ...)
+{
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	rf_err_vreport(sink, fmt, ap);
 	va_end(ap);
-	sink->fn(sink->arg, msg);
 }

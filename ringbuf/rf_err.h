@@ -20,6 +20,8 @@
 #ifndef RF_ERR_H
 #define RF_ERR_H
 
+#include <stdarg.h>
+
 #define RF_ERR_MAX 512 /* longer messages are cut, never overflow */
 
 /* Record a new error: code (a positive errno value; a negative one is taken
@@ -49,5 +51,7 @@ struct rf_err_sink {
 /* Format and hand to the sink (nothing if it has no fn). */
 void rf_err_report(const struct rf_err_sink *sink, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+void rf_err_vreport(const struct rf_err_sink *sink, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
 
 #endif

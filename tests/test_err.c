@@ -2,7 +2,8 @@
  * test_err - the error contract (ringbuf/rf_err.h): a failure's code and
  * message, context prefixed by callers outermost first, a system error's
  * text, long messages cut (never overflowed), one error per thread, and the
- * public names (rf_ring_errmsg, rf_errmsg) reading the same error.
+ * public names (rf_ring_errmsg, rf_errmsg) reading the same error; a module's
+ * handled failures reported to its owner's sink.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -32,8 +33,22 @@ static void *other_thread(void *arg)
 	return NULL;
 }
 
+static char got[RF_ERR_MAX];
+static void sink_fn(void *arg, const char *msg)
+{
+	snprintf(got, sizeof got, "%s:%s", (const char *)arg, msg);
+}
+
 int main(void)
 {
+	/* A sink gets each handled failure, formatted; the thread's error
+	 * (a failing call's) is not touched; no sink, nothing happens. */
+	rf_err_report(&(struct rf_err_sink){sink_fn, "track"}, "run %s: HTTP %d", "r1", 400);
+	CHECK(!strcmp(got, "track:run r1: HTTP 400"));
+	CHECK(!strcmp(rf_err_msg(), "no error"));
+	rf_err_report(NULL, "nothing");
+	rf_err_report(&(struct rf_err_sink){0}, "nothing");
+
 	CHECK(!strcmp(rf_err_msg(), "no error"));
 	CHECK_EQ(outer(), -EINVAL);
 	CHECK(!strcmp(rf_err_msg(), "ring /rf-x: record type 99 outside 1..31"));

@@ -52,13 +52,13 @@ static void on_replay(int type, const void *data, uint32_t len, void *arg)
 	replayed++;
 }
 
-/* rf_journal_set_note: each handled damage, its message in rf_err. */
+/* rf_journal_set_note: each handled damage, with its message. */
 static int notes, notes_quarantined;
-static void on_note(void *arg)
+static void on_note(void *arg, const char *msg)
 {
 	(void)arg;
 	notes++;
-	if (strstr(rf_err_msg(), "quarantined as"))
+	if (strstr(msg, "quarantined as"))
 		notes_quarantined++;
 }
 
@@ -149,9 +149,9 @@ static void test_journal(const char *dir)
 	damage(path, (off_t)at[600] + 1);       /* record 600's length */
 	damage(path, (off_t)at[N - 1] + 24 + 5); /* the last record */
 	reset_seen();
-	rf_journal_set_note(on_note, NULL);
+	rf_journal_set_note(&(struct rf_err_sink){on_note, NULL});
 	CHECK_EQ(rf_journal_open(&j, path, 42, RF_FSYNC_NONE, on_replay, NULL), 0);
-	rf_journal_set_note(NULL, NULL);
+	rf_journal_set_note(NULL);
 	CHECK_EQ(notes, 3); /* one message per stretch, said as it is handled */
 	CHECK_EQ(notes_quarantined, 3);
 	rf_journal_stats(j, &st);

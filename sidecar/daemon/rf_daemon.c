@@ -96,10 +96,10 @@ static void on_http_retry(void *arg)
 }
 
 /* The journal's replay found damage and handled it (rf_journal_set_note). */
-static void on_journal_note(void *arg)
+static void on_journal_note(void *arg, const char *msg)
 {
 	(void)arg;
-	rf_logf("warn", "%s", rf_err_msg());
+	rf_logf("warn", "%s", msg);
 }
 
 static int start_mlflow(rf_daemon *d)
@@ -164,7 +164,7 @@ static int open_journal(rf_daemon *d, const struct rf_ring_stats *rs)
 	const char *rn = d->c->ring ? d->c->ring : "default";
 	snprintf(d->jpath, sizeof d->jpath, "%s/journal-%s.rfj", d->c->spool, rn[0] == '/' ? rn + 1 : rn);
 	rf_journal_set_interrupt(rf_daemon_stop_requested, d);
-	rf_journal_set_note(on_journal_note, NULL);
+	rf_journal_set_note(&(struct rf_err_sink){on_journal_note, NULL});
 	rf_err_clear();
 	int rc = rf_journal_open(&d->journal, d->jpath, rs->created_ns, d->c->fsync_policy,
 				 rf_daemon_on_replay, d);

@@ -264,28 +264,21 @@ struct replay_ctx {
 	bool can_move;
 };
 
-static void (*journal_note)(void *);
-static void *journal_note_arg;
+static struct rf_err_sink journal_note;
 
-void rf_journal_set_note(void (*fn)(void *arg), void *arg)
+void rf_journal_set_note(const struct rf_err_sink *sink)
 {
-	journal_note = fn;
-	journal_note_arg = arg;
+	journal_note = sink ? *sink : (struct rf_err_sink){0};
 }
 
-/* Damage found and handled while replaying: the message is in rf_err. */
-static void note(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note(int code, const char *fmt, ...)
+/* Damage found and handled while replaying, to the sink. */
+static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void note(const char *fmt, ...)
 {
-	if (!journal_note)
-		return;
-	char msg[RF_ERR_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	rf_err_vreport(&journal_note, fmt, ap);
 	va_end(ap);
-	rf_err_set(code, "%s", msg);
-	journal_note(journal_note_arg);
 }
 
 static void quarantine(size_t from, size_t to, void *arg)
@@ -303,7 +296,7 @@ static void quarantine(size_t from, size_t to, void *arg)
 	j->st.corrupt_bytes += to - from;
 	if (!kept)
 		j->st.corrupt_unkept++;
-	note(EBADMSG, "journal %s: %zu corrupt bytes at offset %zu %s %s; the records around them "
+	note("journal %s: %zu corrupt bytes at offset %zu %s %s; the records around them "
 	     "are replayed", j->path, to - from, from, kept ? "quarantined as" :
 	     "could not be kept aside as", aside);
 }
@@ -315,7 +308,7 @@ static void compact(size_t off, size_t n, void *arg)
 	if (c->w != off && c->can_move && pwrite(j->fd, c->m + off, n, (off_t)c->w) != (ssize_t)n) {
 		j->st.write_errors++;
 		j->st.compact_failed++;
-		note(errno, "journal %s: compacting after a corrupt stretch failed (%s); the records "
+		note("journal %s: compacting after a corrupt stretch failed (%s); the records "
 		     "after it are replayed but not kept", j->path, strerror(errno));
 		c->can_move = false;
 	}
@@ -452,7 +445,7 @@ int rf_journal_open(rf_journal **out, const char *path, uint64_t ring_created_ns
 				j->st.corrupt++;
 				j->st.corrupt_unkept++;
 				j->st.corrupt_bytes += (uint64_t)st.st_size;
-				note(EBADMSG, "journal %s: not a ringflow journal; started over", path);
+				note("journal %s: not a ringflow journal; started over", path);
 			}
 			munmap(m, (size_t)st.st_size);
 		}

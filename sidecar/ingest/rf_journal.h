@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "rf_err.h"
 #include "rf_ring.h"
 
 typedef struct rf_journal rf_journal;
@@ -53,9 +54,9 @@ void rf_journal_close(rf_journal *j);
  * rf_journal_open() then leaves the file whole and returns -EINTR. */
 void rf_journal_set_interrupt(int (*fn)(void *arg), void *arg);
 /* Damage a replay found and handled (a stretch quarantined, a file that is
- * no journal started over): counted in the stats, and fn is called at once
- * with what happened in rf_err_msg() (ringflowd logs it). */
-void rf_journal_set_note(void (*fn)(void *arg), void *arg);
+ * no journal started over): counted in the stats, and reported at once to
+ * the sink (rf_err.h; ringflowd logs it).  NULL: none. */
+void rf_journal_set_note(const struct rf_err_sink *sink);
 
 /* Has this ring record been journaled already? */
 bool rf_journal_seen(rf_journal *j, const struct rf_ring_rec *rec);

@@ -40,14 +40,10 @@ void rf_rfc3339(int64_t ns, char out[40])
 
 void rf_traces_err(rf_traces *x, const char *fmt, ...)
 {
-	if (!x->o.err.fn)
-		return;
-	char msg[RF_ERR_MAX];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	rf_err_vreport(&x->o.err, fmt, ap);
 	va_end(ap);
-	x->o.err.fn(x->o.err.arg, msg);
 }
 
 /* ---- setup ---- */
