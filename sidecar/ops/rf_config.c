@@ -103,10 +103,10 @@ void rf_config_usage(FILE *f)
 		"  --spool-max-mb N     while MLflow is away, stop taking records from the ring once the\n"
 		"                       journal holds N MiB (RINGFLOW_SPOOL_MAX_MB, 1024; 0 = no bound)\n"
 		"  RINGFLOW_PENDING_MAX stop taking records while this many entities wait for MLflow\n"
-		"                       (250000, ~8 MB of metric rows; 0 = no bound)\n"
+		"                       (125000, ~4 MB of metric rows; 0 = no bound)\n"
 		"  --trace-mem-mb N     traces held in memory: complete ones waiting for MLflow past\n"
 		"                       N/2 MiB wait on disk in the spool directory, and past N MiB of\n"
-		"                       open ones no records are taken (RINGFLOW_TRACE_MEM_MB, 8;\n"
+		"                       open ones no records are taken (RINGFLOW_TRACE_MEM_MB, 4;\n"
 		"                       0 = no bound)\n"
 		"  RINGFLOW_FSYNC       journal fdatasync: interval (default, <= 1/s), always, none\n"
 		"  --version            print the version\n"
@@ -147,9 +147,9 @@ int rf_config_parse(struct rf_config *c, int argc, char **argv)
 		{"RINGFLOW_IDLE_EXIT_MS", 0, LONG_MAX / 2, 0, &c->idle_exit_ms},
 		{"RINGFLOW_METRICS_PORT", 0, 65535, 0, &c->metrics_port},
 		{"RINGFLOW_SPOOL_MAX_MB", 0, 1L << 30, 1024, &c->spool_max_mb},
-		{"RINGFLOW_PENDING_MAX", 0, 1L << 40, 250000, &c->pending_max},
+		{"RINGFLOW_PENDING_MAX", 0, 1L << 40, 125000, &c->pending_max},
 		{"RINGFLOW_TRACE_TIMEOUT_S", 1, 86400 * 7, 600, &c->trace_timeout_s},
-		{"RINGFLOW_TRACE_MEM_MB", 0, 1L << 20, 8, &c->trace_mem_mb},
+		{"RINGFLOW_TRACE_MEM_MB", 0, 1L << 20, 4, &c->trace_mem_mb},
 	};
 	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
 		const char *v = env(nums[i].var);
