@@ -1,6 +1,6 @@
 """Operations: `ringflowd status`, `ringflowd flush`, the Prometheus endpoint
 and `--help`, against a real MLflow server and a real ringflowd.  Records come
-from the C example producer (producer/examples/synthetic_eval) or a real
+from the C example producer (examples/synthetic_eval) or a real
 Inspect eval with the hook (rf_evals.py)."""
 
 from __future__ import annotations
