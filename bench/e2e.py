@@ -127,6 +127,16 @@ def group_cpu(pgid: int) -> float:
     return cpu_where(lambda g, _comm: g == pgid)
 
 
+def stop_group(proc) -> None:
+    """Stop a server started in its own session (it and its workers): TERM, then KILL."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def free_port() -> int:
     import socket
 
@@ -177,12 +187,7 @@ class Server:
         return group_cpu(self.proc.pid)
 
     def stop(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        stop_group(self.proc)
 
 
 # ---- what "visible" means ---------------------------------------------------

@@ -69,7 +69,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from e2e import free_port, group_cpu  # noqa: E402  (the one copy of each)
+from e2e import free_port, group_cpu, stop_group  # noqa: E402  (the one copy of each)
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_PY = REPO / ".venv" / "bin" / "python"
@@ -119,12 +119,7 @@ class Server:
         return group_cpu(self.proc.pid)
 
     def stop(self) -> None:
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        stop_group(self.proc)
 
 
 class Conn(threading.local):
