@@ -56,7 +56,6 @@ import http.client
 import json
 import os
 import random
-import signal
 import sqlite3
 import statistics
 import subprocess
