@@ -44,6 +44,7 @@ struct xtrace {
 	size_t nass_sent;           /* assessments in the final info */
 	uint64_t capped_seen;       /* tr->capped already counted in spans_capped */
 	bool flush_held;            /* send its ended spans now (rf_traces_pressure) */
+	bool run_ending;            /* its run's end waits for it (rf_track's end hold) */
 	size_t weight;              /* bytes, once complete (rf_trace_spool.c) */
 };
 

@@ -50,6 +50,24 @@
  * stays bounded. */
 #define TRACE_HOLD_MAX 1000
 
+/* While its run is live, a complete Inspect trace's spans wait for company
+ * up to this long (or until a batch is full): a span request costs the
+ * server ~9 ms of CPU whatever it carries, and a trace that waits is listed
+ * IN_PROGRESS meanwhile, never broken.  Once the run's end waits for its
+ * traces (run_ending), and for traces of the tracing API, the wait is
+ * RINGFLOW_FLUSH_MS, or none when no other info is on its way.  Memory
+ * shortens it: a trace whose info is answered cannot wait on disk
+ * (rf_trace_spool.c), and past RINGFLOW_TRACE_MEM_MB the memory gate stops
+ * taking records: once such traces weigh an eighth of it their spans wait
+ * RINGFLOW_FLUSH_MS at most, and a quarter they go at once. */
+#define LIVE_SPAN_HOLD_MS 5000
+
+/* May the trace's spans wait for a fuller batch? */
+static bool span_lazy(const struct xtrace *t)
+{
+	return t->complete && t->inspect_run[0] && !t->run_ending;
+}
+
 static bool early_spans(const struct xtrace *t)
 {
 	return t->progressive || t->flush_held || t->tr->unsent_ended >= TRACE_HOLD_MAX;
@@ -235,7 +253,6 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, cons
 			roots += took;
 		}
 		if (c->nspans > before) {
-			t->flush_held = false; /* one push per pressure call */
 			t->flush_held = false; /* one push per pressure call */
 			if (c->ntr == cap)
 				c->tr = realloc(c->tr, (cap *= 2) * sizeof *c->tr);
@@ -455,7 +472,8 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 {
 	uint64_t now = rf_traces_now_ms();
 	size_t ready = 0, waiting = 0, roots_ready = 0;
-	bool ready_complete = false, infos_coming = false;
+	uint64_t ready_bytes = 0; /* complete traces whose spans may go: not spoolable */
+	bool ready_complete = false, ready_eager = false, infos_coming = false;
 	uint64_t oldest = 0;
 	rf_trace_spool_pump(x, now);
 	for (struct xtrace *t = x->list, *n; t; t = n) {
@@ -496,8 +514,11 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 				oldest = t->done_ms;
 		}
 		size_t tops, k = sendable(t, &tops);
-		if (k && (t->complete || t->tr->unsent_ended >= TRACE_HOLD_MAX))
+		if (k && (t->complete || t->tr->unsent_ended >= TRACE_HOLD_MAX)) {
 			ready_complete = true;
+			ready_eager |= !span_lazy(t);
+			ready_bytes += t->weight;
+		}
 		ready += k;
 		roots_ready += tops > 0;
 		infos_coming |= t->info_state == INFO_SENDING || info_due(t);
@@ -516,10 +537,16 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 	/* Span batches first: they finish traces.  A complete trace's spans go
 	 * at once when no other info is on its way (their spans would follow
 	 * in a request of their own: ~9 ms of server CPU each for nothing),
-	 * else with the next full batch or RINGFLOW_FLUSH_MS. */
+	 * else with the next full batch or RINGFLOW_FLUSH_MS; those of a live
+	 * run's Inspect traces with a full batch or after LIVE_SPAN_HOLD_MS. */
+	uint64_t mem_max = x->o.mem_max;
+	bool eager = ready_eager || (ready && !ready_complete) || /* parts of open traces */
+		     (mem_max && ready_bytes >= mem_max / 8);
+	uint64_t hold = eager ? (uint64_t)x->o.flush_ms : LIVE_SPAN_HOLD_MS;
 	if (ready && x->otlp_inflight < OTLP_MAX_INFLIGHT && trace_inflight(x) < limit &&
-	    (flush_now || (ready_complete && !infos_coming) || ready >= OTLP_MAX_SPANS ||
-	     roots_ready >= OTLP_MAX_TRACES || now - x->last_flush >= (uint64_t)x->o.flush_ms)) {
+	    (flush_now || (ready_eager && !infos_coming) || (mem_max && ready_bytes >= mem_max / 4) ||
+	     ready >= OTLP_MAX_SPANS ||
+	     roots_ready >= OTLP_MAX_TRACES || now - x->last_flush >= hold)) {
 		for (struct xtrace *t = x->list; t; t = t->next) {
 			size_t tops;
 			if (!sendable(t, &tops))

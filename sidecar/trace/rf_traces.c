@@ -72,14 +72,18 @@ static char **parse_headers(const char *spec)
 }
 
 /* rf_track's end hold: a trace linked to this run is held (open, or not yet
- * answered).  Traces are dropped once their info is answered. */
+ * answered).  Traces are dropped once their info is answered.  Asked again
+ * while the end waits, so each such trace (one back from the spool too) is
+ * marked: nothing more will join its span batch, which then goes without
+ * the live run's delay (rf_traces_pump). */
 static bool run_busy(void *arg, const char *run_key)
 {
 	rf_traces *x = arg;
+	bool busy = false;
 	for (struct xtrace *t = x->list; t; t = t->next)
 		if (!strcmp(t->run_key, run_key))
-			return true;
-	return rf_trace_spool_holds(x, run_key);
+			busy = t->run_ending = true;
+	return busy || rf_trace_spool_holds(x, run_key);
 }
 
 int rf_traces_new(rf_traces **out, rf_mlflow *m, rf_http *http, rf_track *track,
