@@ -86,6 +86,11 @@ void rf_tspan_release(struct rf_tspan *s);
 json_t *rf_otlp_span(const struct rf_ttrace *tr, const struct rf_tspan *s);
 /* {"resourceSpans":[{resource, scopeSpans:[{scope, spans}]}]} (spans stolen). */
 json_t *rf_otlp_request(json_t *spans);
+/* The same request as compact JSON text around spans already encoded
+ * (`len` bytes of comma-separated span objects), malloc'd, or NULL (ENOMEM).
+ * service_name: the resource carries service.name=ringflow (for an
+ * OpenTelemetry collector; MLflow would keep it as a trace tag). */
+char *rf_otlp_body(const char *spans, size_t len, bool service_name);
 /* A JSON value as an OTLP AnyValue. */
 json_t *rf_otlp_anyvalue(json_t *v);
 

@@ -12,9 +12,13 @@
  * traces nothing has been sent for yet (their StartTraceV3 not sent, no span
  * in flight) are written to an unnamed file in the spool directory (a JSON
  * document each, behind its 8-byte length) and freed; the oldest few stay,
- * they are sent next.  They come back, oldest first, when the traces in
- * memory weigh less than a quarter of the budget and few complete traces
- * are left to send.  The file is unlinked from the start (O_TMPFILE): a
+ * they are sent next.  They come back, oldest first, a few at a time, when
+ * few complete traces are left to send and the traces in memory weigh less
+ * than three quarters of the budget; one read back is sent next and never
+ * written out again.  (Open traces cannot wait on disk: with 100 samples at
+ * once they alone can weigh half the budget, so reading back only below a
+ * quarter, as before, left the server idle while traces waited on disk.)
+ * The file is unlinked from the start (O_TMPFILE): a
  * killed sidecar leaves nothing behind, and the journal still holds every
  * record of the runs not yet closed, so a restart rebuilds these traces.
  * What cannot be spooled (open traces, traces partly sent) is what the
@@ -89,6 +93,7 @@ size_t rf_trace_weigh(const struct xtrace *t)
 	const struct rf_ttrace *tr = t->tr;
 	size_t n = sizeof *t + sizeof *tr + 3 * BLOCK;
 	n += jw(t->tags) + jw(t->metadata) + jw(t->assessments) + jw(t->info);
+	n += t->enc ? t->enc_len + BLOCK : 0;
 	for (size_t i = 0; i < tr->n; i++) {
 		const struct rf_tspan *s = &tr->spans[i];
 		/* A sent span keeps only its slot (~100 bytes, for its children's
@@ -265,6 +270,7 @@ static int trace_back(rf_traces *x, json_t *j)
 		x->st.late = late;
 		return rf_traces_recent(x, id) ? 0 : -EAGAIN; /* already uploaded: nothing to do */
 	}
+	t->reloaded = true;
 	set_str(t->exp_name, sizeof t->exp_name, j, "exp_name");
 	set_str(t->exp_id, sizeof t->exp_id, j, "exp_id");
 	set_str(t->run_key, sizeof t->run_key, j, "run_key");
@@ -375,7 +381,7 @@ void rf_trace_spool_evict(rf_traces *x)
 	size_t keep = 0;
 	for (struct xtrace *t = x->list, *n; t && rf_trace_spool_mem(x) > half; t = n) {
 		n = t->next;
-		if (!spoolable(t) || keep++ < KEEP_READY)
+		if (!spoolable(t) || t->reloaded || keep++ < KEEP_READY)
 			continue;
 		if (spool_one(x, t)) {
 			x->spool_failed = true;
@@ -403,7 +409,7 @@ void rf_trace_spool_pump(rf_traces *x, uint64_t now)
 	for (struct xtrace *t = x->list; t; t = t->next)
 		ready += spoolable(t);
 	for (int k = 0; k < RELOAD_MAX && sp->rd < sp->wr && ready < RELOAD_BELOW &&
-			rf_trace_spool_mem(x) < x->o.mem_max / 4;
+			rf_trace_spool_mem(x) < x->o.mem_max / 4 * 3;
 	     k++) {
 		uint64_t len = 0;
 		char *buf = NULL;

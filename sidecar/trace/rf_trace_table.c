@@ -56,6 +56,7 @@ void rf_traces_free_one(struct xtrace *t)
 	json_decref(t->metadata);
 	json_decref(t->assessments);
 	json_decref(t->info);
+	free(t->enc);
 	free(t);
 }
 

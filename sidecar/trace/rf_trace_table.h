@@ -46,6 +46,12 @@ struct xtrace {
 	bool flush_held;            /* send its ended spans now (rf_traces_pressure) */
 	bool run_ending;            /* its run's end waits for it (rf_track's end hold) */
 	size_t weight;              /* bytes, once complete (rf_trace_spool.c) */
+	bool reloaded;              /* read back from the spool: sent next, never spooled again */
+	/* Its spans encoded (rf_trace_upload.c, compact()): once its info is
+	 * answered a complete trace waits for its span batch as OTLP/JSON text,
+	 * about a third of what the span structures weigh. */
+	char *enc;                  /* comma-separated span objects, the roots last */
+	size_t enc_len, enc_n, enc_tops;
 };
 
 #define RF_TRACE_BUCKETS 4096

@@ -50,19 +50,22 @@
  * stays bounded. */
 #define TRACE_HOLD_MAX 1000
 
-/* While its run is live, a complete Inspect trace's spans wait for company
- * up to this long (or until a batch is full): a span request costs the
- * server ~9 ms of CPU whatever it carries, and a trace that waits is listed
- * IN_PROGRESS meanwhile, never broken.  Once the run's end waits for its
- * traces (run_ending), and for traces of the tracing API, the wait is
- * RINGFLOW_FLUSH_MS, or none when no other info is on its way.  Memory
- * shortens it: a trace whose info is answered cannot wait on disk
- * (rf_trace_spool.c), and past RINGFLOW_TRACE_MEM_MB the memory gate stops
- * taking records: once such traces weigh an eighth of it their spans wait
- * RINGFLOW_FLUSH_MS at most, and a quarter they go at once. */
+/* A complete Inspect trace's spans wait for company up to this long (or
+ * until a batch is full: 100 traces): a span request costs the server ~9 ms
+ * of CPU whatever it carries, and a trace that waits is listed IN_PROGRESS
+ * meanwhile, never broken.  Once the run's end waits for its traces
+ * (run_ending) they go as soon as no other info is on their way: nothing
+ * more will join them.  Traces of the tracing API wait RINGFLOW_FLUSH_MS at
+ * most (a program may flush and read them back), or not at all when no
+ * other info is on its way.  Memory shortens the wait: a trace whose info is
+ * answered cannot wait on disk (rf_trace_spool.c), and past
+ * RINGFLOW_TRACE_MEM_MB the memory gate stops taking records: once such
+ * traces weigh a quarter of it their spans wait RINGFLOW_FLUSH_MS at most,
+ * and three eighths they go at once (compact() keeps them as text, ~11 KB
+ * per Inspect sample: ~90 fit a quarter of the default 4 MiB). */
 #define LIVE_SPAN_HOLD_MS 5000
 
-/* May the trace's spans wait for a fuller batch? */
+/* May the trace's spans wait for more traces of its run? */
 static bool span_lazy(const struct xtrace *t)
 {
 	return t->complete && t->inspect_run[0] && !t->run_ending;
@@ -164,12 +167,62 @@ static void on_export(long status, const char *body, size_t len, const char *err
 	free(c);
 }
 
-static void take_span(struct xtrace *t, struct rf_tspan *s, json_t *spans)
+/* One span, encoded, onto f (after a comma unless it is the first). */
+static void put_span(FILE *f, size_t *n, struct xtrace *t, struct rf_tspan *s)
 {
-	json_array_append_new(spans, rf_otlp_span(t->tr, s));
+	json_t *o = rf_otlp_span(t->tr, s);
+	if (*n)
+		fputc(',', f);
+	json_dumpf(o, f, JSON_COMPACT);
+	json_decref(o);
+	(*n)++;
 	s->sent = true;
-	t->tr->unsent_ended--;
 	rf_tspan_release(s);
+}
+
+static void take_span(FILE *f, size_t *n, struct xtrace *t, struct rf_tspan *s)
+{
+	put_span(f, n, t, s);
+	t->tr->unsent_ended--;
+}
+
+/* A complete trace whose info is answered and whose spans all fit one
+ * request keeps them as OTLP/JSON text while it waits for its batch (the
+ * roots last), and frees their structures: ~11 KB instead of ~31 KB for an
+ * Inspect sample of 13 spans, so a fuller batch fits RINGFLOW_TRACE_MEM_MB.
+ * unsent_ended still counts them until the text joins a request. */
+static void compact(rf_traces *x, struct xtrace *t)
+{
+	if (t->enc || !t->complete || t->info_state != INFO_ANSWERED || !t->info_final ||
+	    t->spans_inflight || !t->tr->unsent_ended || t->tr->unsent_ended > OTLP_MAX_SPANS)
+		return;
+	char *buf = NULL;
+	size_t size = 0, n = 0, tops = 0;
+	FILE *f = open_memstream(&buf, &size);
+	if (!f)
+		return; /* sent from the structures, as before */
+	for (int top = 0; top < 2; top++)
+		for (size_t i = 0; i < t->tr->n; i++) {
+			struct rf_tspan *s = &t->tr->spans[i];
+			if (s->end_ns && !s->sent && is_top(t->tr, s) == top) {
+				put_span(f, &n, t, s);
+				tops += (size_t)top;
+			}
+		}
+	if (fclose(f) || !buf) {
+		/* The spans are already released: counted as failed, as a refused batch's. */
+		free(buf);
+		x->st.spans_failed += n;
+		t->tr->unsent_ended -= n;
+		t->failed = true;
+		rf_traces_err(x, "trace %s: out of memory encoding its spans", t->run_key);
+		return;
+	}
+	t->enc = buf;
+	t->enc_len = size;
+	t->enc_n = n;
+	t->enc_tops = tops;
+	rf_trace_spool_account(x, t);
 }
 
 /* How many of the trace's spans may go now, and how many of those are
@@ -181,6 +234,10 @@ static size_t sendable(struct xtrace *t, size_t *tops)
 	*tops = 0;
 	if (t->info_state != INFO_ANSWERED || !t->tr->unsent_ended)
 		return 0;
+	if (t->enc) {
+		*tops = t->enc_tops;
+		return t->enc_n;
+	}
 	for (size_t i = 0; i < t->tr->n; i++) {
 		struct rf_tspan *s = &t->tr->spans[i];
 		if (!s->end_ns || s->sent)
@@ -210,10 +267,22 @@ static bool tops_may_follow(struct xtrace *t, int inflight_before)
 static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, const char *run)
 {
 	struct otlp_call *c = calloc(1, sizeof *c);
-	json_t *spans = json_array();
-	size_t cap = 16, roots = 0;
+	char *text = NULL;
+	size_t text_len = 0, cap = 16, roots = 0;
+	FILE *f = c ? open_memstream(&text, &text_len) : NULL;
+	if (c)
+		c->tr = malloc(cap * sizeof *c->tr);
+	if (!f || !c->tr) {
+		if (f)
+			fclose(f);
+		free(text);
+		if (c)
+			free(c->tr);
+		free(c);
+		rf_traces_err(x, "span batch: out of memory (retried at the next pump)");
+		return;
+	}
 	c->x = x;
-	c->tr = malloc(cap * sizeof *c->tr);
 	for (struct xtrace *t = first; t && c->nspans < OTLP_MAX_SPANS && roots < OTLP_MAX_TRACES;
 	     t = t->next) {
 		size_t tops, n = sendable(t, &tops);
@@ -226,13 +295,22 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, cons
 			break; /* whole in the next request */
 		int inflight_before = t->spans_inflight;
 		size_t before = c->nspans;
+		if (t->enc) { /* compact(): the whole trace, roots included */
+			if (c->nspans)
+				fputc(',', f);
+			fwrite(t->enc, 1, t->enc_len, f);
+			c->nspans += t->enc_n;
+			roots += t->enc_tops > 0;
+			t->tr->unsent_ended -= t->enc_n;
+			free(t->enc);
+			t->enc = NULL;
+			t->enc_len = t->enc_n = t->enc_tops = 0;
+		}
 		/* Every other span first, then (if all of them are in) the roots. */
 		for (size_t i = 0; i < t->tr->n && c->nspans < OTLP_MAX_SPANS; i++) {
 			struct rf_tspan *s = &t->tr->spans[i];
-			if (s->end_ns && !s->sent && !is_top(t->tr, s)) {
-				take_span(t, s, spans);
-				c->nspans++;
-			}
+			if (s->end_ns && !s->sent && !is_top(t->tr, s))
+				take_span(f, &c->nspans, t, s);
 		}
 		bool others_left = false;
 		for (size_t i = 0; i < t->tr->n; i++) {
@@ -245,8 +323,7 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, cons
 			for (size_t i = 0; i < t->tr->n; i++) {
 				struct rf_tspan *s = &t->tr->spans[i];
 				if (s->end_ns && !s->sent && is_top(t->tr, s)) {
-					take_span(t, s, spans);
-					c->nspans++;
+					take_span(f, &c->nspans, t, s);
 					took = true;
 				}
 			}
@@ -260,31 +337,21 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, cons
 			t->spans_inflight++;
 		}
 	}
+	bool text_ok = fclose(f) == 0 && text;
 	if (!c->nspans) {
-		json_decref(spans);
+		free(text);
 		free(c->tr);
 		free(c);
 		return;
 	}
-	json_t *req = rf_otlp_request(spans);
-	char *body = json_dumps(req, JSON_COMPACT);
-	size_t len = body ? strlen(body) : 0;
+	char *body = text_ok ? rf_otlp_body(text, text_len, false) : NULL;
 	char h_exp[96], h_run[96];
 	snprintf(h_exp, sizeof h_exp, "x-mlflow-experiment-id: %s", exp);
 	snprintf(h_run, sizeof h_run, "x-mlflow-run-id: %s", run);
 	const char *hdrs[] = {h_exp, run[0] ? h_run : NULL, NULL};
 	if (x->otlp_url && body) {
-		/* A collector gets service.name; MLflow would keep it as a trace
-		 * tag that traces made by MLflow's own client do not have. */
-		json_array_append_new(
-			json_object_get(json_object_get(json_array_get(json_object_get(req, "resourceSpans"),
-								       0),
-							"resource"),
-					"attributes"),
-			json_pack("{s:s,s:{s:s}}", "key", "service.name", "value", "stringValue",
-				  "ringflow"));
 		struct otlp_call *e = calloc(1, sizeof *e);
-		char *copy = json_dumps(req, JSON_COMPACT);
+		char *copy = rf_otlp_body(text, text_len, true);
 		if (e && copy) {
 			e->x = x;
 			e->nspans = c->nspans;
@@ -298,11 +365,15 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, cons
 			free(copy);
 		}
 	}
-	json_decref(req);
+	free(text);
 	x->otlp_inflight++;
+	if (!body) { /* its spans are released: counted as a refused batch's */
+		on_otlp(0, 0, NULL, "out of memory building the request", c);
+		return;
+	}
 	x->st.otlp_requests++;
 	/* Upserts by (trace, span): safe to retry on any failure. */
-	if (rf_mlflow_call(x->m, "POST", "/v1/traces", body, len, "application/json", hdrs,
+	if (rf_mlflow_call(x->m, "POST", "/v1/traces", body, strlen(body), "application/json", hdrs,
 			   RF_HTTP_RETRY_ALL, on_otlp, c))
 		on_otlp(0, 0, NULL, "request not queued", c);
 }
@@ -312,6 +383,9 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, cons
 static void drop_refused(rf_traces *x, struct xtrace *t)
 {
 	x->st.spans_failed += t->tr->unsent_ended;
+	free(t->enc);
+	t->enc = NULL;
+	t->enc_len = t->enc_n = t->enc_tops = 0;
 	for (size_t i = 0; i < t->tr->n; i++)
 		if (t->tr->spans[i].end_ns && !t->tr->spans[i].sent) {
 			t->tr->spans[i].sent = true;
@@ -473,7 +547,7 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 	uint64_t now = rf_traces_now_ms();
 	size_t ready = 0, waiting = 0, roots_ready = 0;
 	uint64_t ready_bytes = 0; /* complete traces whose spans may go: not spoolable */
-	bool ready_complete = false, ready_eager = false, infos_coming = false;
+	bool ready_complete = false, ready_eager = false, ready_api = false, infos_coming = false;
 	uint64_t oldest = 0;
 	rf_trace_spool_pump(x, now);
 	for (struct xtrace *t = x->list, *n; t; t = n) {
@@ -513,10 +587,12 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 			if (!oldest || t->done_ms < oldest)
 				oldest = t->done_ms;
 		}
+		compact(x, t);
 		size_t tops, k = sendable(t, &tops);
 		if (k && (t->complete || t->tr->unsent_ended >= TRACE_HOLD_MAX)) {
 			ready_complete = true;
 			ready_eager |= !span_lazy(t);
+			ready_api |= !t->inspect_run[0];
 			ready_bytes += t->weight;
 		}
 		ready += k;
@@ -537,14 +613,13 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 	/* Span batches first: they finish traces.  A complete trace's spans go
 	 * at once when no other info is on its way (their spans would follow
 	 * in a request of their own: ~9 ms of server CPU each for nothing),
-	 * else with the next full batch or RINGFLOW_FLUSH_MS; those of a live
-	 * run's Inspect traces with a full batch or after LIVE_SPAN_HOLD_MS. */
+	 * else with the next full batch or after the hold above. */
 	uint64_t mem_max = x->o.mem_max;
-	bool eager = ready_eager || (ready && !ready_complete) || /* parts of open traces */
-		     (mem_max && ready_bytes >= mem_max / 8);
+	bool eager = ready_api || (ready && !ready_complete) || /* parts of open traces */
+		     (mem_max && ready_bytes >= mem_max / 4);
 	uint64_t hold = eager ? (uint64_t)x->o.flush_ms : LIVE_SPAN_HOLD_MS;
 	if (ready && x->otlp_inflight < OTLP_MAX_INFLIGHT && trace_inflight(x) < limit &&
-	    (flush_now || (ready_eager && !infos_coming) || (mem_max && ready_bytes >= mem_max / 4) ||
+	    (flush_now || (ready_eager && !infos_coming) || (mem_max && ready_bytes >= mem_max / 8 * 3) ||
 	     ready >= OTLP_MAX_SPANS ||
 	     roots_ready >= OTLP_MAX_TRACES || now - x->last_flush >= hold)) {
 		for (struct xtrace *t = x->list; t; t = t->next) {
