@@ -76,3 +76,76 @@ def test_traces_over_the_memory_budget_wait_on_disk_and_all_arrive(mlflow_server
     for s in log.samples:
         t = got[(str(s.id), s.epoch)]
         assert {a.name for a in t.info.assessments} == assessment_names(s)
+
+
+# A tracing-API program holding one trace open: its root never ends while
+# the test runs, and its 300 ended children (2 KB each) wait with it.
+HOLDER = r'''
+import sys, time
+import ringflow.tracing as mlflow
+with mlflow.start_span("holder") as root:
+    for i in range(300):
+        with mlflow.start_span(f"child{i}") as s:
+            s.set_attribute("blob", "x" * 2000)
+    print("ready", flush=True)
+    time.sleep(3600)
+'''
+
+
+def test_spooled_traces_come_back_while_open_traces_weigh_a_quarter(mlflow_server, tmp_path):
+    """Open traces cannot wait on disk.  When they alone weigh more than a
+    quarter of RINGFLOW_TRACE_MEM_MB (100 samples at once weigh about half
+    of the default budget), spooled traces must still come back and go:
+    before, they waited on disk until the open traces ended, and the server
+    idled.  Here one open trace of ~0.75 MiB holds a 2 MiB budget above its
+    quarter for the whole test, while 200 complete traces wait on disk."""
+    import subprocess
+    import sys
+
+    from mlflow import MlflowClient
+
+    ring = f"/rf-pytest-tmem2-{os.getpid()}"
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    exp = f"rf-trace-mem2-{os.getpid()}-{time.time_ns() % 10**6}"
+    dest = dict(MLFLOW_TRACKING_URI=mlflow_server, MLFLOW_EXPERIMENT_NAME=exp)
+    sc = holder = None
+    try:
+        env = eval_env(ring, spool, MLFLOW_INSPECT_TRACING="true", **dest)
+        holder = subprocess.Popen([sys.executable, "-c", HOLDER], env=env, stdout=subprocess.PIPE,
+                                  text=True)
+        assert holder.stdout.readline().strip() == "ready"
+        ts.run_eval(env, tmp_path / "logs", "plain", str(SAMPLES))
+        sc = ts.Sidecar(mlflow_server, ring, spool, exp, RINGFLOW_TRACE_MEM_MB="2",
+                        RINGFLOW_SHUTDOWN_MS="60000")
+        client = MlflowClient(mlflow_server)
+        # Every sample's trace in, OK, while the holder's trace is still open
+        # (its root ends only when the sidecar stops: 600 s timeout).
+        n, deadline = 0, time.time() + 150
+        while time.time() < deadline:
+            e = client.get_experiment_by_name(exp)
+            if e:
+                infos = client.search_traces(locations=[e.experiment_id], max_results=500,
+                                             include_spans=False)
+                n = sum(1 for t in infos if t.info.state == "OK"
+                        and t.info.tags.get("mlflow.traceName", "").startswith("sample:"))
+                if n >= SAMPLES:
+                    break
+            time.sleep(0.5)
+        assert holder.poll() is None  # still open
+        text = sc.log.read_text()
+        assert n == SAMPLES, f"{n} of {SAMPLES} sample traces in with a trace open\n{text[-3000:]}"
+        log_text = sc.stop()
+        sc = None
+    finally:
+        if holder:
+            holder.kill()
+            holder.wait()
+        if sc:
+            ts.cleanup(sc, ring)
+        if os.path.exists(f"/dev/shm{ring}"):
+            os.unlink(f"/dev/shm{ring}")
+    # The waiting path was taken, and nothing was lost.
+    spooled = [int(v) for v in re.findall(r"\btraces_spooled=(\d+)", log_text)]
+    assert spooled and max(spooled) > 0, log_text[-3000:]
+    assert "traces_failed=0" in log_text and "spans_failed=0" in log_text, log_text[-3000:]
