@@ -34,7 +34,12 @@ each trial with the no-hook trial of the same repeat.
 
     python bench/e2e.py [--sizes 100,1000,10000] [--modes nohook,ringflow,inspect_mlflow]
                         [--repeats 100:3,1000:1,10000:1] [--once inspect_mlflow,...]
-                        [--max-samples 100] [--deadline 19:30]
+                        [--max-samples 100] [--deadline 19:30] [--latency-ms 0]
+
+--latency-ms N (BENCH_LATENCY_MS) gives every sample N ms of model latency
+(bench/hook_eval.py: an async sleep, no CPU), so the eval runs at a real
+model's pace instead of mockllm's instant answers; 0 (default) is the stress
+case where the eval makes samples as fast as Inspect can.
 
 --once names modes that run in the first repeat only (inspect-mlflow is 8-20x
 slower than no hook: its one trial can cost as much as all the others).
@@ -315,7 +320,7 @@ def endpoint(path: str) -> str:
 
 def trial(mode: str, samples: int, max_samples: int, repeat: int, tracing_rf: bool,
           deadline: float, want_fp: bool, visible_limit: float = 0,
-          invocation: str = "") -> tuple[dict, dict | None]:
+          invocation: str = "", latency_ms: int = 0) -> tuple[dict, dict | None]:
     from mlflow.tracking import MlflowClient
 
     visible_limit = visible_limit or max(300, samples * 0.3)
@@ -326,7 +331,7 @@ def trial(mode: str, samples: int, max_samples: int, repeat: int, tracing_rf: bo
         sidecar = None
         ring = f"/rf-bench-e2e-{os.getpid()}-{mode}"
         row: dict = {"bench": "e2e", "samples": samples, "mode": mode, "repeat": repeat,
-                     "invocation": invocation, "max_samples": max_samples,
+                     "invocation": invocation, "max_samples": max_samples, "latency_ms": latency_ms,
                      "start": time.strftime("%H:%M:%S", time.gmtime()),
                      "load1": round(os.getloadavg()[0], 2)}
         fp = None
@@ -334,7 +339,8 @@ def trial(mode: str, samples: int, max_samples: int, repeat: int, tracing_rf: bo
             env = {k: v for k, v in os.environ.items()
                    if not k.startswith(("MLFLOW_", "RINGFLOW_", "INSPECT_MLFLOW_"))}
             env.update(MLFLOW_EXPERIMENT_NAME=EXPERIMENT, INSPECT_LOG_DIR=str(tmp / "logs"),
-                       MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+                       MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true",
+                       RF_BENCH_LATENCY_MS=str(latency_ms))
             tracing = False
             if mode == "nohook":
                 py = VENV_PY
@@ -542,6 +548,8 @@ def main() -> None:
                     help="HH:MM UTC today: trials not finished by then are 'not measured (time)'")
     ap.add_argument("--visible-limit", type=float, default=float(os.environ.get("BENCH_VISIBLE_LIMIT", "0")),
                     help="seconds to wait for visibility after eval() (default max(300, 0.3 s x samples))")
+    ap.add_argument("--latency-ms", type=int, default=int(os.environ.get("BENCH_LATENCY_MS") or 0),
+                    help="model latency per sample (async sleep), ms; 0: mockllm's instant answers")
     a = ap.parse_args()
     sizes = [int(x) for x in a.sizes.split(",") if x]
     modes = [m for m in a.modes.split(",") if m]
@@ -563,7 +571,8 @@ def main() -> None:
     print(json.dumps({"bench": "e2e", "invocation": {
         "sizes": sizes, "modes": modes, "repeats": {n: reps.get(n, 1) for n in sizes},
         "once": sorted(once),
-        "max_samples": a.max_samples, "deadline": a.deadline or None, "ringflow_tracing": tracing_rf,
+        "max_samples": a.max_samples, "latency_ms": a.latency_ms, "deadline": a.deadline or None,
+        "ringflow_tracing": tracing_rf,
         "date": date, "load": [round(x, 2) for x in os.getloadavg()], "nice": os.nice(0),
         "commit": subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
                                  capture_output=True, text=True).stdout.strip() or None,
@@ -583,7 +592,7 @@ def main() -> None:
                     log(f"{n} samples, {m}, repeat {rep}")
                     row, fp = trial(m, n, a.max_samples, rep, tracing_rf, deadline,
                                     want_fp=(m != "nohook" and m not in fps), visible_limit=a.visible_limit,
-                                    invocation=date)
+                                    invocation=date, latency_ms=a.latency_ms)
                 if fp is not None:
                     fps[m] = fp
                 rows.append(row)

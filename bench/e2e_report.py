@@ -85,6 +85,7 @@ def rng(v, spec="{:.2f}"):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("jsonl", nargs="+")
+    ap.add_argument("--section", default="End to end", help="the section's title")
     ap.add_argument("--sizes", default=os.environ.get("BENCH_REPORT_SIZES", ""),
                     help="sizes to list (default: the measured ones)")
     a = ap.parse_args()
@@ -93,11 +94,12 @@ def main() -> None:
     cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo")
                 if ln.startswith("model name")), "?")
     P = print
-    P("## End to end\n")
+    raw = a.jsonl[0] if len(a.jsonl) == 1 else RAW
+    P(f"## {a.section}\n")
     P("Written by `bench/run_e2e.sh` (`bench/e2e.py` measures, `bench/e2e_report.py` prints this "
-      f"section from the raw lines); do not edit by hand.  Raw JSON lines: `{RAW}` (committed).  "
-      f"Regenerate: `.venv/bin/python bench/e2e_report.py {RAW} | .venv/bin/python "
-      "bench/results_section.py bench/RESULTS.md \"End to end\"`.\n")
+      f"section from the raw lines); do not edit by hand.  Raw JSON lines: `{raw}` (committed).  "
+      f"Regenerate: `.venv/bin/python bench/e2e_report.py --section \"{a.section}\" {raw} | .venv/bin/python "
+      f"bench/results_section.py bench/RESULTS.md \"{a.section}\"`.\n")
     P("- Commands (each line of the raw file's invocations):")
     for inv in invs:
         P(f"  - `{inv['command']}` at {inv['date']}" + (f" (commit {inv['commit']})" if inv.get("commit") else "")
@@ -105,7 +107,8 @@ def main() -> None:
           f"repeats {inv['repeats']}"
           + (f" ({', '.join(inv['once'])} in the first only)" if inv.get("once") else "")
           + f", max_samples {inv['max_samples']}, "
-          f"load average {' '.join(f'{x:.1f}' for x in inv['load'])} at the start"
+          + (f"model latency {inv['latency_ms']} ms per sample, " if inv.get("latency_ms") else "")
+          + f"load average {' '.join(f'{x:.1f}' for x in inv['load'])} at the start"
           + (f", nice {inv['nice']}" if inv.get("nice") is not None else "")
           + (f", deadline {inv['deadline']} UTC" if inv.get("deadline") else ""))
     for note in notes:
@@ -115,7 +118,11 @@ def main() -> None:
       f"{platform.python_version()}; shared with other jobs: 1-min load average at the trials' starts "
       "and ends " + (f"{min(loads):.1f}-{max(loads):.1f}" if loads else "?") + ".")
     P("- Eval: `bench/hook_eval.py`, N samples, mockllm with usage set on every call, a tool call "
-      "(`multiply`) then an answer per sample, scorers `match` and `includes`.  Each trial gets a fresh "
+      "(`multiply`) then an answer per sample, scorers `match` and `includes`"
+      + ("; each sample first waits the model latency named above (an async sleep: no CPU, the eval "
+         "runs at a real model's pace)" if any(i.get("latency_ms") for i in invs) else
+         " (instant answers: the eval makes samples as fast as Inspect can, the stress case)")
+      + ".  Each trial gets a fresh "
       "`mlflow server` 3.17.2 (SQLite, one worker, no job runner, no model price catalog) on loopback.  "
       "(a) no hook: ringflow installed but `RINGFLOW_DISABLED=1`, no `MLFLOW_TRACKING_URI`; (b) ringflow: "
       "this repo's hook + a `ringflowd` the harness starts; (c) inspect-mlflow 0.9.0 from PyPI in its own "

@@ -6,6 +6,10 @@ usage set), two scorers.  Prints the wall time of eval() in seconds.
 RESULT_JSON (bench/e2e.py) also gets the wall clock at which eval() returned,
 so "visible after the eval" is measured from that moment, not from the
 interpreter's exit (hooks may keep working in atexit handlers).
+
+RF_BENCH_LATENCY_MS=N makes each sample wait N ms (an async sleep, no CPU)
+before its model calls, as a real model's latency does: the eval then runs at
+the pace of a model that answers in N ms, with max_samples at once.
 """
 
 import json
@@ -18,7 +22,7 @@ from inspect_ai import Task, eval as inspect_eval
 from inspect_ai.dataset import Sample
 from inspect_ai.model import ChatMessageTool, ModelOutput, ModelUsage, get_model
 from inspect_ai.scorer import includes, match
-from inspect_ai.solver import generate, use_tools
+from inspect_ai.solver import Generate, TaskState, generate, solver, use_tools
 
 # The example's tool (examples/demo_eval.py): one definition for the demo,
 # the benchmarks and the tests.
@@ -36,11 +40,24 @@ def outputs(input, tools, tool_choice, config):
     return out
 
 
+@solver
+def model_latency(ms: int):
+    async def solve(state: TaskState, generate: Generate) -> TaskState:
+        import anyio
+
+        await anyio.sleep(ms / 1000)
+        return state
+
+    return solve
+
+
 def main():
     samples, max_samples, log_dir = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
     task = Task(
         dataset=[Sample(id=i, input=f"What is 6 x 7? #{i}", target="42") for i in range(samples)],
-        solver=[use_tools(multiply()), generate()],
+        solver=[use_tools(multiply())]
+        + ([model_latency(latency_ms)] if (latency_ms := int(os.environ.get("RF_BENCH_LATENCY_MS") or 0)) else [])
+        + [generate()],
         scorer=[match(), includes()],
     )
     model = get_model("mockllm/model", custom_outputs=outputs)

@@ -13,10 +13,18 @@
 #   BENCH_DEADLINE=HH:MM      UTC: trials not done by then are "not measured (time)"
 #   BENCH_APPEND=1            add to bench/results/e2e.jsonl instead of starting it
 #                             afresh (e.g. the 10,000-sample runs later)
+#   BENCH_LATENCY_MS=N        every sample waits N ms for its model (an async sleep):
+#                             the eval at a real model's pace; raw lines in
+#                             bench/results/e2e_latency.jsonl, section "End to end, model latency"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/results
 out=bench/results/e2e.jsonl
+section="End to end"
+if [ "${BENCH_LATENCY_MS:-0}" != 0 ]; then
+	out=bench/results/e2e_latency.jsonl
+	section="End to end, model latency"
+fi
 
 # inspect-mlflow lives in its own venv, so neither package sees the other.
 IMV=.venv-inspect-mlflow
@@ -34,11 +42,11 @@ fi
 
 [ "${BENCH_APPEND:-0}" = 1 ] || : >"$out"
 cmd="make bench-e2e"
-for v in BENCH_SIZES BENCH_MODES BENCH_REPEATS BENCH_ONCE BENCH_DEADLINE BENCH_APPEND; do
+for v in BENCH_SIZES BENCH_MODES BENCH_REPEATS BENCH_ONCE BENCH_DEADLINE BENCH_APPEND BENCH_LATENCY_MS; do
 	[ -z "${!v:-}" ] || cmd="$cmd $v=${!v}"
 done
 export BENCH_COMMAND="${BENCH_COMMAND:-$cmd}"
 nice .venv/bin/python bench/e2e.py | tee -a "$out"
-.venv/bin/python bench/e2e_report.py "$out" |
-	.venv/bin/python bench/results_section.py bench/RESULTS.md "End to end"
-echo "run_e2e.sh: wrote the End to end section of bench/RESULTS.md" >&2
+.venv/bin/python bench/e2e_report.py --section "$section" "$out" |
+	.venv/bin/python bench/results_section.py bench/RESULTS.md "$section"
+echo "run_e2e.sh: wrote the $section section of bench/RESULTS.md" >&2

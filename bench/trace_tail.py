@@ -3,13 +3,15 @@
     .venv/bin/python bench/trace_tail.py [--samples 20,56,300] [--repeats 1]
                                          [--backend sqlite|postgres] [--workers 1,4]
 
-For each size: a fresh `mlflow server` (sqlite, one worker), ringflowd
+For each size: a fresh `mlflow server` (sqlite, --workers W), ringflowd
 (build/release, or RF_RINGFLOWD), and a real Inspect eval of N one-call
 mockllm samples (tests/python/rf_evals.py `plain`) with
 MLFLOW_INSPECT_TRACING=true.  The eval's end is when its process returns;
 "complete" is the first poll (every 100 ms) at which the task run and its
 parent read FINISHED (ringflow holds FINISHED until the run's traces and
-assessments are in) and the experiment lists N traces.  Prints one JSON line
+assessments are in) and the experiment lists N traces in state OK (their
+infos only: fetching every trace's spans would cost the server ~2 s per poll
+at 300 samples and be measured as waiting).  Prints one JSON line
 per run: {"bench":"trace_tail","samples":N,"eval_s":...,"complete_after_end_s":...,
 "server_cpu_s":...} (server_cpu_s: the MLflow server's process group, plus the
 PostgreSQL cluster's processes with --backend postgres, from the eval's start to

@@ -41,25 +41,35 @@ def main() -> None:
     small = defaultdict(list)
     for r in rows:
         if r.get("backend", "sqlite") == "sqlite":
-            small[r["samples"]].append(r)
+            small[(r["samples"], r.get("workers", 1))].append(r)
     out = ["## Small traced evals: how long until everything is in", "", head,
-           "SQLite, one server worker:", "",
-           "| samples | trials | eval | complete after the eval's end | server CPU per trace |",
-           "|---:|---:|---|---|---|"]
-    for n in sorted(small):
-        rs = small[n]
+           "SQLite; `mlflow server --workers W` (4 is what `mlflow server` starts by default, "
+           "1 the worst case). \"complete\" counts the traces by their infos (state OK, which the "
+           "request storing a trace's root span sets), so the check itself costs the server "
+           "little.", "",
+           "| samples | server workers | trials | eval | complete after the eval's end | "
+           "server CPU per trace |",
+           "|---:|---:|---:|---|---|---|"]
+    for (n, w) in sorted(small):
+        rs = small[(n, w)]
         cpu = [r["server_cpu_s"] / n * 1000 for r in rs if "server_cpu_s" in r]
-        out.append(f"| {n} | {len(rs)} | {rng([r['eval_s'] for r in rs])} | "
+        out.append(f"| {n} | {w} | {len(rs)} | {rng([r['eval_s'] for r in rs])} | "
                    f"{rng([r['complete_after_end_s'] for r in rs])} | "
                    f"{rng(cpu, ' ms', 0) if cpu else '-'} |")
-    worst = {n: max(r["complete_after_end_s"] for r in rs) for n, rs in small.items()}
-    met = [n for n in sorted(worst) if worst[n] <= 2.0]
-    missed = [n for n in sorted(worst) if worst[n] > 2.0]
-    out += ["", "Goal (issue 16): <= 2 s for a traced eval of up to a few hundred samples on an "
-            f"idle server: met at {', '.join(map(str, met)) or 'none'}"
-            + (f"; not met at {', '.join(map(str, missed))} (worst trial)" if missed else "")
-            + ". The wait is the server working through the traces it could not take while the "
-              "eval ran (one trace info per sample; MLflow has no batch form of it)."]
+    for w in sorted({w for _, w in small}):
+        worst = {n: max(r["complete_after_end_s"] for r in small[(n, ww)])
+                 for (n, ww) in small if ww == w}
+        met = [n for n in sorted(worst) if worst[n] <= 2.0]
+        missed = [n for n in sorted(worst) if worst[n] > 2.0]
+        out += ["", f"Goal (issue 16), {w} server worker{'s' if w > 1 else ''}: <= 2 s for a traced "
+                "eval of up to a few hundred samples on an idle server: met at "
+                f"{', '.join(map(str, met)) or 'none'}"
+                + (f"; not met at {', '.join(map(str, missed))} (worst trial)" if missed else "")
+                + "."]
+    out += ["", "What is left is the server working through the traces it could not take while "
+            "the eval ran: one trace info per sample (MLflow has no batch form of it) at ~15-20 ms "
+            "of server CPU each, while the eval, mockllm answering at once, makes ~100 samples/s on "
+            "the same 2 cores."]
     work = defaultdict(list)
     for r in rows:
         if r.get("backend") == "postgres":
