@@ -136,6 +136,29 @@ void rf_daemon_report(rf_daemon *d, const char *level)
 
 /* ---- ops: the stats file (rf_status) and /metrics (rf_prom) ---- */
 
+/* Complete traces going to disk mean MLflow is slower than the eval: one
+ * line when that starts (at most one per RF_LOG_PERIOD_MS), one when the
+ * trace spool is empty again; status and /metrics show it meanwhile. */
+static void say_trace_spool(rf_daemon *d, const struct rf_traces_stats *xs)
+{
+	const double mib = 1024.0 * 1024.0;
+	unsigned long long more = 0;
+	if (xs->spooled && !d->tspool_said && rf_rate_ok(&d->rl_tspool, rf_loop_now_ms(), &more)) {
+		rf_logf("info",
+			"traces: complete traces now wait on disk (%llu, %.1f MiB; traces in memory "
+			"%.1f MiB, bound %.1f MiB, RINGFLOW_TRACE_MEM_MB): more wait for MLflow than "
+			"the bound holds; they are sent in order as it answers, nothing is dropped "
+			"(status: traces_spooled)",
+			(unsigned long long)xs->spooled, (double)xs->spool_bytes / mib,
+			(double)xs->mem_bytes / mib, (double)d->gate.trace_max / mib);
+		d->tspool_said = true;
+	} else if (!xs->spooled && d->tspool_said) {
+		rf_logf("info", "traces: none wait on disk any more (%llu went through the trace "
+				"spool since start)", (unsigned long long)xs->spooled_total);
+		d->tspool_said = false;
+	}
+}
+
 static void ops_snap(struct rf_status_snap *s, void *arg)
 {
 	rf_daemon *d = arg;
@@ -210,6 +233,7 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 		      "trace_lag_ms)",
 		      (unsigned long long)xs.waiting, (double)xs.lag_ms / 1000.0);
 	}
+	say_trace_spool(d, &xs);
 	s->invalid = ts.invalid;
 	s->bad_fields = ts.bad_fields;
 	s->runs_failed = ts.runs_failed;

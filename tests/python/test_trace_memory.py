@@ -105,6 +105,9 @@ def test_traces_over_the_memory_budget_wait_on_disk_and_all_arrive(mlflow_server
     # The waiting path was taken: complete traces went to the trace spool.
     spooled = [int(v) for v in re.findall(r"\btraces_spooled=(\d+)", log_text)]
     assert spooled and max(spooled) > 0, log_text[-3000:]
+    # The log said when it began and when it ended.
+    assert "traces: complete traces now wait on disk" in log_text, log_text[-3000:]
+    assert "traces: none wait on disk any more" in log_text, log_text[-3000:]
     assert "traces_failed=0" in log_text and "spans_failed=0" in log_text, log_text[-3000:]
     assert "spans_capped" not in log_text or re.search(r"\bspans_capped=0\b", log_text), log_text[-3000:]
     # Every trace complete: one per sample, OK, the same spans as the
