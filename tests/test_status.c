@@ -10,6 +10,7 @@
  * only the latter lets it see both sides of the seqlock (make test runs this
  * under TSan).  Also: a file others may read, or a symlink, is refused.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
@@ -21,12 +22,14 @@ static char path[300];
 static rf_status *st;
 static atomic_int stop;
 
-#define N_FIELDS 6
+#define N_FIELDS 8
 static void fill(struct rf_status_snap *s, uint64_t v)
 {
 	memset(s, 0, sizeof *s);
 	s->pid = getpid();
 	s->records_in = s->records_out = s->metrics = s->pending = s->ring_pos = s->spool_bytes = v;
+	/* The last word too: the copy covers the whole snapshot. */
+	s->traces_spooled = s->gate_closed_ms = v;
 	snprintf(s->last_error, sizeof s->last_error, "error %llu", (unsigned long long)v);
 }
 
@@ -83,6 +86,8 @@ int main(void)
 		CHECK_EQ(s.pending, v);
 		CHECK_EQ(s.ring_pos, v);
 		CHECK_EQ(s.spool_bytes, v);
+		CHECK_EQ(s.traces_spooled, v);
+		CHECK_EQ(s.gate_closed_ms, v);
 		char want[64];
 		snprintf(want, sizeof want, "error %llu", (unsigned long long)v);
 		CHECK(strcmp(s.last_error, want) == 0);
@@ -98,6 +103,32 @@ int main(void)
 	       (unsigned long long)reads, N_FIELDS, (unsigned long long)retries,
 	       (unsigned long long)last);
 	CHECK(reads > 100 && last > 100);
+
+	/* A file of another layout (an older or newer ringflowd) is refused,
+	 * never read as this one. */
+	{
+		int fd = open(path, O_RDWR);
+		CHECK(fd >= 0);
+		uint64_t words[2] = {2, 0}; /* sequence even, then the magic */
+		CHECK(pread(fd, words, sizeof words, 0) == (ssize_t)sizeof words);
+		CHECK_EQ(words[1], RF_STATUS_MAGIC);
+		uint64_t old = RF_STATUS_VERSION - 1;
+		CHECK(pwrite(fd, &old, sizeof old, 16) == (ssize_t)sizeof old); /* after seq, magic */
+		CHECK_EQ(rf_status_read(path, &s), -EPROTO);
+		uint64_t cur = RF_STATUS_VERSION;
+		CHECK(pwrite(fd, &cur, sizeof cur, 16) == (ssize_t)sizeof cur);
+		CHECK_EQ(rf_status_read(path, &s), 0);
+		/* Shorter than this layout's block: refused too. */
+		CHECK(ftruncate(fd, 1024) == 0);
+		CHECK_EQ(rf_status_read(path, &s), -EPROTO);
+		close(fd);
+		rf_status_close(st);
+		CHECK_EQ(rf_status_open(&st, path), 0); /* the writer sizes it again */
+		fill(&s, 7);
+		rf_status_publish(st, &s);
+		CHECK_EQ(rf_status_read(path, &s), 0);
+		CHECK_EQ(s.gate_closed_ms, 7);
+	}
 
 	/* Readable by others: not trusted. */
 	CHECK(chmod(path, 0644) == 0);

@@ -51,6 +51,8 @@ struct rf_daemon {
 	uint64_t ring_corrupt_seen, hdr_changed_seen; /* ring damage, as last logged */
 	struct rf_rate_limit rl_ring_err, rl_ring_damage, rl_spill, rl_journal;
 	uint64_t traces_behind_seen; /* "server not keeping up" episodes, as last logged */
+	bool tspool_said;            /* "traces wait on disk" logged, its end not yet */
+	struct rf_rate_limit rl_tspool;
 	int sigfd;
 	volatile int stopping;
 	uint64_t malformed, records;

@@ -79,6 +79,12 @@ void rf_daemon_on_error(void *arg, const char *msg)
 		rf_logf("warn", "%s", msg);
 }
 
+/* Total time the gate has been closed, the current closure included. */
+static uint64_t gate_closed_ms(const struct rf_gate *g)
+{
+	return g->closed_ms + (rf_gate_closed(g) ? rf_loop_now_ms() - g->closed_at : 0);
+}
+
 /* The counters as log lines: every minute and at exit (ringflowd status
  * and /metrics show the same and more). */
 void rf_daemon_report(rf_daemon *d, const char *level)
@@ -109,8 +115,7 @@ void rf_daemon_report(rf_daemon *d, const char *level)
 		 {"ring_corrupt_bytes", rs->corrupt_bytes}, {"ring_hdr_changed", rs->hdr_changed},
 		 {"gate_spool_full", g->closes[RF_GATE_SPOOL_FULL]},
 		 {"gate_memory", g->closes[RF_GATE_MEMORY]}, {"gate_journal", g->closes[RF_GATE_JOURNAL]},
-		 {"gate_closed_ms",
-		  g->closed_ms + (rf_gate_closed(g) ? rf_loop_now_ms() - g->closed_at : 0)});
+		 {"gate_closed_ms", gate_closed_ms(g)});
 	if (x->traces || x->late)
 		COUNTERS(level, NULL, NULL,
 			 {"traces", x->traces}, {"traces_done", x->traces_done},
@@ -130,6 +135,29 @@ void rf_daemon_report(rf_daemon *d, const char *level)
 }
 
 /* ---- ops: the stats file (rf_status) and /metrics (rf_prom) ---- */
+
+/* Complete traces going to disk mean MLflow is slower than the eval: one
+ * line when that starts (at most one per RF_LOG_PERIOD_MS), one when the
+ * trace spool is empty again; status and /metrics show it meanwhile. */
+static void say_trace_spool(rf_daemon *d, const struct rf_traces_stats *xs)
+{
+	const double mib = 1024.0 * 1024.0;
+	unsigned long long more = 0;
+	if (xs->spooled && !d->tspool_said && rf_rate_ok(&d->rl_tspool, rf_loop_now_ms(), &more)) {
+		rf_logf("info",
+			"traces: complete traces now wait on disk (%llu, %.1f MiB; traces in memory "
+			"%.1f MiB, bound %.1f MiB, RINGFLOW_TRACE_MEM_MB): more wait for MLflow than "
+			"the bound holds; they are sent in order as it answers, nothing is dropped "
+			"(status: traces_spooled)",
+			(unsigned long long)xs->spooled, (double)xs->spool_bytes / mib,
+			(double)xs->mem_bytes / mib, (double)d->gate.trace_max / mib);
+		d->tspool_said = true;
+	} else if (!xs->spooled && d->tspool_said) {
+		rf_logf("info", "traces: none wait on disk any more (%llu went through the trace "
+				"spool since start)", (unsigned long long)xs->spooled_total);
+		d->tspool_said = false;
+	}
+}
 
 static void ops_snap(struct rf_status_snap *s, void *arg)
 {
@@ -205,6 +233,7 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 		      "trace_lag_ms)",
 		      (unsigned long long)xs.waiting, (double)xs.lag_ms / 1000.0);
 	}
+	say_trace_spool(d, &xs);
 	s->invalid = ts.invalid;
 	s->bad_fields = ts.bad_fields;
 	s->runs_failed = ts.runs_failed;
@@ -218,6 +247,23 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 	s->auth_failing = hs.auth_failing;
 	snprintf(s->auth_origin, sizeof s->auth_origin, "%.255s", hs.auth_origin);
 	s->refused_records = dst.refused_records;
+	s->trace_mem_bytes = xs.mem_bytes;
+	s->trace_mem_max = d->gate.trace_max;
+	s->traces_spooled = xs.spooled;
+	s->traces_spooled_total = xs.spooled_total;
+	s->trace_spool_bytes = xs.spool_bytes;
+	s->pending_max = d->gate.pending_max;
+	const struct rf_gate *g = &d->gate;
+	switch (g->reason) {
+	case RF_GATE_OPEN: s->gate = RF_STATUS_GATE_OPEN; break;
+	case RF_GATE_SPOOL_FULL: s->gate = RF_STATUS_GATE_SPOOL_FULL; break;
+	case RF_GATE_MEMORY: s->gate = RF_STATUS_GATE_MEMORY; break;
+	case RF_GATE_JOURNAL: s->gate = RF_STATUS_GATE_JOURNAL; break;
+	}
+	s->gate_spool_full = g->closes[RF_GATE_SPOOL_FULL];
+	s->gate_memory = g->closes[RF_GATE_MEMORY];
+	s->gate_journal = g->closes[RF_GATE_JOURNAL];
+	s->gate_closed_ms = gate_closed_ms(g);
 	const char *err = d->ops.mod_err[0] ? d->ops.mod_err : d->ops.http_err;
 	if (strcmp(err, d->ops.last_err)) {
 		snprintf(d->ops.last_err, sizeof d->ops.last_err, "%s", err);

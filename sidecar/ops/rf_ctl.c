@@ -236,6 +236,9 @@ static const struct {
 	SNAP(http_errors), SNAP(spool_bytes), SNAP(spool_files), SNAP(ring_pos), SNAP(traces),
 	SNAP(traces_done), SNAP(traces_failed), SNAP(spans_sent), SNAP(spans_failed),
 	SNAP(traces_waiting), SNAP(trace_lag_ms), SNAP(traces_behind), SNAP(auth_failures),
+	SNAP(trace_mem_bytes), SNAP(trace_mem_max), SNAP(traces_spooled),
+	SNAP(traces_spooled_total), SNAP(trace_spool_bytes), SNAP(pending_max),
+	SNAP(gate_spool_full), SNAP(gate_memory), SNAP(gate_journal), SNAP(gate_closed_ms),
 };
 #undef SNAP
 
@@ -286,6 +289,7 @@ static void print_json(struct ctl *c, const struct view *v, const struct view *v
 			json_object_set_new(lost, rf_status_loss_table[i].name,
 					    json_integer((json_int_t)rf_status_loss_value(s, i)));
 		json_object_set_new(j, "lost", lost);
+		json_object_set_new(j, "gate", json_string(rf_status_gate_name(s->gate)));
 		json_object_set_new(j, "auth_failing", json_boolean(s->auth_failing));
 		if (s->auth_failing)
 			json_object_set_new(j, "auth_origin", json_string(s->auth_origin));
@@ -397,6 +401,30 @@ static void print_text(struct ctl *c, const struct view *v, const struct view *v
 		       "time(s) (nothing dropped)\n",
 		       (unsigned long long)s->traces_waiting, (double)s->trace_lag_ms / 1000.0,
 		       (unsigned long long)s->traces_behind);
+	if (s->trace_mem_bytes || s->traces_spooled || s->traces_spooled_total) {
+		human_bytes(a, sizeof a, (double)s->trace_mem_bytes);
+		if (s->trace_mem_max)
+			human_bytes(b, sizeof b, (double)s->trace_mem_max);
+		else
+			snprintf(b, sizeof b, "no bound");
+		char d[32];
+		human_bytes(d, sizeof d, (double)s->trace_spool_bytes);
+		printf("  trace memory %s (bound %s); %llu complete traces wait on disk (%s), %llu "
+		       "since start (nothing dropped)\n", a, b, (unsigned long long)s->traces_spooled, d,
+		       (unsigned long long)s->traces_spooled_total);
+	}
+	if (s->gate) {
+		char why[320];
+		rf_status_gate_describe(s, why, sizeof why);
+		printf("  WARNING: taking no records from the ring (%s); they wait in the ring, then "
+		       "producers spill to files (nothing dropped)\n", why);
+	}
+	if (s->gate_spool_full || s->gate_memory || s->gate_journal)
+		printf("  intake paused %llu time(s) (spool full %llu, memory %llu, journal %llu), "
+		       "%.1f s in all\n",
+		       (unsigned long long)(s->gate_spool_full + s->gate_memory + s->gate_journal),
+		       (unsigned long long)s->gate_spool_full, (unsigned long long)s->gate_memory,
+		       (unsigned long long)s->gate_journal, (double)s->gate_closed_ms / 1000.0);
 	printf("  runs created %llu, ended %llu; artifacts %llu (failed %llu); journal errors %llu\n",
 	       (unsigned long long)s->runs_created, (unsigned long long)s->runs_ended,
 	       (unsigned long long)s->artifacts, (unsigned long long)s->artifacts_failed,

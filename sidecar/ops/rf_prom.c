@@ -193,6 +193,32 @@ static const struct metric {
 	{"ringflow_auth_failing", "gauge",
 	 "1 while the last answer with credentials was an auth failure",
 	 offsetof(struct rf_status_snap, auth_failing)},
+	{"ringflow_trace_mem_bytes", "gauge",
+	 "what the traces held in memory weigh (bounded by RINGFLOW_TRACE_MEM_MB)",
+	 offsetof(struct rf_status_snap, trace_mem_bytes)},
+	{"ringflow_trace_mem_max_bytes", "gauge",
+	 "RINGFLOW_TRACE_MEM_MB in bytes (0: no bound)",
+	 offsetof(struct rf_status_snap, trace_mem_max)},
+	{"ringflow_traces_spooled", "gauge",
+	 "complete traces waiting for MLflow on disk now (the trace spool)",
+	 offsetof(struct rf_status_snap, traces_spooled)},
+	{"ringflow_traces_spooled_total", "counter",
+	 "complete traces written to the trace spool (memory bound reached; nothing dropped)",
+	 offsetof(struct rf_status_snap, traces_spooled_total)},
+	{"ringflow_trace_spool_bytes", "gauge",
+	 "bytes the trace spool holds now",
+	 offsetof(struct rf_status_snap, trace_spool_bytes)},
+};
+
+/* The gate's reasons as ringflow_intake_paused{reason} and the times it
+ * closed for each (RF_STATUS_GATE_OPEN has no series). */
+static const struct {
+	uint64_t gate;
+	size_t closes; /* offset of its uint64_t counter in struct rf_status_snap */
+} gates[] = {
+	{RF_STATUS_GATE_SPOOL_FULL, offsetof(struct rf_status_snap, gate_spool_full)},
+	{RF_STATUS_GATE_MEMORY, offsetof(struct rf_status_snap, gate_memory)},
+	{RF_STATUS_GATE_JOURNAL, offsetof(struct rf_status_snap, gate_journal)},
 };
 
 /* The exposition text of one snapshot (malloc'ed; NULL on ENOMEM). */
@@ -230,6 +256,24 @@ static char *rf_prom_render(const struct rf_status_snap *s, size_t *len)
 		memcpy(&v, (const char *)s + metrics[i].off, sizeof v);
 		metric(f, metrics[i].name, metrics[i].type, metrics[i].help, v);
 	}
+	fprintf(f, "# HELP ringflow_intake_paused 1 while ringflowd takes no records from the ring, "
+		   "by reason (they wait in the ring, then producers spill)\n"
+		   "# TYPE ringflow_intake_paused gauge\n");
+	for (size_t i = 0; i < sizeof gates / sizeof *gates; i++)
+		fprintf(f, "ringflow_intake_paused{reason=\"%s\"} %d\n",
+			rf_status_gate_name(gates[i].gate), s->gate == gates[i].gate);
+	fprintf(f, "# HELP ringflow_intake_pauses_total times ringflowd stopped taking records, by "
+		   "reason\n# TYPE ringflow_intake_pauses_total counter\n");
+	for (size_t i = 0; i < sizeof gates / sizeof *gates; i++) {
+		uint64_t v;
+		memcpy(&v, (const char *)s + gates[i].closes, sizeof v);
+		fprintf(f, "ringflow_intake_pauses_total{reason=\"%s\"} %llu\n",
+			rf_status_gate_name(gates[i].gate), (unsigned long long)v);
+	}
+	fprintf(f, "# HELP ringflow_intake_paused_seconds_total time ringflowd took no records\n"
+		   "# TYPE ringflow_intake_paused_seconds_total counter\n"
+		   "ringflow_intake_paused_seconds_total %.3f\n",
+		(double)s->gate_closed_ms / 1000.0);
 	fprintf(f, "# HELP ringflow_lost_total data that will not reach MLflow, by counter "
 		   "(docs/OPERATIONS.md)\n# TYPE ringflow_lost_total counter\n");
 	for (size_t i = 0; i < rf_status_loss_count; i++)

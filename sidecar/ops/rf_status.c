@@ -260,3 +260,49 @@ uint64_t rf_status_losses(const struct rf_status_snap *s, char *buf, size_t cap)
 	}
 	return sum;
 }
+
+const char *rf_status_gate_name(uint64_t gate)
+{
+	switch (gate) {
+	case RF_STATUS_GATE_OPEN: return "open";
+	case RF_STATUS_GATE_SPOOL_FULL: return "spool_full";
+	case RF_STATUS_GATE_MEMORY: return "memory";
+	case RF_STATUS_GATE_JOURNAL: return "journal";
+	default: return "unknown";
+	}
+}
+
+void rf_status_gate_describe(const struct rf_status_snap *s, char *buf, size_t cap)
+{
+	const double mib = 1024.0 * 1024.0;
+	switch (s->gate) {
+	case RF_STATUS_GATE_OPEN:
+		snprintf(buf, cap, "%s", "");
+		break;
+	case RF_STATUS_GATE_SPOOL_FULL:
+		snprintf(buf, cap, "spool full: the journal reached RINGFLOW_SPOOL_MAX_MB and MLflow "
+				   "answers nothing; until it answers");
+		break;
+	case RF_STATUS_GATE_MEMORY:
+		/* As rf_gate.c decides: entities first, then the traces' weight. */
+		if (s->pending_max && s->pending > s->pending_max / 2)
+			snprintf(buf, cap, "memory bound: %llu entities wait for MLflow (bound %llu, "
+					   "RINGFLOW_PENDING_MAX); until they drain to %llu",
+				 (unsigned long long)s->pending, (unsigned long long)s->pending_max,
+				 (unsigned long long)(s->pending_max / 2));
+		else
+			snprintf(buf, cap, "memory bound: traces held weigh %.1f MiB (bound %.1f MiB, "
+					   "RINGFLOW_TRACE_MEM_MB; open traces or traces partly sent); "
+					   "until they drain to %.1f MiB",
+				 (double)s->trace_mem_bytes / mib, (double)s->trace_mem_max / mib,
+				 (double)s->trace_mem_max / 2 / mib);
+		break;
+	case RF_STATUS_GATE_JOURNAL:
+		snprintf(buf, cap, "the journal cannot be written (see the last error); until a "
+				   "write succeeds");
+		break;
+	default:
+		snprintf(buf, cap, "reason %llu (unknown to this ringflowd)", (unsigned long long)s->gate);
+		break;
+	}
+}

@@ -80,10 +80,35 @@ struct rf_status_snap {
 	uint64_t auth_failing;      /* 1 while the last answer with credentials was one */
 	char auth_origin[256];      /* where the last auth failure came from */
 	uint64_t refused_records;   /* records of runs naming a destination ringflowd cannot serve */
+	/* Since version 4: trace memory (rf_traces_stats) and the intake gate
+	 * (rf_gate.h), so status and /metrics say when and why the sidecar
+	 * holds back (the log says it once per change). */
+	uint64_t trace_mem_bytes;   /* what the traces held in memory weigh */
+	uint64_t trace_mem_max;     /* RINGFLOW_TRACE_MEM_MB in bytes (0: no bound) */
+	uint64_t traces_spooled;    /* complete traces waiting in the trace spool now */
+	uint64_t traces_spooled_total; /* ... ever written there */
+	uint64_t trace_spool_bytes; /* bytes the trace spool file holds now */
+	uint64_t pending_max;       /* RINGFLOW_PENDING_MAX (0: no bound) */
+	uint64_t gate;              /* enum rf_status_gate: why no records are taken now */
+	uint64_t gate_spool_full, gate_memory, gate_journal; /* times closed, by reason */
+	uint64_t gate_closed_ms;    /* total time closed, the current closure included */
 };
 
+/* Why the sidecar takes no records from the ring (rf_gate.h's reasons). */
+enum rf_status_gate {
+	RF_STATUS_GATE_OPEN = 0,       /* taking records */
+	RF_STATUS_GATE_SPOOL_FULL = 1, /* journal at RINGFLOW_SPOOL_MAX_MB, MLflow away */
+	RF_STATUS_GATE_MEMORY = 2,     /* RINGFLOW_PENDING_MAX or RINGFLOW_TRACE_MEM_MB reached */
+	RF_STATUS_GATE_JOURNAL = 3,    /* the journal cannot be written */
+};
+/* "open", "spool_full", "memory", "journal" ("unknown" otherwise). */
+const char *rf_status_gate_name(uint64_t gate);
+/* One phrase on why the gate is closed, with the numbers the snapshot has
+ * ("" when it is open). */
+void rf_status_gate_describe(const struct rf_status_snap *s, char *buf, size_t cap);
+
 #define RF_STATUS_MAGIC 0x7266737461747573ull /* "rfstatus" */
-#define RF_STATUS_VERSION 3
+#define RF_STATUS_VERSION 4
 
 typedef struct rf_status rf_status;
 

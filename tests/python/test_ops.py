@@ -306,9 +306,19 @@ def test_prometheus_endpoint(mlflow_server, ring, tmp_path, exp_name):
                     "ringflow_malformed_total", "ringflow_pending", "ringflow_http_pending"):
             assert m[bad] == 0, bad
         assert m["ringflow_spool_bytes"] > 0
+        # No traces, nothing held back: the trace-memory and intake series
+        # are there, at 0 (a dashboard needs them before they move).
+        for k in ("ringflow_trace_mem_bytes", "ringflow_traces_spooled",
+                  "ringflow_traces_spooled_total", "ringflow_trace_spool_bytes",
+                  "ringflow_intake_paused_seconds_total",
+                  *(f'ringflow_intake_{s}{{reason="{r}"}}' for s in ("paused", "pauses_total")
+                    for r in ("spool_full", "memory", "journal"))):
+            assert m[k] == 0, k
+        assert m["ringflow_trace_mem_max_bytes"] == 4 << 20  # RINGFLOW_TRACE_MEM_MB default
         # The same numbers as status shows.
         _, st = status_json(ring, spool, "--interval", "0")
         assert st["sidecar"]["records_out"] == m["ringflow_records_out_total"]
+        assert st["sidecar"]["gate"] == "open" and st["sidecar"]["trace_mem_max"] == 4 << 20
         # Counters only grow: more records, scraped again.
         n2 = synthetic(ring, spool, 5)
         # The second synthetic eval logs into the same run with another

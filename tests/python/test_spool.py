@@ -19,6 +19,7 @@ import pytest
 
 from conftest import MlflowServer
 from test_load import LOADGEN, MODEL_KEY, check_tasks, counters, wait_all_finished
+from test_ops import ctl, free_port, parse_prom, scrape, status_json, wait_for
 from test_sidecar import Sidecar, cleanup
 
 pytestmark = pytest.mark.skipif(not LOADGEN.exists(), reason="bench/loadgen not built (make)")
@@ -69,6 +70,12 @@ def check_all_but(client, exp: str, tasks: list[dict], lost: dict) -> None:
     check_tasks(client, exp, tasks)
 
 
+def gate_shown(ring: str, spool: Path, gate: str) -> dict | None:
+    """`status --json` if it shows the intake gate as `gate`."""
+    st = status_json(ring, spool, "--interval", "0")[1]
+    return st if st.get("sidecar", {}).get("gate") == gate else None
+
+
 @pytest.mark.parametrize("bound", ["spool", "memory"])
 def test_bounded_while_mlflow_away(tmp_path, bound):
     """MLflow stopped, producers keep writing: ringflowd journals up to the
@@ -86,7 +93,8 @@ def test_bounded_while_mlflow_away(tmp_path, bound):
     exp = f"rf-bound-{bound}-{os.getpid()}-{time.time_ns() % 10**6}"
     extra = ({"RINGFLOW_SPOOL_MAX_MB": "1", "RINGFLOW_PENDING_MAX": "0"} if bound == "spool"
              else {"RINGFLOW_SPOOL_MAX_MB": "0", "RINGFLOW_PENDING_MAX": "300"})
-    sc = Sidecar(server.uri, ring, spool, exp, **extra)
+    port = free_port()
+    sc = Sidecar(server.uri, ring, spool, exp, RINGFLOW_METRICS_PORT=str(port), **extra)
     try:
         client = MlflowClient(server.uri)
         warm, _ = loadgen(ring, spool, f"warm{os.getpid()}{bound}", 1, 1, 100, 10)
@@ -105,8 +113,23 @@ def test_bounded_while_mlflow_away(tmp_path, bound):
         assert list(spool.glob("spill-*")), "the ring should have filled and spilled"
         text = sc.log.read_text()
         assert text.count(reason) == 1  # said once, not per batch
+        # Still held back (MLflow is away): status and /metrics say why.
+        gate = "spool_full" if bound == "spool" else "memory"
+        # (The snapshot is at most a loop pass old: wait for one taken
+        # since the gate closed; it stays closed until MLflow is back.)
+        st = wait_for(lambda: gate_shown(ring, spool, gate), 60, f"status to show gate {gate}")
+        assert st["sidecar"][f"gate_{gate}"] >= 1 and st["sidecar"]["drained"] is False, st
+        out = ctl(ring, spool, "status", "--interval", "0").stdout
+        assert f"WARNING: taking no records from the ring ({reason}" in out, out
+        m = parse_prom(scrape(port)[2])
+        assert m[f'ringflow_intake_paused{{reason="{gate}"}}'] == 1, m
+        assert m[f'ringflow_intake_pauses_total{{reason="{gate}"}}'] >= 1, m
+        assert sum(v for k, v in m.items() if k.startswith("ringflow_intake_paused{")) == 1
         server.start()
         wait_all_finished(client, exp, 2 + 2 * (2 + 4), 180)
+        st = wait_for(lambda: gate_shown(ring, spool, "open"), 60, "status to show gate open")
+        assert st["sidecar"]["gate_closed_ms"] > 0, st
+        assert parse_prom(scrape(port)[2])[f'ringflow_intake_paused{{reason="{gate}"}}'] == 0
         log_text = sc.stop()
         check_tasks(client, exp, tasks)
     finally:

@@ -7,7 +7,13 @@ ringflowd starts with a 1 MiB trace budget and takes them all at once: 200
 complete traces weigh several MiB, so most must go to its trace spool and
 come back when their turn comes.  A real MLflow server checks the result:
 one trace per sample, state OK, every span, and the assessments of every
-score."""
+score.
+
+MLflow answers 503 (faultproxy.py in front of it) until `ringflowd status`
+shows traces waiting on disk, so the operator's view of the spool is seen
+while it is in use (issue 17, item 2): `status` (text and --json) and
+/metrics count the traces on disk and their bytes; after the flush those
+gauges are back to 0 and the total stays."""
 
 from __future__ import annotations
 
@@ -16,7 +22,9 @@ import re
 import time
 
 import test_sidecar as ts
+from faultproxy import FaultProxy
 from test_hook import eval_env
+from test_ops import ctl, free_port, parse_prom, scrape, status_json, wait_for
 from test_traces import assessment_names, by_sample
 
 SAMPLES = 200
@@ -30,14 +38,38 @@ def test_traces_over_the_memory_budget_wait_on_disk_and_all_arrive(mlflow_server
     spool = tmp_path / "spool"
     spool.mkdir()
     exp = f"rf-trace-mem-{os.getpid()}-{time.time_ns() % 10**6}"
-    dest = dict(MLFLOW_TRACKING_URI=mlflow_server, MLFLOW_EXPERIMENT_NAME=exp)
+    proxy = FaultProxy(mlflow_server, status=503)  # MLflow "overloaded" until we say
+    dest = dict(MLFLOW_TRACKING_URI=proxy.url, MLFLOW_EXPERIMENT_NAME=exp)
+    port = free_port()
     sc = None
     try:
         env = eval_env(ring, spool, MLFLOW_INSPECT_TRACING="true", **dest)
         log = read_eval_log(ts.run_eval(env, tmp_path / "logs", "plain", str(SAMPLES)))
         assert len(log.samples) == SAMPLES
-        sc = ts.Sidecar(mlflow_server, ring, spool, exp, RINGFLOW_TRACE_MEM_MB="1",
-                        RINGFLOW_SHUTDOWN_MS="120000")
+        sc = ts.Sidecar(proxy.url, ring, spool, exp, RINGFLOW_TRACE_MEM_MB="1",
+                        RINGFLOW_SHUTDOWN_MS="120000", RINGFLOW_METRICS_PORT=str(port))
+        # Nothing can be sent: the complete traces past half the budget
+        # wait on disk, and status says so.
+        def spooled():
+            _, st = status_json(ring, spool, "--interval", "0")
+            s = st.get("sidecar", {})
+            return s if s.get("traces_spooled", 0) > 0 else None
+
+        held = wait_for(spooled, 300, "status to show traces waiting on disk")
+        assert held["trace_spool_bytes"] > 0, held
+        assert held["traces_spooled_total"] >= held["traces_spooled"], held
+        assert held["trace_mem_max"] == 1 << 20 and held["trace_mem_bytes"] > 0, held
+        text = ctl(ring, spool, "status", "--interval", "0").stdout
+        m = re.search(r"trace memory .* \(bound 1\.0 MiB\); (\d+) complete traces wait on disk "
+                      r"\(.*\), (\d+) since start", text)
+        assert m and int(m.group(1)) > 0 and int(m.group(2)) > 0, text
+        metrics = parse_prom(scrape(port)[2])
+        assert metrics["ringflow_traces_spooled"] > 0, metrics
+        assert metrics["ringflow_trace_spool_bytes"] > 0, metrics
+        assert metrics["ringflow_traces_spooled_total"] >= metrics["ringflow_traces_spooled"]
+        assert metrics["ringflow_trace_mem_max_bytes"] == 1 << 20
+        assert metrics["ringflow_traces_waiting"] > 0, metrics
+        proxy.status = None  # MLflow answers again: everything goes
         client = MlflowClient(mlflow_server)
         # The task run reads FINISHED only once its traces are in (or after
         # the 300 s hold): then every trace must be listed.
@@ -49,15 +81,33 @@ def test_traces_over_the_memory_budget_wait_on_disk_and_all_arrive(mlflow_server
             if len(traces) >= SAMPLES and all(t.info.state == "OK" for t in traces):
                 break
             time.sleep(0.5)
+        f = ctl(ring, spool, "flush", "--timeout", "300")
+        assert f.returncode == 0, f.stdout + f.stderr
+        # Flushed: nothing waits on disk or in memory; the total stays.
+        _, st = status_json(ring, spool, "--interval", "0")
+        after = st["sidecar"]
+        for k in ("traces_spooled", "trace_spool_bytes", "trace_mem_bytes", "traces_waiting"):
+            assert after[k] == 0, (k, after)
+        assert after["traces_spooled_total"] >= held["traces_spooled_total"], after
+        assert after["gate"] == "open", after
+        metrics = parse_prom(scrape(port)[2])
+        for k in ("ringflow_traces_spooled", "ringflow_trace_spool_bytes",
+                  "ringflow_trace_mem_bytes", "ringflow_traces_waiting"):
+            assert metrics[k] == 0, (k, metrics[k])
+        assert metrics["ringflow_traces_spooled_total"] == after["traces_spooled_total"]
         log_text = sc.stop()
     finally:
         if sc:
             ts.cleanup(sc, ring)
         elif os.path.exists(f"/dev/shm{ring}"):
             os.unlink(f"/dev/shm{ring}")
+        proxy.close()
     # The waiting path was taken: complete traces went to the trace spool.
     spooled = [int(v) for v in re.findall(r"\btraces_spooled=(\d+)", log_text)]
     assert spooled and max(spooled) > 0, log_text[-3000:]
+    # The log said when it began and when it ended.
+    assert "traces: complete traces now wait on disk" in log_text, log_text[-3000:]
+    assert "traces: none wait on disk any more" in log_text, log_text[-3000:]
     assert "traces_failed=0" in log_text and "spans_failed=0" in log_text, log_text[-3000:]
     assert "spans_capped" not in log_text or re.search(r"\bspans_capped=0\b", log_text), log_text[-3000:]
     # Every trace complete: one per sample, OK, the same spans as the
