@@ -547,7 +547,8 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 	uint64_t now = rf_traces_now_ms();
 	size_t ready = 0, waiting = 0, roots_ready = 0;
 	uint64_t ready_bytes = 0; /* complete traces whose spans may go: not spoolable */
-	bool ready_complete = false, ready_eager = false, ready_api = false, infos_coming = false;
+	bool ready_eager = false, ready_api = false, ready_ending = false,
+	     ready_part = false, infos_coming = false, infos_queued = false;
 	uint64_t oldest = 0;
 	rf_trace_spool_pump(x, now);
 	for (struct xtrace *t = x->list, *n; t; t = n) {
@@ -590,13 +591,16 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 		compact(x, t);
 		size_t tops, k = sendable(t, &tops);
 		if (k && (t->complete || t->tr->unsent_ended >= TRACE_HOLD_MAX)) {
-			ready_complete = true;
 			ready_eager |= !span_lazy(t);
 			ready_api |= !t->inspect_run[0];
+			ready_ending |= t->complete && t->run_ending;
 			ready_bytes += t->weight;
+		} else if (k) {
+			ready_part = true;
 		}
 		ready += k;
 		roots_ready += tops > 0;
+		infos_queued |= info_due(t);
 		infos_coming |= t->info_state == INFO_SENDING || info_due(t);
 	}
 	/* Keeping up?  Counted once per episode; the daemon logs it. */
@@ -613,13 +617,17 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 	/* Span batches first: they finish traces.  A complete trace's spans go
 	 * at once when no other info is on its way (their spans would follow
 	 * in a request of their own: ~9 ms of server CPU each for nothing),
-	 * else with the next full batch or after the hold above. */
+	 * else with the next full batch or after the hold above.  At a run's
+	 * end they go once every info is sent, while the last ones are still
+	 * in flight: the server stores those spans beside them (several
+	 * workers) instead of after them, and the batch after the last info
+	 * carries only its few traces. */
 	uint64_t mem_max = x->o.mem_max;
-	bool eager = ready_api || (ready && !ready_complete) || /* parts of open traces */
-		     (mem_max && ready_bytes >= mem_max / 4);
+	bool eager = ready_api || ready_part || (mem_max && ready_bytes >= mem_max / 4);
 	uint64_t hold = eager ? (uint64_t)x->o.flush_ms : LIVE_SPAN_HOLD_MS;
 	if (ready && x->otlp_inflight < OTLP_MAX_INFLIGHT && trace_inflight(x) < limit &&
-	    (flush_now || (ready_eager && !infos_coming) || (mem_max && ready_bytes >= mem_max / 8 * 3) ||
+	    (flush_now || (ready_eager && !infos_coming) || (ready_ending && !infos_queued) ||
+	     (mem_max && ready_bytes >= mem_max / 8 * 3) ||
 	     ready >= OTLP_MAX_SPANS ||
 	     roots_ready >= OTLP_MAX_TRACES || now - x->last_flush >= hold)) {
 		for (struct xtrace *t = x->list; t; t = t->next) {
