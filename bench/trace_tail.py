@@ -153,6 +153,8 @@ def one(samples: int, backend: str, workers: int, drain: bool = False) -> dict:
             server.wait(timeout=60)
             if pg:
                 pg.stop()
+            if os.path.exists(f"/dev/shm{ring}"):  # the ring outlives its users
+                os.unlink(f"/dev/shm{ring}")
     return {"bench": "trace_tail", "samples": samples, "backend": backend, "workers": workers,
             "drain": drain,
             "eval_s": round(end - t0, 2), "complete_after_end_s": round(done - end, 2),
