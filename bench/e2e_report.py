@@ -230,7 +230,8 @@ def main() -> None:
           + ", ".join(f"{n:,}: {fmt(v, '{:.2f} s', 'never')}" for n, v in vis.items())
           + ("; inspect-mlflow: " + ", ".join(
               f"{n:,}: {fmt(summ[(n, im)].get('visible_after_s'), '{:.2f} s', 'never')}"
-              for n in sizes if (n, im) in summ)) + ".")
+              for n in sizes if (n, im) in summ) if any((n, im) in summ for n in sizes) else "")
+          + ".")
         rss = {n: summ[(n, rf)].get("sidecar_peak_rss_mb_max") for n in meas}
         ok = all(v is not None and v <= 64 for v in rss.values())
         P(f"  - sidecar peak RSS <= 64 MiB in every trial: {goal(ok, rss)} — "
