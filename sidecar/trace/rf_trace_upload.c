@@ -167,22 +167,31 @@ static void on_export(long status, const char *body, size_t len, const char *err
 	free(c);
 }
 
-/* One span, encoded, onto f (after a comma unless it is the first). */
-static void put_span(FILE *f, size_t *n, struct xtrace *t, struct rf_tspan *s)
+/* One span, encoded, onto f (after a comma unless it is the first); *n
+ * counts the spans written.  A span jansson cannot encode (invalid UTF-8 in
+ * a name a record gave, no memory) is counted in spans_failed, never
+ * written as a hole in the array. */
+static bool put_span(rf_traces *x, FILE *f, size_t *n, struct xtrace *t, struct rf_tspan *s)
 {
 	json_t *o = rf_otlp_span(t->tr, s);
-	if (*n)
-		fputc(',', f);
-	json_dumpf(o, f, JSON_COMPACT);
+	if (o) {
+		if (*n)
+			fputc(',', f);
+		json_dumpf(o, f, JSON_COMPACT);
+		(*n)++;
+	} else {
+		x->st.spans_failed++;
+		rf_traces_err(x, "a span could not be encoded as JSON: not sent, counted in spans_failed");
+	}
 	json_decref(o);
-	(*n)++;
 	s->sent = true;
 	rf_tspan_release(s);
+	return o != NULL;
 }
 
-static void take_span(FILE *f, size_t *n, struct xtrace *t, struct rf_tspan *s)
+static void take_span(rf_traces *x, FILE *f, size_t *n, struct xtrace *t, struct rf_tspan *s)
 {
-	put_span(f, n, t, s);
+	put_span(x, f, n, t, s);
 	t->tr->unsent_ended--;
 }
 
@@ -205,8 +214,10 @@ static void compact(rf_traces *x, struct xtrace *t)
 		for (size_t i = 0; i < t->tr->n; i++) {
 			struct rf_tspan *s = &t->tr->spans[i];
 			if (s->end_ns && !s->sent && is_top(t->tr, s) == top) {
-				put_span(f, &n, t, s);
-				tops += (size_t)top;
+				if (put_span(x, f, &n, t, s))
+					tops += (size_t)top;
+				else
+					t->tr->unsent_ended--; /* counted failed: not in the text */
 			}
 		}
 	if (fclose(f) || !buf) {
@@ -310,7 +321,7 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, cons
 		for (size_t i = 0; i < t->tr->n && c->nspans < OTLP_MAX_SPANS; i++) {
 			struct rf_tspan *s = &t->tr->spans[i];
 			if (s->end_ns && !s->sent && !is_top(t->tr, s))
-				take_span(f, &c->nspans, t, s);
+				take_span(x, f, &c->nspans, t, s);
 		}
 		bool others_left = false;
 		for (size_t i = 0; i < t->tr->n; i++) {
@@ -323,7 +334,7 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, cons
 			for (size_t i = 0; i < t->tr->n; i++) {
 				struct rf_tspan *s = &t->tr->spans[i];
 				if (s->end_ns && !s->sent && is_top(t->tr, s)) {
-					take_span(f, &c->nspans, t, s);
+					take_span(x, f, &c->nspans, t, s);
 					took = true;
 				}
 			}
