@@ -226,7 +226,9 @@ static void compact(rf_traces *x, struct xtrace *t)
 		x->st.spans_failed += n;
 		t->tr->unsent_ended -= n;
 		t->failed = true;
-		rf_traces_err(x, "trace %s: out of memory encoding its spans", t->run_key);
+		char id[36];
+		rf_ttrace_id_str(t->tr->id, id);
+		rf_traces_err(x, "trace %s: out of memory encoding its spans (counted in spans_failed)", id);
 		return;
 	}
 	t->enc = buf;
@@ -316,29 +318,30 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, cons
 			free(t->enc);
 			t->enc = NULL;
 			t->enc_len = t->enc_n = t->enc_tops = 0;
-		}
-		/* Every other span first, then (if all of them are in) the roots. */
-		for (size_t i = 0; i < t->tr->n && c->nspans < OTLP_MAX_SPANS; i++) {
-			struct rf_tspan *s = &t->tr->spans[i];
-			if (s->end_ns && !s->sent && !is_top(t->tr, s))
-				take_span(x, f, &c->nspans, t, s);
-		}
-		bool others_left = false;
-		for (size_t i = 0; i < t->tr->n; i++) {
-			struct rf_tspan *s = &t->tr->spans[i];
-			if (s->end_ns && !s->sent && !is_top(t->tr, s))
-				others_left = true;
-		}
-		if (!others_left && tops_may_follow(t, inflight_before)) {
-			bool took = false;
+		} else {
+			/* Every other span first, then (if all of them are in) the roots. */
+			for (size_t i = 0; i < t->tr->n && c->nspans < OTLP_MAX_SPANS; i++) {
+				struct rf_tspan *s = &t->tr->spans[i];
+				if (s->end_ns && !s->sent && !is_top(t->tr, s))
+					take_span(x, f, &c->nspans, t, s);
+			}
+			bool others_left = false;
 			for (size_t i = 0; i < t->tr->n; i++) {
 				struct rf_tspan *s = &t->tr->spans[i];
-				if (s->end_ns && !s->sent && is_top(t->tr, s)) {
-					take_span(x, f, &c->nspans, t, s);
-					took = true;
-				}
+				if (s->end_ns && !s->sent && !is_top(t->tr, s))
+					others_left = true;
 			}
-			roots += took;
+			if (!others_left && tops_may_follow(t, inflight_before)) {
+				bool took = false;
+				for (size_t i = 0; i < t->tr->n; i++) {
+					struct rf_tspan *s = &t->tr->spans[i];
+					if (s->end_ns && !s->sent && is_top(t->tr, s)) {
+						take_span(x, f, &c->nspans, t, s);
+						took = true;
+					}
+				}
+				roots += took;
+			}
 		}
 		if (c->nspans > before) {
 			t->flush_held = false; /* one push per pressure call */
