@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "rf_err.h"
+#include "rf_blob.h"
 #include "rf_http.h"
 #include "rf_redact.h"
 #include "rf_resp.h"
@@ -28,6 +29,8 @@ struct req {
 	struct curl_slist *hdrs;
 	char *method, *url, *body, *ctype;
 	size_t len;
+	struct rf_blob *blob; /* or the body read back from a file (rf_blob.h) */
+	uint64_t rpos;        /* how much of it this attempt has read */
 	enum rf_http_retry retry;
 	bool no_auth;     /* none of the MLflow credentials or TLS settings */
 	bool creds; /* carries MLflow's credentials (only to the tracking origin) */
@@ -110,6 +113,26 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *arg)
 	return add;
 }
 
+/* A blob body, read for each attempt from its start. */
+static size_t on_read(char *ptr, size_t size, size_t n, void *arg)
+{
+	struct req *q = arg;
+	ssize_t r = rf_blob_read(q->blob, q->rpos, ptr, size * n);
+	if (r < 0)
+		return CURL_READFUNC_ABORT;
+	q->rpos += (uint64_t)r;
+	return (size_t)r;
+}
+
+static int on_seek(void *arg, curl_off_t off, int origin)
+{
+	struct req *q = arg;
+	if (origin != SEEK_SET || off < 0 || (uint64_t)off > rf_blob_len(q->blob))
+		return CURL_SEEKFUNC_CANTSEEK;
+	q->rpos = (uint64_t)off;
+	return CURL_SEEKFUNC_OK;
+}
+
 static void on_sock_ready(rf_loop *l, int fd, unsigned events, void *arg)
 {
 	(void)l;
@@ -174,7 +197,15 @@ static int start(rf_http *h, struct req *q)
 	q->errbuf[0] = 0;
 	curl_easy_setopt(e, CURLOPT_URL, q->url);
 	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, q->method);
-	if (q->body) {
+	if (q->blob) {
+		q->rpos = 0;
+		curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)q->len);
+		curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(e, CURLOPT_READDATA, q);
+		curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+		curl_easy_setopt(e, CURLOPT_SEEKDATA, q);
+	} else if (q->body) {
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->body);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->len);
 	} else if (strcmp(q->method, "GET")) {
@@ -224,6 +255,7 @@ static void free_req(struct req *q)
 	free(q->method);
 	free(q->url);
 	free(q->body);
+	rf_blob_free(q->blob);
 	free(q->ctype);
 	free(q->resp);
 	free(q);
@@ -487,24 +519,23 @@ int rf_http_request(rf_http *h, const char *method, const char *url, char *body,
 				  arg);
 }
 
-int rf_http_request_ex(rf_http *h, const char *method, const char *url, char *body, size_t len,
-		       const char *content_type, const char *const *headers, bool no_auth,
-		       enum rf_http_retry retry, rf_http_done cb, void *arg)
+static int queue(rf_http *h, const char *method, const char *url, char *body, size_t len,
+		 struct rf_blob *blob, const char *content_type, const char *const *headers,
+		 bool no_auth, enum rf_http_retry retry, rf_http_done cb, void *arg)
 {
-	if (h->closing) {
-		free(body);
-		return not_queued(ECANCELED, method, url, "not sent: ringflowd is stopping");
-	}
-	struct req *q = calloc(1, sizeof *q);
+	struct req *q = h->closing ? NULL : calloc(1, sizeof *q);
 	if (!q) {
 		free(body);
-		return not_queued(ENOMEM, method, url, "out of memory");
+		rf_blob_free(blob);
+		return h->closing ? not_queued(ECANCELED, method, url, "not sent: ringflowd is stopping")
+				  : not_queued(ENOMEM, method, url, "out of memory");
 	}
 	q->h = h;
 	q->method = strdup(method);
 	q->url = strdup(url);
 	q->body = body;
-	q->len = len;
+	q->blob = blob;
+	q->len = blob ? (size_t)rf_blob_len(blob) : len;
 	q->retry = retry;
 	q->no_auth = no_auth;
 	/* Credentials go to the tracking server's own scheme, host and port
@@ -546,6 +577,20 @@ int rf_http_request_ex(rf_http *h, const char *method, const char *url, char *bo
 		free_req(q);
 	}
 	return rc;
+}
+
+int rf_http_request_ex(rf_http *h, const char *method, const char *url, char *body, size_t len,
+		       const char *content_type, const char *const *headers, bool no_auth,
+		       enum rf_http_retry retry, rf_http_done cb, void *arg)
+{
+	return queue(h, method, url, body, len, NULL, content_type, headers, no_auth, retry, cb, arg);
+}
+
+int rf_http_request_blob(rf_http *h, const char *method, const char *url, struct rf_blob *body,
+			 const char *content_type, const char *const *headers, bool no_auth,
+			 enum rf_http_retry retry, rf_http_done cb, void *arg)
+{
+	return queue(h, method, url, NULL, 0, body, content_type, headers, no_auth, retry, cb, arg);
 }
 
 void rf_http_retry_now(rf_http *h)

@@ -80,6 +80,13 @@ int rf_http_request_ex(rf_http *h, const char *method, const char *url, char *bo
 		       const char *content_type, const char *const *headers, bool no_auth,
 		       enum rf_http_retry retry, rf_http_done cb, void *arg);
 
+/* The same with the body read back from a sealed rf_blob (taken over, freed
+ * with the request): from its start at each attempt, never held whole. */
+struct rf_blob;
+int rf_http_request_blob(rf_http *h, const char *method, const char *url, struct rf_blob *body,
+			 const char *content_type, const char *const *headers, bool no_auth,
+			 enum rf_http_retry retry, rf_http_done cb, void *arg);
+
 /* End every request in flight or waiting to retry: each callback is called
  * with status 0 so its owner can free what it attached.  Later requests are
  * refused (-ECANCELED).  rf_http_free() does this too; call it earlier when

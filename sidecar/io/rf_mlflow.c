@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "rf_err.h"
+#include "rf_blob.h"
 #include "rf_mlflow.h"
 #include "rf_redact.h"
 #include "rf_resp.h"
@@ -159,7 +160,7 @@ static bool path_ok(const char *p, size_t max)
 }
 
 int rf_mlflow_put_artifact(rf_mlflow *m, const char *artifact_uri, const char *rel_path,
-			   char *data, size_t len, const char *content_type, rf_mlflow_cb cb,
+			   struct rf_blob *body, const char *content_type, rf_mlflow_cb cb,
 			   void *arg)
 {
 	/* Both come from untrusted sides (the run's artifact location from the
@@ -168,7 +169,7 @@ int rf_mlflow_put_artifact(rf_mlflow *m, const char *artifact_uri, const char *r
 	const char *sep = strstr(artifact_uri, "://");
 	const char *where = sep ? strchrnul(sep + 3, '/') : strchrnul(artifact_uri, ':');
 	if (!path_ok(rel_path, 1024) || !path_ok(where + (*where == ':'), 1024)) {
-		free(data);
+		rf_blob_free(body);
 		char shown[256];
 		rf_redact_uri(artifact_uri, shown, sizeof shown);
 		return rf_err_set(EINVAL, "artifact %.200s under %s: not a safe path", rel_path, shown);
@@ -185,10 +186,21 @@ int rf_mlflow_put_artifact(rf_mlflow *m, const char *artifact_uri, const char *r
 	} else if (!strncmp(artifact_uri, "http://", 7) || !strncmp(artifact_uri, "https://", 8)) {
 		snprintf(url, sizeof url, "%s/%s", artifact_uri, rel_path);
 	} else {
-		free(data); /* e.g. s3:// — not reachable through the tracking server */
+		rf_blob_free(body); /* e.g. s3:// — not reachable through the tracking server */
 		return -ENOTSUP;
 	}
-	return send(m, "PUT", url, data, len, content_type, NULL, RF_HTTP_RETRY_ALL, cb, arg);
+	struct call *c = malloc(sizeof *c);
+	if (!c) {
+		rf_blob_free(body);
+		return rf_err_set(ENOMEM, "PUT request: out of memory");
+	}
+	c->cb = cb;
+	c->arg = arg;
+	int rc = rf_http_request_blob(m->http, "PUT", url, body, content_type, NULL, m->foreign,
+				      RF_HTTP_RETRY_ALL, on_done, c);
+	if (rc)
+		free(c);
+	return rc;
 }
 
 void rf_mlflow_sanitize_key(char *key)

@@ -37,11 +37,14 @@ int rf_mlflow_post_raw(rf_mlflow *m, const char *path, char *body, size_t len,
 int rf_mlflow_call(rf_mlflow *m, const char *method, const char *api_path, char *body, size_t len,
 		   const char *content_type, const char *const *headers, enum rf_http_retry retry,
 		   rf_mlflow_cb cb, void *arg);
-/* PUT an artifact (bytes stolen) under a run's artifact_uri.  -ENOTSUP (no
- * callback) when the artifact store is not served over HTTP by the server;
- * -EINVAL when a segment of either path is not rf_mlflow_segment_ok(). */
+/* PUT an artifact (a sealed rf_blob, taken over) under a run's artifact_uri.
+ * Its bytes go as written: whoever wrote a text body redacted it first
+ * (rf_redact_json on each row).  -ENOTSUP (no callback) when the artifact
+ * store is not served over HTTP by the server; -EINVAL when a segment of
+ * either path is not rf_mlflow_segment_ok(). */
+struct rf_blob;
 int rf_mlflow_put_artifact(rf_mlflow *m, const char *artifact_uri, const char *rel_path,
-			   char *data, size_t len, const char *content_type, rf_mlflow_cb cb,
+			   struct rf_blob *body, const char *content_type, rf_mlflow_cb cb,
 			   void *arg);
 
 /* An id that becomes one path or URL segment: 1..max bytes, not "." or "..",

@@ -82,6 +82,51 @@ bool rf_redact_bytes_have_secret(const void *data, size_t len)
 	return false;
 }
 
+void rf_redact_scan(struct rf_redact_scan *s, const void *data, size_t n)
+{
+	size_t keep = 0;
+	for (int i = 0; i < nsecrets; i++)
+		if (secret_len[i] - 1 > keep)
+			keep = secret_len[i] - 1;
+	if (s->found || !n || !keep)
+		return;
+	if (rf_redact_bytes_have_secret(data, n)) {
+		s->found = true;
+		return;
+	}
+	/* Across the seam: the tail before, then up to keep bytes of this. */
+	size_t head = n < keep ? n : keep;
+	char *w = malloc(s->len + head);
+	if (!w) { /* cannot tell: say found, so the raw bytes are withheld */
+		s->found = true;
+		return;
+	}
+	if (s->len)
+		memcpy(w, s->tail, s->len);
+	memcpy(w + s->len, data, head);
+	s->found = rf_redact_bytes_have_secret(w, s->len + head);
+	/* The new tail: the last keep bytes of everything seen (w holds all of
+	 * this piece when it is shorter than keep). */
+	size_t take = n >= keep ? keep : (s->len + head > keep ? keep : s->len + head);
+	const char *from = n >= keep ? (const char *)data + n - keep : w + (s->len + head - take);
+	char *t = realloc(s->tail, keep);
+	if (t) {
+		memcpy(t, from, take);
+		s->tail = t;
+		s->len = take;
+	} else {
+		s->found = true;
+	}
+	free(w);
+}
+
+void rf_redact_scan_end(struct rf_redact_scan *s)
+{
+	free(s->tail);
+	s->tail = NULL;
+	s->len = 0;
+}
+
 size_t rf_redact_text(char **buf, size_t *len)
 {
 	static const char mark[] = "[REDACTED]";

@@ -24,6 +24,16 @@ void rf_redact_add_uri(const char *uri);
 void rf_redact_uri(const char *uri, char *out, size_t len);
 /* Do these bytes contain a known secret value? */
 bool rf_redact_bytes_have_secret(const void *data, size_t len);
+/* The same over a stream read in pieces (a log copied chunk by chunk): a
+ * value split between two pieces is found too.  Zero-initialise, feed every
+ * piece in order, read .found, then rf_redact_scan_end() (frees). */
+struct rf_redact_scan {
+	char *tail; /* the last (longest secret - 1) bytes seen */
+	size_t len;
+	bool found;
+};
+void rf_redact_scan(struct rf_redact_scan *s, const void *data, size_t n);
+void rf_redact_scan_end(struct rf_redact_scan *s);
 /* Replace every known secret value inside text (a request body, JSON with
  * the value unescaped inside strings) with "[REDACTED]"; *buf (malloc'ed,
  * kept NUL-terminated when its length changes) may be reallocated.

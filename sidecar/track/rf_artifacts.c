@@ -4,23 +4,46 @@
  * a float, sample_scores rows carry sample_id and explanation.
  */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rf_artifacts.h"
+#include "rf_blob.h"
 #include "rf_err.h"
 #include "rf_decode.h"
 #include "rf_evallog.h"
+#include "rf_hash.h"
 #include "rf_metrics.h"
 #include "rf_mlflow.h"
 #include "rf_redact.h"
 #include "ringflow.h"
 
+/* A table (or JSON array) written row by row as text into an rf_blob, in
+ * the spool directory: the sidecar's memory does not grow with the rows. */
+struct tw {
+	struct rf_blob *b;
+	FILE *f;
+	size_t rows;
+	bool failed; /* no blob could be made: the rows are a counted loss */
+};
+
+/* Where a sample's events_count cell sits in samples.json (blanks until
+ * the log's count is written over them at the task's end). */
+struct ev_slot {
+	uint64_t key; /* rf_hash_str("<sample id JSON> <epoch>") */
+	uint64_t off;
+	int64_t count; /* from the log; -1: not in it */
+};
+
 struct rf_art {
+	char *dir;       /* the spool directory: the tables' files */
 	json_t *task;    /* the task row */
-	json_t *inputs;  /* sample uuid -> {input, target} */
-	json_t *samples, *scores, *usage, *results; /* rows */
+	json_t *inputs;  /* sample uuid -> {input, target}, while the sample is open */
+	struct tw samples, scores, usage, results;
+	struct ev_slot *ev;
+	size_t nev, evcap;
 };
 
 static const char *const SAMPLE_COLS[] = {"task_name", "eval_id", "sample_id", "epoch", "input",
@@ -50,17 +73,26 @@ static const char *const TASK_COLS[] = {"task_name", "eval_id", "task_file", "ta
 					 "task_id", "solver", "model", "dataset", "dataset_samples",
 					 NULL};
 
-struct rf_art *rf_art_new(void)
+struct rf_art *rf_art_new(const char *dir)
 {
 	struct rf_art *a = calloc(1, sizeof *a);
 	if (!a)
 		return NULL;
+	a->dir = dir ? strdup(dir) : NULL;
 	a->inputs = json_object();
-	a->samples = json_array();
-	a->scores = json_array();
-	a->usage = json_array();
-	a->results = json_array();
+	if ((dir && !a->dir) || !a->inputs) {
+		rf_art_free(a);
+		return NULL;
+	}
 	return a;
+}
+
+static void tw_free(struct tw *w)
+{
+	if (w->f)
+		rf_blob_seal(w->b); /* closes the writer */
+	rf_blob_free(w->b);
+	memset(w, 0, sizeof *w);
 }
 
 void rf_art_free(struct rf_art *a)
@@ -69,10 +101,12 @@ void rf_art_free(struct rf_art *a)
 		return;
 	json_decref(a->task);
 	json_decref(a->inputs);
-	json_decref(a->samples);
-	json_decref(a->scores);
-	json_decref(a->usage);
-	json_decref(a->results);
+	tw_free(&a->samples);
+	tw_free(&a->scores);
+	tw_free(&a->usage);
+	tw_free(&a->results);
+	free(a->ev);
+	free(a->dir);
 	free(a);
 }
 
@@ -130,6 +164,109 @@ void rf_art_sample_init(struct rf_art *a, const msgpack_object *m)
 	json_decref(k);
 }
 
+/* ---- tables as text, row by row ---- */
+
+/* A value's JSON text into w, with every known secret value replaced:
+ * what rf_mlflow does to a body in memory, done here because these bodies
+ * go from their file as written. */
+static void put_json(struct tw *w, json_t *v)
+{
+	char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	size_t n = s ? strlen(s) : 0;
+	if (s)
+		rf_redact_text(&s, &n);
+	if (!s) {
+		w->failed = true; /* out of memory: the table is reported lost */
+		return;
+	}
+	fwrite(s, 1, n, w->f);
+	free(s);
+}
+
+/* Ready for the next row (the file made, with its header, at the first):
+ * false when the table is lost (no file nor memory for it). */
+static bool tw_next(struct tw *w, const char *dir, const char *const *cols)
+{
+	if (!w->f && !w->failed) {
+		w->b = rf_blob_new(dir);
+		w->f = w->b ? rf_blob_writer(w->b) : NULL;
+		w->failed = !w->f;
+		if (w->f && cols) {
+			fputs("{\"columns\":[", w->f);
+			for (int i = 0; cols[i]; i++)
+				fprintf(w->f, "%s\"%s\"", i ? "," : "", cols[i]);
+			fputs("],\"data\":[", w->f);
+		} else if (w->f) {
+			fputc('[', w->f); /* a JSON array of objects */
+		}
+	}
+	if (w->failed)
+		return false;
+	if (w->rows++)
+		fputc(',', w->f);
+	return true;
+}
+
+/* The width reserved for a cell filled in later: "null" and blanks, room
+ * for any 64-bit count. */
+#define CELL_BLANK "null                "
+#define CELL_BLANK_LEN 20
+
+static json_t *row(const char *const *cols, json_t *obj);
+
+/* One row from obj's fields in cols' order (obj is taken); the cell of
+ * column `later` (-1: none) is left blank and its offset put in *at. */
+static void tw_row(struct tw *w, const char *dir, const char *const *cols, json_t *obj,
+		   int later, uint64_t *at)
+{
+	json_t *r = row(cols, obj);
+	if (!tw_next(w, dir, cols)) {
+		json_decref(r);
+		return;
+	}
+	if (later < 0) {
+		put_json(w, r);
+	} else {
+		fputc('[', w->f);
+		for (size_t i = 0; i < json_array_size(r); i++) {
+			if (i)
+				fputc(',', w->f);
+			if ((int)i == later) {
+				long pos = ftell(w->f);
+				*at = pos > 0 ? (uint64_t)pos : 0;
+				fputs(CELL_BLANK, w->f);
+			} else {
+				put_json(w, json_array_get(r, i));
+			}
+		}
+		fputc(']', w->f);
+	}
+	json_decref(r);
+}
+
+/* The finished body, `end` written last and sealed; or NULL: no row was
+ * ever written, or it is lost, then with the reason in err. */
+static struct rf_blob *tw_seal(struct tw *w, const char *end, char *err, size_t errlen)
+{
+	if (w->failed) {
+		snprintf(err, errlen, "out of memory while writing it");
+		tw_free(w);
+		return NULL;
+	}
+	if (!w->f)
+		return NULL;
+	fputs(end, w->f);
+	w->f = NULL;
+	struct rf_blob *b = w->b;
+	w->b = NULL;
+	if (rf_blob_seal(b) < 0) {
+		snprintf(err, errlen, "%s", rf_err_msg());
+		rf_blob_free(b);
+		return NULL;
+	}
+	return b;
+}
+
 static json_t *row(const char *const *cols, json_t *obj)
 {
 	json_t *r = json_array();
@@ -139,6 +276,30 @@ static json_t *row(const char *const *cols, json_t *obj)
 	}
 	json_decref(obj);
 	return r;
+}
+
+/* The key of a sample's events_count: its id (as JSON) and epoch. */
+static uint64_t sample_key(json_t *id, json_t *epoch)
+{
+	char *s = json_dumps(id ? id : json_null(), JSON_COMPACT | JSON_ENCODE_ANY);
+	char key[512];
+	snprintf(key, sizeof key, "%s %" JSON_INTEGER_FORMAT, s ? s : "null",
+		 json_integer_value(epoch));
+	free(s);
+	return rf_hash_str(key);
+}
+
+static void ev_slot_add(struct rf_art *a, json_t *id, json_t *epoch, uint64_t off)
+{
+	if (a->nev == a->evcap) {
+		size_t cap = a->evcap ? a->evcap * 2 : 256;
+		struct ev_slot *n = realloc(a->ev, cap * sizeof *n);
+		if (!n)
+			return; /* that sample's events_count stays null */
+		a->ev = n;
+		a->evcap = cap;
+	}
+	a->ev[a->nev++] = (struct ev_slot){sample_key(id, epoch), off, -1};
 }
 
 void rf_art_sample_end(struct rf_art *a, const msgpack_object *m)
@@ -171,14 +332,13 @@ void rf_art_sample_end(struct rf_art *a, const msgpack_object *m)
 					      : json_null();
 			char *rawtext = json_is_string(raw) ? strdup(json_string_value(raw))
 							    : json_dumps(raw, JSON_COMPACT | JSON_ENCODE_ANY);
-			json_array_append_new(a->scores,
-					      row(SCORE_COLS, json_pack("{s:O,s:O,s:O,s:O,s:s,s:s,s:o,s:o}",
+			tw_row(&a->scores, a->dir, SCORE_COLS, json_pack("{s:O,s:O,s:O,s:O,s:s,s:s,s:o,s:o}",
 									"task_name", task, "eval_id", eval_id,
 									"sample_id", sid, "epoch", epoch,
 									"scorer", scorer, "raw_value",
 									rawtext ? rawtext : "", "numeric_value",
 									num, "explanation",
-									field(s, "explanation"))));
+									field(s, "explanation")), -1, NULL);
 			free(rawtext);
 			snprintf(col, sizeof col, "score/%s", scorer);
 			json_object_set(result, col, raw);
@@ -190,7 +350,9 @@ void rf_art_sample_end(struct rf_art *a, const msgpack_object *m)
 			json_decref(expl);
 			json_decref(raw);
 		}
-	json_array_append_new(a->results, result);
+	if (tw_next(&a->results, a->dir, NULL))
+		put_json(&a->results, result);
+	json_decref(result);
 	/* Usage per model, and its sum for the samples table. */
 	double in_t = 0, out_t = 0, tot_t = 0, cost = 0;
 	bool has_cost = false;
@@ -206,9 +368,7 @@ void rf_art_sample_end(struct rf_art *a, const msgpack_object *m)
 				cost += v;
 				has_cost = true;
 			}
-			json_array_append_new(
-				a->usage,
-				row(USAGE_COLS,
+			tw_row(&a->usage, a->dir, USAGE_COLS,
 				    json_pack("{s:O,s:O,s:O,s:O,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "task_name",
 					      task, "eval_id", eval_id, "sample_id", sid, "epoch", epoch,
 					      "model", rf_obj_to_json(&mu->via.map.ptr[i].key),
@@ -217,11 +377,10 @@ void rf_art_sample_end(struct rf_art *a, const msgpack_object *m)
 					      "input_tokens_cache_read", field(u, "input_tokens_cache_read"),
 					      "input_tokens_cache_write", field(u, "input_tokens_cache_write"),
 					      "reasoning_tokens", field(u, "reasoning_tokens"), "total_cost",
-					      field(u, "total_cost"))));
+					      field(u, "total_cost")), -1, NULL);
 		}
-	json_array_append_new(
-		a->samples,
-		row(SAMPLE_COLS,
+	uint64_t at = UINT64_MAX;
+	tw_row(&a->samples, a->dir, SAMPLE_COLS,
 		    json_pack("{s:O,s:O,s:O,s:O,s:O,s:O,s:o,s:o,s:o,s:o,s:o,s:o,s:f,s:f,s:f,s:o}",
 			      "task_name", task, "eval_id", eval_id, "sample_id", sid, "epoch", epoch,
 			      "input", in ? json_object_get(in, "input") : json_null(), "target",
@@ -231,30 +390,16 @@ void rf_art_sample_end(struct rf_art *a, const msgpack_object *m)
 			      field(m, "total_time"), "working_time", field(m, "working_time"),
 			      "error", field(m, "error"), "usage_input_tokens", in_t,
 			      "usage_output_tokens", out_t, "usage_total_tokens", tot_t,
-			      "usage_total_cost", has_cost ? json_real(cost) : json_null())));
+			      "usage_total_cost", has_cost ? json_real(cost) : json_null()),
+	       SAMPLE_EVENTS_COUNT, &at);
+	if (at != UINT64_MAX)
+		ev_slot_add(a, sid, epoch, at);
 	json_decref(scores);
 	json_decref(sid);
 	json_decref(epoch);
 	if (json_is_string(k))
 		json_object_del(a->inputs, json_string_value(k));
 	json_decref(k);
-}
-
-static json_t *table(const char *const *cols, json_t *rows)
-{
-	json_t *c = json_array();
-	for (int i = 0; cols[i]; i++)
-		json_array_append_new(c, json_string(cols[i]));
-	return json_pack("{s:o,s:O}", "columns", c, "data", rows);
-}
-
-static void add(json_t *files, const char *path, json_t *doc, const char *type)
-{
-	char *s = json_dumps(doc, JSON_COMPACT);
-	json_decref(doc);
-	if (s)
-		json_array_append_new(files, json_pack("{s:s,s:s,s:s}", "path", path, "body", s, "type", type));
-	free(s);
 }
 
 /* ---- tables from Inspect's own log, written row by row ----
@@ -265,53 +410,10 @@ static void add(json_t *files, const char *path, json_t *doc, const char *type)
  * boundary, with a marker); the raw log is uploaded whole beside them. */
 #define CELL_MAX 16384
 
-struct tw {
-	FILE *f;
-	char *buf;
-	size_t len, rows;
-};
-
-static void tw_open(struct tw *w, const char *const *cols)
-{
-	w->f = open_memstream(&w->buf, &w->len);
-	if (!w->f)
-		return;
-	fputs("{\"columns\":[", w->f);
-	for (int i = 0; cols[i]; i++)
-		fprintf(w->f, "%s\"%s\"", i ? "," : "", cols[i]);
-	fputs("],\"data\":[", w->f);
-}
-
-static void tw_row(struct tw *w, const char *const *cols, json_t *obj)
-{
-	json_t *r = row(cols, obj);
-	if (w->f) {
-		if (w->rows++)
-			fputc(',', w->f);
-		json_dumpf(r, w->f, JSON_COMPACT);
-	}
-	json_decref(r);
-}
-
-/* The table's JSON text (caller frees), NULL when it has no rows. */
-static char *tw_close(struct tw *w)
-{
-	if (!w->f)
-		return NULL;
-	fputs("]}", w->f);
-	fclose(w->f);
-	if (!w->rows) {
-		free(w->buf);
-		return NULL;
-	}
-	return w->buf;
-}
-
 struct log_ctx {
 	struct rf_art *a;
 	struct tw messages, events;
 	json_t *header;
-	json_t *counts; /* "<sample id JSON> <epoch>" -> number of events */
 };
 
 /* A string cell: "attachment://<hash>" resolved from the sample's
@@ -378,6 +480,39 @@ static json_t *completion_of(json_t *out)
 	return content;
 }
 
+static int ev_cmp(const void *x, const void *y)
+{
+	uint64_t a = ((const struct ev_slot *)x)->key, b = ((const struct ev_slot *)y)->key;
+	return a < b ? -1 : a > b;
+}
+
+/* The log's count of events for every samples.json row with this key
+ * (a->ev sorted by key). */
+static void ev_count_set(struct rf_art *a, uint64_t key, int64_t count)
+{
+	struct ev_slot k = {.key = key};
+	struct ev_slot *e = a->nev ? bsearch(&k, a->ev, a->nev, sizeof k, ev_cmp) : NULL;
+	if (!e)
+		return;
+	while (e > a->ev && e[-1].key == key)
+		e--;
+	for (; e < a->ev + a->nev && e->key == key; e++)
+		e->count = count;
+}
+
+/* Written over the blanks reserved in samples.json: only for the task's
+ * own log (left null for a sample the log does not hold). */
+static void ev_counts_write(struct rf_art *a, struct rf_blob *samples)
+{
+	for (size_t i = 0; samples && i < a->nev; i++) {
+		if (a->ev[i].count < 0)
+			continue;
+		char cell[CELL_BLANK_LEN + 1];
+		snprintf(cell, sizeof cell, "%-*lld", CELL_BLANK_LEN, (long long)a->ev[i].count);
+		rf_blob_patch(samples, a->ev[i].off, cell, CELL_BLANK_LEN);
+	}
+}
+
 /* One row per event of the sample, columns as inspect-mlflow's table:
  * every type has the common cells; model, tool and error events add theirs. */
 static void event_rows(struct log_ctx *c, json_t *sample, json_t *task, json_t *eval_id)
@@ -422,14 +557,10 @@ static void event_rows(struct log_ctx *c, json_t *sample, json_t *task, json_t *
 			json_object_set_new(o, "error", cell(sample, json_object_get(json_object_get(e, "error"),
 										     "message")));
 		}
-		tw_row(&c->events, EVENT_COLS, o);
+		tw_row(&c->events, c->a->dir, EVENT_COLS, o, -1, NULL);
 	}
-	char *id = json_dumps(json_object_get(sample, "id"), JSON_COMPACT | JSON_ENCODE_ANY);
-	char key[512];
-	snprintf(key, sizeof key, "%s %" JSON_INTEGER_FORMAT, id ? id : "null",
-		 json_integer_value(json_object_get(sample, "epoch")));
-	free(id);
-	json_object_set_new(c->counts, key, json_integer((json_int_t)json_array_size(events)));
+	ev_count_set(c->a, sample_key(json_object_get(sample, "id"), json_object_get(sample, "epoch")),
+		     (int64_t)json_array_size(events));
 }
 
 static void on_log(json_t *header, json_t *sample, void *arg)
@@ -448,7 +579,7 @@ static void on_log(json_t *header, json_t *sample, void *arg)
 	size_t i;
 	json_t *m;
 	json_array_foreach(msgs, i, m) {
-		tw_row(&c->messages, MESSAGE_COLS,
+		tw_row(&c->messages, c->a->dir, MESSAGE_COLS,
 		       json_pack("{s:O,s:O,s:O,s:O,s:I,s:O,s:O,s:o,s:o,s:O,s:O,s:O}", "task_name",
 				 task ? task : json_null(), "eval_id", eval_id ? eval_id : json_null(),
 				 "sample_id", json_object_get(sample, "id") ?: json_null(), "epoch",
@@ -459,70 +590,137 @@ static void on_log(json_t *header, json_t *sample, void *arg)
 				 text_or_json(json_object_get(m, "tool_calls")), "tool_call_id",
 				 json_object_get(m, "tool_call_id") ?: json_null(), "model",
 				 json_object_get(m, "model") ?: json_null(), "stop_reason",
-				 json_object_get(m, "stop_reason") ?: json_null()));
+				 json_object_get(m, "stop_reason") ?: json_null()),
+		       -1, NULL);
 	}
 	event_rows(c, sample, task, eval_id);
 }
 
-/* samples.json's events_count from the log (left null for a sample the
- * log does not hold). */
-static void fill_event_counts(struct rf_art *a, json_t *counts)
+/* ---- the files, in upload order ---- */
+
+static struct rf_art_file *file_new(struct rf_art_file ***tail, const char *path,
+				    const char *type)
 {
-	size_t i;
-	json_t *r;
-	json_array_foreach(a->samples, i, r) {
-		char *id = json_dumps(json_array_get(r, 2), JSON_COMPACT | JSON_ENCODE_ANY);
-		char key[512];
-		snprintf(key, sizeof key, "%s %" JSON_INTEGER_FORMAT, id ? id : "null",
-			 json_integer_value(json_array_get(r, 3)));
-		free(id);
-		json_t *n = json_object_get(counts, key);
-		if (n)
-			json_array_set(r, SAMPLE_EVENTS_COUNT, n);
-	}
+	struct rf_art_file *f = calloc(1, sizeof *f);
+	if (!f)
+		return NULL;
+	snprintf(f->path, sizeof f->path, "%s", path);
+	f->type = type;
+	**tail = f;
+	*tail = &f->next;
+	return f;
 }
 
-static void add_text(json_t *files, const char *path, char *body, const char *type)
+/* A loss, said: counted and reported by the run's owner. */
+static void lost(struct rf_art_file ***tail, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void lost(struct rf_art_file ***tail, const char *fmt, ...)
 {
-	if (body)
-		json_array_append_new(files, json_pack("{s:s,s:s,s:s}", "path", path, "body", body,
-						       "type", type));
-	free(body);
+	struct rf_art_file *f = file_new(tail, "", "error");
+	if (!f)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(f->err, sizeof f->err, fmt, ap);
+	va_end(ap);
 }
 
-json_t *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_location)
+/* A finished body; NULL: nothing to upload, or lost (err says why). */
+static void put_body(struct rf_art_file ***tail, const char *path, const char *type,
+		     struct rf_blob *b, const char *err)
 {
-	json_t *files = json_array();
-	if (a->task) {
-		json_t *rows = json_pack("[o]", row(TASK_COLS, json_incref(a->task)));
-		add(files, "inspect/tasks.json", table(TASK_COLS, rows), "table");
-		json_decref(rows);
+	if (!b) {
+		if (err && err[0])
+			lost(tail, "%s: %s", path, err);
+		return;
 	}
-	if (json_array_size(a->scores))
-		add(files, "inspect/sample_scores.json", table(SCORE_COLS, a->scores), "table");
-	if (json_array_size(a->usage))
-		add(files, "inspect/model_usage.json", table(USAGE_COLS, a->usage), "table");
-	char path[300];
-	/* From Inspect's own log: the conversation, the events and the header. */
-	struct log_ctx lc = {.a = a, .counts = json_object()};
-	tw_open(&lc.messages, MESSAGE_COLS);
-	tw_open(&lc.events, EVENT_COLS);
+	struct rf_art_file *f = file_new(tail, path, type);
+	if (f)
+		f->body = b;
+	else
+		rf_blob_free(b);
+}
+
+/* A table or JSON array written during the task (`end` closes it). */
+static void put_tw(struct rf_art_file ***tail, const char *path, const char *type,
+		   struct tw *w, const char *end)
+{
 	char err[512] = "";
+	put_body(tail, path, type, tw_seal(w, end, err, sizeof err), err);
+}
+
+/* A small JSON document (the task row's table, the log header), in memory. */
+static void put_doc(struct rf_art_file ***tail, const char *path, const char *type, json_t *doc)
+{
+	struct tw w = {.b = rf_blob_new(NULL)};
+	w.f = w.b ? rf_blob_writer(w.b) : NULL;
+	w.failed = !w.f;
+	if (w.f)
+		put_json(&w, doc);
+	json_decref(doc);
+	put_tw(tail, path, type, &w, "");
+}
+
+void rf_art_files_free(struct rf_art_file *f)
+{
+	while (f) {
+		struct rf_art_file *next = f->next;
+		rf_blob_free(f->body);
+		free(f);
+		f = next;
+	}
+}
+
+/* Inspect's own log: copied once into the spool directory, then checked,
+ * parsed and uploaded from that copy.  *err says why not (then false). */
+static bool read_log(struct rf_art *a, const char *location, struct log_ctx *lc,
+		     struct rf_blob **raw, bool *has_secret, char *err, size_t errlen)
+{
+	bool raw_secret = false;
+	if (!(*raw = rf_blob_new(a->dir))) {
+		snprintf(err, errlen, "%s: out of memory", location);
+		return false;
+	}
+	if (rf_evallog_copy(location, *raw, &raw_secret) < 0 ||
+	    rf_evallog_parse(location, *raw, on_log, lc, has_secret) < 0) {
+		snprintf(err, errlen, "%s", rf_err_msg());
+		return false;
+	}
+	*has_secret |= raw_secret;
+	return true;
+}
+
+struct rf_art_file *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_location)
+{
+	struct rf_art_file *files = NULL, **tail = &files;
+	char path[300], err[512] = "";
+	if (a->task) {
+		json_t *c = json_array();
+		for (int i = 0; TASK_COLS[i]; i++)
+			json_array_append_new(c, json_string(TASK_COLS[i]));
+		put_doc(&tail, "inspect/tasks.json", "table",
+			json_pack("{s:o,s:[o]}", "columns", c, "data",
+				  row(TASK_COLS, json_incref(a->task))));
+	}
+	put_tw(&tail, "inspect/sample_scores.json", "table", &a->scores, "]}");
+	put_tw(&tail, "inspect/model_usage.json", "table", &a->usage, "]}");
+	char samples_err[512] = "";
+	struct rf_blob *samples = tw_seal(&a->samples, "]}", samples_err, sizeof samples_err);
+	/* From Inspect's own log: the conversation, the events and the header. */
+	struct log_ctx lc = {.a = a};
 	bool log_has_secret = false, is_log = false;
-	char *raw = NULL; /* the log's bytes, read once: checked, parsed and uploaded */
-	size_t raw_len = 0;
+	struct rf_blob *raw = NULL;
 	/* The ids become artifact paths: a plain name each, or those
 	 * artifacts are a counted loss (never a path into another run). */
 	bool id_ok = rf_mlflow_segment_ok(eval_id, 128);
 	const char *base = log_location ? strrchr(log_location, '/') : NULL;
-	if (!id_ok)
+	if (a->nev)
+		qsort(a->ev, a->nev, sizeof *a->ev, ev_cmp);
+	if (!id_ok) {
 		snprintf(err, sizeof err, "eval_id '%.100s' is not a plain name: its log, header "
 			 "and sample results are not uploaded", eval_id);
-	else if (log_location && log_location[0] == '/' &&
-		 (rf_evallog_load(log_location, &raw, &raw_len) < 0 ||
-		  rf_evallog_parse(log_location, raw, raw_len, on_log, &lc, &log_has_secret) < 0))
-		snprintf(err, sizeof err, "%s", rf_err_msg());
-	else if (log_location && log_location[0] == '/') {
+	} else if (log_location && log_location[0] == '/' &&
+		   read_log(a, log_location, &lc, &raw, &log_has_secret, err, sizeof err)) {
 		/* The location comes from a record: only this task's own Inspect
 		 * log (its header names this eval_id) is used or uploaded, never
 		 * another file it may name (a key, a credentials file). */
@@ -533,46 +731,39 @@ json_t *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_loca
 			snprintf(err, sizeof err, "%s is not the Inspect log of eval %s: not uploaded",
 				 log_location, eval_id);
 	}
-	char *messages = tw_close(&lc.messages), *events = tw_close(&lc.events);
 	if (is_log) {
-		fill_event_counts(a, lc.counts);
-		add_text(files, "inspect/messages.json", messages, "table");
-		add_text(files, "inspect/events.json", events, "table");
-		messages = events = NULL;
+		ev_counts_write(a, samples);
+		put_tw(&tail, "inspect/messages.json", "table", &lc.messages, "]}");
+		put_tw(&tail, "inspect/events.json", "table", &lc.events, "]}");
 		if (lc.header) {
 			snprintf(path, sizeof path, "eval_logs/%s.json", eval_id);
-			add(files, path, json_incref(lc.header), "json");
+			put_doc(&tail, path, "json", json_incref(lc.header));
 		}
 	} else if (err[0]) {
-		json_array_append_new(files, json_pack("{s:s,s:s,s:s}", "path", "", "body", err, "type",
-						       "error"));
+		lost(&tail, "%s", err);
 	}
-	free(messages);
-	free(events);
-	json_decref(lc.counts);
+	tw_free(&lc.messages);
+	tw_free(&lc.events);
 	json_decref(lc.header);
-	if (json_array_size(a->samples))
-		add(files, "inspect/samples.json", table(SAMPLE_COLS, a->samples), "table");
+	put_body(&tail, "inspect/samples.json", "table", samples, samples_err);
 	if (id_ok) {
 		snprintf(path, sizeof path, "sample_results/%s.json", eval_id);
-		add(files, path, json_incref(a->results), "json");
+		if (!a->results.f && !a->results.failed && tw_next(&a->results, a->dir, NULL))
+			a->results.rows = 0; /* no sample: an empty array */
+		put_tw(&tail, path, "json", &a->results, "]");
 	}
 	if (is_log && log_has_secret) {
-		json_array_append_new(files, json_pack("{s:s,s:s,s:s}", "path", "", "body",
-						       "raw Inspect log withheld: it contains the value of "
-						       "a secret environment variable", "type", "error"));
+		lost(&tail, "raw Inspect log withheld: it contains the value of a secret environment "
+		     "variable");
 	} else if (is_log && !rf_mlflow_segment_ok(base + 1, 200)) {
-		json_array_append_new(files, json_pack("{s:s,s:s,s:s}", "path", "", "body",
-						       "raw Inspect log withheld: its file name is not a "
-						       "plain name", "type", "error"));
+		lost(&tail, "raw Inspect log withheld: its file name is not a plain name");
 	} else if (is_log) {
-		/* The bytes checked above, not the path again: a file swapped in
+		/* The copy checked above, not the path again: a file swapped in
 		 * since cannot go out in its place. */
 		snprintf(path, sizeof path, "inspect/logs/%s", base + 1);
-		json_array_append_new(files, json_pack("{s:s,s:o,s:s}", "path", path, "body",
-						       json_stringn_nocheck(raw, raw_len), "type",
-						       "bytes"));
+		put_body(&tail, path, "bytes", raw, NULL);
+		raw = NULL;
 	}
-	free(raw);
+	rf_blob_free(raw);
 	return files;
 }

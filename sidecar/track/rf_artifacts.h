@@ -8,9 +8,11 @@
  * inspect/events.json (one row per event of every sample, all event types),
  * eval_logs/<eval_id>.json (the log without samples) and the raw log file
  * (inspect/logs/<name>) from Inspect's own log when it is on a local disk
- * (rf_evallog.c, one sample at a time; the two tables are written row by
- * row as JSON text, never held as JSON trees).  Uploaded at task end through
- * the tracking server's artifact proxy, retried.
+ * (rf_evallog.c, one sample at a time).  Every table is written row by row
+ * as JSON text into an unnamed file in the spool directory (rf_blob.h) as
+ * its rows arrive, and the log is copied there once: the sidecar's memory
+ * does not grow with the number of samples.  Uploaded at task end through
+ * the tracking server's artifact proxy, from those files, retried.
  */
 #ifndef RF_ARTIFACTS_H
 #define RF_ARTIFACTS_H
@@ -20,15 +22,26 @@
 
 struct rf_art; /* per task */
 
-struct rf_art *rf_art_new(void);
+/* dir: where the tables' files are made (the spool directory; NULL:
+ * memory). */
+struct rf_art *rf_art_new(const char *dir);
 void rf_art_free(struct rf_art *a);
 void rf_art_task_start(struct rf_art *a, const msgpack_object *m);
 void rf_art_sample_init(struct rf_art *a, const msgpack_object *m);
 void rf_art_sample_end(struct rf_art *a, const msgpack_object *m);
 
-/* The files to upload: each is {"path": relative path, "body": bytes as a
- * JSON string, "type": "table"|"json"|"file"|"error"}; "file" bodies are
- * local paths; an "error" entry reports why the log could not be read. */
-json_t *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_location);
+/* One file to upload, or ("error") one that cannot be, and why. */
+struct rf_art_file {
+	struct rf_art_file *next;
+	char path[300];         /* relative to the run's artifact root */
+	const char *type;       /* "table" | "json" | "bytes" | "error" */
+	struct rf_blob *body;   /* sealed; NULL for an error */
+	char err[512];
+};
+
+/* The task's files, in upload order (free with rf_art_files_free); the
+ * tables' rows are handed over, so call it once, at the task's end. */
+struct rf_art_file *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_location);
+void rf_art_files_free(struct rf_art_file *f);
 
 #endif

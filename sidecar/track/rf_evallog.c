@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "rf_blob.h"
 #include "rf_err.h"
 #include "rf_evallog.h"
 #include "rf_redact.h"
@@ -28,10 +29,9 @@ static const char *kind(mode_t m)
 	       S_ISCHR(m) || S_ISBLK(m) ? "a device" : "not a regular file";
 }
 
-int rf_evallog_load(const char *path, char **data, size_t *len)
+int rf_evallog_copy(const char *path, struct rf_blob *b, bool *has_secret)
 {
-	*data = NULL;
-	*len = 0;
+	*has_secret = false;
 	/* A record names this path: it may be a FIFO (open and read would
 	 * block the loop), a symlink to /dev/zero or a key, a directory, a
 	 * huge file.  O_NONBLOCK: opening a FIFO returns at once; O_NOFOLLOW:
@@ -52,55 +52,103 @@ int rf_evallog_load(const char *path, char **data, size_t *len)
 		rc = rf_err_set(EFBIG, "%s is larger than %u MiB: not read", path,
 				RF_EVALLOG_MAX >> 20);
 	}
-	char *buf = NULL;
-	size_t n = 0, cap = 0;
+	enum { CHUNK = 1 << 20 };
+	char *buf = rc ? NULL : malloc(CHUNK);
+	if (!rc && !buf)
+		rc = rf_err_set(ENOMEM, "%s: %s", path, strerror(ENOMEM));
+	struct rf_redact_scan scan = {0};
+	FILE *w = rf_blob_writer(b);
+	uint64_t n = 0;
 	/* Bounded whatever the size said (a file may grow, /proc says 0). */
 	while (!rc) {
-		if (n == cap) {
-			size_t ncap = cap ? cap * 2 : (size_t)st.st_size + 1;
-			if (ncap > (size_t)RF_EVALLOG_MAX + 1)
-				ncap = (size_t)RF_EVALLOG_MAX + 1;
-			char *nb = ncap > cap ? realloc(buf, ncap) : NULL;
-			if (!nb) {
-				rc = rf_err_set(ncap > cap ? ENOMEM : EFBIG, "%s: %s", path,
-						ncap > cap ? strerror(ENOMEM) :
-						"grew past the size limit while read: not read");
-				break;
-			}
-			buf = nb;
-			cap = ncap;
-		}
-		ssize_t r = read(fd, buf + n, cap - n);
+		ssize_t r = read(fd, buf, CHUNK);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
 			rc = rf_err_set_sys(errno, "%s", path);
 		} else if (r == 0) {
 			break;
+		} else if ((n += (uint64_t)r) > RF_EVALLOG_MAX) {
+			rc = rf_err_set(EFBIG, "%s: grew past %u MiB while read: not read", path,
+					RF_EVALLOG_MAX >> 20);
+		} else {
+			rf_redact_scan(&scan, buf, (size_t)r);
+			if (!w || fwrite(buf, 1, (size_t)r, w) != (size_t)r)
+				break; /* rf_blob_seal says why */
 		}
-		n += r > 0 ? (size_t)r : 0;
 	}
 	close(fd);
-	if (rc) {
-		free(buf);
-		return rc;
-	}
-	*data = buf ? buf : strdup("");
-	*len = n;
-	return *data ? 0 : -ENOMEM;
+	free(buf);
+	*has_secret = scan.found;
+	rf_redact_scan_end(&scan);
+	int sealed = rf_blob_seal(b);
+	if (!rc && sealed)
+		rc = rf_err_wrap("%s: copying the log", path);
+	return rc;
 }
 
-static int read_eval_zip(const char *path, const char *data, size_t dlen, rf_evallog_fn fn,
+/* libarchive reads the copy through these (from a file or memory alike). */
+struct src {
+	const struct rf_blob *b;
+	uint64_t off;
+	char buf[65536];
+};
+
+static la_ssize_t src_read(struct archive *a, void *p, const void **out)
+{
+	struct src *s = p;
+	ssize_t n = rf_blob_read(s->b, s->off, s->buf, sizeof s->buf);
+	if (n < 0) {
+		archive_set_error(a, EIO, "%s", rf_err_msg());
+		return -1;
+	}
+	s->off += (uint64_t)n;
+	*out = s->buf;
+	return n;
+}
+
+static la_int64_t src_seek(struct archive *a, void *p, la_int64_t off, int whence)
+{
+	(void)a;
+	struct src *s = p;
+	int64_t len = (int64_t)rf_blob_len(s->b);
+	int64_t at = whence == SEEK_SET ? off : whence == SEEK_CUR ? (int64_t)s->off + off : len + off;
+	if (at < 0)
+		return ARCHIVE_FATAL;
+	s->off = (uint64_t)(at > len ? len : at);
+	return (la_int64_t)s->off;
+}
+
+static la_int64_t src_skip(struct archive *a, void *p, la_int64_t req)
+{
+	(void)a;
+	struct src *s = p;
+	uint64_t left = rf_blob_len(s->b) - s->off;
+	uint64_t n = req < 0 ? 0 : (uint64_t)req > left ? left : (uint64_t)req;
+	s->off += n;
+	return (la_int64_t)n;
+}
+
+static int read_eval_zip(const char *path, const struct rf_blob *blob, rf_evallog_fn fn,
 			 void *arg, bool *has_secret)
 {
 	struct archive *a = archive_read_new();
-	if (!a)
-		return -ENOMEM;
+	struct src *src = a ? calloc(1, sizeof *src) : NULL;
+	if (!src) {
+		archive_read_free(a);
+		return rf_err_set(ENOMEM, "%s: %s", path, strerror(ENOMEM));
+	}
+	src->b = blob;
 	archive_read_support_format_zip(a);
 	archive_read_support_filter_all(a);
-	if (archive_read_open_memory(a, data, dlen) != ARCHIVE_OK) {
+	archive_read_set_read_callback(a, src_read);
+	archive_read_set_seek_callback(a, src_seek);
+	archive_read_set_skip_callback(a, src_skip);
+	archive_read_set_callback_data(a, src);
+	if (archive_read_open1(a) != ARCHIVE_OK) {
 		rf_err_set(EIO, "%s: %s", path, archive_error_string(a));
 		archive_read_free(a);
+		free(src);
 		return -EIO;
 	}
 	struct archive_entry *e;
@@ -112,12 +160,22 @@ static int read_eval_zip(const char *path, const char *data, size_t dlen, rf_eva
 		const char *name = archive_entry_pathname(e);
 		bool header = name && !strcmp(name, "header.json");
 		bool sample = name && !strncmp(name, "samples/", 8);
+		/* Header and samples are parsed, so read whole; every other
+		 * member is only checked for secrets, a piece at a time (the
+		 * raw file goes as is, so every member is checked). */
+		bool keep = header || sample;
+		struct rf_redact_scan scan = {0};
 		size_t len = 0;
 		for (;;) {
+			if (!keep && len) {
+				rf_redact_scan(&scan, buf, len);
+				len = 0;
+			}
 			if (len + 65536 + 1 > cap) {
 				size_t ncap = cap ? cap * 2 : 1 << 20;
 				char *nb = ncap <= ENTRY_MAX ? realloc(buf, ncap) : NULL;
 				if (!nb) {
+					rf_redact_scan_end(&scan);
 					rc = rf_err_set(E2BIG, "%s: %s larger than %u MiB", path,
 							name, ENTRY_MAX >> 20);
 					goto out;
@@ -127,6 +185,7 @@ static int read_eval_zip(const char *path, const char *data, size_t dlen, rf_eva
 			}
 			la_ssize_t n = archive_read_data(a, buf + len, 65536);
 			if (n < 0) {
+				rf_redact_scan_end(&scan);
 				rc = rf_err_set(EIO, "%s: %s: %s", path, name, archive_error_string(a));
 				goto out;
 			}
@@ -134,14 +193,17 @@ static int read_eval_zip(const char *path, const char *data, size_t dlen, rf_eva
 				break;
 			len += (size_t)n;
 			if ((total += (size_t)n) > TOTAL_MAX) {
+				rf_redact_scan_end(&scan);
 				rc = rf_err_set(E2BIG, "%s: decompresses to more than %llu GiB: not read",
 						path, TOTAL_MAX >> 30);
 				goto out;
 			}
 		}
-		if (rf_redact_bytes_have_secret(buf, len))
-			*has_secret = true; /* every entry is checked: the raw file goes as is */
-		if (!header && !sample)
+		rf_redact_scan(&scan, buf, len);
+		if (scan.found)
+			*has_secret = true;
+		rf_redact_scan_end(&scan);
+		if (!keep)
 			continue;
 		json_t *j = json_loadb(buf, len, 0, NULL);
 		if (!j) {
@@ -154,16 +216,32 @@ static int read_eval_zip(const char *path, const char *data, size_t dlen, rf_eva
 out:
 	free(buf);
 	archive_read_free(a);
+	free(src);
 	return rc;
 }
 
-static int read_json_log(const char *path, const char *data, size_t dlen, rf_evallog_fn fn,
-			 void *arg, bool *has_secret)
+struct json_src {
+	const struct rf_blob *b;
+	uint64_t off;
+};
+
+static size_t json_src_read(void *buf, size_t n, void *p)
+{
+	struct json_src *s = p;
+	ssize_t r = rf_blob_read(s->b, s->off, buf, n);
+	if (r < 0)
+		return (size_t)-1;
+	s->off += (uint64_t)r;
+	return (size_t)r;
+}
+
+/* A .json log is one document: parsed whole (Inspect writes .eval logs by
+ * default; a .json log's tree is what its size costs). */
+static int read_json_log(const char *path, const struct rf_blob *b, rf_evallog_fn fn, void *arg)
 {
 	json_error_t je;
-	if (rf_redact_bytes_have_secret(data, dlen))
-		*has_secret = true;
-	json_t *log = json_loadb(data, dlen, 0, &je);
+	struct json_src src = {.b = b};
+	json_t *log = json_load_callback(json_src_read, &src, 0, &je);
 	if (!log) {
 		return rf_err_set(EBADMSG, "%s: %s", path, je.text);
 	}
@@ -179,12 +257,11 @@ static int read_json_log(const char *path, const char *data, size_t dlen, rf_eva
 	return 0;
 }
 
-int rf_evallog_parse(const char *path, const char *data, size_t len, rf_evallog_fn fn,
-		     void *arg, bool *has_secret)
+int rf_evallog_parse(const char *path, const struct rf_blob *b, rf_evallog_fn fn, void *arg,
+		     bool *has_secret)
 {
 	size_t n = strlen(path);
-	*has_secret = false;
 	if (n > 5 && !strcmp(path + n - 5, ".json"))
-		return read_json_log(path, data, len, fn, arg, has_secret);
-	return read_eval_zip(path, data, len, fn, arg, has_secret);
+		return read_json_log(path, b, fn, arg);
+	return read_eval_zip(path, b, fn, arg, has_secret);
 }

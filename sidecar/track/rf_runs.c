@@ -30,6 +30,7 @@
 
 #include <curl/curl.h>
 
+#include "rf_blob.h"
 #include "rf_err.h"
 #include "rf_resp.h"
 #include "rf_ring.h"
@@ -119,8 +120,10 @@ static void run_failed(struct rf_runs *t, struct mrun *r)
 	memset(&r->mq, 0, sizeof r->mq);
 	json_object_clear(r->params);
 	json_object_clear(r->tags);
-	t->st.artifacts_failed += json_array_size(r->uploads);
-	json_array_clear(r->uploads);
+	for (struct rf_art_file *f = r->uploads; f; f = f->next)
+		t->st.artifacts_failed++;
+	rf_art_files_free(r->uploads);
+	r->uploads = NULL;
 }
 
 void rf_run_metric(struct mrun *r, const char *key, double value, int64_t ts_ms, int64_t step)
@@ -145,30 +148,33 @@ void rf_run_metric(struct mrun *r, const char *key, double value, int64_t ts_ms,
 	rf_mq_push(&r->mq, &m);
 }
 
-void rf_run_artifacts(struct mrun *r, json_t *files)
+void rf_run_artifacts(struct mrun *r, struct rf_art_file *files)
 {
 	if (r->state == RUN_FAILED) {
-		r->t->st.artifacts_failed += json_array_size(files);
-		json_decref(files);
+		for (struct rf_art_file *f = files; f; f = f->next)
+			r->t->st.artifacts_failed++;
+		rf_art_files_free(files);
 		return;
 	}
-	if (!r->uploads)
-		r->uploads = json_array();
+	struct rf_art_file **tail = &r->uploads;
+	while (*tail)
+		tail = &(*tail)->next;
 	json_t *logged = json_array();
-	size_t i;
-	json_t *f;
-	json_array_foreach(files, i, f) {
-		if (!strcmp(json_string_value(json_object_get(f, "type")), "error")) {
+	while (files) {
+		struct rf_art_file *f = files;
+		files = f->next;
+		f->next = NULL;
+		if (!strcmp(f->type, "error")) {
 			r->t->st.artifacts_failed++;
-			track_err(r->t, "artifacts from the Inspect log: %s",
-				  json_string_value(json_object_get(f, "body")));
+			track_err(r->t, "artifacts from the Inspect log: %s", f->err);
+			rf_art_files_free(f);
 			continue;
 		}
-		json_array_append(r->uploads, f);
-		if (!strcmp(json_string_value(json_object_get(f, "type")), "table"))
-			json_array_append_new(logged, json_pack("{s:O,s:s}", "path",
-								json_object_get(f, "path"), "type",
+		if (!strcmp(f->type, "table"))
+			json_array_append_new(logged, json_pack("{s:s,s:s}", "path", f->path, "type",
 								"table"));
+		*tail = f;
+		tail = &f->next;
 	}
 	/* As MlflowClient.log_table does: the UI lists tables from this tag. */
 	if (json_array_size(logged)) {
@@ -178,7 +184,6 @@ void rf_run_artifacts(struct mrun *r, json_t *files)
 		free(s);
 	}
 	json_decref(logged);
-	json_decref(files);
 }
 
 void rf_run_end(struct mrun *r, const char *status, int64_t end_ms)
@@ -533,45 +538,35 @@ static void on_uploaded(int ok, long status, json_t *resp, const char *msg, void
 
 static void upload_next(struct rf_runs *t, struct mrun *r)
 {
-	json_t *f = json_array_get(r->uploads, 0);
-	const char *path = json_string_value(json_object_get(f, "path"));
-	const char *type = json_string_value(json_object_get(f, "type"));
-	const char *body = json_string_value(json_object_get(f, "body"));
-	/* "bytes": a file's content read once when it was checked (never the
-	 * path again); otherwise JSON text. */
-	bool bytes = !strcmp(type, "bytes");
-	size_t len = json_string_length(json_object_get(f, "body"));
-	char *data = malloc(len + 1);
-	if (data) {
-		memcpy(data, body, len);
-		data[len] = 0;
-	} else {
-		t->st.artifacts_failed++;
-		track_err(t, "artifact %s: out of memory", path);
-	}
-	if (data) {
-		struct run_call *c = call(t, r, NULL);
-		if (c) {
-			r->uploads_inflight++;
-			int rc = rf_mlflow_put_artifact(t->m, r->artifact_uri, path, data, len,
-							bytes ? "application/octet-stream"
-							      : "application/json",
-							on_uploaded, c);
-			if (rc) {
-				r->uploads_inflight--;
-				free(c);
-				t->st.artifacts_failed++;
-				track_err(t, "artifact %s for run %s: %s%s", path, r->id, strerror(-rc),
-					  rc == -ENOTSUP ? " (the server does not serve artifacts: "
-							   "mlflow server --serve-artifacts)" :
-					  rc == -EINVAL ? " (the run's artifact location or the "
-							  "artifact path is not plain names)" : "");
-			}
-		} else {
-			free(data);
+	struct rf_art_file *f = r->uploads;
+	r->uploads = f->next;
+	/* "bytes": the log's copy, checked when it was made (never the path
+	 * again); otherwise JSON text. */
+	const char *ctype = !strcmp(f->type, "bytes") ? "application/octet-stream" : "application/json";
+	struct rf_blob *body = f->body;
+	f->body = NULL;
+	struct run_call *c = call(t, r, NULL);
+	if (c) {
+		r->uploads_inflight++;
+		int rc = rf_mlflow_put_artifact(t->m, r->artifact_uri, f->path, body, ctype,
+						on_uploaded, c);
+		if (rc) {
+			r->uploads_inflight--;
+			free(c);
+			t->st.artifacts_failed++;
+			track_err(t, "artifact %s for run %s: %s%s", f->path, r->id, strerror(-rc),
+				  rc == -ENOTSUP ? " (the server does not serve artifacts: "
+						   "mlflow server --serve-artifacts)" :
+				  rc == -EINVAL ? " (the run's artifact location or the "
+						  "artifact path is not plain names)" : "");
 		}
+	} else {
+		rf_blob_free(body);
+		t->st.artifacts_failed++;
+		track_err(t, "artifact %s: out of memory", f->path);
 	}
-	json_array_remove(r->uploads, 0);
+	f->next = NULL;
+	rf_art_files_free(f);
 }
 
 /* ---- the pump ---- */
@@ -582,7 +577,7 @@ static void free_run(struct mrun *r)
 	rf_mq_free(&r->mq);
 	json_decref(r->params);
 	json_decref(r->tags);
-	json_decref(r->uploads);
+	rf_art_files_free(r->uploads);
 	rf_keys_free(r->keys);
 	if (r->agg) {
 		rf_art_free(r->agg->art);
@@ -632,7 +627,7 @@ void rf_runs_pump(struct rf_runs *t, bool flush_now)
 			create_run(t, r);
 		if (r->state != RUN_READY)
 			continue;
-		while (json_array_size(r->uploads) && r->uploads_inflight < 4)
+		while (r->uploads && r->uploads_inflight < 4)
 			upload_next(t, r);
 		if (r->inflight)
 			continue;
@@ -640,7 +635,7 @@ void rf_runs_pump(struct rf_runs *t, bool flush_now)
 		if (n && now >= r->retry_at && (flush || r->end_status || n >= (size_t)t->max_batch))
 			send_batch(t, r, take_batch(t, r));
 		else if (!n && r->end_status && r->end_state == RUN_END_NOT_SENT && children_ended(t, r) &&
-			 !json_array_size(r->uploads) && !r->uploads_inflight && !end_held(t, r, now))
+			 !r->uploads && !r->uploads_inflight && !end_held(t, r, now))
 			end_run(t, r);
 	}
 	/* Forget parents whose whole family is done (the id map remembers them). */
@@ -674,7 +669,7 @@ bool rf_runs_idle(struct rf_runs *t)
 		if (r->state == RUN_FAILED)
 			continue;
 		if (r->state != RUN_READY || r->inflight || pending_entities(r) ||
-		    json_array_size(r->uploads) || r->uploads_inflight ||
+		    r->uploads || r->uploads_inflight ||
 		    (r->end_status && r->end_state != RUN_END_DONE) || (r->start_ms && !r->end_status))
 			return false;
 	}
@@ -688,7 +683,7 @@ bool rf_runs_drained(struct rf_runs *t)
 	for (struct mrun *r = t->list; r; r = r->next)
 		if (r->state != RUN_FAILED &&
 		    (r->state != RUN_READY || r->inflight || pending_entities(r) ||
-		     json_array_size(r->uploads) || r->uploads_inflight ||
+		     r->uploads || r->uploads_inflight ||
 		     (r->end_status && r->end_state != RUN_END_DONE)))
 			return false;
 	return true;

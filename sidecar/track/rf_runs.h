@@ -62,7 +62,7 @@ struct mrun {
 	int64_t end_ms;
 	enum rf_run_end_state end_state;
 	uint64_t hold_since;         /* monotonic ms: the end waits for traces since */
-	json_t *uploads;             /* artifacts waiting to be PUT */
+	struct rf_art_file *uploads; /* artifacts waiting to be PUT, in order */
 	int uploads_inflight;
 	struct task_agg *agg;
 	struct rf_keys *keys;        /* its metric names (at most RF_RUN_KEYS_MAX) */
@@ -109,6 +109,6 @@ void rf_run_param(struct mrun *r, const char *key, const char *value);
 void rf_run_metric(struct mrun *r, const char *key, double value, int64_t ts_ms, int64_t step);
 void rf_run_end(struct mrun *r, const char *status, int64_t end_ms);
 /* Queue artifact files (rf_art_files()) for upload before the run ends. */
-void rf_run_artifacts(struct mrun *r, json_t *files);
+void rf_run_artifacts(struct mrun *r, struct rf_art_file *files); /* taken */
 
 #endif /* RF_RUNS_H */

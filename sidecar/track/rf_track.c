@@ -42,6 +42,7 @@
 struct rf_track {
 	struct rf_track_opts o;
 	char experiment[257];
+	char state_dir[512]; /* the spool directory: id map, artifact tables' files */
 	struct rf_runs runs;         /* its runs and their requests (rf_runs.c) */
 };
 
@@ -254,7 +255,7 @@ static void on_task_start(rf_track *t, const msgpack_object *m)
 	get_str(m, "model", model, sizeof model);
 	snprintf(r->name, sizeof r->name, "%s", task[0] ? task : "task");
 	r->agg = calloc(1, sizeof *r->agg);
-	if (r->agg && t->o.log_artifacts && (r->agg->art = rf_art_new()))
+	if (r->agg && t->o.log_artifacts && (r->agg->art = rf_art_new(t->o.state_dir)))
 		rf_art_task_start(r->agg->art, m);
 	char eval_id[128];
 	get_str(m, "eval_id", eval_id, sizeof eval_id);
@@ -644,7 +645,11 @@ int rf_track_new(rf_track **out, rf_mlflow *m, const struct rf_track_opts *o)
 		else
 			snprintf(idmap, sizeof idmap, "%s/idmap-%s.jsonl", t->o.state_dir, exp);
 	}
-	t->o.state_dir = t->o.idmap_id = NULL; /* not kept: the caller's strings */
+	/* The caller's strings are not kept: the directory is copied. */
+	if (t->o.state_dir)
+		snprintf(t->state_dir, sizeof t->state_dir, "%s", t->o.state_dir);
+	t->o.state_dir = t->state_dir[0] ? t->state_dir : NULL;
+	t->o.idmap_id = NULL;
 	/* An unreadable id map is reported (o.err), not fatal: runs are
 	 * then looked up by their ringflow.key tag before being created. */
 	rf_runs_init(&t->runs, m, &t->o.err, t->experiment, idmap, t->o.flush_ms, t->o.max_batch);

@@ -6,6 +6,10 @@ in its own process by test_memory_bounds.py.
                                    unique (N * PER metric names)
     rf_flood_prog.py spans N       one trace whose root never ends, with N
                                    ended children
+    rf_flood_prog.py log N E DIR   one eval run of N samples whose Inspect log
+                                   (written to DIR, a .eval zip) holds E
+                                   tool events of ~1 KB each per sample: tables
+                                   of N * E rows built at the task's end
 
 The last stdout line is JSON: what was written."""
 
@@ -58,7 +62,56 @@ def spans(n: int) -> dict:
             "stats": ringflow.stats()}
 
 
+def write_log(path: str, eval_id: str, n: int, e: int) -> None:
+    """An Inspect .eval log as Inspect lays it out: a zip of JSON members,
+    samples/<id>_epoch_<epoch>.json and header.json.  Payloads are random
+    hex, so the log is as large as its tables (no easy compression)."""
+    import os
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        for i in range(n):
+            events = [{"event": "tool", "timestamp": f"2026-12-06T00:00:{i % 60:02d}+00:00",
+                       "working_time": 0.01, "function": "lookup", "arguments": {"q": j},
+                       "result": os.urandom(450).hex()}
+                      for j in range(e)]
+            msgs = [{"role": "user", "content": f"question {i}"},
+                    {"role": "assistant", "content": os.urandom(200).hex(), "source": "generate"}]
+            z.writestr(f"samples/{i}_epoch_1.json",
+                       json.dumps({"id": i, "epoch": 1, "messages": msgs, "events": events}))
+        z.writestr("header.json", json.dumps({"version": 2, "status": "success",
+                                              "eval": {"eval_id": eval_id, "task": "flood"}}))
+
+
+def log(n: int, e: int, where: str) -> dict:
+    run_id, eval_id = f"flood-run-{time.time_ns()}", f"flood-eval-{time.time_ns()}"
+    path = f"{where}/flood.eval"
+    write_log(path, eval_id, n, e)
+    now = time.time()
+    ok = _producer.emit(EV_RUN_START, {"run_id": run_id, "task_names": ["flood"], "time": now,
+                                       "pid": 1, "host": "h"})
+    ok &= _producer.emit(EV_TASK_START, {"run_id": run_id, "eval_id": eval_id, "task": "flood",
+                                         "model": "mockllm/model", "created": now, "time": now})
+    for i in range(n):
+        while not _producer.emit(EV_SAMPLE_END, {
+                "run_id": run_id, "eval_id": eval_id, "task": "flood",
+                "sample_uuid": f"s{i}", "sample_id": i, "epoch": 1, "status": "success",
+                "started_at": now, "completed_at": now, "total_time": 0.1,
+                "working_time": 0.1, "scores": {"match": {"value": "C"}}, "time": now}):
+            time.sleep(0.01)
+    ok &= _producer.emit(EV_TASK_END, {"run_id": run_id, "eval_id": eval_id, "task": "flood",
+                                       "status": "success", "total_samples": n,
+                                       "completed_samples": n, "started_at": now,
+                                       "completed_at": time.time(), "time": time.time(),
+                                       "location": path})
+    ok &= _producer.emit(EV_RUN_END, {"run_id": run_id, "time": time.time(), "logs": [path]})
+    import os
+    return {"ok": bool(ok), "eval_id": eval_id, "log_bytes": os.path.getsize(path)}
+
+
 if __name__ == "__main__":
     kind = sys.argv[1]
-    out = names(int(sys.argv[2]), int(sys.argv[3])) if kind == "names" else spans(int(sys.argv[2]))
+    out = (names(int(sys.argv[2]), int(sys.argv[3])) if kind == "names" else
+           log(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]) if kind == "log" else
+           spans(int(sys.argv[2])))
     print(json.dumps(out))

@@ -1,6 +1,7 @@
 """Producers must not grow ringflowd's memory without bound (issue 15, item
 11): 300,000 unique metric names, and a trace whose root never ends holding
-100,000 children.  ringflowd's peak heap (the largest RssAnon seen, sampled
+100,000 children, and an Inspect log whose tables hold 100,000 events (the
+task's artifacts are built from it at its end).  ringflowd's peak heap (the largest RssAnon seen, sampled
 every 20 ms: VmHWM also counts the 16 MiB shared ring and the spill files it
 maps, which no producer can grow) stays under 64 MiB, and what it refused to
 hold is counted (status and flush say so).  A real ringflowd
@@ -62,7 +63,8 @@ def ctl(ring: str, spool: Path, *args: str) -> subprocess.CompletedProcess:
 def flood(mlflow_server, tmp_path, exp: str, *args: str, **extra: str):
     ring = f"/rf-pytest-mem-{args[0]}-{os.getpid()}"
     spool = tmp_path / "spool"
-    sc = Sidecar(mlflow_server, ring, spool, exp, INSPECT_MLFLOW_LOG_ARTIFACTS="false", **extra)
+    extra.setdefault("INSPECT_MLFLOW_LOG_ARTIFACTS", "false")
+    sc = Sidecar(mlflow_server, ring, spool, exp, **extra)
     anon = AnonPeak(sc.proc.pid)
     try:
         p = subprocess.run([sys.executable, str(PROG), *args], env=eval_env(ring, spool, **extra),
@@ -101,3 +103,35 @@ def test_never_ended_root_with_100k_children(mlflow_server, tmp_path, exp_name):
     assert accounted >= 100_000, s
     # flush fails exactly when something was not sent.
     assert (f.returncode == 4) == (s["spans_sent"] < 100_000), (f.stdout + f.stderr, s)
+
+
+def test_artifact_tables_of_a_large_log_stay_on_disk(mlflow_server, tmp_path, exp_name):
+    """2,000 samples of 50 events: events.json is about 100 MB of text and the
+    log itself about 45 MB.  The sidecar copies the log into its spool
+    directory, writes every table there row by row and uploads from those
+    files: its heap does not hold them."""
+    from mlflow import MlflowClient
+
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    out, f, s, peak, log_text = flood(mlflow_server, tmp_path, exp_name, "log", "2000", "50",
+                                      str(logs), INSPECT_MLFLOW_LOG_ARTIFACTS="true")
+    assert f.returncode == 0, f.stdout + f.stderr
+    assert peak < LIMIT, f"ringflowd peak RssAnon {peak >> 20} MiB"
+    assert s["lost"].get("artifacts_failed", 0) == 0, s
+    c = MlflowClient(mlflow_server)
+    run = [r for r in c.search_runs([c.get_experiment_by_name(exp_name).experiment_id])
+           if r.data.tags.get("inspect.eval_id") == out["eval_id"] or
+           r.data.params.get("eval_id") == out["eval_id"]]
+    assert run, "no task run"
+    sizes = {a.path: a.file_size for a in c.list_artifacts(run[0].info.run_id, "inspect")}
+    assert sizes["inspect/events.json"] > 90 << 20, sizes
+    assert sizes["inspect/messages.json"] > 1 << 20, sizes
+    logs_up = {a.path: a.file_size for a in c.list_artifacts(run[0].info.run_id, "inspect/logs")}
+    assert logs_up == {"inspect/logs/flood.eval": out["log_bytes"]}, logs_up
+    # events_count, filled in from the log at the task's end, for every row.
+    path = c.download_artifacts(run[0].info.run_id, "inspect/samples.json", str(tmp_path))
+    table = json.loads(Path(path).read_text())
+    col = table["columns"].index("events_count")
+    assert len(table["data"]) == 2000
+    assert {r[col] for r in table["data"]} == {50}
