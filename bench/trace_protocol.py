@@ -25,6 +25,10 @@ Options (all upsert, all carry the same content):
                      attributes mlflow.traceTag.<key>, no assessments
   b_info_first_notag b_info_first without the spansLocation tag (for the
                      check: what readers see then)
+  b_info_first_nolink b_info_first without x-mlflow-run-id: the run link is the
+                     info's mlflow.sourceRun alone (search_traces(run_id=...)
+                     finds either), so a batch is bounded by spans, not by
+                     link_traces_to_run's 100 traces
 
 Each trial runs against a fresh `mlflow server` (SQLite, --workers 1,
 MLFLOW_MODEL_CATALOG_URI="" so an offline server does not stall fetching model
@@ -73,7 +77,7 @@ from e2e import free_port, group_cpu, stop_group  # noqa: E402  (the one copy of
 REPO = Path(__file__).resolve().parents[1]
 VENV_PY = REPO / ".venv" / "bin" / "python"
 OPTIONS = ("a_spans_first", "b_info_first", "b_info_first_pb", "b_info_first_nopv", "c_spans_only",
-           "b_info_first_notag")
+           "b_info_first_notag", "b_info_first_nolink")
 MAX_LINK = 100      # MLflow's link_traces_to_run refuses more per request
 MAX_SPANS = 2000    # spans per OTLP request
 SPANS_PER_TRACE = 11
@@ -272,16 +276,16 @@ def otlp_body(spans: list[dict], proto: bool) -> tuple[bytes, str]:
     return ParseDict(doc, ExportTraceServiceRequest()).SerializeToString(), "application/x-protobuf"
 
 
-def span_batches(traces: list[Trace], tags_as_attrs: bool) -> list[list[dict]]:
-    """<= MAX_LINK traces (roots) and <= MAX_SPANS spans per request; a
-    trace's spans in one request (its root last)."""
+def span_batches(traces: list[Trace], tags_as_attrs: bool, link: bool = True) -> list[list[dict]]:
+    """<= MAX_LINK traces (roots; when the request links them) and <= MAX_SPANS
+    spans per request; a trace's spans in one request (its root last)."""
     out, cur, ntr = [], [], 0
     for t in traces:
         spans = [dict(s) for s in t.spans[1:]] + [dict(t.spans[0])]
         if tags_as_attrs:
             root = spans[-1]
             root["attributes"] = root["attributes"] + [kv(f"mlflow.traceTag.{k}", v) for k, v in t.tags.items()]
-        if cur and (ntr == MAX_LINK or len(cur) + len(spans) > MAX_SPANS):
+        if cur and ((link and ntr == MAX_LINK) or len(cur) + len(spans) > MAX_SPANS):
             out.append(cur)
             cur, ntr = [], 0
         cur.extend(spans)
@@ -300,7 +304,8 @@ def prepare_bodies(option: str, traces: list[Trace], exp: str, run: str):
         t.info(exp, run, "IN_PROGRESS" if info_first else "OK",
                previews=option != "b_info_first_nopv",
                spans_tag=info_first and option != "b_info_first_notag") for t in traces]
-    batches = [otlp_body(b, proto) for b in span_batches(traces, option == "c_spans_only")]
+    batches = [otlp_body(b, proto) for b in span_batches(traces, option == "c_spans_only",
+                                                          link=option != "b_info_first_nolink")]
     return info_first, infos, batches
 
 
@@ -309,6 +314,8 @@ def upload(srv: Server, option: str, info_first: bool, infos: list[bytes], batch
     conn = Conn(srv.port)
     errors: list[str] = []
     hdr = {"x-mlflow-experiment-id": exp, "x-mlflow-run-id": run}
+    if option == "b_info_first_nolink":
+        del hdr["x-mlflow-run-id"]
 
     def send_info(body):
         st, resp = conn.call("POST", "/api/3.0/mlflow/traces", body)

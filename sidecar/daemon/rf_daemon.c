@@ -43,9 +43,11 @@ static const char *env(const char *a, const char *b)
 	return v && *v ? v : NULL;
 }
 
-static bool truthy(const char *v)
+/* MLFLOW_INSPECT_TRACING as inspect-mlflow and the hook read it: on iff
+ * "true" in any case ("1" or "yes" leave it off, as they do there). */
+static bool inspect_tracing_on(const char *v)
 {
-	return v && (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes"));
+	return v && !strcasecmp(v, "true");
 }
 
 /* The ring the hook chose for one credential set (/ringflow-<uid>-c<8 hex>,
@@ -138,7 +140,7 @@ static int start_mlflow(rf_daemon *d)
 		otlp = d->otlp;
 	}
 	to.traces = (struct rf_traces_opts){
-		.inspect_all = truthy(env("MLFLOW_INSPECT_TRACING", NULL)),
+		.inspect_all = inspect_tracing_on(env("MLFLOW_INSPECT_TRACING", NULL)),
 		.run_mode_default = tm && !strcasecmp(tm, "run"),
 		.flush_ms = c->flush_ms,
 		.timeout_ms = c->trace_timeout_s * 1000L,

@@ -14,12 +14,15 @@
  * trace; the batch carrying the root span sets OK/ERROR in the same
  * transaction as the last spans.
  *
- * Requests: a span batch carries up to OTLP_MAX_SPANS spans and the roots of
- * at most OTLP_MAX_TRACES traces for the same (experiment, run) pair: the
- * x-mlflow-run-id header links every trace whose root is in the request,
- * and MLflow's link_traces_to_run refuses more than 100 at once.  The info
- * is one request per trace because MLflow has no batch form of it (nor of
- * assessments).
+ * Requests: a span batch carries up to OTLP_MAX_SPANS spans of traces of
+ * one experiment, whatever their runs.  A trace's run is the info's
+ * mlflow.sourceRun, which is what MLflow's UI (the run page's traces) and
+ * search_traces(run_id=...) read; the x-mlflow-run-id header, which would
+ * also add a row per trace to the link table, is not sent: it bounded a
+ * batch to 100 traces (link_traces_to_run refuses more); its cost to the
+ * server is within the noise (bench/trace_protocol.py b_info_first_nolink).
+ * The info is one request per trace because MLflow has no batch form of it
+ * (nor of assessments).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +35,6 @@
 #include "rf_traces.h" /* what it implements: rf_traces_pump, _idle, _stats ... */
 
 #define OTLP_MAX_SPANS 2000 /* spans per /v1/traces request */
-#define OTLP_MAX_TRACES 100 /* roots per request: MLflow links at most 100 to a run */
 /* Trace requests in flight: as many as the server takes at once without
  * queueing them (rf_trace_pace.h measures it from the infos' round trips:
  * 2-4 for one server worker, more for more), and while tracking has
@@ -51,7 +53,7 @@
 #define TRACE_HOLD_MAX 1000
 
 /* A complete Inspect trace's spans wait for company up to this long (or
- * until a batch is full: 100 traces): a span request costs the server ~9 ms
+ * until a batch is full: OTLP_MAX_SPANS spans): a span request costs the server ~9 ms
  * of CPU whatever it carries, and a trace that waits is listed IN_PROGRESS
  * meanwhile, never broken.  Once the run's end waits for its traces
  * (run_ending) they go as soon as no other info is on their way: nothing
@@ -274,14 +276,14 @@ static bool tops_may_follow(struct xtrace *t, int inflight_before)
 	return t->complete && t->info_final && !inflight_before;
 }
 
-/* One request: ready spans of traces going to (exp, run), from `first` on,
- * up to OTLP_MAX_SPANS spans and OTLP_MAX_TRACES roots.  A trace is not
- * split between requests unless it alone is larger than one. */
-static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, const char *run)
+/* One request: ready spans of traces going to experiment exp, from `first`
+ * on, up to OTLP_MAX_SPANS spans.  A trace is not split between requests
+ * unless it alone is larger than one. */
+static void send_batch(rf_traces *x, struct xtrace *first, const char *exp)
 {
 	struct otlp_call *c = calloc(1, sizeof *c);
 	char *text = NULL;
-	size_t text_len = 0, cap = 16, roots = 0;
+	size_t text_len = 0, cap = 16;
 	FILE *f = c ? open_memstream(&text, &text_len) : NULL;
 	if (c)
 		c->tr = malloc(cap * sizeof *c->tr);
@@ -296,13 +298,12 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, cons
 		return;
 	}
 	c->x = x;
-	for (struct xtrace *t = first; t && c->nspans < OTLP_MAX_SPANS && roots < OTLP_MAX_TRACES;
-	     t = t->next) {
+	for (struct xtrace *t = first; t && c->nspans < OTLP_MAX_SPANS; t = t->next) {
 		size_t tops, n = sendable(t, &tops);
 		if (!n)
 			continue;
 		const char *e = rf_traces_exp_of(x, t), *r = rf_traces_run_of(x, t);
-		if (!e || !r || strcmp(e, exp) || strcmp(r, run))
+		if (!e || !r || strcmp(e, exp))
 			continue;
 		if (c->nspans && c->nspans + n > OTLP_MAX_SPANS)
 			break; /* whole in the next request */
@@ -313,7 +314,6 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, cons
 				fputc(',', f);
 			fwrite(t->enc, 1, t->enc_len, f);
 			c->nspans += t->enc_n;
-			roots += t->enc_tops > 0;
 			t->tr->unsent_ended -= t->enc_n;
 			free(t->enc);
 			t->enc = NULL;
@@ -332,15 +332,11 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, cons
 					others_left = true;
 			}
 			if (!others_left && tops_may_follow(t, inflight_before)) {
-				bool took = false;
 				for (size_t i = 0; i < t->tr->n; i++) {
 					struct rf_tspan *s = &t->tr->spans[i];
-					if (s->end_ns && !s->sent && is_top(t->tr, s)) {
+					if (s->end_ns && !s->sent && is_top(t->tr, s))
 						take_span(x, f, &c->nspans, t, s);
-						took = true;
-					}
 				}
-				roots += took;
 			}
 		}
 		if (c->nspans > before) {
@@ -359,10 +355,9 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp, cons
 		return;
 	}
 	char *body = text_ok ? rf_otlp_body(text, text_len, false) : NULL;
-	char h_exp[96], h_run[96];
+	char h_exp[96];
 	snprintf(h_exp, sizeof h_exp, "x-mlflow-experiment-id: %s", exp);
-	snprintf(h_run, sizeof h_run, "x-mlflow-run-id: %s", run);
-	const char *hdrs[] = {h_exp, run[0] ? h_run : NULL, NULL};
+	const char *hdrs[] = {h_exp, NULL};
 	if (x->otlp_url && body) {
 		struct otlp_call *e = calloc(1, sizeof *e);
 		char *copy = rf_otlp_body(text, text_len, true);
@@ -559,7 +554,7 @@ static bool finished(const struct xtrace *t)
 void rf_traces_pump(rf_traces *x, bool flush_now)
 {
 	uint64_t now = rf_traces_now_ms();
-	size_t ready = 0, waiting = 0, roots_ready = 0;
+	size_t ready = 0, waiting = 0;
 	uint64_t ready_bytes = 0; /* complete traces whose spans may go: not spoolable */
 	bool ready_eager = false, ready_api = false, ready_ending = false,
 	     ready_part = false, infos_coming = false, infos_queued = false;
@@ -613,7 +608,6 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 			ready_part = true;
 		}
 		ready += k;
-		roots_ready += tops > 0;
 		infos_queued |= info_due(t);
 		infos_coming |= t->info_state == INFO_SENDING || info_due(t);
 	}
@@ -642,8 +636,7 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 	if (ready && x->otlp_inflight < OTLP_MAX_INFLIGHT && trace_inflight(x) < limit &&
 	    (flush_now || (ready_eager && !infos_coming) || (ready_ending && !infos_queued) ||
 	     (mem_max && ready_bytes >= mem_max / 8 * 3) ||
-	     ready >= OTLP_MAX_SPANS ||
-	     roots_ready >= OTLP_MAX_TRACES || now - x->last_flush >= hold)) {
+	     ready >= OTLP_MAX_SPANS || now - x->last_flush >= hold)) {
 		for (struct xtrace *t = x->list; t; t = t->next) {
 			size_t tops;
 			if (!sendable(t, &tops))
@@ -651,10 +644,9 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 			const char *exp = rf_traces_exp_of(x, t), *run = rf_traces_run_of(x, t);
 			if (!exp || !run || !exp[0])
 				continue;
-			char e[64], r[64];
+			char e[64];
 			snprintf(e, sizeof e, "%s", exp);
-			snprintf(r, sizeof r, "%s", run);
-			send_batch(x, t, e, r);
+			send_batch(x, t, e);
 			x->last_flush = now;
 			break;
 		}

@@ -10,8 +10,8 @@
  * StartTraceV3 creates it IN_PROGRESS with its previews, tags, metadata
  * (mlflow.sourceRun) and assessments (client-chosen ids, so a retry merges
  * instead of duplicating); then its spans go to MLflow's /v1/traces as
- * OTLP/JSON in batches grouped by experiment and run (x-mlflow-run-id links
- * at most 100 traces per request, MLflow's limit), the root span last: the
+ * OTLP/JSON in batches grouped by experiment (the run link is the info's
+ * mlflow.sourceRun, which the UI and search_traces read), the root span last: the
  * batch carrying it sets the final state.  Ids are derived from Inspect's
  * own ids, so a replayed journal upserts the same trace.
  */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "fuzz_http.h"
+#include "rf_blob.h"
 
 struct qreq {
 	struct qreq *next;
@@ -106,6 +107,24 @@ int rf_http_request_ex(rf_http *h, const char *method, const char *url, char *bo
 	(void)headers;
 	(void)no_auth;
 	return rf_http_request(h, method, url, body, len, content_type, retry, cb, arg);
+}
+
+/* A body from a file: read back whole, then checked as any other. */
+int rf_http_request_blob(rf_http *h, const char *method, const char *url, struct rf_blob *body,
+			 const char *content_type, const char *const *headers, bool no_auth,
+			 enum rf_http_retry retry, rf_http_done cb, void *arg)
+{
+	(void)headers;
+	(void)no_auth;
+	size_t len = (size_t)rf_blob_len(body);
+	char *copy = malloc(len + 1);
+	if (!copy || rf_blob_read(body, 0, copy, len) != (ssize_t)len) {
+		fprintf(stderr, "request body from a blob: short read\n");
+		abort();
+	}
+	copy[len] = 0;
+	rf_blob_free(body);
+	return rf_http_request(h, method, url, copy, len, content_type, retry, cb, arg);
 }
 
 void rf_http_retry_now(rf_http *h)

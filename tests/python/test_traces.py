@@ -287,6 +287,28 @@ def test_run_reads_finished_only_once_its_traces_are_in(mlflow_server, tmp_path)
     assert held and int(held[1]) >= 1 and held[2] == "0", text[-2000:]
 
 
+def test_tracing_switch_reads_true_only_as_inspect_mlflow(mlflow_server, tmp_path):
+    """MLFLOW_INSPECT_TRACING is on iff it reads "true" (any case), in the
+    hook and in the sidecar alike, as in inspect-mlflow: "1" traces nothing,
+    while the runs are logged as usual."""
+    from mlflow import MlflowClient
+
+    ring = f"/rf-pytest-tr-switch-{os.getpid()}"
+    exp = f"rf-traces-switch-{os.getpid()}-{time.time_ns() % 10**6}"
+    sc = ts.Sidecar(mlflow_server, ring, tmp_path / "spool", exp, MLFLOW_INSPECT_TRACING="1")
+    try:
+        env = eval_env(ring, tmp_path / "spool", MLFLOW_INSPECT_TRACING="1", **sc.dest)
+        ts.run_eval(env, tmp_path / "logs", "rich")
+        sc.stop()
+    finally:
+        ts.cleanup(sc, ring)
+    client = MlflowClient(mlflow_server)
+    e = client.get_experiment_by_name(exp)
+    parents, children = ts.runs_of(client, exp)
+    assert parents and children and children[0].info.status == "FINISHED"
+    assert client.search_traces(locations=[e.experiment_id], max_results=10) == []
+
+
 def test_traces_held_while_mlflow_away_are_sent_after_restart(mlflow_server, tmp_path):
     """MLflow unreachable for a whole traced eval, ringflowd stopped with no
     flush window: it says how many traces it still holds, keeps them in its
