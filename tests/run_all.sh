@@ -182,7 +182,7 @@ if [ -x build/asan/bin/ringflowd ]; then
 		tests/python/test_trust_files.py tests/python/test_trust_artifacts.py \
 		tests/python/test_trust_secrets.py tests/python/test_trace_protocol.py \
 		tests/python/test_routing.py tests/python/test_trace_memory.py \
-		tests/python/test_server_answers.py \
+		tests/python/test_server_answers.py tests/python/test_spool.py \
 		-k "not mlflow_down and not mlflow_ui"
 fi
 
