@@ -86,21 +86,28 @@ static void on_futex(rf_loop *l, void *arg)
 /* The spool and memory bounds (rf_gate.h): closed = take nothing from the ring. */
 static bool gate_closed(rf_daemon *d)
 {
-	struct rf_daemon_stats a;
-	rf_daemon_stats(d, &a);
-	const struct rf_traces_stats *xs = &a.traces;
+	/* Asked at every batch: only what the gate reads (the full stats walk
+	 * every trace held). */
+	struct rf_track_stats ts;
+	struct rf_http_stats hs;
+	rf_dests_track_stats(d->dests, &ts);
+	rf_http_stats(d->http, &hs);
 	/* Traces weigh their bytes (complete ones past half of it wait on disk). */
 	struct rf_gate_in in = {.now_ms = rf_loop_now_ms(), .journal_bytes = rf_journal_size(d->journal),
 				.journal_failing = rf_journal_failing(d->journal),
-				.pending = a.track.pending, .trace_bytes = xs->mem_bytes,
-				.http_ok = a.http.ok, .http_pending = rf_http_pending(d->http)};
+				.pending = ts.pending, .trace_bytes = rf_dests_trace_mem(d->dests),
+				.http_ok = hs.ok, .http_pending = rf_http_pending(d->http)};
 	if (rf_gate_update(&d->gate, &in)) {
 		char msg[512];
 		rf_gate_describe(&d->gate, &in, msg, sizeof msg);
 		rf_logf(rf_gate_closed(&d->gate) ? "warn" : "info", "%s", msg);
 	}
-	if (d->gate.reason == RF_GATE_MEMORY && xs->spans_unsent)
-		rf_dests_pressure(d->dests); /* held spans must be able to drain */
+	if (d->gate.reason == RF_GATE_MEMORY) {
+		struct rf_traces_stats xs;
+		rf_dests_traces_stats(d->dests, &xs);
+		if (xs.spans_unsent)
+			rf_dests_pressure(d->dests); /* held spans must be able to drain */
+	}
 	return rf_gate_closed(&d->gate);
 }
 

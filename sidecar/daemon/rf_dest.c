@@ -445,6 +445,14 @@ void rf_dests_traces_stats(rf_dests *d, struct rf_traces_stats *st)
 	}
 }
 
+uint64_t rf_dests_trace_mem(rf_dests *d)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < d->n; i++)
+		n += rf_traces_mem(d->v[i]->traces);
+	return n;
+}
+
 void rf_dests_pressure(rf_dests *d)
 {
 	for (size_t i = 0; i < d->n; i++)

@@ -67,6 +67,7 @@ bool rf_dests_empty(rf_dests *d);       /* no run open, no trace held, anywhere 
 /* Sums over destinations. */
 void rf_dests_track_stats(rf_dests *d, struct rf_track_stats *st);
 void rf_dests_traces_stats(rf_dests *d, struct rf_traces_stats *st);
+uint64_t rf_dests_trace_mem(rf_dests *d); /* the traces' mem_bytes, cheaply */
 void rf_dests_stats(rf_dests *d, struct rf_dests_stats *st);
 /* Memory pressure: every idle uploader sends the ended spans it holds
  * (rf_traces_pressure). */

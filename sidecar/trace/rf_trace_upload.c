@@ -683,6 +683,11 @@ void rf_traces_pressure(rf_traces *x)
 		t->flush_held = t->tr->unsent_ended > 0;
 }
 
+uint64_t rf_traces_mem(rf_traces *x)
+{
+	return rf_trace_spool_mem(x);
+}
+
 void rf_traces_stats(rf_traces *x, struct rf_traces_stats *st)
 {
 	*st = x->st;

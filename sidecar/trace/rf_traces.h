@@ -39,6 +39,9 @@ bool rf_traces_idle(rf_traces *x);
 /* No trace held at all (open ones included). */
 bool rf_traces_empty(rf_traces *x);
 void rf_traces_stats(rf_traces *x, struct rf_traces_stats *st);
+/* The stats' mem_bytes alone, without walking the traces (the memory gate
+ * asks for it at every batch). */
+uint64_t rf_traces_mem(rf_traces *x);
 /* Memory pressure (the gate closed on held spans and nothing is being
  * sent): send the ended spans held now rather than waiting for parts of
  * 1,000 (else held spans would keep the gate closed for ever). */
