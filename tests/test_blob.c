@@ -59,8 +59,7 @@ static void check_pattern(struct rf_blob *b, size_t n)
 static void files_and_memory(const char *dir)
 {
 	struct rf_blob *b = pattern(dir, 3u << 20);
-	CHECK(rf_blob_fd(b) >= 0);
-	CHECK(rf_blob_mem(b) == NULL);
+	CHECK(rf_blob_in_file(b));
 	CHECK_EQ(entries(dir), 0); /* unnamed: nothing another process could open */
 	check_pattern(b, 3u << 20);
 	CHECK_EQ(rf_blob_patch(b, 10, "0123", 4), 0);
@@ -71,8 +70,7 @@ static void files_and_memory(const char *dir)
 	rf_blob_free(b);
 
 	b = pattern(NULL, 100000); /* no directory: memory */
-	CHECK_EQ(rf_blob_fd(b), -1);
-	CHECK(rf_blob_mem(b) != NULL);
+	CHECK(!rf_blob_in_file(b));
 	check_pattern(b, 100000);
 	rf_blob_free(b);
 	rf_blob_free(rf_blob_new(dir)); /* never sealed: freed all the same */
@@ -87,7 +85,7 @@ static void full_disk(const char *dir)
 	lim.rlim_max = old.rlim_max;
 	CHECK_EQ(setrlimit(RLIMIT_FSIZE, &lim), 0);
 	struct rf_blob *b = rf_blob_new(dir);
-	CHECK(b && rf_blob_fd(b) >= 0);
+	CHECK(b && rf_blob_in_file(b));
 	FILE *f = rf_blob_writer(b);
 	for (int i = 0; i < (1 << 20); i++)
 		fputc('x', f);

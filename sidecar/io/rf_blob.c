@@ -143,14 +143,9 @@ int rf_blob_patch(struct rf_blob *b, uint64_t off, const void *data, size_t n)
 	return 0;
 }
 
-int rf_blob_fd(const struct rf_blob *b)
+bool rf_blob_in_file(const struct rf_blob *b)
 {
-	return b->fd;
-}
-
-const char *rf_blob_mem(const struct rf_blob *b)
-{
-	return b->fd < 0 ? (b->mem ? b->mem : "") : NULL;
+	return b->fd >= 0;
 }
 
 void rf_blob_free(struct rf_blob *b)

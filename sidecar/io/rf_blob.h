@@ -35,10 +35,8 @@ int rf_blob_seal(struct rf_blob *b);
 uint64_t rf_blob_len(const struct rf_blob *b);
 ssize_t rf_blob_read(const struct rf_blob *b, uint64_t off, void *buf, size_t n);
 int rf_blob_patch(struct rf_blob *b, uint64_t off, const void *data, size_t n);
-/* The file it lives in (-1 when in memory), and its bytes when in memory
- * (NULL when in a file); for readers such as libarchive. */
-int rf_blob_fd(const struct rf_blob *b);
-const char *rf_blob_mem(const struct rf_blob *b);
+/* In an unnamed file (false: in memory). */
+bool rf_blob_in_file(const struct rf_blob *b);
 void rf_blob_free(struct rf_blob *b);
 
 #endif

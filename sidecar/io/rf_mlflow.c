@@ -59,23 +59,28 @@ static void on_done(long status, const char *body, size_t len, const char *err, 
 	free(c);
 }
 
-/* Every call: a full URL, the body taken over, its result parsed by on_done. */
+/* Every call: a full URL, the body (in memory, or a blob) taken over, its
+ * result parsed by on_done. */
 static int send(rf_mlflow *m, const char *method, const char *url, char *body, size_t len,
-		const char *content_type, const char *const *headers, enum rf_http_retry retry,
-		rf_mlflow_cb cb, void *arg)
+		struct rf_blob *blob, const char *content_type, const char *const *headers,
+		enum rf_http_retry retry, rf_mlflow_cb cb, void *arg)
 {
 	struct call *c = malloc(sizeof *c);
 	if (!c) {
 		free(body);
+		rf_blob_free(blob);
 		return rf_err_set(ENOMEM, "%s request: out of memory", method);
 	}
 	c->cb = cb;
 	c->arg = arg;
-	/* Text bodies: no known secret value leaves, whoever put it there. */
+	/* Text bodies: no known secret value leaves, whoever put it there (a
+	 * blob's writer redacted it: it goes as written). */
 	if (body && content_type && !strncmp(content_type, "application/json", 16))
 		rf_redact_text(&body, &len);
-	int rc = rf_http_request_ex(m->http, method, url, body, len, content_type, headers, m->foreign,
-				    retry, on_done, c);
+	int rc = blob ? rf_http_request_blob(m->http, method, url, blob, content_type, headers,
+					     m->foreign, retry, on_done, c)
+		      : rf_http_request_ex(m->http, method, url, body, len, content_type, headers,
+					   m->foreign, retry, on_done, c);
 	if (rc)
 		free(c);
 	return rc;
@@ -89,7 +94,8 @@ static int send_json(rf_mlflow *m, const char *method, const char *url, json_t *
 	json_decref(body);
 	if (lost)
 		return rf_err_set(ENOMEM, "%s request: out of memory for its body", method);
-	return send(m, method, url, s, s ? strlen(s) : 0, "application/json", NULL, retry, cb, arg);
+	return send(m, method, url, s, s ? strlen(s) : 0, NULL, "application/json", NULL, retry, cb,
+		    arg);
 }
 
 int rf_mlflow_post(rf_mlflow *m, const char *path, json_t *body, enum rf_http_retry retry,
@@ -105,7 +111,7 @@ int rf_mlflow_post_raw(rf_mlflow *m, const char *path, char *body, size_t len,
 {
 	char url[1024];
 	snprintf(url, sizeof url, "%s/api/2.0/mlflow/%s", m->uri, path);
-	return send(m, "POST", url, body, len, "application/json", NULL, retry, cb, arg);
+	return send(m, "POST", url, body, len, NULL, "application/json", NULL, retry, cb, arg);
 }
 
 int rf_mlflow_call(rf_mlflow *m, const char *method, const char *api_path, char *body, size_t len,
@@ -114,7 +120,7 @@ int rf_mlflow_call(rf_mlflow *m, const char *method, const char *api_path, char 
 {
 	char url[2048];
 	snprintf(url, sizeof url, "%s%s", m->uri, api_path);
-	return send(m, method, url, body, len, content_type, headers, retry, cb, arg);
+	return send(m, method, url, body, len, NULL, content_type, headers, retry, cb, arg);
 }
 
 int rf_mlflow_get(rf_mlflow *m, const char *path_and_query, rf_mlflow_cb cb, void *arg)
@@ -189,18 +195,7 @@ int rf_mlflow_put_artifact(rf_mlflow *m, const char *artifact_uri, const char *r
 		rf_blob_free(body); /* e.g. s3:// — not reachable through the tracking server */
 		return -ENOTSUP;
 	}
-	struct call *c = malloc(sizeof *c);
-	if (!c) {
-		rf_blob_free(body);
-		return rf_err_set(ENOMEM, "PUT request: out of memory");
-	}
-	c->cb = cb;
-	c->arg = arg;
-	int rc = rf_http_request_blob(m->http, "PUT", url, body, content_type, NULL, m->foreign,
-				      RF_HTTP_RETRY_ALL, on_done, c);
-	if (rc)
-		free(c);
-	return rc;
+	return send(m, "PUT", url, NULL, 0, body, content_type, NULL, RF_HTTP_RETRY_ALL, cb, arg);
 }
 
 void rf_mlflow_sanitize_key(char *key)

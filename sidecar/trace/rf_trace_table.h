@@ -51,7 +51,7 @@ struct xtrace {
 	 * answered a complete trace waits for its span batch as OTLP/JSON text,
 	 * about a third of what the span structures weigh. */
 	char *enc;                  /* comma-separated span objects, the roots last */
-	size_t enc_len, enc_n, enc_tops;
+	size_t enc_len, enc_n;
 };
 
 #define RF_TRACE_BUCKETS 4096

@@ -208,19 +208,16 @@ static void compact(rf_traces *x, struct xtrace *t)
 	    t->spans_inflight || !t->tr->unsent_ended || t->tr->unsent_ended > OTLP_MAX_SPANS)
 		return;
 	char *buf = NULL;
-	size_t size = 0, n = 0, tops = 0;
+	size_t size = 0, n = 0;
 	FILE *f = open_memstream(&buf, &size);
 	if (!f)
 		return; /* sent from the structures, as before */
 	for (int top = 0; top < 2; top++)
 		for (size_t i = 0; i < t->tr->n; i++) {
 			struct rf_tspan *s = &t->tr->spans[i];
-			if (s->end_ns && !s->sent && is_top(t->tr, s) == top) {
-				if (put_span(x, f, &n, t, s))
-					tops += (size_t)top;
-				else
-					t->tr->unsent_ended--; /* counted failed: not in the text */
-			}
+			if (s->end_ns && !s->sent && is_top(t->tr, s) == top &&
+			    !put_span(x, f, &n, t, s))
+				t->tr->unsent_ended--; /* counted failed: not in the text */
 		}
 	if (fclose(f) || !buf) {
 		/* The spans are already released: counted as failed, as a refused batch's. */
@@ -236,23 +233,18 @@ static void compact(rf_traces *x, struct xtrace *t)
 	t->enc = buf;
 	t->enc_len = size;
 	t->enc_n = n;
-	t->enc_tops = tops;
 	rf_trace_spool_account(x, t);
 }
 
-/* How many of the trace's spans may go now, and how many of those are
- * roots (they wait until every other span is sent: the root's batch sets
- * the trace's final state). */
-static size_t sendable(struct xtrace *t, size_t *tops)
+/* How many of the trace's spans may go now (its roots only once every
+ * other span is sent: the root's batch sets the trace's final state). */
+static size_t sendable(struct xtrace *t)
 {
 	size_t n = 0, top = 0, rest = 0;
-	*tops = 0;
 	if (t->info_state != INFO_ANSWERED || !t->tr->unsent_ended)
 		return 0;
-	if (t->enc) {
-		*tops = t->enc_tops;
+	if (t->enc)
 		return t->enc_n;
-	}
 	for (size_t i = 0; i < t->tr->n; i++) {
 		struct rf_tspan *s = &t->tr->spans[i];
 		if (!s->end_ns || s->sent)
@@ -263,10 +255,8 @@ static size_t sendable(struct xtrace *t, size_t *tops)
 			rest++;
 	}
 	n = rest;
-	if (top && t->complete && t->info_final && !rest && !t->spans_inflight) {
+	if (top && t->complete && t->info_final && !rest && !t->spans_inflight)
 		n += top;
-		*tops = top;
-	}
 	return n;
 }
 
@@ -299,7 +289,7 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp)
 	}
 	c->x = x;
 	for (struct xtrace *t = first; t && c->nspans < OTLP_MAX_SPANS; t = t->next) {
-		size_t tops, n = sendable(t, &tops);
+		size_t n = sendable(t);
 		if (!n)
 			continue;
 		const char *e = rf_traces_exp_of(x, t), *r = rf_traces_run_of(x, t);
@@ -317,7 +307,7 @@ static void send_batch(rf_traces *x, struct xtrace *first, const char *exp)
 			t->tr->unsent_ended -= t->enc_n;
 			free(t->enc);
 			t->enc = NULL;
-			t->enc_len = t->enc_n = t->enc_tops = 0;
+			t->enc_len = t->enc_n = 0;
 		} else {
 			/* Every other span first, then (if all of them are in) the roots. */
 			for (size_t i = 0; i < t->tr->n && c->nspans < OTLP_MAX_SPANS; i++) {
@@ -394,7 +384,7 @@ static void drop_refused(rf_traces *x, struct xtrace *t)
 	x->st.spans_failed += t->tr->unsent_ended;
 	free(t->enc);
 	t->enc = NULL;
-	t->enc_len = t->enc_n = t->enc_tops = 0;
+	t->enc_len = t->enc_n = 0;
 	for (size_t i = 0; i < t->tr->n; i++)
 		if (t->tr->spans[i].end_ns && !t->tr->spans[i].sent) {
 			t->tr->spans[i].sent = true;
@@ -598,7 +588,7 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 				oldest = t->done_ms;
 		}
 		compact(x, t);
-		size_t tops, k = sendable(t, &tops);
+		size_t k = sendable(t);
 		if (k && (t->complete || t->tr->unsent_ended >= TRACE_HOLD_MAX)) {
 			ready_eager |= !span_lazy(t);
 			ready_api |= !t->inspect_run[0];
@@ -638,8 +628,7 @@ void rf_traces_pump(rf_traces *x, bool flush_now)
 	     (mem_max && ready_bytes >= mem_max / 8 * 3) ||
 	     ready >= OTLP_MAX_SPANS || now - x->last_flush >= hold)) {
 		for (struct xtrace *t = x->list; t; t = t->next) {
-			size_t tops;
-			if (!sendable(t, &tops))
+			if (!sendable(t))
 				continue;
 			const char *exp = rf_traces_exp_of(x, t), *run = rf_traces_run_of(x, t);
 			if (!exp || !run || !exp[0])

@@ -87,30 +87,42 @@ int rf_evallog_copy(const char *path, struct rf_blob *b, bool *has_secret)
 	return rc;
 }
 
-/* libarchive reads the copy through these (from a file or memory alike). */
+/* A reading position in the copy: libarchive and jansson read it through
+ * their callbacks below (from a file or memory alike). */
 struct src {
 	const struct rf_blob *b;
 	uint64_t off;
+};
+
+struct zsrc { /* libarchive's: the position and its block */
+	struct src at;
 	char buf[65536];
 };
 
+static ssize_t src_take(struct src *s, void *buf, size_t n)
+{
+	ssize_t r = rf_blob_read(s->b, s->off, buf, n);
+	if (r > 0)
+		s->off += (uint64_t)r;
+	return r;
+}
+
 static la_ssize_t src_read(struct archive *a, void *p, const void **out)
 {
-	struct src *s = p;
-	ssize_t n = rf_blob_read(s->b, s->off, s->buf, sizeof s->buf);
+	struct zsrc *z = p;
+	ssize_t n = src_take(&z->at, z->buf, sizeof z->buf);
 	if (n < 0) {
 		archive_set_error(a, EIO, "%s", rf_err_msg());
 		return -1;
 	}
-	s->off += (uint64_t)n;
-	*out = s->buf;
+	*out = z->buf;
 	return n;
 }
 
 static la_int64_t src_seek(struct archive *a, void *p, la_int64_t off, int whence)
 {
 	(void)a;
-	struct src *s = p;
+	struct src *s = &((struct zsrc *)p)->at;
 	int64_t len = (int64_t)rf_blob_len(s->b);
 	int64_t at = whence == SEEK_SET ? off : whence == SEEK_CUR ? (int64_t)s->off + off : len + off;
 	if (at < 0)
@@ -122,7 +134,7 @@ static la_int64_t src_seek(struct archive *a, void *p, la_int64_t off, int whenc
 static la_int64_t src_skip(struct archive *a, void *p, la_int64_t req)
 {
 	(void)a;
-	struct src *s = p;
+	struct src *s = &((struct zsrc *)p)->at;
 	uint64_t left = rf_blob_len(s->b) - s->off;
 	uint64_t n = req < 0 ? 0 : (uint64_t)req > left ? left : (uint64_t)req;
 	s->off += n;
@@ -133,12 +145,12 @@ static int read_eval_zip(const char *path, const struct rf_blob *blob, rf_evallo
 			 void *arg, bool *has_secret)
 {
 	struct archive *a = archive_read_new();
-	struct src *src = a ? calloc(1, sizeof *src) : NULL;
+	struct zsrc *src = a ? calloc(1, sizeof *src) : NULL;
 	if (!src) {
 		archive_read_free(a);
 		return rf_err_set(ENOMEM, "%s: %s", path, strerror(ENOMEM));
 	}
-	src->b = blob;
+	src->at.b = blob;
 	archive_read_support_format_zip(a);
 	archive_read_support_filter_all(a);
 	archive_read_set_read_callback(a, src_read);
@@ -220,19 +232,10 @@ out:
 	return rc;
 }
 
-struct json_src {
-	const struct rf_blob *b;
-	uint64_t off;
-};
-
 static size_t json_src_read(void *buf, size_t n, void *p)
 {
-	struct json_src *s = p;
-	ssize_t r = rf_blob_read(s->b, s->off, buf, n);
-	if (r < 0)
-		return (size_t)-1;
-	s->off += (uint64_t)r;
-	return (size_t)r;
+	ssize_t r = src_take(p, buf, n);
+	return r < 0 ? (size_t)-1 : (size_t)r;
 }
 
 /* A .json log is one document: parsed whole (Inspect writes .eval logs by
@@ -240,7 +243,7 @@ static size_t json_src_read(void *buf, size_t n, void *p)
 static int read_json_log(const char *path, const struct rf_blob *b, rf_evallog_fn fn, void *arg)
 {
 	json_error_t je;
-	struct json_src src = {.b = b};
+	struct src src = {.b = b};
 	json_t *log = json_load_callback(json_src_read, &src, 0, &je);
 	if (!log) {
 		return rf_err_set(EBADMSG, "%s: %s", path, je.text);
