@@ -101,7 +101,7 @@ fi
 # checks there is everything else; test_ring_threads puts the whole protocol,
 # both sides, in one process where TSan sees it all.
 TSAN_TESTS=(test_ring_threads test_ring_wakeup test_ring_full test_ring_semantics test_producer test_trace
-	test_ring_stress test_ring_crash test_ring_crash_consumer test_status test_err)
+	test_ring_stress test_ring_crash test_ring_crash_consumer test_status test_err test_artq)
 if build tsan gcc; then
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 		test_c tsan gcc "${TSAN_TESTS[@]}"

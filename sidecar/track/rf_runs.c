@@ -18,8 +18,12 @@
  *      then that one is dropped and counted (rejected), so it never takes
  *      the rest down with it.  Any other final answer keeps the batch and
  *      sends it again after a backoff;
- *   4. runs/update with the final status, once the run's data is all sent
- *      (a parent after its children) and its traces are in (rf_track_set_end_hold).
+ *   4. artifacts: a task's files are built on rf_artq's worker (its log is
+ *      read there, not on the loop), taken here once built, then PUT, four
+ *      at a time per run;
+ *   5. runs/update with the final status, once the run's data and artifacts
+ *      are all sent (a parent after its children) and its traces are in
+ *      (rf_track_set_end_hold).
  */
 #include <errno.h>
 #include <math.h>
@@ -30,6 +34,8 @@
 
 #include <curl/curl.h>
 
+#include "rf_artifacts.h"
+#include "rf_artq.h"
 #include "rf_blob.h"
 #include "rf_err.h"
 #include "rf_resp.h"
@@ -184,6 +190,25 @@ void rf_run_artifacts(struct mrun *r, struct rf_art_file *files)
 		free(s);
 	}
 	json_decref(logged);
+}
+
+void rf_run_build_artifacts(struct mrun *r, struct rf_art *a, const char *eval_id,
+			    const char *location)
+{
+	if (!(r->art_job = rf_artq_push(r->t->artq, a, eval_id, location))) {
+		rf_run_artifacts(r, rf_art_files(a, eval_id, location)); /* on this thread */
+		rf_art_free(a);
+	}
+}
+
+/* A run's artifacts, once built, join its uploads. */
+static void take_artifacts(struct rf_runs *t, struct mrun *r)
+{
+	struct rf_art_file *files;
+	if (r->art_job && rf_artq_take(t->artq, r->art_job, &files)) {
+		r->art_job = NULL;
+		rf_run_artifacts(r, files);
+	}
 }
 
 void rf_run_end(struct mrun *r, const char *status, int64_t end_ms)
@@ -620,6 +645,7 @@ void rf_runs_pump(struct rf_runs *t, bool flush_now)
 	if (flush)
 		t->last_flush = now;
 	for (struct mrun *r = t->list; r; r = r->next) {
+		take_artifacts(t, r);
 		if (r->state == RUN_NEW && r->parent && r->parent->state == RUN_FAILED)
 			run_failed(t, r);
 		if (r->state == RUN_NEW && now >= r->retry_at && r->start_ms &&
@@ -635,7 +661,7 @@ void rf_runs_pump(struct rf_runs *t, bool flush_now)
 		if (n && now >= r->retry_at && (flush || r->end_status || n >= (size_t)t->max_batch))
 			send_batch(t, r, take_batch(t, r));
 		else if (!n && r->end_status && r->end_state == RUN_END_NOT_SENT && children_ended(t, r) &&
-			 !r->uploads && !r->uploads_inflight && !end_held(t, r, now))
+			 !r->art_job && !r->uploads && !r->uploads_inflight && !end_held(t, r, now))
 			end_run(t, r);
 	}
 	/* Forget parents whose whole family is done (the id map remembers them). */
@@ -666,6 +692,8 @@ void rf_runs_pump(struct rf_runs *t, bool flush_now)
 bool rf_runs_idle(struct rf_runs *t)
 {
 	for (struct mrun *r = t->list; r; r = r->next) {
+		if (r->art_job)
+			return false; /* its files are still being built */
 		if (r->state == RUN_FAILED)
 			continue;
 		if (r->state != RUN_READY || r->inflight || pending_entities(r) ||
@@ -681,10 +709,11 @@ bool rf_runs_idle(struct rf_runs *t)
 bool rf_runs_drained(struct rf_runs *t)
 {
 	for (struct mrun *r = t->list; r; r = r->next)
-		if (r->state != RUN_FAILED &&
-		    (r->state != RUN_READY || r->inflight || pending_entities(r) ||
-		     r->uploads || r->uploads_inflight ||
-		     (r->end_status && r->end_state != RUN_END_DONE)))
+		if (r->art_job ||
+		    (r->state != RUN_FAILED &&
+		     (r->state != RUN_READY || r->inflight || pending_entities(r) ||
+		      r->uploads || r->uploads_inflight ||
+		      (r->end_status && r->end_state != RUN_END_DONE))))
 			return false;
 	return true;
 }
@@ -705,6 +734,7 @@ int rf_runs_init(struct rf_runs *t, rf_mlflow *m, const struct rf_err_sink *err,
 	t->flush_ms = flush_ms;
 	t->max_batch = max_batch;
 	rf_exp_init(&t->exp, m, experiment, exp_err, t);
+	t->artq = rf_artq_new(); /* NULL: artifacts are built on the loop */
 	int rc = rf_idmap_load(&t->idmap, idmap_path);
 	if (rc)
 		track_err(t, "%s", rf_err_msg());
@@ -713,6 +743,7 @@ int rf_runs_init(struct rf_runs *t, rf_mlflow *m, const struct rf_err_sink *err,
 
 void rf_runs_free(struct rf_runs *t)
 {
+	rf_artq_free(t->artq); /* first: no job is then being built, and none is left */
 	while (t->list) {
 		struct mrun *r = t->list;
 		t->list = r->next;

@@ -62,6 +62,7 @@ struct mrun {
 	int64_t end_ms;
 	enum rf_run_end_state end_state;
 	uint64_t hold_since;         /* monotonic ms: the end waits for traces since */
+	struct rf_artjob *art_job;   /* its artifacts, being built (rf_artq.h) */
 	struct rf_art_file *uploads; /* artifacts waiting to be PUT, in order */
 	int uploads_inflight;
 	struct task_agg *agg;
@@ -80,6 +81,7 @@ struct rf_runs {
 	struct rf_exp exp;           /* the destination's experiment */
 	struct mrun *list;           /* in the order first seen */
 	struct rf_idmap idmap;
+	struct rf_artq *artq;        /* artifacts built off the loop (NULL: on it) */
 	uint64_t last_flush;
 	rf_track_busy_fn end_hold;   /* traces still on their way for a run key */
 	void *end_hold_arg;
@@ -110,5 +112,10 @@ void rf_run_metric(struct mrun *r, const char *key, double value, int64_t ts_ms,
 void rf_run_end(struct mrun *r, const char *status, int64_t end_ms);
 /* Queue artifact files (rf_art_files()) for upload before the run ends. */
 void rf_run_artifacts(struct mrun *r, struct rf_art_file *files); /* taken */
+/* Builds a's files (rf_art_files) off the loop (rf_artq.h) or, failing
+ * that, here; they join the run's uploads, and its end waits for them.
+ * a is taken. */
+void rf_run_build_artifacts(struct mrun *r, struct rf_art *a, const char *eval_id,
+			    const char *location);
 
 #endif /* RF_RUNS_H */

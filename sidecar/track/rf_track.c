@@ -541,8 +541,7 @@ static void on_task_end(rf_track *t, const msgpack_object *m)
 		char eval_id[128] = "", location[1024] = "";
 		get_str(m, "eval_id", eval_id, sizeof eval_id);
 		get_str(m, "location", location, sizeof location);
-		rf_run_artifacts(r, rf_art_files(a->art, eval_id, location));
-		rf_art_free(a->art);
+		rf_run_build_artifacts(r, a->art, eval_id, location);
 		a->art = NULL;
 	}
 	char status[64] = "error";
