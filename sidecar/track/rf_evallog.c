@@ -238,25 +238,103 @@ static size_t json_src_read(void *buf, size_t n, void *p)
 	return r < 0 ? (size_t)-1 : (size_t)r;
 }
 
-/* A .json log is one document: parsed whole (Inspect writes .eval logs by
- * default; a .json log's tree is what its size costs). */
+/* A .json log is one document, {"version": ..., "eval": ..., "samples":
+ * [...], ...}: read one value at a time so memory is the largest sample,
+ * never the log.  The object's frame (braces, keys' colons, commas) is
+ * stepped over here; every key and value is jansson's, parsed from the
+ * position with JSON_DISABLE_EOF_CHECK, which reports how many bytes the
+ * value took (the callback may have read ahead: the position is moved back
+ * to the value's end). */
+struct jsrc {
+	struct src at;
+	char peek[256];
+	uint64_t peek_off; /* where peek[] starts in the copy */
+	size_t peek_len;
+};
+
+/* The next byte that is not JSON whitespace, consumed; -1 at the end. */
+static int next_char(struct jsrc *j)
+{
+	for (;;) {
+		if (j->at.off < j->peek_off || j->at.off >= j->peek_off + j->peek_len) {
+			j->peek_off = j->at.off;
+			ssize_t r = rf_blob_read(j->at.b, j->at.off, j->peek, sizeof j->peek);
+			j->peek_len = r > 0 ? (size_t)r : 0;
+			if (!j->peek_len)
+				return -1;
+		}
+		int c = (unsigned char)j->peek[j->at.off++ - j->peek_off];
+		if (c != ' ' && c != '\n' && c != '\r' && c != '\t')
+			return c;
+	}
+}
+
+/* One JSON value from the position (after its leading whitespace). */
+static json_t *next_value(struct jsrc *j, json_error_t *je)
+{
+	uint64_t from = j->at.off;
+	json_t *v = json_load_callback(json_src_read, &j->at,
+				       JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, je);
+	j->at.off = from + (v && je->position > 0 ? (uint64_t)je->position : 0);
+	return v;
+}
+
 static int read_json_log(const char *path, const struct rf_blob *b, rf_evallog_fn fn, void *arg)
 {
-	json_error_t je;
-	struct src src = {.b = b};
-	json_t *log = json_load_callback(json_src_read, &src, 0, &je);
-	if (!log) {
-		return rf_err_set(EBADMSG, "%s: %s", path, je.text);
+	struct jsrc j = {.at.b = b};
+	json_error_t je = {.text = "not a JSON object"};
+	json_t *header = json_object(), *key = NULL, *v;
+	int c = next_char(&j), rc = -1;
+	if (!header || c != '{')
+		goto out;
+	if ((c = next_char(&j)) == '}')
+		rc = 0;
+	while (c == '"') {
+		j.at.off--; /* the key's quote is jansson's */
+		json_decref(key);
+		if (!(key = next_value(&j, &je)) || !json_is_string(key) || next_char(&j) != ':') {
+			snprintf(je.text, sizeof je.text, "a key without its value");
+			goto out;
+		}
+		c = next_char(&j);
+		if (c == '[' && !strcmp(json_string_value(key), "samples")) {
+			if ((c = next_char(&j)) == -1)
+				goto out;
+			while (c != ']') {
+				j.at.off--;
+				if (!(v = next_value(&j, &je)))
+					goto out;
+				fn(NULL, v, arg);
+				json_decref(v);
+				if ((c = next_char(&j)) == ',')
+					c = next_char(&j);
+				else if (c != ']')
+					goto out;
+			}
+		} else {
+			j.at.off--;
+			if (c == -1 || !(v = next_value(&j, &je)))
+				goto out;
+			if (strcmp(json_string_value(key), "samples")) /* the log without them */
+				json_object_set_new(header, json_string_value(key), v);
+			else
+				json_decref(v);
+		}
+		if ((c = next_char(&j)) == '}') {
+			rc = 0;
+			break;
+		}
+		if (c != ',' || (c = next_char(&j)) != '"')
+			break;
 	}
-	json_t *samples = json_incref(json_object_get(log, "samples"));
-	json_object_del(log, "samples");
-	fn(log, NULL, arg);
-	size_t i;
-	json_t *s;
-	json_array_foreach(samples, i, s)
-		fn(NULL, s, arg);
-	json_decref(samples);
-	json_decref(log);
+out:
+	if (!rc)
+		fn(header, NULL, arg);
+	json_decref(header);
+	json_decref(key);
+	if (rc)
+		return rf_err_set(EBADMSG, "%s: not an Inspect log near byte %llu: %s", path,
+				  (unsigned long long)j.at.off, je.text);
 	return 0;
 }
 

@@ -29,8 +29,9 @@ struct rf_blob;
 int rf_evallog_copy(const char *path, struct rf_blob *b, bool *has_secret);
 
 /* Over the copy of the log at path (whose name says .json or .eval): calls
- * fn for the header (the log without samples; sample == NULL) and for each
- * sample object, one at a time.  *has_secret is set (never cleared) when a
+ * fn for the header (the log without samples; sample == NULL; a .json
+ * log's comes last) and for each sample, one at a time: memory is the
+ * largest sample, never the log.  *has_secret is set (never cleared) when a
  * decompressed member holds a secret value.  Returns 0, or -errno with the
  * reason in rf_err_msg(). */
 int rf_evallog_parse(const char *path, const struct rf_blob *b, rf_evallog_fn fn, void *arg,

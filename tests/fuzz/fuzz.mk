@@ -19,7 +19,7 @@ FSRCS   := $(wildcard ringbuf/*.c) $(wildcard producer/*.c) \
              $(foreach d,$(SIDE_DIRS),$(wildcard sidecar/$(d)/*.c))) \
            tests/fuzz/fuzz_http.c tests/fuzz/fuzz_track.c
 FOBJS   := $(FSRCS:%.c=$(FB)/obj/%.o)
-FTARGETS := record journal spill mlflow_resp ring
+FTARGETS := record journal spill mlflow_resp ring evallog
 FLIBS   := -ljansson -lcurl -larchive -lmsgpackc -lz -lm -lpthread
 
 all: $(FTARGETS:%=$(FB)/%)

@@ -13,6 +13,11 @@ are kept in tests/fuzz/<target>/corpus/, minimized by `make fuzz`).
 - a real `mlflow server` answers the requests ringflowd makes, in its order
   (experiment, runs, log-batch, artifacts, status), including refusals:
   the `mlflow_resp` seeds.
+
+    .venv/bin/python tests/fuzz/make_seeds.py --evallog  (the `evallog` seeds)
+
+- a real Inspect eval's log, as .eval and converted to .json by
+  `inspect log convert`, and a small indented .json log.
 """
 
 from __future__ import annotations
@@ -199,8 +204,31 @@ def trace_seeds(tmp: Path) -> None:
     record_seeds(recs, "trace-", alone=lambda typ: typ >= 24)
 
 
+def evallog_seeds(tmp: Path) -> None:
+    """Option byte 0: read as .eval; 1: as .json."""
+    shutil.rmtree(FUZZ / "evallog" / "corpus", ignore_errors=True)
+    env = dict(os.environ, RINGFLOW_DISABLED="1")
+    subprocess.run([sys.executable, str(REPO / "tests/python/rf_evals.py"), "plain",
+                    str(tmp / "logs"), "2"], env=env, check=True, capture_output=True)
+    (out,) = (tmp / "logs").glob("*.eval")
+    put("evallog", "inspect-eval", b"\x00" + Path(out).read_bytes())
+    subprocess.run([str(Path(sys.executable).parent / "inspect"), "log", "convert", "--to", "json",
+                    "--output-dir", str(tmp / "json"), out], check=True, capture_output=True)
+    (conv,) = (tmp / "json").rglob("*.json")
+    put("evallog", "inspect-json", b"\x01" + conv.read_bytes())
+    small = {"version": 2, "eval": {"eval_id": "e"}, "samples": [{"id": 1, "events": []}, 2],
+             "reductions": None}
+    put("evallog", "small-json", b"\x01" + json.dumps(small, indent=2).encode())
+
+
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="rf-seeds-"))
+    if sys.argv[1:] == ["--evallog"]:
+        try:
+            evallog_seeds(tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     if sys.argv[1:] == ["--traces"]:
         try:
             trace_seeds(tmp)

@@ -6,7 +6,7 @@
 # corpus size before and after.  FUZZ_UPDATE=1 replaces the kept corpus with
 # the run's corpus minimized (-merge=1).  Exit 1 if any target crashed.
 #
-#   tests/fuzz/run.sh [target...]        (targets: record journal spill mlflow_resp ring)
+#   tests/fuzz/run.sh [target...]        (targets: record journal spill mlflow_resp ring evallog)
 #   FUZZ_RUNS=N FUZZ_SECONDS=S FUZZ_UPDATE=1 tests/fuzz/run.sh ...
 #   tests/fuzz/run.sh --replay [target...]   each kept input once (make test)
 set -uo pipefail
@@ -17,7 +17,7 @@ if [ "${1:-}" = --replay ]; then
 	shift
 fi
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(record journal spill mlflow_resp ring)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(record journal spill mlflow_resp ring evallog)
 RUNS=${FUZZ_RUNS:-10000000}
 # FUZZ_SECONDS bounds each target's time as well (a shared machine); the JSON
 # line then shows how many of the FUZZ_RUNS executions were done.

@@ -62,31 +62,46 @@ def spans(n: int) -> dict:
             "stats": ringflow.stats()}
 
 
+def sample_doc(i: int, e: int) -> dict:
+    import os
+    events = [{"event": "tool", "timestamp": f"2026-12-06T00:00:{i % 60:02d}+00:00",
+               "working_time": 0.01, "function": "lookup", "arguments": {"q": j},
+               "result": os.urandom(450).hex()}
+              for j in range(e)]
+    msgs = [{"role": "user", "content": f"question {i}"},
+            {"role": "assistant", "content": os.urandom(200).hex(), "source": "generate"}]
+    return {"id": i, "epoch": 1, "messages": msgs, "events": events}
+
+
 def write_log(path: str, eval_id: str, n: int, e: int) -> None:
     """An Inspect .eval log as Inspect lays it out: a zip of JSON members,
     samples/<id>_epoch_<epoch>.json and header.json.  Payloads are random
     hex, so the log is as large as its tables (no easy compression)."""
-    import os
     import zipfile
 
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
         for i in range(n):
-            events = [{"event": "tool", "timestamp": f"2026-12-06T00:00:{i % 60:02d}+00:00",
-                       "working_time": 0.01, "function": "lookup", "arguments": {"q": j},
-                       "result": os.urandom(450).hex()}
-                      for j in range(e)]
-            msgs = [{"role": "user", "content": f"question {i}"},
-                    {"role": "assistant", "content": os.urandom(200).hex(), "source": "generate"}]
-            z.writestr(f"samples/{i}_epoch_1.json",
-                       json.dumps({"id": i, "epoch": 1, "messages": msgs, "events": events}))
+            z.writestr(f"samples/{i}_epoch_1.json", json.dumps(sample_doc(i, e)))
         z.writestr("header.json", json.dumps({"version": 2, "status": "success",
                                               "eval": {"eval_id": eval_id, "task": "flood"}}))
 
 
-def log(n: int, e: int, where: str) -> dict:
+def write_json_log(path: str, eval_id: str, n: int, e: int) -> None:
+    """The same log in Inspect's .json format: one indented document, keys
+    before and after "samples", written a sample at a time."""
+    with open(path, "w") as f:
+        f.write('{\n  "version": 2,\n  "status": "success",\n  "eval": ')
+        f.write(json.dumps({"eval_id": eval_id, "task": "flood"}, indent=2))
+        f.write(',\n  "samples": [\n')
+        for i in range(n):
+            f.write(("    " if not i else ",\n    ") + json.dumps(sample_doc(i, e), indent=2))
+        f.write('\n  ],\n  "reductions": [{"scorer": "match", "samples": []}]\n}\n')
+
+
+def log(n: int, e: int, where: str, fmt: str = "eval") -> dict:
     run_id, eval_id = f"flood-run-{time.time_ns()}", f"flood-eval-{time.time_ns()}"
-    path = f"{where}/flood.eval"
-    write_log(path, eval_id, n, e)
+    path = f"{where}/flood.{fmt}"
+    (write_json_log if fmt == "json" else write_log)(path, eval_id, n, e)
     now = time.time()
     ok = _producer.emit(EV_RUN_START, {"run_id": run_id, "task_names": ["flood"], "time": now,
                                        "pid": 1, "host": "h"})
@@ -112,6 +127,6 @@ def log(n: int, e: int, where: str) -> dict:
 if __name__ == "__main__":
     kind = sys.argv[1]
     out = (names(int(sys.argv[2]), int(sys.argv[3])) if kind == "names" else
-           log(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]) if kind == "log" else
+           log(int(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:6]) if kind == "log" else
            spans(int(sys.argv[2])))
     print(json.dumps(out))

@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from test_hook import eval_env
 from test_sidecar import RINGFLOWD, Sidecar, cleanup, exp_name  # noqa: F401 (fixture)
 
@@ -105,17 +107,20 @@ def test_never_ended_root_with_100k_children(mlflow_server, tmp_path, exp_name):
     assert (f.returncode == 4) == (s["spans_sent"] < 100_000), (f.stdout + f.stderr, s)
 
 
-def test_artifact_tables_of_a_large_log_stay_on_disk(mlflow_server, tmp_path, exp_name):
+@pytest.mark.parametrize("fmt", ["eval", "json"])
+def test_artifact_tables_of_a_large_log_stay_on_disk(mlflow_server, tmp_path, exp_name, fmt):
     """2,000 samples of 50 events: events.json is about 100 MB of text and the
-    log itself about 45 MB.  The sidecar copies the log into its spool
-    directory, writes every table there row by row and uploads from those
-    files: its heap does not hold them."""
+    log itself about 45 MB (.eval) or 110 MB (.json, indented).  The sidecar
+    copies the log into its spool directory, reads it a sample at a time
+    (the .json log too: one document, never parsed whole), writes every
+    table there row by row and uploads from those files: its heap does not
+    hold them."""
     from mlflow import MlflowClient
 
     logs = tmp_path / "logs"
     logs.mkdir()
     out, f, s, peak, log_text = flood(mlflow_server, tmp_path, exp_name, "log", "2000", "50",
-                                      str(logs), INSPECT_MLFLOW_LOG_ARTIFACTS="true")
+                                      str(logs), fmt, INSPECT_MLFLOW_LOG_ARTIFACTS="true")
     assert f.returncode == 0, f.stdout + f.stderr
     assert peak < LIMIT, f"ringflowd peak RssAnon {peak >> 20} MiB"
     assert s["lost"].get("artifacts_failed", 0) == 0, s
@@ -128,10 +133,17 @@ def test_artifact_tables_of_a_large_log_stay_on_disk(mlflow_server, tmp_path, ex
     assert sizes["inspect/events.json"] > 90 << 20, sizes
     assert sizes["inspect/messages.json"] > 1 << 20, sizes
     logs_up = {a.path: a.file_size for a in c.list_artifacts(run[0].info.run_id, "inspect/logs")}
-    assert logs_up == {"inspect/logs/flood.eval": out["log_bytes"]}, logs_up
+    assert logs_up == {f"inspect/logs/flood.{fmt}": out["log_bytes"]}, logs_up
     # events_count, filled in from the log at the task's end, for every row.
     path = c.download_artifacts(run[0].info.run_id, "inspect/samples.json", str(tmp_path))
     table = json.loads(Path(path).read_text())
     col = table["columns"].index("events_count")
     assert len(table["data"]) == 2000
     assert {r[col] for r in table["data"]} == {50}
+    # The log without its samples, keys after "samples" included.
+    path = c.download_artifacts(run[0].info.run_id, f"eval_logs/{out['eval_id']}.json",
+                                str(tmp_path))
+    header = json.loads(Path(path).read_text())
+    assert header["eval"]["eval_id"] == out["eval_id"] and "samples" not in header, header
+    if fmt == "json":
+        assert header["reductions"][0]["scorer"] == "match", header
