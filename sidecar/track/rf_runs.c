@@ -510,8 +510,9 @@ static void on_ended(int ok, long status, json_t *resp, const char *msg, void *a
 static bool children_ended(struct rf_runs *t, struct mrun *p)
 {
 	for (struct mrun *r = t->list; r; r = r->next)
-		if (r->parent == p && r->end_state != RUN_END_DONE && r->state != RUN_FAILED)
-			return false;
+		if (r->parent == p &&
+		    (r->art_job || (r->end_state != RUN_END_DONE && r->state != RUN_FAILED)))
+			return false; /* (a failed run's artifacts are counted once built) */
 	return true;
 }
 
@@ -667,7 +668,8 @@ void rf_runs_pump(struct rf_runs *t, bool flush_now)
 	/* Forget parents whose whole family is done (the id map remembers them). */
 	for (struct mrun **pp = &t->list; *pp;) {
 		struct mrun *p = *pp;
-		bool done = !p->parent && p->end_state == RUN_END_DONE && children_ended(t, p);
+		bool done = !p->parent && p->end_state == RUN_END_DONE && !p->art_job &&
+			    children_ended(t, p);
 		if (!done) {
 			pp = &p->next;
 			continue;
