@@ -70,7 +70,8 @@ from faultproxy import FaultProxy  # noqa: E402  (counts the harness's own reads
 
 VENV_PY = REPO / ".venv" / "bin" / "python"
 IM_PY = REPO / ".venv-inspect-mlflow" / "bin" / "python"
-RINGFLOWD = REPO / "build" / "release" / "bin" / "ringflowd"
+# BENCH_RINGFLOWD: another build of ringflowd (an A/B of two commits).
+RINGFLOWD = Path(os.environ.get("BENCH_RINGFLOWD") or REPO / "build" / "release" / "bin" / "ringflowd")
 EVAL = REPO / "bench" / "hook_eval.py"
 MODES = ("nohook", "ringflow", "inspect_mlflow", "ringflow_tracking", "inspect_mlflow_tracking")
 DEFAULT_MODES = ("nohook", "ringflow", "inspect_mlflow")
@@ -334,6 +335,8 @@ def trial(mode: str, samples: int, max_samples: int, repeat: int, tracing_rf: bo
                      "invocation": invocation, "max_samples": max_samples, "latency_ms": latency_ms,
                      "start": time.strftime("%H:%M:%S", time.gmtime()),
                      "load1": round(os.getloadavg()[0], 2)}
+        if os.environ.get("BENCH_RINGFLOWD") and mode.startswith("ringflow"):
+            row["ringflowd"] = str(RINGFLOWD)  # another build: say which
         fp = None
         try:
             env = {k: v for k, v in os.environ.items()

@@ -16,6 +16,8 @@
 #   BENCH_LATENCY_MS=N        every sample waits N ms for its model (an async sleep):
 #                             the eval at a real model's pace; raw lines in
 #                             bench/results/e2e_latency.jsonl, section "End to end, model latency"
+#   BENCH_RINGFLOWD=path      the ringflowd to start (default build/release/bin/ringflowd;
+#                             another commit's build for an A/B, named in each trial's line)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p bench/results
