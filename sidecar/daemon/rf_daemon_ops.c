@@ -202,6 +202,7 @@ static void ops_snap(struct rf_status_snap *s, void *arg)
 	s->artifacts = ts.artifacts;
 	s->artifacts_failed = ts.artifacts_failed;
 	s->pending = ts.pending;
+	s->artifact_jobs = ts.artifact_jobs;
 	s->http_pending = rf_http_pending(d->http);
 	s->requests = hs.requests;
 	s->retries = hs.retries;

@@ -425,7 +425,7 @@ void rf_dests_track_stats(rf_dests *d, struct rf_track_stats *st)
 		ADD(runs_reused), ADD(runs_ended), ADD(metrics), ADD(params), ADD(tags);
 		ADD(batches), ADD(rejected), ADD(artifacts), ADD(artifacts_failed);
 		ADD(runs_failed), ADD(keys_capped);
-		ADD(ends_held), ADD(end_hold_expired), ADD(pending);
+		ADD(ends_held), ADD(end_hold_expired), ADD(pending), ADD(artifact_jobs);
 	}
 }
 

@@ -239,6 +239,7 @@ static const struct {
 	SNAP(trace_mem_bytes), SNAP(trace_mem_max), SNAP(traces_spooled),
 	SNAP(traces_spooled_total), SNAP(trace_spool_bytes), SNAP(pending_max),
 	SNAP(gate_spool_full), SNAP(gate_memory), SNAP(gate_journal), SNAP(gate_closed_ms),
+	SNAP(artifact_jobs),
 };
 #undef SNAP
 
@@ -384,9 +385,10 @@ static void print_text(struct ctl *c, const struct view *v, const struct view *v
 	       (unsigned long long)s->http_errors, (unsigned long long)s->batches,
 	       (unsigned long long)s->retries);
 	human_bytes(a, sizeof a, (double)(s->ring_tail - s->ring_pos));
-	printf("  backlog: %s in the ring, %llu entities pending, %llu requests queued or in flight%s\n",
+	printf("  backlog: %s in the ring, %llu entities pending, %llu requests queued or in flight, "
+	       "%llu task(s) building artifacts%s\n",
 	       a, (unsigned long long)s->pending, (unsigned long long)s->http_pending,
-	       s->drained ? " (drained)" : "");
+	       (unsigned long long)s->artifact_jobs, s->drained ? " (drained)" : "");
 	human_bytes(a, sizeof a, (double)s->spool_bytes);
 	printf("  spool %s: %s in %llu file(s) (spill files and journal)\n", c->spool, a,
 	       (unsigned long long)s->spool_files);
@@ -557,8 +559,13 @@ static int cmd_flush(struct ctl *c)
 			double up_frac = taken ? 1.0 - (double)backlog / (double)max_backlog : 0;
 			char a[32];
 			human_bytes(a, sizeof a, (double)(s->ring_pos < tail0 ? tail0 - s->ring_pos : 0));
-			snprintf(detail, sizeof detail, "%s to take, %llu entities pending, %llu requests",
-				 a, (unsigned long long)s->pending, (unsigned long long)s->http_pending);
+			int k = snprintf(detail, sizeof detail, "%s to take, %llu entities pending, "
+					 "%llu requests", a, (unsigned long long)s->pending,
+					 (unsigned long long)s->http_pending);
+			if (s->artifact_jobs && k > 0 && (size_t)k < sizeof detail)
+				snprintf(detail + k, sizeof detail - (size_t)k,
+					 ", %llu task(s) building artifacts",
+					 (unsigned long long)s->artifact_jobs);
 			if (!c->quiet && (tty || now - last_line >= 1000000000ull)) {
 				progress(tty, 0.5 * ring_frac + 0.5 * up_frac, detail);
 				last_line = now;

@@ -92,6 +92,9 @@ struct rf_status_snap {
 	uint64_t gate;              /* enum rf_status_gate: why no records are taken now */
 	uint64_t gate_spool_full, gate_memory, gate_journal; /* times closed, by reason */
 	uint64_t gate_closed_ms;    /* total time closed, the current closure included */
+	/* Since version 5: tasks whose artifacts are being built (read from
+	 * their Inspect log) off the loop; their runs end once they are up. */
+	uint64_t artifact_jobs;
 };
 
 /* Why the sidecar takes no records from the ring (rf_gate.h's reasons). */
@@ -108,7 +111,7 @@ const char *rf_status_gate_name(uint64_t gate);
 void rf_status_gate_describe(const struct rf_status_snap *s, char *buf, size_t cap);
 
 #define RF_STATUS_MAGIC 0x7266737461747573ull /* "rfstatus" */
-#define RF_STATUS_VERSION 4
+#define RF_STATUS_VERSION 5
 
 typedef struct rf_status rf_status;
 

@@ -31,6 +31,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "rf_artq.h"
 #include "rf_clock.h"
 #include "rf_hash.h"
 #include "rf_decode.h"
@@ -685,6 +686,7 @@ void rf_track_stats(rf_track *t, struct rf_track_stats *st)
 	 * a spill file, where no pump runs. */
 	rf_runs_count_pending(&t->runs);
 	*st = t->runs.st;
+	st->artifact_jobs = rf_artq_jobs(t->runs.artq);
 }
 
 bool rf_track_empty(rf_track *t)

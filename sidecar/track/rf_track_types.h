@@ -21,6 +21,7 @@ struct rf_track_stats {
 	uint64_t keys_capped;             /* metrics dropped: their run has RF_RUN_KEYS_MAX names */
 	uint64_t ends_held, end_hold_expired; /* run ends that waited for traces; gave up waiting */
 	uint64_t pending;                 /* entities not yet sent */
+	uint64_t artifact_jobs;           /* tasks whose artifacts are being built (rf_artq.h) */
 };
 
 /* The trace uploader holds a run's final status while traces linked to it

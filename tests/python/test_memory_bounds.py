@@ -62,6 +62,31 @@ def ctl(ring: str, spool: Path, *args: str) -> subprocess.CompletedProcess:
                           timeout=600)
 
 
+class JobsSeen:
+    """The most artifact_jobs `ringflowd status --json` showed, polled in a
+    thread until stop()."""
+
+    def __init__(self, ring: str, spool: Path):
+        import threading
+
+        self.ring, self.spool, self.most, self.done = ring, spool, 0, threading.Event()
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        while not self.done.is_set():
+            p = ctl(self.ring, self.spool, "status", "--json", "--interval", "0")
+            if p.returncode == 0:
+                jobs = json.loads(p.stdout)["sidecar"].get("artifact_jobs", 0)
+                self.most = max(self.most, jobs)
+            time.sleep(0.02)
+
+    def stop(self) -> int:
+        self.done.set()
+        self.t.join()
+        return self.most
+
+
 def flood(mlflow_server, tmp_path, exp: str, *args: str, **extra: str):
     ring = f"/rf-pytest-mem-{args[0]}-{os.getpid()}"
     spool = tmp_path / "spool"
@@ -74,7 +99,9 @@ def flood(mlflow_server, tmp_path, exp: str, *args: str, **extra: str):
         assert p.returncode == 0, p.stderr[-3000:]
         out = json.loads(p.stdout.strip().splitlines()[-1])
         assert out["ok"], out
+        jobs = JobsSeen(ring, spool)
         f = ctl(ring, spool, "flush", "--quiet", "--timeout", "500")
+        out["artifact_jobs_seen"] = jobs.stop()
         status = json.loads(ctl(ring, spool, "status", "--json", "--interval", "0").stdout)
         peak = anon.stop()
         print(f"peak RssAnon {peak >> 20} MiB, VmHWM {proc_kb(sc.proc.pid, 'VmHWM') >> 20} MiB")
@@ -130,6 +157,8 @@ def test_artifact_tables_of_a_large_log_stay_on_disk(mlflow_server, tmp_path, ex
            r.data.params.get("eval_id") == out["eval_id"]]
     assert run, "no task run"
     sizes = {a.path: a.file_size for a in c.list_artifacts(run[0].info.run_id, "inspect")}
+    # The log is read off the loop, and status says so meanwhile.
+    assert out["artifact_jobs_seen"] == 1, out
     assert sizes["inspect/events.json"] > 90 << 20, sizes
     assert sizes["inspect/messages.json"] > 1 << 20, sizes
     logs_up = {a.path: a.file_size for a in c.list_artifacts(run[0].info.run_id, "inspect/logs")}
