@@ -223,15 +223,10 @@ def evallog_seeds(tmp: Path) -> None:
 
 def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="rf-seeds-"))
-    if sys.argv[1:] == ["--evallog"]:
+    one = {"--evallog": evallog_seeds, "--traces": trace_seeds}.get(" ".join(sys.argv[1:]))
+    if one:  # one target's added seeds
         try:
-            evallog_seeds(tmp)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return
-    if sys.argv[1:] == ["--traces"]:
-        try:
-            trace_seeds(tmp)
+            one(tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return
