@@ -17,7 +17,14 @@ Per trial (one size, one mode, one repeat):
                       the same two with tracing off (MLFLOW_INSPECT_TRACING
                       =false): runs, params, metrics and artifacts only
   - visible_after_s: from the moment eval() returned until everything the
-    integration writes for this eval is queryable (see visible() below);
+    integration writes for this eval is queryable (see visible() below): the
+    end of the poll that found it all, so it includes that poll's own reads
+    (at 10,000 samples: two metric histories of 10,000 values, 20 pages of
+    traces);
+  - finished_after_s: the same poll's moment its run search answered with
+    every run FINISHED.  ringflowd ends a run only once its metrics,
+    artifacts and traces are in (the FINISHED hold), so for ringflow this is
+    when everything was in; the rest of the poll checks it;
   - http_requests: requests in the server's access log, minus /health and
     minus this harness's own reads (they go through a counting proxy).
 Modes alternate within each repeat (rotated order), so machine drift hits all
@@ -227,7 +234,7 @@ def count_traces(client, exp_id: str) -> tuple[int, Counter]:
             return n, states
 
 
-def visible(client, samples: int, traces: int, exp: list) -> tuple[bool, str]:
+def visible(client, samples: int, traces: int, exp: list, at: dict) -> tuple[bool, str]:
     """Everything queryable: every run in the experiment FINISHED; the task run
     has the task metrics (<scorer>/accuracy for both scorers, total_samples,
     usage/<model>/{input,output,total}_tokens) and `samples` steps of
@@ -235,6 +242,7 @@ def visible(client, samples: int, traces: int, exp: list) -> tuple[bool, str]:
     experiment (in any state: inspect-mlflow's one trace per run never leaves
     IN_PROGRESS, its root span is never exported; the states are reported).
     Cheap checks first, so polling loads the server as little as it can.
+    at["finished"]: when the run search answered with every run FINISHED.
     Returns (done, what is missing)."""
     if not exp:
         e = client.get_experiment_by_name(EXPERIMENT)
@@ -247,6 +255,7 @@ def visible(client, samples: int, traces: int, exp: list) -> tuple[bool, str]:
     unfinished = [r.info.run_id for r in runs if r.info.status != "FINISHED"]
     if unfinished:
         return False, f"{len(unfinished)} runs not FINISHED"
+    at["finished"] = time.time()
     need = [f"{s}/accuracy" for s in SCORERS] + ["total_samples"] + [f"usage/{MODEL}/{t}" for t in TOKENS]
     missing = [k for k in need if k not in tr.data.metrics]
     if missing:
@@ -405,14 +414,16 @@ def trial(mode: str, samples: int, max_samples: int, repeat: int, tracing_rf: bo
                     row["expected_traces"] = want
                     why, exp = "", []
                     limit = min(deadline, time.time() + visible_limit)
+                    at: dict = {}
                     while time.time() < limit:
-                        ok, why = visible(client, samples, want, exp)
+                        ok, why = visible(client, samples, want, exp, at)
                         if (ok or why.startswith(TRACES_PENDING)) and "runs_metrics_visible_after_s" not in row:
                             row["runs_metrics_visible_after_s"] = round(time.time() - res["end_epoch"], 3)
                         if DEBUG:
                             log(f"  +{time.time() - res['end_epoch']:.2f}s {why or 'visible'}")
                         if ok:
                             vis = time.time() - res["end_epoch"]
+                            row["finished_after_s"] = round(at["finished"] - res["end_epoch"], 3)
                             break
                         time.sleep(0.1)
                 # no --deadline: inf, which join() cannot take; a day is as good
@@ -521,8 +532,8 @@ def summarize(rows: list[dict], samples: int, modes: list[str]) -> list[dict]:
             if cpu and base_cpu else None
         pc = pair_ratios(rows, m, "eval_process_cpu_s")
         s["cpu_ratio_pairs_range"] = [min(pc), max(pc)] if pc else None
-        for k in ("http_requests", "visible_after_s", "runs_metrics_visible_after_s", "sidecar_cpu_s", "sidecar_peak_rss_mb",
-                  "server_cpu_s", "eval_process_cpu_s"):
+        for k in ("http_requests", "visible_after_s", "finished_after_s", "runs_metrics_visible_after_s",
+                  "sidecar_cpu_s", "sidecar_peak_rss_mb", "server_cpu_s", "eval_process_cpu_s"):
             v = med(k)
             s[k] = None if v is None else (round(v, 3) if isinstance(v, float) else v)
         if m != "nohook":
