@@ -137,7 +137,10 @@ def main() -> None:
       "`usage/mockllm/model/{input,output,total}_tokens` and N steps of `sample/match` and "
       "`sample/includes`, and, tracing on, the traces are listed (ringflow: one per sample = N; "
       "inspect-mlflow: its design writes one per eval run = 1, which stays IN_PROGRESS because its root "
-      "span is never exported).  Polled every 0.1 s through the MLflow client.  `exit after eval`: when "
+      "span is never exported).  Polled every 0.1 s through the MLflow client; the time is the end of the "
+      "poll that read all of it back, which at 10,000 samples itself takes seconds (two metric histories "
+      "of 10,000 values, 20 pages of traces): issue 17's goal below also gives when that poll saw every "
+      "run FINISHED.  `exit after eval`: when "
       "the eval process ended, after `eval()` returned (hooks flushing at exit).  Sidecar CPU and peak RSS "
       "(VmHWM in MiB, the largest over the trials) are ringflowd's, read when everything is visible.  "
       "MLflow server CPU: utime+stime of the server's process group during the trial.  Eval process CPU: "
@@ -244,20 +247,28 @@ def main() -> None:
         tt = {n: v for n, v in tt.items() if v}
         # Complete: the poll's run search saw every run FINISHED, which
         # ringflowd sends only once metrics, artifacts and traces are in
-        # (finished_after_s; trials from before that field: the poll's end).
-        done = {n: [t.get("finished_after_s", t.get("visible_after_s")) for t in v]
-                for n, v in tt.items()}
-        seen = {n: [t.get("visible_after_s") for t in v if "finished_after_s" in t] for n, v in tt.items()}
+        # (finished_after_s).  Trials from before that field timed only the
+        # end of the read-back: an upper bound, used for a size only when no
+        # trial of it has the field.
+        done, note = {}, {}
+        for n, v in tt.items():
+            fin = [t for t in v if "finished_after_s" in t]
+            old = [t.get("visible_after_s") for t in v if "finished_after_s" not in t]
+            done[n] = [t["finished_after_s"] for t in fin] if fin else old
+            parts = []
+            if fin and None not in [t.get("visible_after_s") for t in fin]:
+                rb = [t["visible_after_s"] for t in fin]
+                parts.append(f"its read-back ended at {rng([min(rb), max(rb)])} s")
+            if fin and old and None not in old:
+                parts.append(f"earlier trials timed only the read-back's end: {rng([min(old), max(old)])} s")
+            note[n] = f" ({'; '.join(parts)})" if parts else ""
         ok = all(None not in v and max(v) <= 5 for v in done.values())
         P(f"  - traces and runs complete <= 5 s after the eval (issue 17; it asks it of a server "
           f"that keeps up) in every trial: {goal(ok, done)} — "
-          + ", ".join(f"{n:,}: " + ("never" if None in v else rng([min(v), max(v)]) + " s")
-                      + (f" (the poll that saw every run FINISHED then read the rest back by "
-                         f"{rng([min(seen[n]), max(seen[n])])} s)" if seen[n] and None not in seen[n] else "")
+          + ", ".join(f"{n:,}: " + ("never" if None in v else rng([min(v), max(v)]) + " s") + note[n]
                       for n, v in done.items())
           + ". Complete = the harness's run search saw every run FINISHED: ringflowd sends that "
-          "last, once the run's metrics, artifacts and traces are in; trials from before "
-          "`finished_after_s` count the end of the poll that read everything back.")
+          "last, once the run's metrics, artifacts and traces are in.")
         req = {n: [(t.get("http_requests"), t.get("traces") or n) for t in v] for n, v in tt.items()}
         ok = all(r is not None and r <= tr + 60 for v in req.values() for r, tr in v)
         P(f"  - HTTP requests <= traces + 60 in every trial: {goal(ok, req)} — "
