@@ -6,8 +6,9 @@ in its own process by test_memory_bounds.py.
                                    unique (N * PER metric names)
     rf_flood_prog.py spans N       one trace whose root never ends, with N
                                    ended children
-    rf_flood_prog.py log N E DIR   one eval run of N samples whose Inspect log
-                                   (written to DIR, a .eval zip) holds E
+    rf_flood_prog.py log N E DIR [json]
+                                   one eval run of N samples whose Inspect log
+                                   (written to DIR, a .eval zip, or .json) holds E
                                    tool events of ~1 KB each per sample: tables
                                    of N * E rows built at the task's end
 
@@ -16,6 +17,7 @@ The last stdout line is JSON: what was written."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -63,7 +65,6 @@ def spans(n: int) -> dict:
 
 
 def sample_doc(i: int, e: int) -> dict:
-    import os
     events = [{"event": "tool", "timestamp": f"2026-12-06T00:00:{i % 60:02d}+00:00",
                "working_time": 0.01, "function": "lookup", "arguments": {"q": j},
                "result": os.urandom(450).hex()}
@@ -120,7 +121,6 @@ def log(n: int, e: int, where: str, fmt: str = "eval") -> dict:
                                        "completed_at": time.time(), "time": time.time(),
                                        "location": path})
     ok &= _producer.emit(EV_RUN_END, {"run_id": run_id, "time": time.time(), "logs": [path]})
-    import os
     return {"ok": bool(ok), "eval_id": eval_id, "log_bytes": os.path.getsize(path)}
 
 
