@@ -25,6 +25,10 @@ Per trial (one size, one mode, one repeat):
     every run FINISHED.  ringflowd ends a run only once its metrics,
     artifacts and traces are in (the FINISHED hold), so for ringflow this is
     when everything was in; the rest of the poll checks it;
+  - server_cpu_s: the MLflow server's CPU over the trial, the harness's
+    read-back included; server_cpu_finished_s: up to the moment of
+    finished_after_s (what the integration's own requests cost it, plus
+    the run searches of the poll until then);
   - http_requests: requests in the server's access log, minus /health and
     minus this harness's own reads (they go through a counting proxy).
 Modes alternate within each repeat (rotated order), so machine drift hits all
@@ -255,7 +259,10 @@ def visible(client, samples: int, traces: int, exp: list, at: dict) -> tuple[boo
     unfinished = [r.info.run_id for r in runs if r.info.status != "FINISHED"]
     if unfinished:
         return False, f"{len(unfinished)} runs not FINISHED"
-    at["finished"] = time.time()
+    if "finished" not in at:
+        at["finished"] = time.time()
+        if at.get("on_finished"):
+            at["on_finished"]()
     need = [f"{s}/accuracy" for s in SCORERS] + ["total_samples"] + [f"usage/{MODEL}/{t}" for t in TOKENS]
     missing = [k for k in need if k not in tr.data.metrics]
     if missing:
@@ -414,7 +421,9 @@ def trial(mode: str, samples: int, max_samples: int, repeat: int, tracing_rf: bo
                     row["expected_traces"] = want
                     why, exp = "", []
                     limit = min(deadline, time.time() + visible_limit)
-                    at: dict = {}
+                    # The server's CPU when every run read FINISHED: what
+                    # the integration cost it, before this harness's read-back.
+                    at: dict = {"on_finished": lambda: at.__setitem__("cpu", server.cpu())}
                     while time.time() < limit:
                         ok, why = visible(client, samples, want, exp, at)
                         if (ok or why.startswith(TRACES_PENDING)) and "runs_metrics_visible_after_s" not in row:
@@ -468,6 +477,8 @@ def trial(mode: str, samples: int, max_samples: int, repeat: int, tracing_rf: bo
                     fp = fingerprint(client, tmp)
             time.sleep(0.3)  # the last access-log lines
             row["server_cpu_s"] = round(server.cpu() - server_cpu0, 2)
+            if mode != "nohook" and "cpu" in at:
+                row["server_cpu_finished_s"] = round(at["cpu"] - server_cpu0, 2)
             reqs = server.requests()
             mine = proxy.counts
             by_path = Counter()
@@ -533,7 +544,8 @@ def summarize(rows: list[dict], samples: int, modes: list[str]) -> list[dict]:
         pc = pair_ratios(rows, m, "eval_process_cpu_s")
         s["cpu_ratio_pairs_range"] = [min(pc), max(pc)] if pc else None
         for k in ("http_requests", "visible_after_s", "finished_after_s", "runs_metrics_visible_after_s",
-                  "sidecar_cpu_s", "sidecar_peak_rss_mb", "server_cpu_s", "eval_process_cpu_s"):
+                  "sidecar_cpu_s", "sidecar_peak_rss_mb", "server_cpu_s", "server_cpu_finished_s",
+                  "eval_process_cpu_s"):
             v = med(k)
             s[k] = None if v is None else (round(v, 3) if isinstance(v, float) else v)
         if m != "nohook":

@@ -274,12 +274,22 @@ def main() -> None:
         P(f"  - HTTP requests <= traces + 60 in every trial: {goal(ok, req)} — "
           + ", ".join(f"{n:,}: {rng([min(r for r, _ in v), max(r for r, _ in v)], '{:,.0f}')} "
                       f"(traces + {max(r for r, _ in v) - n:,})" for n, v in req.items()) + ".")
-        cpu = {n: [t["server_cpu_s"] / n * 1000 for t in v if t.get("server_cpu_s") is not None]
-               for n, v in tt.items()}
+        # Up to the moment every run read FINISHED (server_cpu_finished_s):
+        # the harness's read-back of 10,000 traces and metric values is not
+        # the integration's cost.  Older trials have only the whole trial's.
+        cpu, whole = {}, {}
+        for n, v in tt.items():
+            fin = [t for t in v if t.get("server_cpu_finished_s") is not None]
+            cpu[n] = ([t["server_cpu_finished_s"] / n * 1000 for t in fin] if fin else
+                      [t["server_cpu_s"] / n * 1000 for t in v if t.get("server_cpu_s") is not None])
+            whole[n] = [t["server_cpu_s"] / n * 1000 for t in fin]
         ok = all(v and max(v) <= 30 for v in cpu.values())
         P(f"  - MLflow server CPU <= 30 ms per traced sample, tracking included, in every trial: "
           f"{goal(ok, cpu)} — "
-          + ", ".join(f"{n:,}: {rng([min(v), max(v)], '{:.1f}')} ms" for n, v in cpu.items() if v) + ".")
+          + ", ".join(f"{n:,}: {rng([min(v), max(v)], '{:.1f}')} ms"
+                      + (f" (until every run read FINISHED; with the harness's read-back "
+                         f"{rng([min(whole[n]), max(whole[n])], '{:.1f}')} ms)" if whole[n] else "")
+                      for n, v in cpu.items() if v) + ".")
     P("- >= 2 M events/s per core: measured by `make bench-sidecar` (section \"Sidecar\").")
 
 

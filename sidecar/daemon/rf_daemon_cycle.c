@@ -20,6 +20,13 @@
 #include "rf_version.h"
 #include "ringflow.h"
 
+/* Records taken from the ring per batch, journaled as one write. */
+#define RF_DRAIN_MAX 4096
+/* After a batch that did not fill, how long records gather before the next
+ * (rf_daemon_cycle.c wait_for_work): producers of a busy ring then make no
+ * wakeup syscall; a record waits this much longer to be journaled. */
+#define RF_LINGER_MS 10
+
 /* Decode (records are untrusted) and fold into the MLflow state. */
 static void feed(rf_daemon *d, int type, const void *data, uint32_t len)
 {
@@ -143,7 +150,7 @@ static void wait_orphan_room(rf_daemon *d)
 static int drain(rf_daemon *d, bool *closed, bool *backoff)
 {
 	/* Held: the ring frees the batch only once it is journaled. */
-	int n = rf_ring_consume_held(d->ring, on_rec, d, 4096);
+	int n = rf_ring_consume_held(d->ring, on_rec, d, RF_DRAIN_MAX);
 	unsigned long long more = 0;
 	if (n == -EINTR) {
 		if (d->stopping) /* else the memory gate: logged as it closed */
@@ -174,7 +181,11 @@ static int drain(rf_daemon *d, bool *closed, bool *backoff)
 static void wait_for_work(rf_daemon *d, int n, bool ring_unread, uint64_t stop_at)
 {
 	if (n > 0) {
-		rf_loop_run_once(d->loop, 0);
+		/* A batch that did not fill: more records come as a trickle.  Not
+		 * parked while they gather, so their producers skip the wakeup
+		 * syscall (rf_ring_wake_consumer), and one turn of ours takes
+		 * many of them (one journal write, one pump). */
+		rf_loop_run_once(d->loop, n < RF_DRAIN_MAX && !stop_at ? RF_LINGER_MS : 0);
 		return;
 	}
 	if (ring_unread && !stop_at) { /* just serve MLflow */
