@@ -21,7 +21,7 @@ from pathlib import Path
 import sys
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from e2e import MODES, summarize  # noqa: E402  (the same medians and pair ratios as the harness)
+from e2e import MODES, pair_ratios, summarize  # noqa: E402  (the same medians and pair ratios as the harness)
 
 LABEL = {"nohook": "(a) no hook", "ringflow_tracking": "(b0) ringflow, tracking only",
          "ringflow": "(b) ringflow, tracing on",
@@ -290,7 +290,37 @@ def main() -> None:
                       + (f" (until every run read FINISHED; with the harness's read-back "
                          f"{rng([min(whole[n]), max(whole[n])], '{:.1f}')} ms)" if whole[n] else "")
                       for n, v in cpu.items() if v) + ".")
+        newest_build(P, trials, invs, rf, meas)
     P("- >= 2 M events/s per core: measured by `make bench-sidecar` (section \"Sidecar\").")
+
+
+def newest_build(P, trials: list[dict], invs: list[dict], rf: str, sizes: list[int]) -> None:
+    """The goals above count every trial in the file, older builds' too.  Per
+    size, the same figures for the newest invocation that measured it (its
+    commit named): what the product does now."""
+    commit = {i["date"]: i.get("commit", "?") for i in invs}
+    parts = []
+    for n in sizes:
+        dates = sorted({t.get("invocation") for t in trials
+                        if t.get("samples") == n and t.get("mode") == rf and "eval_s" in t
+                        and t.get("invocation")})
+        if not dates:
+            continue
+        rows = [t for t in trials if t.get("samples") == n and t.get("invocation") == dates[-1]]
+        mine = [t for t in rows if t.get("mode") == rf and "eval_s" in t]
+        pr = pair_ratios(rows, rf)
+        fin = [t["finished_after_s"] for t in mine if t.get("finished_after_s") is not None]
+        req = [t["http_requests"] - (t.get("traces") or n) for t in mine if t.get("http_requests")]
+        cpu = [t["server_cpu_finished_s"] / n * 1000 for t in mine if t.get("server_cpu_finished_s")]
+        parts.append(f"{n:,} ({commit.get(dates[-1], '?')}, {len(mine)} trial(s)): eval "
+                     + (f"{rng([min(pr), max(pr)])}x no hook" if pr else "without a no-hook pair")
+                     + (f", complete {rng([min(fin), max(fin)])} s" if fin else "")
+                     + (f", requests traces + {rng([min(req), max(req)], '{:,.0f}')}" if req else "")
+                     + (f", server CPU {rng([min(cpu), max(cpu)], '{:.1f}')} ms per traced sample"
+                        if cpu else ""))
+    if parts:
+        P("  - the newest invocation of each size alone (pairs with its own no-hook trials): "
+          + "; ".join(parts) + ".")
 
 
 if __name__ == "__main__":

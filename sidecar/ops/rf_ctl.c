@@ -266,6 +266,7 @@ static void print_json(struct ctl *c, const struct view *v, const struct view *v
 		json_object_set_new(rsj, "corrupt", json_integer((json_int_t)v->rs.corrupt));
 		json_object_set_new(rsj, "corrupt_bytes", json_integer((json_int_t)v->rs.corrupt_bytes));
 		json_object_set_new(rsj, "hdr_changed", json_integer((json_int_t)v->rs.hdr_changed));
+		json_object_set_new(rsj, "wakeups", json_integer((json_int_t)v->rs.wakeups));
 	}
 	json_object_set_new(o, "sidecar_alive", json_boolean(v->alive));
 	json_object_set_new(o, "stats_path", json_string(c->stats_path));
@@ -325,7 +326,9 @@ static void print_text(struct ctl *c, const struct view *v, const struct view *v
 			       (unsigned long long)r->corrupt_bytes, (unsigned long long)r->hdr_changed);
 		if (v0 && v0->ring_rc == 0 && v->at_ns > v0->at_ns) {
 			human_bytes(a, sizeof a, rate(v0->rs.tail, r->tail, v->at_ns - v0->at_ns));
-			printf("  written by producers: %s/s\n", a);
+			printf("  written by producers: %s/s; consumer woken %.1f/s (%llu since the ring "
+			       "was made)\n", a, rate(v0->rs.wakeups, r->wakeups, v->at_ns - v0->at_ns),
+			       (unsigned long long)r->wakeups);
 		}
 	}
 	if (!v->alive) {

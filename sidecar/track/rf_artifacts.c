@@ -412,6 +412,7 @@ void rf_art_sample_end(struct rf_art *a, const msgpack_object *m)
 
 struct log_ctx {
 	struct rf_art *a;
+	const atomic_bool *stop;
 	struct tw messages, events;
 	json_t *header;
 };
@@ -563,15 +564,18 @@ static void event_rows(struct log_ctx *c, json_t *sample, json_t *task, json_t *
 		     (int64_t)json_array_size(events));
 }
 
-static void on_log(json_t *header, json_t *sample, void *arg)
+static int on_log(json_t *header, json_t *sample, void *arg)
 {
 	struct log_ctx *c = arg;
+	/* Relaxed: a request to stop, no data comes with it. */
+	if (c->stop && atomic_load_explicit(c->stop, memory_order_relaxed))
+		return 1;
 	/* The hook never saw this: the same redaction rules apply here. */
 	rf_redact_json(header ? header : sample);
 	if (header) {
 		json_decref(c->header);
 		c->header = json_incref(header);
-		return;
+		return 0;
 	}
 	json_t *msgs = json_object_get(sample, "messages");
 	json_t *task = json_object_get(c->a->task, "task_name");
@@ -594,6 +598,7 @@ static void on_log(json_t *header, json_t *sample, void *arg)
 		       -1, NULL);
 	}
 	event_rows(c, sample, task, eval_id);
+	return 0;
 }
 
 /* ---- the files, in upload order ---- */
@@ -690,7 +695,8 @@ static bool read_log(struct rf_art *a, const char *location, struct log_ctx *lc,
 	return true;
 }
 
-struct rf_art_file *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_location)
+struct rf_art_file *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_location,
+				 const atomic_bool *stop)
 {
 	struct rf_art_file *files = NULL, **tail = &files;
 	char path[300], err[512] = "";
@@ -707,7 +713,7 @@ struct rf_art_file *rf_art_files(struct rf_art *a, const char *eval_id, const ch
 	char samples_err[512] = "";
 	struct rf_blob *samples = tw_seal(&a->samples, "]}", samples_err, sizeof samples_err);
 	/* From Inspect's own log: the conversation, the events and the header. */
-	struct log_ctx lc = {.a = a};
+	struct log_ctx lc = {.a = a, .stop = stop};
 	bool log_has_secret = false, is_log = false;
 	struct rf_blob *raw = NULL;
 	/* The ids become artifact paths: a plain name each, or those

@@ -18,6 +18,7 @@
 #define RF_ARTIFACTS_H
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <msgpack.h>
 
 struct rf_art; /* per task */
@@ -40,8 +41,11 @@ struct rf_art_file {
 };
 
 /* The task's files, in upload order (free with rf_art_files_free); the
- * tables' rows are handed over, so call it once, at the task's end. */
-struct rf_art_file *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_location);
+ * tables' rows are handed over, so call it once, at the task's end.  stop
+ * (NULL: never) is read between the log's samples: once set, the log is
+ * read no further and the files are not the task's (throw them away). */
+struct rf_art_file *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_location,
+				 const atomic_bool *stop);
 void rf_art_files_free(struct rf_art_file *f);
 
 #endif

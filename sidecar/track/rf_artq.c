@@ -2,6 +2,7 @@
  * rf_artq.c - see rf_artq.h.
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@ struct rf_artq {
 	struct rf_artjob *jobs;    /* not yet taken */
 	size_t n;
 	bool stop, started;
+	atomic_bool cut;           /* the job building stops reading its log */
 	pthread_t worker;
 };
 
@@ -53,24 +55,30 @@ static void job_free(struct rf_artjob *j)
 	free(j);
 }
 
-void rf_artq_free(struct rf_artq *q)
+size_t rf_artq_free(struct rf_artq *q)
 {
 	if (!q)
-		return;
+		return 0;
 	pthread_mutex_lock(&q->mu);
 	q->stop = true;
 	pthread_cond_signal(&q->cv);
 	pthread_mutex_unlock(&q->mu);
+	/* Relaxed: a request, read between samples; the join below orders
+	 * everything the worker did before this thread reads the jobs. */
+	atomic_store_explicit(&q->cut, true, memory_order_relaxed);
 	if (q->started)
 		pthread_join(q->worker, NULL); /* after it, the jobs are this thread's alone */
+	size_t unbuilt = 0;
 	while (q->jobs) {
 		struct rf_artjob *j = q->jobs;
 		q->jobs = j->next;
+		unbuilt += j->state != JOB_BUILT;
 		job_free(j);
 	}
 	pthread_cond_destroy(&q->cv);
 	pthread_mutex_destroy(&q->mu);
 	free(q);
+	return unbuilt;
 }
 
 static struct rf_artjob *next_queued(struct rf_artq *q)
@@ -96,10 +104,17 @@ static void *work(void *arg)
 		j->state = JOB_BUILDING;
 		struct rf_art *a = j->a;
 		pthread_mutex_unlock(&q->mu);
-		struct rf_art_file *files = rf_art_files(a, j->eval_id, j->location);
+		struct rf_art_file *files = rf_art_files(a, j->eval_id, j->location, &q->cut);
 		rf_art_free(a);
 		pthread_mutex_lock(&q->mu);
 		j->a = NULL;
+		if (atomic_load_explicit(&q->cut, memory_order_relaxed)) {
+			/* Cut short (or done as the queue is freed): not the
+			 * task's files; its records stay in the journal. */
+			rf_art_files_free(files);
+			j->state = JOB_QUEUED;
+			break;
+		}
 		j->files = files;
 		j->state = JOB_BUILT;
 	}

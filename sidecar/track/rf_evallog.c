@@ -222,8 +222,12 @@ static int read_eval_zip(const char *path, const struct rf_blob *blob, rf_evallo
 			rc = rf_err_set(EBADMSG, "%s: %s is not JSON", path, name);
 			goto out;
 		}
-		fn(header ? j : NULL, header ? NULL : j, arg);
+		int stop = fn(header ? j : NULL, header ? NULL : j, arg);
 		json_decref(j);
+		if (stop) {
+			rc = rf_err_set(ECANCELED, "%s: reading stopped", path);
+			goto out;
+		}
 	}
 out:
 	free(buf);
@@ -284,7 +288,7 @@ static int read_json_log(const char *path, const struct rf_blob *b, rf_evallog_f
 	struct jsrc j = {.at.b = b};
 	json_error_t je = {.text = "not a JSON object"};
 	json_t *header = json_object(), *key = NULL, *v;
-	int c = next_char(&j), rc = -1;
+	int c = next_char(&j), rc = -1, stop = 0;
 	if (!header || c != '{')
 		goto out;
 	if ((c = next_char(&j)) == '}')
@@ -304,8 +308,10 @@ static int read_json_log(const char *path, const struct rf_blob *b, rf_evallog_f
 				j.at.off--;
 				if (!(v = next_value(&j, &je)))
 					goto out;
-				fn(NULL, v, arg);
+				stop = fn(NULL, v, arg);
 				json_decref(v);
+				if (stop)
+					goto out;
 				if ((c = next_char(&j)) == ',')
 					c = next_char(&j);
 				else if (c != ']')
@@ -329,9 +335,11 @@ static int read_json_log(const char *path, const struct rf_blob *b, rf_evallog_f
 	}
 out:
 	if (!rc)
-		fn(header, NULL, arg);
+		fn(header, NULL, arg); /* the end: nothing left to stop */
 	json_decref(header);
 	json_decref(key);
+	if (stop)
+		return rf_err_set(ECANCELED, "%s: reading stopped", path);
 	if (rc)
 		return rf_err_set(EBADMSG, "%s: not an Inspect log near byte %llu: %s", path,
 				  (unsigned long long)j.at.off, je.text);

@@ -11,7 +11,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-typedef void (*rf_evallog_fn)(json_t *header, json_t *sample, void *arg);
+/* Returns 0 to go on; anything else stops the read (rf_evallog_parse then
+ * returns -ECANCELED). */
+typedef int (*rf_evallog_fn)(json_t *header, json_t *sample, void *arg);
 
 /* The most of a log file read (a bigger one is refused, counted). */
 #define RF_EVALLOG_MAX (512u << 20)
@@ -32,8 +34,8 @@ int rf_evallog_copy(const char *path, struct rf_blob *b, bool *has_secret);
  * fn for the header (the log without samples; sample == NULL; a .json
  * log's comes last) and for each sample, one at a time: memory is the
  * largest sample, never the log.  *has_secret is set (never cleared) when a
- * decompressed member holds a secret value.  Returns 0, or -errno with the
- * reason in rf_err_msg(). */
+ * decompressed member holds a secret value.  Returns 0, -ECANCELED when fn
+ * asked to stop, or -errno with the reason in rf_err_msg(). */
 int rf_evallog_parse(const char *path, const struct rf_blob *b, rf_evallog_fn fn, void *arg,
 		     bool *has_secret);
 

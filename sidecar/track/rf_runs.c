@@ -196,7 +196,7 @@ void rf_run_build_artifacts(struct mrun *r, struct rf_art *a, const char *eval_i
 			    const char *location)
 {
 	if (!(r->art_job = rf_artq_push(r->t->artq, a, eval_id, location))) {
-		rf_run_artifacts(r, rf_art_files(a, eval_id, location)); /* on this thread */
+		rf_run_artifacts(r, rf_art_files(a, eval_id, location, NULL)); /* on this thread */
 		rf_art_free(a);
 	}
 }
@@ -745,7 +745,11 @@ int rf_runs_init(struct rf_runs *t, rf_mlflow *m, const struct rf_err_sink *err,
 
 void rf_runs_free(struct rf_runs *t)
 {
-	rf_artq_free(t->artq); /* first: no job is then being built, and none is left */
+	/* First: no job is then being built, and none is left. */
+	size_t unbuilt = rf_artq_free(t->artq);
+	if (unbuilt)
+		track_err(t, "stopping: artifacts of %zu task(s) not built; their records stay in "
+			  "the journal, built at the next start", unbuilt);
 	while (t->list) {
 		struct mrun *r = t->list;
 		t->list = r->next;

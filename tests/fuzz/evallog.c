@@ -22,7 +22,7 @@ struct seen {
 	int headers, samples;
 };
 
-static void on_log(json_t *header, json_t *sample, void *arg)
+static int on_log(json_t *header, json_t *sample, void *arg)
 {
 	struct seen *s = arg;
 	if (!header == !sample)
@@ -33,6 +33,7 @@ static void on_log(json_t *header, json_t *sample, void *arg)
 		abort(); /* .json: the header last, without its samples */
 	s->headers += header != NULL;
 	s->samples += sample != NULL;
+	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

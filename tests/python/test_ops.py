@@ -228,6 +228,28 @@ def test_status_counts_what_the_sidecar_took(mlflow_server, ring, tmp_path, exp_
         cleanup(sc, ring)
 
 
+def test_an_eval_does_not_wake_the_sidecar_per_record(mlflow_server, ring, tmp_path, exp_name):
+    """A producer pays a FUTEX_WAKE syscall, and ringflowd a loop turn, each
+    time it finds ringflowd parked.  An eval's records come as a trickle (each
+    sample's events as it runs), so a sidecar that parks after every batch is
+    woken for nearly each record: CPU the eval loses.  ringflowd lets records
+    gather after a batch; the ring's own counter of wakeups must stay a small
+    fraction of the records, and `status` shows it."""
+    spool = tmp_path / "spool"
+    sc = Sidecar(mlflow_server, ring, spool, exp_name)
+    try:
+        eval_and_flush(tmp_path, ring, spool, 300, MLFLOW_INSPECT_TRACING="true", **sc.dest)
+        rc, st = status_json(ring, spool, "--interval", "0")
+        assert rc == 0 and st["sidecar"]["lost"] == {k: 0 for k in st["sidecar"]["lost"]}
+        n, woken = st["sidecar"]["records_in"], st["ring_stats"]["wakeups"]
+        assert n > 300 * 10, st  # a trace's records per sample as well
+        assert 0 < woken <= n // 8, f"{woken} wakeups for {n} records"
+        p = ctl(ring, spool, "status", "--interval", "200")
+        assert re.search(rf"consumer woken [0-9.]+/s \({woken}\b", p.stdout), p.stdout
+    finally:
+        cleanup(sc, ring)
+
+
 # ---- flush: everything queued is in MLflow when it returns ----
 
 def test_flush_then_everything_is_in_mlflow(mlflow_server, ring, tmp_path, exp_name):
