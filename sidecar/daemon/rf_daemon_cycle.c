@@ -22,9 +22,9 @@
 
 /* Records taken from the ring per batch, journaled as one write. */
 #define RF_DRAIN_MAX 4096
-/* After a batch that did not fill, how long records gather before the next
- * (rf_daemon_cycle.c wait_for_work): producers of a busy ring then make no
- * wakeup syscall; a record waits this much longer to be journaled. */
+/* After a batch of a trickle, how long records gather before the next
+ * (wait_for_work): their producers then make no wakeup syscall; a record
+ * waits this much longer to be journaled. */
 #define RF_LINGER_MS 10
 
 /* Decode (records are untrusted) and fold into the MLflow state. */
@@ -175,17 +175,34 @@ static int drain(rf_daemon *d, bool *closed, bool *backoff)
 	return n;
 }
 
-/* Wait on the loop: not at all after a batch (more may be waiting), 50 ms
- * while the ring is not read, else until the ring's wakeup (FUTEX_WAIT on
- * its parked word), an answer, a timer or a signal. */
+/* Did the batch of n records find a trickle?  It did not fill, and it read
+ * under a sixteenth of the ring, which is under a sixteenth full after it:
+ * what producers write while we linger fits many times over, so none waits
+ * or spills for it.  Not while stopping: the flush window starts only once
+ * a drain finds nothing. */
+static bool trickle(rf_daemon *d, int n)
+{
+	struct rf_ring_stats st;
+	if (rf_ring_stats(d->ring, &st))
+		return false;
+	uint64_t read = st.head - d->ring_head;
+	d->ring_head = st.head;
+	return n < RF_DRAIN_MAX && !d->stopping && read < st.capacity / 16 &&
+	       st.tail - st.head < st.capacity / 16;
+}
+
+/* Wait on the loop: after a batch, RF_LINGER_MS while records trickle in,
+ * else not at all (more may be waiting); 50 ms while the ring is not read;
+ * else until the ring's wakeup (FUTEX_WAIT on its parked word), an answer,
+ * a timer or a signal. */
 static void wait_for_work(rf_daemon *d, int n, bool ring_unread, uint64_t stop_at)
 {
 	if (n > 0) {
-		/* A batch that did not fill: more records come as a trickle.  Not
-		 * parked while they gather, so their producers skip the wakeup
-		 * syscall (rf_ring_wake_consumer), and one turn of ours takes
-		 * many of them (one journal write, one pump). */
-		rf_loop_run_once(d->loop, n < RF_DRAIN_MAX && !stop_at ? RF_LINGER_MS : 0);
+		/* Not parked while a trickle gathers, so its producers skip the
+		 * wakeup syscall (rf_ring_wake_consumer), and one turn of ours
+		 * takes many of its records (one journal write, one pump). */
+		int linger = RF_LINGER_MS < d->c->flush_ms ? RF_LINGER_MS : (int)d->c->flush_ms;
+		rf_loop_run_once(d->loop, trickle(d, n) ? linger : 0);
 		return;
 	}
 	if (ring_unread && !stop_at) { /* just serve MLflow */

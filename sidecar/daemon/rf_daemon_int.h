@@ -44,6 +44,7 @@ struct rf_daemon {
 	rf_journal *journal;
 	char jpath[600];
 	uint64_t journaled_since_reset;
+	uint64_t ring_head; /* the ring's head after the last batch (trickle()) */
 	bool rec_orphan; /* the last record came from an orphan spill file */
 	uint64_t orphan_recs;
 	struct rf_gate gate; /* spool and memory bounds (rf_gate.h) */

@@ -329,6 +329,9 @@ static void print_text(struct ctl *c, const struct view *v, const struct view *v
 			printf("  written by producers: %s/s; consumer woken %.1f/s (%llu since the ring "
 			       "was made)\n", a, rate(v0->rs.wakeups, r->wakeups, v->at_ns - v0->at_ns),
 			       (unsigned long long)r->wakeups);
+		} else {
+			printf("  consumer woken %llu times since the ring was made\n",
+			       (unsigned long long)r->wakeups);
 		}
 	}
 	if (!v->alive) {

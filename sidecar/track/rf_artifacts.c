@@ -44,6 +44,7 @@ struct rf_art {
 	struct tw samples, scores, usage, results;
 	struct ev_slot *ev;
 	size_t nev, evcap;
+	bool stopped;    /* rf_art_files() stopped reading the log */
 };
 
 static const char *const SAMPLE_COLS[] = {"task_name", "eval_id", "sample_id", "epoch", "input",
@@ -413,6 +414,7 @@ void rf_art_sample_end(struct rf_art *a, const msgpack_object *m)
 struct log_ctx {
 	struct rf_art *a;
 	const atomic_bool *stop;
+	bool stopped;              /* on_log saw stop set */
 	struct tw messages, events;
 	json_t *header;
 };
@@ -568,8 +570,10 @@ static int on_log(json_t *header, json_t *sample, void *arg)
 {
 	struct log_ctx *c = arg;
 	/* Relaxed: a request to stop, no data comes with it. */
-	if (c->stop && atomic_load_explicit(c->stop, memory_order_relaxed))
+	if (c->stop && atomic_load_explicit(c->stop, memory_order_relaxed)) {
+		c->stopped = true;
 		return 1;
+	}
 	/* The hook never saw this: the same redaction rules apply here. */
 	rf_redact_json(header ? header : sample);
 	if (header) {
@@ -666,6 +670,11 @@ static void put_doc(struct rf_art_file ***tail, const char *path, const char *ty
 	put_tw(tail, path, type, &w, "");
 }
 
+bool rf_art_stopped(const struct rf_art *a)
+{
+	return a->stopped;
+}
+
 void rf_art_files_free(struct rf_art_file *f)
 {
 	while (f) {
@@ -748,6 +757,7 @@ struct rf_art_file *rf_art_files(struct rf_art *a, const char *eval_id, const ch
 	} else if (err[0]) {
 		lost(&tail, "%s", err);
 	}
+	a->stopped = lc.stopped;
 	tw_free(&lc.messages);
 	tw_free(&lc.events);
 	json_decref(lc.header);

@@ -47,5 +47,7 @@ struct rf_art_file {
 struct rf_art_file *rf_art_files(struct rf_art *a, const char *eval_id, const char *log_location,
 				 const atomic_bool *stop);
 void rf_art_files_free(struct rf_art_file *f);
+/* Did rf_art_files() stop reading the log because stop was set? */
+bool rf_art_stopped(const struct rf_art *a);
 
 #endif

@@ -10,12 +10,12 @@
 #include "rf_artifacts.h"
 #include "rf_artq.h"
 
-enum job_state { JOB_QUEUED, JOB_BUILDING, JOB_BUILT };
+enum job_state { JOB_QUEUED, JOB_BUILDING, JOB_BUILT, JOB_CUT };
 
 struct rf_artjob {
 	struct rf_artjob *next;    /* q->jobs, in push order */
 	enum job_state state;      /* under q->mu */
-	struct rf_art *a;          /* the worker's while queued or building */
+	struct rf_art *a;          /* the worker's while queued or building; NULL once built or cut */
 	struct rf_art_file *files; /* set under q->mu with state = JOB_BUILT */
 	char eval_id[128];
 	char location[1024];
@@ -28,6 +28,7 @@ struct rf_artq {
 	size_t n;
 	bool stop, started;
 	atomic_bool cut;           /* the job building stops reading its log */
+	size_t cut_short;          /* jobs cut short while their log was read; under mu */
 	pthread_t worker;
 };
 
@@ -55,8 +56,10 @@ static void job_free(struct rf_artjob *j)
 	free(j);
 }
 
-size_t rf_artq_free(struct rf_artq *q)
+size_t rf_artq_free(struct rf_artq *q, size_t *cut_short)
 {
+	if (cut_short)
+		*cut_short = 0;
 	if (!q)
 		return 0;
 	pthread_mutex_lock(&q->mu);
@@ -68,17 +71,19 @@ size_t rf_artq_free(struct rf_artq *q)
 	atomic_store_explicit(&q->cut, true, memory_order_relaxed);
 	if (q->started)
 		pthread_join(q->worker, NULL); /* after it, the jobs are this thread's alone */
-	size_t unbuilt = 0;
+	size_t left = 0;
 	while (q->jobs) {
 		struct rf_artjob *j = q->jobs;
 		q->jobs = j->next;
-		unbuilt += j->state != JOB_BUILT;
+		left++;
 		job_free(j);
 	}
+	if (cut_short)
+		*cut_short = q->cut_short;
 	pthread_cond_destroy(&q->cv);
 	pthread_mutex_destroy(&q->mu);
 	free(q);
-	return unbuilt;
+	return left;
 }
 
 static struct rf_artjob *next_queued(struct rf_artq *q)
@@ -105,14 +110,17 @@ static void *work(void *arg)
 		struct rf_art *a = j->a;
 		pthread_mutex_unlock(&q->mu);
 		struct rf_art_file *files = rf_art_files(a, j->eval_id, j->location, &q->cut);
+		bool stopped = rf_art_stopped(a);
 		rf_art_free(a);
 		pthread_mutex_lock(&q->mu);
 		j->a = NULL;
+		/* Relaxed: set once, before the join; only asks to stop. */
 		if (atomic_load_explicit(&q->cut, memory_order_relaxed)) {
-			/* Cut short (or done as the queue is freed): not the
-			 * task's files; its records stay in the journal. */
+			/* Cut short, or built as the queue is freed: not taken,
+			 * so not uploaded; its records stay in the journal. */
 			rf_art_files_free(files);
-			j->state = JOB_QUEUED;
+			q->cut_short += stopped;
+			j->state = JOB_CUT;
 			break;
 		}
 		j->files = files;

@@ -9,9 +9,9 @@
  *
  * Ownership is the whole protocol: a job owns its rf_art from push to take
  * and the worker is the only one to touch it; every field the loop and the
- * worker share is read and written under the queue's mutex, but the flag
- * that cuts the job building short at shutdown (an atomic, read between
- * the log's samples; it carries no data).  What the
+ * worker share is read and written under the queue's mutex.  The one
+ * exception is the flag that cuts the job being built short at shutdown:
+ * an atomic, read between the log's samples, carrying no data.  What the
  * worker calls reads no daemon state but the secret values (rf_redact.h),
  * fixed before the first job.
  */
@@ -29,11 +29,12 @@ struct rf_artjob;
 struct rf_artq *rf_artq_new(void);
 
 /* Stops the worker, cutting short the job it is on (its log is read no
- * further: shutdown does not wait seconds for a large log), joins it, then
- * frees every job not taken.  Returns how many of them were not built
- * (queued or cut short): their tasks' records are still in the daemon's
- * journal, so the next start builds them again. */
-size_t rf_artq_free(struct rf_artq *q);
+ * further than the sample at hand; its copy of the log, up to 512 MiB, is
+ * made whole first), joins it, then frees every job not taken.  Returns how
+ * many that was: their files are not uploaded, and their tasks' records
+ * are still in the daemon's journal, so the next start builds them again.
+ * *cut_short (may be NULL): how many of them stopped reading their log. */
+size_t rf_artq_free(struct rf_artq *q, size_t *cut_short);
 
 /* Hands a over to be built as rf_art_files(a, eval_id, location) on the
  * worker.  Returns the job, or NULL (q NULL, out of memory, no thread):

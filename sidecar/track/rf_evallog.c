@@ -335,7 +335,7 @@ static int read_json_log(const char *path, const struct rf_blob *b, rf_evallog_f
 	}
 out:
 	if (!rc)
-		fn(header, NULL, arg); /* the end: nothing left to stop */
+		stop = fn(header, NULL, arg);
 	json_decref(header);
 	json_decref(key);
 	if (stop)

@@ -746,10 +746,11 @@ int rf_runs_init(struct rf_runs *t, rf_mlflow *m, const struct rf_err_sink *err,
 void rf_runs_free(struct rf_runs *t)
 {
 	/* First: no job is then being built, and none is left. */
-	size_t unbuilt = rf_artq_free(t->artq);
-	if (unbuilt)
-		track_err(t, "stopping: artifacts of %zu task(s) not built; their records stay in "
-			  "the journal, built at the next start", unbuilt);
+	size_t cut = 0, left = rf_artq_free(t->artq, &cut);
+	if (left)
+		track_err(t, "stopping: artifacts of %zu task(s) not uploaded (%zu cut short while "
+			  "their log was read); their records stay in the journal, built at the next "
+			  "start", left, cut);
 	while (t->list) {
 		struct mrun *r = t->list;
 		t->list = r->next;

@@ -1,11 +1,15 @@
-"""A producer that tries to grow ringflowd's memory (issue 15, item 11): run
-in its own process by test_memory_bounds.py.
+"""Producers that try to grow ringflowd's memory (issue 15, item 11) or never
+let it find the ring empty: run in their own process by test_memory_bounds.py
+and test_sidecar.py.
 
     rf_flood_prog.py names N PER   one eval run whose N sample_end records
                                    carry PER scores each, every scorer name
                                    unique (N * PER metric names)
     rf_flood_prog.py spans N       one trace whose root never ends, with N
                                    ended children
+    rf_flood_prog.py steady S GAP  one eval run whose samples end one every
+                                   GAP ms for S seconds (records that
+                                   never pause for long)
     rf_flood_prog.py log N E DIR [json]
                                    one eval run of N samples whose Inspect log
                                    (written to DIR, a .eval zip, or .json) holds E
@@ -50,6 +54,35 @@ def names(n: int, per: int) -> dict:
                                        "completed_at": time.time(), "time": time.time()})
     ok &= _producer.emit(EV_RUN_END, {"run_id": run_id, "time": time.time(), "logs": []})
     return {"ok": bool(ok), "names": written}
+
+
+def steady(seconds: float, gap_ms: float) -> dict:
+    """One eval run whose samples end one every gap_ms for `seconds`, each
+    with one `match` score: records that never stop for long, as from a
+    long eval or a tracing program."""
+    run_id, eval_id = f"steady-run-{time.time_ns()}", f"steady-eval-{time.time_ns()}"
+    now = time.time()
+    ok = _producer.emit(EV_RUN_START, {"run_id": run_id, "task_names": ["steady"], "time": now,
+                                       "pid": 1, "host": "h"})
+    ok &= _producer.emit(EV_TASK_START, {"run_id": run_id, "eval_id": eval_id, "task": "steady",
+                                         "model": "mockllm/model", "created": now, "time": now})
+    n, end = 0, now + seconds
+    while time.time() < end:
+        t = time.time()
+        while not _producer.emit(EV_SAMPLE_END, {
+                "run_id": run_id, "eval_id": eval_id, "task": "steady",
+                "sample_uuid": f"s{n}", "sample_id": n, "epoch": 1, "status": "success",
+                "started_at": t, "completed_at": t, "total_time": 0.1, "working_time": 0.1,
+                "scores": {"match": {"value": 1.0}}, "time": t}):
+            time.sleep(0.01)  # the ring is full: wait for the sidecar
+        n += 1
+        time.sleep(gap_ms / 1000)
+    ok &= _producer.emit(EV_TASK_END, {"run_id": run_id, "eval_id": eval_id, "task": "steady",
+                                       "status": "success", "total_samples": n,
+                                       "completed_samples": n, "started_at": now,
+                                       "completed_at": time.time(), "time": time.time()})
+    ok &= _producer.emit(EV_RUN_END, {"run_id": run_id, "time": time.time(), "logs": []})
+    return {"ok": bool(ok), "samples": n}
 
 
 def spans(n: int) -> dict:
@@ -128,5 +161,6 @@ if __name__ == "__main__":
     kind = sys.argv[1]
     out = (names(int(sys.argv[2]), int(sys.argv[3])) if kind == "names" else
            log(int(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:6]) if kind == "log" else
+           steady(float(sys.argv[2]), float(sys.argv[3])) if kind == "steady" else
            spans(int(sys.argv[2])))
     print(json.dumps(out))

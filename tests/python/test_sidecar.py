@@ -5,6 +5,7 @@ in front of the real server."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import os
@@ -19,6 +20,8 @@ import pytest
 
 from faultproxy import FaultProxy
 from test_hook import EVALS, REPO, eval_env
+
+FLOOD = Path(__file__).with_name("rf_flood_prog.py")
 
 # RF_RINGFLOWD: another build of the daemon (make test runs these tests again
 # with the ASan+UBSan one: a leak or UB makes it exit non-zero, which fails).
@@ -330,6 +333,57 @@ def test_sigkill_mid_eval_loses_nothing_duplicates_nothing(mlflow_server, tmp_pa
     assert sorted(steps) == list(range(150))  # each sample once: none lost, none twice
     assert len(history(client, c.info.run_id, "sample/includes")) == 150
     assert c.data.metrics["total_samples"] == 150
+
+
+def test_sigterm_while_records_keep_coming_exits_in_time_and_loses_nothing(mlflow_server,
+                                                                           tmp_path, exp_name):
+    """`systemctl restart ringflowd` while a producer writes a record every
+    2 ms (the ring never stays empty for long): ringflowd must stop taking
+    records and exit within its flush window (RINGFLOW_SHUTDOWN_MS, 2 s here),
+    and the next ringflowd carries on with nothing lost or doubled."""
+    from mlflow.tracking import MlflowClient
+
+    ring = f"/rf-pytest-term-{os.getpid()}"
+    spool = tmp_path / "spool"
+    client = MlflowClient(mlflow_server)
+    sc = Sidecar(mlflow_server, ring, spool, exp_name, RINGFLOW_SHUTDOWN_MS="2000")
+    p = None
+    try:
+        p = subprocess.Popen([sys.executable, str(FLOOD), "steady", "20", "2"],
+                             env=eval_env(ring, spool, **sc.dest), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 60
+        while time.time() < deadline:  # some samples are in MLflow, more keep coming
+            exp = client.get_experiment_by_name(exp_name)
+            runs = client.search_runs([exp.experiment_id]) if exp else []
+            child = next((r for r in runs if "mlflow.parentRunId" in r.data.tags), None)
+            if child and len(history(client, child.info.run_id, "sample/match")) >= 100:
+                break
+            time.sleep(0.1)
+        sent = time.time()
+        sc.proc.send_signal(signal.SIGTERM)
+        try:
+            assert sc.proc.wait(timeout=20) == 0
+        except subprocess.TimeoutExpired:
+            pytest.fail("ringflowd did not exit within 20 s of SIGTERM while records kept coming")
+        assert p.poll() is None, "the producer ended before ringflowd exited: make it longer"
+        assert time.time() - sent < 20
+        sc = Sidecar(mlflow_server, ring, spool, exp_name)
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err[-3000:]
+        written = json.loads(out.strip().splitlines()[-1])
+        assert written["ok"], written
+        sc.stop()
+    finally:
+        if p and p.poll() is None:
+            p.kill()
+        cleanup(sc, ring)
+    parents, children = runs_of(client, exp_name)
+    assert len(parents) == 1 and len(children) == 1
+    c = children[0]
+    assert c.info.status == "FINISHED" and parents[0].info.status == "FINISHED"
+    steps = [m.step for m in history(client, c.info.run_id, "sample/match")]
+    assert sorted(steps) == list(range(written["samples"]))  # none lost, none twice
 
 
 def test_artifacts_present_and_parseable(rich_run, mlflow_server, tmp_path):
