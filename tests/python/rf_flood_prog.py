@@ -31,13 +31,28 @@ from ringflow._ringflow import (EV_RUN_END, EV_RUN_START, EV_SAMPLE_END, EV_TASK
                                 EV_TASK_START)
 
 
-def names(n: int, per: int) -> dict:
-    run_id, eval_id = f"flood-run-{time.time_ns()}", f"flood-eval-{time.time_ns()}"
+def open_run(task: str) -> tuple[str, str, float, bool]:
+    """An eval run with one task: its run_start and task_start records."""
+    run_id, eval_id = f"{task}-run-{time.time_ns()}", f"{task}-eval-{time.time_ns()}"
     now = time.time()
-    ok = _producer.emit(EV_RUN_START, {"run_id": run_id, "task_names": ["flood"], "time": now,
+    ok = _producer.emit(EV_RUN_START, {"run_id": run_id, "task_names": [task], "time": now,
                                        "pid": 1, "host": "h"})
-    ok &= _producer.emit(EV_TASK_START, {"run_id": run_id, "eval_id": eval_id, "task": "flood",
+    ok &= _producer.emit(EV_TASK_START, {"run_id": run_id, "eval_id": eval_id, "task": task,
                                          "model": "mockllm/model", "created": now, "time": now})
+    return run_id, eval_id, now, ok
+
+
+def close_run(run_id: str, eval_id: str, task: str, n: int, started: float) -> bool:
+    """The task_end (n samples) and run_end records of open_run's run."""
+    ok = _producer.emit(EV_TASK_END, {"run_id": run_id, "eval_id": eval_id, "task": task,
+                                      "status": "success", "total_samples": n,
+                                      "completed_samples": n, "started_at": started,
+                                      "completed_at": time.time(), "time": time.time()})
+    return ok & _producer.emit(EV_RUN_END, {"run_id": run_id, "time": time.time(), "logs": []})
+
+
+def names(n: int, per: int) -> dict:
+    run_id, eval_id, now, ok = open_run("flood")
     written = 0
     for i in range(n):
         scores = {f"scorer_{i}_{j}": {"value": 1.0} for j in range(per)}
@@ -48,11 +63,7 @@ def names(n: int, per: int) -> dict:
                 "working_time": 0.1, "scores": scores, "time": now}):
             time.sleep(0.01)  # the ring is full: wait for the sidecar
         written += per
-    ok &= _producer.emit(EV_TASK_END, {"run_id": run_id, "eval_id": eval_id, "task": "flood",
-                                       "status": "success", "total_samples": n,
-                                       "completed_samples": n, "started_at": now,
-                                       "completed_at": time.time(), "time": time.time()})
-    ok &= _producer.emit(EV_RUN_END, {"run_id": run_id, "time": time.time(), "logs": []})
+    ok &= close_run(run_id, eval_id, "flood", n, now)
     return {"ok": bool(ok), "names": written}
 
 
@@ -60,12 +71,7 @@ def steady(seconds: float, gap_ms: float) -> dict:
     """One eval run whose samples end one every gap_ms for `seconds`, each
     with one `match` score: records that never stop for long, as from a
     long eval or a tracing program."""
-    run_id, eval_id = f"steady-run-{time.time_ns()}", f"steady-eval-{time.time_ns()}"
-    now = time.time()
-    ok = _producer.emit(EV_RUN_START, {"run_id": run_id, "task_names": ["steady"], "time": now,
-                                       "pid": 1, "host": "h"})
-    ok &= _producer.emit(EV_TASK_START, {"run_id": run_id, "eval_id": eval_id, "task": "steady",
-                                         "model": "mockllm/model", "created": now, "time": now})
+    run_id, eval_id, now, ok = open_run("steady")
     n, end = 0, now + seconds
     while time.time() < end:
         t = time.time()
@@ -77,11 +83,7 @@ def steady(seconds: float, gap_ms: float) -> dict:
             time.sleep(0.01)  # the ring is full: wait for the sidecar
         n += 1
         time.sleep(gap_ms / 1000)
-    ok &= _producer.emit(EV_TASK_END, {"run_id": run_id, "eval_id": eval_id, "task": "steady",
-                                       "status": "success", "total_samples": n,
-                                       "completed_samples": n, "started_at": now,
-                                       "completed_at": time.time(), "time": time.time()})
-    ok &= _producer.emit(EV_RUN_END, {"run_id": run_id, "time": time.time(), "logs": []})
+    ok &= close_run(run_id, eval_id, "steady", n, now)
     return {"ok": bool(ok), "samples": n}
 
 

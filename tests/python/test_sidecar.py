@@ -107,6 +107,19 @@ def history(client, run_id, key):
     return client.get_metric_history(run_id, key)
 
 
+def samples_in(client, experiment: str, key: str, n: int, timeout: float) -> None:
+    """Poll until the task run holds at least n values of `key` (or time out:
+    the caller's own checks then say what is missing)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        exp = client.get_experiment_by_name(experiment)
+        runs = client.search_runs([exp.experiment_id]) if exp else []
+        child = next((r for r in runs if "mlflow.parentRunId" in r.data.tags), None)
+        if child and len(history(client, child.info.run_id, key)) >= n:
+            return
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def rich_run(mlflow_server, tmp_path_factory):
     """One rich eval (tool calls, 3 scorers, 2 epochs, an erroring and a
@@ -306,15 +319,7 @@ def test_sigkill_mid_eval_loses_nothing_duplicates_nothing(mlflow_server, tmp_pa
         env = eval_env(ring, spool, **sc.dest)
         p = subprocess.Popen([sys.executable, str(EVALS), "plain", str(tmp_path / "logs"), "150", "10"],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.time() + 120
-        child = None
-        while time.time() < deadline:  # some samples uploaded, the eval still running
-            exp = client.get_experiment_by_name(exp_name)
-            runs = client.search_runs([exp.experiment_id]) if exp else []
-            child = next((r for r in runs if "mlflow.parentRunId" in r.data.tags), None)
-            if child and len(history(client, child.info.run_id, "sample/includes")) >= 20:
-                break
-            time.sleep(0.1)
+        samples_in(client, exp_name, "sample/includes", 20, 120)  # the eval still running
         assert p.poll() is None, "eval finished before the kill: make it longer"
         sc.proc.kill()  # SIGKILL: no flush, no cleanup
         sc.proc.wait()
@@ -352,14 +357,7 @@ def test_sigterm_while_records_keep_coming_exits_in_time_and_loses_nothing(mlflo
         p = subprocess.Popen([sys.executable, str(FLOOD), "steady", "20", "2"],
                              env=eval_env(ring, spool, **sc.dest), stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
-        deadline = time.time() + 60
-        while time.time() < deadline:  # some samples are in MLflow, more keep coming
-            exp = client.get_experiment_by_name(exp_name)
-            runs = client.search_runs([exp.experiment_id]) if exp else []
-            child = next((r for r in runs if "mlflow.parentRunId" in r.data.tags), None)
-            if child and len(history(client, child.info.run_id, "sample/match")) >= 100:
-                break
-            time.sleep(0.1)
+        samples_in(client, exp_name, "sample/match", 100, 60)  # more keep coming
         sent = time.time()
         sc.proc.send_signal(signal.SIGTERM)
         try:
