@@ -238,7 +238,7 @@ def count_traces(client, exp_id: str) -> tuple[int, Counter]:
             return n, states
 
 
-def visible(client, samples: int, traces: int, exp: list, at: dict) -> tuple[bool, str]:
+def visible(client, samples: int, traces: int, exp: list, at: dict, cpu=None) -> tuple[bool, str]:
     """Everything queryable: every run in the experiment FINISHED; the task run
     has the task metrics (<scorer>/accuracy for both scorers, total_samples,
     usage/<model>/{input,output,total}_tokens) and `samples` steps of
@@ -246,7 +246,8 @@ def visible(client, samples: int, traces: int, exp: list, at: dict) -> tuple[boo
     experiment (in any state: inspect-mlflow's one trace per run never leaves
     IN_PROGRESS, its root span is never exported; the states are reported).
     Cheap checks first, so polling loads the server as little as it can.
-    at["finished"]: when the run search answered with every run FINISHED.
+    at["finished"]: when the run search answered with every run FINISHED,
+    and at["cpu"] then cpu() (the server's CPU, before any read-back).
     Returns (done, what is missing)."""
     if not exp:
         e = client.get_experiment_by_name(EXPERIMENT)
@@ -261,8 +262,8 @@ def visible(client, samples: int, traces: int, exp: list, at: dict) -> tuple[boo
         return False, f"{len(unfinished)} runs not FINISHED"
     if "finished" not in at:
         at["finished"] = time.time()
-        if at.get("on_finished"):
-            at["on_finished"]()
+        if cpu:
+            at["cpu"] = cpu()
     need = [f"{s}/accuracy" for s in SCORERS] + ["total_samples"] + [f"usage/{MODEL}/{t}" for t in TOKENS]
     missing = [k for k in need if k not in tr.data.metrics]
     if missing:
@@ -423,9 +424,9 @@ def trial(mode: str, samples: int, max_samples: int, repeat: int, tracing_rf: bo
                     limit = min(deadline, time.time() + visible_limit)
                     # The server's CPU when every run read FINISHED: what
                     # the integration cost it, before this harness's read-back.
-                    at: dict = {"on_finished": lambda: at.__setitem__("cpu", server.cpu())}
+                    at: dict = {}
                     while time.time() < limit:
-                        ok, why = visible(client, samples, want, exp, at)
+                        ok, why = visible(client, samples, want, exp, at, server.cpu)
                         if (ok or why.startswith(TRACES_PENDING)) and "runs_metrics_visible_after_s" not in row:
                             row["runs_metrics_visible_after_s"] = round(time.time() - res["end_epoch"], 3)
                         if DEBUG:

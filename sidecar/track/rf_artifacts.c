@@ -414,7 +414,6 @@ void rf_art_sample_end(struct rf_art *a, const msgpack_object *m)
 struct log_ctx {
 	struct rf_art *a;
 	const atomic_bool *stop;
-	bool stopped;              /* on_log saw stop set */
 	struct tw messages, events;
 	json_t *header;
 };
@@ -571,7 +570,7 @@ static int on_log(json_t *header, json_t *sample, void *arg)
 	struct log_ctx *c = arg;
 	/* Relaxed: a request to stop, no data comes with it. */
 	if (c->stop && atomic_load_explicit(c->stop, memory_order_relaxed)) {
-		c->stopped = true;
+		c->a->stopped = true;
 		return 1;
 	}
 	/* The hook never saw this: the same redaction rules apply here. */
@@ -757,7 +756,6 @@ struct rf_art_file *rf_art_files(struct rf_art *a, const char *eval_id, const ch
 	} else if (err[0]) {
 		lost(&tail, "%s", err);
 	}
-	a->stopped = lc.stopped;
 	tw_free(&lc.messages);
 	tw_free(&lc.events);
 	json_decref(lc.header);

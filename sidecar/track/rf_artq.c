@@ -26,8 +26,10 @@ struct rf_artq {
 	pthread_cond_t cv;         /* a job pushed, or stop */
 	struct rf_artjob *jobs;    /* not yet taken */
 	size_t n;
-	bool stop, started;
-	atomic_bool cut;           /* the job building stops reading its log */
+	bool started;
+	/* Set once, under mu (the worker waits on it with cv), and read by
+	 * the job being built between its log's samples: it stops reading. */
+	atomic_bool stop;
 	size_t cut_short;          /* jobs cut short while their log was read; under mu */
 	pthread_t worker;
 };
@@ -63,12 +65,12 @@ size_t rf_artq_free(struct rf_artq *q, size_t *cut_short)
 	if (!q)
 		return 0;
 	pthread_mutex_lock(&q->mu);
-	q->stop = true;
+	/* Relaxed: a request, no data comes with it; the mutex orders it for
+	 * the worker's wait, and the join below orders everything the worker
+	 * did before this thread reads the jobs. */
+	atomic_store_explicit(&q->stop, true, memory_order_relaxed);
 	pthread_cond_signal(&q->cv);
 	pthread_mutex_unlock(&q->mu);
-	/* Relaxed: a request, read between samples; the join below orders
-	 * everything the worker did before this thread reads the jobs. */
-	atomic_store_explicit(&q->cut, true, memory_order_relaxed);
 	if (q->started)
 		pthread_join(q->worker, NULL); /* after it, the jobs are this thread's alone */
 	size_t left = 0;
@@ -99,23 +101,25 @@ static void *work(void *arg)
 	struct rf_artq *q = arg;
 	pthread_mutex_lock(&q->mu);
 	for (;;) {
-		struct rf_artjob *j;
-		while (!q->stop && !(j = next_queued(q)))
+		struct rf_artjob *j = NULL;
+		/* Relaxed: read under mu, which orders it with the store. */
+		while (!atomic_load_explicit(&q->stop, memory_order_relaxed) &&
+		       !(j = next_queued(q)))
 			pthread_cond_wait(&q->cv, &q->mu);
-		if (q->stop)
+		if (atomic_load_explicit(&q->stop, memory_order_relaxed))
 			break;
 		/* Building: j->a and the files are this thread's alone until
 		 * JOB_BUILT is set under the mutex (take reads it under the same). */
 		j->state = JOB_BUILDING;
 		struct rf_art *a = j->a;
 		pthread_mutex_unlock(&q->mu);
-		struct rf_art_file *files = rf_art_files(a, j->eval_id, j->location, &q->cut);
+		struct rf_art_file *files = rf_art_files(a, j->eval_id, j->location, &q->stop);
 		bool stopped = rf_art_stopped(a);
 		rf_art_free(a);
 		pthread_mutex_lock(&q->mu);
 		j->a = NULL;
-		/* Relaxed: set once, before the join; only asks to stop. */
-		if (atomic_load_explicit(&q->cut, memory_order_relaxed)) {
+		/* Relaxed: under mu again, as above. */
+		if (atomic_load_explicit(&q->stop, memory_order_relaxed)) {
 			/* Cut short, or built as the queue is freed: not taken,
 			 * so not uploaded; its records stay in the journal. */
 			rf_art_files_free(files);
