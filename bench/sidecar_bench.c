@@ -185,7 +185,7 @@ int main(int argc, char **argv)
 	rf_loop_new(&loop);
 	rf_http_new(&http, loop, NULL);
 	rf_mlflow_new(&m, http, sink ? sink : "http://127.0.0.1:9");
-	struct rf_track_opts to = {.experiment = "bench", .flush_ms = 200, .max_batch = 1000};
+	struct rf_track_opts to = {.experiment = "bench", .metrics_ms = 200, .max_batch = 1000};
 	rf_track_new(&c.track, m, &to);
 
 	double w0 = now_s(), c0 = cpu_s();

@@ -126,7 +126,7 @@ static int start_mlflow(rf_daemon *d)
 	 * MLFLOW_INSPECT_LOG_ARTIFACTS; anything but "false" means on. */
 	const char *art = env("INSPECT_MLFLOW_LOG_ARTIFACTS", "MLFLOW_INSPECT_LOG_ARTIFACTS");
 	struct rf_dests_opts to = {.uri = c->uri, .experiment = c->experiment,
-				   .state_dir = c->spool, .flush_ms = c->flush_ms,
+				   .state_dir = c->spool, .metrics_ms = c->metrics_ms,
 				   .max_batch = (int)c->batch_max,
 				   .log_artifacts = !art || strcasecmp(art, "false"),
 				   .creds_everywhere = credential_ring(c->ring),

@@ -207,7 +207,7 @@ static int dest_of(rf_dests *d, const char *uri, const char *exp, bool art)
 	char idmap_id[16];
 	snprintf(idmap_id, sizeof idmap_id, "%08x", (uint32_t)rf_hash_str(uri));
 	struct rf_track_opts to = {.experiment = exp, .state_dir = d->o.state_dir,
-				   .idmap_id = idmap_id, .flush_ms = d->o.flush_ms,
+				   .idmap_id = idmap_id, .metrics_ms = d->o.metrics_ms,
 				   .max_batch = d->o.max_batch, .log_artifacts = art,
 				   .err = {dest_report, x}};
 	if (rf_track_new(&x->track, c->m, &to)) {

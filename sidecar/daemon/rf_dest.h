@@ -43,7 +43,7 @@ struct rf_dests_opts {
 	bool log_artifacts;       /* its artifact switch */
 	bool creds_everywhere;    /* its credentials go to every destination */
 	const char *state_dir;    /* id maps */
-	int64_t flush_ms;
+	int64_t metrics_ms;       /* a running run's metrics are sent at least this often */
 	int max_batch;
 	struct rf_traces_opts traces;
 	/* Every tracker's, uploader's and the routing's handled failures, a

@@ -88,7 +88,11 @@ void rf_config_usage(FILE *f)
 		"  --experiment NAME    experiment (MLFLOW_EXPERIMENT_NAME, default inspect_ai)\n"
 		"  --ring NAME          ring, '/name' (RINGFLOW_RING, default /ringflow-<uid>)\n"
 		"  --spool-dir DIR      state and spill directory (RINGFLOW_SPOOL_DIR)\n"
-		"  --flush-ms N         send pending metrics at least every N ms (RINGFLOW_FLUSH_MS, 1000)\n"
+		"  --metrics-ms N       send a running eval's metrics at least every N ms, and in\n"
+		"                       full log-batches meanwhile; a task's end sends them at once\n"
+		"                       (RINGFLOW_METRICS_MS, 5000)\n"
+		"  --flush-ms N         send ended tracing-API traces at least every N ms\n"
+		"                       (RINGFLOW_FLUSH_MS, 1000)\n"
 		"  --batch-max N        entities per log-batch, <= 1000 (RINGFLOW_BATCH_MAX, 1000)\n"
 		"  --shutdown-ms N      on SIGTERM, flush for at most N ms (RINGFLOW_SHUTDOWN_MS, 10000)\n"
 		"  --idle-exit-ms N     exit after N ms with nothing to do and nothing pending\n"
@@ -142,6 +146,7 @@ int rf_config_parse(struct rf_config *c, int argc, char **argv)
 	c->insecure = truthy(env("MLFLOW_TRACKING_INSECURE_TLS"));
 	const struct num nums[] = {
 		{"RINGFLOW_FLUSH_MS", 1, 3600000, 1000, &c->flush_ms},
+		{"RINGFLOW_METRICS_MS", 1, 3600000, 5000, &c->metrics_ms},
 		{"RINGFLOW_BATCH_MAX", 1, 1000, 1000, &c->batch_max},
 		{"RINGFLOW_SHUTDOWN_MS", 0, 86400000, 10000, &c->shutdown_ms},
 		{"RINGFLOW_IDLE_EXIT_MS", 0, LONG_MAX / 2, 0, &c->idle_exit_ms},
@@ -176,16 +181,18 @@ int rf_config_parse(struct rf_config *c, int argc, char **argv)
 		{"detach", no_argument, 0, 'd'},             {"help", no_argument, 0, 'h'},
 		{"metrics-port", required_argument, 0, 'm'}, {"group", no_argument, 0, 'g'},
 		{"spool-max-mb", required_argument, 0, 'M'}, {"version", no_argument, 0, 'V'},
-		{"trace-mem-mb", required_argument, 0, 'T'}, {0, 0, 0, 0}};
+		{"trace-mem-mb", required_argument, 0, 'T'}, {"metrics-ms", required_argument, 0, 'l'},
+		{0, 0, 0, 0}};
 	int ch, rc = 0;
 	opterr = 0; /* our own message, in rf_err */
-	while (rc == 0 && (ch = getopt_long(argc, argv, "u:e:r:s:f:b:S:i:m:M:T:dgh", o, NULL)) != -1) {
+	while (rc == 0 && (ch = getopt_long(argc, argv, "u:e:r:s:f:b:S:i:m:M:T:l:dgh", o, NULL)) != -1) {
 		switch (ch) {
 		case 'u': c->uri = optarg; break;
 		case 'e': c->experiment = optarg; break;
 		case 'r': c->ring = optarg; break;
 		case 's': c->spool = optarg; break;
 		case 'f': rc = number("--flush-ms", optarg, 1, 3600000, &c->flush_ms); break;
+		case 'l': rc = number("--metrics-ms", optarg, 1, 3600000, &c->metrics_ms); break;
 		case 'b': rc = number("--batch-max", optarg, 1, 1000, &c->batch_max); break;
 		case 'S': rc = number("--shutdown-ms", optarg, 0, 86400000, &c->shutdown_ms); break;
 		case 'i': rc = number("--idle-exit-ms", optarg, 0, LONG_MAX / 2, &c->idle_exit_ms); break;

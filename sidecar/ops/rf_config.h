@@ -13,7 +13,7 @@
 struct rf_config {
 	const char *ring, *spool, *uri, *experiment, *token, *user, *password, *ca;
 	bool insecure, detach;
-	long flush_ms, batch_max, shutdown_ms, idle_exit_ms, metrics_port;
+	long flush_ms, metrics_ms, batch_max, shutdown_ms, idle_exit_ms, metrics_port;
 	long spool_max_mb, pending_max, trace_timeout_s, trace_mem_mb;
 	int fsync_policy;        /* RF_FSYNC_* (rf_journal.h) */
 	char ring_buf[128];      /* `ring` when it had to be normalised */

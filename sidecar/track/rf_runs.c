@@ -642,7 +642,7 @@ void rf_runs_pump(struct rf_runs *t, bool flush_now)
 		rf_runs_count_pending(t); /* waiting for the experiment counts as pending */
 		return;
 	}
-	bool flush = flush_now || now - t->last_flush >= (uint64_t)t->flush_ms;
+	bool flush = flush_now || now - t->last_flush >= (uint64_t)t->metrics_ms;
 	if (flush)
 		t->last_flush = now;
 	for (struct mrun *r = t->list; r; r = r->next) {
@@ -727,13 +727,13 @@ static void exp_err(void *arg, const char *msg)
 
 int rf_runs_init(struct rf_runs *t, rf_mlflow *m, const struct rf_err_sink *err,
 		 const char *experiment, const char *idmap_path,
-		 int64_t flush_ms, int max_batch)
+		 int64_t metrics_ms, int max_batch)
 {
 	memset(t, 0, sizeof *t);
 	if (err)
 		t->err = *err;
 	t->m = m;
-	t->flush_ms = flush_ms;
+	t->metrics_ms = metrics_ms;
 	t->max_batch = max_batch;
 	rf_exp_init(&t->exp, m, experiment, exp_err, t);
 	t->artq = rf_artq_new(); /* NULL: artifacts are built on the loop */

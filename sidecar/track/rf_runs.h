@@ -76,7 +76,7 @@ struct mrun {
 
 struct rf_runs {
 	rf_mlflow *m;
-	int64_t flush_ms;            /* pending metrics are sent at least this often */
+	int64_t metrics_ms;          /* a running run's metrics are sent at least this often */
 	int max_batch;               /* entities per log-batch */
 	struct rf_exp exp;           /* the destination's experiment */
 	struct mrun *list;           /* in the order first seen */
@@ -93,7 +93,7 @@ struct rf_runs {
  * start without it, so that error is also reported to err). */
 int rf_runs_init(struct rf_runs *t, rf_mlflow *m, const struct rf_err_sink *err,
 		 const char *experiment, const char *idmap_path,
-		 int64_t flush_ms, int max_batch);
+		 int64_t metrics_ms, int max_batch);
 void rf_runs_free(struct rf_runs *t);
 /* Requests for what is ready: the experiment, run creation, log batches,
  * artifact uploads, final statuses; done families are forgotten. */

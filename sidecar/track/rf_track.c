@@ -628,8 +628,8 @@ int rf_track_new(rf_track **out, rf_mlflow *m, const struct rf_track_opts *o)
 	snprintf(t->experiment, sizeof t->experiment, "%s",
 		 t->o.experiment && *t->o.experiment ? t->o.experiment : "inspect_ai");
 	t->o.experiment = t->experiment;
-	if (t->o.flush_ms <= 0)
-		t->o.flush_ms = 200;
+	if (t->o.metrics_ms <= 0)
+		t->o.metrics_ms = 5000;
 	if (t->o.max_batch <= 0 || t->o.max_batch > 1000)
 		t->o.max_batch = 1000;
 	char idmap[600] = "";
@@ -652,7 +652,7 @@ int rf_track_new(rf_track **out, rf_mlflow *m, const struct rf_track_opts *o)
 	t->o.idmap_id = NULL;
 	/* An unreadable id map is reported (o.err), not fatal: runs are
 	 * then looked up by their ringflow.key tag before being created. */
-	rf_runs_init(&t->runs, m, &t->o.err, t->experiment, idmap, t->o.flush_ms, t->o.max_batch);
+	rf_runs_init(&t->runs, m, &t->o.err, t->experiment, idmap, t->o.metrics_ms, t->o.max_batch);
 	*out = t;
 	return 0;
 }

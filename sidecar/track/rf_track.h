@@ -26,7 +26,7 @@ struct rf_track_opts {
 	const char *experiment;  /* MLFLOW_EXPERIMENT_NAME, default "inspect_ai" */
 	const char *state_dir;   /* where the Inspect->MLflow id map is kept */
 	const char *idmap_id;    /* the destination's server in the id map's name (rf_dest.c) */
-	int64_t flush_ms;        /* pending metrics are sent at least this often */
+	int64_t metrics_ms;      /* a running run's metrics are sent at least this often */
 	int max_batch;           /* entities per log-batch (<= 1000) */
 	bool log_artifacts;      /* INSPECT_MLFLOW_LOG_ARTIFACTS (default true) */
 	struct rf_err_sink err;  /* where each handled failure is reported (rf_err.h) */

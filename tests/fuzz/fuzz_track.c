@@ -25,7 +25,7 @@ void fuzz_track_begin(bool run_mode)
 		if (rf_http_new(&http, NULL, NULL) || rf_mlflow_new(&mlflow, http, "http://127.0.0.1:9/"))
 			abort();
 	}
-	struct rf_track_opts o = {.experiment = "fuzz", .flush_ms = 1, .max_batch = 64,
+	struct rf_track_opts o = {.experiment = "fuzz", .metrics_ms = 1, .max_batch = 64,
 				  .log_artifacts = true};
 	if (rf_track_new(&track, mlflow, &o))
 		abort();

@@ -139,7 +139,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rf_track *t;
 	/* Artifacts off: their answers only count (on_uploaded), and building
 	 * the tables (fuzzed in `record`) would cost most of each run here. */
-	struct rf_track_opts o = {.experiment = "fuzz", .flush_ms = 1, .max_batch = 4,
+	struct rf_track_opts o = {.experiment = "fuzz", .metrics_ms = 1, .max_batch = 4,
 				  .log_artifacts = false};
 	if (rf_track_new(&t, mlflow, &o))
 		abort();

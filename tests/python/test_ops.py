@@ -27,12 +27,13 @@ SYNTH = BUILD / "examples" / "synthetic_eval"
 
 
 class SlowSidecar(Sidecar):
-    """A Sidecar with the default 1 s flush timer or longer (Sidecar sets 100 ms)."""
+    """A Sidecar whose metrics wait metrics_ms for company (Sidecar's 100 ms
+    flush timer left at its default)."""
 
-    def __init__(self, uri: str, ring: str, spool: Path, experiment: str, flush_ms: int):
+    def __init__(self, uri: str, ring: str, spool: Path, experiment: str, metrics_ms: int):
         env = dict(os.environ, MLFLOW_TRACKING_URI=uri, RINGFLOW_RING=ring,
                    RINGFLOW_SPOOL_DIR=str(spool), MLFLOW_EXPERIMENT_NAME=experiment,
-                   RINGFLOW_FLUSH_MS=str(flush_ms))
+                   RINGFLOW_METRICS_MS=str(metrics_ms))
         self.dest = dict(MLFLOW_TRACKING_URI=uri, MLFLOW_EXPERIMENT_NAME=experiment)
         spool.mkdir(parents=True, exist_ok=True)
         self.log = spool / f"ringflowd.test.{time.time_ns()}.log"
@@ -258,8 +259,8 @@ def test_flush_then_everything_is_in_mlflow(mlflow_server, ring, tmp_path, exp_n
     from mlflow.tracking import MlflowClient
 
     spool = tmp_path / "spool"
-    # A slow flush timer, so what flush waits for is really still pending.
-    sc = SlowSidecar(mlflow_server, ring, spool, exp_name, flush_ms=3000)
+    # A slow metrics timer, so what flush waits for is really still pending.
+    sc = SlowSidecar(mlflow_server, ring, spool, exp_name, metrics_ms=30000)
     try:
         log, f = eval_and_flush(tmp_path, ring, spool, 40, **sc.dest)
         assert "flushed: everything queued" in f.stdout

@@ -384,6 +384,53 @@ def test_sigterm_while_records_keep_coming_exits_in_time_and_loses_nothing(mlflo
     assert sorted(steps) == list(range(written["samples"]))  # none lost, none twice
 
 
+def test_a_running_evals_metrics_arrive_while_it_runs_in_few_batches(mlflow_server, tmp_path,
+                                                                     exp_name):
+    """A long eval's sample metrics are in MLflow while its run is still
+    RUNNING, sent every RINGFLOW_METRICS_MS (5 s by default) or per full
+    log-batch, not every second: a 14 s eval writing ~3 metrics every 40 ms
+    costs a handful of log-batches, and its end sends the rest at once."""
+    from mlflow.tracking import MlflowClient
+
+    ring = f"/rf-pytest-live-{os.getpid()}"
+    spool = tmp_path / "spool"
+    client = MlflowClient(mlflow_server)
+    proxy = FaultProxy(mlflow_server)
+    sc = Sidecar(proxy.url, ring, spool, exp_name)  # RINGFLOW_METRICS_MS: the default
+    p, live = None, 0
+    try:
+        p = subprocess.Popen([sys.executable, str(FLOOD), "steady", "14", "40"],
+                             env=eval_env(ring, spool, **sc.dest), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        while p.poll() is None:
+            exp = client.get_experiment_by_name(exp_name)
+            runs = client.search_runs([exp.experiment_id]) if exp else []
+            child = next((r for r in runs if "mlflow.parentRunId" in r.data.tags), None)
+            if child and child.info.status == "RUNNING":
+                live = max(live, len(history(client, child.info.run_id, "sample/match")))
+            time.sleep(0.5)
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 0, err[-3000:]
+        written = json.loads(out.strip().splitlines()[-1])
+        assert written["ok"], written
+        sc.stop()
+    finally:
+        if p and p.poll() is None:
+            p.kill()
+        cleanup(sc, ring)
+        proxy.close()
+    parents, children = runs_of(client, exp_name)
+    c = children[0]
+    assert c.info.status == "FINISHED" and parents[0].info.status == "FINISHED"
+    steps = [m.step for m in history(client, c.info.run_id, "sample/match")]
+    assert sorted(steps) == list(range(written["samples"]))
+    # Seen while it ran: at least the first 5 s interval's samples.
+    assert written["samples"] / 4 <= live < written["samples"], (live, written)
+    # ~14 s at 5 s: <= 3 timed batches per run, plus the params and the ends.
+    batches = proxy.counts["/api/2.0/mlflow/runs/log-batch"]
+    assert batches <= 9, (batches, dict(proxy.counts))
+
+
 def test_artifacts_present_and_parseable(rich_run, mlflow_server, tmp_path):
     import json as _json
 

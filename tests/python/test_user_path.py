@@ -386,6 +386,7 @@ def test_bad_configuration_is_refused_up_front(user):
         (["stats"], {}, "unknown command 'stats'"),
         ([], {"RINGFLOW_FSYNC": "alwyas"}, "RINGFLOW_FSYNC 'alwyas'"),
         (["--flush-ms", "10x"], {}, "--flush-ms '10x'"),
+        ([], {"RINGFLOW_METRICS_MS": "0"}, "RINGFLOW_METRICS_MS '0'"),
         ([], {"RINGFLOW_SPOOL_MAX_MB": "-5"}, "RINGFLOW_SPOOL_MAX_MB '-5'"),
         (["--metrics-port", "70000"], {}, "--metrics-port '70000'"),
         ([], {"MLFLOW_TRACKING_URI": ""}, "MLFLOW_TRACKING_URI (or --tracking-uri) is required"),
