@@ -484,6 +484,7 @@ static void send_batch(struct rf_runs *t, struct mrun *r, struct batch *b)
 		return;
 	}
 	r->inflight = true;
+	r->sent_ms = rf_loop_now_ms();
 	if (rf_mlflow_post_raw(t->m, "runs/log-batch", body, len, RF_HTTP_RETRY_ALL, on_batch, c)) {
 		r->inflight = false;
 		free(c);
@@ -642,9 +643,6 @@ void rf_runs_pump(struct rf_runs *t, bool flush_now)
 		rf_runs_count_pending(t); /* waiting for the experiment counts as pending */
 		return;
 	}
-	bool flush = flush_now || now - t->last_flush >= (uint64_t)t->metrics_ms;
-	if (flush)
-		t->last_flush = now;
 	for (struct mrun *r = t->list; r; r = r->next) {
 		take_artifacts(t, r);
 		if (r->state == RUN_NEW && r->parent && r->parent->state == RUN_FAILED)
@@ -658,8 +656,14 @@ void rf_runs_pump(struct rf_runs *t, bool flush_now)
 			upload_next(t, r);
 		if (r->inflight)
 			continue;
+		/* A partial batch only metrics_ms after the run's last batch: a
+		 * run whose values fill a batch sooner sends only full ones, and a
+		 * value waits less than twice metrics_ms (what a full batch leaves
+		 * came after the batch before it). */
 		size_t n = pending_entities(r);
-		if (n && now >= r->retry_at && (flush || r->end_status || n >= (size_t)t->max_batch))
+		bool due = flush_now || r->end_status || n >= (size_t)t->max_batch ||
+			   now - r->sent_ms >= (uint64_t)t->metrics_ms;
+		if (n && now >= r->retry_at && due)
 			send_batch(t, r, take_batch(t, r));
 		else if (!n && r->end_status && r->end_state == RUN_END_NOT_SENT && children_ended(t, r) &&
 			 !r->art_job && !r->uploads && !r->uploads_inflight && !end_held(t, r, now))

@@ -58,6 +58,7 @@ struct mrun {
 	struct rf_mqueue mq;         /* pending metric rows, in order */
 	json_t *params, *tags;       /* pending, by key */
 	bool inflight;               /* one log-batch in flight per run (keeps order) */
+	uint64_t sent_ms;            /* monotonic ms its last log-batch went */
 	const char *end_status;      /* set when the Inspect side ended */
 	int64_t end_ms;
 	enum rf_run_end_state end_state;
@@ -82,7 +83,6 @@ struct rf_runs {
 	struct mrun *list;           /* in the order first seen */
 	struct rf_idmap idmap;
 	struct rf_artq *artq;        /* artifacts built off the loop (NULL: on it) */
-	uint64_t last_flush;
 	rf_track_busy_fn end_hold;   /* traces still on their way for a run key */
 	void *end_hold_arg;
 	struct rf_err_sink err;      /* handled failures go here (rf_err.h) */
