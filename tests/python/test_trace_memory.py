@@ -199,3 +199,39 @@ def test_spooled_traces_come_back_while_open_traces_weigh_a_quarter(mlflow_serve
     spooled = [int(v) for v in re.findall(r"\btraces_spooled=(\d+)", log_text)]
     assert spooled and max(spooled) > 0, log_text[-3000:]
     assert "traces_failed=0" in log_text and "spans_failed=0" in log_text, log_text[-3000:]
+
+
+def test_traces_waiting_for_their_span_batch_fill_it(mlflow_server, tmp_path):
+    """A trace whose info MLflow has taken waits in memory for its span batch
+    (it cannot wait on disk), and once such traces weigh a quarter of
+    RINGFLOW_TRACE_MEM_MB their batch goes early.  Kept deflated (~2 KB per
+    Inspect sample, not ~11 KB of text) a quarter of 2 MiB holds ~250 of
+    them, so 300 samples go in a few batches: 6 (as text: 9-10), each trace
+    complete."""
+    from inspect_ai.log import read_eval_log
+    from mlflow import MlflowClient
+
+    ring = f"/rf-pytest-tmem3-{os.getpid()}"
+    spool = tmp_path / "spool"
+    exp = f"rf-trace-mem3-{os.getpid()}-{time.time_ns() % 10**6}"
+    proxy = FaultProxy(mlflow_server)
+    sc = ts.Sidecar(proxy.url, ring, spool, exp, RINGFLOW_TRACE_MEM_MB="2")
+    try:
+        env = eval_env(ring, spool, MLFLOW_INSPECT_TRACING="true", MLFLOW_TRACKING_URI=proxy.url,
+                       MLFLOW_EXPERIMENT_NAME=exp)
+        log = read_eval_log(ts.run_eval(env, tmp_path / "logs", "plain", "300"))
+        client = MlflowClient(mlflow_server)
+        ts.wait_finished(client, exp, 300)  # FINISHED once its traces are in
+        log_text = sc.stop()
+    finally:
+        ts.cleanup(sc, ring)
+        proxy.close()
+    e = client.get_experiment_by_name(exp)
+    traces = client.search_traces(locations=[e.experiment_id], max_results=500)
+    got = by_sample(traces)
+    assert set(got) == {(str(s.id), s.epoch) for s in log.samples}
+    assert all(t.info.state == "OK" for t in traces)
+    assert len({len(t.data.spans) for t in traces}) == 1  # identical samples: no span missing
+    assert "traces_failed=0" in log_text and "spans_failed=0" in log_text, log_text[-3000:]
+    batches = proxy.counts["/v1/traces"]
+    assert 1 <= batches <= 7, (batches, dict(proxy.counts))
