@@ -205,12 +205,15 @@ static void take_span(rf_traces *x, FILE *f, size_t *n, struct xtrace *t, struct
  * of 13 spans: ~31 KB of structures, ~11 KB of text, ~2 KB deflated (zlib
  * level 1: ~80 us, and ~20 us to inflate into the batch), so a full batch
  * (OTLP_MAX_SPANS) fits a quarter of RINGFLOW_TRACE_MEM_MB and the memory
- * bound no longer sends batches early (21 a 1,000-sample eval, then 12).
+ * bound no longer sends batches early (a 1,000-sample eval: 21 batches
+ * before, 12 now).
  * unsent_ended still counts them until the text joins a request. */
 static void deflate_enc(struct xtrace *t, char *text, size_t len)
 {
 	uLongf zlen = compressBound((uLong)len);
-	unsigned char *z = len <= UINT32_MAX ? malloc(zlen) : NULL;
+	/* Empty text (every span failed to encode) is held as it is: enc_raw 0
+	 * must mean "not deflated". */
+	unsigned char *z = len && len <= UINT32_MAX ? malloc(zlen) : NULL;
 	if (z && compress2(z, &zlen, (const Bytef *)text, (uLong)len, 1) == Z_OK) {
 		unsigned char *shrunk = realloc(z, zlen ? zlen : 1);
 		t->enc = (char *)(shrunk ? shrunk : z);
