@@ -49,7 +49,7 @@ struct xtrace {
 	bool reloaded;              /* read back from the spool: sent next, never spooled again */
 	/* Its spans encoded (rf_trace_upload.c, compact()): once its info is
 	 * answered a complete trace waits for its span batch as OTLP/JSON text,
-	 * deflated: about a tenth of what the span structures weigh. */
+	 * deflated: about a fifteenth of what the span structures weigh. */
 	char *enc;                  /* comma-separated span objects, the roots last */
 	size_t enc_len, enc_n;      /* bytes held, spans */
 	size_t enc_raw;             /* the text's length when deflated; 0: held as text */

@@ -388,6 +388,7 @@ static void send_batch(struct rf_runs *t, struct mrun *r, struct batch *b);
 /* Put a batch's entities back in front of what is pending, in order. */
 static void unshift(struct mrun *r, struct batch *b)
 {
+	r->resend = true; /* goes again when retry_at allows, not metrics_ms later */
 	rf_mq_push_front(&r->mq, b->m, b->nm);
 	for (size_t j = 0; j < json_array_size(b->params); j++) {
 		json_t *e = json_array_get(b->params, j);
@@ -477,18 +478,23 @@ static void send_batch(struct rf_runs *t, struct mrun *r, struct batch *b)
 	size_t len;
 	char *body = b ? rf_batch_body(r->id, r->keys, b->m, b->nm, b->params, b->tags, &len) : NULL;
 	struct run_call *c = body ? call(t, r, b) : NULL;
+	uint64_t now = rf_loop_now_ms();
 	if (!c) {
 		free(body);
-		if (b)
+		if (b) {
 			unshift(r, b);
+			r->retry_at = now + 1000; /* out of memory: not every loop turn */
+		}
 		return;
 	}
 	r->inflight = true;
-	r->sent_ms = rf_loop_now_ms();
+	r->resend = false;
+	r->sent_ms = now;
 	if (rf_mlflow_post_raw(t->m, "runs/log-batch", body, len, RF_HTTP_RETRY_ALL, on_batch, c)) {
 		r->inflight = false;
 		free(c);
 		unshift(r, b);
+		r->retry_at = now + 1000;
 	}
 }
 
@@ -661,7 +667,7 @@ void rf_runs_pump(struct rf_runs *t, bool flush_now)
 		 * value waits less than twice metrics_ms (what a full batch leaves
 		 * came after the batch before it). */
 		size_t n = pending_entities(r);
-		bool due = flush_now || r->end_status || n >= (size_t)t->max_batch ||
+		bool due = flush_now || r->end_status || r->resend || n >= (size_t)t->max_batch ||
 			   now - r->sent_ms >= (uint64_t)t->metrics_ms;
 		if (n && now >= r->retry_at && due)
 			send_batch(t, r, take_batch(t, r));

@@ -59,6 +59,7 @@ struct mrun {
 	json_t *params, *tags;       /* pending, by key */
 	bool inflight;               /* one log-batch in flight per run (keeps order) */
 	uint64_t sent_ms;            /* monotonic ms its last log-batch went */
+	bool resend;                 /* a batch was put back: send without waiting for metrics_ms */
 	const char *end_status;      /* set when the Inspect side ended */
 	int64_t end_ms;
 	enum rf_run_end_state end_state;

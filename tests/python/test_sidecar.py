@@ -424,8 +424,8 @@ def test_a_running_evals_metrics_arrive_while_it_runs_in_few_batches(mlflow_serv
     assert c.info.status == "FINISHED" and parents[0].info.status == "FINISHED"
     steps = [m.step for m in history(client, c.info.run_id, "sample/match")]
     assert sorted(steps) == list(range(written["samples"]))
-    # Seen while it ran: at least the first 5 s interval's samples.
-    assert written["samples"] / 4 <= live < written["samples"], (live, written)
+    # Seen while it ran (the run RUNNING): at least the first 5 s interval's.
+    assert live >= written["samples"] / 4, (live, written)
     # ~14 s at 5 s: <= 3 timed batches per run, plus the params and the ends.
     batches = proxy.counts["/api/2.0/mlflow/runs/log-batch"]
     assert batches <= 9, (batches, dict(proxy.counts))
