@@ -62,8 +62,12 @@ class Sidecar:
         return self.log.read_text()
 
 
-def cleanup(sc: Sidecar, ring: str) -> None:
-    """After a test, pass or fail: no sidecar left running, no ring left behind."""
+def cleanup(sc: Sidecar, ring: str, *procs: subprocess.Popen | None) -> None:
+    """After a test, pass or fail: no sidecar (nor producer `procs`) left
+    running, no ring left behind."""
+    for p in procs:
+        if p is not None and p.poll() is None:
+            p.kill()
     if sc.proc.poll() is None:
         sc.proc.kill()
         sc.proc.wait()
@@ -118,6 +122,27 @@ def samples_in(client, experiment: str, key: str, n: int, timeout: float) -> Non
         if child and len(history(client, child.info.run_id, key)) >= n:
             return
         time.sleep(0.1)
+
+
+def flood_result(p: subprocess.Popen, timeout: float) -> dict:
+    """What an rf_flood_prog.py process wrote (its last stdout line), once it
+    exited cleanly having written all of it."""
+    out, err = p.communicate(timeout=timeout)
+    assert p.returncode == 0, err[-3000:]
+    written = json.loads(out.strip().splitlines()[-1])
+    assert written["ok"], written
+    return written
+
+
+def steady_landed(client, experiment: str, written: dict) -> None:
+    """A `steady` flood's eval is in MLflow: both runs FINISHED, each
+    sample's metric once (none lost, none twice)."""
+    parents, children = runs_of(client, experiment)
+    assert len(parents) == 1 and len(children) == 1
+    c = children[0]
+    assert c.info.status == "FINISHED" and parents[0].info.status == "FINISHED"
+    steps = [m.step for m in history(client, c.info.run_id, "sample/match")]
+    assert sorted(steps) == list(range(written["samples"]))
 
 
 @pytest.fixture(scope="module")
@@ -367,21 +392,11 @@ def test_sigterm_while_records_keep_coming_exits_in_time_and_loses_nothing(mlflo
         assert p.poll() is None, "the producer ended before ringflowd exited: make it longer"
         assert time.time() - sent < 20
         sc = Sidecar(mlflow_server, ring, spool, exp_name)
-        out, err = p.communicate(timeout=120)
-        assert p.returncode == 0, err[-3000:]
-        written = json.loads(out.strip().splitlines()[-1])
-        assert written["ok"], written
+        written = flood_result(p, 120)
         sc.stop()
     finally:
-        if p and p.poll() is None:
-            p.kill()
-        cleanup(sc, ring)
-    parents, children = runs_of(client, exp_name)
-    assert len(parents) == 1 and len(children) == 1
-    c = children[0]
-    assert c.info.status == "FINISHED" and parents[0].info.status == "FINISHED"
-    steps = [m.step for m in history(client, c.info.run_id, "sample/match")]
-    assert sorted(steps) == list(range(written["samples"]))  # none lost, none twice
+        cleanup(sc, ring, p)
+    steady_landed(client, exp_name, written)
 
 
 def test_a_running_evals_metrics_arrive_while_it_runs_in_few_batches(mlflow_server, tmp_path,
@@ -409,21 +424,12 @@ def test_a_running_evals_metrics_arrive_while_it_runs_in_few_batches(mlflow_serv
             if child and child.info.status == "RUNNING":
                 live = max(live, len(history(client, child.info.run_id, "sample/match")))
             time.sleep(0.5)
-        out, err = p.communicate(timeout=30)
-        assert p.returncode == 0, err[-3000:]
-        written = json.loads(out.strip().splitlines()[-1])
-        assert written["ok"], written
+        written = flood_result(p, 30)
         sc.stop()
     finally:
-        if p and p.poll() is None:
-            p.kill()
-        cleanup(sc, ring)
+        cleanup(sc, ring, p)
         proxy.close()
-    parents, children = runs_of(client, exp_name)
-    c = children[0]
-    assert c.info.status == "FINISHED" and parents[0].info.status == "FINISHED"
-    steps = [m.step for m in history(client, c.info.run_id, "sample/match")]
-    assert sorted(steps) == list(range(written["samples"]))
+    steady_landed(client, exp_name, written)
     # Seen while it ran (the run RUNNING): at least the first 5 s interval's.
     assert live >= written["samples"] / 4, (live, written)
     # ~14 s at 5 s: <= 3 timed batches per run, plus the params and the ends.
